@@ -1,0 +1,355 @@
+"""The city configuration: a folder with ``city.toml`` and one file per member.
+
+::
+
+    my-city/
+      city.toml              name, districts, hub settings
+      members/*.toml         one member each: its sources and datasets (and, later, grants)
+      secrets.toml           passwords, by secret name (or ZHONGSHU_SECRET_<NAME> variables)
+      data/                  files of embedded sources (SQLite, Parquet, CSV)
+      state/                 the hub's own metadata store (and ledger)
+
+Every file is validated; an error names the file, the line where it can be found, and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from zhongshu.errors import ConfigError
+
+Classification = Literal["public", "internal", "personal", "sensitive"]
+MemberKind = Literal["department", "enterprise", "district", "scenario", "hub", "cockpit", "auditor",
+                     "consumer"]
+SourceKind = Literal["sqlite", "postgres", "mysql", "parquet", "csv"]
+
+_NAME = r"^[a-z][a-z0-9_-]*$"
+_DATASET = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
+_COLUMN = r"^[a-z_][a-z0-9_]*$"
+_SECRET_KEYS = {"password", "passwd", "secret", "token", "dsn", "uri", "url"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class District(_Strict):
+    name: str = Field(pattern=_NAME)
+    code: str = Field(pattern=r"^\d{6}$")
+    name_zh: str = ""
+    title: str = ""
+
+
+class HubSettings(_Strict):
+    """Tunables of one hub; each may be overridden by ``ZHONGSHU_<NAME>`` in the environment."""
+
+    origin: str = Field(default="", description="ledger origin / hub identity, e.g. hub.hangzhou")
+    row_cap: int = Field(default=10_000, ge=1, description="rows returned at most per query")
+    max_result_bytes: int = Field(default=64 * 2**20, ge=1024,
+                                  description="bytes of one answer at most (after the row cap)")
+    query_timeout_s: float = Field(default=30.0, gt=0, description="per-query time limit")
+    health_interval_s: float = Field(default=5.0, gt=0,
+                                     description="how often sources are probed for recovery")
+    duckdb_memory_limit: str = Field(default="2GB", description="DuckDB memory_limit")
+    duckdb_threads: int = Field(default=2, ge=1, description="DuckDB worker threads")
+    plan_cache_size: int = Field(default=4096, ge=0, description="cached query plans")
+
+
+class CityInfo(_Strict):
+    name: str = Field(pattern=_NAME)
+    title: str = ""
+    name_zh: str = ""
+    code: str = ""
+
+
+class CityFile(_Strict):
+    city: CityInfo
+    hub: HubSettings = HubSettings()
+    districts: list[District] = []
+
+
+class Column(_Strict):
+    name: str = Field(pattern=_COLUMN)
+    type: str = Field(description="DuckDB type name: VARCHAR, BIGINT, DOUBLE, TIMESTAMP, …")
+    classification: Classification = "internal"
+    description: str = ""
+    expr: str | None = Field(default=None,
+                             description="SQL expression over the source table (DuckDB dialect); "
+                                         "default: the source column of the same name")
+
+
+class SourceConfig(_Strict):
+    """One department system. Credentials are never written here: ``password_secret`` names
+    a secret held in ``secrets.toml`` or the environment."""
+
+    name: str = Field(pattern=_NAME)
+    kind: SourceKind
+    path: str | None = Field(default=None, description="sqlite file or parquet/csv folder")
+    host: str = "127.0.0.1"
+    port: int | None = None
+    database: str | None = None
+    schema_: str | None = Field(default=None, alias="schema")
+    user: str | None = None
+    password_secret: str | None = None
+    max_concurrency: int = Field(default=4, ge=1, description="queries at once on this source")
+    statement_timeout_s: float = Field(default=30.0, gt=0,
+                                       description="source-side statement timeout")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if key.lower() in _SECRET_KEYS:
+                    raise ValueError(
+                        f"`{key}` must not be written in a member file; set "
+                        "`password_secret = \"NAME\"` and put NAME in secrets.toml or in the "
+                        "environment variable ZHONGSHU_SECRET_NAME")
+        return data
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> SourceConfig:
+        if self.kind in ("sqlite", "parquet", "csv") and not self.path:
+            raise ValueError(f"a {self.kind} source needs `path` (file or folder, relative to "
+                             "the city folder)")
+        if self.kind in ("postgres", "mysql") and not self.database:
+            raise ValueError(f"a {self.kind} source needs `database`")
+        return self
+
+
+class DatasetConfig(_Strict):
+    name: str = Field(pattern=_DATASET, description="namespace.name, e.g. traffic.passages")
+    title: str = ""
+    description: str = ""
+    source: str
+    table: str | None = Field(default=None, description="source table (or file stem)")
+    query: str | None = Field(default=None, description="a SELECT over the source instead")
+    columns: list[Column]
+    area_column: str | None = None
+    listed: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> DatasetConfig:
+        if bool(self.table) == bool(self.query):
+            raise ValueError("give exactly one of `table` or `query`")
+        names = [c.name for c in self.columns]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"column(s) declared twice: {', '.join(sorted(dup))}")
+        if not names:
+            raise ValueError("a dataset needs at least one column")
+        if self.area_column and self.area_column not in names:
+            raise ValueError(f"area_column `{self.area_column}` is not one of the columns")
+        return self
+
+
+class MemberInfo(_Strict):
+    name: str = Field(pattern=_NAME)
+    kind: MemberKind
+    title: str = ""
+    title_zh: str = ""
+    roles: list[str] = []
+
+
+class MemberFile(_Strict):
+    member: MemberInfo
+    sources: list[SourceConfig] = []
+    datasets: list[DatasetConfig] = []
+
+    @field_validator("datasets")
+    @classmethod
+    def _unique(cls, v: list[DatasetConfig]) -> list[DatasetConfig]:
+        names = [d.name for d in v]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"dataset(s) declared twice: {', '.join(sorted(dup))}")
+        return v
+
+
+class City(BaseModel):
+    """A loaded, cross-checked city configuration."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    root: Path
+    info: CityInfo
+    hub: HubSettings
+    districts: list[District]
+    members: dict[str, MemberFile]
+    member_files: dict[str, Path]
+
+    @property
+    def state_dir(self) -> Path:
+        """Folder of the hub's own files (metadata store, ledger); created on demand."""
+        return self.root / "state"
+
+    def sources(self) -> dict[str, tuple[str, SourceConfig]]:
+        """All sources by name, with their owning member."""
+        return {s.name: (m.member.name, s) for m in self.members.values() for s in m.sources}
+
+    def datasets(self) -> dict[str, tuple[str, DatasetConfig]]:
+        """All datasets by name, with their owning member."""
+        return {d.name: (m.member.name, d) for m in self.members.values() for d in m.datasets}
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort line number of a pydantic error location inside a TOML text."""
+    lines = text.splitlines()
+    start, table = 0, ""
+    i = 0
+    while i < len(loc):
+        key = loc[i]
+        if isinstance(key, str) and i + 1 < len(loc) and isinstance(loc[i + 1], int):
+            table = f"{table}.{key}" if table else key
+            header = re.compile(r"^\s*\[\[\s*" + re.escape(table) + r"\s*\]\]")
+            seen = -1
+            for n in range(start, len(lines)):
+                if header.match(lines[n]):
+                    seen += 1
+                    if seen == loc[i + 1]:
+                        start = n
+                        break
+            else:
+                return None
+            i += 2
+            continue
+        if isinstance(key, str):
+            pat = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+            for n in range(start, len(lines)):
+                if pat.match(lines[n]):
+                    return n + 1
+            if re.match(r"^\s*\[", lines[start] if start < len(lines) else ""):
+                return start + 1
+            return None
+        i += 1
+    return start + 1 if start else None
+
+
+def _parse(path: Path, model: type[BaseModel]) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror}", path=str(path)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise ConfigError(f"not valid TOML: {e}", path=str(path),
+                          line=int(m.group(1)) if m else None) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key `{loc[-1]}` (check its spelling against docs/configuration.md)"
+        elif err["type"] == "missing":
+            msg = f"`{loc[-1]}` is required"
+        raise ConfigError(f"{field}: {msg}", path=str(path), line=_line_of(text, loc)) from None
+
+
+def load_city(root: str | os.PathLike[str]) -> City:
+    """Load and cross-check a city folder.
+
+    Raises:
+        ConfigError: naming the file, the line where possible, and what to change.
+    """
+    root = Path(root).resolve()
+    city_file = root / "city.toml"
+    if not city_file.is_file():
+        raise ConfigError("no city.toml here; create one with `zhongshu init NAME`",
+                          path=str(root))
+    cf: CityFile = _parse(city_file, CityFile)
+    hub = _env_overrides(cf.hub)
+    members: dict[str, MemberFile] = {}
+    files: dict[str, Path] = {}
+    for path in sorted((root / "members").glob("*.toml")):
+        mf: MemberFile = _parse(path, MemberFile)
+        if mf.member.name in members:
+            raise ConfigError(f"member `{mf.member.name}` is also declared in "
+                              f"{files[mf.member.name].name}", path=str(path))
+        members[mf.member.name] = mf
+        files[mf.member.name] = path
+    city = City(root=root, info=cf.city, hub=hub, districts=cf.districts, members=members,
+                member_files=files)
+    _cross_check(city)
+    return city
+
+
+def _cross_check(city: City) -> None:
+    sources: dict[str, str] = {}
+    datasets: dict[str, str] = {}
+    for name, mf in city.members.items():
+        path = city.member_files[name]
+        text = path.read_text(encoding="utf-8")
+        for s in mf.sources:
+            if s.name in sources:
+                raise ConfigError(f"source `{s.name}` is already declared by member "
+                                  f"`{sources[s.name]}`; source names are city-wide",
+                                  path=str(path), line=_find(text, f'"{s.name}"'))
+            sources[s.name] = name
+        own = {s.name for s in mf.sources}
+        for d in mf.datasets:
+            if d.source not in own:
+                raise ConfigError(f"dataset `{d.name}` uses source `{d.source}`, which this "
+                                  f"member does not declare (declared: {', '.join(sorted(own)) or 'none'})",
+                                  path=str(path), line=_find(text, f'"{d.source}"'))
+            if d.name in datasets:
+                raise ConfigError(f"dataset `{d.name}` is already declared by member "
+                                  f"`{datasets[d.name]}`", path=str(path),
+                                  line=_find(text, f'"{d.name}"'))
+            datasets[d.name] = name
+
+
+def _find(text: str, needle: str) -> int | None:
+    for n, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            return n
+    return None
+
+
+def _env_overrides(hub: HubSettings) -> HubSettings:
+    data = hub.model_dump()
+    for key, value in data.items():
+        env = os.environ.get(f"ZHONGSHU_{key.upper()}")
+        if env is not None:
+            data[key] = env
+    try:
+        return HubSettings.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise ConfigError(f"environment variable ZHONGSHU_{str(err['loc'][0]).upper()}: "
+                          f"{err['msg']}") from None
+
+
+def read_secret(city_root: Path, name: str) -> str:
+    """The value of secret ``name``: ``ZHONGSHU_SECRET_<NAME>`` or ``secrets.toml``.
+
+    Raises:
+        ConfigError: when the secret is set nowhere (the message never shows a value).
+    """
+    env_name = "ZHONGSHU_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+    if env_name in os.environ:
+        return os.environ[env_name]
+    path = city_root / "secrets.toml"
+    if path.is_file():
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        value = data.get("secrets", {}).get(name)
+        if value is not None:
+            return str(value)
+    raise ConfigError(f"secret `{name}` is not set: add it to secrets.toml under [secrets] or "
+                      f"set {env_name}", path=str(path))
+
+
+SETTINGS_DOC = [(name, f.default, f.description or "")
+                for name, f in HubSettings.model_fields.items()]

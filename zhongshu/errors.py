@@ -1,0 +1,165 @@
+"""One error hierarchy for the hub, the protocol and the CLI.
+
+Every error carries a stable machine-readable ``code`` and the HTTP ``status`` the protocol
+answers with; the message is written for the person who has to act on it and never contains
+data values, secrets or source internals.
+
+    ZhongshuError (500, internal)
+    ├── ConfigError (ValueError)                 config_invalid      — a city file is wrong
+    ├── Unauthenticated                          unauthenticated     401
+    ├── Refused                                                      403 — known caller, not allowed
+    │   ├── Forbidden                            forbidden
+    │   ├── ColumnNotGranted                     column_not_granted
+    │   └── PurposeNotGranted                    purpose_not_granted
+    ├── DatasetNotFound (LookupError)            dataset_not_found   404
+    ├── BadQuery (ValueError)                                        400 — the SQL itself
+    │   ├── SqlSyntax                            sql_syntax
+    │   ├── StatementNotAllowed                  statement_not_allowed
+    │   ├── FunctionNotAllowed                   function_not_allowed
+    │   └── ColumnNotFound                       column_not_found
+    ├── BadRequest (ValueError)                  bad_request         400
+    ├── RateLimited                              rate_limited        429
+    ├── ResultTooLarge                           result_too_large    413
+    ├── QueryTimeout (TimeoutError)              query_timeout       504
+    ├── SourceUnavailable                        source_unavailable  503 (transient)
+    ├── DatasetUnavailable                       dataset_unavailable 503 (schema drift)
+    └── NotFound (LookupError)                   not_found           404
+"""
+
+from __future__ import annotations
+
+
+class ZhongshuError(Exception):
+    """Base of every error the hub raises on purpose.
+
+    Attributes:
+        code: stable identifier clients may branch on.
+        status: HTTP status the protocol answers with.
+        transient: True when retrying later may succeed.
+    """
+
+    code = "internal"
+    status = 500
+    transient = False
+
+    def __init__(self, message: str = "internal error") -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        """The protocol's error body: ``{"code", "message"}``."""
+        return {"code": self.code, "message": self.message}
+
+
+class ConfigError(ValueError, ZhongshuError):
+    """A city configuration file is invalid; the message names the file, line and fix."""
+
+    code = "config_invalid"
+    status = 500
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        where = ""
+        if path:
+            where = f"{path}:{line}: " if line else f"{path}: "
+        super().__init__(where + message)
+        self.path = path
+        self.line = line
+
+
+class Unauthenticated(ZhongshuError):
+    code = "unauthenticated"
+    status = 401
+
+
+class Refused(ZhongshuError):
+    """A known caller asked for something it is not allowed to have."""
+
+    status = 403
+    code = "forbidden"
+
+
+class Forbidden(Refused):
+    code = "forbidden"
+
+
+class ColumnNotGranted(Refused):
+    code = "column_not_granted"
+
+
+class PurposeNotGranted(Refused):
+    code = "purpose_not_granted"
+
+
+class DatasetNotFound(LookupError, ZhongshuError):
+    code = "dataset_not_found"
+    status = 404
+
+
+class NotFound(LookupError, ZhongshuError):
+    code = "not_found"
+    status = 404
+
+
+class BadQuery(ValueError, ZhongshuError):
+    code = "bad_query"
+    status = 400
+
+
+class SqlSyntax(BadQuery):
+    code = "sql_syntax"
+
+
+class StatementNotAllowed(BadQuery):
+    code = "statement_not_allowed"
+
+
+class FunctionNotAllowed(BadQuery):
+    code = "function_not_allowed"
+
+
+class ColumnNotFound(BadQuery):
+    code = "column_not_found"
+
+
+class BadRequest(ValueError, ZhongshuError):
+    code = "bad_request"
+    status = 400
+
+
+class RateLimited(ZhongshuError):
+    code = "rate_limited"
+    status = 429
+    transient = True
+
+
+class ResultTooLarge(ZhongshuError):
+    code = "result_too_large"
+    status = 413
+
+
+class QueryTimeout(TimeoutError, ZhongshuError):
+    code = "query_timeout"
+    status = 504
+    transient = True
+
+
+class SourceUnavailable(ZhongshuError):
+    code = "source_unavailable"
+    status = 503
+    transient = True
+
+
+class DatasetUnavailable(ZhongshuError):
+    code = "dataset_unavailable"
+    status = 503
+
+
+ALL_CODES = {
+    cls.code: cls.status
+    for cls in (
+        ZhongshuError, ConfigError, Unauthenticated, Forbidden, ColumnNotGranted,
+        PurposeNotGranted, DatasetNotFound, NotFound, SqlSyntax, StatementNotAllowed,
+        FunctionNotAllowed, ColumnNotFound, BadRequest, RateLimited, ResultTooLarge,
+        QueryTimeout, SourceUnavailable, DatasetUnavailable,
+    )
+}

@@ -1,0 +1,13 @@
+"""CSV folder source: read by DuckDB's CSV reader (header row, types detected)."""
+
+from __future__ import annotations
+
+from zhongshu.sources._files import FolderSource, _lit
+
+
+class Source(FolderSource):
+    kind = "csv"
+    extension = "csv"
+
+    def reader(self, glob: str) -> str:
+        return f"read_csv({_lit(glob)}, header = true)"

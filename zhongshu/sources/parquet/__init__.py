@@ -1,0 +1,5 @@
+"""Folders of Parquet files."""
+
+from zhongshu.sources.parquet.source import Source
+
+__all__ = ["Source"]

@@ -1,0 +1,5 @@
+"""PostgreSQL databases, attached read-only."""
+
+from zhongshu.sources.postgres.source import Source
+
+__all__ = ["Source"]

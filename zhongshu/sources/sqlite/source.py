@@ -1,0 +1,72 @@
+"""SQLite source: DuckDB's sqlite scanner for joins, Python's sqlite3 (``mode=ro``) for pushdown."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+from sqlglot import exp
+
+from zhongshu.errors import QueryTimeout
+from zhongshu.sources import _extensions
+from zhongshu.sources.base import Rows
+from zhongshu.sources.base import Source as BaseSource
+
+
+class Source(BaseSource):
+    kind = "sqlite"
+    dialect = "sqlite"
+
+    def attach(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Attach the file read-only; a missing file is an error, never a new empty database."""
+        self.probe()
+        _extensions.load(con, "sqlite_scanner")
+        con.execute(f"ATTACH '{_quote(str(self.path()))}' AS {self.alias} (TYPE sqlite, READ_ONLY)")
+
+    def relation(self, table: str) -> exp.Table:
+        return exp.table_(table, db="main", catalog=self.alias, quoted=True)
+
+    def native_relation(self, table: str) -> exp.Table:
+        return exp.table_(table, quoted=True)
+
+    def probe(self) -> None:
+        conn = self.connect_native()
+        try:
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        finally:
+            conn.close()
+
+    def connect_native(self) -> sqlite3.Connection:
+        path = self.path()
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path.name}")
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False,
+                               timeout=self.config.statement_timeout_s)
+        conn.execute("PRAGMA query_only = 1")
+        return conn
+
+    def placeholder(self, index: int) -> str:
+        return f"?{index + 1}"
+
+    def run_native(self, conn: sqlite3.Connection, sql: str, params: Sequence[Any],
+                   timeout_s: float) -> tuple[list[str], Rows]:
+        deadline = time.monotonic() + min(timeout_s, self.config.statement_timeout_s)
+        conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 20_000)
+        try:
+            cur = conn.execute(sql, tuple(params))
+            rows = cur.fetchall()
+        except sqlite3.OperationalError as e:
+            if "interrupted" in str(e):
+                raise QueryTimeout("the query exceeded its time limit on source "
+                                   f"`{self.name}`") from None
+            raise
+        finally:
+            conn.set_progress_handler(None, 0)
+        return [d[0] for d in cur.description or ()], rows
+
+
+def _quote(s: str) -> str:
+    return s.replace("'", "''")
