@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from zhongshu.catalog.config import SourceConfig
+from zhongshu.config import SourceConfig
 from zhongshu.sources.base import Source
 
 KINDS = ("sqlite", "postgres", "mysql", "parquet", "csv")

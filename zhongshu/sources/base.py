@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import duckdb
 from sqlglot import exp
 
-from zhongshu.catalog.config import SourceConfig, read_secret
+from zhongshu.config import SourceConfig, read_secret
 from zhongshu.errors import SourceUnavailable
 
 Rows = list[tuple[Any, ...]]
