@@ -1,0 +1,102 @@
+"""The hub's metadata store: members, token hashes, the last known schema of each dataset.
+
+SQLite (WAL) in ``state/hub.db`` by default. Several processes may share it: a token issued by
+``zhongshu members token`` is seen by a hub already serving the city on its next lookup.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS members (
+    name TEXT PRIMARY KEY, kind TEXT NOT NULL, title TEXT NOT NULL DEFAULT '',
+    roles TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    token_hash TEXT PRIMARY KEY, member TEXT NOT NULL, label TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL, expires_at REAL, revoked_at REAL
+);
+CREATE INDEX IF NOT EXISTS ix_tokens_member ON tokens (member);
+CREATE TABLE IF NOT EXISTS datasets (
+    name TEXT PRIMARY KEY, owner TEXT NOT NULL, source TEXT NOT NULL, listed INTEGER NOT NULL,
+    status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', observed TEXT NOT NULL DEFAULT '{}',
+    checked_at REAL NOT NULL
+);
+"""
+
+
+class MetadataStore:
+    """Thread-safe access to the metadata SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._local = threading.local()
+        with self._conn() as con:
+            con.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        con: sqlite3.Connection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            self._local.con = con
+        return con
+
+    # --- members and tokens ---------------------------------------------------------------
+
+    def upsert_member(self, name: str, kind: str, title: str, roles: list[str]) -> None:
+        """Record a member as declared in the city configuration."""
+        self._conn().execute(
+            "INSERT INTO members (name, kind, title, roles) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, title = excluded.title, "
+            "roles = excluded.roles", (name, kind, title, json.dumps(roles)))
+
+    def add_token(self, token_hash: str, member: str, label: str = "",
+                  expires_at: float | None = None) -> None:
+        """Store the hash of a newly issued token."""
+        self._conn().execute(
+            "INSERT INTO tokens (token_hash, member, label, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?)", (token_hash, member, label, time.time(), expires_at))
+
+    def token_member(self, token_hash: str, now: float | None = None) -> str | None:
+        """The member holding a valid (unrevoked, unexpired) token with this hash, or None."""
+        now = time.time() if now is None else now
+        row = self._conn().execute(
+            "SELECT member FROM tokens WHERE token_hash = ? AND revoked_at IS NULL "
+            "AND (expires_at IS NULL OR expires_at > ?)", (token_hash, now)).fetchone()
+        return row[0] if row else None
+
+    def tokens(self, member: str) -> list[dict[str, Any]]:
+        """Token records of a member (hash prefixes only)."""
+        rows = self._conn().execute(
+            "SELECT substr(token_hash, 1, 12), label, created_at, expires_at, revoked_at "
+            "FROM tokens WHERE member = ? ORDER BY created_at", (member,)).fetchall()
+        return [dict(zip(("id", "label", "created_at", "expires_at", "revoked_at"), r,
+                         strict=True)) for r in rows]
+
+    # --- dataset status -------------------------------------------------------------------
+
+    def record_dataset(self, name: str, owner: str, source: str, listed: bool, status: str,
+                       reason: str, observed: dict[str, str]) -> None:
+        """Record a dataset's last check: ``ok``, ``drift`` or ``source_down``."""
+        self._conn().execute(
+            "INSERT INTO datasets (name, owner, source, listed, status, reason, observed, "
+            "checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+            "owner = excluded.owner, source = excluded.source, listed = excluded.listed, "
+            "status = excluded.status, reason = excluded.reason, observed = excluded.observed, "
+            "checked_at = excluded.checked_at",
+            (name, owner, source, int(listed), status, reason, json.dumps(observed), time.time()))
+
+    def dataset_status(self, name: str) -> tuple[str, str] | None:
+        """(status, reason) of a dataset's last check, or None if never checked."""
+        row = self._conn().execute("SELECT status, reason FROM datasets WHERE name = ?",
+                                   (name,)).fetchone()
+        return (row[0], row[1]) if row else None

@@ -1,0 +1,318 @@
+"""Write the demo city folder: configuration, member files, data and polygons.
+
+``build_demo_city(dir, seed, scale, engines)`` is what ``zhongshu demo`` and the tests' fixtures
+call. With ``engines="real"`` the PostgreSQL and MariaDB members are loaded into those servers
+(connection from ``ZHONGSHU_PG_*`` / ``ZHONGSHU_MYSQL_*``, defaulting to the local ones).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from zhongshu.demo import writers
+from zhongshu.demo.generate import DemoCity, Table
+from zhongshu.demo.geography import DISTRICTS, STREETS, geojson
+
+# member → (kind, title, Chinese title, engine with --engines real)
+MEMBERS: dict[str, tuple[str, str, str, str]] = {
+    "traffic-police": ("department", "Traffic Police", "交警支队", "postgres"),
+    "parking-westlake": ("enterprise", "Westlake Parking Co.", "西湖停车公司", "mysql"),
+    "parking-qiantang": ("enterprise", "Qiantang Parking Co.", "钱塘停车公司", "postgres"),
+    "city-parking": ("department", "City On-street Parking", "城市停车管理", "sqlite"),
+    "health": ("department", "Health Commission", "卫健委", "postgres"),
+    "credit-bureau": ("enterprise", "Credit Bureau", "征信机构", "mysql"),
+    "parks": ("department", "Parks and Greening", "园林绿化局", "parquet"),
+    "civil-affairs": ("department", "Civil Affairs", "民政局", "csv"),
+}
+CONSUMERS: dict[str, tuple[str, str, list[str]]] = {
+    "cockpit-city": ("cockpit", "City digital cockpit", []),
+    "cockpit-xihu": ("cockpit", "Xihu district cockpit", []),
+    "app-parking": ("scenario", "Convenient parking", []),
+    "app-medical": ("scenario", "Pay-once medical", []),
+    "app-traffic": ("scenario", "Traffic management", []),
+    "auditor": ("auditor", "City auditor", ["auditor"]),
+    "outsider": ("enterprise", "Some company without grants", []),
+}
+
+P, S, I, PUB = "personal", "sensitive", "internal", "public"
+
+# dataset name → (member, table, title, area column, listed, [(column, type, class, desc, expr)])
+DATASETS: dict[str, tuple[str, str, str, str | None, bool, list[tuple[Any, ...]]]] = {
+    "traffic.checkpoints": ("traffic-police", "checkpoints", "Checkpoint cameras", "district",
+                            True, [
+        ("camera_id", "VARCHAR", PUB, "camera identifier"),
+        ("segment_id", "VARCHAR", PUB, "road segment the camera watches"),
+        ("district", "VARCHAR", PUB, "district short name"),
+        ("street", "VARCHAR", PUB, "street (district-name)"),
+        ("lon", "DOUBLE", PUB, "longitude (WGS84)"),
+        ("lat", "DOUBLE", PUB, "latitude (WGS84)"),
+        ("direction", "VARCHAR", PUB, "direction of travel watched: N, S, E or W")]),
+    "traffic.passages": ("traffic-police", "passages", "Vehicle passages at checkpoints", None,
+                         True, [
+        ("passage_id", "BIGINT", I, "passage identifier"),
+        ("camera_id", "VARCHAR", I, "camera that saw the vehicle"),
+        ("plate", "VARCHAR", P, "licence plate, canonical form 浙A12345"),
+        ("vehicle_type", "VARCHAR", I, "car, taxi, bus, truck or van"),
+        ("passed_at", "TIMESTAMP", I, "time of passage (local time)"),
+        ("speed_kmh", "DOUBLE", I, "spot speed in km/h")]),
+    "traffic.segments": ("traffic-police", "segments", "Road segments", "district", True, [
+        ("segment_id", "VARCHAR", PUB, "directed segment between two intersections"),
+        ("district", "VARCHAR", PUB, "district short name"),
+        ("from_node", "VARCHAR", PUB, "intersection the segment leaves"),
+        ("to_node", "VARCHAR", PUB, "intersection the segment enters"),
+        ("length_m", "DOUBLE", PUB, "length in metres"),
+        ("free_flow_kmh", "DOUBLE", PUB, "free-flow speed in km/h"),
+        ("lanes", "BIGINT", PUB, "number of lanes")]),
+    "traffic.signals": ("traffic-police", "signals", "Signal plans", "district", True, [
+        ("intersection_id", "VARCHAR", I, "intersection"),
+        ("district", "VARCHAR", I, "district short name"),
+        ("plan_id", "VARCHAR", I, "current signal plan"),
+        ("cycle_s", "BIGINT", I, "cycle length in seconds"),
+        ("phases", "VARCHAR", I, "phases as JSON")]),
+    "parking_westlake.garages": ("parking-westlake", "garages", "Westlake garages", "district",
+                                 True, [
+        ("garage_no", "VARCHAR", PUB, "garage number"),
+        ("name", "VARCHAR", PUB, "garage name"),
+        ("addr", "VARCHAR", PUB, "address"),
+        ("district", "VARCHAR", PUB, "district short name"),
+        ("lng", "DOUBLE", PUB, "longitude"),
+        ("lat", "DOUBLE", PUB, "latitude"),
+        ("total_spaces", "BIGINT", PUB, "spaces in total")]),
+    "parking_westlake.occupancy": ("parking-westlake", "occupancy", "Westlake free spaces",
+                                   None, True, [
+        ("garage_no", "VARCHAR", PUB, "garage number"),
+        ("ts", "TIMESTAMP", PUB, "time of the count"),
+        ("free", "BIGINT", PUB, "free spaces")]),
+    "parking_westlake.sessions": ("parking-westlake", "sessions", "Westlake parking sessions",
+                                  None, True, [
+        ("session_id", "BIGINT", I, "session"),
+        ("garage_no", "VARCHAR", I, "garage number"),
+        ("plate", "VARCHAR", P, "licence plate, stored as 浙A12345"),
+        ("entered", "TIMESTAMP", I, "entry time"),
+        ("left", "TIMESTAMP", I, "exit time (null while parked)"),
+        ("fee_cents", "BIGINT", I, "fee in cents (null while parked)")]),
+    "parking_qiantang.lots": ("parking-qiantang", "lots", "Qiantang parking lots", None, True, [
+        ("lot_id", "BIGINT", PUB, "lot identifier"),
+        ("lot_name", "VARCHAR", PUB, "lot name"),
+        ("area_code", "VARCHAR", PUB, "administrative code of the district"),
+        ("x", "DOUBLE", PUB, "longitude"),
+        ("y", "DOUBLE", PUB, "latitude"),
+        ("capacity", "BIGINT", PUB, "spaces in total"),
+        ("occupied", "BIGINT", PUB, "spaces occupied now"),
+        ("updated_at", "TIMESTAMP", PUB, "time of the count")]),
+    "parking_qiantang.tickets": ("parking-qiantang", "tickets", "Qiantang parking tickets",
+                                 None, True, [
+        ("ticket", "VARCHAR", I, "ticket number"),
+        ("lot_id", "BIGINT", I, "lot identifier"),
+        ("car_plate", "VARCHAR", P, "licence plate, normalised from 浙A-12345 to 浙A12345",
+         "replace(car_plate, '-', '')"),
+        ("t_in", "TIMESTAMP", I, "entry time"),
+        ("t_out", "TIMESTAMP", I, "exit time (null while parked)"),
+        ("amount_yuan", "DECIMAL(10,2)", I, "amount in yuan")]),
+    "onstreet.spots": ("city-parking", "spots", "On-street parking spots", "district", True, [
+        ("spot_id", "VARCHAR", PUB, "spot"),
+        ("street", "VARCHAR", PUB, "street (district-name)"),
+        ("district", "VARCHAR", PUB, "district short name"),
+        ("lon", "DOUBLE", PUB, "longitude"),
+        ("lat", "DOUBLE", PUB, "latitude"),
+        ("occupied", "BOOLEAN", PUB, "occupied now"),
+        ("since", "TIMESTAMP", PUB, "time of the last change")]),
+    "onstreet.payments": ("city-parking", "payments", "On-street payments", None, True, [
+        ("spot_id", "VARCHAR", I, "spot"),
+        ("plate", "VARCHAR", P, "licence plate, normalised from 浙A 12345 to 浙A12345",
+         "replace(plate, ' ', '')"),
+        ("paid_at", "TIMESTAMP", I, "time of payment"),
+        ("yuan", "DECIMAL(10,2)", I, "amount in yuan")]),
+    "health.hospitals": ("health", "hospitals", "Hospitals", "district", True, [
+        ("hospital_id", "VARCHAR", PUB, "hospital"),
+        ("name", "VARCHAR", PUB, "name"),
+        ("district", "VARCHAR", PUB, "district short name"),
+        ("lon", "DOUBLE", PUB, "longitude"),
+        ("lat", "DOUBLE", PUB, "latitude"),
+        ("beds", "BIGINT", PUB, "beds")]),
+    "health.visits": ("health", "visits", "Hospital visits", None, True, [
+        ("visit_id", "BIGINT", I, "visit"),
+        ("hospital_id", "VARCHAR", I, "hospital"),
+        ("patient_id", "VARCHAR", P, "patient number of the hospital"),
+        ("id_number", "VARCHAR", S, "resident id number"),
+        ("dept", "VARCHAR", I, "department"),
+        ("arrived_at", "TIMESTAMP", I, "arrival"),
+        ("left_at", "TIMESTAMP", I, "departure"),
+        ("fee_yuan", "DECIMAL(10,2)", I, "total fee in yuan"),
+        ("paid_once", "BOOLEAN", I, "paid once at the end (credit-based)")]),
+    "credit.scores": ("credit-bureau", "scores", "Credit scores", None, False, [
+        ("id_number", "VARCHAR", S, "resident id number"),
+        ("score", "BIGINT", I, "credit score 350–950"),
+        ("limit_yuan", "DECIMAL(10,2)", I, "credit limit for pay-later services"),
+        ("updated_at", "TIMESTAMP", I, "last update")]),
+    "parks.trees": ("parks", "trees", "Street and park trees", "district", True, [
+        ("tree_id", "VARCHAR", PUB, "tree"),
+        ("species", "VARCHAR", PUB, "species (English)"),
+        ("district", "VARCHAR", PUB, "district short name"),
+        ("street", "VARCHAR", PUB, "street (district-name)"),
+        ("lon", "DOUBLE", PUB, "longitude"),
+        ("lat", "DOUBLE", PUB, "latitude"),
+        ("planted_year", "BIGINT", PUB, "year planted"),
+        ("girth_cm", "DOUBLE", PUB, "trunk girth in cm"),
+        ("health", "VARCHAR", PUB, "good, fair or poor")]),
+    "civil.districts": ("civil-affairs", "districts", "Districts", "district", True, [
+        ("district", "VARCHAR", PUB, "short name"),
+        ("code", "VARCHAR", PUB, "administrative code", "CAST(code AS VARCHAR)"),
+        ("name", "VARCHAR", PUB, "English name"),
+        ("name_zh", "VARCHAR", PUB, "Chinese name"),
+        ("population", "BIGINT", PUB, "residents"),
+        ("area_km2", "DOUBLE", PUB, "area in km²")]),
+    "civil.streets": ("civil-affairs", "streets", "Streets", "district", True, [
+        ("street", "VARCHAR", PUB, "street (district-name)"),
+        ("district", "VARCHAR", PUB, "district short name"),
+        ("name", "VARCHAR", PUB, "English name"),
+        ("name_zh", "VARCHAR", PUB, "Chinese name"),
+        ("population", "BIGINT", PUB, "residents")]),
+}
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where ``--engines real`` puts data: the local servers unless the environment says else."""
+
+    pg: dict[str, Any]
+    mysql: dict[str, Any]
+    prefix: str
+
+    @classmethod
+    def from_env(cls, prefix: str | None = None) -> ServerSettings:
+        e = os.environ.get
+        pg = {"host": e("ZHONGSHU_PG_HOST", "127.0.0.1"), "port": int(e("ZHONGSHU_PG_PORT", "5432")),
+              "user": e("ZHONGSHU_PG_USER", "postgres")}
+        if e("ZHONGSHU_PG_PASSWORD"):
+            pg["password"] = e("ZHONGSHU_PG_PASSWORD")
+        my = {"host": e("ZHONGSHU_MYSQL_HOST", "127.0.0.1"),
+              "port": int(e("ZHONGSHU_MYSQL_PORT", "3306")), "user": e("ZHONGSHU_MYSQL_USER", "root")}
+        if e("ZHONGSHU_MYSQL_PASSWORD"):
+            my["password"] = e("ZHONGSHU_MYSQL_PASSWORD")
+        return cls(pg, my, prefix if prefix is not None else e("ZHONGSHU_DEMO_DB_PREFIX", "zs_demo_"))
+
+    def database(self, member: str) -> str:
+        return self.prefix + member.replace("-", "_")
+
+
+def source_name(member: str) -> str:
+    """Name of a demo member's source."""
+    return f"{member}-db"
+
+
+def build_demo_city(root: Path, seed: int = 42, scale: float = 0.01, engines: str = "embedded",
+                    servers: ServerSettings | None = None,
+                    progress: Callable[[str, float], None] | None = None) -> Path:
+    """Generate the demo city into ``root`` and return it.
+
+    Args:
+        engines: ``embedded`` (SQLite, Parquet, CSV files) or ``real`` (PostgreSQL and MariaDB
+            for the members marked so in DEMO_CITY.md).
+    """
+    if engines not in ("embedded", "real"):
+        raise ValueError("engines must be `embedded` or `real`")
+    servers = servers or ServerSettings.from_env()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "members").mkdir(exist_ok=True)
+    (root / "data").mkdir(exist_ok=True)
+    (root / "geo").mkdir(exist_ok=True)
+    city = DemoCity(seed, scale, progress=progress)
+    secrets: dict[str, str] = {}
+    for member, (kind, title, title_zh, real_engine) in MEMBERS.items():
+        engine = real_engine if engines == "real" else (
+            real_engine if real_engine in ("parquet", "csv") else "sqlite")
+        if progress:
+            progress(f"write {member}", 0.0)
+        source = _write_source(root, member, engine, city.tables[member], servers, secrets)
+        datasets = [_dataset(name, spec, engine) for name, spec in DATASETS.items()
+                    if spec[0] == member]
+        doc = {"member": {"name": member, "kind": kind, "title": title, "title_zh": title_zh},
+               "sources": [source], "datasets": datasets}
+        _write_toml(root / "members" / f"{member}.toml", doc,
+                    f"Member `{member}` ({title_zh}): its source and the datasets it offers.")
+    for member, (kind, title, roles) in CONSUMERS.items():
+        doc = {"member": {"name": member, "kind": kind, "title": title, "roles": roles}}
+        _write_toml(root / "members" / f"{member}.toml", doc, f"Member `{member}`.")
+    city_doc = {
+        "city": {"name": "demo-city", "title": "Demo City", "name_zh": "示范市", "code": "330100"},
+        "hub": {"origin": "hub.demo-city", "row_cap": 10_000},
+        "districts": [{"name": n, "code": c, "name_zh": z, "title": t} for n, c, z, t in DISTRICTS],
+    }
+    _write_toml(root / "city.toml", city_doc,
+                f"The demo city (seed {seed}, scale {scale}, engines {engines}). "
+                "Generated by `zhongshu demo`; see docs/configuration.md.")
+    secrets_path = root / "secrets.toml"
+    secrets_path.write_text(tomli_w.dumps({"secrets": secrets}), encoding="utf-8")
+    secrets_path.chmod(0o600)
+    (root / "geo" / "districts.geojson").write_text(json.dumps(geojson("district"),
+                                                              ensure_ascii=False))
+    (root / "geo" / "streets.geojson").write_text(json.dumps(geojson("street"), ensure_ascii=False))
+    (root / "demo.json").write_text(json.dumps({"seed": seed, "scale": scale, "engines": engines,
+                                                "db_prefix": servers.prefix,
+                                                "streets": {d: [s for s, _ in v]
+                                                            for d, v in STREETS.items()}}))
+    return root
+
+
+def _write_source(root: Path, member: str, engine: str, tables: list[Table],
+                  servers: ServerSettings, secrets: dict[str, str]) -> dict[str, Any]:
+    name = source_name(member)
+    if engine == "sqlite":
+        writers.write_sqlite(root / "data" / f"{member}.sqlite", tables)
+        return {"name": name, "kind": "sqlite", "path": f"data/{member}.sqlite"}
+    if engine == "parquet":
+        writers.write_parquet(root / "data" / member, tables)
+        return {"name": name, "kind": "parquet", "path": f"data/{member}"}
+    if engine == "csv":
+        writers.write_csv(root / "data" / member, tables)
+        return {"name": name, "kind": "csv", "path": f"data/{member}"}
+    db = servers.database(member)
+    conn = servers.pg if engine == "postgres" else servers.mysql
+    if engine == "postgres":
+        writers.write_postgres(servers.pg, db, tables)
+    else:
+        writers.write_mysql(servers.mysql, db, tables)
+    src: dict[str, Any] = {"name": name, "kind": engine, "host": conn["host"],
+                           "port": conn["port"], "database": db, "user": conn["user"]}
+    if "password" in conn:
+        src["password_secret"] = f"{engine}-password"
+        secrets[f"{engine}-password"] = conn["password"]
+    return src
+
+
+def _dataset(name: str, spec: tuple[Any, ...], engine: str) -> dict[str, Any]:
+    member, table, title, area, listed, cols = spec
+    out: dict[str, Any] = {"name": name, "title": title, "source": source_name(member),
+                           "table": table, "listed": listed}
+    if area:
+        out["area_column"] = area
+    out["columns"] = []
+    for c in cols:
+        col = {"name": c[0], "type": c[1], "classification": c[2], "description": c[3]}
+        if len(c) > 4:
+            col["expr"] = c[4]
+        elif engine == "sqlite" and c[1] == "BOOLEAN":
+            col["expr"] = f"CAST({c[0]} AS BOOLEAN)"  # SQLite keeps booleans as 0/1
+        out["columns"].append(col)
+    return out
+
+
+def _write_toml(path: Path, doc: dict[str, Any], comment: str) -> None:
+    path.write_text(f"# {comment}\n\n" + tomli_w.dumps(doc), encoding="utf-8")
+
+
+def drop_real_databases(servers: ServerSettings) -> None:
+    """Drop the server databases a ``--engines real`` demo city created."""
+    for member, (_k, _t, _z, engine) in MEMBERS.items():
+        if engine == "postgres":
+            writers.drop_postgres(servers.pg, servers.database(member))
+        elif engine == "mysql":
+            writers.drop_mysql(servers.mysql, servers.database(member))
