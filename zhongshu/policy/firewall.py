@@ -1,0 +1,294 @@
+"""The SQL firewall and rewriter: a pipeline of small rules over the sqlglot expression.
+
+Each rule is ``rule(expression, ctx) -> expression`` and either returns the (possibly
+rewritten) expression or raises a protocol error. ``govern`` runs ``RULES`` in order:
+
+1. ``one_select``            exactly one statement, and it is a SELECT (or WITH … SELECT, UNION…)
+2. ``no_forbidden_nodes``    no DDL/DML/commands/INTO/locking/recursion anywhere inside
+3. ``allowed_functions``     scalar, aggregate and window functions from an allow-list only
+4. ``resolve_datasets``      every table reference is a dataset (or a CTE); nothing else
+5. ``authorize_columns``     every column used is readable by the caller for the purpose
+6. ``governed_views``        each dataset reference becomes a subquery over the raw dataset
+                             relation that exposes only the readable columns
+
+The output names raw relations as ``__raw__<namespace>__<name>``; the query layer swaps them
+for the source relation of the path it chooses (DuckDB or the source's own engine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import OptimizeError
+from sqlglot.optimizer.qualify import qualify
+
+from zhongshu.catalog.catalog import Catalog, Dataset
+from zhongshu.errors import (ColumnNotFound, DatasetNotFound, DatasetUnavailable,
+                             FunctionNotAllowed, SourceUnavailable, SqlSyntax,
+                             StatementNotAllowed)
+from zhongshu.policy import access
+from zhongshu.policy.identity import Caller
+
+RAW_PREFIX = "__raw__"
+
+
+@dataclass
+class DatasetRef:
+    """One reference to a dataset in the query (a dataset may be referenced several times)."""
+
+    dataset: Dataset
+    alias: str
+    columns: set[str] = field(default_factory=set)
+    readable: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Context:
+    """What the rules know: who asks, for what, and what they found."""
+
+    caller: Caller
+    purpose: str
+    catalog: Catalog
+    refs: list[DatasetRef] = field(default_factory=list)
+    ctes: set[str] = field(default_factory=set)
+
+    def datasets(self) -> dict[str, Dataset]:
+        """The datasets the query reads, by name."""
+        return {r.dataset.name: r.dataset for r in self.refs}
+
+    def columns_read(self) -> dict[str, list[str]]:
+        """Dataset → columns the query reads (explicitly or through ``*``)."""
+        out: dict[str, set[str]] = {}
+        for r in self.refs:
+            out.setdefault(r.dataset.name, set()).update(r.columns)
+        return {k: sorted(v) for k, v in out.items()}
+
+
+Rule = Callable[[exp.Expression, Context], exp.Expression]
+
+_SET_OPS = (exp.Union, exp.Intersect, exp.Except)
+_FORBIDDEN = (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Drop, exp.Alter, exp.Command,
+              exp.Copy, exp.Set, exp.Pragma, exp.Use, exp.Transaction, exp.Commit,
+              exp.Rollback, exp.Describe, exp.Into, exp.Lock, exp.Merge, exp.TruncateTable,
+              exp.Attach, exp.Detach, exp.Install, exp.LoadData, exp.Analyze, exp.Kill,
+              exp.Cache, exp.Uncache, exp.Refresh, exp.Summarize)
+
+
+def parse(sql: str) -> exp.Expression:
+    """Parse one statement of DuckDB SQL.
+
+    Raises:
+        SqlSyntax: the text does not parse (the message points at the position).
+        StatementNotAllowed: more than one statement.
+    """
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+    except sqlglot.ParseError as e:
+        err = e.errors[0] if e.errors else {}
+        where = f" at line {err.get('line')}, column {err.get('col')}" if err.get("line") else ""
+        desc = str(err.get("description") or "invalid SQL").split(". Line")[0]
+        raise SqlSyntax(f"SQL syntax error{where}: {desc}") from None
+    except sqlglot.errors.TokenError:
+        raise SqlSyntax("SQL syntax error: unterminated string or comment") from None
+    if not statements:
+        raise SqlSyntax("empty query: send one SELECT statement")
+    if len(statements) > 1:
+        raise StatementNotAllowed("send exactly one statement (found "
+                                  f"{len(statements)}); only SELECT is accepted")
+    return statements[0]
+
+
+def one_select(e: exp.Expression, ctx: Context) -> exp.Expression:
+    """Only SELECT, WITH … SELECT and set operations of SELECTs."""
+    if not isinstance(e, (exp.Select, *_SET_OPS)):
+        kind = e.key.upper() if not isinstance(e, exp.Command) else str(e.this).upper()
+        raise StatementNotAllowed(f"{kind} statements are not allowed; only SELECT is accepted "
+                                  "(the hub never changes a source)")
+    return e
+
+
+def no_forbidden_nodes(e: exp.Expression, ctx: Context) -> exp.Expression:
+    """No statement, INTO, locking clause or recursive CTE nested anywhere."""
+    for node in e.walk():
+        if isinstance(node, _FORBIDDEN):
+            raise StatementNotAllowed(f"{node.key.upper()} is not allowed inside a query; only "
+                                      "SELECT is accepted")
+        if isinstance(node, exp.With) and node.args.get("recursive"):
+            raise StatementNotAllowed("recursive queries are not allowed")
+        if isinstance(node, exp.Placeholder) and not node.meta.get("zhongshu"):
+            raise StatementNotAllowed("query parameters are not accepted; write values inline")
+        if isinstance(node, exp.Parameter):
+            raise StatementNotAllowed("query parameters are not accepted; write values inline")
+    return e
+
+
+# Functions a query may call, by the name DuckDB knows them under. Nothing that reads files,
+# settings, secrets, extensions, the environment or the catalog of the engine.
+ALLOWED_FUNCTIONS = frozenset("""
+count sum avg min max median mode stddev stddev_samp stddev_pop variance var_samp var_pop
+quantile quantile_cont quantile_disc approx_count_distinct approx_quantile string_agg
+group_concat list array_agg bool_and bool_or bit_and bit_or first last any_value arg_min
+arg_max argmin argmax count_if countif corr covar_pop covar_samp regr_slope regr_intercept
+row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value
+nth_value
+abs ceil ceiling floor round trunc sign sqrt pow power exp ln log log2 log10 mod greatest
+least pi degrees radians sin cos tan asin acos atan atan2 cot
+coalesce nullif ifnull if iif
+lower upper length len char_length strlen concat concat_ws substr substring left right
+trim ltrim rtrim lpad rpad replace reverse repeat position strpos instr contains
+starts_with ends_with prefix suffix split_part regexp_matches regexp_replace
+regexp_extract lcase ucase md5 sha256 hash format printf ascii chr unicode
+like_escape ilike_escape
+date_trunc datetrunc date_part datepart extract year month day hour minute second week
+dayofweek dayofyear isodow quarter epoch epoch_ms strftime strptime make_date make_time
+make_timestamp date_diff datediff date_sub date_add age time_bucket last_day
+monthname dayname to_timestamp current_date today
+try_cast struct_pack list_value unnest range generate_series
+haversine
+""".split())
+
+# sqlglot turns many calls into typed nodes; these node keys are plain expressions, not
+# functions a caller could abuse.
+_STRUCTURAL = frozenset("""
+cast trycast case if coalesce anonymous column star interval distinct filter within_group
+window windowspec order ordered literal paren neg not and or add sub mul div intdiv mod
+""".split())
+
+
+def _function_name(node: exp.Func) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.this).lower()
+    return node.sql_name().lower()
+
+
+def allowed_functions(e: exp.Expression, ctx: Context) -> exp.Expression:
+    """Every function called is on the allow-list."""
+    for node in e.walk():
+        if not isinstance(node, exp.Func) or isinstance(node, (exp.Cast, exp.TryCast, exp.Case,
+                                                               exp.If, exp.Coalesce)):
+            continue
+        name = _function_name(node)
+        if name in ALLOWED_FUNCTIONS or name.replace("_", "") in ALLOWED_FUNCTIONS:
+            continue
+        if node.key in ALLOWED_FUNCTIONS or node.key in _STRUCTURAL:
+            continue
+        raise FunctionNotAllowed(f"function `{name}` is not allowed in hub queries; "
+                                 "see docs/query.md for the functions you can use")
+    return e
+
+
+def resolve_datasets(e: exp.Expression, ctx: Context) -> exp.Expression:
+    """Every table reference names a dataset the caller may know, or a CTE of the query."""
+    ctx.ctes = {str(c.alias).lower() for c in e.find_all(exp.CTE)}
+    aliases: set[str] = set()
+    for table in list(e.find_all(exp.Table)):
+        if not isinstance(table.this, exp.Identifier):
+            raise FunctionNotAllowed("table functions are not allowed; name a dataset "
+                                     "(`namespace.name`)")
+        parts = [p.name for p in (table.args.get("catalog"), table.args.get("db"), table.this)
+                 if p is not None]
+        name = ".".join(parts).lower()
+        if len(parts) == 1 and name in ctx.ctes:
+            continue
+        if len(parts) != 2:
+            raise DatasetNotFound(f"no dataset `{name}`; datasets are named `namespace.name`, "
+                                  "see `GET /v1/catalog`")
+        ds = access.require_dataset(ctx.caller, ctx.catalog.dataset(name), name)
+        if ds.status == "drift":
+            raise DatasetUnavailable(f"dataset `{ds.name}` is unavailable: its source schema "
+                                     "changed; the owner has been told")
+        if ds.status == "source_down":
+            raise SourceUnavailable(f"dataset `{ds.name}` is unavailable: its source is down")
+        alias = (table.alias or table.name).lower()
+        if alias in aliases:
+            raise SqlSyntax(f"`{alias}` names two tables in this query; give each its own "
+                            "alias")
+        aliases.add(alias)
+        ctx.refs.append(DatasetRef(ds, alias))
+    return e
+
+
+def _qualify_schema(ctx: Context) -> dict[str, dict[str, dict[str, str]]]:
+    schema: dict[str, dict[str, dict[str, str]]] = {}
+    for ref in ctx.refs:
+        ns, name = ref.dataset.name.split(".")
+        schema.setdefault(ns, {})[name] = {c.name: c.type for c in ref.dataset.columns}
+    return schema
+
+
+def authorize_columns(e: exp.Expression, ctx: Context) -> exp.Expression:
+    """Resolve every column to its dataset and check the caller may read it."""
+    if not ctx.refs:
+        return e
+    try:
+        q = qualify(e.copy(), schema=_qualify_schema(ctx), dialect="duckdb",
+                    expand_stars=False, validate_qualify_columns=True,
+                    quote_identifiers=False, identify=False)
+    except OptimizeError as err:
+        raise ColumnNotFound(f"{_column_message(str(err))}; `GET /v1/datasets/NAME` lists a "
+                             "dataset's columns") from None
+    by_alias = {r.alias: r for r in ctx.refs}
+    for scope_col in q.find_all(exp.Column):
+        ref = by_alias.get(scope_col.table.lower()) if scope_col.table else None
+        if ref is not None and ref.dataset.column(scope_col.name):
+            ref.columns.add(scope_col.name.lower())
+    starred = any(isinstance(s, exp.Star) or (isinstance(s, exp.Column) and s.is_star)
+                  for s in q.find_all(exp.Star, exp.Column))
+    for ref in ctx.refs:
+        ref.readable = access.check_columns(ctx.caller, ref.dataset, ctx.purpose, ref.columns)
+        if starred:
+            ref.columns.update(ref.readable)
+    return e
+
+
+def _column_message(msg: str) -> str:
+    msg = msg.split("\n")[0].strip()
+    if "could not be resolved" in msg or "Unknown column" in msg:
+        return "unknown column: " + msg.replace("Column ", "").replace(" could not be resolved",
+                                                                       "")
+    return "cannot resolve the query's columns: " + msg
+
+
+def raw_table(dataset: Dataset) -> exp.Table:
+    """The marker table the query layer replaces by the dataset's source relation."""
+    ns, name = dataset.name.split(".")
+    return exp.table_(f"{RAW_PREFIX}{ns}__{name}")
+
+
+def governed_views(e: exp.Expression, ctx: Context) -> exp.Expression:
+    """Replace each dataset reference by a subquery exposing only the readable columns."""
+    by_alias = {r.alias: r for r in ctx.refs}
+
+    def swap(node: exp.Expression) -> exp.Expression:
+        if not isinstance(node, exp.Table) or not node.args.get("db"):
+            return node
+        alias = (node.alias or node.name).lower()
+        ref = by_alias[alias]
+        view = exp.select(*[exp.column(c, quoted=True) for c in ref.readable]).from_(
+            raw_table(ref.dataset))
+        sub = exp.Subquery(this=view, alias=exp.TableAlias(this=exp.to_identifier(alias)))
+        if node.args.get("alias") and node.args["alias"].args.get("columns"):
+            sub.args["alias"].set("columns", node.args["alias"].args["columns"])
+        return sub
+
+    out = e.transform(swap)
+    # `traffic.passages.plate` → `passages.plate`: the dataset's namespace is not a relation
+    for col in out.find_all(exp.Column):
+        if col.args.get("db") is not None:
+            col.set("db", None)
+            col.set("catalog", None)
+    return out
+
+
+RULES: tuple[Rule, ...] = (one_select, no_forbidden_nodes, allowed_functions, resolve_datasets,
+                           authorize_columns, governed_views)
+
+
+def govern(e: exp.Expression, ctx: Context, rules: tuple[Rule, ...] = RULES) -> exp.Expression:
+    """Run the rules in order and return the governed expression."""
+    for rule in rules:
+        e = rule(e, ctx)
+    return e

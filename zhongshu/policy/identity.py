@@ -1,0 +1,94 @@
+"""Identities: members and their bearer tokens (stored as SHA-256 hashes, never in clear).
+
+Tokens are 256-bit random strings, so a plain SHA-256 is a safe, fast at-rest form: the hub can
+look a token up by its hash on every request without a slow password hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from zhongshu.catalog.catalog import Catalog, Member
+from zhongshu.errors import NotFound, Unauthenticated
+
+TOKEN_PREFIX = "zs_"
+_CACHE_TTL_S = 5.0
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated member behind a request."""
+
+    member: Member
+
+    @property
+    def name(self) -> str:
+        return self.member.name
+
+    def has_role(self, role: str) -> bool:
+        """Whether the member holds ``role`` (e.g. ``auditor``)."""
+        return role in self.member.roles
+
+
+def token_hash(token: str) -> str:
+    """The at-rest form of a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(catalog: Catalog, member: str, label: str = "",
+                expires_at: float | None = None) -> str:
+    """Create a new token for ``member``, store its hash and return the token (shown once).
+
+    Raises:
+        NotFound: the city has no such member.
+    """
+    if member not in catalog.members:
+        raise NotFound(f"no member `{member}` in this city (members: "
+                       f"{', '.join(sorted(catalog.members))})")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    catalog.store.add_token(token_hash(token), member, label, expires_at)
+    return token
+
+
+class Authenticator:
+    """Resolves bearer tokens to callers, with a short positive cache.
+
+    A token issued by another process is found on first use (cache miss → store lookup).
+    """
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._cache: dict[str, tuple[float, Caller]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, authorization: str | None) -> Caller:
+        """The caller presenting ``Authorization: Bearer <token>``.
+
+        Raises:
+            Unauthenticated: header missing, malformed, or token unknown, revoked or expired.
+        """
+        if not authorization:
+            raise Unauthenticated("no credentials: send `Authorization: Bearer <token>`")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("use `Authorization: Bearer <token>`")
+        h = token_hash(token)
+        now = time.monotonic()
+        hit = self._cache.get(h)
+        if hit and hit[0] > now:
+            return hit[1]
+        name = self.catalog.store.token_member(h)
+        member = self.catalog.members.get(name) if name else None
+        if member is None:
+            raise Unauthenticated("the token is unknown, revoked or expired")
+        caller = Caller(member)
+        with self._lock:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[h] = (now + _CACHE_TTL_S, caller)
+        return caller

@@ -1,0 +1,61 @@
+"""The DuckDB engine: sources attached read-only, then external access off and config locked.
+
+An engine is never re-configured: when a source comes back after an outage the hub builds a
+fresh engine (attaching every source that is up) and swaps it in; queries already running
+finish on the old one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+
+from zhongshu.config import HubSettings
+from zhongshu.sources import Source
+
+
+class Engine:
+    """One locked-down DuckDB database with a set of attached sources."""
+
+    def __init__(self, sources: Iterable[Source], settings: HubSettings, tmp_dir: Path,
+                 generation: int) -> None:
+        self.generation = generation
+        self.attached: dict[str, str] = {}
+        self.failed: dict[str, str] = {}
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(":memory:", config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "threads": settings.duckdb_threads,
+            "memory_limit": settings.duckdb_memory_limit,
+            "temp_directory": str(tmp_dir),
+        })
+        allowed: list[str] = []
+        for src in sources:
+            try:
+                src.attach(self.con)
+                self.attached[src.name] = src.alias
+                allowed.extend(src.allowed_paths())
+            except Exception as e:  # noqa: BLE001 - a source that fails to attach is down
+                self.failed[src.name] = src.unavailable_message(e)
+        if allowed:
+            self.con.execute("SET allowed_directories = ?", [allowed])
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET allow_community_extensions = false")
+        self.con.execute("SET lock_configuration = true")
+        self._local = threading.local()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for the calling thread (cursors share the engine's attached sources)."""
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self.con.cursor()
+            self._local.cur = cur
+        return cur
+
+    def close(self) -> None:
+        """Close the engine (queries still running on it fail)."""
+        self.con.close()

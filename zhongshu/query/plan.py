@@ -1,0 +1,219 @@
+"""From SQL text to an executable plan, with a cache of plans keyed by query *shape*.
+
+Parsing, governing and transpiling a query costs about a millisecond; a point lookup on a
+source costs microseconds. So literals compared with ``=``, ``<>``, ``<``, ``<=``, ``>``, ``>=``
+become parameters of a template, and a plan is built once per template × caller × purpose.
+Other literals (LIMIT, function arguments, type parameters) stay part of the template.
+
+A plan picks its path:
+
+* **native** — every dataset read lives on one source with its own SQL engine, and every
+  function used means the same there: the whole governed query is transpiled with sqlglot to
+  the source's dialect and run through its driver on a read-only connection;
+* **duckdb** — everything else: the governed query runs on the locked-down DuckDB engine with
+  the sources attached.
+
+Both paths return the same columns with the same types (those DuckDB gives the query), so an
+answer does not depend on the path; ``tests/query/test_differential.py`` keeps this honest.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+from sqlglot.tokens import TokenType
+
+from zhongshu.catalog.catalog import Dataset
+from zhongshu.errors import SqlSyntax, StatementNotAllowed
+from zhongshu.policy.firewall import RAW_PREFIX, Context, DatasetRef, govern, parse
+from zhongshu.sources import Source
+from zhongshu.sources.base import type_family
+
+_NONCE = secrets.token_hex(3)
+_PARAM = f"zsp{_NONCE}_"
+_COMPARE = {TokenType.EQ, TokenType.NEQ, TokenType.LT, TokenType.LTE, TokenType.GT,
+            TokenType.GTE}
+_TOKENIZER = sqlglot.Dialect.get_or_raise("duckdb").tokenizer_class()
+
+
+@dataclass(frozen=True)
+class Template:
+    """A query with its comparison literals lifted out as parameters."""
+
+    key: str
+    text: str
+    params: tuple[Any, ...]
+
+
+def templatize(sql: str) -> Template:
+    """Lift literals compared with a column out of ``sql``.
+
+    >>> t = templatize("SELECT * FROM traffic.passages WHERE passage_id = 42 LIMIT 5")
+    >>> t.params, t.key == templatize("SELECT * FROM traffic.passages WHERE passage_id = 7 LIMIT 5").key
+    ((42,), True)
+
+    Raises:
+        SqlSyntax: the text cannot be tokenized.
+        StatementNotAllowed: the text carries its own parameters.
+    """
+    try:
+        tokens = _TOKENIZER.tokenize(sql)
+    except Exception:  # noqa: BLE001 - sqlglot raises several kinds here
+        raise SqlSyntax("SQL syntax error: unterminated string, comment or quoted name") from None
+    out: list[str] = []
+    params: list[Any] = []
+    pos = 0
+    prev: TokenType | None = None
+    for tok in tokens:
+        if tok.token_type in (TokenType.PLACEHOLDER, TokenType.PARAMETER):
+            raise StatementNotAllowed("query parameters are not accepted; write values inline")
+        if prev in _COMPARE and tok.token_type in (TokenType.STRING, TokenType.NUMBER):
+            value: Any = tok.text
+            if tok.token_type == TokenType.NUMBER:
+                value = _number(tok.text)
+            out.append(sql[pos:tok.start])
+            out.append(f":{_PARAM}{len(params)}")
+            params.append(value)
+            pos = tok.end + 1
+        prev = tok.token_type
+    out.append(sql[pos:])
+    text = "".join(out)
+    kinds = "".join("s" if isinstance(p, str) else "n" for p in params)
+    return Template(key=f"{kinds}|{text}", text=text, params=tuple(params))
+
+
+def _number(text: str) -> int | float | Decimal:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    if "e" in text.lower():
+        return float(text)
+    return Decimal(text)
+
+
+@dataclass
+class Plan:
+    """A governed query ready to run on either path."""
+
+    datasets: dict[str, Dataset]
+    columns_read: dict[str, list[str]]
+    refs: list[DatasetRef]
+    sources: list[Source]
+    duckdb_sql: str
+    fetch_limit: int
+    row_limit: int
+    native: Source | None = None
+    native_sql: str | None = None
+    schema: pa.Schema | None = None
+    governed: exp.Expression | None = field(default=None, repr=False)
+
+
+def _index(name: str) -> int:
+    return int(name[len(_PARAM):])
+
+
+def build_plan(template: Template, ctx: Context, row_cap: int, limit: int | None) -> Plan:
+    """Parse, govern and prepare ``template`` for both paths.
+
+    Args:
+        row_cap: the hub's row cap; ``limit``: the request's own smaller cap, if any.
+    """
+    expression = parse(template.text)
+    for ph in expression.find_all(exp.Placeholder):
+        if ph.name.startswith(_PARAM):
+            ph.meta["zhongshu"] = True
+    governed = govern(expression, ctx)
+    row_limit = min(row_cap, limit) if limit else row_cap
+    fetch = row_limit + 1
+    limited = _with_limit(governed, fetch)
+    datasets = ctx.datasets()
+    sources = sorted({d.source.name: d.source for d in datasets.values()}.values(),
+                     key=lambda s: s.name)
+    duck = _substitute(limited, datasets, native=False)
+    duck = duck.transform(lambda n: exp.var(f"${_index(n.name) + 1}")
+                          if isinstance(n, exp.Placeholder) else n)
+    plan = Plan(datasets=datasets, columns_read=ctx.columns_read(), refs=ctx.refs,
+                sources=sources, duckdb_sql=duck.sql("duckdb"), fetch_limit=fetch,
+                row_limit=row_limit, governed=governed)
+    if len(sources) == 1 and sources[0].dialect and _portable(limited, datasets, sources[0]):
+        src = sources[0]
+        native = _substitute(limited, datasets, native=True)
+        for o in native.find_all(exp.Ordered):
+            if o.args.get("nulls_first") is None:
+                o.set("nulls_first", False)  # DuckDB's default: NULLS LAST, both directions
+        native = native.transform(lambda n: exp.var(src.placeholder(_index(n.name)))
+                                  if isinstance(n, exp.Placeholder) else n)
+        try:
+            plan.native_sql = native.sql(src.dialect, unsupported_level=sqlglot.ErrorLevel.RAISE)
+            plan.native = src
+        except sqlglot.errors.UnsupportedError:
+            plan.native_sql = None
+    return plan
+
+
+def _with_limit(e: exp.Expression, fetch: int) -> exp.Expression:
+    e = e.copy()
+    if isinstance(e, exp.Select):
+        current = e.args.get("limit")
+        if current is None:
+            return e.limit(fetch, copy=False)
+        value = current.expression
+        if isinstance(value, exp.Literal) and value.is_int and int(value.this) <= fetch:
+            return e
+        if isinstance(value, exp.Literal) and value.is_int:
+            return e.limit(fetch, copy=False)
+    return exp.select("*").from_(exp.Subquery(this=e, alias=exp.TableAlias(
+        this=exp.to_identifier("_q")))).limit(fetch)
+
+
+def _substitute(e: exp.Expression, datasets: dict[str, Dataset], native: bool) -> exp.Expression:
+    by_raw = {f"{RAW_PREFIX}{n.replace('.', '__')}": d for n, d in datasets.items()}
+
+    def swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and node.name in by_raw and not node.args.get("db"):
+            rel = by_raw[node.name].relation(native=native)
+            return exp.Subquery(this=rel, alias=exp.TableAlias(
+                this=exp.to_identifier(node.name)))
+        return node
+
+    return e.copy().transform(swap)
+
+
+# Functions that mean the same in DuckDB, PostgreSQL, MySQL/MariaDB and SQLite (as sqlglot
+# transpiles them). Anything else runs on DuckDB.
+_PORTABLE = frozenset({"count", "sum", "min", "max", "avg", "coalesce", "nullif", "abs",
+                       "lower", "upper", "replace", "cast"})
+_PREDICATES = (exp.Where, exp.Having, exp.Join)
+
+
+def _portable(e: exp.Expression, datasets: dict[str, Dataset], src: Source) -> bool:
+    full = _substitute(e, datasets, native=True)
+    for node in full.walk():
+        if isinstance(node, exp.Func) and not isinstance(node, exp.Case):
+            name = (str(node.this).lower() if isinstance(node, exp.Anonymous)
+                    else node.sql_name().lower())
+            if name not in _PORTABLE and node.key not in _PORTABLE:
+                return False
+            if isinstance(node, exp.Cast) and src.dialect == "sqlite" and type_family(
+                    node.to.sql("duckdb")) in ("time", "date"):
+                return False
+        if isinstance(node, (exp.Like, exp.ILike, exp.RegexpLike, exp.SimilarTo)) and \
+                src.dialect in ("mysql", "sqlite"):
+            return False  # case and collation rules differ from DuckDB's
+        if isinstance(node, (exp.Div, exp.IntDiv, exp.Mod)):
+            return False  # integer / decimal division semantics differ between engines
+    if src.dialect == "sqlite":
+        # SQLite keeps times and booleans as text and integers: comparing them is not the same
+        typed = {c.name for d in datasets.values() for c in d.columns
+                 if type_family(c.type) in ("time", "date", "bool")}
+        for pred in e.find_all(*_PREDICATES):
+            if any(c.name in typed for c in pred.find_all(exp.Column)):
+                return False
+    return True

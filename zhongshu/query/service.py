@@ -1,0 +1,296 @@
+"""The query service: catalog, engine, source health, plan cache, and running one exchange.
+
+``QueryService.run(caller, sql, purpose)`` is the path of one exchange from parsing to an
+Arrow table; the protocol adds authentication, encoding and (later) the ledger around it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from zhongshu.catalog.catalog import Catalog
+from zhongshu.catalog.store import MetadataStore
+from zhongshu.config import City
+from zhongshu.errors import (BadQuery, DatasetUnavailable, QueryTimeout, SourceUnavailable,
+                             ZhongshuError)
+from zhongshu.policy.firewall import Context
+from zhongshu.policy.identity import Caller
+from zhongshu.query.convert import rows_to_arrow
+from zhongshu.query.engine import Engine
+from zhongshu.query.plan import Plan, Template, build_plan, templatize
+from zhongshu.sources import Source
+
+log = logging.getLogger("zhongshu.query")
+
+
+class QueryFailed(BadQuery):
+    code = "query_invalid"
+
+
+@dataclass
+class Result:
+    """One answered query."""
+
+    table: pa.Table
+    truncated: bool
+    plan: Plan
+    path: str  # "native:<source>" or "duckdb"
+
+
+@dataclass
+class SourceState:
+    status: str  # "ok" or "down"
+    reason: str = ""
+    since: float = 0.0
+
+
+class _Watchdog:
+    """One thread that fires callbacks at deadlines (cheaper than a timer per query)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._cancelled: set[int] = set()
+        self._ids = itertools.count()
+        self._cv = threading.Condition()
+        threading.Thread(target=self._loop, name="zhongshu-watchdog", daemon=True).start()
+
+    @contextmanager
+    def deadline(self, seconds: float, callback: Callable[[], None]) -> Iterator[None]:
+        n = next(self._ids)
+        with self._cv:
+            heapq.heappush(self._heap, (time.monotonic() + seconds, n, callback))
+            self._cv.notify()
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._cancelled.add(n)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._heap:
+                    self._cv.wait()
+                when, n, cb = self._heap[0]
+                now = time.monotonic()
+                if n in self._cancelled:
+                    heapq.heappop(self._heap)
+                    self._cancelled.discard(n)
+                    continue
+                if when > now:
+                    self._cv.wait(when - now)
+                    continue
+                heapq.heappop(self._heap)
+            try:
+                cb()
+            except Exception:  # noqa: BLE001 - an interrupt of a finished query is harmless
+                pass
+
+
+_CONNECTION_HINTS = ("connect", "connection", "server closed", "lost connection",
+                     "unable to open", "no such file", "terminating", "broken pipe",
+                     "could not receive", "eof", "gone away", "shutdown")
+
+
+class QueryService:
+    """Runs governed queries for one city."""
+
+    def __init__(self, city: City, store: MetadataStore | None = None,
+                 monitor: bool = True) -> None:
+        self.city = city
+        self.settings = city.hub
+        self.store = store or MetadataStore(city.state_dir / "hub.db")
+        self.catalog = Catalog(city, self.store)
+        self.catalog.check()
+        self.state: dict[str, SourceState] = {}
+        now = time.time()
+        for name, ds in ((d.source.name, d) for d in self.catalog.datasets.values()):
+            if ds.status == "source_down":
+                self.state[name] = SourceState("down", ds.reason, now)
+        for name in self.catalog.sources:
+            self.state.setdefault(name, SourceState("ok", "", now))
+        self._generation = itertools.count(1)
+        self._lock = threading.Lock()
+        self.engine = self._build_engine()
+        self._plans: OrderedDict[tuple[Any, ...], Plan] = OrderedDict()
+        self._watchdog = _Watchdog()
+        self._stop = threading.Event()
+        if monitor:
+            threading.Thread(target=self._monitor, name="zhongshu-health", daemon=True).start()
+
+    # --- engine and health ----------------------------------------------------------------
+
+    def _build_engine(self) -> Engine:
+        up = [s for n, s in self.catalog.sources.items() if self.state[n].status == "ok"]
+        engine = Engine(up, self.settings, self.city.state_dir / "duckdb-tmp",
+                        next(self._generation))
+        for name, reason in engine.failed.items():
+            self._mark_down(name, reason)
+        return engine
+
+    def _mark_down(self, name: str, reason: str) -> None:
+        st = self.state[name]
+        if st.status != "down":
+            log.warning("source %s is down: %s", name, reason)
+            self.state[name] = SourceState("down", reason, time.time())
+
+    def _rebuild(self) -> None:
+        with self._lock:
+            old = self.engine
+            self.engine = self._build_engine()
+            self._plans.clear()
+        threading.Timer(self.settings.query_timeout_s + 1, old.close).start()
+
+    def check_sources(self) -> None:
+        """Probe every source once; re-check and re-attach those that came back."""
+        recovered = []
+        for name, src in self.catalog.sources.items():
+            health = src.health()
+            if health == "ok":
+                if self.state[name].status == "down" or name not in self.engine.attached:
+                    recovered.append(name)
+            else:
+                self._mark_down(name, health.removeprefix("down: "))
+        for name in recovered:
+            self.catalog.check(only_source=name)
+            self.state[name] = SourceState("ok", "", time.time())
+            log.warning("source %s is back; re-attaching under a fresh engine", name)
+        if recovered:
+            self._rebuild()
+
+    def _monitor(self) -> None:
+        while not self._stop.wait(self.settings.health_interval_s):
+            try:
+                self.check_sources()
+            except Exception:  # noqa: BLE001 - the monitor must keep running
+                log.exception("source health check failed")
+
+    def close(self) -> None:
+        """Stop the monitor and close the engine and native connections."""
+        self._stop.set()
+        self.engine.close()
+        for src in self.catalog.sources.values():
+            src.close()
+
+    def health(self) -> dict[str, str]:
+        """Source name → ``ok`` or ``down: REASON`` (as last observed)."""
+        return {n: "ok" if s.status == "ok" else f"down: {s.reason}"
+                for n, s in sorted(self.state.items())}
+
+    # --- queries --------------------------------------------------------------------------
+
+    def plan(self, caller: Caller, sql: str, purpose: str, limit: int | None = None
+             ) -> tuple[Plan, Template]:
+        """The (cached) plan of ``sql`` for this caller and purpose."""
+        template = templatize(sql)
+        key = (template.key, caller.name, purpose, limit, self.engine.generation)
+        plan = self._plans.get(key)
+        if plan is None:
+            ctx = Context(caller=caller, purpose=purpose, catalog=self.catalog)
+            plan = build_plan(template, ctx, self.settings.row_cap, limit)
+            with self._lock:
+                self._plans[key] = plan
+                while len(self._plans) > self.settings.plan_cache_size:
+                    self._plans.popitem(last=False)
+        return plan, template
+
+    def run(self, caller: Caller, sql: str, purpose: str, limit: int | None = None) -> Result:
+        """Answer ``sql`` for ``caller`` and ``purpose``.
+
+        Raises:
+            ZhongshuError: a protocol error (refusal, bad query, source down, timeout…).
+        """
+        plan, template = self.plan(caller, sql, purpose, limit)
+        for d in plan.datasets.values():
+            if d.status == "drift":
+                raise DatasetUnavailable(f"dataset `{d.name}` is unavailable: its source "
+                                         "schema changed; the owner has been told")
+        for src in plan.sources:
+            st = self.state[src.name]
+            if st.status != "ok" or src.name not in self.engine.attached:
+                raise SourceUnavailable(
+                    f"source `{src.name}` of member `{src.owner}` is unavailable since "
+                    f"{time.strftime('%H:%M:%S', time.localtime(st.since))}; other datasets "
+                    "keep working")
+        if plan.native is not None:
+            table, path = self._run_native(plan, template), f"native:{plan.native.name}"
+        else:
+            table, path = self._run_duckdb(plan, template.params), "duckdb"
+        truncated = table.num_rows > plan.row_limit
+        if truncated:
+            table = table.slice(0, plan.row_limit)
+        return Result(table=table, truncated=truncated, plan=plan, path=path)
+
+    def _run_native(self, plan: Plan, template: Template) -> pa.Table:
+        src = plan.native
+        assert src is not None and plan.native_sql is not None
+        if plan.schema is None:
+            plan.schema = self._run_duckdb(plan, template.params, describe=True).schema
+        try:
+            _names, rows = src.execute_native(plan.native_sql, template.params,
+                                              self.settings.query_timeout_s)
+        except ZhongshuError:
+            raise
+        except Exception as e:  # noqa: BLE001 - translated into protocol errors
+            raise self._translate(e, plan.sources) from None
+        return rows_to_arrow(rows, plan.schema)
+
+    def _run_duckdb(self, plan: Plan, params: tuple[Any, ...], describe: bool = False
+                    ) -> pa.Table:
+        engine = self.engine
+        sql = plan.duckdb_sql
+        if describe:
+            sql = f"SELECT * FROM ({sql}) AS _d LIMIT 0"
+        cur = engine.cursor()
+        timeout = self.settings.query_timeout_s
+        with ExitStack() as stack:
+            for src in plan.sources:
+                stack.enter_context(src.slot(timeout))
+            stack.enter_context(self._watchdog.deadline(timeout, cur.interrupt))
+            try:
+                return cur.execute(sql, list(params)).to_arrow_table()
+            except duckdb.InterruptException:
+                raise QueryTimeout(f"the query exceeded the hub's time limit of {timeout:g} s; "
+                                   "narrow it (filters, LIMIT) or aggregate") from None
+            except duckdb.Error as e:
+                raise self._translate(e, plan.sources) from None
+
+    def _translate(self, e: BaseException, sources: list[Source]) -> ZhongshuError:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        low = msg.lower()
+        if any(h in low for h in _CONNECTION_HINTS) or isinstance(e, (duckdb.IOException,
+                                                                      ConnectionError)):
+            down = [s for s in sources if s.health() != "ok"]
+            for s in down:
+                self._mark_down(s.name, s.unavailable_message(e))
+            if down:
+                return SourceUnavailable(f"source `{down[0].name}` is unavailable; other "
+                                         "datasets keep working")
+            # the sources answer again: the engine's connections are stale, start afresh
+            self._rebuild()
+            return SourceUnavailable("a source connection was reset; retry the query")
+        return QueryFailed("the query could not be run: " + _sanitize(msg))
+
+
+_QUOTED = re.compile(r"'[^']*'|\"(?:src_|__raw__)[^\"]*\"")
+
+
+def _sanitize(msg: str) -> str:
+    """An engine error without quoted values or internal relation names."""
+    msg = re.sub(r"^[A-Za-z ]*Error: ", "", msg)
+    msg = _QUOTED.sub("…", msg)
+    msg = re.sub(r"\b(src_\w+|__raw__\w+)", "…", msg)
+    return msg[:300]
