@@ -44,7 +44,11 @@ class ZhongshuError(Exception):
 
     def __init__(self, message: str = "internal error") -> None:
         super().__init__(message)
-        self.message = message
+
+    @property
+    def message(self) -> str:
+        """The human message (never data, secrets or internals)."""
+        return str(self.args[0]) if self.args else self.code
 
     def to_dict(self) -> dict[str, str]:
         """The protocol's error body: ``{"code", "message"}``."""

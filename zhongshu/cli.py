@@ -1,0 +1,329 @@
+"""The ``zhongshu`` command: init | serve | demo | query | catalog | members.
+
+Errors are one clear line (exit status 1, or 2 for bad usage); ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from zhongshu.errors import ConfigError, ZhongshuError
+
+app = typer.Typer(help="Zhongshu (中枢): the City Brain hub.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+catalog_app = typer.Typer(help="The datasets of a city.", no_args_is_help=True)
+members_app = typer.Typer(help="Members and their tokens.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(members_app, name="members")
+
+out = Console()
+err = Console(stderr=True)
+_state: dict[str, bool] = {"debug": False}
+
+DirOpt = Annotated[Path, typer.Option("--dir", help="the city folder")]
+DEFAULT_URL = "http://127.0.0.1:8400"
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False
+          ) -> None:
+    _state["debug"] = debug
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _service(city_dir: Path, monitor: bool = False) -> Any:
+    from zhongshu.config import load_city
+    from zhongshu.query.service import QueryService
+
+    return QueryService(load_city(city_dir), monitor=monitor)
+
+
+# --- init -------------------------------------------------------------------------------------
+
+@app.command()
+def init(name: Annotated[str, typer.Argument(help="short name of the city, e.g. hangzhou")],
+         directory: Annotated[Optional[Path], typer.Option("--dir", help="where to create it "
+                                                           "(default: ./NAME)")] = None) -> None:
+    """Scaffold a new city's configuration from the template."""
+    from zhongshu.template import scaffold
+
+    target = directory or Path(name)
+    scaffold(target, name)
+    out.print(f"Created city [bold]{name}[/] in {target}/. Next: describe your departments in "
+              f"{target}/members/, then `zhongshu catalog check --dir {target}` and "
+              f"`zhongshu serve --dir {target}`.")
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+@app.command()
+def serve(city_dir: DirOpt = Path("."),
+          host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="port to listen on")] = 8400) -> None:
+    """Serve a city's hub over the protocol."""
+    _serve(_service(city_dir, monitor=True), host, port)
+
+
+def _serve(service: Any, host: str, port: int) -> None:
+    import uvicorn
+
+    from zhongshu.protocol.app import create_app
+
+    down = {n: s for n, s in service.health().items() if s != "ok"}
+    for n, s in down.items():
+        err.print(f"[yellow]warning:[/] source {n} is {s}; its datasets answer "
+                  "source_unavailable until it is back")
+    drift = [d for d in service.catalog.datasets.values() if d.status == "drift"]
+    for d in drift:
+        err.print(f"[yellow]warning:[/] dataset {d.name} is unavailable: {d.reason}")
+    out.print(f"Hub for [bold]{service.city.info.name}[/] on http://{host}:{port}  "
+              f"(protocol: /v1/openapi.json, metrics: /metrics)")
+    uvicorn.run(create_app(service), host=host, port=port, log_level="warning",
+                access_log=False)
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+@app.command()
+def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo city is written; "
+                                                "an existing one there is reused")]
+         = Path("demo-city"),
+         port: Annotated[int, typer.Option(help="port to serve on")] = 8400,
+         host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+         scale: Annotated[float, typer.Option(help="1 = one day of a mid-size city")] = 1.0,
+         seed: Annotated[int, typer.Option(help="random seed (same seed, same city)")] = 42,
+         engines: Annotated[str, typer.Option(help="`embedded` (files) or `real` (PostgreSQL "
+                                              "and MariaDB)")] = "embedded",
+         fresh: Annotated[bool, typer.Option(help="regenerate even if a demo city exists")]
+         = False,
+         no_serve: Annotated[bool, typer.Option("--no-serve", help="build only")] = False
+         ) -> None:
+    """Build (or reuse) the demo city and serve it."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from zhongshu.demo.city import build_demo_city
+    from zhongshu.demo.tokens import ensure_tokens
+
+    if engines not in ("embedded", "real"):
+        raise typer.BadParameter("--engines must be `embedded` or `real`")
+    existing = (city_dir / "city.toml").is_file() and (city_dir / "demo.json").is_file()
+    if existing and not fresh:
+        meta = json.loads((city_dir / "demo.json").read_text())
+        out.print(f"Reusing the demo city in {city_dir}/ (seed {meta['seed']}, scale "
+                  f"{meta['scale']}, engines {meta['engines']}); `--fresh` rebuilds it.")
+    else:
+        t0 = time.monotonic()
+        with Progress(TextColumn("{task.description:<24}"), BarColumn(),
+                      TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+                      console=err, transient=False) as bar:
+            task = bar.add_task("generating", total=1.0)
+
+            def progress(stage: str, frac: float) -> None:
+                bar.update(task, description=stage, completed=min(frac, 0.999))
+
+            build_demo_city(city_dir, seed=seed, scale=scale, engines=engines,
+                            progress=progress)
+            bar.update(task, description="done", completed=1.0)
+        out.print(f"Built the demo city in {city_dir}/ in {time.monotonic() - t0:.1f} s.")
+    service = _service(city_dir, monitor=True)
+    where = ensure_tokens(service.catalog, city_dir)
+    out.print(f"Member tokens are in {where}/ (one file per member, readable by you only).")
+    out.print("Try:\n"
+              f"  zhongshu query --dir {city_dir} --as cockpit-city --purpose city-operations "
+              "\"SELECT c.district, count(*) AS passages FROM traffic.passages p JOIN "
+              "traffic.checkpoints c USING (camera_id) GROUP BY 1 ORDER BY 2 DESC\"")
+    if not no_serve:
+        _serve(service, host, port)
+
+
+# --- query ------------------------------------------------------------------------------------
+
+@app.command()
+def query(sql: Annotated[str, typer.Argument(help="one SELECT over dataset names")],
+          purpose: Annotated[str, typer.Option(help="why the data is needed")],
+          url: Annotated[str, typer.Option(envvar="ZHONGSHU_URL", help="the hub")] = DEFAULT_URL,
+          token: Annotated[Optional[str], typer.Option(envvar="ZHONGSHU_TOKEN",
+                                                       help="bearer token")] = None,
+          as_member: Annotated[Optional[str], typer.Option(
+              "--as", help="use MEMBER's token from the city folder (demo)")] = None,
+          city_dir: DirOpt = Path("demo-city"),
+          fmt: Annotated[str, typer.Option("--format", help="table, csv, json or arrow")]
+          = "table",
+          limit: Annotated[Optional[int], typer.Option(help="at most this many rows")] = None
+          ) -> None:
+    """Ask a hub a governed query and print the answer."""
+    from zhongshu.client import Hub
+
+    if fmt not in ("table", "csv", "json", "arrow"):
+        raise typer.BadParameter("--format must be table, csv, json or arrow")
+    if token is None and as_member:
+        from zhongshu.demo.tokens import read_token
+
+        token = read_token(city_dir, as_member)
+    if not token:
+        raise typer.BadParameter("give --token (or ZHONGSHU_TOKEN), or --as MEMBER with --dir")
+    with Hub(url, token) as hub:
+        try:
+            table = hub.query(sql, purpose=purpose, limit=limit)
+        except ZhongshuError:
+            raise
+        except Exception as e:  # noqa: BLE001 - network errors, one line
+            raise ZhongshuError(f"cannot reach the hub at {url}: {e}") from None
+    _print_table(table, fmt)
+
+
+def _print_table(table: Any, fmt: str) -> None:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if fmt == "arrow":
+        sink = sys.stdout.buffer
+        with pa.ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table)
+        return
+    if fmt == "csv":
+        buf = pa.BufferOutputStream()
+        pacsv.write_csv(table, buf)
+        sys.stdout.write(buf.getvalue().to_pybytes().decode())
+        return
+    if fmt == "json":
+        from zhongshu.protocol.encode import rows_json
+
+        cols = [f.name for f in table.schema]
+        rows = json.loads(rows_json(table))
+        sys.stdout.write(json.dumps([dict(zip(cols, r, strict=True)) for r in rows],
+                                    ensure_ascii=False, indent=1) + "\n")
+        return
+    t = Table(show_lines=False)
+    for f in table.schema:
+        t.add_column(f.name, justify="right" if (
+            pa.types.is_integer(f.type) or pa.types.is_floating(f.type)
+            or pa.types.is_decimal(f.type)) else "left")
+    for row in zip(*[c.to_pylist() for c in table.columns], strict=True):
+        t.add_row(*["" if v is None else str(v) for v in row])
+    out.print(t)
+    truncated = (table.schema.metadata or {}).get(b"truncated") == b"true"
+    out.print(f"{table.num_rows} row(s)" + (" — truncated at the row cap" if truncated else ""))
+
+
+# --- catalog ----------------------------------------------------------------------------------
+
+@catalog_app.command("list")
+def catalog_list(city_dir: DirOpt = Path(".")) -> None:
+    """List the datasets of a city with their status."""
+    from zhongshu.catalog.catalog import Catalog
+    from zhongshu.catalog.store import MetadataStore
+    from zhongshu.config import load_city
+
+    city = load_city(city_dir)
+    cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
+    t = Table("dataset", "owner", "source", "listed", "columns", "last check")
+    for d in sorted(cat.datasets.values(), key=lambda d: d.name):
+        st = cat.store.dataset_status(d.name)
+        t.add_row(d.name, d.owner, d.source.name, "yes" if d.listed else "no",
+                  str(len(d.columns)), st[0] if st else "never")
+    out.print(t)
+
+
+@catalog_app.command("show")
+def catalog_show(name: str, city_dir: DirOpt = Path(".")) -> None:
+    """Show one dataset's definition."""
+    from zhongshu.config import load_city
+
+    city = load_city(city_dir)
+    found = city.datasets().get(name)
+    if not found:
+        raise ZhongshuError(f"no dataset `{name}` in {city_dir}; `zhongshu catalog list` "
+                            "shows them")
+    owner, ds = found
+    out.print(f"[bold]{ds.name}[/] — {ds.title}  (owner {owner}, source {ds.source}, "
+              f"{'listed' if ds.listed else 'unlisted'})")
+    if ds.description:
+        out.print(ds.description)
+    t = Table("column", "type", "classification", "description", "expression")
+    for c in ds.columns:
+        t.add_row(c.name, c.type, c.classification, c.description, c.expr or "")
+    out.print(t)
+
+
+@catalog_app.command("check")
+def catalog_check(city_dir: DirOpt = Path(".")) -> None:
+    """Validate the configuration and compare every dataset with its source (schema drift)."""
+    from zhongshu.catalog.catalog import Catalog
+    from zhongshu.catalog.store import MetadataStore
+    from zhongshu.config import load_city
+
+    city = load_city(city_dir)
+    cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
+    cat.check()
+    bad = 0
+    for d in sorted(cat.datasets.values(), key=lambda d: d.name):
+        if d.status == "ok":
+            out.print(f"[green]ok[/]          {d.name}")
+        else:
+            bad += 1
+            out.print(f"[red]{d.status:<11}[/] {d.name}: {d.reason}")
+    if bad:
+        raise typer.Exit(1)
+
+
+# --- members ----------------------------------------------------------------------------------
+
+@members_app.command("token")
+def members_token(name: str, city_dir: DirOpt = Path("."),
+                  label: Annotated[str, typer.Option(help="what the token is for")] = "",
+                  days: Annotated[Optional[float], typer.Option(help="expires after DAYS")]
+                  = None) -> None:
+    """Issue one more token for member NAME; prints it alone on the last line."""
+    from zhongshu.catalog.catalog import Catalog
+    from zhongshu.catalog.store import MetadataStore
+    from zhongshu.config import load_city
+    from zhongshu.policy.identity import issue_token
+
+    city = load_city(city_dir)
+    cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
+    expires = time.time() + days * 86400 if days else None
+    token = issue_token(cat, name, label=label, expires_at=expires)
+    err.print(f"New token for {name} (shown once; the hub keeps only its hash):")
+    print(token)
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning errors into one line."""
+    try:
+        app(standalone_mode=False)
+    except (ZhongshuError, ConfigError) as e:
+        if _state["debug"]:
+            raise
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as e:  # noqa: BLE001 - click usage errors and anything unexpected
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(e.exit_code)
+        if _state["debug"] or os.environ.get("ZHONGSHU_DEBUG"):
+            raise
+        err.print(f"[red]error:[/] {type(e).__name__}: {e} (run with --debug for details)",
+                  highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""The hub protocol, v1: a FastAPI application over the query service.
+
+The OpenAPI document at ``/v1/openapi.json`` is the protocol's full description and agrees
+with ``PROTOCOL.md``. Every error is ``{"error": {"code", "message"}, "receipt"?}``.
+"""
+
+import logging
+import time
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import zhongshu
+from zhongshu.catalog.catalog import Dataset
+from zhongshu.errors import BadRequest, NotFound, ResultTooLarge, ZhongshuError
+from zhongshu.policy import access
+from zhongshu.policy.identity import Authenticator, Caller
+from zhongshu.protocol import encode
+from zhongshu.protocol.metrics import Metrics
+from zhongshu.query.service import QueryService
+
+log = logging.getLogger("zhongshu.protocol")
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. `column_not_granted`")
+    message: str = Field(description="what went wrong and what to do, for a person")
+
+
+class Receipt(BaseModel):
+    ledger: str = Field(description="ledger origin")
+    index: int = Field(description="index of the exchange's entry")
+    entry_hash: str = Field(description="hex RFC 9162 leaf hash of the entry")
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+    receipt: Receipt | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"] = "ok"
+    sources: dict[str, str] = Field(description='source → "ok" or "down: REASON"')
+
+
+class ColumnOut(BaseModel):
+    name: str
+    type: str
+    classification: Literal["public", "internal", "personal", "sensitive"]
+    description: str = ""
+
+
+class DatasetOut(BaseModel):
+    name: str
+    owner: str
+    title: str
+    description: str
+    columns: list[ColumnOut]
+    area_column: str | None
+    access: Literal["none", "partial", "full"]
+    status: Literal["ok", "unavailable"] = "ok"
+
+
+class GrantOut(BaseModel):
+    id: str
+    columns: list[str]
+    purposes: list[str]
+    masking: dict[str, str] = {}
+    row_scope: str | None = None
+
+
+class DatasetDetailOut(DatasetOut):
+    grants: list[GrantOut]
+
+
+class QueryIn(BaseModel):
+    sql: str = Field(min_length=1, max_length=100_000,
+                     description="one SELECT over dataset names (DuckDB dialect)")
+    purpose: str = Field(min_length=1, max_length=200, description="why the data is needed")
+    format: Literal["json", "arrow"] = "json"
+    limit: int | None = Field(default=None, ge=1, description="at most this many rows")
+
+
+class ResultColumn(BaseModel):
+    name: str
+    type: str
+
+
+class QueryOut(BaseModel):
+    columns: list[ResultColumn]
+    rows: list[list[Any]]
+    row_count: int
+    truncated: bool
+    row_scope: list[dict[str, str]] = Field(
+        description="datasets whose rows the caller's grants limited, and how")
+    receipt: Receipt | None = None
+
+
+def _dataset_out(ds: Dataset, caller: Caller) -> dict[str, Any]:
+    return {"name": ds.name, "owner": ds.owner, "title": ds.config.title,
+            "description": ds.config.description,
+            "columns": [{"name": c.name, "type": c.type, "classification": c.classification,
+                         "description": c.description} for c in ds.columns],
+            "area_column": ds.config.area_column,
+            "access": access.access_level(caller, ds),
+            "status": "ok" if ds.status == "ok" else "unavailable"}
+
+
+def create_app(service: QueryService) -> FastAPI:
+    """The protocol application serving ``service``."""
+    app = FastAPI(title="Zhongshu hub protocol", version=f"1 ({zhongshu.__version__})",
+                  description="The hub protocol of Zhongshu (中枢). See PROTOCOL.md.",
+                  openapi_url="/v1/openapi.json", docs_url="/v1/docs", redoc_url=None)
+    authn = Authenticator(service.catalog)
+    metrics = Metrics()
+    app.state.service = service
+    app.state.metrics = metrics
+    errors: dict[int | str, dict[str, Any]] = {
+        s: {"model": ErrorOut} for s in (400, 401, 403, 404, 413, 429, 503, 504)}
+
+    def caller(authorization: Annotated[str | None, Header()] = None) -> Caller:
+        return authn.authenticate(authorization)
+
+    @app.exception_handler(ZhongshuError)
+    async def _zhongshu_error(request: Request, exc: ZhongshuError) -> Response:
+        if exc.status >= 500 and exc.code == "internal":
+            log.error("internal error on %s: %s", request.url.path, exc)
+        return _error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        err = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        field = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        return _error(BadRequest(f"{field or 'request'}: {err.get('msg')}"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return _error(NotFound(f"no such endpoint: {request.method} {request.url.path}"))
+        code = "method_not_allowed" if exc.status_code == 405 else "bad_request"
+        return JSONResponse({"error": {"code": code, "message": str(exc.detail)}},
+                            status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s", request.url.path)
+        return _error(ZhongshuError("internal error; the hub's log has the details"))
+
+    @app.middleware("http")
+    async def _count(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        metrics.request(getattr(route, "path", "unmatched"), response.status_code)
+        return response
+
+    @app.get("/v1/health", response_model=HealthOut, responses=errors, tags=["hub"])
+    def health(who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
+        """The hub's sources: ``ok`` or ``down: REASON``."""
+        return {"status": "ok", "sources": service.health()}
+
+    @app.get("/v1/catalog", response_model=list[DatasetOut], responses=errors, tags=["catalog"])
+    def catalog(who: Annotated[Caller, Depends(caller)]) -> list[dict[str, Any]]:
+        """Every listed dataset, and every unlisted one the caller may use."""
+        return [_dataset_out(d, who) for d in sorted(service.catalog.datasets.values(),
+                                                    key=lambda d: d.name)
+                if d.listed or access.access_level(who, d) != "none"]
+
+    @app.get("/v1/datasets/{name}", response_model=DatasetDetailOut, responses=errors,
+             tags=["catalog"])
+    def dataset(name: str, who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
+        """One dataset, with what the caller may read of it."""
+        ds = access.require_dataset(who, service.catalog.dataset(name), name)
+        out = _dataset_out(ds, who)
+        cols = access.readable_columns(who, ds, "")
+        out["grants"] = ([{"id": "owner" if ds.owner == who.name else "default-open-columns",
+                           "columns": cols, "purposes": ["*"], "masking": {},
+                           "row_scope": None}] if cols else [])
+        return out
+
+    @app.post("/v1/query", response_model=QueryOut, responses={
+        **errors, 200: {"content": {ARROW_STREAM: {}}, "description":
+                        "JSON answer, or an Arrow IPC stream when `format` is `arrow` (the "
+                        "receipt then travels in the `Zhongshu-Receipt` header)"}},
+              tags=["query"])
+    def query(body: QueryIn, who: Annotated[Caller, Depends(caller)]) -> Response:
+        """Answer one governed SELECT over datasets."""
+        t0 = time.perf_counter()
+        try:
+            result = service.run(who, body.sql, body.purpose, body.limit)
+        except ZhongshuError as e:
+            metrics.query(e.code, "-", time.perf_counter() - t0)
+            raise
+        table = result.table
+        if body.format == "arrow":
+            payload = encode.arrow_ipc(table)
+            _check_size(payload, service)
+            metrics.query("ok", result.path, time.perf_counter() - t0)
+            return Response(payload, media_type=ARROW_STREAM, headers={
+                "Zhongshu-Truncated": "true" if result.truncated else "false",
+                "Zhongshu-Row-Count": str(table.num_rows)})
+        rows = encode.rows_json(table)
+        _check_size(rows, service)
+        head = orjson.dumps({"columns": encode.columns(table), "row_count": table.num_rows,
+                             "truncated": result.truncated, "row_scope": [],
+                             "receipt": None})
+        metrics.query("ok", result.path, time.perf_counter() - t0)
+        return Response(head[:-1] + b',"rows":' + rows + b"}", media_type="application/json")
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["hub"])
+    def prometheus() -> str:
+        """Prometheus metrics (counts only; no data, no identities)."""
+        return metrics.render({n: s.status for n, s in service.state.items()})
+
+    return app
+
+
+def _check_size(payload: bytes, service: QueryService) -> None:
+    limit = service.settings.max_result_bytes
+    if len(payload) > limit:
+        raise ResultTooLarge(f"the answer is {len(payload):,} bytes, over the hub's limit of "
+                             f"{limit:,}; select fewer columns, aggregate, or pass a smaller "
+                             "`limit`")
+
+
+def _error(exc: ZhongshuError) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return Response(orjson.dumps({"error": exc.to_dict()}), status_code=exc.status,
+                    media_type="application/json", headers=headers)

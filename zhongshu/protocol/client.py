@@ -1,0 +1,103 @@
+"""The Python client of the hub protocol: what scenarios, cockpits and members' tools use.
+
+>>> hub = Hub("http://127.0.0.1:8400", token)          # doctest: +SKIP
+>>> hub.query("SELECT count(*) FROM traffic.passages", purpose="traffic-management")  # +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pyarrow as pa
+
+from zhongshu import errors
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+_BY_CODE: dict[str, type[errors.ZhongshuError]] = {
+    cls.code: cls for cls in (
+        errors.Unauthenticated, errors.Forbidden, errors.ColumnNotGranted,
+        errors.PurposeNotGranted, errors.DatasetNotFound, errors.NotFound, errors.SqlSyntax,
+        errors.StatementNotAllowed, errors.FunctionNotAllowed, errors.ColumnNotFound,
+        errors.BadRequest, errors.RateLimited, errors.ResultTooLarge, errors.QueryTimeout,
+        errors.SourceUnavailable, errors.DatasetUnavailable)}
+
+
+class HubError(errors.ZhongshuError):
+    """An error answered by a hub whose code this client does not know."""
+
+
+class Hub:
+    """A connection to one hub, as one member.
+
+    Args:
+        url: the hub's base URL, e.g. ``http://127.0.0.1:8400``.
+        token: the member's bearer token.
+        timeout: seconds to wait for an answer.
+    """
+
+    def __init__(self, url: str, token: str, timeout: float = 60.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self._http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout,
+                                  headers={"Authorization": f"Bearer {token}"},
+                                  transport=transport)
+
+    def close(self) -> None:
+        """Close the underlying connections."""
+        self._http.close()
+
+    def __enter__(self) -> Hub:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check(self, r: httpx.Response) -> httpx.Response:
+        if r.status_code < 400:
+            return r
+        try:
+            body = r.json()["error"]
+            code, message = body["code"], body["message"]
+        except Exception:  # noqa: BLE001 - not a protocol error body
+            code, message = "internal", f"HTTP {r.status_code} from the hub"
+        cls = _BY_CODE.get(code)
+        if cls is None:
+            err = HubError(message)
+            err.code, err.status = code, r.status_code  # type: ignore[misc]
+            raise err
+        raise cls(message)
+
+    def health(self) -> dict[str, Any]:
+        """``{"status", "sources"}`` of the hub."""
+        return self._check(self._http.get("/v1/health")).json()
+
+    def catalog(self) -> list[dict[str, Any]]:
+        """The datasets this member can see."""
+        return self._check(self._http.get("/v1/catalog")).json()
+
+    def dataset(self, name: str) -> dict[str, Any]:
+        """One dataset with this member's access to it."""
+        return self._check(self._http.get(f"/v1/datasets/{name}")).json()
+
+    def query(self, sql: str, purpose: str, limit: int | None = None) -> pa.Table:
+        """Run a governed query; the answer travels as Arrow IPC.
+
+        The table's schema metadata holds ``truncated`` and, once the ledger lands, the
+        ``receipt``.
+        """
+        body: dict[str, Any] = {"sql": sql, "purpose": purpose, "format": "arrow"}
+        if limit is not None:
+            body["limit"] = limit
+        r = self._check(self._http.post("/v1/query", json=body))
+        table = pa.ipc.open_stream(r.content).read_all()
+        meta = {b"truncated": r.headers.get("Zhongshu-Truncated", "false").encode()}
+        if "Zhongshu-Receipt" in r.headers:
+            meta[b"receipt"] = r.headers["Zhongshu-Receipt"].encode()
+        return table.replace_schema_metadata(meta)
+
+    def query_json(self, sql: str, purpose: str, limit: int | None = None) -> dict[str, Any]:
+        """Run a governed query and return the protocol's JSON answer."""
+        body: dict[str, Any] = {"sql": sql, "purpose": purpose, "format": "json"}
+        if limit is not None:
+            body["limit"] = limit
+        return self._check(self._http.post("/v1/query", json=body)).json()

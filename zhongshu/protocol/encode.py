@@ -1,0 +1,75 @@
+"""Encoding answers: Arrow → the protocol's JSON rows, or an Arrow IPC stream."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+
+def duckdb_type(t: pa.DataType) -> str:
+    """The DuckDB type name the protocol reports for an Arrow type."""
+    if pa.types.is_int64(t):
+        return "BIGINT"
+    if pa.types.is_int32(t):
+        return "INTEGER"
+    if pa.types.is_int16(t):
+        return "SMALLINT"
+    if pa.types.is_int8(t):
+        return "TINYINT"
+    if pa.types.is_unsigned_integer(t):
+        return "UBIGINT" if t.bit_width == 64 else "UINTEGER"
+    if pa.types.is_float64(t):
+        return "DOUBLE"
+    if pa.types.is_float32(t):
+        return "FLOAT"
+    if pa.types.is_decimal(t):
+        return f"DECIMAL({t.precision},{t.scale})"
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "VARCHAR"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMP WITH TIME ZONE" if t.tz else "TIMESTAMP"
+    if pa.types.is_date(t):
+        return "DATE"
+    if pa.types.is_time(t):
+        return "TIME"
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        return "BLOB"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return duckdb_type(t.value_type) + "[]"
+    return str(t).upper()
+
+
+def _default(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, (bytes, bytearray)):
+        return v.hex()
+    raise TypeError(f"cannot encode {type(v).__name__}")
+
+
+def columns(table: pa.Table) -> list[dict[str, str]]:
+    """``[{"name", "type"}]`` of a result."""
+    return [{"name": f.name, "type": duckdb_type(f.type)} for f in table.schema]
+
+
+def rows_json(table: pa.Table) -> bytes:
+    """The JSON ``rows`` array: one array per row, times as ISO 8601, decimals as strings.
+
+    These are the exact bytes the answer carries (and, with the ledger, that get hashed).
+    """
+    cols = [c.to_pylist() for c in table.columns]
+    rows = [list(r) for r in zip(*cols, strict=True)] if cols else []
+    return orjson.dumps(rows, default=_default)
+
+
+def arrow_ipc(table: pa.Table) -> bytes:
+    """The table as an Arrow IPC stream."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
