@@ -1,0 +1,133 @@
+"""Shared fixtures: demo cities built by the demo generator, real servers, a running hub.
+
+Tests that need PostgreSQL or MariaDB skip on a laptop without them, but under ``CI=true`` a
+missing server fails the run instead (``.ci/run`` starts them).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from zhongshu.config import City, load_city
+from zhongshu.demo.city import ServerSettings, build_demo_city, drop_real_databases
+from zhongshu.demo.tokens import ensure_tokens, read_token
+from zhongshu.query.service import QueryService
+
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SEED = 7
+SCALE = 0.01
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something listens on ``host:port``."""
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def require_server(name: str, port: int) -> None:
+    """Skip (or, under CI, fail) when the server is not reachable."""
+    if port_open(port):
+        return
+    if CI:
+        pytest.fail(f"{name} is not running on 127.0.0.1:{port}; under CI=true server tests "
+                    "must run (.ci/run starts it)")
+    pytest.skip(f"{name} not running on 127.0.0.1:{port}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded demo city (SQLite, Parquet, CSV files), built once per run."""
+    root = tmp_path_factory.mktemp("demo-city")
+    return build_demo_city(root, seed=SEED, scale=SCALE)
+
+
+@pytest.fixture(scope="session")
+def demo_city(demo_dir: Path) -> City:
+    return load_city(demo_dir)
+
+
+@pytest.fixture(scope="session")
+def service(demo_city: City) -> Iterator[QueryService]:
+    svc = QueryService(demo_city, monitor=False)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture(scope="session")
+def real_servers() -> Iterator[ServerSettings]:
+    """Server settings with a database prefix unique to this run; databases dropped after."""
+    require_server("PostgreSQL", 5432)
+    require_server("MariaDB", 3306)
+    servers = ServerSettings.from_env(prefix=f"zs_t{uuid.uuid4().hex[:6]}_")
+    try:
+        yield servers
+    finally:
+        drop_real_databases(servers)
+
+
+@pytest.fixture(scope="session")
+def real_dir(tmp_path_factory: pytest.TempPathFactory, real_servers: ServerSettings) -> Path:
+    """The demo city with PostgreSQL and MariaDB members (``--engines real``)."""
+    root = tmp_path_factory.mktemp("real-city")
+    return build_demo_city(root, seed=SEED, scale=SCALE, engines="real", servers=real_servers)
+
+
+@pytest.fixture(scope="session")
+def real_service(real_dir: Path) -> Iterator[QueryService]:
+    svc = QueryService(load_city(real_dir), monitor=False)
+    yield svc
+    svc.close()
+
+
+class RunningHub:
+    """A hub served by uvicorn on a loopback port, in a thread of the test process."""
+
+    def __init__(self, service: QueryService, city_dir: Path) -> None:
+        import uvicorn
+
+        from zhongshu.protocol.app import create_app
+
+        self.service = service
+        self.city_dir = city_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(service), host="127.0.0.1", port=self.port,
+                                log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("hub did not start")
+            time.sleep(0.02)
+
+    def token(self, member: str) -> str:
+        ensure_tokens(self.service.catalog, self.city_dir)
+        return read_token(self.city_dir, member)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def hub(service: QueryService, demo_dir: Path) -> Iterator[RunningHub]:
+    running = RunningHub(service, demo_dir)
+    yield running
+    running.stop()
