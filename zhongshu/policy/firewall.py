@@ -169,6 +169,13 @@ haversine
 _STRUCTURAL = frozenset({"cast", "trycast", "case", "if", "coalesce", "extract"})
 
 
+def is_call(node: exp.Expression) -> bool:
+    """Whether ``node`` is a function call (sqlglot also models AND, OR, … as functions)."""
+    return isinstance(node, exp.Func) and not isinstance(
+        node, (exp.Connector, exp.Binary, exp.Predicate, exp.Unary, exp.Case, exp.Cast,
+               exp.TryCast, exp.If, exp.Coalesce))
+
+
 _CALL = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 
 
@@ -181,8 +188,7 @@ def _function_name(node: exp.Func) -> str:
 def allowed_functions(e: exp.Expression, ctx: Context) -> exp.Expression:
     """Every function called is on the allow-list."""
     for node in e.walk():
-        if not isinstance(node, exp.Func) or isinstance(node, (exp.Cast, exp.TryCast, exp.Case,
-                                                               exp.If, exp.Coalesce)):
+        if not is_call(node):
             continue
         name = _function_name(node)
         if name in ALLOWED_FUNCTIONS or name.replace("_", "") in ALLOWED_FUNCTIONS:

@@ -31,7 +31,7 @@ from sqlglot.tokens import TokenType
 
 from zhongshu.catalog.catalog import Dataset
 from zhongshu.errors import SqlSyntax, StatementNotAllowed
-from zhongshu.policy.firewall import RAW_PREFIX, Context, DatasetRef, govern, parse
+from zhongshu.policy.firewall import RAW_PREFIX, Context, DatasetRef, govern, is_call, parse
 from zhongshu.sources import Source
 from zhongshu.sources.base import type_family
 
@@ -196,7 +196,7 @@ _PREDICATES = (exp.Where, exp.Having, exp.Join)
 def _portable(e: exp.Expression, datasets: dict[str, Dataset], src: Source) -> bool:
     full = _substitute(e, datasets, native=True)
     for node in full.walk():
-        if isinstance(node, exp.Func) and not isinstance(node, exp.Case):
+        if is_call(node) or isinstance(node, (exp.Cast, exp.TryCast)):
             name = (str(node.this).lower() if isinstance(node, exp.Anonymous)
                     else node.sql_name().lower())
             if name not in _PORTABLE and node.key not in _PORTABLE:

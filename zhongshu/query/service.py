@@ -207,8 +207,13 @@ class QueryService:
                     self._plans.popitem(last=False)
         return plan, template
 
-    def run(self, caller: Caller, sql: str, purpose: str, limit: int | None = None) -> Result:
+    def run(self, caller: Caller, sql: str, purpose: str, limit: int | None = None,
+            engine: str = "auto") -> Result:
         """Answer ``sql`` for ``caller`` and ``purpose``.
+
+        Args:
+            engine: ``auto`` (push down to the source when the plan allows) or ``duckdb``
+                (always the DuckDB engine; for checks and debugging).
 
         Raises:
             ZhongshuError: a protocol error (refusal, bad query, source down, timeout…).
@@ -225,7 +230,7 @@ class QueryService:
                     f"source `{src.name}` of member `{src.owner}` is unavailable since "
                     f"{time.strftime('%H:%M:%S', time.localtime(st.since))}; other datasets "
                     "keep working")
-        if plan.native is not None:
+        if plan.native is not None and engine == "auto":
             table, path = self._run_native(plan, template), f"native:{plan.native.name}"
         else:
             table, path = self._run_duckdb(plan, template.params), "duckdb"
