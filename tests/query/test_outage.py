@@ -1,0 +1,140 @@
+"""A source stopped mid-run: its datasets answer source_unavailable, the rest keep working,
+health says why (without the password), and the hub recovers by itself when it is back.
+
+The outage is real: a private PostgreSQL instance on its own port is stopped and started (the
+shared server is never touched).
+"""
+
+from __future__ import annotations
+
+import glob
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import tomli_w
+import tomllib
+
+from tests.conftest import CI, SCALE, SEED, RunningHub, free_port
+from zhongshu.config import load_city
+from zhongshu.demo import writers
+from zhongshu.demo.generate import DemoCity
+from zhongshu.query.service import QueryService
+
+pytestmark = [pytest.mark.slow, pytest.mark.server]
+PASSWORD = "outage-S3cret"
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster owned by the postgres user, on a free port."""
+
+    def __init__(self) -> None:
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not bins or shutil.which("runuser") is None:
+            if CI:
+                pytest.fail("PostgreSQL server binaries (initdb) are needed for the outage test")
+            pytest.skip("PostgreSQL server binaries not installed")
+        self.bin = Path(bins[-1]).parent
+        self.dir = Path(tempfile.mkdtemp(prefix="zs-pg-"))
+        shutil.chown(self.dir, "postgres", "postgres")
+        self.port = free_port()
+        self._pg("initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres",
+                 "--no-sync")
+
+    def _pg(self, tool: str, *args: str) -> None:
+        subprocess.run(["runuser", "-u", "postgres", "--", str(self.bin / tool), *args],
+                       check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.dir / "data"), "-w", "-l", str(self.dir / "log"),
+                 "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                       "-c fsync=off", "start")
+
+    def stop(self) -> None:
+        self._pg("pg_ctl", "-D", str(self.dir / "data"), "-w", "-m", "immediate", "stop")
+
+    def destroy(self) -> None:
+        try:
+            self.stop()
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def outage_city(tmp_path: Path, demo_dir: Path) -> Iterator[tuple[Path, PrivatePostgres]]:
+    pg = PrivatePostgres()
+    try:
+        pg.start()
+        root = tmp_path / "city"
+        shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+        city = DemoCity(SEED, SCALE)
+        writers.write_postgres({"host": "127.0.0.1", "port": pg.port, "user": "postgres"},
+                               "traffic", city.tables["traffic-police"])
+        member = root / "members" / "traffic-police.toml"
+        doc = tomllib.loads(member.read_text())
+        doc["sources"] = [{"name": "traffic-police-db", "kind": "postgres", "host": "127.0.0.1",
+                           "port": pg.port, "database": "traffic", "user": "postgres",
+                           "password_secret": "traffic-pw", "statement_timeout_s": 5}]
+        member.write_text(tomli_w.dumps(doc))
+        (root / "secrets.toml").write_text(tomli_w.dumps({"secrets": {"traffic-pw": PASSWORD}}))
+        text = (root / "city.toml").read_text().replace("row_cap = 10000",
+                                                       "row_cap = 10000\nhealth_interval_s = 0.3")
+        (root / "city.toml").write_text(text)
+        yield root, pg
+    finally:
+        pg.destroy()
+
+
+def _query(client: httpx.Client, sql: str) -> httpx.Response:
+    return client.post("/v1/query", json={"sql": sql, "purpose": "city-operations"})
+
+
+def test_outage_and_recovery(outage_city: tuple[Path, PrivatePostgres]) -> None:
+    root, pg = outage_city
+    service = QueryService(load_city(root), monitor=True)
+    hub = RunningHub(service, root)
+    traffic = "SELECT count(*) AS n FROM traffic.passages"
+    traffic_join = ("SELECT c.district, count(*) FROM traffic.passages p JOIN traffic.checkpoints"
+                    " c ON p.camera_id = c.camera_id JOIN parks.trees t ON t.district = "
+                    "c.district GROUP BY 1")
+    others = "SELECT count(*) AS n FROM parks.trees"
+    try:
+        client = httpx.Client(base_url=hub.url, timeout=30,
+                              headers={"Authorization": f"Bearer {hub.token('cockpit-city')}"})
+        n_before = _query(client, traffic).json()["rows"][0][0]
+        assert n_before > 0
+        assert _query(client, traffic_join).status_code == 200
+
+        pg.stop()
+        for sql in (traffic, traffic_join):
+            r = _query(client, sql)
+            assert r.status_code == 503, r.text
+            assert r.json()["error"]["code"] == "source_unavailable"
+            assert PASSWORD not in r.text
+        assert _query(client, others).status_code == 200
+        health = client.get("/v1/health").json()
+        assert health["sources"]["traffic-police-db"].startswith("down: ")
+        assert health["sources"]["parks-db"] == "ok"
+        assert PASSWORD not in str(health)
+        assert PASSWORD not in client.get("/metrics").text
+
+        pg.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if client.get("/v1/health").json()["sources"]["traffic-police-db"] == "ok":
+                break
+            time.sleep(0.2)
+        r = _query(client, traffic)
+        assert r.status_code == 200, r.text
+        assert r.json()["rows"][0][0] == n_before
+        assert _query(client, traffic_join).status_code == 200
+        client.close()
+    finally:
+        hub.stop()
+        service.close()
