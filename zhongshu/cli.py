@@ -26,8 +26,9 @@ members_app = typer.Typer(help="Members and their tokens.", no_args_is_help=True
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(members_app, name="members")
 
-out = Console()
-err = Console(stderr=True)
+# piped output is not wrapped at 80 columns (scripts should prefer --format csv/json)
+out = Console(width=None if sys.stdout.isatty() else 240)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 _state: dict[str, bool] = {"debug": False}
 
 DirOpt = Annotated[Path, typer.Option("--dir", help="the city folder")]
@@ -302,7 +303,8 @@ def members_token(name: str, city_dir: DirOpt = Path("."),
 def main() -> None:
     """Entry point: run the CLI, turning errors into one line."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
     except (ZhongshuError, ConfigError) as e:
         if _state["debug"]:
             raise

@@ -1,0 +1,87 @@
+"""The `zhongshu` command as operators' scripts use it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import RunningHub
+
+
+def zs(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "zhongshu.cli", *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **(env or {})})
+
+
+def test_members_token_is_accepted_at_once(hub: RunningHub) -> None:
+    res = zs("members", "token", "app-traffic", "--dir", str(hub.city_dir))
+    assert res.returncode == 0, res.stderr
+    token = res.stdout.strip().splitlines()[-1]
+    assert token.startswith("zs_") and " " not in token
+    r = httpx.get(f"{hub.url}/v1/catalog", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200
+    # an older token of the same member stays valid
+    assert httpx.get(f"{hub.url}/v1/catalog", headers={
+        "Authorization": f"Bearer {hub.token('app-traffic')}"}).status_code == 200
+
+
+def test_unknown_member_is_one_line(demo_dir: Path) -> None:
+    res = zs("members", "token", "nobody", "--dir", str(demo_dir))
+    assert res.returncode == 1
+    assert res.stderr.strip().startswith("error: no member `nobody`")
+    assert "Traceback" not in res.stderr
+
+
+def test_query_formats_and_errors(hub: RunningHub) -> None:
+    env = {"ZHONGSHU_TOKEN": hub.token("cockpit-city"), "ZHONGSHU_URL": hub.url}
+    sql = "SELECT district, count(*) AS n FROM traffic.checkpoints GROUP BY 1 ORDER BY 1"
+    csv = zs("query", "--purpose", "x", "--format", "csv", sql, env=env)
+    assert csv.returncode == 0, csv.stderr
+    lines = csv.stdout.strip().splitlines()
+    assert lines[0] == '"district","n"' and len(lines) == 7
+    js = json.loads(zs("query", "--purpose", "x", "--format", "json", sql, env=env).stdout)
+    assert [r["district"] for r in js] == sorted(r["district"] for r in js)
+    table = zs("query", "--purpose", "x", sql, env=env)
+    assert "xihu" in table.stdout and "6 row(s)" in table.stdout
+    bad = zs("query", "--purpose", "x", "SELECT plate FROM traffic.passages", env=env)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines() == [
+        "error: column `plate` of `traffic.passages` is not granted to `cockpit-city` for "
+        "purpose `x`"]
+    down = zs("query", "--purpose", "x", "--url", "http://127.0.0.1:9", sql, env=env)
+    assert down.returncode == 1 and "cannot reach the hub" in down.stderr
+    assert "Traceback" not in bad.stderr + down.stderr
+
+
+def test_init_scaffolds_a_loadable_city(tmp_path: Path) -> None:
+    res = zs("init", "newtown", "--dir", str(tmp_path / "newtown"))
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "newtown" / "city.toml").is_file()
+    check = zs("catalog", "check", "--dir", str(tmp_path / "newtown"))
+    assert check.returncode == 0, check.stdout + check.stderr
+    again = zs("init", "newtown", "--dir", str(tmp_path / "newtown"))
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_catalog_list_and_show(demo_dir: Path) -> None:
+    res = zs("catalog", "list", "--dir", str(demo_dir))
+    assert res.returncode == 0 and "traffic.passages" in res.stdout
+    show = zs("catalog", "show", "parking_qiantang.tickets", "--dir", str(demo_dir))
+    assert "replace(car_plate" in show.stdout
+
+
+def test_demo_builds_and_reuses(tmp_path: Path) -> None:
+    target = tmp_path / "d"
+    first = zs("demo", "--dir", str(target), "--scale", "0.005", "--seed", "3", "--no-serve")
+    assert first.returncode == 0, first.stderr
+    assert (target / "state" / "tokens" / "cockpit-xihu.token").is_file()
+    assert oct((target / "state" / "tokens" / "outsider.token").stat().st_mode)[-3:] == "600"
+    token = (target / "state" / "tokens" / "cockpit-xihu.token").read_text()
+    again = zs("demo", "--dir", str(target), "--no-serve")
+    assert again.returncode == 0 and "Reusing the demo city" in again.stdout
+    assert (target / "state" / "tokens" / "cockpit-xihu.token").read_text() == token
