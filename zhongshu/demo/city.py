@@ -210,12 +210,15 @@ def source_name(member: str) -> str:
 
 def build_demo_city(root: Path, seed: int = 42, scale: float = 0.01, engines: str = "embedded",
                     servers: ServerSettings | None = None,
-                    progress: Callable[[str, float], None] | None = None) -> Path:
+                    progress: Callable[[str, float], None] | None = None,
+                    overrides: dict[str, str] | None = None) -> Path:
     """Generate the demo city into ``root`` and return it.
 
     Args:
         engines: ``embedded`` (SQLite, Parquet, CSV files) or ``real`` (PostgreSQL and MariaDB
             for the members marked so in DEMO_CITY.md).
+        overrides: member → engine (``sqlite``, ``postgres``, ``mysql``…), e.g. to put the
+            traffic police on MariaDB for a benchmark.
     """
     if engines not in ("embedded", "real"):
         raise ValueError("engines must be `embedded` or `real`")
@@ -229,6 +232,7 @@ def build_demo_city(root: Path, seed: int = 42, scale: float = 0.01, engines: st
     for member, (kind, title, title_zh, real_engine) in MEMBERS.items():
         engine = real_engine if engines == "real" else (
             real_engine if real_engine in ("parquet", "csv") else "sqlite")
+        engine = (overrides or {}).get(member, engine)
         if progress:
             progress(f"write {member}", 0.0)
         source = _write_source(root, member, engine, city.tables[member], servers, secrets)
@@ -311,8 +315,6 @@ def _write_toml(path: Path, doc: dict[str, Any], comment: str) -> None:
 
 def drop_real_databases(servers: ServerSettings) -> None:
     """Drop the server databases a ``--engines real`` demo city created."""
-    for member, (_k, _t, _z, engine) in MEMBERS.items():
-        if engine == "postgres":
-            writers.drop_postgres(servers.pg, servers.database(member))
-        elif engine == "mysql":
-            writers.drop_mysql(servers.mysql, servers.database(member))
+    for member in MEMBERS:
+        writers.drop_postgres(servers.pg, servers.database(member))
+        writers.drop_mysql(servers.mysql, servers.database(member))

@@ -113,6 +113,36 @@ class Plan:
     native_sql: str | None = None
     schema: pa.Schema | None = None
     governed: exp.Expression | None = field(default=None, repr=False)
+    timings: dict[str, float] = field(default_factory=dict)
+    runs: int = 0
+
+    # A query that takes longer than this on the source's own engine is also tried on DuckDB
+    # (SQLite, for one, aggregates and joins several times slower than DuckDB scanning it).
+    EXPLORE_AFTER_S = 0.02
+    REPROBE_EVERY = 200
+
+    def choose(self) -> str:
+        """``native`` or ``duckdb``: the path measured faster for this plan so far.
+
+        A plan that can be pushed down starts native; once a native run is slow the DuckDB
+        path is measured too, and the faster one is kept (re-measuring the other every
+        ``REPROBE_EVERY`` runs, since data and load change).
+        """
+        if self.native is None:
+            return "duckdb"
+        self.runs += 1
+        native, duck = self.timings.get("native"), self.timings.get("duckdb")
+        if native is None:
+            return "native"
+        if duck is None:
+            return "duckdb" if native > self.EXPLORE_AFTER_S else "native"
+        best, other = ("native", "duckdb") if native <= duck else ("duckdb", "native")
+        return other if self.runs % self.REPROBE_EVERY == 0 else best
+
+    def record(self, path: str, seconds: float) -> None:
+        """Fold one measured run into the path's moving average."""
+        old = self.timings.get(path)
+        self.timings[path] = seconds if old is None else 0.7 * old + 0.3 * seconds
 
 
 def _index(name: str) -> int:

@@ -230,10 +230,17 @@ class QueryService:
                     f"source `{src.name}` of member `{src.owner}` is unavailable since "
                     f"{time.strftime('%H:%M:%S', time.localtime(st.since))}; other datasets "
                     "keep working")
-        if plan.native is not None and engine == "auto":
+        choice = plan.choose() if engine == "auto" else "duckdb"
+        if choice == "native" and plan.schema is None:
+            plan.schema = self._run_duckdb(plan, template.params, describe=True).schema
+        t0 = time.perf_counter()
+        if choice == "native":
+            assert plan.native is not None
             table, path = self._run_native(plan, template), f"native:{plan.native.name}"
         else:
             table, path = self._run_duckdb(plan, template.params), "duckdb"
+        if engine == "auto":
+            plan.record(choice, time.perf_counter() - t0)
         truncated = table.num_rows > plan.row_limit
         if truncated:
             table = table.slice(0, plan.row_limit)
@@ -241,9 +248,7 @@ class QueryService:
 
     def _run_native(self, plan: Plan, template: Template) -> pa.Table:
         src = plan.native
-        assert src is not None and plan.native_sql is not None
-        if plan.schema is None:
-            plan.schema = self._run_duckdb(plan, template.params, describe=True).schema
+        assert src is not None and plan.native_sql is not None and plan.schema is not None
         try:
             _names, rows = src.execute_native(plan.native_sql, template.params,
                                               self.settings.query_timeout_s)
