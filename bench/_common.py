@@ -119,22 +119,39 @@ class SyncRawClient:
 
     def __init__(self, url: str, token: str) -> None:
         host, port = url.removeprefix("http://").split(":")
-        self.sock = socket.create_connection((host, int(port)))
+        self.host, self.port, self.token = host, int(port), token
+        self._connect()
+
+    def _connect(self) -> None:
+        self.sock = socket.create_connection((self.host, self.port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.host, self.token = host, token
         self.buf = b""
 
     def post_json(self, path: str, payload: dict[str, object]) -> tuple[int, bytes]:
-        self.sock.sendall(post(path, self.host, json.dumps(payload).encode(), self.token))
-        while b"\r\n\r\n" not in self.buf:
-            self.buf += self.sock.recv(65536)
+        raw = post(path, self.host, json.dumps(payload).encode(), self.token)
+        for attempt in (1, 2):
+            self.sock.sendall(raw)
+            while b"\r\n\r\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break
+                self.buf += chunk
+            if b"\r\n\r\n" in self.buf:
+                break
+            if attempt == 2:
+                raise ConnectionError("the hub closed the connection")
+            self.sock.close()  # idle keep-alive connection closed by the server: reconnect
+            self._connect()
         head, _, rest = self.buf.partition(b"\r\n\r\n")
         length = 0
         for line in head.split(b"\r\n"):
             if line[:15].lower() == b"content-length:":
                 length = int(line[15:])
         while len(rest) < length:
-            rest += self.sock.recv(max(65536, length - len(rest)))
+            chunk = self.sock.recv(max(65536, length - len(rest)))
+            if not chunk:
+                raise ConnectionError("the hub closed the connection mid-answer")
+            rest += chunk
         self.buf = rest[length:]
         return int(head[9:12]), rest[:length]
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-
 from _common import SyncRawClient, build, median_ms, serve  # type: ignore[import-not-found]
+
 from zhongshu.demo.city import ServerSettings
 from zhongshu.sources import _extensions
 
@@ -129,7 +129,7 @@ def bench_engine(engine: str, city: Path, servers: ServerSettings, runs: int,
                 qs = [template.format(**names, **args) for args in keys]
                 for q in qs[:2]:  # warm-up
                     fn(q)
-                times[label] = [_timed(lambda q=q: fn(q)) for q in qs[2:]]
+                times[label] = [_timed(lambda q=q, fn=fn: fn(q)) for q in qs[2:]]
             nat, dk, hb = (median_ms(times[k]) for k in ("native", "duckdb", "hub"))
             best, which = (nat, "native") if nat <= dk else (dk, "duckdb")
             rows.append((engine, name, nat, dk, which, hb))

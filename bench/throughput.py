@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import (RawClient, build, free_port, pct_ms, post,  # type: ignore[import-not-found]
-                     serve)
+from _common import RawClient, build, free_port, pct_ms, post, serve  # type: ignore[import-not-found]
+
 from zhongshu.demo.city import ServerSettings
 
 BARE_APP = '''

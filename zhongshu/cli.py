@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -54,7 +54,7 @@ def _service(city_dir: Path, monitor: bool = False) -> Any:
 
 @app.command()
 def init(name: Annotated[str, typer.Argument(help="short name of the city, e.g. hangzhou")],
-         directory: Annotated[Optional[Path], typer.Option("--dir", help="where to create it "
+         directory: Annotated[Path | None, typer.Option("--dir", help="where to create it "
                                                            "(default: ./NAME)")] = None) -> None:
     """Scaffold a new city's configuration from the template."""
     from zhongshu.template import scaffold
@@ -154,14 +154,14 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
 def query(sql: Annotated[str, typer.Argument(help="one SELECT over dataset names")],
           purpose: Annotated[str, typer.Option(help="why the data is needed")],
           url: Annotated[str, typer.Option(envvar="ZHONGSHU_URL", help="the hub")] = DEFAULT_URL,
-          token: Annotated[Optional[str], typer.Option(envvar="ZHONGSHU_TOKEN",
+          token: Annotated[str | None, typer.Option(envvar="ZHONGSHU_TOKEN",
                                                        help="bearer token")] = None,
-          as_member: Annotated[Optional[str], typer.Option(
+          as_member: Annotated[str | None, typer.Option(
               "--as", help="use MEMBER's token from the city folder (demo)")] = None,
           city_dir: DirOpt = Path("demo-city"),
           fmt: Annotated[str, typer.Option("--format", help="table, csv, json or arrow")]
           = "table",
-          limit: Annotated[Optional[int], typer.Option(help="at most this many rows")] = None
+          limit: Annotated[int | None, typer.Option(help="at most this many rows")] = None
           ) -> None:
     """Ask a hub a governed query and print the answer."""
     from zhongshu.client import Hub
@@ -179,7 +179,7 @@ def query(sql: Annotated[str, typer.Argument(help="one SELECT over dataset names
             table = hub.query(sql, purpose=purpose, limit=limit)
         except ZhongshuError:
             raise
-        except Exception as e:  # noqa: BLE001 - network errors, one line
+        except Exception as e:
             raise ZhongshuError(f"cannot reach the hub at {url}: {e}") from None
     _print_table(table, fmt)
 
@@ -284,7 +284,7 @@ def catalog_check(city_dir: DirOpt = Path(".")) -> None:
 @members_app.command("token")
 def members_token(name: str, city_dir: DirOpt = Path("."),
                   label: Annotated[str, typer.Option(help="what the token is for")] = "",
-                  days: Annotated[Optional[float], typer.Option(help="expires after DAYS")]
+                  days: Annotated[float | None, typer.Option(help="expires after DAYS")]
                   = None) -> None:
     """Issue one more token for member NAME; prints it alone on the last line."""
     from zhongshu.catalog.catalog import Catalog
@@ -314,7 +314,7 @@ def main() -> None:
         sys.exit(e.exit_code)
     except typer.Abort:
         sys.exit(130)
-    except Exception as e:  # noqa: BLE001 - click usage errors and anything unexpected
+    except Exception as e:
         import click
 
         if isinstance(e, click.exceptions.ClickException):

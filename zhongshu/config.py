@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from zhongshu.errors import ConfigError
 
 Classification = Literal["public", "internal", "personal", "sensitive"]
-MemberKind = Literal["department", "enterprise", "district", "scenario", "hub", "cockpit", "auditor",
-                     "consumer"]
+MemberKind = Literal["department", "enterprise", "district", "scenario", "hub", "cockpit",
+                     "auditor", "consumer"]
 SourceKind = Literal["sqlite", "postgres", "mysql", "parquet", "csv"]
 
 _NAME = r"^[a-z][a-z0-9_-]*$"
@@ -302,7 +302,8 @@ def _cross_check(city: City) -> None:
         for d in mf.datasets:
             if d.source not in own:
                 raise ConfigError(f"dataset `{d.name}` uses source `{d.source}`, which this "
-                                  f"member does not declare (declared: {', '.join(sorted(own)) or 'none'})",
+                                  "member does not declare (declared: "
+                                  f"{', '.join(sorted(own)) or 'none'})",
                                   path=str(path), line=_find(text, f'"{d.source}"'))
             if d.name in datasets:
                 raise ConfigError(f"dataset `{d.name}` is already declared by member "
@@ -320,7 +321,7 @@ def _find(text: str, needle: str) -> int | None:
 
 def _env_overrides(hub: HubSettings) -> HubSettings:
     data = hub.model_dump()
-    for key, value in data.items():
+    for key in data:
         env = os.environ.get(f"ZHONGSHU_{key.upper()}")
         if env is not None:
             data[key] = env

@@ -32,7 +32,8 @@ _MEMBER = '''# One file per member. This example is a department with a PostgreS
 # Rename the file, fill it in, and run `zhongshu catalog check`.
 [member]
 name = "example-department"
-kind = "department"          # department | enterprise | district | scenario | hub | cockpit | auditor
+# kind: department | enterprise | district | scenario | hub | cockpit | auditor
+kind = "department"
 title = "Example Department"
 title_zh = "示例部门"
 
@@ -43,7 +44,8 @@ host = "10.0.0.5"
 port = 5432
 database = "example"
 user = "zhongshu_readonly"   # a read-only account made by the department
-password_secret = "example-db-password"  # value in secrets.toml or ZHONGSHU_SECRET_EXAMPLE_DB_PASSWORD
+# the password's value goes in secrets.toml or ZHONGSHU_SECRET_EXAMPLE_DB_PASSWORD
+password_secret = "example-db-password"
 max_concurrency = 4          # queries at once on this system
 statement_timeout_s = 30     # enforced by the source itself
 

@@ -4,14 +4,14 @@ copies exported with each engine's own driver (no hub code in the oracle)."""
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import duckdb
+import psycopg
 import pyarrow as pa
 import pymysql
-import psycopg
 import pytest
 
 from zhongshu.config import load_city

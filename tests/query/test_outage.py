@@ -12,13 +12,13 @@ import shutil
 import subprocess
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import tomli_w
-import tomllib
 
 from tests.conftest import CI, SCALE, SEED, RunningHub, free_port
 from zhongshu.config import load_city

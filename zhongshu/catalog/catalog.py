@@ -143,7 +143,7 @@ class Catalog:
             try:
                 try:
                     source.attach(con)
-                except Exception as e:  # noqa: BLE001 - any failure means the source is down
+                except Exception as e:
                     for d in datasets:
                         self._mark(d, "source_down", source.unavailable_message(e), {})
                     continue

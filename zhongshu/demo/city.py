@@ -41,7 +41,7 @@ CONSUMERS: dict[str, tuple[str, str, list[str]]] = {
     "outsider": ("enterprise", "Some company without grants", []),
 }
 
-P, S, I, PUB = "personal", "sensitive", "internal", "public"
+P, S, INT, PUB = "personal", "sensitive", "internal", "public"
 
 # dataset name → (member, table, title, area column, listed, [(column, type, class, desc, expr)])
 DATASETS: dict[str, tuple[str, str, str, str | None, bool, list[tuple[Any, ...]]]] = {
@@ -56,12 +56,12 @@ DATASETS: dict[str, tuple[str, str, str, str | None, bool, list[tuple[Any, ...]]
         ("direction", "VARCHAR", PUB, "direction of travel watched: N, S, E or W")]),
     "traffic.passages": ("traffic-police", "passages", "Vehicle passages at checkpoints", None,
                          True, [
-        ("passage_id", "BIGINT", I, "passage identifier"),
-        ("camera_id", "VARCHAR", I, "camera that saw the vehicle"),
+        ("passage_id", "BIGINT", INT, "passage identifier"),
+        ("camera_id", "VARCHAR", INT, "camera that saw the vehicle"),
         ("plate", "VARCHAR", P, "licence plate, canonical form 浙A12345"),
-        ("vehicle_type", "VARCHAR", I, "car, taxi, bus, truck or van"),
-        ("passed_at", "TIMESTAMP", I, "time of passage (local time)"),
-        ("speed_kmh", "DOUBLE", I, "spot speed in km/h")]),
+        ("vehicle_type", "VARCHAR", INT, "car, taxi, bus, truck or van"),
+        ("passed_at", "TIMESTAMP", INT, "time of passage (local time)"),
+        ("speed_kmh", "DOUBLE", INT, "spot speed in km/h")]),
     "traffic.segments": ("traffic-police", "segments", "Road segments", "district", True, [
         ("segment_id", "VARCHAR", PUB, "directed segment between two intersections"),
         ("district", "VARCHAR", PUB, "district short name"),
@@ -71,11 +71,11 @@ DATASETS: dict[str, tuple[str, str, str, str | None, bool, list[tuple[Any, ...]]
         ("free_flow_kmh", "DOUBLE", PUB, "free-flow speed in km/h"),
         ("lanes", "BIGINT", PUB, "number of lanes")]),
     "traffic.signals": ("traffic-police", "signals", "Signal plans", "district", True, [
-        ("intersection_id", "VARCHAR", I, "intersection"),
-        ("district", "VARCHAR", I, "district short name"),
-        ("plan_id", "VARCHAR", I, "current signal plan"),
-        ("cycle_s", "BIGINT", I, "cycle length in seconds"),
-        ("phases", "VARCHAR", I, "phases as JSON")]),
+        ("intersection_id", "VARCHAR", INT, "intersection"),
+        ("district", "VARCHAR", INT, "district short name"),
+        ("plan_id", "VARCHAR", INT, "current signal plan"),
+        ("cycle_s", "BIGINT", INT, "cycle length in seconds"),
+        ("phases", "VARCHAR", INT, "phases as JSON")]),
     "parking_westlake.garages": ("parking-westlake", "garages", "Westlake garages", "district",
                                  True, [
         ("garage_no", "VARCHAR", PUB, "garage number"),
@@ -92,12 +92,12 @@ DATASETS: dict[str, tuple[str, str, str, str | None, bool, list[tuple[Any, ...]]
         ("free", "BIGINT", PUB, "free spaces")]),
     "parking_westlake.sessions": ("parking-westlake", "sessions", "Westlake parking sessions",
                                   None, True, [
-        ("session_id", "BIGINT", I, "session"),
-        ("garage_no", "VARCHAR", I, "garage number"),
+        ("session_id", "BIGINT", INT, "session"),
+        ("garage_no", "VARCHAR", INT, "garage number"),
         ("plate", "VARCHAR", P, "licence plate, stored as 浙A12345"),
-        ("entered", "TIMESTAMP", I, "entry time"),
-        ("left", "TIMESTAMP", I, "exit time (null while parked)"),
-        ("fee_cents", "BIGINT", I, "fee in cents (null while parked)")]),
+        ("entered", "TIMESTAMP", INT, "entry time"),
+        ("left", "TIMESTAMP", INT, "exit time (null while parked)"),
+        ("fee_cents", "BIGINT", INT, "fee in cents (null while parked)")]),
     "parking_qiantang.lots": ("parking-qiantang", "lots", "Qiantang parking lots", None, True, [
         ("lot_id", "BIGINT", PUB, "lot identifier"),
         ("lot_name", "VARCHAR", PUB, "lot name"),
@@ -109,13 +109,13 @@ DATASETS: dict[str, tuple[str, str, str, str | None, bool, list[tuple[Any, ...]]
         ("updated_at", "TIMESTAMP", PUB, "time of the count")]),
     "parking_qiantang.tickets": ("parking-qiantang", "tickets", "Qiantang parking tickets",
                                  None, True, [
-        ("ticket", "VARCHAR", I, "ticket number"),
-        ("lot_id", "BIGINT", I, "lot identifier"),
+        ("ticket", "VARCHAR", INT, "ticket number"),
+        ("lot_id", "BIGINT", INT, "lot identifier"),
         ("car_plate", "VARCHAR", P, "licence plate, normalised from 浙A-12345 to 浙A12345",
          "replace(car_plate, '-', '')"),
-        ("t_in", "TIMESTAMP", I, "entry time"),
-        ("t_out", "TIMESTAMP", I, "exit time (null while parked)"),
-        ("amount_yuan", "DECIMAL(10,2)", I, "amount in yuan")]),
+        ("t_in", "TIMESTAMP", INT, "entry time"),
+        ("t_out", "TIMESTAMP", INT, "exit time (null while parked)"),
+        ("amount_yuan", "DECIMAL(10,2)", INT, "amount in yuan")]),
     "onstreet.spots": ("city-parking", "spots", "On-street parking spots", "district", True, [
         ("spot_id", "VARCHAR", PUB, "spot"),
         ("street", "VARCHAR", PUB, "street (district-name)"),
@@ -125,11 +125,11 @@ DATASETS: dict[str, tuple[str, str, str, str | None, bool, list[tuple[Any, ...]]
         ("occupied", "BOOLEAN", PUB, "occupied now"),
         ("since", "TIMESTAMP", PUB, "time of the last change")]),
     "onstreet.payments": ("city-parking", "payments", "On-street payments", None, True, [
-        ("spot_id", "VARCHAR", I, "spot"),
+        ("spot_id", "VARCHAR", INT, "spot"),
         ("plate", "VARCHAR", P, "licence plate, normalised from 浙A 12345 to 浙A12345",
          "replace(plate, ' ', '')"),
-        ("paid_at", "TIMESTAMP", I, "time of payment"),
-        ("yuan", "DECIMAL(10,2)", I, "amount in yuan")]),
+        ("paid_at", "TIMESTAMP", INT, "time of payment"),
+        ("yuan", "DECIMAL(10,2)", INT, "amount in yuan")]),
     "health.hospitals": ("health", "hospitals", "Hospitals", "district", True, [
         ("hospital_id", "VARCHAR", PUB, "hospital"),
         ("name", "VARCHAR", PUB, "name"),
@@ -138,20 +138,20 @@ DATASETS: dict[str, tuple[str, str, str, str | None, bool, list[tuple[Any, ...]]
         ("lat", "DOUBLE", PUB, "latitude"),
         ("beds", "BIGINT", PUB, "beds")]),
     "health.visits": ("health", "visits", "Hospital visits", None, True, [
-        ("visit_id", "BIGINT", I, "visit"),
-        ("hospital_id", "VARCHAR", I, "hospital"),
+        ("visit_id", "BIGINT", INT, "visit"),
+        ("hospital_id", "VARCHAR", INT, "hospital"),
         ("patient_id", "VARCHAR", P, "patient number of the hospital"),
         ("id_number", "VARCHAR", S, "resident id number"),
-        ("dept", "VARCHAR", I, "department"),
-        ("arrived_at", "TIMESTAMP", I, "arrival"),
-        ("left_at", "TIMESTAMP", I, "departure"),
-        ("fee_yuan", "DECIMAL(10,2)", I, "total fee in yuan"),
-        ("paid_once", "BOOLEAN", I, "paid once at the end (credit-based)")]),
+        ("dept", "VARCHAR", INT, "department"),
+        ("arrived_at", "TIMESTAMP", INT, "arrival"),
+        ("left_at", "TIMESTAMP", INT, "departure"),
+        ("fee_yuan", "DECIMAL(10,2)", INT, "total fee in yuan"),
+        ("paid_once", "BOOLEAN", INT, "paid once at the end (credit-based)")]),
     "credit.scores": ("credit-bureau", "scores", "Credit scores", None, False, [
         ("id_number", "VARCHAR", S, "resident id number"),
-        ("score", "BIGINT", I, "credit score 350–950"),
-        ("limit_yuan", "DECIMAL(10,2)", I, "credit limit for pay-later services"),
-        ("updated_at", "TIMESTAMP", I, "last update")]),
+        ("score", "BIGINT", INT, "credit score 350–950"),
+        ("limit_yuan", "DECIMAL(10,2)", INT, "credit limit for pay-later services"),
+        ("updated_at", "TIMESTAMP", INT, "last update")]),
     "parks.trees": ("parks", "trees", "Street and park trees", "district", True, [
         ("tree_id", "VARCHAR", PUB, "tree"),
         ("species", "VARCHAR", PUB, "species (English)"),
@@ -189,15 +189,18 @@ class ServerSettings:
     @classmethod
     def from_env(cls, prefix: str | None = None) -> ServerSettings:
         e = os.environ.get
-        pg = {"host": e("ZHONGSHU_PG_HOST", "127.0.0.1"), "port": int(e("ZHONGSHU_PG_PORT", "5432")),
-              "user": e("ZHONGSHU_PG_USER", "postgres")}
+        pg = {"host": e("ZHONGSHU_PG_HOST", "127.0.0.1"),
+              "port": int(e("ZHONGSHU_PG_PORT", "5432")), "user": e("ZHONGSHU_PG_USER", "postgres")}
         if e("ZHONGSHU_PG_PASSWORD"):
             pg["password"] = e("ZHONGSHU_PG_PASSWORD")
         my = {"host": e("ZHONGSHU_MYSQL_HOST", "127.0.0.1"),
-              "port": int(e("ZHONGSHU_MYSQL_PORT", "3306")), "user": e("ZHONGSHU_MYSQL_USER", "root")}
+              "port": int(e("ZHONGSHU_MYSQL_PORT", "3306")),
+              "user": e("ZHONGSHU_MYSQL_USER", "root")}
         if e("ZHONGSHU_MYSQL_PASSWORD"):
             my["password"] = e("ZHONGSHU_MYSQL_PASSWORD")
-        return cls(pg, my, prefix if prefix is not None else e("ZHONGSHU_DEMO_DB_PREFIX", "zs_demo_"))
+        if prefix is None:
+            prefix = e("ZHONGSHU_DEMO_DB_PREFIX", "zs_demo_")
+        return cls(pg, my, prefix)
 
     def database(self, member: str) -> str:
         return self.prefix + member.replace("-", "_")

@@ -108,8 +108,8 @@ class DemoCity:
         cams: dict[str, tuple[str, str]] = {}
         for n, seg in enumerate(g.segments.values()):
             a, b = seg.from_node, seg.to_node
-            for end, (lon, lat) in (("a", (a.lon * 0.85 + b.lon * 0.15, a.lat * 0.85 + b.lat * 0.15)),
-                                    ("b", (a.lon * 0.15 + b.lon * 0.85, a.lat * 0.15 + b.lat * 0.85))):
+            for end, w in (("a", 0.85), ("b", 0.15)):
+                lon, lat = a.lon * w + b.lon * (1 - w), a.lat * w + b.lat * (1 - w)
                 cid = f"cam-{n:03d}{end}"
                 checkpoints.rows.append((cid, seg.segment_id, seg.district, seg.street,
                                          round(lon, 6), round(lat, 6), seg.direction))
@@ -154,9 +154,9 @@ class DemoCity:
                     speed *= 0.85
                 travel = seg.length_m / (speed / 3.6)
                 a, b = cams[seg.segment_id]
-                spot = lambda: round(max(3.0, speed * rnd.uniform(0.85, 1.15)), 1)  # noqa: E731
-                raw.append((clock, a, p, kind, spot()))
-                raw.append((clock + travel, b, p, kind, spot()))
+                for t_at, cam in ((clock, a), (clock + travel, b)):
+                    spot = round(max(3.0, speed * rnd.uniform(0.85, 1.15)), 1)
+                    raw.append((t_at, cam, p, kind, spot))
                 clock += travel + rnd.uniform(5, 40)  # the intersection
                 if clock >= 86_399:
                     break
@@ -327,7 +327,8 @@ class DemoCity:
             paid_once = rnd.random() < 0.35
             stay = rnd.lognormvariate(math.log(95 * 60), 0.45) - (22 * 60 if paid_once else 0)
             t_out = t_in + max(stay, 15 * 60)
-            fee = Decimal(round(rnd.lognormvariate(math.log(260), 0.8), 2)).quantize(Decimal("0.01"))
+            fee = Decimal(round(rnd.lognormvariate(math.log(260), 0.8), 2)).quantize(
+                Decimal("0.01"))
             rows.append((h[0], pid, idn, rnd.choice(depts), _at(t_in),
                          _at(t_out) if t_out < 86_400 else None, fee, paid_once))
         rows.sort(key=lambda r: r[4])

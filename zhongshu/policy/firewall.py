@@ -28,9 +28,15 @@ from sqlglot.errors import OptimizeError
 from sqlglot.optimizer.qualify import qualify
 
 from zhongshu.catalog.catalog import Catalog, Dataset
-from zhongshu.errors import (ColumnNotFound, DatasetNotFound, DatasetUnavailable,
-                             FunctionNotAllowed, SourceUnavailable, SqlSyntax,
-                             StatementNotAllowed)
+from zhongshu.errors import (
+    ColumnNotFound,
+    DatasetNotFound,
+    DatasetUnavailable,
+    FunctionNotAllowed,
+    SourceUnavailable,
+    SqlSyntax,
+    StatementNotAllowed,
+)
 from zhongshu.policy import access
 from zhongshu.policy.identity import Caller
 

@@ -58,7 +58,7 @@ class Hub:
         try:
             body = r.json()["error"]
             code, message = body["code"], body["message"]
-        except Exception:  # noqa: BLE001 - not a protocol error body
+        except Exception:
             code, message = "internal", f"HTTP {r.status_code} from the hub"
         cls = _BY_CODE.get(code)
         if cls is None:

@@ -39,7 +39,7 @@ class Engine:
                 src.attach(self.con)
                 self.attached[src.name] = src.alias
                 allowed.extend(src.allowed_paths())
-            except Exception as e:  # noqa: BLE001 - a source that fails to attach is down
+            except Exception as e:
                 self.failed[src.name] = src.unavailable_message(e)
         if allowed:
             self.con.execute("SET allowed_directories = ?", [allowed])

@@ -55,8 +55,9 @@ def templatize(sql: str) -> Template:
     """Lift literals compared with a column out of ``sql``.
 
     >>> t = templatize("SELECT * FROM traffic.passages WHERE passage_id = 42 LIMIT 5")
-    >>> t.params, t.key == templatize("SELECT * FROM traffic.passages WHERE passage_id = 7 LIMIT 5").key
-    ((42,), True)
+    >>> u = templatize("SELECT * FROM traffic.passages WHERE passage_id = 7 LIMIT 5")
+    >>> t.params, u.params, t.key == u.key
+    ((42,), (7,), True)
 
     Raises:
         SqlSyntax: the text cannot be tokenized.
@@ -64,7 +65,7 @@ def templatize(sql: str) -> Template:
     """
     try:
         tokens = _TOKENIZER.tokenize(sql)
-    except Exception:  # noqa: BLE001 - sqlglot raises several kinds here
+    except Exception:
         raise SqlSyntax("SQL syntax error: unterminated string, comment or quoted name") from None
     out: list[str] = []
     params: list[Any] = []
@@ -114,6 +115,7 @@ class Plan:
     schema: pa.Schema | None = None
     governed: exp.Expression | None = field(default=None, repr=False)
     timings: dict[str, float] = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=dict)
     runs: int = 0
 
     # A query that takes longer than this on the source's own engine is also tried on DuckDB
@@ -132,17 +134,23 @@ class Plan:
             return "duckdb"
         self.runs += 1
         native, duck = self.timings.get("native"), self.timings.get("duckdb")
-        if native is None:
+        if native is None or self.samples.get("native", 0) < 2:
             return "native"
-        if duck is None:
+        if duck is None or self.samples.get("duckdb", 0) < 2:
             return "duckdb" if native > self.EXPLORE_AFTER_S else "native"
         best, other = ("native", "duckdb") if native <= duck else ("duckdb", "native")
         return other if self.runs % self.REPROBE_EVERY == 0 else best
 
     def record(self, path: str, seconds: float) -> None:
-        """Fold one measured run into the path's moving average."""
+        """Fold one measured run into the path's moving average.
+
+        The first run on a path warms it up (opens connections, reads remote catalogs), so the
+        second replaces it rather than being averaged with it.
+        """
+        n = self.samples.get(path, 0) + 1
+        self.samples[path] = n
         old = self.timings.get(path)
-        self.timings[path] = seconds if old is None else 0.7 * old + 0.3 * seconds
+        self.timings[path] = seconds if old is None or n == 2 else 0.7 * old + 0.3 * seconds
 
 
 def _index(name: str) -> int:

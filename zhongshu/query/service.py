@@ -24,8 +24,13 @@ import pyarrow as pa
 from zhongshu.catalog.catalog import Catalog
 from zhongshu.catalog.store import MetadataStore
 from zhongshu.config import City
-from zhongshu.errors import (BadQuery, DatasetUnavailable, QueryTimeout, SourceUnavailable,
-                             ZhongshuError)
+from zhongshu.errors import (
+    BadQuery,
+    DatasetUnavailable,
+    QueryTimeout,
+    SourceUnavailable,
+    ZhongshuError,
+)
 from zhongshu.policy.firewall import Context
 from zhongshu.policy.identity import Caller
 from zhongshu.query.convert import rows_to_arrow
@@ -96,7 +101,7 @@ class _Watchdog:
                 heapq.heappop(self._heap)
             try:
                 cb()
-            except Exception:  # noqa: BLE001 - an interrupt of a finished query is harmless
+            except Exception:
                 pass
 
 
@@ -175,7 +180,7 @@ class QueryService:
         while not self._stop.wait(self.settings.health_interval_s):
             try:
                 self.check_sources()
-            except Exception:  # noqa: BLE001 - the monitor must keep running
+            except Exception:
                 log.exception("source health check failed")
 
     def close(self) -> None:
@@ -254,7 +259,7 @@ class QueryService:
                                               self.settings.query_timeout_s)
         except ZhongshuError:
             raise
-        except Exception as e:  # noqa: BLE001 - translated into protocol errors
+        except Exception as e:
             raise self._translate(e, plan.sources) from None
         return rows_to_arrow(rows, plan.schema)
 

@@ -1,4 +1,4 @@
-"""Source kinds: one package each under ``zhongshu/sources/<kind>/``, all sharing ``base.Source``."""
+"""Source kinds: one package each under ``zhongshu/sources/<kind>/``, sharing ``base.Source``."""
 
 from __future__ import annotations
 

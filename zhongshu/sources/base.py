@@ -126,13 +126,13 @@ class Source(ABC):
         except queue.Empty:
             try:
                 return self.connect_native()
-            except Exception as e:  # noqa: BLE001 - translated below
+            except Exception as e:
                 raise SourceUnavailable(self.unavailable_message(e)) from e
 
     def _discard(self, conn: Any) -> None:
         try:
             conn.close()
-        except Exception:  # noqa: BLE001 - the connection is being thrown away
+        except Exception:
             pass
 
     def close(self) -> None:
@@ -165,7 +165,7 @@ class Source(ABC):
         try:
             self.probe()
             return "ok"
-        except Exception as e:  # noqa: BLE001 - any failure means down
+        except Exception as e:
             return "down: " + self.redact(str(e).strip().splitlines()[0] if str(e).strip()
                                           else type(e).__name__)
 
