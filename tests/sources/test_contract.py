@@ -159,7 +159,7 @@ def test_native_answers_like_duckdb(native_case: tuple[Case, Path]) -> None:
                        f"WHERE {c.column} = '{c.value}'").fetchone()[0]
     native_rel = src.native_relation(c.table).sql(src.dialect)
     sql = f"SELECT count(*) FROM {native_rel} WHERE {c.column} = {src.placeholder(0)}"
-    _names, rows = src.execute_native(sql, (c.value,), 10)
+    _names, rows, _seconds = src.execute_native(sql, (c.value,), 10)
     assert rows[0][0] == want > 0
 
 
@@ -170,7 +170,7 @@ def test_statement_timeout_enforced_by_source(native_case: tuple[Case, Path]) ->
     with pytest.raises(QueryTimeout):
         src.execute_native(c.slow_sql, (), 0.5)
     # the pooled connection is still usable (or was replaced) afterwards
-    _names, rows = src.execute_native("SELECT 1", (), 5)
+    _names, rows, _seconds = src.execute_native("SELECT 1", (), 5)
     assert rows[0][0] == 1
 
 

@@ -72,15 +72,25 @@ def _coercer(t: pa.DataType) -> Callable[[Any], Any] | None:
     return None
 
 
+# what each coercer produces: values already of these types go to Arrow as they are
+_PYTHON_TYPES: dict[Callable[[Any], Any], type | tuple[type, ...]] = {
+    _to_datetime: datetime, _to_date: date, _to_bool: bool, _to_float: float,
+    _to_int: int, _to_decimal: Decimal, _to_str: str}
+
+
 def rows_to_arrow(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
     """Build a table of ``schema`` from driver rows (positional, same column order)."""
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
     arrays = []
     for values, f in zip(columns, schema, strict=True):
+        coerce = _coercer(f.type)
+        sample = next((v for v in values if v is not None), None)
+        if coerce is not None and sample is not None and not isinstance(
+                sample, _PYTHON_TYPES.get(coerce, ())):
+            values = [coerce(v) for v in values]  # e.g. SQLite's text timestamps
         try:
             arrays.append(pa.array(values, type=f.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-            coerce = _coercer(f.type)
             if coerce is None:
                 raise
             arrays.append(pa.array([coerce(v) for v in values], type=f.type))

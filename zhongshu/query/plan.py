@@ -128,7 +128,7 @@ class Plan:
 
         A plan that can be pushed down starts native; once a native run is slow the DuckDB
         path is measured too, and the faster one is kept (re-measuring the other every
-        ``REPROBE_EVERY`` runs, since data and load change).
+        ``REPROBE_EVERY`` runs when the two were within 3×, since data and load change).
         """
         if self.native is None:
             return "duckdb"
@@ -139,7 +139,10 @@ class Plan:
         if duck is None or self.samples.get("duckdb", 0) < 2:
             return "duckdb" if native > self.EXPLORE_AFTER_S else "native"
         best, other = ("native", "duckdb") if native <= duck else ("duckdb", "native")
-        return other if self.runs % self.REPROBE_EVERY == 0 else best
+        # re-measure the other path now and then, unless it was far slower (a full scan
+        # behind a point lookup is not worth re-checking)
+        close = max(native, duck) < 3 * min(native, duck)
+        return other if close and self.runs % self.REPROBE_EVERY == 0 else best
 
     def record(self, path: str, seconds: float) -> None:
         """Fold one measured run into the path's moving average.

@@ -237,34 +237,33 @@ class QueryService:
                     "keep working")
         choice = plan.choose() if engine == "auto" else "duckdb"
         if choice == "native" and plan.schema is None:
-            plan.schema = self._run_duckdb(plan, template.params, describe=True).schema
-        t0 = time.perf_counter()
+            plan.schema = self._run_duckdb(plan, template.params, describe=True)[0].schema
         if choice == "native":
             assert plan.native is not None
-            table, path = self._run_native(plan, template), f"native:{plan.native.name}"
+            (table, seconds), path = self._run_native(plan, template), f"native:{plan.native.name}"
         else:
-            table, path = self._run_duckdb(plan, template.params), "duckdb"
+            (table, seconds), path = self._run_duckdb(plan, template.params), "duckdb"
         if engine == "auto":
-            plan.record(choice, time.perf_counter() - t0)
+            plan.record(choice, seconds)
         truncated = table.num_rows > plan.row_limit
         if truncated:
             table = table.slice(0, plan.row_limit)
         return Result(table=table, truncated=truncated, plan=plan, path=path)
 
-    def _run_native(self, plan: Plan, template: Template) -> pa.Table:
+    def _run_native(self, plan: Plan, template: Template) -> tuple[pa.Table, float]:
         src = plan.native
         assert src is not None and plan.native_sql is not None and plan.schema is not None
         try:
-            _names, rows = src.execute_native(plan.native_sql, template.params,
-                                              self.settings.query_timeout_s)
+            _names, rows, seconds = src.execute_native(plan.native_sql, template.params,
+                                                       self.settings.query_timeout_s)
         except ZhongshuError:
             raise
         except Exception as e:
             raise self._translate(e, plan.sources) from None
-        return rows_to_arrow(rows, plan.schema)
+        return rows_to_arrow(rows, plan.schema), seconds
 
     def _run_duckdb(self, plan: Plan, params: tuple[Any, ...], describe: bool = False
-                    ) -> pa.Table:
+                    ) -> tuple[pa.Table, float]:
         engine = self.engine
         sql = plan.duckdb_sql
         if describe:
@@ -275,8 +274,10 @@ class QueryService:
             for src in plan.sources:
                 stack.enter_context(src.slot(timeout))
             stack.enter_context(self._watchdog.deadline(timeout, cur.interrupt))
+            t0 = time.perf_counter()
             try:
-                return cur.execute(sql, list(params)).to_arrow_table()
+                table = cur.execute(sql, list(params)).to_arrow_table()
+                return table, time.perf_counter() - t0
             except duckdb.InterruptException:
                 raise QueryTimeout(f"the query exceeded the hub's time limit of {timeout:g} s; "
                                    "narrow it (filters, LIMIT) or aggregate") from None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import queue
 import re
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -100,8 +101,11 @@ class Source(ABC):
         return f"${index + 1}"
 
     def execute_native(self, sql: str, params: Sequence[Any],
-                       timeout_s: float) -> tuple[list[str], Rows]:
+                       timeout_s: float) -> tuple[list[str], Rows, float]:
         """Run a governed query through the source's own driver, read-only, under the cap.
+
+        Returns:
+            column names, rows, and the seconds spent running (not waiting for a slot).
 
         Raises:
             SourceUnavailable: the source cannot be reached or failed in a way that is not the
@@ -110,10 +114,11 @@ class Source(ABC):
         with self.slot(timeout_s):
             conn = self._checkout()
             ok = False
+            t0 = time.perf_counter()
             try:
-                result = self.run_native(conn, sql, params, timeout_s)
+                names, rows = self.run_native(conn, sql, params, timeout_s)
                 ok = True
-                return result
+                return names, rows, time.perf_counter() - t0
             finally:
                 if ok:
                     self._pool.put(conn)
