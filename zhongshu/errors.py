@@ -22,6 +22,7 @@ data values, secrets or source internals.
     ├── ResultTooLarge                           result_too_large    413
     ├── QueryTimeout (TimeoutError)              query_timeout       504
     ├── SourceUnavailable                        source_unavailable  503 (transient)
+    │   └── SourceBusy                           source_unavailable  503 — at its concurrency cap
     ├── DatasetUnavailable                       dataset_unavailable 503 (schema drift)
     └── NotFound (LookupError)                   not_found           404
 """
@@ -151,6 +152,10 @@ class SourceUnavailable(ZhongshuError):
     code = "source_unavailable"
     status = 503
     transient = True
+
+
+class SourceBusy(SourceUnavailable):
+    """The source is at its concurrency cap (same protocol code: try again shortly)."""
 
 
 class DatasetUnavailable(ZhongshuError):

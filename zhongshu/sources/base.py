@@ -28,7 +28,7 @@ import duckdb
 from sqlglot import exp
 
 from zhongshu.config import SourceConfig, read_secret
-from zhongshu.errors import SourceUnavailable
+from zhongshu.errors import SourceBusy, SourceUnavailable
 
 Rows = list[tuple[Any, ...]]
 
@@ -100,8 +100,8 @@ class Source(ABC):
         """How the native driver spells positional parameter ``index`` (0-based)."""
         return f"${index + 1}"
 
-    def execute_native(self, sql: str, params: Sequence[Any],
-                       timeout_s: float) -> tuple[list[str], Rows, float]:
+    def execute_native(self, sql: str, params: Sequence[Any], timeout_s: float,
+                       wait: bool = True) -> tuple[list[str], Rows, float]:
         """Run a governed query through the source's own driver, read-only, under the cap.
 
         Returns:
@@ -111,7 +111,7 @@ class Source(ABC):
             SourceUnavailable: the source cannot be reached or failed in a way that is not the
                 query's fault.
         """
-        with self.slot(timeout_s):
+        with self.slot(timeout_s, wait):
             conn = self._checkout()
             ok = False
             t0 = time.perf_counter()
@@ -151,15 +151,16 @@ class Source(ABC):
     # --- shared behaviour -----------------------------------------------------------------
 
     @contextmanager
-    def slot(self, timeout_s: float) -> Iterator[None]:
+    def slot(self, timeout_s: float, wait: bool = True) -> Iterator[None]:
         """Hold one of this source's ``max_concurrency`` slots for the duration.
 
         Raises:
-            SourceUnavailable: no slot freed up within ``timeout_s``.
+            SourceBusy: no slot freed up within ``timeout_s`` (at once when not ``wait``).
         """
-        if not self._slots.acquire(timeout=timeout_s):
-            raise SourceUnavailable(f"source `{self.name}` is at its concurrency cap "
-                                    f"({self.config.max_concurrency}); try again shortly")
+        got = self._slots.acquire(timeout=timeout_s) if wait else self._slots.acquire(False)
+        if not got:
+            raise SourceBusy(f"source `{self.name}` is at its concurrency cap "
+                             f"({self.config.max_concurrency}); try again shortly")
         try:
             yield
         finally:
