@@ -199,10 +199,10 @@ def _print_table(table: Any, fmt: str) -> None:
         sys.stdout.write(buf.getvalue().to_pybytes().decode())
         return
     if fmt == "json":
-        from zhongshu.protocol.encode import rows_json
+        from zhongshu.protocol.encode import rows_json, table_rows
 
         cols = [f.name for f in table.schema]
-        rows = json.loads(rows_json(table))
+        rows = json.loads(rows_json(table_rows(table)))
         sys.stdout.write(json.dumps([dict(zip(cols, r, strict=True)) for r in rows],
                                     ensure_ascii=False, indent=1) + "\n")
         return

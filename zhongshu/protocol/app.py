@@ -23,7 +23,7 @@ from zhongshu.policy import access
 from zhongshu.policy.identity import Authenticator, Caller
 from zhongshu.protocol import encode
 from zhongshu.protocol.metrics import Metrics
-from zhongshu.query.service import QueryService
+from zhongshu.query.service import QueryService, Result
 
 log = logging.getLogger("zhongshu.protocol")
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -205,20 +205,19 @@ def create_app(service: QueryService) -> FastAPI:
             raise
         return _encode(result, body, t0)
 
-    def _encode(result: Any, body: QueryIn, t0: float) -> Response:
-        table = result.table
+    def _encode(result: Result, body: QueryIn, t0: float) -> Response:
         if body.format == "arrow":
-            payload = encode.arrow_ipc(table)
+            payload = encode.arrow_ipc(result.table)
             _check_size(payload, service)
             metrics.query("ok", result.path, time.perf_counter() - t0)
             return Response(payload, media_type=ARROW_STREAM, headers={
                 "Zhongshu-Truncated": "true" if result.truncated else "false",
-                "Zhongshu-Row-Count": str(table.num_rows)})
-        rows = encode.rows_json(table)
+                "Zhongshu-Row-Count": str(result.num_rows)})
+        rows = encode.rows_json(result.rows())
         _check_size(rows, service)
-        head = orjson.dumps({"columns": encode.columns(table), "row_count": table.num_rows,
-                             "truncated": result.truncated, "row_scope": [],
-                             "receipt": None})
+        head = orjson.dumps({"columns": encode.columns(result.schema),
+                             "row_count": result.num_rows, "truncated": result.truncated,
+                             "row_scope": [], "receipt": None})
         metrics.query("ok", result.path, time.perf_counter() - t0)
         return Response(head[:-1] + b',"rows":' + rows + b"}", media_type="application/json")
 

@@ -52,18 +52,22 @@ def _default(v: Any) -> Any:
     raise TypeError(f"cannot encode {type(v).__name__}")
 
 
-def columns(table: pa.Table) -> list[dict[str, str]]:
+def columns(schema: pa.Schema) -> list[dict[str, str]]:
     """``[{"name", "type"}]`` of a result."""
-    return [{"name": f.name, "type": duckdb_type(f.type)} for f in table.schema]
+    return [{"name": f.name, "type": duckdb_type(f.type)} for f in schema]
 
 
-def rows_json(table: pa.Table) -> bytes:
+def table_rows(table: pa.Table) -> list[list[Any]]:
+    """A table's rows as lists of Python values."""
+    cols = [c.to_pylist() for c in table.columns]
+    return [list(r) for r in zip(*cols, strict=True)] if cols else []
+
+
+def rows_json(rows: list[list[Any]]) -> bytes:
     """The JSON ``rows`` array: one array per row, times as ISO 8601, decimals as strings.
 
     These are the exact bytes the answer carries (and, with the ledger, that get hashed).
     """
-    cols = [c.to_pylist() for c in table.columns]
-    rows = [list(r) for r in zip(*cols, strict=True)] if cols else []
     return orjson.dumps(rows, default=_default)
 
 

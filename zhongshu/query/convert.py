@@ -78,20 +78,33 @@ _PYTHON_TYPES: dict[Callable[[Any], Any], type | tuple[type, ...]] = {
     _to_int: int, _to_decimal: Decimal, _to_str: str}
 
 
+def coerce_rows(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> list[list[Any]]:
+    """Driver rows with each value as Arrow's ``to_pylist`` would give it for ``schema``
+    (text timestamps parsed, 0/1 booleans as bools, decimals for DECIMAL columns…)."""
+    out = [list(r) for r in rows]
+    if not out:
+        return out
+    for i, f in enumerate(schema):
+        coerce = _coercer(f.type)
+        if coerce is None:
+            continue
+        sample = next((r[i] for r in out if r[i] is not None), None)
+        if sample is not None and not _is_canonical(sample, coerce):
+            for r in out:
+                r[i] = coerce(r[i])
+    return out
+
+
+def _is_canonical(value: Any, coerce: Callable[[Any], Any]) -> bool:
+    want = _PYTHON_TYPES[coerce]
+    if coerce is _to_int or coerce is _to_float:
+        return type(value) is want  # bool is an int, Decimal is not a float
+    return isinstance(value, want)
+
+
 def rows_to_arrow(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
     """Build a table of ``schema`` from driver rows (positional, same column order)."""
+    rows = coerce_rows(rows, schema)
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
-    arrays = []
-    for values, f in zip(columns, schema, strict=True):
-        coerce = _coercer(f.type)
-        sample = next((v for v in values if v is not None), None)
-        if coerce is not None and sample is not None and not isinstance(
-                sample, _PYTHON_TYPES.get(coerce, ())):
-            values = [coerce(v) for v in values]  # e.g. SQLite's text timestamps
-        try:
-            arrays.append(pa.array(values, type=f.type))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-            if coerce is None:
-                raise
-            arrays.append(pa.array([coerce(v) for v in values], type=f.type))
+    arrays = [pa.array(values, type=f.type) for values, f in zip(columns, schema, strict=True)]
     return pa.Table.from_arrays(arrays, schema=schema)

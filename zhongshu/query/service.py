@@ -34,7 +34,7 @@ from zhongshu.errors import (
 )
 from zhongshu.policy.firewall import Context
 from zhongshu.policy.identity import Caller
-from zhongshu.query.convert import rows_to_arrow
+from zhongshu.query.convert import coerce_rows, rows_to_arrow
 from zhongshu.query.engine import Engine
 from zhongshu.query.plan import Plan, Template, build_plan, templatize
 from zhongshu.sources import Source
@@ -48,12 +48,33 @@ class QueryFailed(BadQuery):
 
 @dataclass
 class Result:
-    """One answered query."""
+    """One answered query: an Arrow table, or (from a source's own driver) Python rows whose
+    values are already what the table would hold — built into a table only when asked."""
 
-    table: pa.Table
+    schema: pa.Schema
     truncated: bool
     plan: Plan
     path: str  # "native:<source>" or "duckdb"
+    _table: pa.Table | None = None
+    _rows: list[list[Any]] | None = None
+
+    @property
+    def table(self) -> pa.Table:
+        if self._table is None:
+            assert self._rows is not None
+            self._table = rows_to_arrow(self._rows, self.schema)
+        return self._table
+
+    @property
+    def num_rows(self) -> int:
+        return len(self._rows) if self._rows is not None else self.table.num_rows
+
+    def rows(self) -> list[list[Any]]:
+        """The rows as lists of Python values (JSON encoding reads these)."""
+        if self._rows is not None:
+            return self._rows
+        cols = [c.to_pylist() for c in self.table.columns]
+        return [list(r) for r in zip(*cols, strict=True)]
 
 
 @dataclass
@@ -270,20 +291,22 @@ class QueryService:
         if choice == "native" and plan.schema is None:
             plan.schema = self._run_duckdb(plan, template.params, describe=True)[0].schema
         if choice == "native":
-            assert plan.native is not None
-            (table, seconds), path = (self._run_native(plan, template, wait),
-                                      f"native:{plan.native.name}")
+            assert plan.native is not None and plan.schema is not None
+            rows, seconds = self._run_native(plan, template, wait)
+            truncated = len(rows) > plan.row_limit
+            result = Result(plan.schema, truncated, plan, f"native:{plan.native.name}",
+                            _rows=rows[:plan.row_limit] if truncated else rows)
         else:
-            (table, seconds), path = self._run_duckdb(plan, template.params), "duckdb"
+            table, seconds = self._run_duckdb(plan, template.params)
+            truncated = table.num_rows > plan.row_limit
+            result = Result(table.schema, truncated, plan, "duckdb",
+                            _table=table.slice(0, plan.row_limit) if truncated else table)
         if engine == "auto":
             plan.record(choice, seconds)
-        truncated = table.num_rows > plan.row_limit
-        if truncated:
-            table = table.slice(0, plan.row_limit)
-        return Result(table=table, truncated=truncated, plan=plan, path=path)
+        return result
 
     def _run_native(self, plan: Plan, template: Template, wait: bool = True
-                    ) -> tuple[pa.Table, float]:
+                    ) -> tuple[list[list[Any]], float]:
         src = plan.native
         assert src is not None and plan.native_sql is not None and plan.schema is not None
         try:
@@ -293,7 +316,7 @@ class QueryService:
             raise
         except Exception as e:
             raise self._translate(e, plan.sources) from None
-        return rows_to_arrow(rows, plan.schema), seconds
+        return coerce_rows(rows, plan.schema), seconds
 
     def _run_duckdb(self, plan: Plan, params: tuple[Any, ...], describe: bool = False
                     ) -> tuple[pa.Table, float]:
