@@ -81,3 +81,18 @@ def test_messages_never_echo_internals(service: QueryService) -> None:
         service.run(caller, "SELECT camera_id + 1 FROM traffic.checkpoints", "test")
     assert "src_" not in e.value.message and "__raw__" not in e.value.message
     assert "cam-" not in e.value.message
+
+
+def test_same_dataset_in_several_scopes(service: QueryService) -> None:
+    caller = Caller(service.catalog.members["cockpit-city"])
+    sql = ("SELECT count(*) AS n FROM traffic.checkpoints WHERE segment_id IN "
+           "(SELECT segment_id FROM traffic.checkpoints WHERE district = 'xihu')")
+    n = service.run(caller, sql, "test").table.column("n").to_pylist()[0]
+    direct = service.run(caller, "SELECT count(*) AS n FROM traffic.checkpoints "
+                                 "WHERE district = 'xihu'", "test").table.column("n")
+    assert n == direct.to_pylist()[0] > 0
+    with pytest.raises(ZhongshuError) as e:
+        service.run(caller, "SELECT count(*) FROM traffic.checkpoints WHERE camera_id IN "
+                            "(SELECT camera_id FROM traffic.passages p WHERE p.plate = 'x')",
+                    "test")
+    assert e.value.code == "column_not_granted"

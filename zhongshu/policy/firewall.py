@@ -41,6 +41,7 @@ from zhongshu.policy import access
 from zhongshu.policy.identity import Caller
 
 RAW_PREFIX = "__raw__"
+_REF = "zhongshu_ref"  # meta key: index of a table node's DatasetRef
 # sqlglot logs unparsed statements at WARNING, with the caller's SQL: keep that out of logs
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 _QUERY_STARTS = {"SELECT", "WITH", "FROM", "(", "VALUES", "TABLE"}
@@ -214,7 +215,6 @@ def allowed_functions(e: exp.Expression, ctx: Context) -> exp.Expression:
 def resolve_datasets(e: exp.Expression, ctx: Context) -> exp.Expression:
     """Every table reference names a dataset the caller may know, or a CTE of the query."""
     ctx.ctes = {str(c.alias).lower() for c in e.find_all(exp.CTE)}
-    aliases: set[str] = set()
     for table in list(e.find_all(exp.Table)):
         if not isinstance(table.this, exp.Identifier):
             raise FunctionNotAllowed("table functions are not allowed; name a dataset "
@@ -233,12 +233,8 @@ def resolve_datasets(e: exp.Expression, ctx: Context) -> exp.Expression:
                                      "changed; the owner has been told")
         if ds.status == "source_down":
             raise SourceUnavailable(f"dataset `{ds.name}` is unavailable: its source is down")
-        alias = (table.alias or table.name).lower()
-        if alias in aliases:
-            raise SqlSyntax(f"`{alias}` names two tables in this query; give each its own "
-                            "alias")
-        aliases.add(alias)
-        ctx.refs.append(DatasetRef(ds, alias))
+        table.meta[_REF] = len(ctx.refs)
+        ctx.refs.append(DatasetRef(ds, (table.alias or table.name).lower()))
     return e
 
 
@@ -261,11 +257,16 @@ def authorize_columns(e: exp.Expression, ctx: Context) -> exp.Expression:
     except OptimizeError as err:
         raise ColumnNotFound(f"{_column_message(str(err))}; `GET /v1/datasets/NAME` lists a "
                              "dataset's columns") from None
-    by_alias = {r.alias: r for r in ctx.refs}
+    # The same alias may name tables in different scopes (`… WHERE camera_id IN (SELECT
+    # camera_id FROM traffic.checkpoints)`): a column counts for every reference under its
+    # alias that has it — conservative, it can only ask for more columns, never fewer.
+    by_alias: dict[str, list[DatasetRef]] = {}
+    for r in ctx.refs:
+        by_alias.setdefault(r.alias, []).append(r)
     for scope_col in q.find_all(exp.Column):
-        ref = by_alias.get(scope_col.table.lower()) if scope_col.table else None
-        if ref is not None and ref.dataset.column(scope_col.name):
-            ref.columns.add(scope_col.name.lower())
+        for ref in by_alias.get(scope_col.table.lower(), []) if scope_col.table else []:
+            if ref.dataset.column(scope_col.name):
+                ref.columns.add(scope_col.name.lower())
     starred = any(isinstance(s, exp.Star) or (isinstance(s, exp.Column) and s.is_star)
                   for s in q.find_all(exp.Star, exp.Column))
     for ref in ctx.refs:
@@ -291,13 +292,11 @@ def raw_table(dataset: Dataset) -> exp.Table:
 
 def governed_views(e: exp.Expression, ctx: Context) -> exp.Expression:
     """Replace each dataset reference by a subquery exposing only the readable columns."""
-    by_alias = {r.alias: r for r in ctx.refs}
-
     def swap(node: exp.Expression) -> exp.Expression:
-        if not isinstance(node, exp.Table) or not node.args.get("db"):
+        if not isinstance(node, exp.Table) or _REF not in node.meta:
             return node
-        alias = (node.alias or node.name).lower()
-        ref = by_alias[alias]
+        ref = ctx.refs[node.meta[_REF]]
+        alias = ref.alias
         view = exp.select(*[exp.column(c, quoted=True) for c in ref.readable]).from_(
             raw_table(ref.dataset))
         sub = exp.Subquery(this=view, alias=exp.TableAlias(this=exp.to_identifier(alias)))
