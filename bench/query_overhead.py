@@ -112,7 +112,7 @@ def bench_engine(engine: str, city: Path, servers: ServerSettings, runs: int,
         http = SyncRawClient(url, token)
 
         def hub(q: str) -> Any:
-            status, body = http.post_json("/v1/query", {"sql": q, "purpose": "benchmark"})
+            status, body = http.post_json("/v1/query", {"sql": q, "purpose": "city-operations"})
             if status != 200:
                 raise SystemExit(f"hub refused {q!r}: {body[:500]!r}")
             return body

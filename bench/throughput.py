@@ -53,7 +53,7 @@ async def _load(url: str, token: str | None, seconds: float, connections: int,
             while time.monotonic() < stop:
                 body = json.dumps({"sql": "SELECT * FROM traffic.passages WHERE passage_id = "
                                           f"{rnd.randint(1, n_keys)}",
-                                   "purpose": "benchmark"}).encode()
+                                   "purpose": "city-operations"}).encode()
                 t = time.perf_counter()
                 status, _ = await client.request(post("/v1/query", host, body, token))
                 latencies.append(time.perf_counter() - t)

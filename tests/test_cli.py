@@ -12,6 +12,8 @@ import httpx
 
 from tests.conftest import RunningHub
 
+P = "city-operations"
+
 
 def zs(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "zhongshu.cli", *args], capture_output=True,
@@ -40,20 +42,20 @@ def test_unknown_member_is_one_line(demo_dir: Path) -> None:
 def test_query_formats_and_errors(hub: RunningHub) -> None:
     env = {"ZHONGSHU_TOKEN": hub.token("cockpit-city"), "ZHONGSHU_URL": hub.url}
     sql = "SELECT district, count(*) AS n FROM traffic.checkpoints GROUP BY 1 ORDER BY 1"
-    csv = zs("query", "--purpose", "x", "--format", "csv", sql, env=env)
+    csv = zs("query", "--purpose", P, "--format", "csv", sql, env=env)
     assert csv.returncode == 0, csv.stderr
     lines = csv.stdout.strip().splitlines()
     assert lines[0] == '"district","n"' and len(lines) == 7
-    js = json.loads(zs("query", "--purpose", "x", "--format", "json", sql, env=env).stdout)
+    js = json.loads(zs("query", "--purpose", P, "--format", "json", sql, env=env).stdout)
     assert [r["district"] for r in js] == sorted(r["district"] for r in js)
-    table = zs("query", "--purpose", "x", sql, env=env)
+    table = zs("query", "--purpose", P, sql, env=env)
     assert "xihu" in table.stdout and "6 row(s)" in table.stdout
-    bad = zs("query", "--purpose", "x", "SELECT plate FROM traffic.passages", env=env)
+    bad = zs("query", "--purpose", P, "SELECT plate FROM traffic.passages", env=env)
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines() == [
         "error: column `plate` of `traffic.passages` is not granted to `cockpit-city` for "
-        "purpose `x`"]
-    down = zs("query", "--purpose", "x", "--url", "http://127.0.0.1:9", sql, env=env)
+        "purpose `city-operations`"]
+    down = zs("query", "--purpose", P, "--url", "http://127.0.0.1:9", sql, env=env)
     assert down.returncode == 1 and "cannot reach the hub" in down.stderr
     assert "Traceback" not in bad.stderr + down.stderr
 

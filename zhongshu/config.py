@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -159,10 +160,65 @@ class MemberInfo(_Strict):
     roles: list[str] = []
 
 
+MaskKind = Literal["redact", "partial", "pseudonym", "generalize"]
+
+
+class Mask(_Strict):
+    """How one column leaves the hub for a grant.
+
+    * ``redact`` — always NULL;
+    * ``partial`` — keep ``keep_start`` leading and ``keep_end`` trailing characters, the rest
+      shown as ``fill`` (plates ``浙A·****12``, phones ``138****5678``); ``pattern = "birth_year"``
+      keeps only the birth year of an 18-digit resident id number;
+    * ``pseudonym`` — a keyed hash, keyed per consumer × purpose (× ``rotate`` period): joinable
+      across every dataset granted to that consumer for that purpose, unlinkable otherwise,
+      never reversible; equality with a literal still finds a known identifier's rows;
+    * ``generalize`` — numbers rounded to ``step``, times truncated to ``unit``, coordinates
+      rounded to ``digits`` decimals.
+    """
+
+    kind: MaskKind
+    keep_start: int = Field(default=2, ge=0)
+    keep_end: int = Field(default=2, ge=0)
+    fill: str = "****"
+    separator: str = ""
+    pattern: Literal["birth_year"] | None = None
+    rotate: Literal["day", "month"] | None = None
+    step: float | None = Field(default=None, gt=0)
+    unit: Literal["minute", "hour", "day", "week", "month", "year"] | None = None
+    digits: int | None = Field(default=None, ge=0, le=6)
+
+
+class GrantConfig(_Strict):
+    """The owner lets ``consumer`` read some columns of its datasets for some purposes."""
+
+    id: str | None = Field(default=None, pattern=_NAME,
+                           description="stable name of the grant (default: consumer-dataset)")
+    consumer: str = Field(description="member the data goes to")
+    datasets: list[str] = Field(min_length=1, description="datasets of this member")
+    purposes: list[str] = Field(min_length=1, description="what the consumer may use it for")
+    columns: list[str] | None = Field(default=None,
+                                      description="columns granted (default: public and "
+                                                  "internal ones)")
+    masking: dict[str, Mask | MaskKind] = Field(default_factory=dict,
+                                               description="column → how it is masked")
+    row_scope: str | dict[str, str] | None = Field(
+        default=None, description="SQL predicate on the dataset (or dataset → predicate); "
+                                  "may reference other datasets in a subquery")
+    expires: datetime | None = Field(default=None, description="no access after this time")
+    rate_limit: int | None = Field(default=None, ge=1, description="queries per minute")
+
+    @field_validator("masking", mode="after")
+    @classmethod
+    def _masks(cls, v: dict[str, Mask | str]) -> dict[str, Mask | str]:
+        return {k: (Mask(kind=m) if isinstance(m, str) else m) for k, m in v.items()}
+
+
 class MemberFile(_Strict):
     member: MemberInfo
     sources: list[SourceConfig] = []
     datasets: list[DatasetConfig] = []
+    grants: list[GrantConfig] = []
 
     @field_validator("datasets")
     @classmethod
@@ -310,6 +366,44 @@ def _cross_check(city: City) -> None:
                                   f"`{datasets[d.name]}`", path=str(path),
                                   line=_find(text, f'"{d.name}"'))
             datasets[d.name] = name
+    declared = {d.name: d for mf in city.members.values() for d in mf.datasets}
+    for name, mf in city.members.items():
+        _check_grants(city, name, mf, declared)
+
+
+def _check_grants(city: City, owner: str, mf: MemberFile,
+                  declared: dict[str, DatasetConfig]) -> None:
+    path = city.member_files[owner]
+    text = path.read_text(encoding="utf-8")
+    seen: set[tuple[str, str, str]] = set()
+    for g in mf.grants:
+        line = _find(text, f'"{g.consumer}"')
+
+        def fail(msg: str, line: int | None = line, consumer: str = g.consumer) -> None:
+            raise ConfigError(f"grant to `{consumer}`: {msg}", path=str(path), line=line)
+
+        if g.consumer not in city.members:
+            fail(f"no member `{g.consumer}` in this city")
+        if g.consumer == owner:
+            fail("an owner needs no grant on its own datasets")
+        own = {d.name for d in mf.datasets}
+        for ds in g.datasets:
+            if ds not in own:
+                fail(f"`{ds}` is not a dataset of `{owner}`; a member grants only its own "
+                     "datasets")
+            cols = {c.name for c in declared[ds].columns}
+            for col in list(g.columns or []) + list(g.masking):
+                if col not in cols and len(g.datasets) == 1:
+                    fail(f"`{ds}` has no column `{col}`", _find(text, col))
+            for purpose in g.purposes:
+                key = (g.consumer, ds, purpose)
+                if key in seen:
+                    fail(f"`{ds}` is granted twice for purpose `{purpose}`; merge the grants")
+                seen.add(key)
+        if isinstance(g.row_scope, dict):
+            for ds in g.row_scope:
+                if ds not in g.datasets:
+                    fail(f"row_scope names `{ds}`, which this grant does not cover")
 
 
 def _find(text: str, needle: str) -> int | None:

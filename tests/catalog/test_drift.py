@@ -49,13 +49,14 @@ def test_drift_detected_at_start(drifted: Path) -> None:
         assert "`length_m` is declared DOUBLE but the source now holds VARCHAR" in segments.reason
         caller = Caller(service.catalog.members["cockpit-city"])
         with pytest.raises(DatasetUnavailable):
-            service.run(caller, "SELECT garage_no FROM parking_westlake.garages", "x")
+            service.run(caller, "SELECT garage_no FROM parking_westlake.garages", "city-operations")
         with pytest.raises(DatasetUnavailable):
-            service.run(caller, "SELECT segment_id FROM traffic.segments", "x")
+            service.run(caller, "SELECT segment_id FROM traffic.segments", "city-operations")
         # the rest of the same sources keeps working
         assert service.run(caller, "SELECT count(*) FROM parking_westlake.occupancy",
-                           "x").table.num_rows == 1
-        assert service.run(caller, "SELECT count(*) FROM traffic.passages", "x").table.num_rows
+                           "city-operations").table.num_rows == 1
+        assert service.run(caller, "SELECT count(*) FROM traffic.passages",
+                           "city-operations").table.num_rows
         assert service.store.dataset_status("traffic.segments")[0] == "drift"
     finally:
         service.close()

@@ -58,14 +58,14 @@ REFUSED = [
 
 @pytest.mark.parametrize("sql", ALLOWED)
 def test_allowed_queries_answer(service: QueryService, sql: str) -> None:
-    result = service.run(Caller(service.catalog.members["cockpit-city"]), sql, "test")
+    result = service.run(Caller(service.catalog.members["cockpit-city"]), sql, "city-operations")
     assert result.table.num_columns >= 1
 
 
 @pytest.mark.parametrize(("sql", "code"), REFUSED)
 def test_refused_with_code(service: QueryService, sql: str, code: str) -> None:
     with pytest.raises(ZhongshuError) as e:
-        service.run(Caller(service.catalog.members["cockpit-city"]), sql, "test")
+        service.run(Caller(service.catalog.members["cockpit-city"]), sql, "city-operations")
     assert e.value.code == code, e.value.message
 
 
@@ -78,7 +78,7 @@ def test_owner_reads_personal_columns(service: QueryService) -> None:
 def test_messages_never_echo_internals(service: QueryService) -> None:
     caller = Caller(service.catalog.members["cockpit-city"])
     with pytest.raises(ZhongshuError) as e:
-        service.run(caller, "SELECT camera_id + 1 FROM traffic.checkpoints", "test")
+        service.run(caller, "SELECT camera_id + 1 FROM traffic.checkpoints", "city-operations")
     assert "src_" not in e.value.message and "__raw__" not in e.value.message
     assert "cam-" not in e.value.message
 
@@ -87,12 +87,12 @@ def test_same_dataset_in_several_scopes(service: QueryService) -> None:
     caller = Caller(service.catalog.members["cockpit-city"])
     sql = ("SELECT count(*) AS n FROM traffic.checkpoints WHERE segment_id IN "
            "(SELECT segment_id FROM traffic.checkpoints WHERE district = 'xihu')")
-    n = service.run(caller, sql, "test").table.column("n").to_pylist()[0]
+    n = service.run(caller, sql, "city-operations").table.column("n").to_pylist()[0]
     direct = service.run(caller, "SELECT count(*) AS n FROM traffic.checkpoints "
-                                 "WHERE district = 'xihu'", "test").table.column("n")
+                                 "WHERE district = 'xihu'", "city-operations").table.column("n")
     assert n == direct.to_pylist()[0] > 0
     with pytest.raises(ZhongshuError) as e:
         service.run(caller, "SELECT count(*) FROM traffic.checkpoints WHERE camera_id IN "
                             "(SELECT camera_id FROM traffic.passages p WHERE p.plate = 'x')",
-                    "test")
+                    "city-operations")
     assert e.value.code == "column_not_granted"

@@ -16,6 +16,8 @@ from zhongshu.client import Hub
 from zhongshu.config import load_city
 from zhongshu.query.service import QueryService
 
+P = "city-operations"
+
 
 @pytest.fixture(scope="module")
 def http(hub: RunningHub) -> Iterator[httpx.Client]:
@@ -38,7 +40,7 @@ def test_unauthenticated(hub: RunningHub) -> None:
         r = httpx.get(f"{hub.url}/v1/catalog", headers=headers)
         _error(r, 401, "unauthenticated")
         assert r.headers["www-authenticate"] == "Bearer"
-    r = httpx.post(f"{hub.url}/v1/query", json={"sql": "SELECT 1", "purpose": "x"})
+    r = httpx.post(f"{hub.url}/v1/query", json={"sql": "SELECT 1", "purpose": P})
     _error(r, 401, "unauthenticated")
 
 
@@ -67,9 +69,9 @@ def test_unlisted_answers_like_missing(http: httpx.Client) -> None:
     m2 = _error(http.get("/v1/datasets/credit.nothing"), 404, "dataset_not_found")
     assert m1.replace("credit.scores", "X") == m2.replace("credit.nothing", "X")
     q1 = _error(http.post("/v1/query", json={"sql": "SELECT * FROM credit.scores",
-                                             "purpose": "x"}), 404, "dataset_not_found")
+                                             "purpose": P}), 404, "dataset_not_found")
     q2 = _error(http.post("/v1/query", json={"sql": "SELECT * FROM credit.nothing",
-                                             "purpose": "x"}), 404, "dataset_not_found")
+                                             "purpose": P}), 404, "dataset_not_found")
     assert q1.replace("credit.scores", "X") == q2.replace("credit.nothing", "X")
 
 
@@ -81,13 +83,13 @@ def test_dataset_detail(http: httpx.Client) -> None:
 def test_query_json_and_arrow_agree(http: httpx.Client) -> None:
     sql = ("SELECT camera_id, passed_at, speed_kmh FROM traffic.passages "
            "ORDER BY passage_id LIMIT 20")
-    j = http.post("/v1/query", json={"sql": sql, "purpose": "x"}).json()
+    j = http.post("/v1/query", json={"sql": sql, "purpose": P}).json()
     assert set(j) == {"columns", "rows", "row_count", "truncated", "row_scope", "receipt"}
     assert j["columns"] == [{"name": "camera_id", "type": "VARCHAR"},
                             {"name": "passed_at", "type": "TIMESTAMP"},
                             {"name": "speed_kmh", "type": "DOUBLE"}]
     assert j["row_count"] == len(j["rows"]) == 20 and j["truncated"] is False
-    r = http.post("/v1/query", json={"sql": sql, "purpose": "x", "format": "arrow"})
+    r = http.post("/v1/query", json={"sql": sql, "purpose": P, "format": "arrow"})
     assert r.headers["content-type"] == "application/vnd.apache.arrow.stream"
     table = pa.ipc.open_stream(r.content).read_all()
     assert table.column("camera_id").to_pylist() == [row[0] for row in j["rows"]]
@@ -97,19 +99,19 @@ def test_query_json_and_arrow_agree(http: httpx.Client) -> None:
 
 def test_limit_truncates(http: httpx.Client) -> None:
     j = http.post("/v1/query", json={"sql": "SELECT * FROM traffic.checkpoints",
-                                     "purpose": "x", "limit": 5}).json()
+                                     "purpose": P, "limit": 5}).json()
     assert j["row_count"] == 5 and j["truncated"] is True
     j = http.post("/v1/query", json={"sql": "SELECT * FROM traffic.checkpoints LIMIT 3",
-                                     "purpose": "x", "limit": 5}).json()
+                                     "purpose": P, "limit": 5}).json()
     assert j["row_count"] == 3 and j["truncated"] is False
 
 
 @pytest.mark.parametrize(("body", "fragment"), [
     ({"sql": "SELECT 1"}, "purpose"),
-    ({"purpose": "x"}, "sql"),
-    ({"sql": "SELECT 1", "purpose": "x", "format": "xml"}, "format"),
-    ({"sql": "SELECT 1", "purpose": "x", "limit": 0}, "limit"),
-    ({"sql": "", "purpose": "x"}, "sql"),
+    ({"purpose": P}, "sql"),
+    ({"sql": "SELECT 1", "purpose": P, "format": "xml"}, "format"),
+    ({"sql": "SELECT 1", "purpose": P, "limit": 0}, "limit"),
+    ({"sql": "", "purpose": P}, "sql"),
 ])
 def test_bad_request_bodies(http: httpx.Client, body: dict[str, object], fragment: str) -> None:
     assert fragment in _error(http.post("/v1/query", json=body), 400, "bad_request")
@@ -122,11 +124,11 @@ def test_not_json(http: httpx.Client) -> None:
 
 def test_refusal_codes_over_http(http: httpx.Client) -> None:
     _error(http.post("/v1/query", json={"sql": "SELECT plate FROM traffic.passages",
-                                        "purpose": "x"}), 403, "column_not_granted")
-    _error(http.post("/v1/query", json={"sql": "DROP TABLE traffic.passages", "purpose": "x"}),
+                                        "purpose": P}), 403, "column_not_granted")
+    _error(http.post("/v1/query", json={"sql": "DROP TABLE traffic.passages", "purpose": P}),
            400, "statement_not_allowed")
     _error(http.post("/v1/query", json={"sql": "SELECT * FROM read_csv('/etc/passwd')",
-                                        "purpose": "x"}), 400, "function_not_allowed")
+                                        "purpose": P}), 400, "function_not_allowed")
     _error(http.get("/v1/nothing"), 404, "not_found")
 
 
@@ -155,12 +157,12 @@ def test_metrics_count_without_identities(http: httpx.Client, hub: RunningHub) -
 def test_client(hub: RunningHub) -> None:
     with Hub(hub.url, hub.token("cockpit-city")) as client:
         t = client.query("SELECT district, count(*) AS n FROM traffic.checkpoints GROUP BY 1 "
-                         "ORDER BY 1", purpose="x")
+                         "ORDER BY 1", purpose=P)
         assert t.num_rows == 6 and t.schema.field("n").type == pa.int64()
         assert client.dataset("traffic.passages")["name"] == "traffic.passages"
         assert len(client.catalog()) >= 15
         with pytest.raises(errors.ColumnNotGranted):
-            client.query("SELECT plate FROM traffic.passages", purpose="x")
+            client.query("SELECT plate FROM traffic.passages", purpose=P)
         with pytest.raises(errors.DatasetNotFound):
             client.dataset("credit.scores")
     with Hub(hub.url, "zs_wrong") as client, pytest.raises(errors.Unauthenticated):
@@ -178,10 +180,10 @@ def test_row_cap_and_byte_limit(demo_dir: Path, tmp_path: Path,
     try:
         h = {"Authorization": f"Bearer {running.token('cockpit-city')}"}
         j = httpx.post(f"{running.url}/v1/query", headers=h, json={
-            "sql": "SELECT camera_id FROM traffic.checkpoints", "purpose": "x"}).json()
+            "sql": "SELECT camera_id FROM traffic.checkpoints", "purpose": P}).json()
         assert j["row_count"] == 7 and j["truncated"] is True
         r = httpx.post(f"{running.url}/v1/query", headers=h, json={
-            "sql": "SELECT repeat(camera_id, 200) FROM traffic.checkpoints", "purpose": "x"})
+            "sql": "SELECT repeat(camera_id, 200) FROM traffic.checkpoints", "purpose": P})
         _error(r, 413, "result_too_large")
     finally:
         running.stop()

@@ -109,7 +109,7 @@ def test_postgres_mariadb_sqlite_join(real_service: QueryService, real_dir: Path
     oracle = _oracle(real_dir)
     caller = Caller(real_service.catalog.members["cockpit-city"])
     for sql in QUERIES:
-        got = real_service.run(caller, sql, "test")
+        got = real_service.run(caller, sql, "city-operations")
         assert got.path == "duckdb"
         want = oracle.execute(sql).fetchall()
         assert len(want) > 0, sql

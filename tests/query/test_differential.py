@@ -58,8 +58,8 @@ def _check(svc: QueryService, native_kinds: set[str]) -> int:
     pushed = 0
     for member, sql, must_push in QUERIES:
         caller = Caller(svc.catalog.members[member])
-        auto = svc.run(caller, sql, "test")
-        duck = svc.run(caller, sql, "test", engine="duckdb")
+        auto = svc.run(caller, sql, "city-operations")
+        duck = svc.run(caller, sql, "city-operations", engine="duckdb")
         kind = next(iter(auto.plan.datasets.values())).source.kind
         if must_push and kind in native_kinds:
             assert auto.path.startswith("native:"), (sql, auto.path)

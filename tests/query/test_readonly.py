@@ -68,7 +68,7 @@ READS = [
 
 def _code(svc: QueryService, caller: Caller, sql: str) -> str:
     try:
-        svc.run(caller, sql, "test")
+        svc.run(caller, sql, "city-operations")
     except ZhongshuError as e:
         return e.code
     return "ok"

@@ -145,7 +145,7 @@ def test_projection_and_filter_pushdown(case: tuple[Case, Path],
         svc = request.getfixturevalue("service" if c.city == "demo_dir" else "real_service")
         caller = Caller(svc.catalog.members["cockpit-city"])
         result = svc.run(caller, f"SELECT {c.column} FROM {c.dataset} WHERE {c.column} = "
-                                 f"'{c.value}'", "test")
+                                 f"'{c.value}'", "city-operations")
         assert result.path == f"native:{c.source}"
         assert "WHERE" in (result.plan.native_sql or "")
         assert set(result.table.column(c.column).to_pylist()) == {c.value}

@@ -178,6 +178,103 @@ DATASETS: dict[str, tuple[str, str, str, str | None, bool, list[tuple[Any, ...]]
 }
 
 
+XIHU = "district = 'xihu'"
+# owner → grants, as in DEMO_CITY.md (columns default to the public and internal ones)
+GRANTS: dict[str, list[dict[str, Any]]] = {
+    "traffic-police": [
+        {"consumer": "cockpit-xihu", "purposes": ["district-operations"],
+         "datasets": ["traffic.checkpoints", "traffic.passages", "traffic.segments",
+                      "traffic.signals"],
+         "row_scope": {"traffic.checkpoints": XIHU, "traffic.segments": XIHU,
+                       "traffic.signals": XIHU,
+                       "traffic.passages": "camera_id IN (SELECT camera_id FROM "
+                                           "traffic.checkpoints WHERE district = 'xihu')"}},
+        {"consumer": "app-parking", "purposes": ["convenient-parking"],
+         "datasets": ["traffic.segments"]},
+        {"consumer": "app-traffic", "purposes": ["traffic-management"],
+         "datasets": ["traffic.checkpoints", "traffic.segments", "traffic.signals"]},
+        {"consumer": "app-traffic", "purposes": ["traffic-management"],
+         "datasets": ["traffic.passages"],
+         "columns": ["passage_id", "camera_id", "plate", "vehicle_type", "passed_at",
+                     "speed_kmh"],
+         "masking": {"plate": {"kind": "pseudonym", "rotate": "day"}}},
+    ],
+    "parking-westlake": [
+        {"consumer": "cockpit-xihu", "purposes": ["district-operations"],
+         "datasets": ["parking_westlake.garages", "parking_westlake.occupancy",
+                      "parking_westlake.sessions"],
+         "row_scope": {"parking_westlake.garages": XIHU,
+                       "parking_westlake.occupancy": "garage_no IN (SELECT garage_no FROM "
+                       "parking_westlake.garages WHERE district = 'xihu')",
+                       "parking_westlake.sessions": "garage_no IN (SELECT garage_no FROM "
+                       "parking_westlake.garages WHERE district = 'xihu')"}},
+        {"consumer": "app-parking", "purposes": ["convenient-parking"],
+         "datasets": ["parking_westlake.garages", "parking_westlake.occupancy"]},
+        {"consumer": "app-parking", "purposes": ["convenient-parking"],
+         "datasets": ["parking_westlake.sessions"],
+         "columns": ["session_id", "garage_no", "plate", "entered", "left", "fee_cents"],
+         "masking": {"plate": "pseudonym"}, "rate_limit": 600},
+    ],
+    "parking-qiantang": [
+        {"consumer": "cockpit-xihu", "purposes": ["district-operations"],
+         "datasets": ["parking_qiantang.lots", "parking_qiantang.tickets"],
+         "row_scope": {"parking_qiantang.lots": "area_code = '330106'",
+                       "parking_qiantang.tickets": "lot_id IN (SELECT lot_id FROM "
+                       "parking_qiantang.lots WHERE area_code = '330106')"}},
+        {"consumer": "app-parking", "purposes": ["convenient-parking"],
+         "datasets": ["parking_qiantang.lots"]},
+        {"consumer": "app-parking", "purposes": ["convenient-parking"],
+         "datasets": ["parking_qiantang.tickets"],
+         "columns": ["ticket", "lot_id", "car_plate", "t_in", "t_out", "amount_yuan"],
+         "masking": {"car_plate": "pseudonym"}, "rate_limit": 600},
+    ],
+    "city-parking": [
+        {"consumer": "cockpit-xihu", "purposes": ["district-operations"],
+         "datasets": ["onstreet.spots", "onstreet.payments"],
+         "row_scope": {"onstreet.spots": XIHU,
+                       "onstreet.payments": "spot_id IN (SELECT spot_id FROM onstreet.spots "
+                                            "WHERE district = 'xihu')"}},
+        {"consumer": "app-parking", "purposes": ["convenient-parking"],
+         "datasets": ["onstreet.spots"]},
+        {"consumer": "app-parking", "purposes": ["convenient-parking"],
+         "datasets": ["onstreet.payments"], "columns": ["spot_id", "plate", "paid_at", "yuan"],
+         "masking": {"plate": "pseudonym"}, "rate_limit": 600},
+    ],
+    "health": [
+        {"consumer": "app-medical", "purposes": ["pay-once-medical"],
+         "datasets": ["health.hospitals"]},
+        {"consumer": "app-medical", "purposes": ["pay-once-medical"],
+         "datasets": ["health.visits"],
+         "columns": ["visit_id", "hospital_id", "id_number", "dept", "arrived_at", "left_at",
+                     "fee_yuan", "paid_once"],
+         "masking": {"id_number": "pseudonym"}, "rate_limit": 600},
+    ],
+    "credit-bureau": [
+        {"consumer": "app-medical", "purposes": ["pay-once-medical"],
+         "datasets": ["credit.scores"],
+         "columns": ["id_number", "score", "limit_yuan", "updated_at"],
+         "masking": {"id_number": "pseudonym"}, "rate_limit": 600},
+    ],
+    "parks": [
+        {"consumer": "cockpit-xihu", "purposes": ["district-operations"],
+         "datasets": ["parks.trees"], "row_scope": XIHU},
+    ],
+    "civil-affairs": [
+        {"consumer": "cockpit-xihu", "purposes": ["district-operations"],
+         "datasets": ["civil.districts", "civil.streets"], "row_scope": XIHU},
+    ],
+}
+
+
+def demo_grants(member: str) -> list[dict[str, Any]]:
+    """The grants ``member`` declares in the demo city: its own list, plus every listed
+    dataset to ``cockpit-city`` for city operations."""
+    listed = [name for name, spec in DATASETS.items() if spec[0] == member and spec[4]]
+    out = [{"consumer": "cockpit-city", "purposes": ["city-operations"], "datasets": listed}] \
+        if listed else []
+    return out + GRANTS.get(member, [])
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """Where ``--engines real`` puts data: the local servers unless the environment says else."""
@@ -242,7 +339,7 @@ def build_demo_city(root: Path, seed: int = 42, scale: float = 0.01, engines: st
         datasets = [_dataset(name, spec, engine) for name, spec in DATASETS.items()
                     if spec[0] == member]
         doc = {"member": {"name": member, "kind": kind, "title": title, "title_zh": title_zh},
-               "sources": [source], "datasets": datasets}
+               "sources": [source], "datasets": datasets, "grants": demo_grants(member)}
         _write_toml(root / "members" / f"{member}.toml", doc,
                     f"Member `{member}` ({title_zh}): its source and the datasets it offers.")
     for member, (kind, title, roles) in CONSUMERS.items():

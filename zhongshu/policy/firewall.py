@@ -30,6 +30,7 @@ from sqlglot.optimizer.qualify import qualify
 from zhongshu.catalog.catalog import Catalog, Dataset
 from zhongshu.errors import (
     ColumnNotFound,
+    ColumnNotGranted,
     DatasetNotFound,
     DatasetUnavailable,
     FunctionNotAllowed,
@@ -37,8 +38,9 @@ from zhongshu.errors import (
     SqlSyntax,
     StatementNotAllowed,
 )
-from zhongshu.policy import access
+from zhongshu.policy.grants import Access, Grants
 from zhongshu.policy.identity import Caller
+from zhongshu.policy.masking import key_id, mask_expr
 
 RAW_PREFIX = "__raw__"
 _REF = "zhongshu_ref"  # meta key: index of a table node's DatasetRef
@@ -54,7 +56,7 @@ class DatasetRef:
     dataset: Dataset
     alias: str
     columns: set[str] = field(default_factory=set)
-    readable: list[str] = field(default_factory=list)
+    access: Access | None = None
 
 
 @dataclass
@@ -64,12 +66,27 @@ class Context:
     caller: Caller
     purpose: str
     catalog: Catalog
+    grants: Grants
     refs: list[DatasetRef] = field(default_factory=list)
     ctes: set[str] = field(default_factory=set)
+    scoped_through: dict[str, Dataset] = field(default_factory=dict)
 
     def datasets(self) -> dict[str, Dataset]:
-        """The datasets the query reads, by name."""
-        return {r.dataset.name: r.dataset for r in self.refs}
+        """The datasets the query reads, by name (row scopes' datasets included)."""
+        out = {r.dataset.name: r.dataset for r in self.refs}
+        out.update(self.scoped_through)
+        return out
+
+    def row_scopes(self) -> list[dict[str, str]]:
+        """The row scopes that limit this query's rows, once per dataset and grant."""
+        seen: dict[tuple[str, str], dict[str, str]] = {}
+        for r in self.refs:
+            a = r.access
+            if a is not None and a.row_scope and a.grant is not None:
+                seen[(r.dataset.name, a.grant.id)] = {"dataset": r.dataset.name,
+                                                      "grant": a.grant.id,
+                                                      "scope": a.row_scope}
+        return list(seen.values())
 
     def columns_read(self) -> dict[str, list[str]]:
         """Dataset → columns the query reads (explicitly or through ``*``)."""
@@ -227,7 +244,10 @@ def resolve_datasets(e: exp.Expression, ctx: Context) -> exp.Expression:
         if len(parts) != 2:
             raise DatasetNotFound(f"no dataset `{name}`; datasets are named `namespace.name`, "
                                   "see `GET /v1/catalog`")
-        ds = access.require_dataset(ctx.caller, ctx.catalog.dataset(name), name)
+        ds = ctx.catalog.dataset(name)
+        if ds is None or not ctx.grants.visible(ctx.caller, ds):
+            raise DatasetNotFound(f"no dataset `{name}`; `GET /v1/catalog` lists the datasets "
+                                  "you can use")
         if ds.status == "drift":
             raise DatasetUnavailable(f"dataset `{ds.name}` is unavailable: its source schema "
                                      "changed; the owner has been told")
@@ -270,9 +290,69 @@ def authorize_columns(e: exp.Expression, ctx: Context) -> exp.Expression:
     starred = any(isinstance(s, exp.Star) or (isinstance(s, exp.Column) and s.is_star)
                   for s in q.find_all(exp.Star, exp.Column))
     for ref in ctx.refs:
-        ref.readable = access.check_columns(ctx.caller, ref.dataset, ctx.purpose, ref.columns)
+        ref.access = ctx.grants.decide(ctx.caller, ref.dataset, ctx.purpose)
+        for col in sorted(ref.columns):
+            if col not in ref.access.columns:
+                raise ColumnNotGranted(
+                    f"column `{col}` of `{ref.dataset.name}` is not granted to "
+                    f"`{ctx.caller.name}` for purpose `{ctx.purpose}`")
         if starred:
-            ref.columns.update(ref.readable)
+            ref.columns.update(ref.access.columns)
+    return e
+
+
+_RANGE = (exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like, exp.ILike, exp.Between, exp.RegexpLike,
+          exp.SimilarTo, exp.Glob)
+
+
+def _resolve(col: exp.Column, ctx: Context) -> DatasetRef | None:
+    """The dataset reference a column reads directly from, if unambiguous in its scope."""
+    select = col.find_ancestor(exp.Select)
+    if select is None:
+        return None
+    candidates: list[DatasetRef] = []
+    for table in select.find_all(exp.Table):
+        if _REF not in table.meta or table.find_ancestor(exp.Select) is not select:
+            continue
+        ref = ctx.refs[table.meta[_REF]]
+        if col.table and col.table.lower() != ref.alias:
+            continue
+        if ref.dataset.column(col.name):
+            candidates.append(ref)
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _pseudonymized(col: exp.Column, ctx: Context) -> tuple[DatasetRef, str] | None:
+    ref = _resolve(col, ctx)
+    if ref is None or ref.access is None:
+        return None
+    mask = ref.access.masking.get(col.name.lower())
+    if mask is None or mask.kind != "pseudonym":
+        return None
+    return ref, key_id(ctx.caller.name, ctx.purpose, mask.rotate)
+
+
+def pseudonym_lookups(e: exp.Expression, ctx: Context) -> exp.Expression:
+    """``plate = '浙A12345'`` on a pseudonymised column compares pseudonyms; ranges, patterns
+    and other operators on such a column are refused (identifiers are never scanned)."""
+    for node in list(e.find_all(exp.EQ, exp.NEQ, exp.In, *_RANGE)):
+        cols = [c for c in (node.this, node.args.get("expression")) if isinstance(c, exp.Column)]
+        for col in cols:
+            found = _pseudonymized(col, ctx)
+            if found is None:
+                continue
+            ref, kid = found
+            if isinstance(node, _RANGE):
+                raise ColumnNotGranted(
+                    f"column `{col.name}` of `{ref.dataset.name}` is granted to "
+                    f"`{ctx.caller.name}` as a pseudonym: compare it only for equality with a "
+                    "value you already hold")
+            others = node.expressions if isinstance(node, exp.In) else [
+                node.expression if node.this is col else node.this]
+            for other in others:
+                if isinstance(other, (exp.Literal, exp.Placeholder)):
+                    other.replace(exp.func("zs_pseudonym", exp.Literal.string(kid),
+                                           exp.cast(other.copy(), "VARCHAR")))
     return e
 
 
@@ -297,8 +377,7 @@ def governed_views(e: exp.Expression, ctx: Context) -> exp.Expression:
             return node
         ref = ctx.refs[node.meta[_REF]]
         alias = ref.alias
-        view = exp.select(*[exp.column(c, quoted=True) for c in ref.readable]).from_(
-            raw_table(ref.dataset))
+        view = _view(ref, ctx)
         sub = exp.Subquery(this=view, alias=exp.TableAlias(this=exp.to_identifier(alias)))
         if node.args.get("alias") and node.args["alias"].args.get("columns"):
             sub.args["alias"].set("columns", node.args["alias"].args["columns"])
@@ -313,8 +392,47 @@ def governed_views(e: exp.Expression, ctx: Context) -> exp.Expression:
     return out
 
 
+def _view(ref: DatasetRef, ctx: Context) -> exp.Select:
+    """``SELECT <masked granted columns> FROM <raw dataset> WHERE <row scope>``."""
+    a = ref.access
+    assert a is not None
+    cols = []
+    for name in a.columns:
+        column = exp.column(name, quoted=True)
+        mask = a.masking.get(name)
+        if mask is None:
+            cols.append(column)
+            continue
+        declared = ref.dataset.column(name)
+        assert declared is not None
+        masked = mask_expr(column, mask, declared.type,
+                           key_id(ctx.caller.name, ctx.purpose, mask.rotate))
+        cols.append(exp.alias_(masked, name, quoted=True))
+    view = exp.select(*cols).from_(raw_table(ref.dataset))
+    if a.row_scope:
+        view = view.where(_scope(a.row_scope, ctx), copy=False)
+    return view
+
+
+def _scope(predicate: str, ctx: Context) -> exp.Expression:
+    """A grant's row scope over the raw dataset; datasets it references are read raw (the
+    owner wrote the predicate; its subqueries filter, they are never shown)."""
+    e = sqlglot.parse_one(predicate, read="duckdb")
+    for table in list(e.find_all(exp.Table)):
+        name = f"{table.db}.{table.name}".lower()
+        ds = ctx.catalog.dataset(name)
+        if ds is None:
+            raise DatasetNotFound(f"the row scope of a grant names `{name}`, which does not "
+                                  "exist; the grant's owner must fix it")
+        ctx.scoped_through[ds.name] = ds
+        raw = raw_table(ds)
+        raw.set("alias", table.args.get("alias"))
+        table.replace(raw)
+    return e
+
+
 RULES: tuple[Rule, ...] = (one_select, no_forbidden_nodes, allowed_functions, resolve_datasets,
-                           authorize_columns, governed_views)
+                           authorize_columns, pseudonym_lookups, governed_views)
 
 
 def govern(e: exp.Expression, ctx: Context, rules: tuple[Rule, ...] = RULES) -> exp.Expression:

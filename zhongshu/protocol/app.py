@@ -18,8 +18,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import zhongshu
 from zhongshu.catalog.catalog import Dataset
-from zhongshu.errors import BadRequest, NotFound, ResultTooLarge, ZhongshuError
-from zhongshu.policy import access
+from zhongshu.errors import (
+    BadRequest,
+    DatasetNotFound,
+    NotFound,
+    ResultTooLarge,
+    ZhongshuError,
+)
+from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Authenticator, Caller
 from zhongshu.protocol import encode
 from zhongshu.protocol.metrics import Metrics
@@ -74,6 +80,8 @@ class GrantOut(BaseModel):
     purposes: list[str]
     masking: dict[str, str] = {}
     row_scope: str | None = None
+    expires: str | None = None
+    rate_limit: int | None = None
 
 
 class DatasetDetailOut(DatasetOut):
@@ -103,13 +111,13 @@ class QueryOut(BaseModel):
     receipt: Receipt | None = None
 
 
-def _dataset_out(ds: Dataset, caller: Caller) -> dict[str, Any]:
+def _dataset_out(ds: Dataset, caller: Caller, grants: Grants) -> dict[str, Any]:
     return {"name": ds.name, "owner": ds.owner, "title": ds.config.title,
             "description": ds.config.description,
             "columns": [{"name": c.name, "type": c.type, "classification": c.classification,
                          "description": c.description} for c in ds.columns],
             "area_column": ds.config.area_column,
-            "access": access.access_level(caller, ds),
+            "access": grants.level(caller, ds),
             "status": "ok" if ds.status == "ok" else "unavailable"}
 
 
@@ -164,20 +172,30 @@ def create_app(service: QueryService) -> FastAPI:
     @app.get("/v1/catalog", response_model=list[DatasetOut], responses=errors, tags=["catalog"])
     def catalog(who: Annotated[Caller, Depends(caller)]) -> list[dict[str, Any]]:
         """Every listed dataset, and every unlisted one the caller may use."""
-        return [_dataset_out(d, who) for d in sorted(service.catalog.datasets.values(),
-                                                    key=lambda d: d.name)
-                if d.listed or access.access_level(who, d) != "none"]
+        return [_dataset_out(d, who, service.grants)
+                for d in sorted(service.catalog.datasets.values(), key=lambda d: d.name)
+                if service.grants.visible(who, d)]
 
     @app.get("/v1/datasets/{name}", response_model=DatasetDetailOut, responses=errors,
              tags=["catalog"])
     def dataset(name: str, who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
         """One dataset, with what the caller may read of it."""
-        ds = access.require_dataset(who, service.catalog.dataset(name), name)
-        out = _dataset_out(ds, who)
-        cols = access.readable_columns(who, ds, "")
-        out["grants"] = ([{"id": "owner" if ds.owner == who.name else "default-open-columns",
-                           "columns": cols, "purposes": ["*"], "masking": {},
-                           "row_scope": None}] if cols else [])
+        ds = service.catalog.dataset(name)
+        if ds is None or not service.grants.visible(who, ds):
+            raise DatasetNotFound(f"no dataset `{name}`; `GET /v1/catalog` lists the datasets "
+                                  "you can use")
+        out = _dataset_out(ds, who, service.grants)
+        if ds.owner == who.name:
+            out["grants"] = [{"id": "owner", "columns": [c.name for c in ds.columns],
+                              "purposes": ["*"], "masking": {}, "row_scope": None}]
+        else:
+            out["grants"] = [{"id": g.id, "columns": list(g.columns),
+                              "purposes": list(g.purposes),
+                              "masking": {c: m.kind for c, m in g.masking.items()},
+                              "row_scope": g.row_scope,
+                              "expires": g.expires.isoformat() if g.expires else None,
+                              "rate_limit": g.rate_limit}
+                             for g in service.grants.of(who.name, ds.name)]
         return out
 
     @app.post("/v1/query", response_model=QueryOut, responses={
@@ -217,7 +235,7 @@ def create_app(service: QueryService) -> FastAPI:
         _check_size(rows, service)
         head = orjson.dumps({"columns": encode.columns(result.schema),
                              "row_count": result.num_rows, "truncated": result.truncated,
-                             "row_scope": [], "receipt": None})
+                             "row_scope": result.plan.row_scope, "receipt": None})
         metrics.query("ok", result.path, time.perf_counter() - t0)
         return Response(head[:-1] + b',"rows":' + rows + b"}", media_type="application/json")
 

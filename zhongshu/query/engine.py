@@ -12,8 +12,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
+from duckdb.sqltypes import VARCHAR
 
 from zhongshu.config import HubSettings
+from zhongshu.policy.masking import PSEUDONYM_FN, PseudonymKeys
 from zhongshu.sources import Source
 
 
@@ -21,7 +23,7 @@ class Engine:
     """One locked-down DuckDB database with a set of attached sources."""
 
     def __init__(self, sources: Iterable[Source], settings: HubSettings, tmp_dir: Path,
-                 generation: int) -> None:
+                 generation: int, keys: PseudonymKeys | None = None) -> None:
         self.generation = generation
         self.attached: dict[str, str] = {}
         self.failed: dict[str, str] = {}
@@ -41,6 +43,9 @@ class Engine:
                 allowed.extend(src.allowed_paths())
             except Exception as e:
                 self.failed[src.name] = src.unavailable_message(e)
+        if keys is not None:
+            self.con.create_function(PSEUDONYM_FN, keys.udf, [VARCHAR, VARCHAR], VARCHAR,
+                                     type="arrow", side_effects=False)
         if allowed:
             self.con.execute("SET allowed_directories = ?", [allowed])
         self.con.execute("SET enable_external_access = false")

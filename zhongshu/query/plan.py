@@ -114,6 +114,8 @@ class Plan:
     native_sql: str | None = None
     schema: pa.Schema | None = None
     governed: exp.Expression | None = field(default=None, repr=False)
+    row_scope: list[dict[str, str]] = field(default_factory=list)
+    grants: list[Any] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     samples: dict[str, int] = field(default_factory=dict)
     runs: int = 0
@@ -188,9 +190,12 @@ def build_plan(template: Template, ctx: Context, row_cap: int, limit: int | None
     duck = _substitute(limited, datasets, native=False)
     duck = duck.transform(lambda n: exp.var(f"${_index(n.name) + 1}")
                           if isinstance(n, exp.Placeholder) else n)
+    grants = list({r.access.grant.id: r.access.grant for r in ctx.refs
+                   if r.access is not None and r.access.grant is not None}.values())
     plan = Plan(datasets=datasets, columns_read=ctx.columns_read(), refs=ctx.refs,
                 sources=sources, duckdb_sql=duck.sql("duckdb"), fetch_limit=fetch,
-                row_limit=row_limit, governed=governed)
+                row_limit=row_limit, governed=governed, row_scope=ctx.row_scopes(),
+                grants=grants)
     if len(sources) == 1 and sources[0].dialect and _portable(limited, datasets, sources[0]):
         src = sources[0]
         native = _substitute(limited, datasets, native=True)

@@ -33,7 +33,9 @@ from zhongshu.errors import (
     ZhongshuError,
 )
 from zhongshu.policy.firewall import Context
+from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Caller
+from zhongshu.policy.masking import PseudonymKeys
 from zhongshu.query.convert import coerce_rows, rows_to_arrow
 from zhongshu.query.engine import Engine
 from zhongshu.query.plan import Plan, Template, build_plan, templatize
@@ -142,6 +144,8 @@ class QueryService:
         self.store = store or MetadataStore(city.state_dir / "hub.db")
         self.catalog = Catalog(city, self.store)
         self.catalog.check()
+        self.grants = Grants(self.catalog)
+        self.keys = PseudonymKeys(city.state_dir / "pseudonym.key")
         self.state: dict[str, SourceState] = {}
         now = time.time()
         for name, ds in ((d.source.name, d) for d in self.catalog.datasets.values()):
@@ -163,7 +167,7 @@ class QueryService:
     def _build_engine(self) -> Engine:
         up = [s for n, s in self.catalog.sources.items() if self.state[n].status == "ok"]
         engine = Engine(up, self.settings, self.city.state_dir / "duckdb-tmp",
-                        next(self._generation))
+                        next(self._generation), self.keys)
         for name, reason in engine.failed.items():
             self._mark_down(name, reason)
         return engine
@@ -230,7 +234,8 @@ class QueryService:
         """The (cached) plan of ``sql`` for this caller and purpose."""
         plan, template, key = self._cached(caller, sql, purpose, limit)
         if plan is None:
-            ctx = Context(caller=caller, purpose=purpose, catalog=self.catalog)
+            ctx = Context(caller=caller, purpose=purpose, catalog=self.catalog,
+                          grants=self.grants)
             plan = build_plan(template, ctx, self.settings.row_cap, limit)
             with self._lock:
                 self._plans[key] = plan
@@ -276,6 +281,8 @@ class QueryService:
             wait: wait for a free slot of the source; when False and none is free, raise
                 ``SourceBusy`` at once.
         """
+        for grant in plan.grants:
+            self.grants.spend(grant)
         for d in plan.datasets.values():
             if d.status == "drift":
                 raise DatasetUnavailable(f"dataset `{d.name}` is unavailable: its source "

@@ -1,0 +1,154 @@
+"""Grants: what each owner lets each consumer read, for which purposes, in which shape.
+
+Declared by the data owner in its member file (``[[grants]]``). For one caller, dataset and
+purpose the decision is:
+
+* the owner reads every column of its own datasets, unmasked and unscoped;
+* otherwise a grant to the caller on the dataset must exist (no grant: ``forbidden`` for a
+  listed dataset, ``dataset_not_found`` for an unlisted one), be unexpired, and name the
+  purpose (``purpose_not_granted`` otherwise, saying which purposes it does name);
+* the grant's columns (default: the public and internal ones) are readable, each masked as
+  the grant says, and only rows satisfying the grant's row scope are seen.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from zhongshu.catalog.catalog import Catalog, Dataset
+from zhongshu.config import Mask
+from zhongshu.errors import DatasetNotFound, Forbidden, PurposeNotGranted, RateLimited
+from zhongshu.policy.identity import Caller
+
+_OPEN = ("public", "internal")
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One grant, resolved to one dataset."""
+
+    id: str
+    owner: str
+    consumer: str
+    dataset: str
+    purposes: tuple[str, ...]
+    columns: tuple[str, ...]
+    masking: dict[str, Mask] = field(hash=False)
+    row_scope: str | None
+    expires: datetime | None
+    rate_limit: int | None
+
+    def expired(self, now: datetime | None = None) -> bool:
+        """Whether the grant has expired."""
+        if self.expires is None:
+            return False
+        exp = self.expires if self.expires.tzinfo else self.expires.replace(tzinfo=UTC)
+        return (now or datetime.now(UTC)) >= exp
+
+
+@dataclass(frozen=True)
+class Access:
+    """What one caller may read of one dataset for one purpose."""
+
+    dataset: Dataset
+    grant: Grant | None  # None: the caller owns the dataset
+    columns: tuple[str, ...]
+    masking: dict[str, Mask]
+    row_scope: str | None
+
+
+class Grants:
+    """All grants of a city, indexed by consumer and dataset."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._by: dict[tuple[str, str], list[Grant]] = {}
+        for owner, mf in catalog.city.members.items():
+            for g in mf.grants:
+                for ds_name in g.datasets:
+                    ds = catalog.datasets[ds_name]
+                    declared = [c.name for c in ds.columns]
+                    if g.columns is None:
+                        cols = [c.name for c in ds.columns if c.classification in _OPEN]
+                    else:
+                        cols = [c for c in g.columns if c in declared]
+                    masks = {c: m for c, m in g.masking.items()
+                             if c in declared and isinstance(m, Mask)}
+                    scope = g.row_scope.get(ds_name) if isinstance(g.row_scope, dict) \
+                        else g.row_scope
+                    grant = Grant(
+                        id=g.id or f"{g.consumer}:{ds_name}", owner=owner,
+                        consumer=g.consumer, dataset=ds_name, purposes=tuple(g.purposes),
+                        columns=tuple(cols), masking=masks, row_scope=scope,
+                        expires=g.expires, rate_limit=g.rate_limit)
+                    self._by.setdefault((g.consumer, ds_name), []).append(grant)
+        self._windows: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def of(self, consumer: str, dataset: str) -> list[Grant]:
+        """Unexpired grants to ``consumer`` on ``dataset``."""
+        return [g for g in self._by.get((consumer, dataset), []) if not g.expired()]
+
+    def visible(self, caller: Caller, dataset: Dataset) -> bool:
+        """Whether the dataset exists for the caller (listed, owned, or granted)."""
+        return dataset.listed or dataset.owner == caller.name or bool(
+            self.of(caller.name, dataset.name))
+
+    def decide(self, caller: Caller, dataset: Dataset, purpose: str) -> Access:
+        """What ``caller`` may read of ``dataset`` for ``purpose``.
+
+        Raises:
+            DatasetNotFound: unlisted and not granted (indistinguishable from missing).
+            Forbidden: listed, but the caller holds no grant on it.
+            PurposeNotGranted: grants exist, none for this purpose.
+        """
+        if dataset.owner == caller.name:
+            return Access(dataset, None, tuple(c.name for c in dataset.columns), {}, None)
+        grants = self.of(caller.name, dataset.name)
+        if not grants:
+            if not dataset.listed:
+                raise DatasetNotFound(f"no dataset `{dataset.name}`; `GET /v1/catalog` lists "
+                                      "the datasets you can use")
+            raise Forbidden(f"`{caller.name}` holds no grant on `{dataset.name}`; ask its "
+                            f"owner `{dataset.owner}` for one, naming the columns and the "
+                            "purpose")
+        for g in grants:
+            if purpose in g.purposes:
+                return Access(dataset, g, g.columns, g.masking, g.row_scope)
+        allowed = sorted({p for g in grants for p in g.purposes})
+        raise PurposeNotGranted(f"`{dataset.name}` is granted to `{caller.name}` for purpose "
+                                f"{', '.join(f'`{p}`' for p in allowed)}, not "
+                                f"`{purpose}`")
+
+    def level(self, caller: Caller, dataset: Dataset) -> str:
+        """``none``, ``partial`` or ``full``, over every purpose, as the catalog shows it."""
+        if dataset.owner == caller.name:
+            return "full"
+        cols = {c for g in self.of(caller.name, dataset.name) for c in g.columns}
+        masked = any(g.masking or g.row_scope for g in self.of(caller.name, dataset.name))
+        if not cols:
+            return "none"
+        return "full" if len(cols) == len(dataset.columns) and not masked else "partial"
+
+    def spend(self, grant: Grant) -> None:
+        """Count one query against the grant's rate limit.
+
+        Raises:
+            RateLimited: more than ``rate_limit`` queries in the last minute.
+        """
+        if grant.rate_limit is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            window = self._windows.setdefault(grant.id, deque())
+            while window and window[0] <= now - 60:
+                window.popleft()
+            if len(window) >= grant.rate_limit:
+                retry = 60 - (now - window[0])
+                raise RateLimited(f"grant `{grant.id}` allows {grant.rate_limit} queries per "
+                                  f"minute; retry in {retry:.0f} s")
+            window.append(now)
