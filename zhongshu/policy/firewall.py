@@ -259,22 +259,38 @@ def resolve_datasets(e: exp.Expression, ctx: Context) -> exp.Expression:
 
 
 def _qualify_schema(ctx: Context) -> dict[str, dict[str, dict[str, str]]]:
+    """Each referenced dataset with the columns the caller may read of it."""
     schema: dict[str, dict[str, dict[str, str]]] = {}
     for ref in ctx.refs:
+        assert ref.access is not None
         ns, name = ref.dataset.name.split(".")
-        schema.setdefault(ns, {})[name] = {c.name: c.type for c in ref.dataset.columns}
+        schema.setdefault(ns, {})[name] = {c.name: c.type for c in ref.dataset.columns
+                                           if c.name in ref.access.columns}
     return schema
 
 
+_UNRESOLVED = re.compile(r"[Cc]olumn '([^']+)'|[Uu]nknown column: '?([A-Za-z0-9_]+)")
+
+
 def authorize_columns(e: exp.Expression, ctx: Context) -> exp.Expression:
-    """Resolve every column to its dataset and check the caller may read it."""
+    """Decide each dataset's access, then resolve every column (``*`` included) against the
+    readable columns only: a declared but ungranted column is ``column_not_granted``."""
+    for ref in ctx.refs:
+        ref.access = ctx.grants.decide(ctx.caller, ref.dataset, ctx.purpose)
     if not ctx.refs:
         return e
     try:
         q = qualify(e.copy(), schema=_qualify_schema(ctx), dialect="duckdb",
-                    expand_stars=False, validate_qualify_columns=True,
+                    expand_stars=True, validate_qualify_columns=True,
                     quote_identifiers=False, identify=False)
     except OptimizeError as err:
+        m = _UNRESOLVED.search(str(err))
+        missing = next((g for g in m.groups() if g), "").lower() if m else ""
+        for ref in ctx.refs:
+            if missing and ref.dataset.column(missing):
+                raise ColumnNotGranted(
+                    f"column `{missing}` of `{ref.dataset.name}` is not granted to "
+                    f"`{ctx.caller.name}` for purpose `{ctx.purpose}`") from None
         raise ColumnNotFound(f"{_column_message(str(err))}; `GET /v1/datasets/NAME` lists a "
                              "dataset's columns") from None
     # The same alias may name tables in different scopes (`… WHERE camera_id IN (SELECT
@@ -287,17 +303,6 @@ def authorize_columns(e: exp.Expression, ctx: Context) -> exp.Expression:
         for ref in by_alias.get(scope_col.table.lower(), []) if scope_col.table else []:
             if ref.dataset.column(scope_col.name):
                 ref.columns.add(scope_col.name.lower())
-    starred = any(isinstance(s, exp.Star) or (isinstance(s, exp.Column) and s.is_star)
-                  for s in q.find_all(exp.Star, exp.Column))
-    for ref in ctx.refs:
-        ref.access = ctx.grants.decide(ctx.caller, ref.dataset, ctx.purpose)
-        for col in sorted(ref.columns):
-            if col not in ref.access.columns:
-                raise ColumnNotGranted(
-                    f"column `{col}` of `{ref.dataset.name}` is not granted to "
-                    f"`{ctx.caller.name}` for purpose `{ctx.purpose}`")
-        if starred:
-            ref.columns.update(ref.access.columns)
     return e
 
 
