@@ -7,11 +7,14 @@ missing server fails the run instead (``.ci/run`` starts them).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -49,11 +52,30 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@contextmanager
+def readable_dir(prefix: str) -> Iterator[Path]:
+    """A temporary folder the hub's unprivileged DuckDB workers can traverse (pytest's own
+    temporary folders are 0700, which would make every source unreadable to them)."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def city_tmp() -> Iterator[Path]:
+    """Per-test folder for cities the hub serves."""
+    with readable_dir("zs-city-") as root:
+        yield root
+
+
 @pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo_dir() -> Iterator[Path]:
     """The embedded demo city (SQLite, Parquet, CSV files), built once per run."""
-    root = tmp_path_factory.mktemp("demo-city")
-    return build_demo_city(root, seed=SEED, scale=SCALE)
+    with readable_dir("zs-demo-") as root:
+        yield build_demo_city(root / "city", seed=SEED, scale=SCALE)
 
 
 @pytest.fixture(scope="session")
@@ -81,10 +103,11 @@ def real_servers() -> Iterator[ServerSettings]:
 
 
 @pytest.fixture(scope="session")
-def real_dir(tmp_path_factory: pytest.TempPathFactory, real_servers: ServerSettings) -> Path:
+def real_dir(real_servers: ServerSettings) -> Iterator[Path]:
     """The demo city with PostgreSQL and MariaDB members (``--engines real``)."""
-    root = tmp_path_factory.mktemp("real-city")
-    return build_demo_city(root, seed=SEED, scale=SCALE, engines="real", servers=real_servers)
+    with readable_dir("zs-real-") as root:
+        yield build_demo_city(root / "city", seed=SEED, scale=SCALE, engines="real",
+                              servers=real_servers)
 
 
 @pytest.fixture(scope="session")

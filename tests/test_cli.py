@@ -77,8 +77,8 @@ def test_catalog_list_and_show(demo_dir: Path) -> None:
     assert "replace(car_plate" in show.stdout
 
 
-def test_demo_builds_and_reuses(tmp_path: Path) -> None:
-    target = tmp_path / "d"
+def test_demo_builds_and_reuses(city_tmp: Path) -> None:
+    target = city_tmp / "d"
     first = zs("demo", "--dir", str(target), "--scale", "0.005", "--seed", "3", "--no-serve")
     assert first.returncode == 0, first.stderr
     assert (target / "state" / "tokens" / "cockpit-xihu.token").is_file()

@@ -57,7 +57,8 @@ def test_valid_member_loads(tmp_path: Path, demo_dir: Path) -> None:
     assert city.datasets()["m.things"][0] == "m"
 
 
-def test_bad_classification_names_file_line_and_choices(tmp_path: Path, demo_dir: Path) -> None:
+def test_bad_classification_names_file_line_and_choices(tmp_path: Path,
+                                                         demo_dir: Path) -> None:
     root = _city(tmp_path, demo_dir)
     path = _member(root, GOOD.format(cls="secret"))
     with pytest.raises(ConfigError) as e:

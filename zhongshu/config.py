@@ -60,6 +60,11 @@ class HubSettings(_Strict):
     duckdb_memory_limit: str = Field(default="2GB", description="DuckDB memory_limit")
     duckdb_threads: int = Field(default=2, ge=1, description="DuckDB worker threads")
     plan_cache_size: int = Field(default=4096, ge=0, description="cached query plans")
+    duckdb_workers: int = Field(default=2, ge=1, le=64,
+                                description="DuckDB worker processes (queries across sources)")
+    worker_user: str = Field(default="nobody",
+                             description="user the DuckDB workers drop to when the hub runs "
+                                         "as root; empty: do not drop")
 
 
 class CityInfo(_Strict):

@@ -17,9 +17,9 @@ from zhongshu.query.service import QueryService
 
 
 @pytest.fixture
-def drifted(demo_dir: Path, tmp_path: Path) -> Path:
+def drifted(demo_dir: Path, city_tmp: Path) -> Path:
     """A copy of the demo city whose departments changed their tables under the hub."""
-    root = tmp_path / "city"
+    root = city_tmp / "city"
     shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
     con = sqlite3.connect(root / "data" / "parking-westlake.sqlite")
     con.execute("ALTER TABLE garages DROP COLUMN addr")

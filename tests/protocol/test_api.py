@@ -169,9 +169,9 @@ def test_client(hub: RunningHub) -> None:
         client.catalog()
 
 
-def test_row_cap_and_byte_limit(demo_dir: Path, tmp_path: Path,
+def test_row_cap_and_byte_limit(demo_dir: Path, city_tmp: Path,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    root = tmp_path / "city"
+    root = city_tmp / "city"
     shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
     monkeypatch.setenv("ZHONGSHU_ROW_CAP", "7")
     monkeypatch.setenv("ZHONGSHU_MAX_RESULT_BYTES", "4096")

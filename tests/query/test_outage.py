@@ -67,11 +67,11 @@ class PrivatePostgres:
 
 
 @pytest.fixture
-def outage_city(tmp_path: Path, demo_dir: Path) -> Iterator[tuple[Path, PrivatePostgres]]:
+def outage_city(city_tmp: Path, demo_dir: Path) -> Iterator[tuple[Path, PrivatePostgres]]:
     pg = PrivatePostgres()
     try:
         pg.start()
-        root = tmp_path / "city"
+        root = city_tmp / "city"
         shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
         city = DemoCity(SEED, SCALE)
         writers.write_postgres({"host": "127.0.0.1", "port": pg.port, "user": "postgres"},

@@ -8,6 +8,7 @@ from tests.checksums import city_checksums
 from zhongshu.errors import ZhongshuError
 from zhongshu.policy.identity import Caller
 from zhongshu.query.service import QueryService
+from zhongshu.query.worker import WorkerError
 
 WRITES = [
     "INSERT INTO traffic.segments VALUES ('x', 'xihu', 'a', 'b', 1, 1, 1)",
@@ -100,12 +101,39 @@ def test_real_sources_unchanged(real_service: QueryService) -> None:
     assert city_checksums(real_service.city) == before
 
 
-def test_engine_is_locked(service: QueryService) -> None:
-    """Below the firewall, DuckDB itself refuses to change its configuration."""
-    cur = service.engine.cursor()
-    for stmt in ("SET enable_external_access = true", "SET lock_configuration = false",
-                 "SET allowed_directories = ['/']"):
-        with pytest.raises(Exception, match="locked"):
-            cur.execute(stmt)
-    with pytest.raises(Exception, match="disabled|Permission"):
-        cur.execute("SELECT * FROM read_csv('/etc/passwd')").fetchall()
+BYPASS = [  # the sqlite scanner attaches lazily: each ATTACH is followed by its use
+    "ATTACH '{state}/hub.db' AS meta1 (TYPE sqlite); SELECT * FROM meta1.tokens",
+    "ATTACH '{state}/hub.db' AS meta2 (TYPE sqlite, READ_ONLY); SELECT * FROM meta2.tokens",
+    "SELECT * FROM sqlite_scan('{state}/hub.db', 'tokens')",
+    "SELECT * FROM read_csv('{root}/secrets.toml')",
+    "SELECT * FROM read_text('{state}/pseudonym.key')",
+    "SELECT * FROM read_blob('{state}/pseudonym.key')",
+    "SELECT * FROM read_csv('/etc/shadow')",
+    "COPY (SELECT 1 AS x) TO '{root}/data/civil-affairs/evil.csv'",
+    "COPY (SELECT 1 AS x) TO '{state}/evil.csv'",
+    "ATTACH '{root}/data/evil.db' AS evil (TYPE sqlite); CREATE TABLE evil.t AS SELECT 1 AS x",
+    "ATTACH '{root}/data/traffic-police.sqlite' AS rw (TYPE sqlite); "
+    "DELETE FROM rw.passages",
+    "SET enable_external_access = true",
+    "SET lock_configuration = false",
+]
+
+
+def test_second_wall_holds_without_the_firewall(service: QueryService) -> None:
+    """The execution layer itself, called directly (no firewall), reaches nothing but the
+    sources: not the hub's metadata, keys or secrets, and writes nowhere."""
+    root, state = service.city.root, service.city.state_dir
+    assert (state / "hub.db").is_file() and (state / "pseudonym.key").is_file()
+    before = city_checksums(service.city)
+    for stmt in BYPASS:
+        sql = stmt.format(root=root, state=state)
+        with pytest.raises(WorkerError):
+            service.engine.execute(sql, [], 10)
+    assert not (root / "data" / "civil-affairs" / "evil.csv").exists()
+    assert not (root / "data" / "evil.db").exists()
+    assert city_checksums(service.city) == before
+    # and the sources themselves are still readable there
+    table, _ = service.engine.execute(
+        'SELECT count(*) AS n FROM "memory"."src_civil_affairs_db"."districts"', [], 10)
+    assert table.column("n").to_pylist() == [6]
+    assert service.engine.runs_as == "nobody"

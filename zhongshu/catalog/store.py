@@ -36,6 +36,7 @@ class MetadataStore:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)  # the hub's state: no other user, no DuckDB worker, reads it
         self.path = path
         self._local = threading.local()
         with self._conn() as con:

@@ -66,15 +66,25 @@ def key_id(consumer: str, purpose: str, rotate: str | None) -> str:
 class PseudonymKeys:
     """Derives pseudonym keys from the hub's secret (``state/pseudonym.key``, 0600)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+        self._cache: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: Path) -> PseudonymKeys:
+        """Keys from the hub secret in ``path``, created (0600) on first use."""
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(secrets.token_bytes(32))
-        self._secret = path.read_bytes()
-        self._cache: dict[str, bytes] = {}
-        self._lock = threading.Lock()
+        return cls(path.read_bytes())
+
+    @classmethod
+    def from_secret(cls, secret: bytes) -> PseudonymKeys:
+        """Keys from a secret already read (the DuckDB workers get it this way)."""
+        return cls(secret)
 
     def key(self, kid: str, now: datetime | None = None) -> bytes:
         """The key for ``kid`` now (rotating ids change with the day or month, China time)."""
@@ -86,7 +96,7 @@ class PseudonymKeys:
         full = f"{kid}|{period}"
         k = self._cache.get(full)
         if k is None:
-            k = hmac.new(self._secret, full.encode(), hashlib.sha256).digest()
+            k = hmac.new(self.secret, full.encode(), hashlib.sha256).digest()
             with self._lock:
                 if len(self._cache) > 10_000:
                     self._cache.clear()

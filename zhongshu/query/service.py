@@ -6,19 +6,16 @@ Arrow table; the protocol adds authentication, encoding and (later) the ledger a
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from zhongshu.catalog.catalog import Catalog
@@ -37,8 +34,8 @@ from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Caller
 from zhongshu.policy.masking import PseudonymKeys
 from zhongshu.query.convert import coerce_rows, rows_to_arrow
-from zhongshu.query.engine import Engine
 from zhongshu.query.plan import Plan, Template, build_plan, templatize
+from zhongshu.query.worker import WorkerError, WorkerPool, WorkerSpec
 from zhongshu.sources import Source
 
 log = logging.getLogger("zhongshu.query")
@@ -86,49 +83,6 @@ class SourceState:
     since: float = 0.0
 
 
-class _Watchdog:
-    """One thread that fires callbacks at deadlines (cheaper than a timer per query)."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._cancelled: set[int] = set()
-        self._ids = itertools.count()
-        self._cv = threading.Condition()
-        threading.Thread(target=self._loop, name="zhongshu-watchdog", daemon=True).start()
-
-    @contextmanager
-    def deadline(self, seconds: float, callback: Callable[[], None]) -> Iterator[None]:
-        n = next(self._ids)
-        with self._cv:
-            heapq.heappush(self._heap, (time.monotonic() + seconds, n, callback))
-            self._cv.notify()
-        try:
-            yield
-        finally:
-            with self._cv:
-                self._cancelled.add(n)
-
-    def _loop(self) -> None:
-        while True:
-            with self._cv:
-                while not self._heap:
-                    self._cv.wait()
-                when, n, cb = self._heap[0]
-                now = time.monotonic()
-                if n in self._cancelled:
-                    heapq.heappop(self._heap)
-                    self._cancelled.discard(n)
-                    continue
-                if when > now:
-                    self._cv.wait(when - now)
-                    continue
-                heapq.heappop(self._heap)
-            try:
-                cb()
-            except Exception:
-                pass
-
-
 _CONNECTION_HINTS = ("connect", "connection", "server closed", "lost connection",
                      "unable to open", "no such file", "terminating", "broken pipe",
                      "could not receive", "eof", "gone away", "shutdown")
@@ -145,7 +99,7 @@ class QueryService:
         self.catalog = Catalog(city, self.store)
         self.catalog.check()
         self.grants = Grants(self.catalog)
-        self.keys = PseudonymKeys(city.state_dir / "pseudonym.key")
+        self.keys = PseudonymKeys.load(city.state_dir / "pseudonym.key")
         self.state: dict[str, SourceState] = {}
         now = time.time()
         for name, ds in ((d.source.name, d) for d in self.catalog.datasets.values()):
@@ -157,20 +111,21 @@ class QueryService:
         self._lock = threading.Lock()
         self.engine = self._build_engine()
         self._plans: OrderedDict[tuple[Any, ...], Plan] = OrderedDict()
-        self._watchdog = _Watchdog()
         self._stop = threading.Event()
         if monitor:
             threading.Thread(target=self._monitor, name="zhongshu-health", daemon=True).start()
 
     # --- engine and health ----------------------------------------------------------------
 
-    def _build_engine(self) -> Engine:
-        up = [s for n, s in self.catalog.sources.items() if self.state[n].status == "ok"]
-        engine = Engine(up, self.settings, self.city.state_dir / "duckdb-tmp",
-                        next(self._generation), self.keys)
-        for name, reason in engine.failed.items():
+    def _build_engine(self) -> WorkerPool:
+        up = [(s.config, str(self.city.root), s.owner)
+              for n, s in self.catalog.sources.items() if self.state[n].status == "ok"]
+        pool = WorkerPool(WorkerSpec(up, self.settings, self.keys.secret,
+                                     self.settings.worker_user or None, next(self._generation)),
+                          self.settings.duckdb_workers)
+        for name, reason in pool.failed.items():
             self._mark_down(name, reason)
-        return engine
+        return pool
 
     def _mark_down(self, name: str, reason: str) -> None:
         st = self.state[name]
@@ -327,31 +282,28 @@ class QueryService:
 
     def _run_duckdb(self, plan: Plan, params: tuple[Any, ...], describe: bool = False
                     ) -> tuple[pa.Table, float]:
-        engine = self.engine
         sql = plan.duckdb_sql
         if describe:
             sql = f"SELECT * FROM ({sql}) AS _d LIMIT 0"
-        cur = engine.cursor()
         timeout = self.settings.query_timeout_s
         with ExitStack() as stack:
             for src in plan.sources:
                 stack.enter_context(src.slot(timeout))
-            stack.enter_context(self._watchdog.deadline(timeout, cur.interrupt))
-            t0 = time.perf_counter()
             try:
-                table = cur.execute(sql, list(params)).to_arrow_table()
-                return table, time.perf_counter() - t0
-            except duckdb.InterruptException:
-                raise QueryTimeout(f"the query exceeded the hub's time limit of {timeout:g} s; "
-                                   "narrow it (filters, LIMIT) or aggregate") from None
-            except duckdb.Error as e:
+                return self.engine.execute(sql, list(params), timeout)
+            except WorkerError as e:
+                if e.kind == "InterruptException":
+                    raise QueryTimeout(f"the query exceeded the hub's time limit of "
+                                       f"{timeout:g} s; narrow it (filters, LIMIT) or "
+                                       "aggregate") from None
                 raise self._translate(e, plan.sources) from None
 
     def _translate(self, e: BaseException, sources: list[Source]) -> ZhongshuError:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         low = msg.lower()
-        if any(h in low for h in _CONNECTION_HINTS) or isinstance(e, (duckdb.IOException,
-                                                                      ConnectionError)):
+        kind = getattr(e, "kind", "")
+        if any(h in low for h in _CONNECTION_HINTS) or kind == "IOException" or isinstance(
+                e, ConnectionError):
             down = [s for s in sources if s.health() != "ok"]
             for s in down:
                 self._mark_down(s.name, s.unavailable_message(e))

@@ -1,0 +1,147 @@
+"""Regenerate docs/configuration.md and the function list of docs/query.md from the code.
+
+    .venv/bin/python docs/_generate.py
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from zhongshu.config import (
+    Column,
+    DatasetConfig,
+    GrantConfig,
+    HubSettings,
+    Mask,
+    MemberInfo,
+    SourceConfig,
+)
+from zhongshu.policy.firewall import ALLOWED_FUNCTIONS
+
+DOCS = Path(__file__).resolve().parent
+
+
+def table(model: type[BaseModel]) -> str:
+    rows = ["| key | default | meaning |", "| --- | --- | --- |"]
+    for name, f in model.model_fields.items():
+        key = f.alias or name
+        default = "required" if f.is_required() else repr(f.default)
+        if default == "PydanticUndefined":
+            default = "{}"
+        rows.append(f"| `{key}` | {default} | {f.description or ''} |")
+    return "\n".join(rows)
+
+
+def configuration() -> str:
+    return f"""# Configuration reference
+
+A city is a folder with `city.toml`, `members/*.toml` (one member each), `secrets.toml`,
+`data/` and `state/`. `zhongshu init NAME` writes a commented template;
+`zhongshu catalog check --dir CITY` validates everything and compares each dataset with its
+source. Every error names the file, the line where it can be found, and what to change.
+
+This page is generated from the code's own models (`zhongshu/config.py`) by
+`docs/_generate.py`.
+
+## `city.toml`
+
+```toml
+[city]
+name = "hangzhou"      # lower-case short name
+title = "Hangzhou"
+name_zh = "杭州市"
+code = "330100"
+
+[hub]                  # every key below; ZHONGSHU_<KEY> in the environment overrides it
+row_cap = 10000
+
+[[districts]]
+name = "xihu"
+code = "330106"        # 6-digit administrative code
+name_zh = "西湖区"
+title = "Xihu"
+```
+
+### `[hub]`
+
+{table(HubSettings)}
+
+## `members/NAME.toml`
+
+### `[member]`
+
+{table(MemberInfo)}
+
+### `[[sources]]`
+
+{table(SourceConfig)}
+
+Passwords are never written here: a key named `password`, `secret`, `token`, `dsn`, `uri` or
+`url` is refused. Name a secret with `password_secret = "NAME"` and set it in `secrets.toml`
+(`[secrets]` table, mode 0600, kept out of version control) or in the environment variable
+`ZHONGSHU_SECRET_NAME` (upper case, `-` and `.` as `_`), which wins.
+
+Ask the department for a **read-only account**. The hub adds its own guards on top: DuckDB
+attaches every source `READ_ONLY`; native connections are read-only sessions with the
+source's statement timeout (`statement_timeout` on PostgreSQL, `max_statement_time` on
+MariaDB / `max_execution_time` on MySQL, a progress handler on SQLite). File sources (SQLite,
+Parquet, CSV) must be readable by the DuckDB workers' user (`worker_user`, `nobody` by
+default): keep the city folder traversable (mode 755) and the files readable (644).
+
+### `[[datasets]]`
+
+{table(DatasetConfig)}
+
+### `[[datasets.columns]]`
+
+{table(Column)}
+
+`type` is a DuckDB type name. At start and on `catalog check` the hub reads each column from the
+source; if a column is gone, or its type left its family (integers may serve a DOUBLE or
+DECIMAL column), the dataset is marked unavailable with the reason until the member file or
+the source is fixed.
+
+### `[[grants]]`
+
+A member grants only its own datasets. One grant per consumer, dataset and purpose.
+
+{table(GrantConfig)}
+
+```toml
+[[grants]]
+consumer = "cockpit-xihu"
+purposes = ["district-operations"]
+datasets = ["traffic.checkpoints", "traffic.passages"]
+[grants.row_scope]  # dataset → predicate (a string applies to every dataset)
+"traffic.checkpoints" = "district = 'xihu'"
+"traffic.passages" = """camera_id IN (
+    SELECT camera_id FROM traffic.checkpoints WHERE district = 'xihu')"""
+
+[[grants]]
+consumer = "app-parking"
+purposes = ["convenient-parking"]
+datasets = ["parking_westlake.sessions"]
+columns = ["session_id", "garage_no", "plate", "entered", "left", "fee_cents"]
+masking = {{ plate = "pseudonym" }}
+rate_limit = 600
+```
+
+### Masks (`masking = {{ COLUMN = KIND }}` or `{{ COLUMN = {{ kind = …, … }} }}`)
+
+{table(Mask)}
+"""
+
+
+def functions() -> str:
+    text = (DOCS / "query.md").read_text()
+    head, _, rest = text.partition("## Functions you can use\n\n")
+    _, _, tail = rest.partition("\n\nAny other function")
+    listing = "\n".join(f"`{f}`" for f in sorted(ALLOWED_FUNCTIONS))
+    return f"{head}## Functions you can use\n\n{listing}\n\nAny other function{tail}"
+
+
+if __name__ == "__main__":
+    (DOCS / "configuration.md").write_text(configuration())
+    (DOCS / "query.md").write_text(functions())

@@ -1,0 +1,192 @@
+"""The second wall: DuckDB runs in worker processes that can read the sources and nothing else.
+
+DuckDB's own settings are not enough (measured with DuckDB 1.5.5: after
+``enable_external_access = false`` and ``lock_configuration = true`` the sqlite scanner still
+ATTACHes any file and ``sqlite_scan()`` reads any file; ``COPY … TO`` writes into an allowed
+directory). So every query on the DuckDB path runs in a separate process which:
+
+1. attaches the sources (reading passwords) while it still has the hub's rights,
+2. locks DuckDB down, then
+3. drops to an unprivileged user (``nobody`` by default) that can read the source files but
+   not the hub's ``state/`` (metadata, keys, tokens; mode 0700) or ``secrets.toml`` (0600),
+   and can write nowhere the departments' files live.
+
+Queries travel to a worker as SQL text and parameters; answers come back as Arrow IPC bytes.
+If the hub does not run as root it cannot drop privileges: it says so in its log and in
+``GET /v1/health``'s ``wall`` field, and the wall then rests on the firewall and DuckDB alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import pwd
+import queue
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from zhongshu.config import HubSettings, SourceConfig
+from zhongshu.errors import QueryTimeout, SourceBusy, ZhongshuError
+
+log = logging.getLogger("zhongshu.worker")
+_CTX = multiprocessing.get_context("spawn")
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs, picklable."""
+
+    sources: list[tuple[SourceConfig, str, str]]  # (config, city root, owner)
+    settings: HubSettings
+    pseudonym_secret: bytes
+    user: str | None
+    generation: int
+
+
+class WorkerError(Exception):
+    """An engine error inside the worker, with DuckDB's exception class name."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _drop_privileges(user: str, tmp: Path) -> str:
+    if os.geteuid() != 0:
+        return f"uid {os.geteuid()} (not root: cannot drop privileges)"
+    pw = pwd.getpwnam(user)
+    os.chown(tmp, pw.pw_uid, pw.pw_gid)
+    os.setgroups([])
+    os.setgid(pw.pw_gid)
+    os.setuid(pw.pw_uid)
+    return user
+
+
+def _serve(conn: Connection, spec: WorkerSpec) -> None:
+    # imported here: the worker is a fresh interpreter (spawn)
+    import duckdb
+
+    from zhongshu.policy.masking import PseudonymKeys
+    from zhongshu.query.engine import Engine
+    from zhongshu.sources import open_source
+
+    tmp = Path(tempfile.mkdtemp(prefix="zhongshu-worker-"))
+    sources = [open_source(c, Path(root), owner) for c, root, owner in spec.sources]
+    engine = Engine(sources, spec.settings, tmp, spec.generation,
+                    PseudonymKeys.from_secret(spec.pseudonym_secret))
+    runs_as = _drop_privileges(spec.user, tmp) if spec.user else f"uid {os.geteuid()}"
+    conn.send({"attached": engine.attached, "failed": engine.failed, "runs_as": runs_as})
+    cur = engine.con.cursor()
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        sql, params, timeout = msg
+        timer = threading.Timer(timeout, cur.interrupt)
+        timer.start()
+        t0 = time.perf_counter()
+        try:
+            table = cur.execute(sql, list(params)).to_arrow_table()
+            seconds = time.perf_counter() - t0
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as w:
+                w.write_table(table)
+            conn.send(("ok", sink.getvalue().to_pybytes(), seconds))
+        except duckdb.Error as e:
+            conn.send(("error", type(e).__name__, str(e)))
+        finally:
+            timer.cancel()
+
+
+class _Process:
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.conn, child = _CTX.Pipe()
+        self.proc = _CTX.Process(target=_serve, args=(child, spec), daemon=True,
+                                 name="zhongshu-duckdb-worker")
+        self.proc.start()
+        child.close()
+        if not self.conn.poll(120):
+            self.kill()
+            raise ZhongshuError("the DuckDB worker did not start")
+        self.ready: dict[str, Any] = self.conn.recv()
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+
+class WorkerPool:
+    """A few worker processes, each answering one query at a time."""
+
+    def __init__(self, spec: WorkerSpec, size: int) -> None:
+        self.spec = spec
+        self.generation = spec.generation
+        self._idle: queue.Queue[_Process] = queue.Queue()
+        self._all: list[_Process] = []
+        for _ in range(size):
+            p = _Process(spec)
+            self._all.append(p)
+            self._idle.put(p)
+        first = self._all[0].ready
+        self.attached: dict[str, str] = first["attached"]
+        self.failed: dict[str, str] = first["failed"]
+        self.runs_as: str = first["runs_as"]
+        if "cannot drop" in self.runs_as:
+            log.warning("DuckDB workers run as %s; the second wall rests on the firewall and "
+                        "DuckDB's settings alone", self.runs_as)
+
+    def execute(self, sql: str, params: list[Any], timeout_s: float) -> tuple[pa.Table, float]:
+        """Run ``sql`` in a worker; return the table and the seconds it ran.
+
+        Raises:
+            WorkerError: DuckDB refused or failed the query (its class name in ``kind``).
+            QueryTimeout: past ``timeout_s`` (the worker interrupts DuckDB itself; one that
+                does not answer soon after is killed and replaced).
+        """
+        try:
+            worker = self._idle.get(timeout=timeout_s)
+        except queue.Empty:
+            raise SourceBusy("every DuckDB worker is busy; try again shortly") from None
+        try:
+            worker.conn.send((sql, params, timeout_s))
+            if not worker.conn.poll(timeout_s + 5):
+                raise TimeoutError
+            status, a, b = worker.conn.recv()
+        except (TimeoutError, EOFError, OSError, BrokenPipeError):
+            worker.kill()
+            worker = self._replace(worker)
+            raise QueryTimeout(f"the query exceeded the hub's time limit of {timeout_s:g} s"
+                               ) from None
+        finally:
+            self._idle.put(worker)
+        if status == "error":
+            raise WorkerError(a, b)
+        return pa.ipc.open_stream(a).read_all(), b
+
+    def _replace(self, dead: _Process) -> _Process:
+        fresh = _Process(self.spec)
+        self._all = [fresh if p is dead else p for p in self._all]
+        return fresh
+
+    def close(self) -> None:
+        """Stop every worker."""
+        for p in self._all:
+            try:
+                p.conn.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+            p.proc.join(2)
+            p.kill()
