@@ -116,8 +116,8 @@ purposes = ["district-operations"]
 datasets = ["traffic.checkpoints", "traffic.passages"]
 [grants.row_scope]  # dataset → predicate (a string applies to every dataset)
 "traffic.checkpoints" = "district = 'xihu'"
-"traffic.passages" = """camera_id IN (
-    SELECT camera_id FROM traffic.checkpoints WHERE district = 'xihu')"""
+"traffic.passages" = '''camera_id IN (
+    SELECT camera_id FROM traffic.checkpoints WHERE district = 'xihu')'''
 
 [[grants]]
 consumer = "app-parking"
