@@ -177,7 +177,7 @@ abs ceil ceiling floor round trunc sign sqrt pow power exp ln log log2 log10 mod
 least pi degrees radians sin cos tan asin acos atan atan2 cot
 coalesce nullif ifnull if iif
 lower upper length len char_length strlen concat concat_ws substr substring left right
-trim ltrim rtrim lpad rpad replace reverse repeat position strpos instr contains
+trim ltrim rtrim lpad rpad replace reverse position strpos instr contains
 starts_with ends_with prefix suffix split_part regexp_matches regexp_replace
 regexp_extract lcase ucase md5 sha256 hash format printf ascii chr unicode
 like_escape ilike_escape
@@ -185,7 +185,7 @@ date_trunc datetrunc date_part datepart extract year month day hour minute secon
 dayofweek dayofyear isodow quarter epoch epoch_ms strftime strptime make_date make_time
 make_timestamp date_diff datediff date_sub date_add age time_bucket last_day
 monthname dayname to_timestamp current_date today
-try_cast struct_pack list_value unnest range generate_series
+try_cast struct_pack list_value unnest
 haversine
 """.split())
 

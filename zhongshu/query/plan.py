@@ -247,22 +247,36 @@ _PORTABLE = frozenset({"count", "sum", "min", "max", "avg", "coalesce", "nullif"
 _PREDICATES = (exp.Where, exp.Having, exp.Join)
 
 
-def _portable(e: exp.Expression, datasets: dict[str, Dataset], src: Source) -> bool:
-    full = _substitute(e, datasets, native=True)
-    for node in full.walk():
-        if is_call(node) or isinstance(node, (exp.Cast, exp.TryCast)):
+def _portable_nodes(e: exp.Expression, src: Source, strict: bool) -> bool:
+    for node in e.walk():
+        if isinstance(node, (exp.Cast, exp.TryCast)):
+            if strict and src.dialect in ("sqlite", "mysql"):
+                return False  # SQLite and MySQL cast 'cam-1' to 0 where DuckDB refuses
+            if src.dialect == "sqlite" and type_family(node.to.sql("duckdb")) in ("time",
+                                                                                   "date"):
+                return False
+        elif is_call(node):
             name = (str(node.this).lower() if isinstance(node, exp.Anonymous)
                     else node.sql_name().lower())
             if name not in _PORTABLE and node.key not in _PORTABLE:
-                return False
-            if isinstance(node, exp.Cast) and src.dialect == "sqlite" and type_family(
-                    node.to.sql("duckdb")) in ("time", "date"):
                 return False
         if isinstance(node, (exp.Like, exp.ILike, exp.RegexpLike, exp.SimilarTo)) and \
                 src.dialect in ("mysql", "sqlite"):
             return False  # case and collation rules differ from DuckDB's
         if isinstance(node, (exp.Div, exp.IntDiv, exp.Mod)):
             return False  # integer / decimal division semantics differ between engines
+    return True
+
+
+def _portable(e: exp.Expression, datasets: dict[str, Dataset], src: Source) -> bool:
+    # the caller's query and the governance around it must mean exactly the same there
+    if not _portable_nodes(e, src, strict=True):
+        return False
+    # dataset definitions were written by their owners for their own engine: a cast of a
+    # SQLite 0/1 column to BOOLEAN is the point, not a risk
+    for d in datasets.values():
+        if not _portable_nodes(d.relation(native=True), src, strict=False):
+            return False
     if src.dialect == "sqlite":
         # SQLite keeps times and booleans as text and integers: comparing them is not the same
         typed = {c.name for d in datasets.values() for c in d.columns

@@ -316,7 +316,7 @@ class QueryService:
         return QueryFailed("the query could not be run: " + _sanitize(msg))
 
 
-_QUOTED = re.compile(r"'[^']*'|\"(?:src_|__raw__)[^\"]*\"")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")  # engines quote data values either way
 
 
 def _sanitize(msg: str) -> str:
