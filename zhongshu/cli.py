@@ -23,8 +23,10 @@ app = typer.Typer(help="Zhongshu (中枢): the City Brain hub.", no_args_is_help
                   pretty_exceptions_enable=False, add_completion=False)
 catalog_app = typer.Typer(help="The datasets of a city.", no_args_is_help=True)
 members_app = typer.Typer(help="Members and their tokens.", no_args_is_help=True)
+policy_app = typer.Typer(help="Grants and what they let through.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(members_app, name="members")
+app.add_typer(policy_app, name="policy")
 
 # piped output is not wrapped at 80 columns (scripts should prefer --format csv/json)
 out = Console(width=None if sys.stdout.isatty() else 240)
@@ -216,6 +218,42 @@ def _print_table(table: Any, fmt: str) -> None:
     out.print(t)
     truncated = (table.schema.metadata or {}).get(b"truncated") == b"true"
     out.print(f"{table.num_rows} row(s)" + (" — truncated at the row cap" if truncated else ""))
+
+
+# --- policy -----------------------------------------------------------------------------------
+
+@policy_app.command("explain")
+def policy_explain(sql: Annotated[str, typer.Argument(help="one SELECT over dataset names")],
+                   as_member: Annotated[str, typer.Option("--as", help="the caller")],
+                   purpose: Annotated[str, typer.Option(help="the purpose it states")],
+                   city_dir: DirOpt = Path("."),
+                   as_json: Annotated[bool, typer.Option("--json", help="machine-readable")]
+                   = False) -> None:
+    """Show what a query would read as MEMBER for PURPOSE, and which grant allows each column."""
+    from zhongshu.policy.identity import Caller
+
+    service = _service(city_dir)
+    try:
+        member = service.catalog.members.get(as_member)
+        if member is None:
+            raise ZhongshuError(f"no member `{as_member}` in this city")
+        report = service.explain(Caller(member), sql, purpose)
+    finally:
+        service.close()
+    if as_json:
+        print(json.dumps(report, ensure_ascii=False, indent=1, default=str))
+        return
+    out.print(f"[bold]{as_member}[/] for [bold]{purpose}[/] — path: {report['path']}")
+    t = Table("dataset", "column", "allowed by", "mask")
+    for d in report["datasets"]:
+        for c in d["columns"]:
+            t.add_row(d["dataset"], c["column"], c["grant"], c["mask"] or "")
+    out.print(t)
+    for d in report["datasets"]:
+        if d["row_scope"]:
+            out.print(f"row scope on {d['dataset']}: {d['row_scope']}")
+    out.print("[bold]rewritten SQL[/] (each dataset replaced by its governed view):")
+    out.print(report["governed_sql"], highlight=False, markup=False)
 
 
 # --- catalog ----------------------------------------------------------------------------------

@@ -239,6 +239,16 @@ def create_app(service: QueryService) -> FastAPI:
         metrics.query("ok", result.path, time.perf_counter() - t0)
         return Response(head[:-1] + b',"rows":' + rows + b"}", media_type="application/json")
 
+    @app.post("/v1/query/explain", responses=errors, tags=["query"])
+    def explain(body: QueryIn, who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
+        """What a query would read and how it is governed — nothing is run.
+
+        The answer shows the rewritten SQL (each dataset replaced by its governed view), the
+        path (pushed down to one source, or DuckDB), and for each dataset the columns read
+        with the grant that allows each, its mask, and the row scope.
+        """
+        return service.explain(who, body.sql, body.purpose, body.limit)
+
     @app.get("/metrics", response_class=PlainTextResponse, tags=["hub"])
     def prometheus() -> str:
         """Prometheus metrics (counts only; no data, no identities)."""

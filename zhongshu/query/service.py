@@ -212,6 +212,35 @@ class QueryService:
         plan, template = self.plan(caller, sql, purpose, limit)
         return self.execute(plan, template, engine)
 
+    def explain(self, caller: Caller, sql: str, purpose: str, limit: int | None = None
+                ) -> dict[str, Any]:
+        """What would leave for this query, without running it: the rewritten SQL, the path,
+        and for every dataset the columns read and the grant, masks and row scope that apply.
+
+        Raises:
+            ZhongshuError: the same refusal the query itself would get.
+        """
+        plan, template = self.plan(caller, sql, purpose, limit)
+        datasets = []
+        seen: set[str] = set()
+        for ref in plan.refs:
+            a = ref.access
+            if a is None or ref.dataset.name in seen:
+                continue
+            seen.add(ref.dataset.name)
+            grant = a.grant.id if a.grant else "owner"
+            datasets.append({
+                "dataset": ref.dataset.name, "owner": ref.dataset.owner,
+                "columns": [{"column": c, "grant": grant,
+                             "mask": a.masking[c].kind if c in a.masking else None}
+                            for c in plan.columns_read.get(ref.dataset.name, [])],
+                "row_scope": a.row_scope})
+        governed = plan.governed.sql("duckdb", pretty=True) if plan.governed else ""
+        return {"caller": caller.name, "purpose": purpose, "governed_sql": governed,
+                "path": f"native:{plan.native.name}" if plan.native else "duckdb",
+                "native_sql": plan.native_sql, "parameters": list(template.params),
+                "datasets": datasets, "row_scope": plan.row_scope}
+
     def quick(self, caller: Caller, sql: str, purpose: str, limit: int | None = None
               ) -> Result | None:
         """Answer at once on the calling thread if this query's plan is cached and measured

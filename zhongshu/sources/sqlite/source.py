@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -56,7 +57,9 @@ class Source(BaseSource):
         deadline = time.monotonic() + min(timeout_s, self.config.statement_timeout_s)
         conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 20_000)
         try:
-            cur = conn.execute(sql, tuple(params))
+            # SQLite has no decimal type: exact literals compare as the REALs it stores
+            cur = conn.execute(sql, tuple(float(p) if isinstance(p, Decimal) else p
+                                          for p in params))
             rows = cur.fetchall()
         except sqlite3.OperationalError as e:
             if "interrupted" in str(e):
