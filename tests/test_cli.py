@@ -87,3 +87,38 @@ def test_demo_builds_and_reuses(city_tmp: Path) -> None:
     again = zs("demo", "--dir", str(target), "--no-serve")
     assert again.returncode == 0 and "Reusing the demo city" in again.stdout
     assert (target / "state" / "tokens" / "cockpit-xihu.token").read_text() == token
+
+
+def test_revoke_then_token_refused(hub: RunningHub) -> None:
+    res = zs("members", "token", "app-medical", "--dir", str(hub.city_dir))
+    token = res.stdout.strip().splitlines()[-1]
+    listing = zs("members", "list", "--dir", str(hub.city_dir))
+    assert "app-medical" in listing.stdout
+    assert zs("members", "revoke", "app-medical", "--dir", str(hub.city_dir)).returncode == 0
+    r = httpx.get(f"{hub.url}/v1/catalog", headers={"Authorization": f"Bearer {token}"})
+    # the authenticator caches a known token for at most 5 s; this one was never used
+    assert r.status_code == 401
+
+
+def test_policy_explain(hub: RunningHub) -> None:
+    res = zs("policy", "explain", "--dir", str(hub.city_dir), "--as", "app-parking",
+             "--purpose", "convenient-parking", "--json",
+             "SELECT s.plate, t.car_plate FROM parking_westlake.sessions s JOIN "
+             "parking_qiantang.tickets t ON s.plate = t.car_plate")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    masks = {(d["dataset"], c["column"]): (c["grant"], c["mask"])
+             for d in report["datasets"] for c in d["columns"]}
+    assert masks[("parking_westlake.sessions", "plate")] == (
+        "app-parking:parking_westlake.sessions", "pseudonym")
+    assert masks[("parking_qiantang.tickets", "car_plate")][1] == "pseudonym"
+    assert report["path"] == "duckdb" and "ZS_PSEUDONYM(" in report["governed_sql"]
+    r = httpx.post(f"{hub.url}/v1/query/explain", headers={
+        "Authorization": f"Bearer {hub.token('cockpit-xihu')}"}, json={
+        "sql": "SELECT count(*) FROM traffic.passages", "purpose": "district-operations"})
+    assert r.status_code == 200
+    assert r.json()["row_scope"][0]["dataset"] == "traffic.passages"
+    refused = httpx.post(f"{hub.url}/v1/query/explain", headers={
+        "Authorization": f"Bearer {hub.token('outsider')}"}, json={
+        "sql": "SELECT count(*) FROM traffic.passages", "purpose": "x"})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"

@@ -319,6 +319,42 @@ def catalog_check(city_dir: DirOpt = Path(".")) -> None:
 
 # --- members ----------------------------------------------------------------------------------
 
+@members_app.command("list")
+def members_list(city_dir: DirOpt = Path(".")) -> None:
+    """List members with their kind, roles and number of valid tokens."""
+    from zhongshu.catalog.catalog import Catalog
+    from zhongshu.catalog.store import MetadataStore
+    from zhongshu.config import load_city
+
+    city = load_city(city_dir)
+    cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
+    t = Table("member", "kind", "title", "roles", "valid tokens")
+    for m in cat.store.members():
+        if m["name"] in cat.members:
+            t.add_row(m["name"], m["kind"], m["title"], ", ".join(json.loads(m["roles"])),
+                      str(m["tokens"]))
+    out.print(t)
+
+
+@members_app.command("revoke")
+def members_revoke(name: str, city_dir: DirOpt = Path("."),
+                   token_id: Annotated[str | None, typer.Option(
+                       "--id", help="only the token whose id (hash prefix) is this")] = None
+                   ) -> None:
+    """Revoke a member's tokens (all of them, or one by id); a serving hub stops accepting
+    them within 5 seconds."""
+    from zhongshu.catalog.catalog import Catalog
+    from zhongshu.catalog.store import MetadataStore
+    from zhongshu.config import load_city
+
+    city = load_city(city_dir)
+    cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
+    if name not in cat.members:
+        raise ZhongshuError(f"no member `{name}` in this city")
+    n = cat.store.revoke_tokens(name, token_id)
+    out.print(f"revoked {n} token(s) of {name}")
+
+
 @members_app.command("token")
 def members_token(name: str, city_dir: DirOpt = Path("."),
                   label: Annotated[str, typer.Option(help="what the token is for")] = "",

@@ -83,6 +83,25 @@ class MetadataStore:
         return [dict(zip(("id", "label", "created_at", "expires_at", "revoked_at"), r,
                          strict=True)) for r in rows]
 
+    def revoke_tokens(self, member: str, prefix: str | None = None) -> int:
+        """Revoke a member's tokens (all, or the one whose hash starts with ``prefix``);
+        return how many were revoked."""
+        sql = "UPDATE tokens SET revoked_at = ? WHERE member = ? AND revoked_at IS NULL"
+        args: list[Any] = [time.time(), member]
+        if prefix:
+            sql += " AND token_hash LIKE ?"
+            args.append(prefix.replace("%", "") + "%")
+        return self._conn().execute(sql, args).rowcount
+
+    def members(self) -> list[dict[str, Any]]:
+        """Members with their count of valid tokens."""
+        rows = self._conn().execute(
+            "SELECT m.name, m.kind, m.title, m.roles, (SELECT count(*) FROM tokens t WHERE "
+            "t.member = m.name AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR "
+            "t.expires_at > ?)) FROM members m ORDER BY m.name", (time.time(),)).fetchall()
+        return [dict(zip(("name", "kind", "title", "roles", "tokens"), r, strict=True))
+                for r in rows]
+
     # --- dataset status -------------------------------------------------------------------
 
     def record_dataset(self, name: str, owner: str, source: str, listed: bool, status: str,

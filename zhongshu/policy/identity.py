@@ -87,7 +87,7 @@ class Authenticator:
         if member is None:
             raise Unauthenticated("the token is unknown, revoked or expired")
         caller = Caller(member)
-        with self._lock:
+        with self._lock:  # a revoked token stays usable for at most the cache's 5 s
             if len(self._cache) > 100_000:
                 self._cache.clear()
             self._cache[h] = (now + _CACHE_TTL_S, caller)
