@@ -355,6 +355,36 @@ def members_revoke(name: str, city_dir: DirOpt = Path("."),
     out.print(f"revoked {n} token(s) of {name}")
 
 
+@members_app.command("key")
+def members_key(name: str, city_dir: DirOpt = Path("."),
+                public_key: Annotated[str | None, typer.Option(
+                    help="register this Ed25519 public key (base64 of its 32 bytes)")] = None,
+                out_file: Annotated[Path | None, typer.Option(
+                    "--out", help="write the new private key (PEM) here, mode 0600")] = None
+                ) -> None:
+    """Register an Ed25519 key for member NAME (a new pair, or a given public key); prints the
+    key id alone on the last line."""
+    import base64
+
+    from zhongshu.catalog.catalog import Catalog
+    from zhongshu.catalog.store import MetadataStore
+    from zhongshu.config import load_city
+    from zhongshu.policy.identity import register_key
+
+    city = load_city(city_dir)
+    cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
+    raw = base64.b64decode(public_key) if public_key else None
+    key_id, pem = register_key(cat, name, raw)
+    if pem is not None:
+        if out_file is None:
+            raise typer.BadParameter("give --out FILE for the new private key")
+        fd = os.open(out_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        err.print(f"private key written to {out_file} (keep it with the member, not the hub)")
+    print(key_id)
+
+
 @members_app.command("token")
 def members_token(name: str, city_dir: DirOpt = Path("."),
                   label: Annotated[str, typer.Option(help="what the token is for")] = "",

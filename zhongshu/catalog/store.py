@@ -23,6 +23,10 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_at REAL NOT NULL, expires_at REAL, revoked_at REAL
 );
 CREATE INDEX IF NOT EXISTS ix_tokens_member ON tokens (member);
+CREATE TABLE IF NOT EXISTS keys (
+    key_id TEXT PRIMARY KEY, member TEXT NOT NULL, public_key BLOB NOT NULL,
+    created_at REAL NOT NULL, revoked_at REAL
+);
 CREATE TABLE IF NOT EXISTS datasets (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, source TEXT NOT NULL, listed INTEGER NOT NULL,
     status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', observed TEXT NOT NULL DEFAULT '{}',
@@ -92,6 +96,17 @@ class MetadataStore:
             sql += " AND token_hash LIKE ?"
             args.append(prefix.replace("%", "") + "%")
         return self._conn().execute(sql, args).rowcount
+
+    def add_key(self, key_id: str, member: str, public_key: bytes) -> None:
+        """Register a member's Ed25519 public key (32 raw bytes) under ``key_id``."""
+        self._conn().execute("INSERT INTO keys (key_id, member, public_key, created_at) "
+                             "VALUES (?, ?, ?, ?)", (key_id, member, public_key, time.time()))
+
+    def key(self, key_id: str) -> tuple[str, bytes] | None:
+        """(member, public key) of an unrevoked key, or None."""
+        row = self._conn().execute("SELECT member, public_key FROM keys WHERE key_id = ? AND "
+                                   "revoked_at IS NULL", (key_id,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
 
     def members(self) -> list[dict[str, Any]]:
         """Members with their count of valid tokens."""

@@ -24,6 +24,8 @@ class Caller:
     """The authenticated member behind a request."""
 
     member: Member
+    signature: str | None = None  # base64 RFC 9421 signature, when the request was signed
+    key_id: str | None = None
 
     @property
     def name(self) -> str:
@@ -54,6 +56,33 @@ def issue_token(catalog: Catalog, member: str, label: str = "",
     return token
 
 
+def register_key(catalog: Catalog, member: str, public_key: bytes | None = None
+                 ) -> tuple[str, bytes | None]:
+    """Register an Ed25519 key for ``member``: the given public key, or a new pair.
+
+    Returns:
+        the key id, and the new private key in PEM (None when a public key was given).
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    if member not in catalog.members:
+        raise NotFound(f"no member `{member}` in this city")
+    pem = None
+    if public_key is None:
+        private = Ed25519PrivateKey.generate()
+        public_key = private.public_key().public_bytes(serialization.Encoding.Raw,
+                                                       serialization.PublicFormat.Raw)
+        pem = private.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+    if len(public_key) != 32:
+        raise NotFound("an Ed25519 public key is 32 bytes (base64: 44 characters)")
+    key_id = f"{member}:{hashlib.sha256(public_key).hexdigest()[:16]}"
+    catalog.store.add_key(key_id, member, public_key)
+    return key_id, pem
+
+
 class Authenticator:
     """Resolves bearer tokens to callers, with a short positive cache.
 
@@ -64,6 +93,13 @@ class Authenticator:
         self.catalog = catalog
         self._cache: dict[str, tuple[float, Caller]] = {}
         self._lock = threading.Lock()
+
+    def member(self, name: str) -> Caller:
+        """The caller for a member authenticated another way (a request signature)."""
+        member = self.catalog.members.get(name)
+        if member is None:
+            raise Unauthenticated("the signing key belongs to no member of this city")
+        return Caller(member)
 
     def authenticate(self, authorization: str | None) -> Caller:
         """The caller presenting ``Authorization: Bearer <token>``.

@@ -23,12 +23,14 @@ from zhongshu.errors import (
     DatasetNotFound,
     NotFound,
     ResultTooLarge,
+    Unauthenticated,
     ZhongshuError,
 )
 from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Authenticator, Caller
 from zhongshu.protocol import encode
 from zhongshu.protocol.metrics import Metrics
+from zhongshu.protocol.signatures import Message, Verifier
 from zhongshu.query.service import QueryService, Result
 
 log = logging.getLogger("zhongshu.protocol")
@@ -133,9 +135,27 @@ def create_app(service: QueryService) -> FastAPI:
     errors: dict[int | str, dict[str, Any]] = {
         s: {"model": ErrorOut} for s in (400, 401, 403, 404, 413, 429, 503, 504)}
 
-    async def caller(authorization: Annotated[str | None, Header()] = None) -> Caller:
+    verifier = Verifier(service.catalog.store.key)
+
+    async def caller(request: Request,
+                     authorization: Annotated[str | None, Header()] = None) -> Caller:
         # async: a token lookup is a dict hit (or one indexed SQLite read), not worth a thread
-        return authn.authenticate(authorization)
+        headers = request.headers
+        if "signature-input" in headers:
+            body = await request.body()
+            msg = Message(request.method, request.url.path, request.url.query,
+                          headers.get("host", ""), dict(headers.items()))
+            name, signed = verifier.verify(msg, body)
+            who = authn.member(name)
+            if authorization and authn.authenticate(authorization).name != name:
+                raise Unauthenticated("the bearer token and the signature name different "
+                                      "members")
+            return Caller(who.member, signature=signed.signature, key_id=signed.key_id)
+        who = authn.authenticate(authorization)
+        if who.member.kind == "hub":
+            raise Unauthenticated("members of kind `hub` must sign their requests "
+                                  "(HTTP Message Signatures, RFC 9421, Ed25519)")
+        return who
 
     @app.exception_handler(ZhongshuError)
     async def _zhongshu_error(request: Request, exc: ZhongshuError) -> Response:

@@ -10,8 +10,10 @@ from typing import Any
 
 import httpx
 import pyarrow as pa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from zhongshu import errors
+from zhongshu.protocol.signatures import Message, sign
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 _BY_CODE: dict[str, type[errors.ZhongshuError]] = {
@@ -32,15 +34,28 @@ class Hub:
 
     Args:
         url: the hub's base URL, e.g. ``http://127.0.0.1:8400``.
-        token: the member's bearer token.
+        token: the member's bearer token (members of kind ``hub`` sign instead).
+        key: (key id, Ed25519 private key) to sign every request with (RFC 9421).
         timeout: seconds to wait for an answer.
     """
 
-    def __init__(self, url: str, token: str, timeout: float = 60.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        self._http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout,
-                                  headers={"Authorization": f"Bearer {token}"},
-                                  transport=transport)
+    def __init__(self, url: str, token: str | None = None, timeout: float = 60.0,
+                 transport: httpx.BaseTransport | None = None,
+                 key: tuple[str, Ed25519PrivateKey] | None = None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        hooks = {"request": [self._sign]} if key else {}
+        self._key = key
+        self._http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, headers=headers,
+                                  transport=transport, event_hooks=hooks)
+
+    def _sign(self, request: httpx.Request) -> None:
+        """Sign a request (RFC 9421, Ed25519) with this member's key."""
+        assert self._key is not None
+        key_id, private = self._key
+        body = request.read()
+        msg = Message(request.method, request.url.path, request.url.query.decode(),
+                      request.url.netloc.decode(), {})
+        request.headers.update(sign(msg, body, private, key_id))
 
     def close(self) -> None:
         """Close the underlying connections."""

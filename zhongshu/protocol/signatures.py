@@ -1,0 +1,191 @@
+"""HTTP Message Signatures (RFC 9421) with Ed25519, and Content-Digest (RFC 9530).
+
+The hub verifies signatures on any request that carries ``Signature-Input`` and ``Signature``;
+members of kind ``hub`` must sign. A valid signature covers at least ``@method``, ``@path``,
+``@authority`` and, when there is a body, ``content-digest``; it carries ``created``,
+``keyid`` and ``nonce``. Replays are refused: ``created`` must be within ``MAX_SKEW_S`` of the
+hub's clock and a nonce is accepted once.
+
+>>> base = signature_base(["@method", "@path"], '("@method" "@path");created=1',
+...                       Message("GET", "/v1/catalog", "", "hub.example", {}))
+>>> print(base)
+"@method": GET
+"@path": /v1/catalog
+"@signature-params": ("@method" "@path");created=1
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from zhongshu.errors import Unauthenticated
+
+MAX_SKEW_S = 300
+REQUIRED = ("@method", "@path", "@authority")
+
+
+@dataclass(frozen=True)
+class Message:
+    """The parts of an HTTP request a signature can cover."""
+
+    method: str
+    path: str
+    query: str  # without the leading "?"
+    authority: str
+    headers: dict[str, str]  # lower-case names
+
+    def component(self, name: str) -> str:
+        if name == "@method":
+            return self.method.upper()
+        if name == "@path":
+            return self.path
+        if name == "@query":
+            return "?" + self.query
+        if name == "@authority":
+            return self.authority.lower()
+        if name == "@target-uri":
+            return f"http://{self.authority}{self.path}" + (f"?{self.query}" if self.query
+                                                             else "")
+        if name.startswith("@"):
+            raise Unauthenticated(f"signature covers unsupported component `{name}`")
+        if name not in self.headers:
+            raise Unauthenticated(f"signature covers `{name}`, which the request lacks")
+        return self.headers[name].strip()
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A verified signature: who signed, with which key, and the signature itself."""
+
+    key_id: str
+    label: str
+    signature: str  # base64, as sent: kept in the exchange's ledger entry
+    params: str
+
+
+def signature_base(components: list[str], params: str, msg: Message) -> str:
+    """The RFC 9421 signature base for ``components`` and the serialized ``params``."""
+    lines = [f'"{c}": {msg.component(c)}' for c in components]
+    lines.append(f'"@signature-params": {params}')
+    return "\n".join(lines)
+
+
+_INPUT = re.compile(r'^\s*([a-zA-Z0-9_*-]+)=(\(([^)]*)\)(.*))$')
+_PARAM = re.compile(r';\s*([a-z0-9_*-]+)=("(?:[^"\\]|\\.)*"|-?\d+)')
+
+
+def _parse_input(header: str) -> tuple[str, list[str], str, dict[str, str]]:
+    m = _INPUT.match(header)
+    if not m:
+        raise Unauthenticated("malformed Signature-Input: send one signature, "
+                              'e.g. sig1=("@method" "@path" ...);created=...;keyid="..."')
+    label, params, inner, rest = m.group(1), m.group(2).strip(), m.group(3), m.group(4)
+    components = re.findall(r'"([^"]+)"', inner)
+    values = {k: v.strip('"') for k, v in _PARAM.findall(rest)}
+    return label, components, params, values
+
+
+def _parse_signature(header: str, label: str) -> bytes:
+    for item in header.split(","):
+        name, _, value = item.strip().partition("=")
+        if name == label and value.startswith(":") and value.endswith(":"):
+            try:
+                return base64.b64decode(value[1:-1], validate=True)
+            except ValueError:
+                break
+    raise Unauthenticated(f"malformed Signature header for label `{label}`")
+
+
+def content_digest(body: bytes) -> str:
+    """RFC 9530 ``Content-Digest`` value (sha-256) of ``body``."""
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
+
+
+class Verifier:
+    """Checks signatures against members' registered Ed25519 keys, refusing replays."""
+
+    def __init__(self, public_key: callable) -> None:  # type: ignore[valid-type]
+        self._public_key = public_key  # key id → (member, raw 32-byte key) or None
+        self._nonces: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def verify(self, msg: Message, body: bytes, now: float | None = None
+               ) -> tuple[str, Signed]:
+        """The member that signed ``msg``.
+
+        Raises:
+            Unauthenticated: unknown key, bad signature, missing covered components or
+                parameters, stale ``created``, replayed nonce, or a body that does not match
+                its digest.
+        """
+        now = time.time() if now is None else now
+        label, components, params, values = _parse_input(msg.headers["signature-input"])
+        sig = _parse_signature(msg.headers.get("signature", ""), label)
+        missing = [c for c in REQUIRED if c not in components]
+        if body and "content-digest" not in components:
+            missing.append("content-digest")
+        if missing:
+            raise Unauthenticated(f"the signature must cover {', '.join(missing)}")
+        for p in ("created", "keyid", "nonce"):
+            if p not in values:
+                raise Unauthenticated(f"the signature must carry the `{p}` parameter")
+        if values.get("alg", "ed25519") != "ed25519":
+            raise Unauthenticated("only alg=\"ed25519\" is accepted")
+        if abs(now - int(values["created"])) > MAX_SKEW_S:
+            raise Unauthenticated(f"signature `created` is more than {MAX_SKEW_S} s from the "
+                                  "hub's clock; check the caller's time")
+        if "expires" in values and int(values["expires"]) < now:
+            raise Unauthenticated("the signature has expired")
+        found = self._public_key(values["keyid"])
+        if found is None:
+            raise Unauthenticated(f"unknown or revoked key `{values['keyid']}`")
+        member, raw = found
+        if "content-digest" in components and msg.headers.get("content-digest") != \
+                content_digest(body):
+            raise Unauthenticated("Content-Digest does not match the body")
+        base = signature_base(components, params, msg)
+        try:
+            Ed25519PublicKey.from_public_bytes(raw).verify(sig, base.encode())
+        except InvalidSignature:
+            raise Unauthenticated("the request signature does not verify") from None
+        self._spend_nonce(f"{values['keyid']}|{values['nonce']}", now)
+        return member, Signed(values["keyid"], label, base64.b64encode(sig).decode(), params)
+
+    def _spend_nonce(self, nonce: str, now: float) -> None:
+        with self._lock:
+            while self._nonces and next(iter(self._nonces.values())) < now - 2 * MAX_SKEW_S:
+                self._nonces.popitem(last=False)
+            if nonce in self._nonces:
+                raise Unauthenticated("replayed request: this signature nonce was already used")
+            self._nonces[nonce] = now
+
+
+def sign(msg: Message, body: bytes, key: Ed25519PrivateKey, key_id: str,
+         now: float | None = None, label: str = "sig1") -> dict[str, str]:
+    """Headers that sign ``msg`` (Signature-Input, Signature and, with a body,
+    Content-Digest)."""
+    headers = dict(msg.headers)
+    components = list(REQUIRED)
+    extra: dict[str, str] = {}
+    if body:
+        extra["content-digest"] = content_digest(body)
+        headers["content-digest"] = extra["content-digest"]
+        components.append("content-digest")
+    created = int(time.time() if now is None else now)
+    inner = " ".join(f'"{c}"' for c in components)
+    params = (f'({inner});created={created};keyid="{key_id}";alg="ed25519";'
+              f'nonce="{secrets.token_urlsafe(12)}"')
+    base = signature_base(components, params, Message(msg.method, msg.path, msg.query,
+                                                      msg.authority, headers))
+    sig = base64.b64encode(key.sign(base.encode())).decode()
+    return {**extra, "Signature-Input": f"{label}={params}", "Signature": f"{label}=:{sig}:"}
