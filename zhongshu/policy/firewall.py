@@ -143,6 +143,9 @@ def _first_word(sql: str) -> str:
 def one_select(e: exp.Expression, ctx: Context) -> exp.Expression:
     """Only SELECT, WITH … SELECT and set operations of SELECTs."""
     if not isinstance(e, (exp.Select, *_SET_OPS)):
+        if not isinstance(e, (exp.Command, *_FORBIDDEN)):
+            raise StatementNotAllowed("this is not a query: send one SELECT statement over "
+                                      "datasets")
         kind = e.key.upper() if not isinstance(e, exp.Command) else str(e.this).upper()
         raise StatementNotAllowed(f"{kind} statements are not allowed; only SELECT is accepted "
                                   "(the hub never changes a source)")

@@ -175,7 +175,7 @@ def create_app(service: QueryService) -> FastAPI:
             return _error(NotFound(f"no such endpoint: {request.method} {request.url.path}"))
         code = "method_not_allowed" if exc.status_code == 405 else "bad_request"
         return JSONResponse({"error": {"code": code, "message": str(exc.detail)}},
-                            status_code=exc.status_code)
+                            status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
