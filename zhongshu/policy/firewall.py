@@ -401,11 +401,16 @@ def governed_views(e: exp.Expression, ctx: Context) -> exp.Expression:
 
 
 def _view(ref: DatasetRef, ctx: Context) -> exp.Select:
-    """``SELECT <masked granted columns> FROM <raw dataset> WHERE <row scope>``."""
+    """``SELECT <masked granted columns> FROM <raw dataset> WHERE <row scope>``.
+
+    Only the columns the query reads are exposed (``*`` was expanded to the granted ones): an
+    unused masked column costs nothing, and keeps a query eligible for pushdown.
+    """
     a = ref.access
     assert a is not None
     cols = []
-    for name in a.columns:
+    used = [c for c in a.columns if c in ref.columns] or list(a.columns[:1])
+    for name in used:
         column = exp.column(name, quoted=True)
         mask = a.masking.get(name)
         if mask is None:
