@@ -138,12 +138,58 @@ def bench_engine(engine: str, city: Path, servers: ServerSettings, runs: int,
     return rows
 
 
+GOVERNED = [  # (label, member, purpose): the owner reads its data without governance
+    ("owner (none)", "traffic-police", "enforcement"),
+    ("row scope", "cockpit-xihu", "district-operations"),
+    ("pseudonym mask", "app-traffic", "traffic-management"),
+]
+
+
+def bench_governance(engine: str, city: Path, runs: int, n_passages: int
+                     ) -> list[tuple[str, str, str, float]]:
+    """The same queries through the hub as the owner, as a row-scoped cockpit, and as an app
+    that sees plates as pseudonyms."""
+    from zhongshu.demo.tokens import read_token
+
+    rows = []
+    with serve(city) as (url, _token):
+        rnd = random.Random(2)
+        for name, (template, factor) in QUERIES.items():
+            n = runs * factor
+            keys = [{"k": rnd.randint(1, n_passages), "cam": rnd.randint(0, 343)}
+                    for _ in range(n + 2)]
+            for label, member, purpose in GOVERNED:
+                http = SyncRawClient(url, read_token(city, member))
+                sql = template.replace("FROM {p}", "FROM {p} ").replace(
+                    "SELECT * FROM", "SELECT passage_id, camera_id, plate, passed_at FROM"
+                    if member == "app-traffic" else "SELECT * FROM")
+                qs = [sql.format(**HUB_NAMES, **args) for args in keys]
+                if member == "cockpit-xihu":
+                    qs = [q.replace("plate, ", "") for q in qs]
+                for q in qs[:2]:
+                    http.post_json("/v1/query", {"sql": q, "purpose": purpose})
+                times = []
+                for q in qs[2:]:
+                    t = time.perf_counter()
+                    status, body = http.post_json("/v1/query", {"sql": q, "purpose": purpose})
+                    times.append(time.perf_counter() - t)
+                    if status != 200:
+                        raise SystemExit(f"{member} refused {q!r}: {body[:300]!r}")
+                http.close()
+                rows.append((engine, name, label, median_ms(times)))
+                print(f"  {engine:<9} {name:<15} {label:<15} hub {median_ms(times):9.3f} ms",
+                      flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", type=float, default=0.3)
     ap.add_argument("--runs", type=int, default=25)
     ap.add_argument("--engines", default="sqlite,postgres,mysql")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/zhongshu-bench"))
+    ap.add_argument("--governance", action="store_true",
+                    help="also compare the owner, a row-scoped and a masked caller")
     args = ap.parse_args()
     servers = ServerSettings.from_env(prefix="zs_bench_")
     print(f"query overhead — scale {args.scale}, {args.runs} runs (× factor), medians in ms",
@@ -161,6 +207,17 @@ def main() -> None:
               f"{hb - best:+8.3f}")
     print("\ntargets: ratio <= 1.10 where direct >= 100 ms; <= 2 ms added for point lookups")
     sys.stdout.flush()
+    if not args.governance:
+        return
+    print("\ngovernance — the same queries through the hub, by caller (medians in ms):")
+    gov = []
+    for engine in args.engines.split(","):
+        city = build(args.workdir, f"city-{engine}", args.scale, engine, servers)
+        gov += bench_governance(engine, city, args.runs, _count(engine, city, servers))
+    base = {(e, q): t for e, q, label, t in gov if label.startswith("owner")}
+    print(f"\n  {'engine':<9} {'query':<15} {'caller':<15} {'hub':>9} {'vs owner':>9}")
+    for e, q, label, t in gov:
+        print(f"  {e:<9} {q:<15} {label:<15} {t:9.3f} {t / base[(e, q)]:9.2f}")
 
 
 def _count(engine: str, city: Path, servers: ServerSettings) -> int:

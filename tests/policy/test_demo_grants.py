@@ -167,3 +167,13 @@ def test_app_medical_joins_on_id_number_and_never_obtains_it(service: QueryServi
     assert len(found) == (1 if idn in raw_s else 0)
     assert _code(service, "app-medical", "SELECT patient_id FROM health.visits",
                  "pay-once-medical") == "column_not_granted"
+
+
+def test_pseudonyms_equal_on_both_paths(service: QueryService) -> None:
+    """SQLite computes pseudonyms in-process for pushdown; DuckDB workers with their UDF."""
+    caller = Caller(service.catalog.members["app-parking"])
+    sql = "SELECT session_id, plate FROM parking_westlake.sessions ORDER BY session_id LIMIT 50"
+    native = service.run(caller, sql, "convenient-parking")
+    duck = service.run(caller, sql, "convenient-parking", engine="duckdb")
+    assert native.path.startswith("native:") and duck.path == "duckdb"
+    assert native.table.to_pylist() == duck.table.to_pylist()

@@ -250,7 +250,9 @@ _PREDICATES = (exp.Where, exp.Having, exp.Join)
 def _portable_nodes(e: exp.Expression, src: Source, strict: bool) -> bool:
     for node in e.walk():
         if isinstance(node, (exp.Cast, exp.TryCast)):
-            if strict and src.dialect in ("sqlite", "mysql"):
+            to_text = type_family(node.to.sql("duckdb")) == "text"
+            if strict and src.dialect == "mysql" or strict and src.dialect == "sqlite" and \
+                    not to_text:
                 return False  # SQLite and MySQL cast 'cam-1' to 0 where DuckDB refuses
             if src.dialect == "sqlite" and type_family(node.to.sql("duckdb")) in ("time",
                                                                                    "date"):
@@ -258,7 +260,8 @@ def _portable_nodes(e: exp.Expression, src: Source, strict: bool) -> bool:
         elif is_call(node):
             name = (str(node.this).lower() if isinstance(node, exp.Anonymous)
                     else node.sql_name().lower())
-            if name not in _PORTABLE and node.key not in _PORTABLE:
+            if name not in _PORTABLE and node.key not in _PORTABLE and \
+                    name not in src.functions:
                 return False
         if isinstance(node, (exp.Like, exp.ILike, exp.RegexpLike, exp.SimilarTo)) and \
                 src.dialect in ("mysql", "sqlite"):

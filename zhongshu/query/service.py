@@ -32,7 +32,7 @@ from zhongshu.errors import (
 from zhongshu.policy.firewall import Context
 from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Caller
-from zhongshu.policy.masking import PseudonymKeys
+from zhongshu.policy.masking import PSEUDONYM_FN, PseudonymKeys
 from zhongshu.query.convert import coerce_rows, rows_to_arrow
 from zhongshu.query.plan import Plan, Template, build_plan, templatize
 from zhongshu.query.worker import WorkerError, WorkerPool, WorkerSpec
@@ -100,6 +100,9 @@ class QueryService:
         self.catalog.check()
         self.grants = Grants(self.catalog)
         self.keys = PseudonymKeys.load(city.state_dir / "pseudonym.key")
+        for src in self.catalog.sources.values():
+            if src.kind == "sqlite":  # keyed pseudonyms computed inside SQLite: pushdown holds
+                src.functions[PSEUDONYM_FN] = (self.keys.pseudonym, 2)
         self.state: dict[str, SourceState] = {}
         now = time.time()
         for name, ds in ((d.source.name, d) for d in self.catalog.datasets.values()):

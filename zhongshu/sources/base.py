@@ -57,6 +57,8 @@ class Source(ABC):
         self._slots = threading.BoundedSemaphore(config.max_concurrency)
         self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
         self._secret_cache: str | None = None
+        # hub functions a native engine can run in-process (SQLite): name → (function, arity)
+        self.functions: dict[str, tuple[Any, int]] = {}
 
     # --- what every kind implements -------------------------------------------------------
 

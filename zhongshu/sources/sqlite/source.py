@@ -47,6 +47,8 @@ class Source(BaseSource):
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False,
                                timeout=self.config.statement_timeout_s)
         conn.execute("PRAGMA query_only = 1")
+        for name, (fn, arity) in self.functions.items():
+            conn.create_function(name, arity, fn, deterministic=True)
         return conn
 
     def placeholder(self, index: int) -> str:
