@@ -23,10 +23,13 @@ app = typer.Typer(help="Zhongshu (中枢): the City Brain hub.", no_args_is_help
                   pretty_exceptions_enable=False, add_completion=False)
 catalog_app = typer.Typer(help="The datasets of a city.", no_args_is_help=True)
 members_app = typer.Typer(help="Members and their tokens.", no_args_is_help=True)
-policy_app = typer.Typer(help="Grants and what they let through.", no_args_is_help=True)
+policy_app = typer.Typer(help="What grants let through.", no_args_is_help=True)
+grants_app = typer.Typer(help="Grants: who may read what, for which purpose.",
+                         no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(members_app, name="members")
 app.add_typer(policy_app, name="policy")
+app.add_typer(grants_app, name="grants")
 
 # piped output is not wrapped at 80 columns (scripts should prefer --format csv/json)
 out = Console(width=None if sys.stdout.isatty() else 240)
@@ -256,6 +259,100 @@ def policy_explain(sql: Annotated[str, typer.Argument(help="one SELECT over data
     out.print(report["governed_sql"], highlight=False, markup=False)
 
 
+# --- grants -----------------------------------------------------------------------------------
+
+@grants_app.command("list")
+def grants_list(city_dir: DirOpt = Path("."),
+                owner: Annotated[str | None, typer.Option(help="only this owner's")] = None
+                ) -> None:
+    """List every grant of the city: who may read what, for which purposes, how."""
+    service = _service(city_dir)
+    try:
+        t = Table("id", "owner", "consumer", "dataset", "purposes", "masks", "row scope",
+                  "expires")
+        for d in sorted(service.catalog.datasets.values(), key=lambda d: d.name):
+            for m in sorted(service.catalog.members):
+                for g in service.grants.of(m, d.name):
+                    if owner and g.owner != owner:
+                        continue
+                    t.add_row(g.id, g.owner, g.consumer, g.dataset, ", ".join(g.purposes),
+                              ", ".join(f"{c}:{k.kind}" for c, k in g.masking.items()),
+                              g.row_scope or "", g.expires.isoformat() if g.expires else "")
+        out.print(t)
+    finally:
+        service.close()
+
+
+@grants_app.command("add")
+def grants_add(owner: Annotated[str, typer.Option(help="the member granting its datasets")],
+               consumer: Annotated[str, typer.Option(help="the member receiving them")],
+               dataset: Annotated[list[str], typer.Option(help="dataset (repeatable)")],
+               purpose: Annotated[list[str], typer.Option(help="purpose (repeatable)")],
+               city_dir: DirOpt = Path("."),
+               columns: Annotated[str | None, typer.Option(
+                   help="comma-separated columns (default: public and internal)")] = None,
+               mask: Annotated[list[str] | None, typer.Option(
+                   help="COLUMN=KIND (redact, partial, pseudonym, generalize)")] = None,
+               row_scope: Annotated[str | None, typer.Option(help="SQL predicate")] = None,
+               expires: Annotated[str | None, typer.Option(help="ISO 8601 time")] = None,
+               rate_limit: Annotated[int | None, typer.Option(help="queries per minute")]
+               = None) -> None:
+    """Grant datasets of OWNER to CONSUMER; prints the grant id alone on the last line."""
+    from zhongshu.catalog.catalog import Catalog
+    from zhongshu.catalog.store import MetadataStore
+    from zhongshu.config import load_city
+    from zhongshu.policy.grants import Grants
+
+    city = load_city(city_dir)
+    cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
+    spec: dict[str, Any] = {"consumer": consumer, "datasets": dataset, "purposes": purpose}
+    if columns:
+        spec["columns"] = [c.strip() for c in columns.split(",") if c.strip()]
+    if mask:
+        spec["masking"] = dict(m.split("=", 1) for m in mask)
+    if row_scope:
+        spec["row_scope"] = row_scope
+    if expires:
+        spec["expires"] = expires
+    if rate_limit:
+        spec["rate_limit"] = rate_limit
+    if owner not in cat.members:
+        raise ZhongshuError(f"no member `{owner}` in this city")
+    print(Grants(cat).add(owner, spec, actor=_actor()))
+
+
+@grants_app.command("revoke")
+def grants_revoke(grant_id: str, owner: Annotated[str, typer.Option(help="its owner")],
+                  city_dir: DirOpt = Path(".")) -> None:
+    """Revoke a grant made with `grants add` or the API; a serving hub applies it within 1 s."""
+    from zhongshu.catalog.catalog import Catalog
+    from zhongshu.catalog.store import MetadataStore
+    from zhongshu.config import load_city
+    from zhongshu.policy.grants import Grants
+
+    city = load_city(city_dir)
+    cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
+    Grants(cat).revoke(owner, grant_id, actor=_actor())
+    out.print(f"revoked {grant_id}")
+
+
+@app.command()
+def changes(city_dir: DirOpt = Path("."),
+            since: Annotated[int, typer.Option(help="after this sequence number")] = 0) -> None:
+    """Every change to tokens, keys and grants, with who made it and when."""
+    from zhongshu.catalog.store import MetadataStore
+    from zhongshu.config import load_city
+
+    city = load_city(city_dir)
+    store = MetadataStore(city.state_dir / "hub.db")
+    t = Table("#", "time", "who", "action", "subject", "details")
+    for c in store.changes(since):
+        t.add_row(str(c["seq"]), time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c["at"])),
+                  c["actor"], c["action"], c["subject"], json.dumps(c["details"],
+                                                                   ensure_ascii=False))
+    out.print(t)
+
+
 # --- catalog ----------------------------------------------------------------------------------
 
 @catalog_app.command("list")
@@ -352,6 +449,8 @@ def members_revoke(name: str, city_dir: DirOpt = Path("."),
     if name not in cat.members:
         raise ZhongshuError(f"no member `{name}` in this city")
     n = cat.store.revoke_tokens(name, token_id)
+    cat.store.record_change(_actor(), "token.revoke", name, {"token_id": token_id or "*",
+                                                             "count": n})
     out.print(f"revoked {n} token(s) of {name}")
 
 
@@ -374,7 +473,7 @@ def members_key(name: str, city_dir: DirOpt = Path("."),
     city = load_city(city_dir)
     cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
     raw = base64.b64decode(public_key) if public_key else None
-    key_id, pem = register_key(cat, name, raw)
+    key_id, pem = register_key(cat, name, raw, actor=_actor())
     if pem is not None:
         if out_file is None:
             raise typer.BadParameter("give --out FILE for the new private key")
@@ -399,9 +498,16 @@ def members_token(name: str, city_dir: DirOpt = Path("."),
     city = load_city(city_dir)
     cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
     expires = time.time() + days * 86400 if days else None
-    token = issue_token(cat, name, label=label, expires_at=expires)
+    token = issue_token(cat, name, label=label, expires_at=expires, actor=_actor())
     err.print(f"New token for {name} (shown once; the hub keeps only its hash):")
     print(token)
+
+
+def _actor() -> str:
+    """Who is changing governance from the command line: the operating-system user."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
 
 
 def main() -> None:

@@ -27,6 +27,14 @@ CREATE TABLE IF NOT EXISTS keys (
     key_id TEXT PRIMARY KEY, member TEXT NOT NULL, public_key BLOB NOT NULL,
     created_at REAL NOT NULL, revoked_at REAL
 );
+CREATE TABLE IF NOT EXISTS grants (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, spec TEXT NOT NULL, created_by TEXT NOT NULL,
+    created_at REAL NOT NULL, revoked_at REAL, revoked_by TEXT
+);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL,
+    action TEXT NOT NULL, subject TEXT NOT NULL, details TEXT NOT NULL DEFAULT '{}'
+);
 CREATE TABLE IF NOT EXISTS datasets (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, source TEXT NOT NULL, listed INTEGER NOT NULL,
     status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', observed TEXT NOT NULL DEFAULT '{}',
@@ -107,6 +115,50 @@ class MetadataStore:
         row = self._conn().execute("SELECT member, public_key FROM keys WHERE key_id = ? AND "
                                    "revoked_at IS NULL", (key_id,)).fetchone()
         return (row[0], bytes(row[1])) if row else None
+
+    # --- governance changes -----------------------------------------------------------------
+
+    def record_change(self, actor: str, action: str, subject: str,
+                      details: dict[str, Any] | None = None) -> int:
+        """Record who changed what (token, key, grant); returns the change's sequence number.
+
+        Details never hold a secret: tokens appear by their id (hash prefix) only.
+        """
+        cur = self._conn().execute(
+            "INSERT INTO changes (at, actor, action, subject, details) VALUES (?, ?, ?, ?, ?)",
+            (time.time(), actor, action, subject, json.dumps(details or {}, default=str)))
+        return int(cur.lastrowid or 0)
+
+    def changes(self, since: int = 0) -> list[dict[str, Any]]:
+        """Governance changes after sequence number ``since``, oldest first."""
+        rows = self._conn().execute("SELECT seq, at, actor, action, subject, details FROM "
+                                    "changes WHERE seq > ? ORDER BY seq", (since,)).fetchall()
+        return [{"seq": r[0], "at": r[1], "actor": r[2], "action": r[3], "subject": r[4],
+                 "details": json.loads(r[5])} for r in rows]
+
+    def version(self) -> int:
+        """The latest change's sequence number (0 when none): grants reload when it moves."""
+        row = self._conn().execute("SELECT max(seq) FROM changes").fetchone()
+        return int(row[0] or 0)
+
+    def add_grant(self, grant_id: str, owner: str, spec: dict[str, Any], actor: str) -> None:
+        """Store a grant made through the CLI or the API."""
+        self._conn().execute(
+            "INSERT INTO grants (id, owner, spec, created_by, created_at) VALUES (?, ?, ?, ?, ?)",
+            (grant_id, owner, json.dumps(spec, default=str), actor, time.time()))
+
+    def revoke_grant(self, grant_id: str, actor: str) -> bool:
+        """Revoke a stored grant; False when there is no such active grant."""
+        cur = self._conn().execute(
+            "UPDATE grants SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL",
+            (time.time(), actor, grant_id))
+        return cur.rowcount > 0
+
+    def stored_grants(self) -> list[tuple[str, str, dict[str, Any], str]]:
+        """Active stored grants: (id, owner, spec, created_by)."""
+        rows = self._conn().execute("SELECT id, owner, spec, created_by FROM grants WHERE "
+                                    "revoked_at IS NULL ORDER BY created_at").fetchall()
+        return [(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
 
     def members(self) -> list[dict[str, Any]]:
         """Members with their count of valid tokens."""

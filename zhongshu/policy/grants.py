@@ -13,15 +13,27 @@ purpose the decision is:
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
+
+import sqlglot
+from pydantic import ValidationError
 
 from zhongshu.catalog.catalog import Catalog, Dataset
-from zhongshu.config import Mask
-from zhongshu.errors import DatasetNotFound, Forbidden, PurposeNotGranted, RateLimited
+from zhongshu.config import GrantConfig, Mask
+from zhongshu.errors import (
+    BadRequest,
+    DatasetNotFound,
+    Forbidden,
+    NotFound,
+    PurposeNotGranted,
+    RateLimited,
+)
 from zhongshu.policy.identity import Caller
 
 _OPEN = ("public", "internal")
@@ -67,27 +79,101 @@ class Grants:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._by: dict[tuple[str, str], list[Grant]] = {}
+        self.stored: dict[str, str] = {}  # id of a grant made by CLI/API → owner
         for owner, mf in catalog.city.members.items():
             for g in mf.grants:
-                for ds_name in g.datasets:
-                    ds = catalog.datasets[ds_name]
-                    declared = [c.name for c in ds.columns]
-                    if g.columns is None:
-                        cols = [c.name for c in ds.columns if c.classification in _OPEN]
-                    else:
-                        cols = [c for c in g.columns if c in declared]
-                    masks = {c: m for c, m in g.masking.items()
-                             if c in declared and isinstance(m, Mask)}
-                    scope = g.row_scope.get(ds_name) if isinstance(g.row_scope, dict) \
-                        else g.row_scope
-                    grant = Grant(
-                        id=g.id or f"{g.consumer}:{ds_name}", owner=owner,
-                        consumer=g.consumer, dataset=ds_name, purposes=tuple(g.purposes),
-                        columns=tuple(cols), masking=masks, row_scope=scope,
-                        expires=g.expires, rate_limit=g.rate_limit)
-                    self._by.setdefault((g.consumer, ds_name), []).append(grant)
+                self._add(owner, g, None)
+        for gid, owner, spec, _actor in catalog.store.stored_grants():
+            try:
+                self._add(owner, GrantConfig.model_validate(spec), gid)
+                self.stored[gid] = owner
+            except (ValidationError, KeyError):
+                continue  # a grant on a dataset since removed from the configuration
         self._windows: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
+
+    def _add(self, owner: str, g: GrantConfig, stored_id: str | None) -> None:
+        for ds_name in g.datasets:
+            ds = self.catalog.datasets[ds_name]
+            declared = [c.name for c in ds.columns]
+            if g.columns is None:
+                cols = [c.name for c in ds.columns if c.classification in _OPEN]
+            else:
+                cols = [c for c in g.columns if c in declared]
+            masks = {c: m for c, m in g.masking.items() if c in declared and isinstance(m, Mask)}
+            scope = g.row_scope.get(ds_name) if isinstance(g.row_scope, dict) else g.row_scope
+            base = stored_id or g.id
+            gid = (f"{base}:{ds_name}" if len(g.datasets) > 1 else base) if base \
+                else f"{g.consumer}:{ds_name}"
+            grant = Grant(id=gid, owner=owner, consumer=g.consumer, dataset=ds_name,
+                          purposes=tuple(g.purposes), columns=tuple(cols), masking=masks,
+                          row_scope=scope, expires=g.expires, rate_limit=g.rate_limit)
+            self._by.setdefault((g.consumer, ds_name), []).append(grant)
+
+    def carry_rate_windows(self, old: Grants) -> None:
+        """Keep the rate-limit windows of a previous set of grants (a reload is no reset)."""
+        self._windows = old._windows
+
+    def given(self, owner: str) -> list[Grant]:
+        """Every grant ``owner`` has made (file and stored), expired ones included."""
+        return [g for gs in self._by.values() for g in gs if g.owner == owner]
+
+    def add(self, owner: str, spec: dict[str, Any], actor: str) -> str:
+        """Validate and store a grant by ``owner``; record the change. Returns the grant id.
+
+        Raises:
+            BadRequest: the grant is malformed, names another member's dataset, a column or
+                consumer that does not exist, or duplicates a grant for the same purpose.
+        """
+        try:
+            g = GrantConfig.model_validate(spec)
+        except ValidationError as e:
+            err = e.errors()[0]
+            field_ = ".".join(str(p) for p in err["loc"])
+            raise BadRequest(f"grant: {field_}: {err['msg']}") from None
+        if g.consumer not in self.catalog.members or g.consumer == owner:
+            raise BadRequest(f"grant: `{g.consumer}` is not another member of this city")
+        for ds_name in g.datasets:
+            ds = self.catalog.dataset(ds_name)
+            if ds is None or ds.owner != owner:
+                raise BadRequest(f"grant: `{ds_name}` is not a dataset of `{owner}`; a member "
+                                 "grants only its own datasets")
+            for col in list(g.columns or []) + list(g.masking):
+                if ds.column(col) is None and len(g.datasets) == 1:
+                    raise BadRequest(f"grant: `{ds_name}` has no column `{col}`")
+            for existing in self.of(g.consumer, ds_name):
+                if set(existing.purposes) & set(g.purposes):
+                    raise BadRequest(f"grant: `{ds_name}` is already granted to "
+                                     f"`{g.consumer}` for purpose(s) "
+                                     f"{sorted(set(existing.purposes) & set(g.purposes))} "
+                                     f"by grant `{existing.id}`; revoke it first")
+        scopes = g.row_scope.values() if isinstance(g.row_scope, dict) else [g.row_scope]
+        for scope in scopes:
+            if scope:
+                try:
+                    sqlglot.parse_one(scope, read="duckdb")
+                except sqlglot.ParseError:
+                    raise BadRequest("grant: row_scope is not a valid SQL predicate") from None
+        gid = g.id or f"{g.consumer}-{secrets.token_hex(4)}"
+        if gid in self.stored:
+            raise BadRequest(f"grant: id `{gid}` is taken")
+        stored = g.model_dump(mode="json", exclude_none=True, by_alias=True)
+        self.catalog.store.add_grant(gid, owner, stored, actor)
+        self.catalog.store.record_change(actor, "grant.add", gid, {"owner": owner, **stored})
+        return gid
+
+    def revoke(self, owner: str, grant_id: str, actor: str) -> None:
+        """Revoke a grant made through the CLI or API; record the change.
+
+        Raises:
+            NotFound: no such stored grant of ``owner`` (grants declared in member files are
+                changed by editing the file).
+        """
+        if self.stored.get(grant_id) != owner or not self.catalog.store.revoke_grant(
+                grant_id, actor):
+            raise NotFound(f"`{owner}` has no grant `{grant_id}` made through the CLI or API "
+                           "(grants declared in member files are changed there)")
+        self.catalog.store.record_change(actor, "grant.revoke", grant_id, {"owner": owner})
 
     def of(self, consumer: str, dataset: str) -> list[Grant]:
         """Unexpired grants to ``consumer`` on ``dataset``."""

@@ -42,7 +42,7 @@ def token_hash(token: str) -> str:
 
 
 def issue_token(catalog: Catalog, member: str, label: str = "",
-                expires_at: float | None = None) -> str:
+                expires_at: float | None = None, actor: str = "operator") -> str:
     """Create a new token for ``member``, store its hash and return the token (shown once).
 
     Raises:
@@ -52,12 +52,16 @@ def issue_token(catalog: Catalog, member: str, label: str = "",
         raise NotFound(f"no member `{member}` in this city (members: "
                        f"{', '.join(sorted(catalog.members))})")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    catalog.store.add_token(token_hash(token), member, label, expires_at)
+    h = token_hash(token)
+    catalog.store.add_token(h, member, label, expires_at)
+    catalog.store.record_change(actor, "token.issue", member, {"token_id": h[:12],
+                                                               "label": label,
+                                                               "expires_at": expires_at})
     return token
 
 
-def register_key(catalog: Catalog, member: str, public_key: bytes | None = None
-                 ) -> tuple[str, bytes | None]:
+def register_key(catalog: Catalog, member: str, public_key: bytes | None = None,
+                 actor: str = "operator") -> tuple[str, bytes | None]:
     """Register an Ed25519 key for ``member``: the given public key, or a new pair.
 
     Returns:
@@ -80,6 +84,7 @@ def register_key(catalog: Catalog, member: str, public_key: bytes | None = None
         raise NotFound("an Ed25519 public key is 32 bytes (base64: 44 characters)")
     key_id = f"{member}:{hashlib.sha256(public_key).hexdigest()[:16]}"
     catalog.store.add_key(key_id, member, public_key)
+    catalog.store.record_change(actor, "key.register", member, {"key_id": key_id})
     return key_id, pem
 
 

@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import zhongshu
@@ -98,6 +98,21 @@ class QueryIn(BaseModel):
     limit: int | None = Field(default=None, ge=1, description="at most this many rows")
 
 
+class GrantIn(BaseModel):
+    """A grant as a data owner makes it (the same keys as ``[[grants]]`` in a member file)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = None
+    consumer: str
+    datasets: list[str] = Field(min_length=1)
+    purposes: list[str] = Field(min_length=1)
+    columns: list[str] | None = None
+    masking: dict[str, Any] = {}
+    row_scope: str | dict[str, str] | None = None
+    expires: str | None = Field(default=None, description="ISO 8601 time")
+    rate_limit: int | None = Field(default=None, ge=1)
+
+
 class ResultColumn(BaseModel):
     name: str
     type: str
@@ -174,8 +189,14 @@ def create_app(service: QueryService) -> FastAPI:
         if exc.status_code == 404:
             return _error(NotFound(f"no such endpoint: {request.method} {request.url.path}"))
         code = "method_not_allowed" if exc.status_code == 405 else "bad_request"
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of every route on this path (RFC 9110)
+            methods = sorted({m for r in app.routes if hasattr(r, "path_regex")
+                              and r.path_regex.match(request.url.path)
+                              for m in getattr(r, "methods", None) or ()})
+            headers["Allow"] = ", ".join(methods)
         return JSONResponse({"error": {"code": code, "message": str(exc.detail)}},
-                            status_code=exc.status_code, headers=exc.headers)
+                            status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -268,6 +289,40 @@ def create_app(service: QueryService) -> FastAPI:
         with the grant that allows each, its mask, and the row scope.
         """
         return service.explain(who, body.sql, body.purpose, body.limit)
+
+    def _grant_out(g: Any) -> dict[str, Any]:
+        return {"id": g.id, "owner": g.owner, "consumer": g.consumer, "dataset": g.dataset,
+                "columns": list(g.columns), "purposes": list(g.purposes),
+                "masking": {c: m.kind for c, m in g.masking.items()},
+                "row_scope": g.row_scope,
+                "expires": g.expires.isoformat() if g.expires else None,
+                "rate_limit": g.rate_limit, "expired": g.expired(),
+                "managed_by": "api" if g.id.split(":")[0] in service.grants.stored
+                else "member file"}
+
+    @app.get("/v1/grants", responses=errors, tags=["grants"])
+    def grants(who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
+        """The grants the caller has made on its datasets, and those made to it."""
+        service.refresh_grants()
+        given = [_grant_out(g) for g in service.grants.given(who.name)]
+        received = [_grant_out(g) for d in service.catalog.datasets.values()
+                    for g in service.grants.of(who.name, d.name)]
+        return {"given": given, "received": received}
+
+    @app.post("/v1/grants", status_code=201, responses=errors, tags=["grants"])
+    def add_grant(body: GrantIn, who: Annotated[Caller, Depends(caller)]) -> dict[str, str]:
+        """Grant some of the caller's own datasets to another member (recorded with who)."""
+        gid = service.grants.add(who.name, body.model_dump(exclude_none=True),
+                                 actor=f"member:{who.name}")
+        service.refresh_grants(force=True)
+        return {"id": gid}
+
+    @app.delete("/v1/grants/{grant_id}", responses=errors, tags=["grants"])
+    def revoke_grant(grant_id: str, who: Annotated[Caller, Depends(caller)]) -> dict[str, str]:
+        """Revoke a grant the caller made through the API or CLI (recorded with who)."""
+        service.grants.revoke(who.name, grant_id, actor=f"member:{who.name}")
+        service.refresh_grants(force=True)
+        return {"revoked": grant_id}
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["hub"])
     def prometheus() -> str:

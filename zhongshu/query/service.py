@@ -99,6 +99,8 @@ class QueryService:
         self.catalog = Catalog(city, self.store)
         self.catalog.check()
         self.grants = Grants(self.catalog)
+        self._grants_version = self.store.version()
+        self._grants_checked = time.monotonic()
         self.keys = PseudonymKeys.load(city.state_dir / "pseudonym.key")
         for src in self.catalog.sources.values():
             if src.kind == "sqlite":  # keyed pseudonyms computed inside SQLite: pushdown holds
@@ -187,9 +189,26 @@ class QueryService:
         key = (template.key, caller.name, purpose, limit, self.engine.generation)
         return self._plans.get(key), template, key
 
+    def refresh_grants(self, force: bool = False) -> None:
+        """Reload grants when the store says they changed (checked at most once a second):
+        a grant added or revoked by the CLI in another process applies within a second."""
+        now = time.monotonic()
+        if not force and now - self._grants_checked < 1.0:
+            return
+        self._grants_checked = now
+        version = self.store.version()
+        if force or version != self._grants_version:
+            with self._lock:
+                fresh = Grants(self.catalog)
+                fresh.carry_rate_windows(self.grants)
+                self.grants = fresh
+                self._grants_version = version
+                self._plans.clear()
+
     def plan(self, caller: Caller, sql: str, purpose: str, limit: int | None = None
              ) -> tuple[Plan, Template]:
         """The (cached) plan of ``sql`` for this caller and purpose."""
+        self.refresh_grants()
         plan, template, key = self._cached(caller, sql, purpose, limit)
         if plan is None:
             ctx = Context(caller=caller, purpose=purpose, catalog=self.catalog,
@@ -252,6 +271,7 @@ class QueryService:
         Handing a 50 µs SQLite lookup to a thread pool costs more than the lookup, and under
         load the threads convoy on the GIL; the event loop answers such queries itself.
         """
+        self.refresh_grants()
         plan, template, _key = self._cached(caller, sql, purpose, limit)
         if plan is None or not plan.is_quick():
             return None
