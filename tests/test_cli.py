@@ -122,3 +122,20 @@ def test_policy_explain(hub: RunningHub) -> None:
         "Authorization": f"Bearer {hub.token('outsider')}"}, json={
         "sql": "SELECT count(*) FROM traffic.passages", "purpose": "x"})
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+
+
+def test_members_add(city_tmp: Path, demo_dir: Path) -> None:
+    import shutil
+
+    root = city_tmp / "c"
+    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+    ok = zs("members", "add", "hub-yuhang", "--kind", "hub", "--title", "Yuhang hub",
+            "--dir", str(root))
+    assert ok.returncode == 0, ok.stderr
+    assert (root / "members" / "hub-yuhang.toml").is_file()
+    assert "hub-yuhang" in zs("members", "list", "--dir", str(root)).stdout
+    assert "member.add" in zs("changes", "--dir", str(root)).stdout
+    again = zs("members", "add", "hub-yuhang", "--kind", "hub", "--dir", str(root))
+    assert again.returncode == 1 and "already exists" in again.stderr
+    bad = zs("members", "add", "x-y", "--kind", "wizard", "--dir", str(root))
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr

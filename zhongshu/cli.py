@@ -416,6 +416,38 @@ def catalog_check(city_dir: DirOpt = Path(".")) -> None:
 
 # --- members ----------------------------------------------------------------------------------
 
+@members_app.command("add")
+def members_add(name: str,
+                kind: Annotated[str, typer.Option(help="department, enterprise, district, "
+                                                       "scenario, hub, cockpit, auditor…")],
+                city_dir: DirOpt = Path("."),
+                title: Annotated[str, typer.Option(help="display name")] = "",
+                role: Annotated[list[str] | None, typer.Option(help="e.g. auditor")] = None
+                ) -> None:
+    """Add a member (writes members/NAME.toml; a serving hub needs a restart to see it)."""
+    import tomli_w
+
+    from zhongshu.catalog.store import MetadataStore
+    from zhongshu.config import MemberFile, load_city
+
+    city = load_city(city_dir)
+    path = city.root / "members" / f"{name}.toml"
+    if name in city.members or path.exists():
+        raise ZhongshuError(f"member `{name}` already exists ({path})")
+    doc = {"member": {"name": name, "kind": kind, "title": title, "roles": role or []}}
+    try:
+        MemberFile.model_validate(doc)
+    except Exception as e:
+        raise ZhongshuError(f"invalid member: {str(e).splitlines()[-1].strip()}") from None
+    path.write_text(f"# Member `{name}`, added by `zhongshu members add`.\n\n"
+                    + tomli_w.dumps(doc), encoding="utf-8")
+    load_city(city_dir)  # the city still loads
+    store = MetadataStore(city.state_dir / "hub.db")
+    store.upsert_member(name, kind, title, list(role or []))
+    store.record_change(_actor(), "member.add", name, {"kind": kind, "roles": role or []})
+    out.print(f"added member {name} ({kind}) in {path}")
+
+
 @members_app.command("list")
 def members_list(city_dir: DirOpt = Path(".")) -> None:
     """List members with their kind, roles and number of valid tokens."""

@@ -165,7 +165,7 @@ class MemberInfo(_Strict):
     roles: list[str] = []
 
 
-MaskKind = Literal["redact", "partial", "pseudonym", "generalize"]
+MaskKind = Literal["redact", "partial", "pseudonym", "generalize", "aggregate_only"]
 
 
 class Mask(_Strict):
@@ -179,7 +179,9 @@ class Mask(_Strict):
       across every dataset granted to that consumer for that purpose, unlinkable otherwise,
       never reversible; equality with a literal still finds a known identifier's rows;
     * ``generalize`` — numbers rounded to ``step``, times truncated to ``unit``, coordinates
-      rounded to ``digits`` decimals.
+      rounded to ``digits`` decimals;
+    * ``aggregate_only`` — readable only inside ``count``, ``sum``, ``avg``, ``stddev`` or
+      ``variance``, over groups of at least ``k`` rows (smaller groups are left out).
     """
 
     kind: MaskKind
@@ -192,6 +194,7 @@ class Mask(_Strict):
     step: float | None = Field(default=None, gt=0)
     unit: Literal["minute", "hour", "day", "week", "month", "year"] | None = None
     digits: int | None = Field(default=None, ge=0, le=6)
+    k: int = Field(default=5, ge=2, description="aggregate_only: rows per group at least")
 
 
 class GrantConfig(_Strict):

@@ -7,9 +7,12 @@ rewritten) expression or raises a protocol error. ``govern`` runs ``RULES`` in o
 2. ``no_forbidden_nodes``    no DDL/DML/commands/INTO/locking/recursion anywhere inside
 3. ``allowed_functions``     scalar, aggregate and window functions from an allow-list only
 4. ``resolve_datasets``      every table reference is a dataset (or a CTE); nothing else
-5. ``authorize_columns``     every column used is readable by the caller for the purpose
-6. ``governed_views``        each dataset reference becomes a subquery over the raw dataset
-                             relation that exposes only the readable columns
+5. ``authorize_columns``     every dataset granted for the purpose; every column used readable
+6. ``pseudonym_lookups``     equality with a literal on a pseudonymised column compares
+                             pseudonyms; ranges and patterns on it are refused
+7. ``aggregate_only``        aggregate-only columns only inside count/sum/avg/… over ≥ k rows
+8. ``governed_views``        each dataset reference becomes a subquery over the raw dataset
+                             relation exposing the columns read, masked, within the row scope
 
 The output names raw relations as ``__raw__<namespace>__<name>``; the query layer swaps them
 for the source relation of the path it chooses (DuckDB or the source's own engine).
@@ -400,6 +403,47 @@ def governed_views(e: exp.Expression, ctx: Context) -> exp.Expression:
     return out
 
 
+_AGGREGATES = (exp.Count, exp.Sum, exp.Avg, exp.Stddev, exp.StddevPop, exp.StddevSamp,
+               exp.Variance, exp.VariancePop)
+
+
+def aggregate_only(e: exp.Expression, ctx: Context) -> exp.Expression:
+    """Columns granted ``aggregate_only`` appear only inside count/sum/avg/stddev/variance
+    (no window), and every SELECT aggregating them keeps only groups of at least k rows."""
+    limited: dict[str, int] = {}
+    for r in ctx.refs:
+        for col, m in (r.access.masking.items() if r.access else ()):
+            if m.kind == "aggregate_only":
+                limited[col] = max(limited.get(col, 0), m.k)
+    if not limited:
+        return e
+    selects: dict[int, tuple[exp.Select, int]] = {}
+    for col in list(e.find_all(exp.Column)):
+        name = col.name.lower()
+        if name not in limited:
+            continue
+        ref = _resolve(col, ctx)
+        if ref is not None and (ref.access is None or name not in ref.access.masking
+                                or ref.access.masking[name].kind != "aggregate_only"):
+            continue  # a same-named column of another dataset
+        agg = col.find_ancestor(*_AGGREGATES)
+        select = col.find_ancestor(exp.Select)
+        if agg is None or agg.find_ancestor(exp.Select) is not select or \
+                col.find_ancestor(exp.Window) is not None:
+            raise ColumnNotGranted(
+                f"column `{name}` is granted to `{ctx.caller.name}` for aggregates only: use "
+                "it inside count, sum, avg, stddev or variance, over groups of at least "
+                f"{limited[name]} rows")
+        assert select is not None
+        k = max(selects.get(id(select), (select, 0))[1], limited[name])
+        selects[id(select)] = (select, k)
+    for select, k in selects.values():
+        floor = exp.GTE(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(k))
+        having = select.args.get("having")
+        select.set("having", exp.Having(this=exp.and_(having.this, floor) if having else floor))
+    return e
+
+
 def _view(ref: DatasetRef, ctx: Context) -> exp.Select:
     """``SELECT <masked granted columns> FROM <raw dataset> WHERE <row scope>``.
 
@@ -445,7 +489,7 @@ def _scope(predicate: str, ctx: Context) -> exp.Expression:
 
 
 RULES: tuple[Rule, ...] = (one_select, no_forbidden_nodes, allowed_functions, resolve_datasets,
-                           authorize_columns, pseudonym_lookups, governed_views)
+                           authorize_columns, pseudonym_lookups, aggregate_only, governed_views)
 
 
 def govern(e: exp.Expression, ctx: Context, rules: tuple[Rule, ...] = RULES) -> exp.Expression:

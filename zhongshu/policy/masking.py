@@ -35,6 +35,8 @@ _CHINA = timedelta(hours=8)
 def mask_expr(col: exp.Expression, mask: Mask, col_type: str, key_id: str) -> exp.Expression:
     """The expression that replaces ``col`` (of DuckDB type ``col_type``) under ``mask``."""
     c = col.sql("duckdb")
+    if mask.kind == "aggregate_only":
+        return col  # the firewall lets it be read only inside aggregates over k rows
     if mask.kind == "redact":
         return exp.cast(exp.null(), col_type)
     if mask.kind == "pseudonym":
