@@ -78,11 +78,15 @@ def _serve(conn: Connection, spec: WorkerSpec) -> None:
     from zhongshu.query.engine import Engine
     from zhongshu.sources import open_source
 
-    tmp = Path(tempfile.mkdtemp(prefix="zhongshu-worker-"))
-    sources = [open_source(c, Path(root), owner) for c, root, owner in spec.sources]
-    engine = Engine(sources, spec.settings, tmp, spec.generation,
-                    PseudonymKeys.from_secret(spec.pseudonym_secret))
-    runs_as = _drop_privileges(spec.user, tmp) if spec.user else f"uid {os.geteuid()}"
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix="zhongshu-worker-"))
+        sources = [open_source(c, Path(root), owner) for c, root, owner in spec.sources]
+        engine = Engine(sources, spec.settings, tmp, spec.generation,
+                        PseudonymKeys.from_secret(spec.pseudonym_secret))
+        runs_as = _drop_privileges(spec.user, tmp) if spec.user else f"uid {os.geteuid()}"
+    except Exception as e:
+        conn.send({"error": f"{type(e).__name__}: {e}"})
+        return
     conn.send({"attached": engine.attached, "failed": engine.failed, "runs_as": runs_as})
     cur = engine.con.cursor()
     while True:
@@ -116,10 +120,17 @@ class _Process:
                                  name="zhongshu-duckdb-worker")
         self.proc.start()
         child.close()
-        if not self.conn.poll(120):
+        try:
+            if not self.conn.poll(120):
+                raise EOFError
+            self.ready: dict[str, Any] = self.conn.recv()
+        except (EOFError, OSError):
             self.kill()
-            raise ZhongshuError("the DuckDB worker did not start")
-        self.ready: dict[str, Any] = self.conn.recv()
+            raise ZhongshuError("the DuckDB worker process did not start; see the hub's "
+                                "log") from None
+        if "error" in self.ready:
+            self.kill()
+            raise ZhongshuError(f"the DuckDB worker could not start: {self.ready['error']}")
 
     def kill(self) -> None:
         if self.proc.is_alive():
