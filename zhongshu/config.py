@@ -452,7 +452,3 @@ def read_secret(city_root: Path, name: str) -> str:
             return str(value)
     raise ConfigError(f"secret `{name}` is not set: add it to secrets.toml under [secrets] or "
                       f"set {env_name}", path=str(path))
-
-
-SETTINGS_DOC = [(name, f.default, f.description or "")
-                for name, f in HubSettings.model_fields.items()]

@@ -161,14 +161,3 @@ class SourceBusy(SourceUnavailable):
 class DatasetUnavailable(ZhongshuError):
     code = "dataset_unavailable"
     status = 503
-
-
-ALL_CODES = {
-    cls.code: cls.status
-    for cls in (
-        ZhongshuError, ConfigError, Unauthenticated, Forbidden, ColumnNotGranted,
-        PurposeNotGranted, DatasetNotFound, NotFound, SqlSyntax, StatementNotAllowed,
-        FunctionNotAllowed, ColumnNotFound, BadRequest, RateLimited, ResultTooLarge,
-        QueryTimeout, SourceUnavailable, DatasetUnavailable,
-    )
-}

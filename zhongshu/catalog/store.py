@@ -87,14 +87,6 @@ class MetadataStore:
             "AND (expires_at IS NULL OR expires_at > ?)", (token_hash, now)).fetchone()
         return row[0] if row else None
 
-    def tokens(self, member: str) -> list[dict[str, Any]]:
-        """Token records of a member (hash prefixes only)."""
-        rows = self._conn().execute(
-            "SELECT substr(token_hash, 1, 12), label, created_at, expires_at, revoked_at "
-            "FROM tokens WHERE member = ? ORDER BY created_at", (member,)).fetchall()
-        return [dict(zip(("id", "label", "created_at", "expires_at", "revoked_at"), r,
-                         strict=True)) for r in rows]
-
     def revoke_tokens(self, member: str, prefix: str | None = None) -> int:
         """Revoke a member's tokens (all, or the one whose hash starts with ``prefix``);
         return how many were revoked."""

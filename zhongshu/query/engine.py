@@ -7,7 +7,6 @@ finish on the old one.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -51,15 +50,6 @@ class Engine:
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET allow_community_extensions = false")
         self.con.execute("SET lock_configuration = true")
-        self._local = threading.local()
-
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor for the calling thread (cursors share the engine's attached sources)."""
-        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cur", None)
-        if cur is None:
-            cur = self.con.cursor()
-            self._local.cur = cur
-        return cur
 
     def close(self) -> None:
         """Close the engine (queries still running on it fail)."""

@@ -122,9 +122,9 @@ class QueryService:
 
     # --- engine and health ----------------------------------------------------------------
 
-    def _build_engine(self) -> WorkerPool:
-        up = [(s.config, str(self.city.root), s.owner)
-              for n, s in self.catalog.sources.items() if self.state[n].status == "ok"]
+    def _build_engine(self, include: frozenset[str] = frozenset()) -> WorkerPool:
+        up = [(s.config, str(self.city.root), s.owner) for n, s in self.catalog.sources.items()
+              if self.state[n].status == "ok" or n in include]
         pool = WorkerPool(WorkerSpec(up, self.settings, self.keys.secret,
                                      self.settings.worker_user or None, next(self._generation)),
                           self.settings.duckdb_workers)
@@ -138,10 +138,10 @@ class QueryService:
             log.warning("source %s is down: %s", name, reason)
             self.state[name] = SourceState("down", reason, time.time())
 
-    def _rebuild(self) -> None:
+    def _rebuild(self, include: frozenset[str] = frozenset()) -> None:
         with self._lock:
             old = self.engine
-            self.engine = self._build_engine()
+            self.engine = self._build_engine(include)
             self._plans.clear()
         threading.Timer(self.settings.query_timeout_s + 1, old.close).start()
 
@@ -157,10 +157,13 @@ class QueryService:
                 self._mark_down(name, health.removeprefix("down: "))
         for name in recovered:
             self.catalog.check(only_source=name)
-            self.state[name] = SourceState("ok", "", time.time())
+            self.catalog.sources[name].close()  # pooled native connections died with it
             log.warning("source %s is back; re-attaching under a fresh engine", name)
         if recovered:
-            self._rebuild()
+            # swap the engine in first: a source is "ok" only once queries can reach it
+            self._rebuild(include=frozenset(recovered))
+            for name in recovered:
+                self.state[name] = SourceState("ok", "", time.time())
 
     def _monitor(self) -> None:
         while not self._stop.wait(self.settings.health_interval_s):
@@ -323,14 +326,21 @@ class QueryService:
                     ) -> tuple[list[list[Any]], float]:
         src = plan.native
         assert src is not None and plan.native_sql is not None and plan.schema is not None
-        try:
-            _names, rows, seconds = src.execute_native(plan.native_sql, template.params,
-                                                       self.settings.query_timeout_s, wait)
-        except ZhongshuError:
-            raise
-        except Exception as e:
-            raise self._translate(e, plan.sources) from None
-        return coerce_rows(rows, plan.schema), seconds
+        for attempt in (1, 2):
+            try:
+                _names, rows, seconds = src.execute_native(plan.native_sql, template.params,
+                                                           self.settings.query_timeout_s, wait)
+                return coerce_rows(rows, plan.schema), seconds
+            except ZhongshuError:
+                raise
+            except Exception as e:
+                # a pooled connection that died with a source restart: a SELECT is safe to
+                # run again once, on fresh connections, if the source answers
+                if attempt == 1 and _is_connection_error(e) and src.health() == "ok":
+                    src.close()
+                    continue
+                raise self._translate(e, plan.sources) from None
+        raise AssertionError("unreachable")
 
     def _run_duckdb(self, plan: Plan, params: tuple[Any, ...], describe: bool = False
                     ) -> tuple[pa.Table, float]:
@@ -352,10 +362,7 @@ class QueryService:
 
     def _translate(self, e: BaseException, sources: list[Source]) -> ZhongshuError:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        low = msg.lower()
-        kind = getattr(e, "kind", "")
-        if any(h in low for h in _CONNECTION_HINTS) or kind == "IOException" or isinstance(
-                e, ConnectionError):
+        if _is_connection_error(e):
             down = [s for s in sources if s.health() != "ok"]
             for s in down:
                 self._mark_down(s.name, s.unavailable_message(e))
@@ -366,6 +373,12 @@ class QueryService:
             self._rebuild()
             return SourceUnavailable("a source connection was reset; retry the query")
         return QueryFailed("the query could not be run: " + _sanitize(msg))
+
+
+def _is_connection_error(e: BaseException) -> bool:
+    msg = str(e).lower()
+    return (any(h in msg for h in _CONNECTION_HINTS) or getattr(e, "kind", "") == "IOException"
+            or isinstance(e, ConnectionError))
 
 
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")  # engines quote data values either way
