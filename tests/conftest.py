@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,3 +155,31 @@ def hub(service: QueryService, demo_dir: Path) -> Iterator[RunningHub]:
     running = RunningHub(service, demo_dir)
     yield running
     running.stop()
+
+
+@pytest.fixture
+def own_hub_factory(demo_dir: Path, city_tmp: Path) -> Iterator[Any]:
+    """Start hubs on private copies of the demo city (for tests that change grants, members
+    or keys); extra member files may be added first."""
+    started: list[tuple[RunningHub, QueryService]] = []
+
+    def start(extra_members: dict[str, str] | None = None) -> RunningHub:
+        root = city_tmp / f"city{len(started)}"
+        shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+        for name, text in (extra_members or {}).items():
+            (root / "members" / f"{name}.toml").write_text(text)
+        service = QueryService(load_city(root), monitor=False)
+        running = RunningHub(service, root)
+        started.append((running, service))
+        return running
+
+    yield start
+    for running, service in started:
+        running.stop()
+        service.close()
+
+
+@pytest.fixture
+def own_hub(own_hub_factory: Any) -> RunningHub:
+    """A hub on a private copy of the demo city."""
+    return own_hub_factory()

@@ -4,7 +4,6 @@ made them, and each kind of limit (purpose, row scope, masks, rate, expiry) enfo
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,22 +14,6 @@ import httpx
 import pytest
 
 from tests.conftest import RunningHub
-from zhongshu.config import load_city
-from zhongshu.query.service import QueryService
-
-
-@pytest.fixture
-def own_hub(demo_dir: Path, city_tmp: Path) -> Iterator[RunningHub]:
-    root = city_tmp / "city"
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
-    service = QueryService(load_city(root), monitor=False)
-    running = RunningHub(service, root)
-    try:
-        yield running
-    finally:
-        running.stop()
-        service.close()
-
 
 _OPEN: list[httpx.Client] = []
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import base64
-import shutil
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,10 +13,8 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key, l
 from tests.conftest import RunningHub
 from zhongshu import errors
 from zhongshu.client import Hub
-from zhongshu.config import load_city
 from zhongshu.policy.identity import register_key
 from zhongshu.protocol.signatures import Message, Verifier, sign, signature_base
-from zhongshu.query.service import QueryService
 
 # RFC 9421, Appendix B.1.4 (test-key-ed25519) and B.2.6
 RFC_PRIVATE = (b"-----BEGIN PRIVATE KEY-----\n"
@@ -73,18 +69,9 @@ def test_verifier_refuses_replay_skew_and_tampering() -> None:
 
 
 @pytest.fixture
-def hub_city(demo_dir: Path, city_tmp: Path) -> Iterator[RunningHub]:
-    root = city_tmp / "city"
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
-    (root / "members" / "hub-xihu.toml").write_text(
-        '[member]\nname = "hub-xihu"\nkind = "hub"\ntitle = "Xihu district hub"\n')
-    service = QueryService(load_city(root), monitor=False)
-    running = RunningHub(service, root)
-    try:
-        yield running
-    finally:
-        running.stop()
-        service.close()
+def hub_city(own_hub_factory: Any) -> RunningHub:
+    return own_hub_factory({"hub-xihu": '[member]\nname = "hub-xihu"\nkind = "hub"\n'
+                                        'title = "Xihu district hub"\n'})
 
 
 def test_hub_members_must_sign(hub_city: RunningHub) -> None:

@@ -7,7 +7,6 @@ may read only the source folders (``allowed_directories``).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import ClassVar
 
 import duckdb
@@ -55,6 +54,3 @@ class FolderSource(Source):
     def allowed_paths(self) -> list[str]:
         return [str(self.path().resolve()) + "/"]
 
-
-def _lit(p: str | Path) -> str:
-    return "'" + str(p).replace("'", "''") + "'"

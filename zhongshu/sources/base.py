@@ -177,6 +177,19 @@ class Source(ABC):
             return "down: " + self.redact(str(e).strip().splitlines()[0] if str(e).strip()
                                           else type(e).__name__)
 
+    def create_secret(self, con: duckdb.DuckDBPyConnection, kind: str, host: str, port: int,
+                      database: str, user: str) -> str:
+        """A DuckDB secret holding this source's connection and password (shown redacted by
+        DuckDB); returns its name. The password never enters an attach string."""
+        name = f"{self.alias}_secret"
+        parts = [f"HOST {sql_literal(host)}", f"PORT {int(port)}",
+                 f"DATABASE {sql_literal(database)}", f"USER {sql_literal(user)}"]
+        pw = self.password()
+        if pw is not None:
+            parts.append(f"PASSWORD {sql_literal(pw)}")
+        con.execute(f"CREATE OR REPLACE SECRET {name} (TYPE {kind}, {', '.join(parts)})")
+        return name
+
     def password(self) -> str | None:
         """The source's password from secrets, or None when it has none."""
         if not self.config.password_secret:
@@ -202,6 +215,11 @@ class Source(ABC):
         assert self.config.path
         p = Path(self.config.path)
         return p if p.is_absolute() else (self.city_root / p)
+
+
+def sql_literal(value: Any) -> str:
+    """``value`` as a single-quoted SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 _TYPE_FAMILIES = {

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from zhongshu.sources._files import FolderSource, _lit
+from zhongshu.sources._files import FolderSource
+from zhongshu.sources.base import sql_literal
 
 
 class Source(FolderSource):
@@ -10,4 +11,4 @@ class Source(FolderSource):
     extension = "csv"
 
     def reader(self, glob: str) -> str:
-        return f"read_csv({_lit(glob)}, header = true)"
+        return f"read_csv({sql_literal(glob)}, header = true)"

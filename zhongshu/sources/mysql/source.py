@@ -53,14 +53,9 @@ class Source(BaseSource):
         con.execute("SET mysql_experimental_filter_pushdown = false")
         con.execute("SET disabled_optimizers = 'extension'")
         p = self._params()
-        parts = [f"HOST {_lit(p['host'])}", f"PORT {int(p['port'])}",
-                 f"DATABASE {_lit(p['database'])}", f"USER {_lit(p['user'])}"]
-        if "password" in p:
-            parts.append(f"PASSWORD {_lit(p['password'])}")
-        con.execute(f"CREATE OR REPLACE SECRET {self.alias}_secret (TYPE mysql, "
-                    + ", ".join(parts) + ")")
-        con.execute(f"ATTACH '' AS {self.alias} (TYPE mysql, SECRET {self.alias}_secret, "
-                    "READ_ONLY)")
+        secret = self.create_secret(con, "mysql", p["host"], p["port"], p["database"],
+                                    p["user"])
+        con.execute(f"ATTACH '' AS {self.alias} (TYPE mysql, SECRET {secret}, READ_ONLY)")
 
     def relation(self, table: str) -> exp.Table:
         return exp.table_(table, db=self.config.database, catalog=self.alias, quoted=True)
@@ -106,6 +101,3 @@ class Source(BaseSource):
             raise
         return names, rows
 
-
-def _lit(s: Any) -> str:
-    return "'" + str(s).replace("'", "''") + "'"

@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from zhongshu.errors import QueryTimeout
 from zhongshu.sources import _extensions
-from zhongshu.sources.base import Rows
+from zhongshu.sources.base import Rows, sql_literal
 from zhongshu.sources.base import Source as BaseSource
 
 
@@ -48,17 +48,13 @@ class Source(BaseSource):
         self.probe()
         _extensions.load(con, "postgres_scanner")
         p = self._params()
-        parts = [f"HOST {_lit(p['host'])}", f"PORT {int(p['port'])}",
-                 f"DATABASE {_lit(p['dbname'])}", f"USER {_lit(p['user'])}"]
-        if "password" in p:
-            parts.append(f"PASSWORD {_lit(p['password'])}")
-        con.execute(f"CREATE OR REPLACE SECRET {self.alias}_secret (TYPE postgres, "
-                    + ", ".join(parts) + ")")
+        secret = self.create_secret(con, "postgres", p["host"], p["port"], p["dbname"],
+                                    p["user"])
         # libpq keywords not covered by the secret travel in the (password-free) attach string
         extra = (f"connect_timeout=5 application_name=zhongshu-hub "
                  f"options='{self._options()}'")
-        con.execute(f"ATTACH {_lit(extra)} AS {self.alias} "
-                    f"(TYPE postgres, SECRET {self.alias}_secret, READ_ONLY)")
+        con.execute(f"ATTACH {sql_literal(extra)} AS {self.alias} "
+                    f"(TYPE postgres, SECRET {secret}, READ_ONLY)")
 
     def relation(self, table: str) -> exp.Table:
         return exp.table_(table, db=self.schema, catalog=self.alias, quoted=True)
@@ -84,6 +80,3 @@ class Source(BaseSource):
                                f"`{self.name}`") from None
         return [d.name for d in cur.description or ()], rows
 
-
-def _lit(s: Any) -> str:
-    return "'" + str(s).replace("'", "''") + "'"

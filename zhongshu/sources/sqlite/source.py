@@ -13,7 +13,7 @@ from sqlglot import exp
 
 from zhongshu.errors import QueryTimeout
 from zhongshu.sources import _extensions
-from zhongshu.sources.base import Rows
+from zhongshu.sources.base import Rows, sql_literal
 from zhongshu.sources.base import Source as BaseSource
 
 
@@ -25,7 +25,8 @@ class Source(BaseSource):
         """Attach the file read-only; a missing file is an error, never a new empty database."""
         self.probe()
         _extensions.load(con, "sqlite_scanner")
-        con.execute(f"ATTACH '{_quote(str(self.path()))}' AS {self.alias} (TYPE sqlite, READ_ONLY)")
+        con.execute(f"ATTACH {sql_literal(str(self.path()))} AS {self.alias} "
+                    "(TYPE sqlite, READ_ONLY)")
 
     def relation(self, table: str) -> exp.Table:
         return exp.table_(table, db="main", catalog=self.alias, quoted=True)
@@ -72,6 +73,3 @@ class Source(BaseSource):
             conn.set_progress_handler(None, 0)
         return [d[0] for d in cur.description or ()], rows
 
-
-def _quote(s: str) -> str:
-    return s.replace("'", "''")
