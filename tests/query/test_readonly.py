@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.checksums import city_checksums
@@ -137,3 +139,22 @@ def test_second_wall_holds_without_the_firewall(service: QueryService) -> None:
         'SELECT count(*) AS n FROM "memory"."src_civil_affairs_db"."districts"', [], 10)
     assert table.column("n").to_pylist() == [6]
     assert service.engine.runs_as == "nobody"
+
+
+def test_readable_by_others(city_tmp: Path) -> None:
+    """Whether `nobody` could read a city's files decides whether workers drop to it: a city
+    under a 0700 folder keeps working (workers keep the hub's user, with a warning) instead of
+    every source going down."""
+    from zhongshu.query.service import readable_by_others
+
+    hidden = city_tmp / "hidden"
+    (hidden / "data").mkdir(parents=True)
+    (hidden / "data" / "x.csv").write_text("a\n1\n")
+    (hidden / "data" / "x.csv").chmod(0o644)
+    hidden.chmod(0o700)
+    assert not readable_by_others(hidden / "data" / "x.csv")
+    hidden.chmod(0o755)
+    (hidden / "data").chmod(0o755)
+    assert readable_by_others(hidden / "data" / "x.csv")
+    (hidden / "data" / "x.csv").chmod(0o600)
+    assert not readable_by_others(hidden / "data" / "x.csv")

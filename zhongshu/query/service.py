@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import re
+import stat
 import threading
 import time
 from collections import OrderedDict
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -122,11 +125,26 @@ class QueryService:
 
     # --- engine and health ----------------------------------------------------------------
 
+    def _worker_user(self) -> str | None:
+        """The user DuckDB workers drop to, if the file sources are readable by it."""
+        user = self.settings.worker_user or None
+        if user is None or os.geteuid() != 0:
+            return user
+        blocked = [str(p) for s in self.catalog.sources.values() if s.config.path
+                   for p in [s.path()] if not readable_by_others(p)]
+        if blocked:
+            log.warning("the DuckDB workers cannot drop to `%s`: %s not readable by other "
+                        "users (chmod o+rx on every folder above it, or move the city); they "
+                        "run as root, and the second wall rests on the firewall and DuckDB's "
+                        "settings alone", user, blocked[0])
+            return None
+        return user
+
     def _build_engine(self, include: frozenset[str] = frozenset()) -> WorkerPool:
         up = [(s.config, str(self.city.root), s.owner) for n, s in self.catalog.sources.items()
               if self.state[n].status == "ok" or n in include]
-        pool = WorkerPool(WorkerSpec(up, self.settings, self.keys.secret,
-                                     self.settings.worker_user or None, next(self._generation)),
+        pool = WorkerPool(WorkerSpec(up, self.settings, self.keys.secret, self._worker_user(),
+                                     next(self._generation)),
                           self.settings.duckdb_workers)
         for name, reason in pool.failed.items():
             self._mark_down(name, reason)
@@ -373,6 +391,18 @@ class QueryService:
             self._rebuild()
             return SourceUnavailable("a source connection was reset; retry the query")
         return QueryFailed("the query could not be run: " + _sanitize(msg))
+
+
+def readable_by_others(path: Path) -> bool:
+    """Whether a user with no special rights can reach ``path`` (x on every folder above it)
+    and read it (r on the file, or r+x on the folder)."""
+    path = path.resolve()
+    for parent in path.parents:
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            return False
+    mode = path.stat().st_mode if path.exists() else 0
+    need = stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0)
+    return bool(mode & need == need)
 
 
 def _is_connection_error(e: BaseException) -> bool:

@@ -12,8 +12,9 @@ directory). So every query on the DuckDB path runs in a separate process which:
    and can write nowhere the departments' files live.
 
 Queries travel to a worker as SQL text and parameters; answers come back as Arrow IPC bytes.
-If the hub does not run as root it cannot drop privileges: it says so in its log and in
-``GET /v1/health``'s ``wall`` field, and the wall then rests on the firewall and DuckDB alone.
+If the hub does not run as root it cannot drop privileges, nor does it when the city's files
+are not readable by the unprivileged user (a city kept under a 0700 home folder): it says so in
+its log, and the wall then rests on the firewall and DuckDB's settings alone.
 """
 
 from __future__ import annotations
