@@ -16,7 +16,8 @@ data values, secrets or source internals.
     │   ├── SqlSyntax                            sql_syntax
     │   ├── StatementNotAllowed                  statement_not_allowed
     │   ├── FunctionNotAllowed                   function_not_allowed
-    │   └── ColumnNotFound                       column_not_found
+    │   ├── ColumnNotFound                       column_not_found
+    │   └── QueryInvalid                         query_invalid       — the engine refused it
     ├── BadRequest (ValueError)                  bad_request         400
     ├── RateLimited                              rate_limited        429
     ├── ResultTooLarge                           result_too_large    413
@@ -124,6 +125,12 @@ class FunctionNotAllowed(BadQuery):
 
 class ColumnNotFound(BadQuery):
     code = "column_not_found"
+
+
+class QueryInvalid(BadQuery):
+    """The engine could not run an allowed query (a type error, a bad cast…)."""
+
+    code = "query_invalid"
 
 
 class BadRequest(ValueError, ZhongshuError):

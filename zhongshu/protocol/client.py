@@ -21,6 +21,7 @@ _BY_CODE: dict[str, type[errors.ZhongshuError]] = {
         errors.Unauthenticated, errors.Forbidden, errors.ColumnNotGranted,
         errors.PurposeNotGranted, errors.DatasetNotFound, errors.NotFound, errors.SqlSyntax,
         errors.StatementNotAllowed, errors.FunctionNotAllowed, errors.ColumnNotFound,
+        errors.QueryInvalid,
         errors.BadRequest, errors.RateLimited, errors.ResultTooLarge, errors.QueryTimeout,
         errors.SourceUnavailable, errors.DatasetUnavailable)}
 

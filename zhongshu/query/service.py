@@ -25,8 +25,8 @@ from zhongshu.catalog.catalog import Catalog
 from zhongshu.catalog.store import MetadataStore
 from zhongshu.config import City
 from zhongshu.errors import (
-    BadQuery,
     DatasetUnavailable,
+    QueryInvalid,
     QueryTimeout,
     SourceBusy,
     SourceUnavailable,
@@ -42,10 +42,6 @@ from zhongshu.query.worker import WorkerError, WorkerPool, WorkerSpec
 from zhongshu.sources import Source
 
 log = logging.getLogger("zhongshu.query")
-
-
-class QueryFailed(BadQuery):
-    code = "query_invalid"
 
 
 @dataclass
@@ -390,7 +386,7 @@ class QueryService:
             # the sources answer again: the engine's connections are stale, start afresh
             self._rebuild()
             return SourceUnavailable("a source connection was reset; retry the query")
-        return QueryFailed("the query could not be run: " + _sanitize(msg))
+        return QueryInvalid("the query could not be run: " + _sanitize(msg))
 
 
 def readable_by_others(path: Path) -> bool:
