@@ -18,7 +18,7 @@ from tests.conftest import RunningHub
 pytestmark = pytest.mark.slow
 
 
-def test_schemathesis_finds_nothing(hub: RunningHub) -> None:
+def test_schemathesis_finds_nothing(hub: RunningHub, tmp_path: Path) -> None:
     local = Path(sys.executable).parent / "schemathesis"
     exe = str(local) if local.exists() else shutil.which("schemathesis")
     assert exe, "schemathesis is a dev dependency (pip install -e '.[dev]')"
@@ -26,6 +26,6 @@ def test_schemathesis_finds_nothing(hub: RunningHub) -> None:
         [exe, "run", f"{hub.url}/v1/openapi.json", "--checks", "all",
          "--exclude-checks", "positive_data_acceptance", "--max-examples", "40",
          "--seed", "7", "-H", f"Authorization: Bearer {hub.token('cockpit-city')}"],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)  # its cache stays out
     assert res.returncode == 0, res.stdout[-4000:]
     assert "Fuzzing" in res.stdout and "passed" in res.stdout, res.stdout[-2000:]
