@@ -189,3 +189,10 @@ def test_row_cap_and_byte_limit(demo_dir: Path, city_tmp: Path,
     finally:
         running.stop()
         service.close()
+
+
+def test_refusals_are_logged(http: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="zhongshu.refusals"):
+        http.post("/v1/query", json={"sql": "SELECT plate FROM traffic.passages", "purpose": P})
+    lines = [r.getMessage() for r in caplog.records if r.name == "zhongshu.refusals"]
+    assert any("column_not_granted" in m and "cockpit-city" in m for m in lines), lines

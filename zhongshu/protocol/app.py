@@ -34,6 +34,7 @@ from zhongshu.protocol.signatures import Message, Verifier
 from zhongshu.query.service import QueryService, Result
 
 log = logging.getLogger("zhongshu.protocol")
+refusals = logging.getLogger("zhongshu.refusals")
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
@@ -176,6 +177,12 @@ def create_app(service: QueryService) -> FastAPI:
     async def _zhongshu_error(request: Request, exc: ZhongshuError) -> Response:
         if exc.status >= 500 and exc.code == "internal":
             log.error("internal error on %s: %s", request.url.path, exc)
+        elif exc.status == 401:  # anonymous: counted in metrics, not logged one by one
+            log.debug("unauthenticated %s %s", request.method, request.url.path)
+        elif exc.status in (403, 404, 429):
+            # every refusal of a known member is logged (messages never hold data or secrets)
+            refusals.warning("refused %s %s: %s: %s", request.method, request.url.path,
+                             exc.code, exc.message)
         return _error(exc)
 
     @app.exception_handler(RequestValidationError)
