@@ -190,6 +190,11 @@ class Source(ABC):
         con.execute(f"CREATE OR REPLACE SECRET {name} (TYPE {kind}, {', '.join(parts)})")
         return name
 
+    def with_password(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Driver connection parameters, with the password added when the source has one."""
+        pw = self.password()
+        return {**params, "password": pw} if pw is not None else params
+
     def password(self) -> str | None:
         """The source's password from secrets, or None when it has none."""
         if not self.config.password_secret:

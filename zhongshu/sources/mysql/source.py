@@ -36,10 +36,7 @@ class Source(BaseSource):
                                   "user": c.user or "root", "connect_timeout": 5,
                                   "read_timeout": int(c.statement_timeout_s) + 5,
                                   "charset": "utf8mb4", "autocommit": True}
-        pw = self.password()
-        if pw is not None:
-            params["password"] = pw
-        return params
+        return self.with_password(params)
 
     def attach(self, con: duckdb.DuckDBPyConnection) -> None:
         """Attach through a DuckDB secret, read-only."""

@@ -38,10 +38,7 @@ class Source(BaseSource):
         params: dict[str, Any] = {"host": c.host, "port": c.port or 5432, "dbname": c.database,
                                   "user": c.user or "postgres", "connect_timeout": 5,
                                   "application_name": "zhongshu-hub", "options": self._options()}
-        pw = self.password()
-        if pw is not None:
-            params["password"] = pw
-        return params
+        return self.with_password(params)
 
     def attach(self, con: duckdb.DuckDBPyConnection) -> None:
         """Attach through a DuckDB secret, read-only, with the source-side timeouts."""
