@@ -238,6 +238,10 @@ def allowed_functions(e: exp.Expression, ctx: Context) -> exp.Expression:
 def resolve_datasets(e: exp.Expression, ctx: Context) -> exp.Expression:
     """Every table reference names a dataset the caller may know, or a CTE of the query."""
     ctx.ctes = {str(c.alias).lower() for c in e.find_all(exp.CTE)}
+    for ident in e.find_all(exp.Identifier):
+        if ident.name.lower().startswith(RAW_PREFIX):
+            raise StatementNotAllowed(f"names starting with `{RAW_PREFIX}` are reserved by "
+                                      "the hub")
     for table in list(e.find_all(exp.Table)):
         if not isinstance(table.this, exp.Identifier):
             raise FunctionNotAllowed("table functions are not allowed; name a dataset "
@@ -375,10 +379,16 @@ def _column_message(msg: str) -> str:
     return "cannot resolve the query's columns: " + msg
 
 
+RAW_META = "zhongshu_raw"  # meta key of the marker tables the rewriter itself creates
+
+
 def raw_table(dataset: Dataset) -> exp.Table:
-    """The marker table the query layer replaces by the dataset's source relation."""
+    """The marker table the query layer replaces by the dataset's source relation (marked in
+    its meta, so that no name a caller writes can ever be taken for it)."""
     ns, name = dataset.name.split(".")
-    return exp.table_(f"{RAW_PREFIX}{ns}__{name}")
+    table = exp.table_(f"{RAW_PREFIX}{ns}__{name}")
+    table.meta[RAW_META] = dataset.name
+    return table
 
 
 def governed_views(e: exp.Expression, ctx: Context) -> exp.Expression:

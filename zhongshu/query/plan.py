@@ -31,7 +31,15 @@ from sqlglot.tokens import TokenType
 
 from zhongshu.catalog.catalog import Dataset
 from zhongshu.errors import SqlSyntax, StatementNotAllowed
-from zhongshu.policy.firewall import RAW_PREFIX, Context, DatasetRef, govern, is_call, parse
+from zhongshu.policy.firewall import (
+    RAW_META,
+    RAW_PREFIX,
+    Context,
+    DatasetRef,
+    govern,
+    is_call,
+    parse,
+)
 from zhongshu.sources import Source
 from zhongshu.sources.base import type_family
 
@@ -241,7 +249,7 @@ def _flatten(e: exp.Expression, datasets: dict[str, Dataset]) -> exp.Expression:
         if frm is None or select.args.get("joins") or not isinstance(frm.this, exp.Table):
             continue
         table = frm.this
-        ds = by_raw.get(table.name)
+        ds = by_raw.get(table.name) if table.meta.get(RAW_META) else None
         if ds is None or table.args.get("db") or not ds.config.table:
             continue
         exprs = {c.name: ds.column_expr(c) for c in ds.columns}
@@ -265,7 +273,7 @@ def _substitute(e: exp.Expression, datasets: dict[str, Dataset], native: bool) -
     by_raw = {f"{RAW_PREFIX}{n.replace('.', '__')}": d for n, d in datasets.items()}
 
     def swap(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Table) and node.name in by_raw and not node.args.get("db"):
+        if isinstance(node, exp.Table) and node.meta.get(RAW_META) and node.name in by_raw:
             rel = by_raw[node.name].relation(native=native)
             return exp.Subquery(this=rel, alias=exp.TableAlias(
                 this=exp.to_identifier(node.name)))
