@@ -96,3 +96,16 @@ def test_same_dataset_in_several_scopes(service: QueryService) -> None:
                             "(SELECT camera_id FROM traffic.passages p WHERE p.plate = 'x')",
                     "city-operations")
     assert e.value.code == "column_not_granted"
+
+
+@pytest.mark.parametrize("depth", [20, 200, 600, 1200, 5000])
+def test_nesting_depth_is_answered_or_refused_cleanly(service: QueryService, depth: int) -> None:
+    """However deep the parentheses, the hub answers 1 or refuses with ``sql_syntax``."""
+    caller = Caller(service.catalog.members["cockpit-city"])
+    sql = "SELECT " + "(" * depth + "1" + ")" * depth + " AS x"
+    try:
+        result = service.run(caller, sql, "city-operations")
+    except ZhongshuError as e:
+        assert e.code in ("sql_syntax", "query_invalid"), (e.code, e.message)
+    else:
+        assert result.table.to_pylist() == [{"x": 1}]

@@ -109,6 +109,9 @@ _FORBIDDEN = (exp.Insert, exp.Update, exp.Delete, exp.Create, exp.Drop, exp.Alte
               exp.Cache, exp.Uncache, exp.Refresh, exp.Summarize)
 
 
+TOO_DEEP = "the query is nested too deeply; flatten its expressions or subqueries"
+
+
 def parse(sql: str) -> exp.Expression:
     """Parse one statement of DuckDB SQL.
 
@@ -129,6 +132,8 @@ def parse(sql: str) -> exp.Expression:
         raise SqlSyntax(f"SQL syntax error{where}: {desc}") from None
     except sqlglot.errors.TokenError:
         raise SqlSyntax("SQL syntax error: unterminated string or comment") from None
+    except RecursionError:
+        raise SqlSyntax(TOO_DEEP) from None
     if not statements:
         raise SqlSyntax("empty query: send one SELECT statement")
     if len(statements) > 1:

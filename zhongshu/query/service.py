@@ -30,9 +30,10 @@ from zhongshu.errors import (
     QueryTimeout,
     SourceBusy,
     SourceUnavailable,
+    SqlSyntax,
     ZhongshuError,
 )
-from zhongshu.policy.firewall import Context
+from zhongshu.policy.firewall import TOO_DEEP, Context
 from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Caller
 from zhongshu.policy.masking import PSEUDONYM_FN, PseudonymKeys
@@ -226,11 +227,15 @@ class QueryService:
              ) -> tuple[Plan, Template]:
         """The (cached) plan of ``sql`` for this caller and purpose."""
         self.refresh_grants()
-        plan, template, key = self._cached(caller, sql, purpose, limit)
-        if plan is None:
-            ctx = Context(caller=caller, purpose=purpose, catalog=self.catalog,
-                          grants=self.grants)
-            plan = build_plan(template, ctx, self.settings.row_cap, limit)
+        try:
+            plan, template, key = self._cached(caller, sql, purpose, limit)
+            if plan is None:
+                ctx = Context(caller=caller, purpose=purpose, catalog=self.catalog,
+                              grants=self.grants)
+                plan = build_plan(template, ctx, self.settings.row_cap, limit)
+        except RecursionError:
+            # sqlglot walks the tree recursively: a query too deep for it is refused whole
+            raise SqlSyntax(TOO_DEEP) from None
             with self._lock:
                 self._plans[key] = plan
                 while len(self._plans) > self.settings.plan_cache_size:
