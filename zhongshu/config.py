@@ -67,6 +67,38 @@ class HubSettings(_Strict):
                                          "as root; empty: do not drop")
 
 
+class WitnessPeer(_Strict):
+    """A hub that witnesses this hub's ledger."""
+
+    name: str = Field(description="the witness's key name")
+    url: str = Field(description="its submission prefix, e.g. http://hub-xihu:8400/v1/ledger/"
+                                 "witness")
+    key: str = Field(description="its cosignature/v1 verifier key (`zhongshu ledger key`)")
+
+
+class WitnessedLog(_Strict):
+    """Another hub's ledger that this hub witnesses."""
+
+    origin: str = Field(description="the log's origin line")
+    key: str = Field(description="the log's verifier key (`zhongshu ledger key`)")
+
+
+class LedgerSettings(_Strict):
+    """The ledger: every exchange, refusal and governance change on a signed Merkle log."""
+
+    enabled: bool = Field(default=True, description="record exchanges (off: answers carry no "
+                                                    "receipt; for benchmarks only)")
+    checkpoint_interval_s: float = Field(default=1.0, gt=0, description="a new checkpoint at "
+                                         "most this often, when the log grew")
+    checkpoint_every: int = Field(default=10_000, ge=1, description="or as soon as this many "
+                                  "entries are not yet in a checkpoint")
+    max_batch: int = Field(default=4096, ge=1, description="entries committed together at most")
+    witnesses: list[WitnessPeer] = Field(default=[], description="hubs asked to cosign")
+    quorum: int | None = Field(default=None, ge=1, description="cosignatures that make a "
+                               "checkpoint final (default: every witness)")
+    witnessing: list[WitnessedLog] = Field(default=[], description="logs this hub witnesses")
+
+
 class CityInfo(_Strict):
     name: str = Field(pattern=_NAME)
     title: str = ""
@@ -77,6 +109,7 @@ class CityInfo(_Strict):
 class CityFile(_Strict):
     city: CityInfo
     hub: HubSettings = HubSettings()
+    ledger: LedgerSettings = LedgerSettings()
     districts: list[District] = []
 
 
@@ -248,6 +281,7 @@ class City(BaseModel):
     hub: HubSettings
     districts: list[District]
     members: dict[str, MemberFile]
+    ledger: LedgerSettings = LedgerSettings()
     member_files: dict[str, Path]
 
     @property
@@ -345,7 +379,7 @@ def load_city(root: str | os.PathLike[str]) -> City:
         members[mf.member.name] = mf
         files[mf.member.name] = path
     city = City(root=root, info=cf.city, hub=hub, districts=cf.districts, members=members,
-                member_files=files)
+                member_files=files, ledger=cf.ledger)
     _cross_check(city)
     return city
 

@@ -168,3 +168,18 @@ class SourceBusy(SourceUnavailable):
 class DatasetUnavailable(ZhongshuError):
     code = "dataset_unavailable"
     status = 503
+
+
+class LedgerInvalid(ValueError, ZhongshuError):
+    """A checkpoint, proof, key, receipt or ledger file that does not parse or verify."""
+
+    code = "ledger_invalid"
+    status = 400
+
+
+class LedgerUnavailable(ZhongshuError):
+    """The ledger cannot record now (disk full, locked, closed): nothing is answered unrecorded."""
+
+    code = "ledger_unavailable"
+    status = 503
+    transient = True

@@ -4,8 +4,11 @@ The OpenAPI document at ``/v1/openapi.json`` is the protocol's full description 
 with ``PROTOCOL.md``. Every error is ``{"error": {"code", "message"}, "receipt"?}``.
 """
 
+import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -21,14 +24,17 @@ from zhongshu.catalog.catalog import Dataset
 from zhongshu.errors import (
     BadRequest,
     DatasetNotFound,
+    LedgerUnavailable,
     NotFound,
     ResultTooLarge,
     Unauthenticated,
     ZhongshuError,
 )
+from zhongshu.ledger import Ledger, entry
 from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Authenticator, Caller
 from zhongshu.protocol import encode
+from zhongshu.protocol.ledger_routes import add_ledger_routes
 from zhongshu.protocol.metrics import Metrics
 from zhongshu.protocol.signatures import Message, Verifier
 from zhongshu.query.service import QueryService, Result
@@ -139,11 +145,28 @@ def _dataset_out(ds: Dataset, caller: Caller, grants: Grants) -> dict[str, Any]:
             "status": "ok" if ds.status == "ok" else "unavailable"}
 
 
-def create_app(service: QueryService) -> FastAPI:
-    """The protocol application serving ``service``."""
+def create_app(service: QueryService, ledger: Ledger | None = None) -> FastAPI:
+    """The protocol application serving ``service``.
+
+    Every answer to ``/v1/query`` and every refusal of a known member is recorded on
+    ``ledger`` (the city's own, opened here, unless given or ``[ledger] enabled = false``)
+    before it is sent; the application closes a ledger it opened when it shuts down.
+    """
+    own = ledger is None and service.city.ledger.enabled
+    if own:
+        ledger = Ledger.open(service.city)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if own and ledger is not None:
+            await asyncio.to_thread(ledger.close)
+
     app = FastAPI(title="Zhongshu hub protocol", version=f"1 ({zhongshu.__version__})",
                   description="The hub protocol of Zhongshu (中枢). See PROTOCOL.md.",
-                  openapi_url="/v1/openapi.json", docs_url="/v1/docs", redoc_url=None)
+                  openapi_url="/v1/openapi.json", docs_url="/v1/docs", redoc_url=None,
+                  lifespan=lifespan)
+    app.state.ledger = ledger
     authn = Authenticator(service.catalog)
     metrics = Metrics()
     app.state.service = service
@@ -166,11 +189,14 @@ def create_app(service: QueryService) -> FastAPI:
             if authorization and authn.authenticate(authorization).name != name:
                 raise Unauthenticated("the bearer token and the signature name different "
                                       "members")
-            return Caller(who.member, signature=signed.signature, key_id=signed.key_id)
+            signed_caller = Caller(who.member, signature=signed.signature, key_id=signed.key_id)
+            request.state.caller = signed_caller
+            return signed_caller
         who = authn.authenticate(authorization)
         if who.member.kind == "hub":
             raise Unauthenticated("members of kind `hub` must sign their requests "
                                   "(HTTP Message Signatures, RFC 9421, Ed25519)")
+        request.state.caller = who
         return who
 
     @app.exception_handler(ZhongshuError)
@@ -183,13 +209,29 @@ def create_app(service: QueryService) -> FastAPI:
             # every refusal of a known member is logged (messages never hold data or secrets)
             refusals.warning("refused %s %s: %s: %s", request.method, request.url.path,
                              exc.code, exc.message)
-        return _error(exc)
+        return _error(exc, await _record_refusal(request, exc.code))
+
+    async def _record_refusal(request: Request, code: str) -> dict[str, Any] | None:
+        who: Caller | None = getattr(request.state, "caller", None)
+        if ledger is None or who is None:
+            return None  # anonymous requests are counted, never recorded
+        q: QueryIn | None = getattr(request.state, "query", None)
+        fields = entry.refusal(
+            who.name, f"{request.method} {request.url.path}", code,
+            purpose=q.purpose if q else None,
+            query=entry.query_sha256(q.sql, q.purpose, q.format, q.limit) if q else None,
+            signature=who.signature, key_id=who.key_id)
+        try:
+            return (await asyncio.wrap_future(ledger.append(fields))).to_dict()
+        except LedgerUnavailable:
+            return None  # the answer already says the hub cannot record; nothing more to do
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         err = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         field = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-        return _error(BadRequest(f"{field or 'request'}: {err.get('msg')}"))
+        return _error(BadRequest(f"{field or 'request'}: {err.get('msg')}"),
+                      await _record_refusal(request, BadRequest.code))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -208,7 +250,11 @@ def create_app(service: QueryService) -> FastAPI:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s", request.url.path)
-        return _error(ZhongshuError("internal error; the hub's log has the details"))
+        try:
+            receipt = await _record_refusal(request, "internal")
+        except Exception:
+            receipt = None
+        return _error(ZhongshuError("internal error; the hub's log has the details"), receipt)
 
     app.add_middleware(_CountRequests, metrics=metrics)
 
@@ -251,41 +297,51 @@ def create_app(service: QueryService) -> FastAPI:
                         "JSON answer, or an Arrow IPC stream when `format` is `arrow` (the "
                         "receipt then travels in the `Zhongshu-Receipt` header)"}},
               tags=["query"])
-    async def query(body: QueryIn, who: Annotated[Caller, Depends(caller)]) -> Response:
-        """Answer one governed SELECT over datasets."""
+    async def query(request: Request, body: QueryIn,
+                    who: Annotated[Caller, Depends(caller)]) -> Response:
+        """Answer one governed SELECT over datasets; the answer is sent once its ledger
+        entry is durable, and carries the receipt."""
         t0 = time.perf_counter()
+        request.state.query = body
         try:
             result = service.quick(who, body.sql, body.purpose, body.limit)
             if result is None:
-                return await run_in_threadpool(_answer, who, body, t0)
+                result = await run_in_threadpool(service.run, who, body.sql, body.purpose,
+                                                  body.limit)
+            payload = _payload(result, body)
         except ZhongshuError as e:
             metrics.query(e.code, "-", time.perf_counter() - t0)
             raise
-        return _encode(result, body, t0)
-
-    def _answer(who: Caller, body: QueryIn, t0: float) -> Response:
-        try:
-            result = service.run(who, body.sql, body.purpose, body.limit)
-        except ZhongshuError as e:
-            metrics.query(e.code, "-", time.perf_counter() - t0)
-            raise
-        return _encode(result, body, t0)
-
-    def _encode(result: Result, body: QueryIn, t0: float) -> Response:
+        receipt = None
+        if ledger is not None:
+            fields = entry.exchange(
+                who.name, body.purpose, entry.query_sha256(body.sql, body.purpose, body.format,
+                                                           body.limit),
+                result.plan.columns_read, [g.id for g in result.plan.grants],
+                entry.result_sha256(payload), body.format, result.num_rows, result.truncated,
+                signature=who.signature, key_id=who.key_id)
+            receipt = (await asyncio.wrap_future(
+                ledger.append(fields, list(result.plan.columns_read)))).to_dict()
+        metrics.query("ok", result.path, time.perf_counter() - t0)
         if body.format == "arrow":
-            payload = encode.arrow_ipc(result.table)
-            _check_size(payload, service)
-            metrics.query("ok", result.path, time.perf_counter() - t0)
-            return Response(payload, media_type=ARROW_STREAM, headers={
-                "Zhongshu-Truncated": "true" if result.truncated else "false",
-                "Zhongshu-Row-Count": str(result.num_rows)})
-        rows = encode.rows_json(result.rows())
-        _check_size(rows, service)
+            headers = {"Zhongshu-Truncated": "true" if result.truncated else "false",
+                       "Zhongshu-Row-Count": str(result.num_rows)}
+            if receipt is not None:
+                headers["Zhongshu-Receipt"] = orjson.dumps(receipt).decode()
+            return Response(payload, media_type=ARROW_STREAM, headers=headers)
         head = orjson.dumps({"columns": encode.columns(result.schema),
                              "row_count": result.num_rows, "truncated": result.truncated,
-                             "row_scope": result.plan.row_scope, "receipt": None})
-        metrics.query("ok", result.path, time.perf_counter() - t0)
-        return Response(head[:-1] + b',"rows":' + rows + b"}", media_type="application/json")
+                             "row_scope": result.plan.row_scope, "receipt": receipt})
+        return Response(head[:-1] + b',"rows":' + payload + b"}", media_type="application/json")
+
+    def _payload(result: Result, body: QueryIn) -> bytes:
+        """The exact result bytes: an Arrow IPC stream, or the canonical JSON rows."""
+        if body.format == "arrow":
+            payload = encode.arrow_ipc(result.table)
+        else:
+            payload = encode.rows_json(result.rows(), result.schema)
+        _check_size(payload, service)
+        return payload
 
     @app.post("/v1/query/explain", responses=errors, tags=["query"])
     def explain(body: QueryIn, who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
@@ -331,6 +387,9 @@ def create_app(service: QueryService) -> FastAPI:
         service.refresh_grants(force=True)
         return {"revoked": grant_id}
 
+    if ledger is not None:
+        add_ledger_routes(app, ledger, service, caller, errors)
+
     @app.get("/metrics", response_class=PlainTextResponse, tags=["hub"])
     def prometheus() -> str:
         """Prometheus metrics (counts only; no data, no identities)."""
@@ -374,7 +433,10 @@ def _check_size(payload: bytes, service: QueryService) -> None:
                              "`limit`")
 
 
-def _error(exc: ZhongshuError) -> Response:
+def _error(exc: ZhongshuError, receipt: dict[str, Any] | None = None) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return Response(orjson.dumps({"error": exc.to_dict()}), status_code=exc.status,
+    body: dict[str, Any] = {"error": exc.to_dict()}
+    if receipt is not None:
+        body["receipt"] = receipt
+    return Response(orjson.dumps(body), status_code=exc.status,
                     media_type="application/json", headers=headers)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import orjson
 import pyarrow as pa
+
+from zhongshu.ledger import canonical
 
 
 def duckdb_type(t: pa.DataType) -> str:
@@ -63,12 +64,31 @@ def table_rows(table: pa.Table) -> list[list[Any]]:
     return [list(r) for r in zip(*cols, strict=True)] if cols else []
 
 
-def rows_json(rows: list[list[Any]]) -> bytes:
-    """The JSON ``rows`` array: one array per row, times as ISO 8601, decimals as strings.
+def _has_float(t: pa.DataType) -> bool:
+    if pa.types.is_floating(t):
+        return True
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _has_float(t.value_type)
+    if pa.types.is_struct(t):
+        return any(_has_float(t.field(i).type) for i in range(t.num_fields))
+    if pa.types.is_map(t):
+        return _has_float(t.item_type)
+    return False
 
-    These are the exact bytes the answer carries (and, with the ledger, that get hashed).
+
+def rows_json(rows: list[list[Any]], schema: pa.Schema | None = None) -> bytes:
+    """The JSON ``rows`` array in RFC 8785 canonical form: one array per row, times as ISO
+    8601, decimals as strings, floats as ECMAScript writes them.
+
+    These are the exact bytes the answer carries and whose SHA-256 the ledger records, so
+    anyone can re-canonicalize the parsed ``rows`` and compare. Columns that may hold
+    floats are found from ``schema`` (every column when it is not given).
     """
-    return orjson.dumps(rows, default=_default)
+    if schema is None:
+        floats = list(range(len(rows[0]))) if rows else []
+    else:
+        floats = [i for i, f in enumerate(schema) if _has_float(f.type)]
+    return canonical.rows(rows, floats, default=_default)
 
 
 def arrow_ipc(table: pa.Table) -> bytes:

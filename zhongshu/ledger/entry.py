@@ -1,0 +1,66 @@
+"""What an entry says: one exchange, one refusal, or one governance change.
+
+Entries hold hashes, names and counts — never SQL text, rows or personal identifiers: the
+caller can recompute ``query_sha256`` from its own request and ``result_sha256`` from the
+bytes it received, and nobody else learns either from the log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from zhongshu.ledger import canonical
+
+
+def query_sha256(sql: str, purpose: str, fmt: str = "json", limit: int | None = None) -> str:
+    """SHA-256 of the canonical query: RFC 8785 JSON of ``{"format", "limit", "purpose",
+    "sql"}`` exactly as the request carried them."""
+    return hashlib.sha256(canonical.dumps_plain(
+        {"sql": sql, "purpose": purpose, "format": fmt, "limit": limit})).hexdigest()
+
+
+def result_sha256(payload: bytes) -> str:
+    """SHA-256 of the exact result bytes sent (canonical JSON ``rows`` or Arrow IPC stream)."""
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _who(caller: str, signature: str | None, key_id: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"caller": caller}
+    if signature:
+        out["signature"] = {"key_id": key_id, "value": signature}
+    return out
+
+
+def exchange(caller: str, purpose: str, query: str, columns: dict[str, list[str]],
+             grants: list[str], result: str, fmt: str, rows: int, truncated: bool,
+             signature: str | None = None, key_id: str | None = None) -> dict[str, Any]:
+    """The entry of one answered query."""
+    return {"kind": "exchange", **_who(caller, signature, key_id), "purpose": purpose,
+            "query_sha256": query, "datasets": sorted(columns),
+            "columns": {d: sorted(c) for d, c in columns.items()}, "grants": sorted(grants),
+            "result_sha256": result, "format": fmt, "rows": rows, "truncated": truncated,
+            "outcome": "ok"}
+
+
+def refusal(caller: str, endpoint: str, code: str, purpose: str | None = None,
+            query: str | None = None, datasets: list[str] = (),
+            signature: str | None = None, key_id: str | None = None) -> dict[str, Any]:
+    """The entry of one refusal or failed request of a known member."""
+    out: dict[str, Any] = {"kind": "refusal", **_who(caller, signature, key_id),
+                           "endpoint": endpoint, "outcome": code,
+                           "datasets": sorted(datasets)}
+    if purpose is not None:
+        out["purpose"] = purpose
+    if query is not None:
+        out["query_sha256"] = query
+    return out
+
+
+def change(actor: str, action: str, target: dict[str, Any]) -> dict[str, Any]:
+    """The entry of one governance change (grant, token, key, member): who changed what.
+
+    ``target`` names what changed (ids, members, datasets) and never holds a secret.
+    """
+    return {"kind": "change", "caller": actor, "action": action, "target": target,
+            "outcome": "ok"}

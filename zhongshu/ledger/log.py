@@ -1,0 +1,300 @@
+"""The hub's ledger: one sequencer appending batches, a publisher signing checkpoints and
+asking witnesses to cosign them.
+
+Callers hand an entry's fields to :meth:`Ledger.append` and wait on the returned future:
+it resolves with the receipt once the batch holding the entry is committed (fsynced), so
+an answer is never sent before its entry is durable. Batches form by themselves: whatever
+queued while the previous batch was committing goes into the next (group commit).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from zhongshu.config import City, LedgerSettings
+from zhongshu.errors import LedgerInvalid, LedgerUnavailable
+from zhongshu.ledger import canonical, merkle, note
+from zhongshu.ledger.store import LedgerStore
+
+log = logging.getLogger("zhongshu.ledger")
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Where an exchange was recorded: the ledger's origin, the entry's index and leaf hash."""
+
+    ledger: str
+    index: int
+    entry_hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ledger": self.ledger, "index": self.index, "entry_hash": self.entry_hash}
+
+
+def origin_of(city: City) -> str:
+    """The ledger origin of a city's hub (``hub.origin``, or ``zhongshu/<city>``)."""
+    return city.hub.origin or f"zhongshu/{city.info.name}"
+
+
+def iso_ms(ms: int) -> str:
+    """``2026-11-25T10:32:01.123Z``."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
+        f"{ms % 1000:03d}Z"
+
+
+class Ledger:
+    """An append-only Merkle log in one SQLite file, signed by the hub's log key."""
+
+    def __init__(self, store: LedgerStore, origin: str, log_key: note.Signer,
+                 settings: LedgerSettings | None = None,
+                 witness_key: note.Signer | None = None) -> None:
+        self.store = store
+        self.origin = origin
+        self.log_key = log_key
+        self.witness_key = witness_key
+        self.settings = settings or LedgerSettings()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._frontier: merkle.Frontier | None = None
+        self._committed = (0, merkle.EMPTY_ROOT)
+        self._last_ms = 0
+        self._closed = False
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._sequencer = threading.Thread(target=self._run, name="ledger-sequencer",
+                                           daemon=True)
+        self._publisher = threading.Thread(target=self._publish_loop, name="ledger-publisher",
+                                           daemon=True)
+        self._witnesses = [(w, note.Verifier.parse(w.key)) for w in self.settings.witnesses]
+        self.appended = 0
+        self._ckpt_size = 0
+
+    @classmethod
+    def open(cls, city: City, start: bool = True) -> Ledger:
+        """The ledger of ``city``'s hub (``state/ledger.db``, keys ``state/ledger.key`` and
+        ``state/witness.key``, created on first use), with its threads started."""
+        origin = origin_of(city)
+        state = city.state_dir
+        ledger = cls(LedgerStore(state / "ledger.db"), origin,
+                     note.Signer.load_or_create(state / "ledger.key", origin, note.ED25519),
+                     city.ledger,
+                     note.Signer.load_or_create(state / "witness.key", f"{origin}/witness",
+                                                note.COSIGNATURE_V1))
+        if start:
+            ledger.start()
+        return ledger
+
+    # --- appending --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the sequencer and the checkpoint publisher."""
+        self._sequencer.start()
+        self._publisher.start()
+
+    def append(self, fields: dict[str, Any], datasets: list[str] = ()) -> Future[Receipt]:
+        """Queue one entry; the future resolves with its receipt once it is durable.
+
+        ``fields`` must have a canonical JSON form; the ledger adds ``v``, ``log`` and
+        ``time``. ``datasets`` index the entry for its owners' usage reports.
+        """
+        fut: Future[Receipt] = Future()
+        if self._closed:
+            fut.set_exception(LedgerUnavailable("the ledger is closed; nothing is recorded"))
+            return fut
+        self._queue.put((fields, list(datasets), fut))
+        return fut
+
+    def record(self, fields: dict[str, Any], datasets: list[str] = (),
+               timeout: float = 30.0) -> Receipt:
+        """Append and wait until durable (for callers that may block)."""
+        return self.append(fields, datasets).result(timeout)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self.settings.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                batch.append(nxt)
+            try:
+                receipts = self._commit(batch)
+            except Exception as e:  # the disk, not the caller: nothing is answered unrecorded
+                self._frontier = None
+                self.store.forget_edge()
+                log.error("ledger append failed: %s", e)
+                for _, _, fut in batch:
+                    fut.set_exception(LedgerUnavailable("the ledger could not record this "
+                                                        "exchange; try again"))
+                continue
+            for (_, _, fut), r in zip(batch, receipts, strict=True):
+                fut.set_result(r)
+
+    def _commit(self, batch: list[Any]) -> list[Receipt]:
+        receipts: list[Receipt] = []
+        with self.store.write() as c:
+            size = self.store.size(c)
+            f = self._frontier
+            if f is None or f.size != size:  # first batch, or another process appended
+                self.store.forget_edge()
+                f = merkle.Frontier.load(self.store.hash, size)
+            now = max(int(time.time() * 1000), self._last_ms)
+            stamp = iso_ms(now)
+            rows, nodes, index = [], [], []
+            for fields, datasets, _ in batch:
+                body = canonical.dumps_plain({**fields, "v": VERSION, "log": self.origin,
+                                        "time": stamp})
+                leaf = merkle.leaf_hash(body)
+                idx = f.size
+                f.append(leaf, nodes)
+                rows.append((idx, now, body))
+                index.extend((d, idx) for d in dict.fromkeys(datasets))
+                receipts.append(Receipt(self.origin, idx, leaf.hex()))
+            c.executemany("INSERT INTO entries VALUES (?, ?, ?)", rows)
+            self.store.put_hashes(c, nodes)
+            if index:
+                c.executemany("INSERT INTO entry_datasets VALUES (?, ?)", index)
+        self._frontier, self._last_ms = f, now
+        self._committed = (f.size, f.root())
+        self.appended += len(batch)
+        if f.size - self._ckpt_size >= self.settings.checkpoint_every:
+            self._wake.set()
+        return receipts
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def _publish_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.settings.checkpoint_interval_s)
+            self._wake.clear()
+            try:
+                self.publish()
+            except Exception as e:
+                log.error("checkpoint not published: %s", e)
+
+    def publish(self) -> note.Checkpoint | None:
+        """Sign a checkpoint of the log as it is now, if it grew, and ask the witnesses to
+        cosign it. Returns the newest checkpoint.
+
+        Raises:
+            LedgerInvalid: the stored tree no longer matches a checkpoint signed before: the
+                hub refuses to sign anything inconsistent with its own history.
+        """
+        size = self.store.size()
+        last = self.store.latest_checkpoint()
+        if size and (last is None or size > last[0]):
+            root = merkle.root(self.store.hash, size)
+            if last is not None and merkle.root(self.store.hash, last[0]) != last[1]:
+                raise LedgerInvalid(f"the stored log no longer matches checkpoint {last[0]} "
+                                    "this hub signed; refusing to sign (run `zhongshu ledger "
+                                    "verify`)")
+            b = note.body(self.origin, size, root)
+            text = b + "\n" + self.log_key.sign_note(b)
+            with self.store.write() as c:
+                c.execute("INSERT OR IGNORE INTO checkpoints VALUES (?, ?, ?, ?)",
+                          (size, root, int(time.time() * 1000), text))
+            self._ckpt_size = size
+        elif last is not None:
+            self._ckpt_size = last[0]
+        latest = self.checkpoint()
+        if latest is not None:
+            for peer, key in self._witnesses:
+                try:
+                    self._ask(peer, key, latest)
+                except Exception as e:  # a witness down delays finality, never the log
+                    log.warning("witness %s: %s", peer.name, e)
+        return self.checkpoint()
+
+    def _ask(self, peer: Any, key: note.Verifier, ckpt: note.Checkpoint) -> None:
+        if ckpt.cosigned_by(key) is not None:
+            return
+        old = self.store.sent(peer.name)
+        for _ in range(2):
+            if old > ckpt.size:
+                raise LedgerInvalid(f"witness {peer.name} has seen size {old}, larger than "
+                                    f"this log's {ckpt.size}")
+            proof = merkle.consistency_proof(self.store.hash, old, ckpt.size)
+            body = f"old {old}\n" + "".join(
+                note.b64(h) + "\n" for h in proof) + "\n" + ckpt.text
+            r = httpx.post(peer.url.rstrip("/") + "/add-checkpoint", content=body.encode(),
+                           timeout=5.0)
+            if r.status_code == 409 and r.headers.get("content-type", "").startswith(
+                    "text/x.tlog.size"):
+                old = int(r.text.strip())
+                continue
+            if r.status_code != 200:
+                raise LedgerInvalid(f"refused checkpoint {ckpt.size}: HTTP {r.status_code} "
+                                    f"{r.text[:200]}")
+            lines = [ln + "\n" for ln in r.text.split("\n") if ln]
+            good = [ln for ln in lines if ckpt.with_signatures([ln]).cosigned_by(key)]
+            if not good:
+                raise LedgerInvalid("answered without a valid cosignature")
+            self.store.add_cosignature(ckpt.size, peer.name, good[0])
+            self.store.set_sent(peer.name, ckpt.size)
+            return
+
+    def checkpoint(self, size: int | None = None) -> note.Checkpoint | None:
+        """The newest checkpoint (or the one of ``size``) with the cosignatures collected."""
+        row = (self.store.latest_checkpoint() if size is None
+               else next((c for c in self.store.checkpoints() if c[0] == size), None))
+        if row is None:
+            return None
+        ckpt = note.parse_checkpoint(row[2])
+        return ckpt.with_signatures(self.store.cosignatures(row[0]))
+
+    def quorum(self) -> int:
+        """Cosignatures needed for a checkpoint to be final."""
+        return self.settings.quorum or len(self._witnesses)
+
+    def final(self, ckpt: note.Checkpoint) -> bool:
+        """Whether ``ckpt`` carries valid cosignatures of at least ``quorum`` witnesses."""
+        good = sum(1 for _, k in self._witnesses if ckpt.cosigned_by(k) is not None)
+        return good >= self.quorum()
+
+    # --- reading ----------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        """Entries durable so far."""
+        return self.store.size()
+
+    def inclusion(self, index: int, size: int) -> list[bytes]:
+        """The audit path of entry ``index`` in the tree of ``size``."""
+        return merkle.inclusion_proof(self.store.hash, index, size)
+
+    def consistency(self, old: int, new: int) -> list[bytes]:
+        """The proof that the tree of ``old`` is a prefix of the tree of ``new``."""
+        return merkle.consistency_proof(self.store.hash, old, new)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Record what is queued, then stop (a last checkpoint covers it)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._sequencer.is_alive():
+            self._queue.put(None)
+            self._sequencer.join(timeout)
+        self._stop.set()
+        self._wake.set()
+        if self._publisher.is_alive():
+            self._publisher.join(timeout)
+        try:
+            self.publish()
+        except Exception as e:
+            log.warning("last checkpoint not published: %s", e)

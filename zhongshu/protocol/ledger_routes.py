@@ -1,0 +1,234 @@
+"""The ledger endpoints of the hub protocol.
+
+Public (anyone may check that the log only grows): the checkpoint, checkpoints, proofs,
+hash tiles (c2sp.org/tlog-tiles) and keys. Entry contents only to the entry's caller, the
+owners of the datasets it names, and members with the ``auditor`` role; everyone else gets
+``404``, exactly as for an entry that does not exist.
+"""
+
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse, Response
+
+from zhongshu.errors import BadRequest, NotFound
+from zhongshu.ledger import Ledger, Witness
+from zhongshu.ledger import note as notes
+from zhongshu.ledger.merkle import leaf_hash
+from zhongshu.ledger.store import TILE
+from zhongshu.policy.identity import Caller
+from zhongshu.query.service import QueryService
+
+_TILE_PATH = re.compile(r"^((?:x\d{3}/)*\d{3})(?:\.p/(\d{1,3}))?$")
+
+
+def tile_path(level: int, n: int, width: int = TILE) -> str:
+    """The c2sp.org/tlog-tiles path of a tile: ``tile/L/x001/x234/067[.p/W]``."""
+    digits = f"{n:03d}"
+    digits = "0" * (-len(digits) % 3) + digits
+    groups = [digits[i:i + 3] for i in range(0, len(digits), 3)]
+    path = "/".join(["x" + g for g in groups[:-1]] + [groups[-1]])
+    return f"tile/{level}/{path}" + (f".p/{width}" if width < TILE else "")
+
+
+def _parse_tile(rest: str) -> tuple[int, int]:
+    m = _TILE_PATH.match(rest)
+    if not m:
+        raise NotFound("no such tile; paths read tile/<L>/<N>[.p/<W>] (c2sp.org/tlog-tiles)")
+    n = int(m.group(1).replace("x", "").replace("/", ""))
+    width = int(m.group(2)) if m.group(2) else TILE
+    if not 1 <= width <= TILE:
+        raise NotFound("a partial tile's width is 1 to 255")
+    return n, width
+
+
+def can_read(who: Caller, fields: dict[str, Any], service: QueryService) -> bool:
+    """Whether ``who`` may read an entry: its caller, an owner of a dataset it names, or an
+    auditor."""
+    if who.has_role("auditor") or fields.get("caller") == who.name:
+        return True
+    for name in fields.get("datasets", []):
+        ds = service.catalog.dataset(name)
+        if ds is not None and ds.owner == who.name:
+            return True
+    return False
+
+
+def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, caller: Any,
+                      errors: dict[int | str, dict[str, Any]]) -> None:
+    """Mount the ledger endpoints (and the witness, when this hub witnesses other logs)."""
+    witness = Witness(ledger.store, ledger.witness_key,
+                      {w.origin: notes.Verifier.parse(w.key)
+                       for w in service.city.ledger.witnessing}) \
+        if ledger.witness_key is not None else None
+
+    def _ckpt() -> notes.Checkpoint:
+        c = ledger.checkpoint()
+        if c is None:
+            c = ledger.publish()
+        if c is None:
+            raise NotFound("the ledger is empty: no checkpoint yet")
+        return c
+
+    def _ckpt_json(c: notes.Checkpoint) -> dict[str, Any]:
+        cosigned = [p.name for p, k in ledger._witnesses if c.cosigned_by(k) is not None]
+        return {"origin": c.origin, "size": c.size, "root": c.root.hex(), "note": c.text,
+                "cosigned_by": cosigned, "quorum": ledger.quorum(), "final": ledger.final(c)}
+
+    @app.get("/v1/ledger/checkpoint", tags=["ledger"], responses={
+        200: {"content": {"text/plain": {}}, "description": "C2SP signed note"}, **errors})
+    def checkpoint(format: Annotated[str, Query(pattern="^(note|json)$")] = "note"
+                   ) -> Response:
+        """The latest signed checkpoint (C2SP signed note: origin, size, base64 root,
+        signatures — the log's and its witnesses' cosignatures); ``?format=json`` adds
+        whether it is final (cosigned by the quorum of witnesses)."""
+        c = _ckpt()
+        if format == "json":
+            return Response(orjson.dumps(_ckpt_json(c)), media_type="application/json")
+        return PlainTextResponse(c.text)
+
+    @app.get("/v1/ledger/checkpoints", tags=["ledger"], responses=errors)
+    def checkpoints() -> list[dict[str, Any]]:
+        """Every checkpoint this hub has signed, oldest first, with cosignatures."""
+        out = []
+        for size, _root, _note in ledger.store.checkpoints():
+            c = ledger.checkpoint(size)
+            if c is not None:
+                out.append(_ckpt_json(c))
+        return out
+
+    @app.get("/v1/ledger/key", tags=["ledger"])
+    def keys() -> dict[str, Any]:
+        """This hub's verifier keys (C2SP vkeys): its log key and its witness key."""
+        return {"origin": ledger.origin, "log": ledger.log_key.verifier.vkey,
+                "witness": ledger.witness_key.verifier.vkey if ledger.witness_key else None}
+
+    def _size(size: int) -> int:
+        if size > ledger.size:
+            raise BadRequest(f"the log has {ledger.size} entries; no tree of size {size} yet")
+        return size
+
+    @app.get("/v1/ledger/proof/inclusion", tags=["ledger"], responses=errors)
+    def inclusion(index: Annotated[int, Query(ge=0)], size: Annotated[int, Query(ge=1)]
+                  ) -> dict[str, Any]:
+        """The audit path of entry ``index`` in the tree of ``size`` (RFC 9162)."""
+        if index >= size:
+            raise BadRequest(f"index {index} is not in a tree of size {size}")
+        return {"index": index, "size": size,
+                "hashes": [h.hex() for h in ledger.inclusion(index, _size(size))]}
+
+    @app.get("/v1/ledger/proof/consistency", tags=["ledger"], responses=errors)
+    def consistency(from_: Annotated[int, Query(alias="from", ge=0)],
+                    to: Annotated[int, Query(ge=0)]) -> dict[str, Any]:
+        """The proof that the tree of size ``from`` is a prefix of the tree of size ``to``."""
+        if from_ > to:
+            raise BadRequest("`from` must not exceed `to`")
+        return {"from": from_, "to": to,
+                "hashes": [h.hex() for h in ledger.consistency(from_, _size(to))]}
+
+    @app.get("/v1/ledger/tile/{level}/{rest:path}", tags=["ledger"], responses=errors)
+    def tile(level: int, rest: str) -> Response:
+        """A hash tile (c2sp.org/tlog-tiles): the hashes of subtrees of height 8·L, 256 to
+        a tile (``.p/W`` for a partial one), concatenated."""
+        if not 0 <= level <= 7:
+            raise NotFound("tile levels are 0 to 7")
+        n, width = _parse_tile(rest)
+        blob = ledger.store.tile(level * 8, n)
+        if len(blob) < width * 32:
+            raise NotFound("that tile is not complete yet at this width")
+        return Response(blob[:width * 32], media_type="application/octet-stream")
+
+    def _entry(index: int, who: Caller) -> tuple[bytes, dict[str, Any]]:
+        body = ledger.store.entry(index) if index >= 0 else None
+        fields = orjson.loads(body) if body is not None else None
+        if body is None or not can_read(who, fields, service):
+            raise NotFound(f"no entry {index} that you may read (entries are shown to their "
+                           "caller, the owners of the datasets they name, and auditors)")
+        return body, fields
+
+    @app.get("/v1/ledger/entries/{index}", tags=["ledger"], responses={
+        200: {"content": {"application/json": {}}, "description": "the canonical bytes"},
+        **errors})
+    def entry_bytes(index: int, who: Annotated[Caller, Depends(caller)]) -> Response:
+        """The entry's canonical bytes (RFC 8785): to its caller, the owners of the datasets
+        it names, and auditors; everyone else gets 404."""
+        body, _ = _entry(index, who)
+        return Response(body, media_type="application/json")
+
+    @app.get("/v1/ledger/receipts/{index}", tags=["ledger"], responses=errors)
+    def receipt(index: int, who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
+        """Everything needed to check an entry offline (`zhongshu ledger check-receipt`):
+        the entry, the first checkpoint that includes it, the inclusion proof, the keys."""
+        body, _ = _entry(index, who)
+        row = ledger.store.checkpoint_covering(index)
+        if row is None:
+            ledger.publish()
+            row = ledger.store.checkpoint_covering(index)
+        if row is None:
+            raise NotFound(f"entry {index} is not yet in a checkpoint; try again in a second")
+        ckpt = ledger.checkpoint(row[0])
+        assert ckpt is not None
+        return bundle(ledger, index, body, ckpt)
+
+    @app.get("/v1/ledger/usage", tags=["ledger"], responses=errors)
+    async def usage(dataset: str, who: Annotated[Caller, Depends(caller)],
+                    since: str | None = None) -> dict[str, Any]:
+        """Every exchange and refusal that named ``dataset`` (owners and auditors only),
+        from ``since`` (ISO 8601 UTC), each with its inclusion proof in the latest
+        checkpoint."""
+        return await run_in_threadpool(_usage, dataset, who, since)
+
+    def _usage(dataset: str, who: Caller, since: str | None) -> dict[str, Any]:
+        ds = service.catalog.dataset(dataset)
+        if ds is None or not (ds.owner == who.name or who.has_role("auditor")):
+            raise NotFound(f"no dataset `{dataset}` whose usage you may read (owners and "
+                           "auditors only)")
+        start = ledger.store.first_since(_ms(since)) if since else 0
+        ckpt = _ckpt()
+        out = []
+        for idx in ledger.store.reading(dataset, start):
+            if idx >= ckpt.size:
+                break
+            body = ledger.store.entry(idx)
+            assert body is not None
+            out.append({"index": idx, "entry": orjson.loads(body),
+                        "proof": [h.hex() for h in ledger.inclusion(idx, ckpt.size)]})
+        return {"dataset": dataset, "checkpoint": ckpt.text, "entries": out}
+
+    if witness is not None and witness.logs:
+        @app.post("/v1/ledger/witness/add-checkpoint", tags=["ledger"],
+                  response_class=PlainTextResponse)
+        async def add_checkpoint(request: Request) -> Response:
+            """c2sp.org/tlog-witness: cosign a peer hub's checkpoint once it is shown to
+            extend the last one this hub cosigned; keep evidence of a fork."""
+            body = await request.body()
+            answer = await run_in_threadpool(witness.add_checkpoint, body)
+            return Response(answer.body, status_code=answer.status,
+                            media_type=answer.content_type)
+
+
+def bundle(ledger: Ledger, index: int, body: bytes, ckpt: "notes.Checkpoint") -> dict[str, Any]:
+    """A self-contained receipt: entry, checkpoint, proof and the keys to check them."""
+    return {"receipt": {"ledger": ledger.origin, "index": index,
+                        "entry_hash": leaf_hash(body).hex()},
+            "entry": body.decode(), "checkpoint": ckpt.text,
+            "proof": [h.hex() for h in ledger.inclusion(index, ckpt.size)],
+            "log_key": ledger.log_key.verifier.vkey,
+            "witness_keys": [w.key for w in ledger.settings.witnesses],
+            "quorum": ledger.quorum()}
+
+
+def _ms(since: str) -> int:
+    try:
+        t = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest("`since` is an ISO 8601 time, e.g. 2026-11-25T08:00:00Z") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return int(t.timestamp() * 1000)
+
