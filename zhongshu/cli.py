@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from zhongshu.cli_ledger import ledger_app
 from zhongshu.errors import ConfigError, ZhongshuError
 
 app = typer.Typer(help="Zhongshu (中枢): the City Brain hub.", no_args_is_help=True,
@@ -30,6 +31,7 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(members_app, name="members")
 app.add_typer(policy_app, name="policy")
 app.add_typer(grants_app, name="grants")
+app.add_typer(ledger_app, name="ledger")
 
 # piped output is not wrapped at 80 columns (scripts should prefer --format csv/json)
 out = Console(width=None if sys.stdout.isatty() else 240)
@@ -299,12 +301,11 @@ def grants_add(owner: Annotated[str, typer.Option(help="the member granting its 
                = None) -> None:
     """Grant datasets of OWNER to CONSUMER; prints the grant id alone on the last line."""
     from zhongshu.catalog.catalog import Catalog
-    from zhongshu.catalog.store import MetadataStore
     from zhongshu.config import load_city
     from zhongshu.policy.grants import Grants
 
     city = load_city(city_dir)
-    cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
+    cat = Catalog(city, _store(city))
     spec: dict[str, Any] = {"consumer": consumer, "datasets": dataset, "purposes": purpose}
     if columns:
         spec["columns"] = [c.strip() for c in columns.split(",") if c.strip()]
@@ -326,12 +327,11 @@ def grants_revoke(grant_id: str, owner: Annotated[str, typer.Option(help="its ow
                   city_dir: DirOpt = Path(".")) -> None:
     """Revoke a grant made with `grants add` or the API; a serving hub applies it within 1 s."""
     from zhongshu.catalog.catalog import Catalog
-    from zhongshu.catalog.store import MetadataStore
     from zhongshu.config import load_city
     from zhongshu.policy.grants import Grants
 
     city = load_city(city_dir)
-    cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
+    cat = Catalog(city, _store(city))
     Grants(cat).revoke(owner, grant_id, actor=_actor())
     out.print(f"revoked {grant_id}")
 
@@ -427,7 +427,6 @@ def members_add(name: str,
     """Add a member (writes members/NAME.toml; a serving hub needs a restart to see it)."""
     import tomli_w
 
-    from zhongshu.catalog.store import MetadataStore
     from zhongshu.config import MemberFile, load_city
 
     city = load_city(city_dir)
@@ -442,7 +441,7 @@ def members_add(name: str,
     path.write_text(f"# Member `{name}`, added by `zhongshu members add`.\n\n"
                     + tomli_w.dumps(doc), encoding="utf-8")
     load_city(city_dir)  # the city still loads
-    store = MetadataStore(city.state_dir / "hub.db")
+    store = _store(city)
     store.upsert_member(name, kind, title, list(role or []))
     store.record_change(_actor(), "member.add", name, {"kind": kind, "roles": role or []})
     out.print(f"added member {name} ({kind}) in {path}")
@@ -473,11 +472,10 @@ def members_revoke(name: str, city_dir: DirOpt = Path("."),
     """Revoke a member's tokens (all of them, or one by id); a serving hub stops accepting
     them within 5 seconds."""
     from zhongshu.catalog.catalog import Catalog
-    from zhongshu.catalog.store import MetadataStore
     from zhongshu.config import load_city
 
     city = load_city(city_dir)
-    cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
+    cat = Catalog(city, _store(city))
     if name not in cat.members:
         raise ZhongshuError(f"no member `{name}` in this city")
     n = cat.store.revoke_tokens(name, token_id)
@@ -498,12 +496,11 @@ def members_key(name: str, city_dir: DirOpt = Path("."),
     import base64
 
     from zhongshu.catalog.catalog import Catalog
-    from zhongshu.catalog.store import MetadataStore
     from zhongshu.config import load_city
     from zhongshu.policy.identity import register_key
 
     city = load_city(city_dir)
-    cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
+    cat = Catalog(city, _store(city))
     raw = base64.b64decode(public_key) if public_key else None
     key_id, pem = register_key(cat, name, raw, actor=_actor())
     if pem is not None:
@@ -523,16 +520,26 @@ def members_token(name: str, city_dir: DirOpt = Path("."),
                   = None) -> None:
     """Issue one more token for member NAME; prints it alone on the last line."""
     from zhongshu.catalog.catalog import Catalog
-    from zhongshu.catalog.store import MetadataStore
     from zhongshu.config import load_city
     from zhongshu.policy.identity import issue_token
 
     city = load_city(city_dir)
-    cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
+    cat = Catalog(city, _store(city))
     expires = time.time() + days * 86400 if days else None
     token = issue_token(cat, name, label=label, expires_at=expires, actor=_actor())
     err.print(f"New token for {name} (shown once; the hub keeps only its hash):")
     print(token)
+
+
+def _store(city: Any) -> Any:
+    """The city's metadata store, recording each governance change on the ledger."""
+    from zhongshu.catalog.store import MetadataStore
+    from zhongshu.ledger import Ledger
+
+    store = MetadataStore(city.state_dir / "hub.db")
+    if city.ledger.enabled:
+        store.on_change = Ledger.open(city, start=False).change_recorder()
+    return store
 
 
 def _actor() -> str:

@@ -10,6 +10,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,8 @@ class MetadataStore:
         path.parent.chmod(0o700)  # the hub's state: no other user, no DuckDB worker, reads it
         self.path = path
         self._local = threading.local()
+        # called with (actor, action, subject, details) after each governance change
+        self.on_change: Callable[[str, str, str, dict[str, Any]], None] | None = None
         with self._conn() as con:
             con.executescript(_SCHEMA)
 
@@ -119,6 +122,9 @@ class MetadataStore:
         cur = self._conn().execute(
             "INSERT INTO changes (at, actor, action, subject, details) VALUES (?, ?, ?, ?, ?)",
             (time.time(), actor, action, subject, json.dumps(details or {}, default=str)))
+        if self.on_change is not None:  # the hub's ledger, when one is attached
+            self.on_change(actor, action, subject, json.loads(json.dumps(details or {},
+                                                                         default=str)))
         return int(cur.lastrowid or 0)
 
     def changes(self, since: int = 0) -> list[dict[str, Any]]:

@@ -71,10 +71,10 @@ def _write(v: Any, out: list[str]) -> None:
     elif isinstance(v, (int, float)):
         out.append(number(v))
     elif isinstance(v, dict):
+        if not all(isinstance(k, str) for k in v):
+            raise ValueError("object keys must be strings")
         out.append("{")
-        for i, k in enumerate(sorted(v, key=lambda k: k.encode("utf-16-be"))):
-            if not isinstance(k, str):
-                raise ValueError("object keys must be strings")
+        for i, k in enumerate(sorted(v, key=lambda k: k.encode("utf-16-be", "surrogatepass"))):
             if i:
                 out.append(",")
             out.append(_string(k))

@@ -22,7 +22,7 @@ import httpx
 
 from zhongshu.config import City, LedgerSettings
 from zhongshu.errors import LedgerInvalid, LedgerUnavailable
-from zhongshu.ledger import canonical, merkle, note
+from zhongshu.ledger import canonical, entry, merkle, note
 from zhongshu.ledger.store import LedgerStore
 
 log = logging.getLogger("zhongshu.ledger")
@@ -117,6 +117,23 @@ class Ledger:
                timeout: float = 30.0) -> Receipt:
         """Append and wait until durable (for callers that may block)."""
         return self.append(fields, datasets).result(timeout)
+
+    def append_now(self, fields: dict[str, Any], datasets: list[str] = ()) -> Receipt:
+        """Append one entry on the calling thread, durable on return (for the CLI, which
+        records a governance change while the hub may be running: the file lock orders
+        the two writers)."""
+        return self._commit([(fields, list(datasets), None)])[0]
+
+    def change_recorder(self) -> Any:
+        """A metadata-store ``on_change`` hook that records each governance change."""
+        def record(actor: str, action: str, subject: str, details: dict[str, Any]) -> None:
+            fields = entry.change(actor, action, {"subject": subject, **details})
+            datasets = [details["dataset"]] if isinstance(details.get("dataset"), str) else []
+            if self._sequencer.is_alive():
+                self.record(fields, datasets)
+            else:
+                self.append_now(fields, datasets)
+        return record
 
     def _run(self) -> None:
         while True:
@@ -296,5 +313,6 @@ class Ledger:
             self._publisher.join(timeout)
         try:
             self.publish()
+            self.store.close()
         except Exception as e:
             log.warning("last checkpoint not published: %s", e)

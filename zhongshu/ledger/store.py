@@ -214,6 +214,10 @@ class LedgerStore:
         with self.write() as c:
             c.execute("INSERT OR REPLACE INTO witness_sent VALUES (?, ?)", (witness, size))
 
+    def close(self) -> None:
+        """Fold the write-ahead log into the file (a copied file is then complete)."""
+        self.conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def evidence(self) -> list[dict[str, object]]:
         """Recorded evidence of misbehaving logs (forks, bad proofs), newest first."""
         return [{"origin": o, "time_ms": t, "kind": k, "detail": d} for o, t, k, d in

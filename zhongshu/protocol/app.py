@@ -167,6 +167,8 @@ def create_app(service: QueryService, ledger: Ledger | None = None) -> FastAPI:
                   openapi_url="/v1/openapi.json", docs_url="/v1/docs", redoc_url=None,
                   lifespan=lifespan)
     app.state.ledger = ledger
+    if ledger is not None:
+        service.store.on_change = ledger.change_recorder()
     authn = Authenticator(service.catalog)
     metrics = Metrics()
     app.state.service = service
