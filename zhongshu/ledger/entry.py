@@ -60,7 +60,18 @@ def refusal(caller: str, endpoint: str, code: str, purpose: str | None = None,
 def change(actor: str, action: str, target: dict[str, Any]) -> dict[str, Any]:
     """The entry of one governance change (grant, token, key, member): who changed what.
 
-    ``target`` names what changed (ids, members, datasets) and never holds a secret.
+    ``target`` names what changed (ids, members, datasets) and never holds a secret; its
+    floats (times) are written as their RFC 8785 text, so the entry stays float-free.
     """
-    return {"kind": "change", "caller": actor, "action": action, "target": target,
+    return {"kind": "change", "caller": actor, "action": action, "target": _no_floats(target),
             "outcome": "ok"}
+
+
+def _no_floats(v: Any) -> Any:
+    if isinstance(v, float):
+        return canonical.number(v)
+    if isinstance(v, dict):
+        return {str(k): _no_floats(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_no_floats(x) for x in v]
+    return v

@@ -128,7 +128,8 @@ class Ledger:
         """A metadata-store ``on_change`` hook that records each governance change."""
         def record(actor: str, action: str, subject: str, details: dict[str, Any]) -> None:
             fields = entry.change(actor, action, {"subject": subject, **details})
-            datasets = [details["dataset"]] if isinstance(details.get("dataset"), str) else []
+            named = details.get("datasets") or details.get("dataset") or []
+            datasets = [named] if isinstance(named, str) else [str(d) for d in named]
             if self._sequencer.is_alive():
                 self.record(fields, datasets)
             else:

@@ -64,7 +64,7 @@ class Verifier:
             LedgerInvalid: it is not ``name+hexid+base64key`` of an Ed25519 note or cosignature key.
         """
         try:
-            name, hid, b64 = vkey.strip().rsplit("+", 2)
+            name, hid, b64 = vkey.strip().split("+", 2)
             blob = base64.b64decode(b64, validate=True)
         except ValueError:
             raise LedgerInvalid("a verifier key reads `name+keyid+base64key`") from None

@@ -169,11 +169,14 @@ class Grants:
             NotFound: no such stored grant of ``owner`` (grants declared in member files are
                 changed by editing the file).
         """
+        spec = next((s for i, _, s, _ in self.catalog.store.stored_grants() if i == grant_id),
+                    {})
         if self.stored.get(grant_id) != owner or not self.catalog.store.revoke_grant(
                 grant_id, actor):
             raise NotFound(f"`{owner}` has no grant `{grant_id}` made through the CLI or API "
                            "(grants declared in member files are changed there)")
-        self.catalog.store.record_change(actor, "grant.revoke", grant_id, {"owner": owner})
+        self.catalog.store.record_change(actor, "grant.revoke", grant_id,
+                                         {"owner": owner, "datasets": spec.get("datasets", [])})
 
     def of(self, consumer: str, dataset: str) -> list[Grant]:
         """Unexpired grants to ``consumer`` on ``dataset``."""
