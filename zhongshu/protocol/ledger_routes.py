@@ -214,6 +214,12 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
             return Response(answer.body, status_code=answer.status,
                             media_type=answer.content_type)
 
+        @app.get("/v1/ledger/witness/evidence", tags=["ledger"])
+        def evidence() -> list[dict[str, Any]]:
+            """Evidence this witness kept of logs that misbehaved (a fork: two checkpoints of
+            one size; an inconsistent one), newest first — public, like the logs' notes."""
+            return ledger.store.evidence()
+
 
 def bundle(ledger: Ledger, index: int, body: bytes, ckpt: "notes.Checkpoint") -> dict[str, Any]:
     """A self-contained receipt: entry, checkpoint, proof and the keys to check them."""
