@@ -9,14 +9,14 @@ queued while the previous batch was committing goes into the next (group commit)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -29,16 +29,45 @@ log = logging.getLogger("zhongshu.ledger")
 VERSION = 1
 
 
-@dataclass(frozen=True)
-class Receipt:
+class Receipt(NamedTuple):
     """Where an exchange was recorded: the ledger's origin, the entry's index and leaf hash."""
 
     ledger: str
     index: int
-    entry_hash: str
+    leaf: bytes
+
+    @property
+    def entry_hash(self) -> str:
+        """Hex RFC 9162 leaf hash of the entry."""
+        return self.leaf.hex()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ledger": self.ledger, "index": self.index, "entry_hash": self.entry_hash}
+        return {"ledger": self.ledger, "index": self.index, "entry_hash": self.leaf.hex()}
+
+
+class Ticket:
+    """One queued entry; :meth:`Ledger.wait` or ``await`` gives its receipt once durable."""
+
+    __slots__ = ("fields", "datasets", "receipt", "error", "waiter")
+
+    def __init__(self, fields: dict[str, Any], datasets: list[str],
+                 waiter: asyncio.Future[Receipt] | None = None) -> None:
+        self.fields = fields
+        self.datasets = datasets
+        self.receipt: Receipt | None = None
+        self.error: Exception | None = None
+        self.waiter = waiter
+
+
+def _settle(tickets: list[Ticket]) -> None:
+    """Resolve the asyncio waiters of a batch (runs on their event loop)."""
+    for t in tickets:
+        w = t.waiter
+        if w is not None and not w.done():
+            if t.error is not None:
+                w.set_exception(t.error)
+            else:
+                w.set_result(t.receipt)
 
 
 def origin_of(city: City) -> str:
@@ -69,6 +98,7 @@ class Ledger:
         self._last_ms = 0
         self._closed = False
         self._wake = threading.Event()
+        self._durable = threading.Condition()
         self._stop = threading.Event()
         self._sequencer = threading.Thread(target=self._run, name="ledger-sequencer",
                                            daemon=True)
@@ -76,6 +106,7 @@ class Ledger:
                                            daemon=True)
         self._witnesses = [(w, note.Verifier.parse(w.key)) for w in self.settings.witnesses]
         self.appended = 0
+        self.commits = 0
         self._ckpt_size = 0
 
     @classmethod
@@ -100,29 +131,66 @@ class Ledger:
         self._sequencer.start()
         self._publisher.start()
 
-    def append(self, fields: dict[str, Any], datasets: list[str] = ()) -> Future[Receipt]:
-        """Queue one entry; the future resolves with its receipt once it is durable.
+    def append(self, fields: dict[str, Any], datasets: Sequence[str] = ()) -> Ticket:
+        """Queue one entry (``wait`` on the ticket for its receipt).
 
-        ``fields`` must have a canonical JSON form; the ledger adds ``v``, ``log`` and
-        ``time``. ``datasets`` index the entry for its owners' usage reports.
+        ``fields`` must be float-free JSON with ASCII keys (see :mod:`entry`); the ledger
+        adds ``v``, ``log`` and ``time``. ``datasets`` index the entry for its owners'
+        usage reports.
         """
-        fut: Future[Receipt] = Future()
-        if self._closed:
-            fut.set_exception(LedgerUnavailable("the ledger is closed; nothing is recorded"))
-            return fut
-        self._queue.put((fields, list(datasets), fut))
-        return fut
+        t = Ticket(fields, list(dict.fromkeys(datasets)))
+        self._put(t)
+        return t
 
-    def record(self, fields: dict[str, Any], datasets: list[str] = (),
+    async def record_async(self, fields: dict[str, Any], datasets: Sequence[str] = ()
+                           ) -> Receipt:
+        """Append and wait, without blocking the event loop, until the entry is durable.
+
+        Raises:
+            LedgerUnavailable: the ledger is closed or could not write.
+        """
+        t = Ticket(fields, list(dict.fromkeys(datasets)),
+                   asyncio.get_running_loop().create_future())
+        self._put(t)
+        assert t.waiter is not None
+        return await t.waiter
+
+    def record(self, fields: dict[str, Any], datasets: Sequence[str] = (),
                timeout: float = 30.0) -> Receipt:
         """Append and wait until durable (for callers that may block)."""
-        return self.append(fields, datasets).result(timeout)
+        return self.wait(self.append(fields, datasets), timeout)
+
+    def wait(self, ticket: Ticket, timeout: float = 30.0) -> Receipt:
+        """The ticket's receipt, once its entry is durable.
+
+        Raises:
+            LedgerUnavailable: the ledger could not write it, or not within ``timeout``.
+        """
+        with self._durable:
+            if not self._durable.wait_for(
+                    lambda: ticket.receipt is not None or ticket.error is not None, timeout):
+                raise LedgerUnavailable("the ledger did not record in time; try again")
+        if ticket.error is not None:
+            raise ticket.error
+        assert ticket.receipt is not None
+        return ticket.receipt
+
+    def _put(self, t: Ticket) -> None:
+        if self._closed:
+            t.error = LedgerUnavailable("the ledger is closed; nothing is recorded")
+            if t.waiter is not None:
+                t.waiter.set_exception(t.error)
+            return
+        self._queue.put(t)
 
     def append_now(self, fields: dict[str, Any], datasets: list[str] = ()) -> Receipt:
         """Append one entry on the calling thread, durable on return (for the CLI, which
         records a governance change while the hub may be running: the file lock orders
         the two writers)."""
-        return self._commit([(fields, list(datasets), None)])[0]
+        t = Ticket(fields, list(datasets))
+        self._commit([t])
+        assert t.receipt is not None
+        return t.receipt
 
     def change_recorder(self) -> Any:
         """A metadata-store ``on_change`` hook that records each governance change."""
@@ -152,20 +220,34 @@ class Ledger:
                     break
                 batch.append(nxt)
             try:
-                receipts = self._commit(batch)
+                self._commit(batch)
             except Exception as e:  # the disk, not the caller: nothing is answered unrecorded
                 self._frontier = None
                 self.store.forget_edge()
                 log.error("ledger append failed: %s", e)
-                for _, _, fut in batch:
-                    fut.set_exception(LedgerUnavailable("the ledger could not record this "
-                                                        "exchange; try again"))
-                continue
-            for (_, _, fut), r in zip(batch, receipts, strict=True):
-                fut.set_result(r)
+                err = LedgerUnavailable("the ledger could not record this exchange; try again")
+                for t in batch:
+                    t.receipt, t.error = None, err
+            self._notify(batch)
 
-    def _commit(self, batch: list[Any]) -> list[Receipt]:
-        receipts: list[Receipt] = []
+    def _notify(self, batch: list[Ticket]) -> None:
+        loops: dict[asyncio.AbstractEventLoop, list[Ticket]] = {}
+        sync = False
+        for t in batch:
+            if t.waiter is None:
+                sync = True
+            else:
+                loops.setdefault(t.waiter.get_loop(), []).append(t)
+        for loop, tickets in loops.items():  # one wake-up per loop and batch
+            try:
+                loop.call_soon_threadsafe(_settle, tickets)
+            except RuntimeError:
+                pass  # that loop has closed: nobody waits any more
+        if sync:
+            with self._durable:
+                self._durable.notify_all()
+
+    def _commit(self, batch: list[Ticket]) -> None:
         with self.store.write() as c:
             size = self.store.size(c)
             f = self._frontier
@@ -175,15 +257,19 @@ class Ledger:
             now = max(int(time.time() * 1000), self._last_ms)
             stamp = iso_ms(now)
             rows, nodes, index = [], [], []
-            for fields, datasets, _ in batch:
-                body = canonical.dumps_plain({**fields, "v": VERSION, "log": self.origin,
-                                        "time": stamp})
-                leaf = merkle.leaf_hash(body)
+            origin, dumps, leaf_hash, append = (self.origin, canonical.dumps_plain,
+                                                merkle.leaf_hash, f.append)
+            for t in batch:
+                fields = t.fields  # the ticket's own dict: stamped in place
+                fields["v"], fields["log"], fields["time"] = VERSION, origin, stamp
+                body = dumps(fields)
+                leaf = leaf_hash(body)
                 idx = f.size
-                f.append(leaf, nodes)
+                append(leaf, nodes)
                 rows.append((idx, now, body))
-                index.extend((d, idx) for d in dict.fromkeys(datasets))
-                receipts.append(Receipt(self.origin, idx, leaf.hex()))
+                for d in t.datasets:
+                    index.append((d, idx))
+                t.receipt = Receipt(origin, idx, leaf)
             c.executemany("INSERT INTO entries VALUES (?, ?, ?)", rows)
             self.store.put_hashes(c, nodes)
             if index:
@@ -191,9 +277,9 @@ class Ledger:
         self._frontier, self._last_ms = f, now
         self._committed = (f.size, f.root())
         self.appended += len(batch)
+        self.commits += 1
         if f.size - self._ckpt_size >= self.settings.checkpoint_every:
             self._wake.set()
-        return receipts
 
     # --- checkpoints ------------------------------------------------------------------------
 

@@ -224,7 +224,7 @@ def create_app(service: QueryService, ledger: Ledger | None = None) -> FastAPI:
             query=entry.query_sha256(q.sql, q.purpose, q.format, q.limit) if q else None,
             signature=who.signature, key_id=who.key_id)
         try:
-            return (await asyncio.wrap_future(ledger.append(fields))).to_dict()
+            return (await ledger.record_async(fields)).to_dict()
         except LedgerUnavailable:
             return None  # the answer already says the hub cannot record; nothing more to do
 
@@ -322,8 +322,8 @@ def create_app(service: QueryService, ledger: Ledger | None = None) -> FastAPI:
                 result.plan.columns_read, [g.id for g in result.plan.grants],
                 entry.result_sha256(payload), body.format, result.num_rows, result.truncated,
                 signature=who.signature, key_id=who.key_id)
-            receipt = (await asyncio.wrap_future(
-                ledger.append(fields, list(result.plan.columns_read)))).to_dict()
+            receipt = (await ledger.record_async(fields, list(result.plan.columns_read))
+                       ).to_dict()
         metrics.query("ok", result.path, time.perf_counter() - t0)
         if body.format == "arrow":
             headers = {"Zhongshu-Truncated": "true" if result.truncated else "false",
