@@ -117,3 +117,13 @@ def test_env_overrides_hub_settings(demo_dir: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("ZHONGSHU_ROW_CAP", "many")
     with pytest.raises(ConfigError, match="ZHONGSHU_ROW_CAP"):
         load_city(demo_dir)
+
+
+def test_env_overrides_ledger_settings(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZHONGSHU_LEDGER_ENABLED", "false")
+    monkeypatch.setenv("ZHONGSHU_LEDGER_CHECKPOINT_INTERVAL_S", "2.5")
+    city = load_city(demo_dir)
+    assert city.ledger.enabled is False and city.ledger.checkpoint_interval_s == 2.5
+    monkeypatch.setenv("ZHONGSHU_LEDGER_CHECKPOINT_INTERVAL_S", "-1")
+    with pytest.raises(ConfigError, match="ZHONGSHU_LEDGER_CHECKPOINT_INTERVAL_S"):
+        load_city(demo_dir)

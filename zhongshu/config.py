@@ -19,7 +19,7 @@ import re
 import tomllib
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -38,6 +38,9 @@ _SECRET_KEYS = {"password", "passwd", "secret", "token", "dsn", "uri", "url"}
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_S = TypeVar("_S", bound=_Strict)
 
 
 class District(_Strict):
@@ -369,6 +372,7 @@ def load_city(root: str | os.PathLike[str]) -> City:
                           path=str(root))
     cf: CityFile = _parse(city_file, CityFile)
     hub = _env_overrides(cf.hub)
+    ledger = _env_overrides(cf.ledger, "ZHONGSHU_LEDGER_")
     members: dict[str, MemberFile] = {}
     files: dict[str, Path] = {}
     for path in sorted((root / "members").glob("*.toml")):
@@ -379,7 +383,7 @@ def load_city(root: str | os.PathLike[str]) -> City:
         members[mf.member.name] = mf
         files[mf.member.name] = path
     city = City(root=root, info=cf.city, hub=hub, districts=cf.districts, members=members,
-                member_files=files, ledger=cf.ledger)
+                member_files=files, ledger=ledger)
     _cross_check(city)
     return city
 
@@ -455,17 +459,18 @@ def _find(text: str, needle: str) -> int | None:
     return None
 
 
-def _env_overrides(hub: HubSettings) -> HubSettings:
-    data = hub.model_dump()
-    for key in data:
-        env = os.environ.get(f"ZHONGSHU_{key.upper()}")
-        if env is not None:
+def _env_overrides(settings: _S, prefix: str = "ZHONGSHU_") -> _S:
+    """``settings`` with each scalar setting replaced by ``<PREFIX><NAME>`` if set."""
+    data = settings.model_dump()
+    for key, value in data.items():
+        env = os.environ.get(f"{prefix}{key.upper()}")
+        if env is not None and not isinstance(value, (list, dict)):
             data[key] = env
     try:
-        return HubSettings.model_validate(data)
+        return type(settings).model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        raise ConfigError(f"environment variable ZHONGSHU_{str(err['loc'][0]).upper()}: "
+        raise ConfigError(f"environment variable {prefix}{str(err['loc'][0]).upper()}: "
                           f"{err['msg']}") from None
 
 
