@@ -14,9 +14,12 @@ from zhongshu.config import (
     DatasetConfig,
     GrantConfig,
     HubSettings,
+    LedgerSettings,
     Mask,
     MemberInfo,
     SourceConfig,
+    WitnessedLog,
+    WitnessPeer,
 )
 from zhongshu.policy.firewall import ALLOWED_FUNCTIONS
 
@@ -67,6 +70,33 @@ title = "Xihu"
 ### `[hub]`
 
 {table(HubSettings)}
+
+### `[ledger]`
+
+Every exchange, refusal and governance change is an entry of the hub's ledger (see
+[ledger.md](ledger.md)). Scalar keys may be overridden by `ZHONGSHU_LEDGER_<KEY>`.
+
+{table(LedgerSettings)}
+
+#### `[[ledger.witnesses]]`: hubs asked to cosign this hub's checkpoints
+
+{table(WitnessPeer)}
+
+#### `[[ledger.witnessing]]`: logs this hub witnesses
+
+{table(WitnessedLog)}
+
+```toml
+[ledger]
+quorum = 1                      # cosignatures that make a checkpoint final
+[[ledger.witnesses]]
+name = "hub.xihu.hangzhou/witness"
+url = "http://10.0.3.7:8400/v1/ledger/witness"
+key = "hub.xihu.hangzhou/witness+1a2b3c4d+BA…"   # `zhongshu ledger key` on that hub
+[[ledger.witnessing]]
+origin = "hub.xihu.hangzhou"
+key = "hub.xihu.hangzhou+5e6f7a8b+AQ…"
+```
 
 ## `members/NAME.toml`
 

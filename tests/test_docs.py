@@ -6,7 +6,7 @@ import doctest
 from pathlib import Path
 
 import zhongshu.query.plan
-from zhongshu.config import HubSettings, SourceConfig
+from zhongshu.config import HubSettings, LedgerSettings, SourceConfig
 from zhongshu.policy.firewall import ALLOWED_FUNCTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +20,9 @@ def test_every_hub_setting_documented() -> None:
         assert f"`{name}`" in reference, name
     for name, field in SourceConfig.model_fields.items():
         assert f"`{field.alias or name}`" in reference, name
+    for name in LedgerSettings.model_fields:
+        assert f"`{name}`" in reference, name
+        assert f"`{name}`" in readme, name
 
 
 def test_every_allowed_function_documented() -> None:

@@ -95,7 +95,7 @@ class LedgerSettings(_Strict):
                                          "most this often, when the log grew")
     checkpoint_every: int = Field(default=10_000, ge=1, description="or as soon as this many "
                                   "entries are not yet in a checkpoint")
-    max_batch: int = Field(default=4096, ge=1, description="entries committed together at most")
+    max_batch: int = Field(default=8192, ge=1, description="entries committed together at most")
     witnesses: list[WitnessPeer] = Field(default=[], description="hubs asked to cosign")
     quorum: int | None = Field(default=None, ge=1, description="cosignatures that make a "
                                "checkpoint final (default: every witness)")
