@@ -229,17 +229,18 @@ class QueryService:
         self.refresh_grants()
         try:
             plan, template, key = self._cached(caller, sql, purpose, limit)
-            if plan is None:
-                ctx = Context(caller=caller, purpose=purpose, catalog=self.catalog,
-                              grants=self.grants)
-                plan = build_plan(template, ctx, self.settings.row_cap, limit)
+            if plan is not None:
+                return plan, template
+            ctx = Context(caller=caller, purpose=purpose, catalog=self.catalog,
+                          grants=self.grants)
+            plan = build_plan(template, ctx, self.settings.row_cap, limit)
         except RecursionError:
             # sqlglot walks the tree recursively: a query too deep for it is refused whole
             raise SqlSyntax(TOO_DEEP) from None
-            with self._lock:
-                self._plans[key] = plan
-                while len(self._plans) > self.settings.plan_cache_size:
-                    self._plans.popitem(last=False)
+        with self._lock:
+            self._plans[key] = plan
+            while len(self._plans) > self.settings.plan_cache_size:
+                self._plans.popitem(last=False)
         return plan, template
 
     def run(self, caller: Caller, sql: str, purpose: str, limit: int | None = None,
