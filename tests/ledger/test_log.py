@@ -68,7 +68,25 @@ def _flip(blob: bytes, at: int) -> bytes:
     return bytes(b)
 
 
-TAMPERS = ["flip_entry", "flip_entry_json", "flip_leaf_hash", "flip_node_hash", "delete_entry",
+def _flip_hash(store: LedgerStore, level: int, idx: int) -> None:
+    """Flip a bit of one stored subtree hash, in a full tile or among the edge's rows."""
+    key = level << 48 | idx // 256
+    c = sqlite3.connect(store.path)
+    row = c.execute("SELECT hashes FROM tiles WHERE key = ?", (key,)).fetchone()
+    if row is not None:
+        c.execute("UPDATE tiles SET hashes = ? WHERE key = ?",
+                  (_flip(row[0], (idx % 256) * 32 + 3), key))
+    else:
+        (h,) = c.execute("SELECT hash FROM edge WHERE key = ? AND pos = ?",
+                         (key, idx % 256)).fetchone()
+        c.execute("UPDATE edge SET hash = ? WHERE key = ? AND pos = ?",
+                  (_flip(h, 3), key, idx % 256))
+    c.commit()
+    c.close()
+
+
+TAMPERS = ["flip_entry", "flip_entry_json", "flip_leaf_hash", "flip_node_hash",
+           "flip_edge_hash", "delete_entry",
            "reorder_entries", "truncate", "truncate_everything", "resign_other_key",
            "rewrite_and_rehash"]
 
@@ -86,12 +104,11 @@ def test_every_tampering_is_caught(built: Path, tmp_path: Path, how: str) -> Non
     elif how == "flip_entry_json":
         _sql(store, "UPDATE entries SET body = ? WHERE idx = 7", _flip(store.entry(7), 3))
     elif how == "flip_leaf_hash":
-        blob = store.tile(0, 1)
-        _sql(store, "UPDATE tiles SET hashes = ? WHERE key = ?", _flip(blob, 77), 1)
+        _flip_hash(store, 0, 300)
     elif how == "flip_node_hash":
-        key8 = 8 << 48
-        _sql(store, "UPDATE tiles SET hashes = ? WHERE key = ?", _flip(store.tile(8, 0), 5),
-             key8)
+        _flip_hash(store, 8, 1)
+    elif how == "flip_edge_hash":
+        _flip_hash(store, 0, 590)
     elif how == "delete_entry":
         _sql(store, "DELETE FROM entries WHERE idx = 200")
     elif how == "reorder_entries":
@@ -143,8 +160,7 @@ def test_the_hub_refuses_to_sign_over_a_rewritten_log(built: Path, tmp_path: Pat
     # rewrite history: the stored hash of the first 512 entries, as an edit would leave it
     # (the hub re-derives each signed root from the stored subtrees before signing anew;
     # `ledger verify` recomputes everything from the entries)
-    _sql(store, "UPDATE tiles SET hashes = ? WHERE key = ?", _flip(store.tile(9, 0), 5),
-         9 << 48)
+    _flip_hash(store, 9, 0)
     lg.store.forget_edge()
     lg.store._full.clear()
     lg.append_now(entries.change("cli:root", "member.add", {"subject": "x"}))
@@ -157,3 +173,12 @@ def test_entries_are_canonical_and_hold_no_sql(built: Path) -> None:
     for _, body in store.entries(0, 50):
         assert b"SELECT" not in body.upper()
         assert b'"time":"' in body and b'"log":"test.zhongshu/log"' in body
+
+
+def test_a_file_of_another_format_is_refused_with_a_reason(tmp_path: Path) -> None:
+    c = sqlite3.connect(tmp_path / "old.db")
+    c.execute("CREATE TABLE entries (idx INTEGER PRIMARY KEY, body BLOB)")
+    c.commit()
+    c.close()
+    with pytest.raises(ValueError, match="format 0"):
+        LedgerStore(tmp_path / "old.db")

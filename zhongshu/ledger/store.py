@@ -1,8 +1,9 @@
 """The ledger's SQLite file: entries, complete-subtree hashes, checkpoints, witness state.
 
-Complete-subtree hashes are kept 256 to a row: row ``level << 48 | n`` holds the hashes
-``(level, 256n … 256n+255)`` back to back, so a batch writes a few rows rather than two per
-entry, and rows of levels 0, 8, 16… are exactly the C2SP tlog-tiles served to verifiers.
+Complete-subtree hashes are kept 256 to a row once their tile is full: row ``level << 48 |
+n`` of ``tiles`` holds the hashes ``(level, 256n … 256n+255)`` back to back (rows of levels 0,
+8, 16… are exactly the C2SP tlog-tiles served to verifiers); the hashes of tiles not yet full
+are single rows of ``edge``, so a small batch writes a few small rows, not whole tiles.
 
 One writer at a time (``BEGIN IMMEDIATE``), so another process (the CLI recording a
 governance change while the hub runs) appends safely; readers never block (WAL).
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from zhongshu.errors import LedgerInvalid
 
+FORMAT = 1  # PRAGMA user_version of the file layout below
 TILE = 256
 HASH = 32
 FULL = TILE * HASH
@@ -28,6 +30,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL,
                                     body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS tiles (key INTEGER PRIMARY KEY, hashes BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS edge (key INTEGER NOT NULL, pos INTEGER NOT NULL,
+                                 hash BLOB NOT NULL, PRIMARY KEY (key, pos)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS entry_datasets (dataset TEXT NOT NULL, idx INTEGER NOT NULL,
                                            PRIMARY KEY (dataset, idx)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL,
@@ -53,7 +57,15 @@ class LedgerStore:
         self._full_lock = threading.Lock()
         self._edge: dict[int, bytes] = {}  # the writer's partial tiles, by key
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn().executescript(SCHEMA)
+        c = self.conn()
+        version = c.execute("PRAGMA user_version").fetchone()[0]
+        fresh = c.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        if not fresh and version != FORMAT:
+            raise LedgerInvalid(f"{path} is a ledger of format {version}, this hub writes "
+                                f"format {FORMAT}; keep it aside (it still verifies with the "
+                                "version that wrote it) and start a new one")
+        c.executescript(SCHEMA)
+        c.execute(f"PRAGMA user_version = {FORMAT}")
 
     def conn(self) -> sqlite3.Connection:
         """This thread's connection."""
@@ -89,8 +101,12 @@ class LedgerStore:
             if blob is not None:
                 self._full.move_to_end(key)
                 return blob
-        row = self.conn().execute("SELECT hashes FROM tiles WHERE key = ?", (key,)).fetchone()
-        blob = b"" if row is None else bytes(row[0])
+        c = self.conn()
+        row = c.execute("SELECT hashes FROM tiles WHERE key = ?", (key,)).fetchone()
+        if row is None:  # not full yet: its hashes so far
+            return b"".join(r[0] for r in c.execute(
+                "SELECT hash FROM edge WHERE key = ? ORDER BY pos", (key,)))
+        blob = bytes(row[0])
         if len(blob) == FULL:
             with self._full_lock:
                 self._full[key] = blob
@@ -117,23 +133,29 @@ class LedgerStore:
 
     def put_hashes(self, c: sqlite3.Connection, nodes: list[tuple[int, int, bytes]]) -> None:
         """Store new complete-subtree hashes (inside the caller's write transaction); they
-        extend each level's last tile in order."""
-        groups: dict[int, list[bytes]] = {}
+        extend each level's last tile in order. A tile that fills up is written whole."""
+        groups: dict[int, list[tuple[int, bytes]]] = {}
         for level, idx, h in nodes:
-            groups.setdefault(level << 48 | idx // TILE, []).append(h)
-        rows = []
+            groups.setdefault(level << 48 | idx // TILE, []).append((idx % TILE, h))
+        full, edge, done = [], [], []
         for key, hs in groups.items():
             old = self._edge.get(key)
             if old is None:
-                row = c.execute("SELECT hashes FROM tiles WHERE key = ?", (key,)).fetchone()
-                old = b"" if row is None else bytes(row[0])
-            blob = old + b"".join(hs)
-            rows.append((key, blob))
+                old = b"".join(r[0] for r in c.execute(
+                    "SELECT hash FROM edge WHERE key = ? ORDER BY pos", (key,)))
+            blob = old + b"".join(h for _, h in hs)
             if len(blob) >= FULL:
+                full.append((key, blob))
+                done.append((key,))
                 self._edge.pop(key, None)
             else:
+                edge.extend((key, pos, h) for pos, h in hs)
                 self._edge[key] = blob
-        c.executemany("INSERT OR REPLACE INTO tiles VALUES (?, ?)", rows)
+        if full:
+            c.executemany("INSERT INTO tiles VALUES (?, ?)", full)
+            c.executemany("DELETE FROM edge WHERE key = ?", done)
+        if edge:
+            c.executemany("INSERT INTO edge VALUES (?, ?, ?)", edge)
 
     def forget_edge(self) -> None:
         """Drop the writer's cached partial tiles (after a failed commit, or when another
