@@ -24,6 +24,7 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/query_overhead.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/ledger.py
 
 clean:
 	rm -rf $(VENV) demo-city .pytest_cache

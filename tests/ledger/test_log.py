@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from zhongshu.errors import LedgerUnavailable
 from zhongshu.ledger import Ledger, note
 from zhongshu.ledger import entry as entries
 from zhongshu.ledger.store import LedgerStore
@@ -22,19 +24,28 @@ def _open(path: Path) -> Ledger:
                                              note.ED25519))
 
 
+def _exchange(i: int) -> dict[str, object]:
+    return entries.exchange(f"member-{i % 7}", "testing", f"{i:064x}",
+                            {"traffic.passages": ["camera_id"]}, ["g1"], "ab" * 32, "json",
+                            i, False)
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A log written the hub's way: the sequencer process, concurrent appends."""
     path = tmp_path_factory.mktemp("ledger")
     lg = _open(path)
     lg.start()
-    for i in range(N):
-        fields = entries.exchange(f"member-{i % 7}", "testing", f"{i:064x}",
-                                  {"traffic.passages": ["camera_id"]}, ["g1"], "ab" * 32,
-                                  "json", i, False)
-        lg.append(fields, ["traffic.passages"])
-        if i in (99, 300, 511):
-            lg.record(entries.change("cli:root", "grant.add", {"subject": "g1"}))
-            lg.publish()
+
+    async def write() -> None:
+        for lo, hi in ((0, 100), (100, 301), (301, 512), (512, N)):
+            await asyncio.gather(*(lg.record_async(_exchange(i), ["traffic.passages"])
+                                   for i in range(lo, hi)))
+            if hi < N:
+                lg.record(entries.change("cli:root", "grant.add", {"subject": "g1"}))
+                lg.publish()
+
+    asyncio.run(write())
     lg.close()
     return path
 
@@ -166,6 +177,46 @@ def test_the_hub_refuses_to_sign_over_a_rewritten_log(built: Path, tmp_path: Pat
     lg.append_now(entries.change("cli:root", "member.add", {"subject": "x"}))
     with pytest.raises(ValueError, match="refusing to sign"):
         lg.publish()
+
+
+def test_concurrent_appends_get_distinct_contiguous_indices(tmp_path: Path) -> None:
+    lg = _open(tmp_path)
+    lg.start()
+
+    async def many() -> list[int]:
+        receipts = await asyncio.gather(*(lg.record_async(_exchange(i), ["a.b"])
+                                          for i in range(2000)))
+        return [r.index for r in receipts]
+
+    try:
+        got = asyncio.run(many())
+        assert sorted(got) == list(range(2000))
+        assert lg.batches < 2000  # batched, not one transaction per entry
+    finally:
+        lg.close()
+    assert verify_store(LedgerStore(tmp_path / "ledger.db"), lg.log_key.verifier).ok
+
+
+def test_a_dead_sequencer_is_replaced(tmp_path: Path) -> None:
+    lg = _open(tmp_path)
+    lg.start()
+
+    async def run() -> None:
+        await lg.record_async(_exchange(0))
+        lg._proc.kill()
+        lg._proc.join(5)
+        # entries in flight when it dies fail (LedgerUnavailable); later ones start a new one
+        rs = await asyncio.gather(*(lg.record_async(_exchange(i)) for i in range(1, 50)),
+                                  return_exceptions=True)
+        assert all(isinstance(r, LedgerUnavailable) or r.index >= 1 for r in rs)
+        r = await lg.record_async(_exchange(99))
+        assert r.index == 1 + sum(1 for x in rs if not isinstance(x, Exception))
+
+    try:
+        asyncio.run(run())
+    finally:
+        lg.close()
+    assert verify_store(LedgerStore(tmp_path / "ledger.db"), lg.log_key.verifier).ok
 
 
 def test_entries_are_canonical_and_hold_no_sql(built: Path) -> None:

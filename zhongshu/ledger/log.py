@@ -1,32 +1,33 @@
-"""The hub's ledger: one sequencer appending batches, a publisher signing checkpoints and
-asking witnesses to cosign them.
+"""The hub's ledger: a sequencer process appending batches, a publisher thread signing
+checkpoints and asking witnesses to cosign them.
 
-Callers hand an entry's fields to :meth:`Ledger.append` and wait on the returned future:
-it resolves with the receipt once the batch holding the entry is committed (fsynced), so
-an answer is never sent before its entry is durable. Batches form by themselves: whatever
-queued while the previous batch was committing goes into the next (group commit).
+An answer awaits :meth:`Ledger.record_async`, which resolves once the entry is committed
+and fsynced, so nothing is answered before its entry is durable. Entries recorded in the
+same turn of the event loop travel to the sequencer together, and whatever queues while
+the sequencer commits goes into its next transaction (group commit).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
+import multiprocessing
+import socket
 import threading
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import httpx
 
 from zhongshu.config import City, LedgerSettings
 from zhongshu.errors import LedgerInvalid, LedgerUnavailable
-from zhongshu.ledger import canonical, entry, merkle, note
+from zhongshu.ledger import entry, merkle, note, sequencer
+from zhongshu.ledger.sequencer import iso_ms
 from zhongshu.ledger.store import LedgerStore
 
 log = logging.getLogger("zhongshu.ledger")
-VERSION = 1
+__all__ = ["Ledger", "Receipt", "iso_ms", "origin_of"]
 
 
 class Receipt(NamedTuple):
@@ -45,40 +46,13 @@ class Receipt(NamedTuple):
         return {"ledger": self.ledger, "index": self.index, "entry_hash": self.leaf.hex()}
 
 
-class Ticket:
-    """One queued entry; :meth:`Ledger.wait` or ``await`` gives its receipt once durable."""
-
-    __slots__ = ("fields", "datasets", "receipt", "error", "waiter")
-
-    def __init__(self, fields: dict[str, Any], datasets: list[str],
-                 waiter: asyncio.Future[Receipt] | None = None) -> None:
-        self.fields = fields
-        self.datasets = datasets
-        self.receipt: Receipt | None = None
-        self.error: Exception | None = None
-        self.waiter = waiter
-
-
-def _settle(tickets: list[Ticket]) -> None:
-    """Resolve the asyncio waiters of a batch (runs on their event loop)."""
-    for t in tickets:
-        w = t.waiter
-        if w is not None and not w.done():
-            if t.error is not None:
-                w.set_exception(t.error)
-            else:
-                w.set_result(t.receipt)
-
-
 def origin_of(city: City) -> str:
     """The ledger origin of a city's hub (``hub.origin``, or ``zhongshu/<city>``)."""
     return city.hub.origin or f"zhongshu/{city.info.name}"
 
 
-def iso_ms(ms: int) -> str:
-    """``2026-11-25T10:32:01.123Z``."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
-        f"{ms % 1000:03d}Z"
+_UNAVAILABLE = "the ledger could not record this exchange; try again"
+SEND_AT_ONCE = 1024
 
 
 class Ledger:
@@ -92,27 +66,31 @@ class Ledger:
         self.log_key = log_key
         self.witness_key = witness_key
         self.settings = settings or LedgerSettings()
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._frontier: merkle.Frontier | None = None
-        self._committed = (0, merkle.EMPTY_ROOT)
+        self._local = sequencer.Sequencer(store, origin)  # in-process appends (CLI, threads)
+        self._local_lock = threading.Lock()
+        self._proc: Any = None
+        self._conn: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._outbox: list[tuple[dict[str, Any], list[str], asyncio.Future[Receipt]]] = []
+        self._sent: dict[int, list[tuple[asyncio.Future[Receipt], bytes]]] = {}
         self._last_ms = 0
+        self._next_id = 0
         self._closed = False
+        self._dead = False
         self._wake = threading.Event()
-        self._durable = threading.Condition()
         self._stop = threading.Event()
-        self._sequencer = threading.Thread(target=self._run, name="ledger-sequencer",
-                                           daemon=True)
         self._publisher = threading.Thread(target=self._publish_loop, name="ledger-publisher",
                                            daemon=True)
         self._witnesses = [(w, note.Verifier.parse(w.key)) for w in self.settings.witnesses]
-        self.appended = 0
-        self.commits = 0
         self._ckpt_size = 0
+        self.appended = 0
+        self.batches = 0
 
     @classmethod
     def open(cls, city: City, start: bool = True) -> Ledger:
         """The ledger of ``city``'s hub (``state/ledger.db``, keys ``state/ledger.key`` and
-        ``state/witness.key``, created on first use), with its threads started."""
+        ``state/witness.key``, created on first use); ``start`` also starts the sequencer
+        process and the checkpoint publisher."""
         origin = origin_of(city)
         state = city.state_dir
         ledger = cls(LedgerStore(state / "ledger.db"), origin,
@@ -127,70 +105,191 @@ class Ledger:
     # --- appending --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the sequencer and the checkpoint publisher."""
-        self._sequencer.start()
+        """Start the sequencer process and the checkpoint publisher."""
+        self._spawn()
         self._publisher.start()
 
-    def append(self, fields: dict[str, Any], datasets: Sequence[str] = ()) -> Ticket:
-        """Queue one entry (``wait`` on the ticket for its receipt).
+    def _spawn(self) -> None:
+        mine, theirs = socket.socketpair()
+        proc = multiprocessing.get_context("spawn").Process(
+            target=sequencer.main, name="zhongshu-ledger-sequencer",
+            args=(theirs, str(self.store.path), self.origin, self.settings.max_batch),
+            daemon=True)
+        proc.start()
+        theirs.close()
+        mine.setblocking(False)  # the event loop never waits on the sequencer
+        self._proc, self._conn = proc, mine
+        self._inbuf, self._outbuf, self._writing = bytearray(), bytearray(), False
+
+    async def record_async(self, fields: dict[str, Any], datasets: Sequence[str] = ()
+                           ) -> Receipt:
+        """Append one entry and wait, without blocking the event loop, until it is durable.
 
         ``fields`` must be float-free JSON with ASCII keys (see :mod:`entry`); the ledger
         adds ``v``, ``log`` and ``time``. ``datasets`` index the entry for its owners'
         usage reports.
-        """
-        t = Ticket(fields, list(dict.fromkeys(datasets)))
-        self._put(t)
-        return t
-
-    async def record_async(self, fields: dict[str, Any], datasets: Sequence[str] = ()
-                           ) -> Receipt:
-        """Append and wait, without blocking the event loop, until the entry is durable.
 
         Raises:
             LedgerUnavailable: the ledger is closed or could not write.
         """
-        t = Ticket(fields, list(dict.fromkeys(datasets)),
-                   asyncio.get_running_loop().create_future())
-        self._put(t)
-        assert t.waiter is not None
-        return await t.waiter
-
-    def record(self, fields: dict[str, Any], datasets: Sequence[str] = (),
-               timeout: float = 30.0) -> Receipt:
-        """Append and wait until durable (for callers that may block)."""
-        return self.wait(self.append(fields, datasets), timeout)
-
-    def wait(self, ticket: Ticket, timeout: float = 30.0) -> Receipt:
-        """The ticket's receipt, once its entry is durable.
-
-        Raises:
-            LedgerUnavailable: the ledger could not write it, or not within ``timeout``.
-        """
-        with self._durable:
-            if not self._durable.wait_for(
-                    lambda: ticket.receipt is not None or ticket.error is not None, timeout):
-                raise LedgerUnavailable("the ledger did not record in time; try again")
-        if ticket.error is not None:
-            raise ticket.error
-        assert ticket.receipt is not None
-        return ticket.receipt
-
-    def _put(self, t: Ticket) -> None:
         if self._closed:
-            t.error = LedgerUnavailable("the ledger is closed; nothing is recorded")
-            if t.waiter is not None:
-                t.waiter.set_exception(t.error)
-            return
-        self._queue.put(t)
+            raise LedgerUnavailable("the ledger is closed; nothing is recorded")
+        loop = asyncio.get_running_loop()
+        if self._proc is None:  # not started: append on a worker thread
+            return await asyncio.to_thread(self.append_now, fields, datasets)
+        if self._loop is None or self._loop.is_closed():
+            self._loop = loop
+            loop.add_reader(self._conn.fileno(), self._on_reply)
+        elif loop is not self._loop:  # another event loop: hand over to the sequencer's
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+                self.record_async(fields, datasets), self._loop))
+        fut: asyncio.Future[Receipt] = loop.create_future()
+        self._outbox.append((fields, list(dict.fromkeys(datasets)), fut))
+        if len(self._outbox) == 1:
+            loop.call_soon(self._flush)
+        return await fut
 
-    def append_now(self, fields: dict[str, Any], datasets: list[str] = ()) -> Receipt:
-        """Append one entry on the calling thread, durable on return (for the CLI, which
-        records a governance change while the hub may be running: the file lock orders
-        the two writers)."""
-        t = Ticket(fields, list(datasets))
-        self._commit([t])
-        assert t.receipt is not None
-        return t.receipt
+    def _flush(self) -> None:
+        # at most SEND_AT_ONCE entries a message, the rest on the next turn of the loop: the
+        # sequencer commits one part while the hub stamps the next (a pipeline, not lockstep)
+        batch, self._outbox = self._outbox[:SEND_AT_ONCE], self._outbox[SEND_AT_ONCE:]
+        if self._outbox:
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+        if not batch:
+            return
+        if self._dead or not self._proc.is_alive():
+            self._restart()
+        bid = self._next_id
+        self._next_id += 1
+        now = self._last_ms = max(int(time.time() * 1000), self._last_ms)
+        iso = iso_ms(now)
+        bodies = [(sequencer.stamp(f, self.origin, iso), d) for f, d, _ in batch]
+        self._sent[bid] = [(fut, merkle.leaf_hash(b)) for (_, _, fut), (b, _) in
+                           zip(batch, bodies, strict=True)]
+        self._outbuf += sequencer.request(bid, now, bodies)
+        self._pump()
+
+    def _pump(self) -> None:
+        """Send what is buffered without blocking; the loop calls again when writable."""
+        assert self._loop is not None
+        try:
+            while self._outbuf:
+                n = self._conn.send(self._outbuf)
+                del self._outbuf[:n]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._outbuf.clear()
+            self._died()
+            return
+        if self._outbuf and not self._writing:
+            self._loop.add_writer(self._conn.fileno(), self._pump)
+            self._writing = True
+        elif not self._outbuf and self._writing:
+            self._loop.remove_writer(self._conn.fileno())
+            self._writing = False
+
+    def _restart(self) -> None:
+        log.error("the ledger sequencer stopped; starting it again")
+        if self._loop is not None and self._conn is not None:
+            self._loop.remove_reader(self._conn.fileno())
+            self._loop.remove_writer(self._conn.fileno())
+            self._conn.close()
+        for bid in list(self._sent):
+            self._fail(bid)
+        self._spawn()
+        self._dead = False
+        if self._loop is not None:
+            self._loop.add_reader(self._conn.fileno(), self._on_reply)
+
+    def _fail(self, bid: int) -> None:
+        for fut, _ in self._sent.pop(bid, []):
+            if not fut.done():
+                fut.set_exception(LedgerUnavailable(_UNAVAILABLE))
+
+    def _on_reply(self) -> None:
+        try:
+            while True:
+                data = self._conn.recv(1 << 20)
+                if not data:
+                    self._died()
+                    return
+                self._inbuf += data
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._died()
+            return
+        for msg in sequencer.frames(self._inbuf):
+            bid, first, count = sequencer.answer(msg)
+            sent = self._sent.pop(bid, [])
+            self.batches += 1
+            if first < 0 or count != len(sent):
+                for fut, _ in sent:
+                    if not fut.done():
+                        fut.set_exception(LedgerUnavailable(_UNAVAILABLE))
+                continue
+            origin = self.origin
+            for i, (fut, leaf) in enumerate(sent):
+                if not fut.done():
+                    fut.set_result(Receipt(origin, first + i, leaf))
+            self.appended += count
+            if first + count - self._ckpt_size >= self.settings.checkpoint_every:
+                self._wake.set()
+
+    def _died(self) -> None:
+        """The sequencer is gone: what it did not answer failed; the next batch restarts it."""
+        assert self._loop is not None
+        self._loop.remove_reader(self._conn.fileno())
+        if self._writing:
+            self._loop.remove_writer(self._conn.fileno())
+            self._writing = False
+        for bid in list(self._sent):
+            self._fail(bid)
+        self._dead = True
+
+    def _detach(self) -> None:
+        """Stop the event loop watching the sequencer's socket (from any thread)."""
+        loop, fd = self._loop, self._conn.fileno()
+        if loop is None or loop.is_closed():
+            return
+        done = threading.Event()
+
+        def detach() -> None:
+            loop.remove_reader(fd)
+            loop.remove_writer(fd)
+            done.set()
+
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop or not loop.is_running():
+            detach()
+            return
+        try:
+            loop.call_soon_threadsafe(detach)
+        except RuntimeError:
+            return
+        done.wait(2)
+
+    def record(self, fields: dict[str, Any], datasets: Sequence[str] = ()) -> Receipt:
+        """Append on the calling thread and return once durable (governance changes, the
+        CLI). SQLite's write lock orders this with the sequencer process."""
+        return self.append_now(fields, datasets)
+
+    def append_now(self, fields: dict[str, Any], datasets: Sequence[str] = ()) -> Receipt:
+        """Append one entry in this process, durable on return."""
+        if self._closed:
+            raise LedgerUnavailable("the ledger is closed; nothing is recorded")
+        with self._local_lock:
+            try:
+                ((idx, leaf),) = self._local.commit([(fields, list(dict.fromkeys(datasets)))])
+            except Exception as e:
+                log.error("ledger append failed: %s", e)
+                raise LedgerUnavailable(_UNAVAILABLE) from None
+        return Receipt(self.origin, idx, leaf)
 
     def change_recorder(self) -> Any:
         """A metadata-store ``on_change`` hook that records each governance change."""
@@ -198,88 +297,8 @@ class Ledger:
             fields = entry.change(actor, action, {"subject": subject, **details})
             named = details.get("datasets") or details.get("dataset") or []
             datasets = [named] if isinstance(named, str) else [str(d) for d in named]
-            if self._sequencer.is_alive():
-                self.record(fields, datasets)
-            else:
-                self.append_now(fields, datasets)
+            self.append_now(fields, datasets)
         return record
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            while len(batch) < self.settings.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._queue.put(None)
-                    break
-                batch.append(nxt)
-            try:
-                self._commit(batch)
-            except Exception as e:  # the disk, not the caller: nothing is answered unrecorded
-                self._frontier = None
-                self.store.forget_edge()
-                log.error("ledger append failed: %s", e)
-                err = LedgerUnavailable("the ledger could not record this exchange; try again")
-                for t in batch:
-                    t.receipt, t.error = None, err
-            self._notify(batch)
-
-    def _notify(self, batch: list[Ticket]) -> None:
-        loops: dict[asyncio.AbstractEventLoop, list[Ticket]] = {}
-        sync = False
-        for t in batch:
-            if t.waiter is None:
-                sync = True
-            else:
-                loops.setdefault(t.waiter.get_loop(), []).append(t)
-        for loop, tickets in loops.items():  # one wake-up per loop and batch
-            try:
-                loop.call_soon_threadsafe(_settle, tickets)
-            except RuntimeError:
-                pass  # that loop has closed: nobody waits any more
-        if sync:
-            with self._durable:
-                self._durable.notify_all()
-
-    def _commit(self, batch: list[Ticket]) -> None:
-        with self.store.write() as c:
-            size = self.store.size(c)
-            f = self._frontier
-            if f is None or f.size != size:  # first batch, or another process appended
-                self.store.forget_edge()
-                f = merkle.Frontier.load(self.store.hash, size)
-            now = max(int(time.time() * 1000), self._last_ms)
-            stamp = iso_ms(now)
-            rows, nodes, index = [], [], []
-            origin, dumps, leaf_hash, append = (self.origin, canonical.dumps_plain,
-                                                merkle.leaf_hash, f.append)
-            for t in batch:
-                fields = t.fields  # the ticket's own dict: stamped in place
-                fields["v"], fields["log"], fields["time"] = VERSION, origin, stamp
-                body = dumps(fields)
-                leaf = leaf_hash(body)
-                idx = f.size
-                append(leaf, nodes)
-                rows.append((idx, now, body))
-                for d in t.datasets:
-                    index.append((d, idx))
-                t.receipt = Receipt(origin, idx, leaf)
-            c.executemany("INSERT INTO entries VALUES (?, ?, ?)", rows)
-            self.store.put_hashes(c, nodes)
-            if index:
-                c.executemany("INSERT INTO entry_datasets VALUES (?, ?)", index)
-        self._frontier, self._last_ms = f, now
-        self._committed = (f.size, f.root())
-        self.appended += len(batch)
-        self.commits += 1
-        if f.size - self._ckpt_size >= self.settings.checkpoint_every:
-            self._wake.set()
 
     # --- checkpoints ------------------------------------------------------------------------
 
@@ -387,13 +406,20 @@ class Ledger:
         return merkle.consistency_proof(self.store.hash, old, new)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Record what is queued, then stop (a last checkpoint covers it)."""
+        """Wait for what was sent to the sequencer, stop it, and sign a last checkpoint."""
         if self._closed:
             return
         self._closed = True
-        if self._sequencer.is_alive():
-            self._queue.put(None)
-            self._sequencer.join(timeout)
+        deadline = time.monotonic() + timeout
+        while self._sent and time.monotonic() < deadline:
+            time.sleep(0.01)  # replies are read by the event loop, which still runs
+        if self._conn is not None:
+            self._detach()
+            self._conn.close()
+        if self._proc is not None:
+            self._proc.join(timeout)
+            if self._proc.is_alive():
+                self._proc.terminate()
         self._stop.set()
         self._wake.set()
         if self._publisher.is_alive():

@@ -47,6 +47,20 @@ CREATE TABLE IF NOT EXISTS evidence (id INTEGER PRIMARY KEY, origin TEXT NOT NUL
 """
 
 
+_MAX_PARAMS = 30_000  # below SQLite's 32,766 bound variables per statement
+
+
+def insert_rows(c: sqlite3.Connection, table: str, width: int, flat: list[object]) -> None:
+    """Insert rows given flat (``width`` values each) with one multi-row statement per
+    30,000 values: one SQLite call instead of one per row."""
+    step = _MAX_PARAMS // width * width
+    for lo in range(0, len(flat), step):
+        chunk = flat[lo:lo + step]
+        one = "(" + ",".join("?" * width) + ")"
+        c.execute(f"INSERT INTO {table} VALUES " + ",".join([one] * (len(chunk) // width)),
+                  chunk)
+
+
 class LedgerStore:
     """Typed access to one ledger file; each thread gets its own connection."""
 
@@ -120,7 +134,16 @@ class LedgerStore:
         Raises:
             LedgerInvalid: it is missing (the file was damaged).
         """
-        blob = self._tile(level << 48 | idx // TILE)
+        key = level << 48 | idx // TILE
+        with self._full_lock:
+            blob = self._full.get(key)
+        if blob is None:
+            c = self.conn()
+            row = c.execute("SELECT hash FROM edge WHERE key = ? AND pos = ?",
+                            (key, idx % TILE)).fetchone()
+            if row is not None:
+                return bytes(row[0])
+            blob = self._tile(key)
         at = (idx % TILE) * HASH
         h = blob[at:at + HASH]
         if len(h) != HASH:
@@ -152,10 +175,11 @@ class LedgerStore:
                 edge.extend((key, pos, h) for pos, h in hs)
                 self._edge[key] = blob
         if full:
-            c.executemany("INSERT INTO tiles VALUES (?, ?)", full)
-            c.executemany("DELETE FROM edge WHERE key = ?", done)
+            insert_rows(c, "tiles", 2, [v for row in full for v in row])
+            c.execute(f"DELETE FROM edge WHERE key IN ({','.join('?' * len(done))})",
+                      [k for (k,) in done])
         if edge:
-            c.executemany("INSERT INTO edge VALUES (?, ?, ?)", edge)
+            insert_rows(c, "edge", 3, [v for row in edge for v in row])
 
     def forget_edge(self) -> None:
         """Drop the writer's cached partial tiles (after a failed commit, or when another
