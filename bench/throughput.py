@@ -118,7 +118,6 @@ def main() -> None:
     for _round in range(args.rounds):  # alternate, so drift in the machine hits both alike
         for mode in ("off", "on"):
             env = {"ZHONGSHU_LEDGER_ENABLED": "false"} if mode == "off" else {}
-            env.update({k: v for k, v in os.environ.items() if k.startswith("ZS_EXPERIMENT")})
             with serve(city, env) as (url, token):
                 asyncio.run(_load(url, token, 2, args.connections, n_keys))  # warm-up
                 n, e, lat = asyncio.run(_load(url, token, args.seconds, args.connections,

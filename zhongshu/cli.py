@@ -86,9 +86,6 @@ def serve(city_dir: DirOpt = Path("."),
 def _serve(service: Any, host: str, port: int) -> None:
     import uvicorn
 
-    if os.environ.get("ZS_EXPERIMENT_SWITCH"):
-        sys.setswitchinterval(float(os.environ["ZS_EXPERIMENT_SWITCH"]))
-
     from zhongshu.protocol.app import create_app
 
     down = {n: s for n, s in service.health().items() if s != "ok"}
