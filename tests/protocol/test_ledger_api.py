@@ -137,6 +137,17 @@ def test_owner_usage_report(hub: RunningHub, city: httpx.Client) -> None:
         later = owner.get("/v1/ledger/usage", params={"dataset": "traffic.checkpoints",
                                                        "since": "2999-01-01T00:00:00Z"})
         assert later.json()["entries"] == []
+        since = data["entries"][-1]["entry"]["time"]
+        recent = owner.get("/v1/ledger/usage", params={"dataset": "traffic.checkpoints",
+                                                        "since": since}).json()["entries"]
+        assert recent and all(e["entry"]["time"] >= since for e in recent)
+        page = owner.get("/v1/ledger/usage", params={"dataset": "traffic.checkpoints",
+                                                      "limit": 1}).json()
+        assert len(page["entries"]) == 1
+        rest = owner.get("/v1/ledger/usage", params={"dataset": "traffic.checkpoints",
+                                                      "after": page["next"]}).json()
+        assert [e["index"] for e in page["entries"] + rest["entries"]] == \
+            [e["index"] for e in data["entries"]][:1 + len(rest["entries"])]
     with _client(hub, "app-parking") as other:
         assert other.get("/v1/ledger/usage",
                          params={"dataset": "traffic.checkpoints"}).status_code == 404

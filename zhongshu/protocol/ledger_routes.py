@@ -20,6 +20,7 @@ from zhongshu.errors import BadRequest, NotFound
 from zhongshu.ledger import Ledger, Witness
 from zhongshu.ledger import note as notes
 from zhongshu.ledger.merkle import leaf_hash
+from zhongshu.ledger.sequencer import iso_ms
 from zhongshu.ledger.store import TILE
 from zhongshu.policy.identity import Caller
 from zhongshu.query.service import QueryService
@@ -180,28 +181,43 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
 
     @app.get("/v1/ledger/usage", tags=["ledger"], responses=errors)
     async def usage(dataset: str, who: Annotated[Caller, Depends(caller)],
-                    since: str | None = None) -> dict[str, Any]:
-        """Every exchange and refusal that named ``dataset`` (owners and auditors only),
-        from ``since`` (ISO 8601 UTC), each with its inclusion proof in the latest
-        checkpoint."""
-        return await run_in_threadpool(_usage, dataset, who, since)
+                    since: str | None = None,
+                    after: Annotated[int, Query(ge=-1)] = -1,
+                    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict[str, Any]:
+        """Every exchange, refusal and change that named ``dataset`` (owners and auditors
+        only), from ``since`` (ISO 8601 UTC), at most ``limit`` after index ``after``
+        (``next`` continues), each with its inclusion proof in the latest checkpoint."""
+        return await run_in_threadpool(_usage, dataset, who, since, after, limit)
 
-    def _usage(dataset: str, who: Caller, since: str | None) -> dict[str, Any]:
+    def _usage(dataset: str, who: Caller, since: str | None, after: int, limit: int
+               ) -> dict[str, Any]:
         ds = service.catalog.dataset(dataset)
         if ds is None or not (ds.owner == who.name or who.has_role("auditor")):
             raise NotFound(f"no dataset `{dataset}` whose usage you may read (owners and "
                            "auditors only)")
-        start = ledger.store.first_since(_ms(since)) if since else 0
+        start, floor = after + 1, ""
+        if since:
+            # writers in other processes stamp their own clocks: start a minute early and
+            # compare each entry's own time
+            ms = _ms(since)
+            start, floor = max(start, ledger.store.first_since(ms - 60_000)), iso_ms(ms)
         ckpt = _ckpt()
-        out = []
+        out: list[dict[str, Any]] = []
+        nxt = None
         for idx in ledger.store.reading(dataset, start):
             if idx >= ckpt.size:
                 break
+            if len(out) == limit:
+                nxt = out[-1]["index"]
+                break
             body = ledger.store.entry(idx)
             assert body is not None
-            out.append({"index": idx, "entry": orjson.loads(body),
+            fields = orjson.loads(body)
+            if fields.get("time", "") < floor:
+                continue
+            out.append({"index": idx, "entry": fields,
                         "proof": [h.hex() for h in ledger.inclusion(idx, ckpt.size)]})
-        return {"dataset": dataset, "checkpoint": ckpt.text, "entries": out}
+        return {"dataset": dataset, "checkpoint": ckpt.text, "entries": out, "next": nxt}
 
     if witness is not None and witness.logs:
         @app.post("/v1/ledger/witness/add-checkpoint", tags=["ledger"],
