@@ -72,7 +72,7 @@ class Ledger:
         self._conn: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._outbox: list[tuple[dict[str, Any], list[str], asyncio.Future[Receipt]]] = []
-        self._sent: dict[int, list[tuple[asyncio.Future[Receipt], bytes]]] = {}
+        self._sent: dict[int, list[asyncio.Future[Receipt]]] = {}
         self._last_ms = 0
         self._next_id = 0
         self._closed = False
@@ -165,8 +165,7 @@ class Ledger:
         now = self._last_ms = max(int(time.time() * 1000), self._last_ms)
         iso = iso_ms(now)
         bodies = [(sequencer.stamp(f, self.origin, iso), d) for f, d, _ in batch]
-        self._sent[bid] = [(fut, merkle.leaf_hash(b)) for (_, _, fut), (b, _) in
-                           zip(batch, bodies, strict=True)]
+        self._sent[bid] = [fut for _, _, fut in batch]
         self._outbuf += sequencer.request(bid, now, bodies)
         self._pump()
 
@@ -204,7 +203,7 @@ class Ledger:
             self._loop.add_reader(self._conn.fileno(), self._on_reply)
 
     def _fail(self, bid: int) -> None:
-        for fut, _ in self._sent.pop(bid, []):
+        for fut in self._sent.pop(bid, []):
             if not fut.done():
                 fut.set_exception(LedgerUnavailable(_UNAVAILABLE))
 
@@ -222,18 +221,18 @@ class Ledger:
             self._died()
             return
         for msg in sequencer.frames(self._inbuf):
-            bid, first, count = sequencer.answer(msg)
+            bid, first, count, leaves = sequencer.answer(msg)
             sent = self._sent.pop(bid, [])
             self.batches += 1
-            if first < 0 or count != len(sent):
-                for fut, _ in sent:
+            if first < 0 or count != len(sent) or len(leaves) != 32 * count:
+                for fut in sent:
                     if not fut.done():
                         fut.set_exception(LedgerUnavailable(_UNAVAILABLE))
                 continue
             origin = self.origin
-            for i, (fut, leaf) in enumerate(sent):
+            for i, fut in enumerate(sent):
                 if not fut.done():
-                    fut.set_result(Receipt(origin, first + i, leaf))
+                    fut.set_result(Receipt(origin, first + i, leaves[32 * i:32 * i + 32]))
             self.appended += count
             if first + count - self._ckpt_size >= self.settings.checkpoint_every:
                 self._wake.set()

@@ -60,12 +60,12 @@ class Sequencer:
         now = int(time.time() * 1000)
         iso = iso_ms(now)
         bodies = [(stamp(f, self.origin, iso), d, now) for f, d in items]
-        first = self.commit_bodies(bodies)
-        return [(first + i, merkle.leaf_hash(b)) for i, (b, _, _) in enumerate(bodies)]
+        first, leaves = self.commit_bodies(bodies)
+        return [(first + i, leaf) for i, leaf in enumerate(leaves)]
 
-    def commit_bodies(self, bodies: list[Body]) -> int:
+    def commit_bodies(self, bodies: list[Body]) -> tuple[int, list[bytes]]:
         """Append entries given as canonical bytes (with the datasets each names and the
-        time it was stamped with), durably; the index of the first."""
+        time it was stamped with), durably; the index of the first, and the leaf hashes."""
         try:
             return self._commit(bodies)
         except sqlite3.IntegrityError:
@@ -81,7 +81,7 @@ class Sequencer:
         self._frontier = None
         self.store.forget_edge()
 
-    def _commit(self, bodies: list[Body]) -> int:
+    def _commit(self, bodies: list[Body]) -> tuple[int, list[bytes]]:
         with self.store.write() as c:
             f = self._frontier
             f = (merkle.Frontier.load(self.store.hash, self.store.size(c)) if f is None
@@ -90,10 +90,13 @@ class Sequencer:
             rows: list[Any] = []
             nodes: list[tuple[int, int, bytes]] = []
             index: list[Any] = []
+            leaves: list[bytes] = []
             leaf_hash, append = merkle.leaf_hash, f.append
             for body, datasets, time_ms in bodies:
                 idx = f.size
-                append(leaf_hash(body), nodes)
+                leaf = leaf_hash(body)
+                leaves.append(leaf)
+                append(leaf, nodes)
                 rows += (idx, time_ms, body)
                 for d in datasets:
                     index += (d, idx)
@@ -102,13 +105,13 @@ class Sequencer:
             insert_rows(c, "entry_datasets", 2, index)
         self._frontier = f
         self.commits += 1
-        return first
+        return first, leaves
 
 
 # --- the wire between the hub and the sequencer process ---------------------------------
 # request: bid u64, count u32, time_ms u64, then per entry: u32 length, the entry's bytes,
 #          u16 length, the datasets it names joined by "\n"
-# answer:  bid u64, first index i64 (-1: not recorded), count u32
+# answer:  bid u64, first index i64 (-1: not recorded), count u32, then count leaf hashes
 
 _HEAD = struct.Struct(">QIQ")
 _ANSWER = struct.Struct(">QqI")
@@ -137,10 +140,10 @@ def _parse(msg: bytes) -> tuple[int, list[Body]]:
     return bid, out
 
 
-def answer(msg: bytes) -> tuple[int, int, int]:
-    """``(bid, first index or -1, count)`` of one answer."""
-    bid, first, count = _ANSWER.unpack(msg)
-    return bid, first, count
+def answer(msg: bytes) -> tuple[int, int, int, bytes]:
+    """``(bid, first index or -1, count, leaf hashes back to back)`` of one answer."""
+    bid, first, count = _ANSWER.unpack_from(msg)
+    return bid, first, count, msg[_ANSWER.size:]
 
 
 def frame(payload: bytes) -> bytes:
@@ -190,15 +193,17 @@ def main(sock: socket.socket, path: str, origin: str, max_batch: int) -> None:
         except OSError:
             return
         try:
-            first = seq.commit_bodies([b for m in msgs for b in m[1]])
+            first, leaves = seq.commit_bodies([b for m in msgs for b in m[1]])
         except Exception as e:  # the disk, not the caller: nothing is answered unrecorded
             log.error("ledger append failed: %s", e)
-            first = -1
-        out = []
+            first, leaves = -1, []
+        out, at = [], 0
         for bid, bodies in msgs:
-            out.append(frame(_ANSWER.pack(bid, first, len(bodies))))
+            n = len(bodies)
+            out.append(frame(_ANSWER.pack(bid, first, n) + b"".join(leaves[at:at + n])))
+            at += n
             if first >= 0:
-                first += len(bodies)
+                first += n
         try:
             sock.sendall(b"".join(out))
         except OSError:
