@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from zhongshu.config import (
+    AggregateConfig,
     Column,
     DatasetConfig,
     GrantConfig,
@@ -18,6 +19,7 @@ from zhongshu.config import (
     Mask,
     MemberInfo,
     SourceConfig,
+    StreamConfig,
     WitnessedLog,
     WitnessPeer,
 )
@@ -132,6 +134,43 @@ default): keep the city folder traversable (mode 755) and the files readable (64
 source; if a column is gone, or its type left its family (integers may serve a DOUBLE or
 DECIMAL column), the dataset is marked unavailable with the reason until the member file or
 the source is fixed.
+
+### `[[streams]]`
+
+A department's event stream (MQTT topic or NATS subject) the hub subscribes to. Subscribing
+is reading: the hub never publishes on, creates or alters a department's streams. Messages
+are acknowledged only once their effect on the windows is committed; malformed ones are
+counted and sampled (at most 100 a minute) into the unlisted dataset
+`streams.<member>__<stream>__rejected` with the reason.
+
+{table(StreamConfig)}
+
+### `[[aggregates]]`
+
+A tumbling window over a stream, on event time, served as a dataset of the stream's owner
+(`window_start`, `window_end`, the `group_by` columns, then the measures). Late events update
+their window until `lateness_s` after its end (measured on the largest event time seen);
+later ones are dropped and counted.
+
+{table(AggregateConfig)}
+
+```toml
+[[streams]]
+name = "passages-live"
+kind = "mqtt"
+topic = "city/traffic/passages"
+time_column = "passed_at"
+columns = [{{ name = "camera_id", type = "VARCHAR" }}, {{ name = "passed_at", type = "TIMESTAMP" }},
+           {{ name = "speed_kmh", type = "DOUBLE" }}]
+
+[[aggregates]]
+dataset = "traffic.live_flow"
+stream = "passages-live"
+window_s = 60
+lateness_s = 120
+group_by = ["camera_id"]
+measures = {{ vehicles = "count(*)", avg_speed = "avg(speed_kmh)" }}
+```
 
 ### `[[grants]]`
 

@@ -127,3 +127,31 @@ def test_env_overrides_ledger_settings(demo_dir: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("ZHONGSHU_LEDGER_CHECKPOINT_INTERVAL_S", "-1")
     with pytest.raises(ConfigError, match="ZHONGSHU_LEDGER_CHECKPOINT_INTERVAL_S"):
         load_city(demo_dir)
+
+
+def test_stream_aggregates_are_checked_and_served_as_datasets(demo_dir: Path,
+                                                              tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "city"
+    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+    member = root / "members" / "traffic-police.toml"
+    base = member.read_text()
+    stream = ('\n[[streams]]\nname = "live"\nkind = "mqtt"\ntopic = "t"\n'
+              'time_column = "at"\ncolumns = [{ name = "at", type = "TIMESTAMP" }, '
+              '{ name = "cam", type = "VARCHAR" }]\n')
+    good = stream + ('\n[[aggregates]]\ndataset = "traffic.live"\nstream = "live"\n'
+                     'group_by = ["cam"]\nmeasures = { n = "count(*)" }\n')
+    member.write_text(base + good)
+    city = load_city(root)
+    owner, ds = city.datasets()["traffic.live"]
+    assert owner == "traffic-police" and [c.name for c in ds.columns] == [
+        "window_start", "window_end", "cam", "n"]
+    assert city.sources()["traffic-police-streams"][1].path == "streams/traffic-police.sqlite"
+    for bad, words in [(good.replace('stream = "live"', 'stream = "nope"'), "nope"),
+                       (good.replace("count(*)", "median(cam)"), "median(cam)"),
+                       (good.replace('["cam"]', '["camera"]'), "camera"),
+                       (stream.replace('time_column = "at"', 'time_column = "when"'), "when")]:
+        member.write_text(base + bad)
+        with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
+            load_city(root)

@@ -57,6 +57,18 @@ def _service(city_dir: Path, monitor: bool = False) -> Any:
     return QueryService(load_city(city_dir), monitor=monitor)
 
 
+def _serving(city_dir: Path) -> tuple[Any, Any]:
+    """The city's stream service (None without streams), then its query service: the
+    streams' window tables exist before the catalog reads them."""
+    from zhongshu.config import load_city
+    from zhongshu.query.service import QueryService
+    from zhongshu.streams.service import StreamService
+
+    city = load_city(city_dir)
+    streams = StreamService(city) if any(m.streams for m in city.members.values()) else None
+    return streams, QueryService(city, monitor=True)
+
+
 # --- init -------------------------------------------------------------------------------------
 
 @app.command()
@@ -79,11 +91,12 @@ def init(name: Annotated[str, typer.Argument(help="short name of the city, e.g. 
 def serve(city_dir: DirOpt = Path("."),
           host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="port to listen on")] = 8400) -> None:
-    """Serve a city's hub over the protocol."""
-    _serve(_service(city_dir, monitor=True), host, port)
+    """Serve a city's hub over the protocol (and ingest its declared streams)."""
+    streams, service = _serving(city_dir)
+    _serve(service, host, port, streams)
 
 
-def _serve(service: Any, host: str, port: int) -> None:
+def _serve(service: Any, host: str, port: int, streams: Any = None) -> None:
     import uvicorn
 
     from zhongshu.protocol.app import create_app
@@ -97,8 +110,14 @@ def _serve(service: Any, host: str, port: int) -> None:
         err.print(f"[yellow]warning:[/] dataset {d.name} is unavailable: {d.reason}")
     out.print(f"Hub for [bold]{service.city.info.name}[/] on http://{host}:{port}  "
               f"(protocol: /v1/openapi.json, metrics: /metrics)")
-    uvicorn.run(create_app(service), host=host, port=port, log_level="warning",
-                access_log=False)
+    if streams is not None:
+        streams.start()
+    try:
+        uvicorn.run(create_app(service), host=host, port=port, log_level="warning",
+                    access_log=False)
+    finally:
+        if streams is not None:
+            streams.stop()
 
 
 # --- demo -------------------------------------------------------------------------------------
@@ -144,7 +163,7 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
                             progress=progress)
             bar.update(task, description="done", completed=1.0)
         out.print(f"Built the demo city in {city_dir}/ in {time.monotonic() - t0:.1f} s.")
-    service = _service(city_dir, monitor=True)
+    streams, service = _serving(city_dir)
     where = ensure_tokens(service.catalog, city_dir)
     out.print(f"Member tokens are in {where}/ (one file per member, readable by you only).")
     out.print("Try:\n"
@@ -152,7 +171,7 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
               "\"SELECT c.district, count(*) AS passages FROM traffic.passages p JOIN "
               "traffic.checkpoints c USING (camera_id) GROUP BY 1 ORDER BY 2 DESC\"")
     if not no_serve:
-        _serve(service, host, port)
+        _serve(service, host, port, streams)
 
 
 # --- query ------------------------------------------------------------------------------------

@@ -258,11 +258,53 @@ class GrantConfig(_Strict):
         return {k: (Mask(kind=m) if isinstance(m, str) else m) for k, m in v.items()}
 
 
+class StreamConfig(_Strict):
+    """A department's event stream the hub subscribes to (subscribing is reading)."""
+
+    name: str = Field(pattern=_NAME)
+    kind: Literal["mqtt", "nats"]
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, description="1883 (MQTT) or 4222 (NATS) by default")
+    topic: str = Field(description="MQTT topic filter, or NATS subject")
+    format: Literal["json", "csv"] = Field(
+        default="json", description="json: one object, or an array of objects, per message; "
+                                    "csv: one record per line, columns in declared order")
+    columns: list[Column] = Field(description="the schema of one record")
+    time_column: str = Field(description="the event-time column (ISO 8601 or epoch seconds)")
+    durable: str | None = Field(default=None, description="NATS JetStream durable consumer "
+                                "(resumes where it left off; the stream must exist)")
+
+    @model_validator(mode="after")
+    def _check(self) -> StreamConfig:
+        if self.time_column not in {c.name for c in self.columns}:
+            raise ValueError(f"time_column `{self.time_column}` is not one of the columns")
+        return self
+
+
+class AggregateConfig(_Strict):
+    """A windowed aggregate over a stream, kept by the hub as a dataset of the stream's owner."""
+
+    dataset: str = Field(pattern=_DATASET, description="the dataset it is served as")
+    stream: str = Field(description="a stream of the same member")
+    window_s: int = Field(default=60, ge=1, description="tumbling window, seconds")
+    lateness_s: int = Field(default=120, ge=0, description="how long after its end a window "
+                            "still takes late events (then it is closed)")
+    group_by: list[str] = Field(default=[], description="stream columns to group by")
+    measures: dict[str, str] = Field(description="name → count(*), sum(col), avg(col), "
+                                                 "min(col) or max(col)")
+    title: str = ""
+    description: str = ""
+    area_column: str | None = None
+    listed: bool = True
+
+
 class MemberFile(_Strict):
     member: MemberInfo
     sources: list[SourceConfig] = []
     datasets: list[DatasetConfig] = []
     grants: list[GrantConfig] = []
+    streams: list[StreamConfig] = []
+    aggregates: list[AggregateConfig] = []
 
     @field_validator("datasets")
     @classmethod
@@ -376,7 +418,7 @@ def load_city(root: str | os.PathLike[str]) -> City:
     members: dict[str, MemberFile] = {}
     files: dict[str, Path] = {}
     for path in sorted((root / "members").glob("*.toml")):
-        mf: MemberFile = _parse(path, MemberFile)
+        mf = _with_stream_datasets(_parse(path, MemberFile), path)
         if mf.member.name in members:
             raise ConfigError(f"member `{mf.member.name}` is also declared in "
                               f"{files[mf.member.name].name}", path=str(path))
@@ -386,6 +428,84 @@ def load_city(root: str | os.PathLike[str]) -> City:
                 member_files=files, ledger=ledger)
     _cross_check(city)
     return city
+
+
+_MEASURE = re.compile(r"^\s*(count|sum|avg|min|max)\s*\(\s*(\*|[a-z_][a-z0-9_]*)\s*\)\s*$")
+
+
+def parse_measure(text: str) -> tuple[str, str | None]:
+    """``("count", None)``, ``("avg", "speed_kmh")``… of a measure expression.
+
+    Raises:
+        ValueError: not one of count(*), sum(col), avg(col), min(col), max(col).
+    """
+    m = _MEASURE.match(text.lower())
+    if not m or (m.group(1) == "count") != (m.group(2) == "*"):
+        raise ValueError(f"measure `{text}`: write count(*), sum(col), avg(col), min(col) or "
+                         "max(col) (windows merge these exactly as events arrive)")
+    return m.group(1), None if m.group(2) == "*" else m.group(2)
+
+
+def stream_store(member: str) -> str:
+    """Path (relative to the city) of the file holding a member's stream aggregates."""
+    return f"streams/{member}.sqlite"
+
+
+def _with_stream_datasets(mf: MemberFile, path: Path) -> MemberFile:
+    """``mf`` plus, for its stream aggregates, the datasets and the source that serve them
+    (the hub's own SQLite file of that member's windows, read like any source)."""
+    if not mf.aggregates and not mf.streams:
+        return mf
+    streams = {s.name: s for s in mf.streams}
+    owner = mf.member.name
+    datasets = list(mf.datasets)
+    for a in mf.aggregates:
+        st = streams.get(a.stream)
+        if st is None:
+            raise ConfigError(f"aggregate `{a.dataset}` reads stream `{a.stream}`, which this "
+                              f"member does not declare (streams: {', '.join(streams) or 'none'})",
+                              path=str(path), line=_find(path.read_text(), a.dataset))
+        types = {c.name: c for c in st.columns}
+        cols = [Column(name="window_start", type="TIMESTAMP", classification="public",
+                       description="start of the window (event time, UTC)"),
+                Column(name="window_end", type="TIMESTAMP", classification="public",
+                       description="end of the window (exclusive)")]
+        for g in a.group_by:
+            if g not in types:
+                raise ConfigError(f"aggregate `{a.dataset}` groups by `{g}`, not a column of "
+                                  f"stream `{a.stream}`", path=str(path),
+                                  line=_find(path.read_text(), a.dataset))
+            cols.append(types[g])
+        for name, text in a.measures.items():
+            try:
+                fn, col = parse_measure(text)
+            except ValueError as e:
+                raise ConfigError(str(e), path=str(path),
+                                  line=_find(path.read_text(), text)) from None
+            if col is not None and col not in types:
+                raise ConfigError(f"measure `{name}` reads `{col}`, not a column of stream "
+                                  f"`{a.stream}`", path=str(path),
+                                  line=_find(path.read_text(), text))
+            cols.append(Column(name=name, type="BIGINT" if fn == "count" else "DOUBLE",
+                               classification="internal", description=text))
+        datasets.append(DatasetConfig(
+            name=a.dataset, title=a.title, description=a.description or
+            f"{a.window_s}-second windows over stream {a.stream}", source=f"{owner}-streams",
+            table=a.dataset.replace(".", "__"), columns=cols, area_column=a.area_column,
+            listed=a.listed))
+    for st in mf.streams:
+        datasets.append(DatasetConfig(
+            name=f"streams.{owner.replace('-', '_')}__{st.name.replace('-', '_')}__rejected",
+            title=f"Rejected messages of stream {st.name}",
+            description="malformed messages, sampled, with the reason", source=f"{owner}-streams",
+            table=f"rejected__{st.name.replace('-', '_')}", listed=False, columns=[
+                Column(name="received_at", type="TIMESTAMP", classification="internal"),
+                Column(name="reason", type="VARCHAR", classification="internal"),
+                Column(name="sample", type="VARCHAR", classification="sensitive",
+                       description="the start of the message as received")]))
+    sources = [*mf.sources, SourceConfig(name=f"{owner}-streams", kind="sqlite",
+                                         path=stream_store(owner))]
+    return mf.model_copy(update={"datasets": datasets, "sources": sources})
 
 
 def _cross_check(city: City) -> None:

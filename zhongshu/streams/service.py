@@ -1,0 +1,140 @@
+"""The stream service: subscribers hand messages to one committer, which parses them,
+folds them into their windows and commits, then acknowledges them to the broker."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from zhongshu.config import City, stream_store
+from zhongshu.sources.mqtt import MqttSubscriber
+from zhongshu.streams.records import Reader
+from zhongshu.streams.windows import Aggregate, WindowStore
+
+log = logging.getLogger("zhongshu.streams")
+BATCH_MESSAGES = 10_000
+BATCH_WAIT_S = 0.05
+
+
+@dataclass
+class Counters:
+    """What the service has seen, per stream (for metrics and tests)."""
+
+    messages: dict[str, int] = field(default_factory=dict)
+    records: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, int] = field(default_factory=dict)
+    commits: int = 0
+
+
+class StreamService:
+    """Every declared stream of a city, ingested into its owner's window store."""
+
+    def __init__(self, city: City) -> None:
+        self.city = city
+        self.stores: dict[str, WindowStore] = {}
+        self.readers: dict[str, tuple[str, Reader]] = {}  # stream → (owner, reader)
+        for owner, mf in city.members.items():
+            if not mf.streams:
+                continue
+            by_name = {s.name: s for s in mf.streams}
+            aggs = [Aggregate(a, by_name[a.stream]) for a in mf.aggregates]
+            self.stores[owner] = WindowStore(city.root / stream_store(owner), aggs,
+                                             mf.streams)
+            for st in mf.streams:
+                self.readers[st.name] = (owner, Reader(st))
+        self.counters = Counters()
+        self._queue: queue.SimpleQueue[tuple[str, bytes, Callable[[], None] | None]] = \
+            queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._subscribers: list[Any] = []
+        self._committer = threading.Thread(target=self._run, name="stream-committer",
+                                           daemon=True)
+
+    def start(self) -> None:
+        """Subscribe to every stream and start committing."""
+        self._committer.start()
+        for owner, mf in self.city.members.items():
+            for st in mf.streams:
+                client_id = f"zhongshu-{self.city.info.name}-{owner}-{st.name}"
+                if st.kind == "mqtt":
+                    sub = MqttSubscriber(st, client_id, self.deliver)
+                else:
+                    log.warning("stream %s: NATS streams are not served yet", st.name)
+                    continue
+                sub.start()
+                self._subscribers.append(sub)
+
+    def deliver(self, stream: str, payload: bytes, ack: Callable[[], None] | None = None
+                ) -> None:
+        """Queue one message of ``stream``; ``ack`` is called once its effect is durable."""
+        self._queue.put((stream, payload, ack))
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until everything delivered so far is committed (for tests and benchmarks)."""
+        done = threading.Event()
+        self._queue.put(("", b"", done.set))
+        if not done.wait(timeout):
+            raise TimeoutError("the stream committer did not catch up")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                first = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            deadline = time.monotonic() + BATCH_WAIT_S
+            while len(batch) < BATCH_MESSAGES:
+                try:
+                    batch.append(self._queue.get(timeout=max(0.0, deadline -
+                                                             time.monotonic())))
+                except queue.Empty:
+                    break
+            try:
+                self._commit(batch)
+            except Exception:  # not acknowledged: the broker delivers them again
+                log.exception("stream batch not committed; the broker will redeliver it")
+                continue
+            for _, _, ack in batch:
+                if ack is not None:
+                    ack()
+
+    def _commit(self, batch: list[tuple[str, bytes, Callable[[], None] | None]]) -> None:
+        per_owner: dict[str, tuple[dict[str, list[Any]], dict[str, list[Any]]]] = {}
+        c = self.counters
+        for stream, payload, _ in batch:
+            if not stream:
+                continue
+            owner, reader = self.readers[stream]
+            recs, rejected = per_owner.setdefault(owner, ({}, {}))
+            parsed = reader.parse(payload)
+            c.messages[stream] = c.messages.get(stream, 0) + 1
+            c.records[stream] = c.records.get(stream, 0) + len(parsed.records)
+            if parsed.records:
+                recs.setdefault(stream, []).extend(parsed.records)
+            if parsed.rejected:
+                c.rejected[stream] = c.rejected.get(stream, 0) + len(parsed.rejected)
+                rejected.setdefault(stream, []).extend(
+                    (reason, payload) for reason in parsed.rejected)
+        for owner, (recs, rejected) in per_owner.items():
+            self.stores[owner].commit(recs, rejected)
+        c.commits += 1
+
+    def stop(self) -> None:
+        """Stop subscribing, commit what was received, close the stores."""
+        for sub in self._subscribers:
+            sub.stop()
+        if self._committer.is_alive():
+            try:
+                self.flush()
+            except TimeoutError:
+                log.warning("stream committer did not finish")
+            self._stop.set()
+            self._committer.join(5)
+        for store in self.stores.values():
+            store.close()

@@ -1,0 +1,218 @@
+"""Tumbling windows on event time, kept in the hub's SQLite file of the stream's owner.
+
+Each aggregate is one table: a row per window and group, holding the measures as served
+(count, sum, avg, min, max) and the partials they are merged from (sum and count of non-null
+values), so a batch of events is folded into its windows with one upsert per window and
+group. A window takes events until ``lateness_s`` after its end, measured on the largest
+event time seen (the watermark); later events are counted as too late and dropped.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from zhongshu.config import AggregateConfig, StreamConfig, parse_measure
+
+_SQL_TYPE = {"BIGINT": "INTEGER", "INTEGER": "INTEGER", "DOUBLE": "DOUBLE", "VARCHAR": "TEXT",
+             "TIMESTAMP": "TIMESTAMP", "BOOLEAN": "BOOLEAN"}
+REJECT_SAMPLES_PER_MINUTE = 100
+
+
+def table_of(dataset: str) -> str:
+    """The SQLite table serving an aggregate dataset."""
+    return dataset.replace(".", "__")
+
+
+def rejected_table(stream: str) -> str:
+    """The SQLite table of a stream's rejected messages."""
+    return f"rejected__{stream.replace('-', '_')}"
+
+
+def _ts(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class Aggregate:
+    """One declared aggregate: folds records into its windows' partials."""
+
+    def __init__(self, cfg: AggregateConfig, stream: StreamConfig) -> None:
+        self.cfg = cfg
+        self.table = table_of(cfg.dataset)
+        types = {c.name: c.type for c in stream.columns}
+        self.groups = [(g, types[g]) for g in cfg.group_by]
+        self.measures = [(name, *parse_measure(text)) for name, text in cfg.measures.items()]
+        self.watermark = 0.0
+        self.late = 0
+
+    def ddl(self) -> list[str]:
+        cols = ["window_start TIMESTAMP NOT NULL", "window_end TIMESTAMP NOT NULL",
+                "gkey TEXT NOT NULL"]
+        cols += [f'"{g}" {_SQL_TYPE.get(t.upper(), "TEXT")}' for g, t in self.groups]
+        for name, fn, _ in self.measures:
+            if fn == "count":
+                cols.append(f'"{name}" INTEGER NOT NULL DEFAULT 0')
+            else:
+                cols += [f'"{name}" DOUBLE', f'"{name}__s" DOUBLE', f'"{name}__n" INTEGER']
+        return [f'CREATE TABLE IF NOT EXISTS "{self.table}" ({", ".join(cols)}, '
+                "PRIMARY KEY (window_start, gkey))",
+                f'CREATE INDEX IF NOT EXISTS "{self.table}__end" ON "{self.table}" '
+                "(window_end)"]
+
+    def fold(self, records: Iterable[tuple[float, dict[str, Any]]]
+             ) -> dict[tuple[float, str], list[Any]]:
+        """Partials of ``records`` per (window start, group key); late ones are dropped."""
+        w, lateness = self.cfg.window_s, self.cfg.lateness_s
+        out: dict[tuple[float, str], list[Any]] = {}
+        groups, measures = [g for g, _ in self.groups], self.measures
+        wm = self.watermark
+        for t, rec in records:
+            start = math.floor(t / w) * w
+            if start + w + lateness < wm:
+                self.late += 1
+                continue
+            if t > wm:
+                wm = t
+            gvals = [rec[g] for g in groups]
+            key = (start, orjson.dumps(gvals).decode())
+            acc = out.get(key)
+            if acc is None:
+                acc = out[key] = [gvals] + [[0, None, 0] for _ in measures]
+            for i, (_, fn, col) in enumerate(measures, 1):
+                a = acc[i]
+                if fn == "count":
+                    a[0] += 1
+                    continue
+                v = rec[col]
+                if v is None:
+                    continue
+                a[2] += 1
+                if fn in ("sum", "avg"):
+                    a[1] = v if a[1] is None else a[1] + v
+                elif fn == "min":
+                    a[1] = v if a[1] is None or v < a[1] else a[1]
+                else:
+                    a[1] = v if a[1] is None or v > a[1] else a[1]
+        self.watermark = wm
+        return out
+
+    def upsert(self, c: sqlite3.Connection, folded: dict[tuple[float, str], list[Any]]) -> None:
+        """Merge folded partials into the stored windows (inside the caller's transaction)."""
+        if not folded:
+            return
+        names = ["window_start", "window_end", "gkey"] + [g for g, _ in self.groups]
+        sets = []
+        for name, fn, _ in self.measures:
+            q = f'"{name}"'
+            if fn == "count":
+                names.append(name)
+                sets.append(f"{q} = {q} + excluded.{q}")
+                continue
+            s, n = f'"{name}__s"', f'"{name}__n"'
+            names += [name, f"{name}__s", f"{name}__n"]
+            if fn in ("sum", "avg"):
+                sets += [f"{s} = CASE WHEN excluded.{n} > 0 THEN coalesce({s}, 0) + "
+                         f"excluded.{s} ELSE {s} END", f"{n} = {n} + excluded.{n}"]
+                total = (f"(CASE WHEN excluded.{n} > 0 THEN coalesce({s}, 0) + excluded.{s} "
+                         f"ELSE {s} END)")
+                sets.append(f"{q} = {total}" if fn == "sum" else
+                            f"{q} = {total} / nullif({n} + excluded.{n}, 0)")
+            else:
+                pick = "min" if fn == "min" else "max"
+                sets += [f"{q} = CASE WHEN {q} IS NULL THEN excluded.{q} WHEN excluded.{q} "
+                         f"IS NULL THEN {q} ELSE {pick}({q}, excluded.{q}) END",
+                         f"{n} = {n} + excluded.{n}"]
+        sql = (f'INSERT INTO "{self.table}" ({", ".join(chr(34) + x + chr(34) for x in names)})'
+               f" VALUES ({', '.join('?' * len(names))}) ON CONFLICT (window_start, gkey) "
+               f"DO UPDATE SET {', '.join(sets)}")
+        rows = []
+        w = self.cfg.window_s
+        for (start, gkey), acc in folded.items():
+            row: list[Any] = [_ts(start), _ts(start + w), gkey, *acc[0]]
+            for (_, fn, _), (cnt, val, n) in zip(self.measures, acc[1:], strict=True):
+                if fn == "count":
+                    row.append(cnt)
+                elif fn in ("sum", "avg"):
+                    row += [val if fn == "sum" else (val / n if n else None), val, n]
+                else:
+                    row += [val, val, n]
+            rows.append(row)
+        c.executemany(sql, rows)
+
+
+class WindowStore:
+    """The SQLite file of one member's stream aggregates and rejected messages."""
+
+    def __init__(self, path: Path, aggregates: list[Aggregate], streams: list[StreamConfig]
+                 ) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o755)  # DuckDB workers (an unprivileged user) read it
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.lock = threading.Lock()
+        self.aggregates = aggregates
+        with self.lock:
+            for a in aggregates:
+                for ddl in a.ddl():
+                    self.conn.execute(ddl)
+            for st in streams:
+                self.conn.execute(f'CREATE TABLE IF NOT EXISTS "{rejected_table(st.name)}" '
+                                  "(received_at TIMESTAMP, reason TEXT, sample TEXT)")
+            self.conn.execute("CREATE TABLE IF NOT EXISTS watermarks (dataset TEXT PRIMARY "
+                              "KEY, watermark DOUBLE NOT NULL, late INTEGER NOT NULL)")
+            for a in aggregates:
+                row = self.conn.execute("SELECT watermark, late FROM watermarks WHERE "
+                                        "dataset = ?", (a.cfg.dataset,)).fetchone()
+                if row:
+                    a.watermark, a.late = row
+        path.chmod(0o644)
+        self._sampled: dict[str, tuple[int, int]] = {}
+
+    def commit(self, batches: dict[str, list[tuple[float, dict[str, Any]]]],
+               rejected: dict[str, list[tuple[str, bytes]]]) -> None:
+        """Fold each stream's records into its aggregates and keep samples of rejected
+        messages — one durable transaction."""
+        with self.lock:
+            c = self.conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                for a in self.aggregates:
+                    recs = batches.get(a.cfg.stream)
+                    if recs:
+                        a.upsert(c, a.fold(recs))
+                        c.execute("INSERT OR REPLACE INTO watermarks VALUES (?, ?, ?)",
+                                  (a.cfg.dataset, a.watermark, a.late))
+                now = time.time()
+                for stream, items in rejected.items():
+                    keep = self._sample(stream, len(items), now)
+                    rows = [(_ts(now), reason, payload[:200].decode("utf-8", "replace"))
+                            for reason, payload in items[:keep]]
+                    c.executemany(f'INSERT INTO "{rejected_table(stream)}" VALUES (?, ?, ?)',
+                                  rows)
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            c.execute("COMMIT")
+
+    def _sample(self, stream: str, n: int, now: float) -> int:
+        minute = int(now // 60)
+        seen_minute, seen = self._sampled.get(stream, (minute, 0))
+        if seen_minute != minute:
+            seen = 0
+        keep = max(0, min(n, REJECT_SAMPLES_PER_MINUTE - seen))
+        self._sampled[stream] = (minute, seen + keep)
+        return keep
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
