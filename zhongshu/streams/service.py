@@ -13,12 +13,14 @@ from typing import Any
 
 from zhongshu.config import City, stream_store
 from zhongshu.sources.mqtt import MqttSubscriber
+from zhongshu.sources.nats import NatsSubscriber
 from zhongshu.streams.records import Reader
 from zhongshu.streams.windows import Aggregate, WindowStore
 
 log = logging.getLogger("zhongshu.streams")
 BATCH_MESSAGES = 10_000
 BATCH_WAIT_S = 0.05
+Message = tuple[str, bytes, Callable[[], None] | None, int | None]
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Counters:
     messages: dict[str, int] = field(default_factory=dict)
     records: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
+    duplicates: dict[str, int] = field(default_factory=dict)
     commits: int = 0
 
 
@@ -48,36 +51,40 @@ class StreamService:
             for st in mf.streams:
                 self.readers[st.name] = (owner, Reader(st))
         self.counters = Counters()
-        self._queue: queue.SimpleQueue[tuple[str, bytes, Callable[[], None] | None]] = \
-            queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        self._closing = False
         self._stop = threading.Event()
         self._subscribers: list[Any] = []
         self._committer = threading.Thread(target=self._run, name="stream-committer",
                                            daemon=True)
 
-    def start(self) -> None:
-        """Subscribe to every stream and start committing."""
+    def start(self, subscribe: bool = True) -> None:
+        """Start committing and (unless ``subscribe`` is false: messages are then handed to
+        :meth:`deliver` directly, e.g. by a benchmark) subscribe to every stream."""
         self._committer.start()
+        if not subscribe:
+            return
         for owner, mf in self.city.members.items():
             for st in mf.streams:
                 client_id = f"zhongshu-{self.city.info.name}-{owner}-{st.name}"
-                if st.kind == "mqtt":
-                    sub = MqttSubscriber(st, client_id, self.deliver)
-                else:
-                    log.warning("stream %s: NATS streams are not served yet", st.name)
-                    continue
+                sub: Any = (MqttSubscriber(st, client_id, self.deliver) if st.kind == "mqtt"
+                            else NatsSubscriber(st, client_id, self.deliver))
                 sub.start()
                 self._subscribers.append(sub)
 
-    def deliver(self, stream: str, payload: bytes, ack: Callable[[], None] | None = None
-                ) -> None:
-        """Queue one message of ``stream``; ``ack`` is called once its effect is durable."""
-        self._queue.put((stream, payload, ack))
+    def deliver(self, stream: str, payload: bytes, ack: Callable[[], None] | None = None,
+                seq: int | None = None) -> None:
+        """Queue one message of ``stream``; ``ack`` is called once its effect is durable.
+        ``seq`` (the broker's sequence number, when it has one) makes a redelivered message
+        count once."""
+        if self._closing:
+            return  # not acknowledged: the broker delivers it again after the restart
+        self._queue.put((stream, payload, ack, seq))
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until everything delivered so far is committed (for tests and benchmarks)."""
         done = threading.Event()
-        self._queue.put(("", b"", done.set))
+        self._queue.put(("", b"", done.set, None))
         if not done.wait(timeout):
             raise TimeoutError("the stream committer did not catch up")
 
@@ -100,17 +107,23 @@ class StreamService:
             except Exception:  # not acknowledged: the broker delivers them again
                 log.exception("stream batch not committed; the broker will redeliver it")
                 continue
-            for _, _, ack in batch:
+            for _, _, ack, _ in batch:
                 if ack is not None:
                     ack()
 
-    def _commit(self, batch: list[tuple[str, bytes, Callable[[], None] | None]]) -> None:
+    def _commit(self, batch: list[Message]) -> None:
         per_owner: dict[str, tuple[dict[str, list[Any]], dict[str, list[Any]]]] = {}
         c = self.counters
-        for stream, payload, _ in batch:
+        positions: dict[str, dict[str, int]] = {}
+        for stream, payload, _, seq in batch:
             if not stream:
                 continue
             owner, reader = self.readers[stream]
+            if seq is not None:
+                if seq <= self.stores[owner].position(stream):
+                    c.duplicates[stream] = c.duplicates.get(stream, 0) + 1
+                    continue  # redelivered after a crash: already counted
+                positions.setdefault(owner, {})[stream] = seq
             recs, rejected = per_owner.setdefault(owner, ({}, {}))
             parsed = reader.parse(payload)
             c.messages[stream] = c.messages.get(stream, 0) + 1
@@ -122,13 +135,18 @@ class StreamService:
                 rejected.setdefault(stream, []).extend(
                     (reason, payload) for reason in parsed.rejected)
         for owner, (recs, rejected) in per_owner.items():
-            self.stores[owner].commit(recs, rejected)
+            self.stores[owner].commit(recs, rejected, positions.get(owner, {}))
         c.commits += 1
 
     def stop(self) -> None:
-        """Stop subscribing, commit what was received, close the stores."""
-        for sub in self._subscribers:
-            sub.stop()
+        """Commit and acknowledge what was received, then stop subscribing and close the
+        stores (what arrives meanwhile is left to the broker for the next start)."""
+        if self._committer.is_alive():
+            try:
+                self.flush()
+            except TimeoutError:
+                log.warning("stream committer did not finish")
+        self._closing = True
         if self._committer.is_alive():
             try:
                 self.flush()
@@ -136,5 +154,7 @@ class StreamService:
                 log.warning("stream committer did not finish")
             self._stop.set()
             self._committer.join(5)
+        for sub in self._subscribers:
+            sub.stop()
         for store in self.stores.values():
             store.close()

@@ -170,6 +170,9 @@ class WindowStore:
                                   "(received_at TIMESTAMP, reason TEXT, sample TEXT)")
             self.conn.execute("CREATE TABLE IF NOT EXISTS watermarks (dataset TEXT PRIMARY "
                               "KEY, watermark DOUBLE NOT NULL, late INTEGER NOT NULL)")
+            self.conn.execute("CREATE TABLE IF NOT EXISTS positions (stream TEXT PRIMARY KEY, "
+                              "seq INTEGER NOT NULL)")
+            self._positions = dict(self.conn.execute("SELECT stream, seq FROM positions"))
             for a in aggregates:
                 row = self.conn.execute("SELECT watermark, late FROM watermarks WHERE "
                                         "dataset = ?", (a.cfg.dataset,)).fetchone()
@@ -178,10 +181,15 @@ class WindowStore:
         path.chmod(0o644)
         self._sampled: dict[str, tuple[int, int]] = {}
 
+    def position(self, stream: str) -> int:
+        """The broker sequence number of the last message of ``stream`` committed (0)."""
+        return self._positions.get(stream, 0)
+
     def commit(self, batches: dict[str, list[tuple[float, dict[str, Any]]]],
-               rejected: dict[str, list[tuple[str, bytes]]]) -> None:
-        """Fold each stream's records into its aggregates and keep samples of rejected
-        messages — one durable transaction."""
+               rejected: dict[str, list[tuple[str, bytes]]],
+               positions: dict[str, int] | None = None) -> None:
+        """Fold each stream's records into its aggregates, keep samples of rejected
+        messages and the streams' positions — one durable transaction."""
         with self.lock:
             c = self.conn
             c.execute("BEGIN IMMEDIATE")
@@ -199,10 +207,13 @@ class WindowStore:
                             for reason, payload in items[:keep]]
                     c.executemany(f'INSERT INTO "{rejected_table(stream)}" VALUES (?, ?, ?)',
                                   rows)
+                for stream, seq in (positions or {}).items():
+                    c.execute("INSERT OR REPLACE INTO positions VALUES (?, ?)", (stream, seq))
             except BaseException:
                 c.execute("ROLLBACK")
                 raise
             c.execute("COMMIT")
+            self._positions.update(positions or {})
 
     def _sample(self, stream: str, n: int, now: float) -> int:
         minute = int(now // 60)
