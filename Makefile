@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/query_overhead.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/stream_ingest.py
 
 clean:
 	rm -rf $(VENV) demo-city .pytest_cache

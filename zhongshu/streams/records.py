@@ -67,12 +67,31 @@ def _coerce(v: Any, type_: str) -> Any:
     return v if isinstance(v, str) else str(v)
 
 
+def _converter(type_: str) -> Any:
+    """A fast converter for one column type: values already of the type pass untouched."""
+    t = type_.upper()
+    if t in _FLOAT:
+        def conv(v: Any) -> Any:
+            return v if type(v) is float else _coerce(v, type_)
+    elif t in _INT:
+        def conv(v: Any) -> Any:
+            return v if type(v) is int else _coerce(v, type_)
+    elif t in ("VARCHAR", "TEXT", "STRING", "TIMESTAMP", "DATE", "TIME"):
+        def conv(v: Any) -> Any:
+            return v if type(v) is str and v else _coerce(v, type_)
+    else:
+        def conv(v: Any) -> Any:
+            return _coerce(v, type_)
+    return conv
+
+
 class Reader:
     """Parses messages of one stream."""
 
     def __init__(self, stream: StreamConfig) -> None:
         self.stream = stream
         self.columns = [(c.name, c.type) for c in stream.columns]
+        self._convert = [(c.name, _converter(c.type)) for c in stream.columns]
 
     def parse(self, payload: bytes) -> Parsed:
         """The records of one message; never raises."""
@@ -104,15 +123,18 @@ class Reader:
         if width is not None and width != len(self.columns):
             raise ValueError(f"{width} fields, expected {len(self.columns)}")
         rec = {}
-        for name, type_ in self.columns:
+        get = obj.get
+        for name, conv in self._convert:
             try:
-                rec[name] = _coerce(obj.get(name), type_)
+                rec[name] = conv(get(name))
             except (ValueError, TypeError) as e:
                 raise ValueError(f"column {name}: {e}") from None
-        t = rec.get(self.stream.time_column)
-        if t is None:
+        raw_t = get(self.stream.time_column)
+        if raw_t is None:
             raise ValueError(f"no event time ({self.stream.time_column})")
+        if type(raw_t) is float or type(raw_t) is int:
+            return float(raw_t), rec
         try:
-            return event_time(obj.get(self.stream.time_column)), rec
+            return event_time(raw_t), rec
         except (ValueError, TypeError) as e:
             raise ValueError(f"column {self.stream.time_column}: {e}") from None

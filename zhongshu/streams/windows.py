@@ -68,7 +68,7 @@ class Aggregate:
                 "(window_end)"]
 
     def fold(self, records: Iterable[tuple[float, dict[str, Any]]]
-             ) -> dict[tuple[float, str], list[Any]]:
+             ) -> dict[tuple[float, tuple[Any, ...]], list[Any]]:
         """Partials of ``records`` per (window start, group key); late ones are dropped."""
         w, lateness = self.cfg.window_s, self.cfg.lateness_s
         out: dict[tuple[float, str], list[Any]] = {}
@@ -81,11 +81,11 @@ class Aggregate:
                 continue
             if t > wm:
                 wm = t
-            gvals = [rec[g] for g in groups]
-            key = (start, orjson.dumps(gvals).decode())
+            gvals = tuple([rec[g] for g in groups])
+            key = (start, gvals)
             acc = out.get(key)
             if acc is None:
-                acc = out[key] = [gvals] + [[0, None, 0] for _ in measures]
+                acc = out[key] = [list(gvals)] + [[0, None, 0] for _ in measures]
             for i, (_, fn, col) in enumerate(measures, 1):
                 a = acc[i]
                 if fn == "count":
@@ -104,7 +104,8 @@ class Aggregate:
         self.watermark = wm
         return out
 
-    def upsert(self, c: sqlite3.Connection, folded: dict[tuple[float, str], list[Any]]) -> None:
+    def upsert(self, c: sqlite3.Connection,
+               folded: dict[tuple[float, tuple[Any, ...]], list[Any]]) -> None:
         """Merge folded partials into the stored windows (inside the caller's transaction)."""
         if not folded:
             return
@@ -135,7 +136,8 @@ class Aggregate:
                f"DO UPDATE SET {', '.join(sets)}")
         rows = []
         w = self.cfg.window_s
-        for (start, gkey), acc in folded.items():
+        for (start, _), acc in folded.items():
+            gkey = orjson.dumps(acc[0]).decode()
             row: list[Any] = [_ts(start), _ts(start + w), gkey, *acc[0]]
             for (_, fn, _), (cnt, val, n) in zip(self.measures, acc[1:], strict=True):
                 if fn == "count":
