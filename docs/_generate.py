@@ -16,6 +16,7 @@ from zhongshu.config import (
     GrantConfig,
     HubSettings,
     LedgerSettings,
+    Lookup,
     Mask,
     MemberInfo,
     SourceConfig,
@@ -145,6 +146,10 @@ counted and sampled (at most 100 a minute) into the unlisted dataset
 
 {table(StreamConfig)}
 
+#### `[[streams.lookups]]`
+
+{table(Lookup)}
+
 ### `[[aggregates]]`
 
 A tumbling window over a stream, on event time, served as a dataset of the stream's owner
@@ -162,13 +167,17 @@ topic = "city/traffic/passages"
 time_column = "passed_at"
 columns = [{{ name = "camera_id", type = "VARCHAR" }}, {{ name = "passed_at", type = "TIMESTAMP" }},
            {{ name = "speed_kmh", type = "DOUBLE" }}]
+[[streams.lookups]]    # each camera's segment and direction, from the owner's own dataset
+dataset = "traffic.checkpoints"
+key = "camera_id"
+columns = [{{ name = "segment_id", type = "VARCHAR" }}, {{ name = "direction", type = "VARCHAR" }}]
 
 [[aggregates]]
 dataset = "traffic.live_flow"
 stream = "passages-live"
 window_s = 60
 lateness_s = 120
-group_by = ["camera_id"]
+group_by = ["segment_id", "direction"]
 measures = {{ vehicles = "count(*)", avg_speed = "avg(speed_kmh)" }}
 ```
 

@@ -61,12 +61,18 @@ def _serving(city_dir: Path) -> tuple[Any, Any]:
     """The city's stream service (None without streams), then its query service: the
     streams' window tables exist before the catalog reads them."""
     from zhongshu.config import load_city
+    from zhongshu.policy.identity import Caller
     from zhongshu.query.service import QueryService
     from zhongshu.streams.service import StreamService
 
     city = load_city(city_dir)
     streams = StreamService(city) if any(m.streams for m in city.members.values()) else None
-    return streams, QueryService(city, monitor=True)
+    service = QueryService(city, monitor=True)
+    if streams is not None:
+        streams.load_lookups(lambda owner, sql: service.run(
+            Caller(service.catalog.members[owner]), sql,
+            "stream-enrichment").table.to_pylist())
+    return streams, service
 
 
 # --- init -------------------------------------------------------------------------------------

@@ -258,6 +258,16 @@ class GrantConfig(_Strict):
         return {k: (Mask(kind=m) if isinstance(m, str) else m) for k, m in v.items()}
 
 
+class Lookup(_Strict):
+    """Enrich each record with columns of one of the stream owner's own datasets, matched on
+    a key (e.g. a camera's segment and direction from ``traffic.checkpoints``); reloaded
+    when the hub starts."""
+
+    dataset: str = Field(pattern=_DATASET)
+    key: str = Field(pattern=_COLUMN, description="column of the record and of the dataset")
+    columns: list[Column] = Field(min_length=1, description="columns taken from the dataset")
+
+
 class StreamConfig(_Strict):
     """A department's event stream the hub subscribes to (subscribing is reading)."""
 
@@ -273,12 +283,22 @@ class StreamConfig(_Strict):
     time_column: str = Field(description="the event-time column (ISO 8601 or epoch seconds)")
     durable: str | None = Field(default=None, description="NATS JetStream durable consumer "
                                 "(resumes where it left off; the stream must exist)")
+    lookups: list[Lookup] = Field(default=[], description="columns added to each record "
+                                  "from one of the owner's own datasets")
 
     @model_validator(mode="after")
     def _check(self) -> StreamConfig:
         if self.time_column not in {c.name for c in self.columns}:
             raise ValueError(f"time_column `{self.time_column}` is not one of the columns")
+        for lk in self.lookups:
+            if lk.key not in {c.name for c in self.columns}:
+                raise ValueError(f"lookup on `{lk.dataset}`: key `{lk.key}` is not one of the "
+                                 "stream's columns")
         return self
+
+    def all_columns(self) -> list[Column]:
+        """The record's columns, then those its lookups add."""
+        return [*self.columns, *(c for lk in self.lookups for c in lk.columns)]
 
 
 class AggregateConfig(_Strict):
@@ -465,7 +485,7 @@ def _with_stream_datasets(mf: MemberFile, path: Path) -> MemberFile:
             raise ConfigError(f"aggregate `{a.dataset}` reads stream `{a.stream}`, which this "
                               f"member does not declare (streams: {', '.join(streams) or 'none'})",
                               path=str(path), line=_find(path.read_text(), a.dataset))
-        types = {c.name: c for c in st.columns}
+        types = {c.name: c for c in st.all_columns()}
         cols = [Column(name="window_start", type="TIMESTAMP", classification="public",
                        description="start of the window (event time, UTC)"),
                 Column(name="window_end", type="TIMESTAMP", classification="public",

@@ -92,6 +92,13 @@ class Reader:
         self.stream = stream
         self.columns = [(c.name, c.type) for c in stream.columns]
         self._convert = [(c.name, _converter(c.type)) for c in stream.columns]
+        # lookup key column → (key value → added columns), filled by :meth:`set_lookup`
+        self._lookups: list[tuple[str, dict[Any, dict[str, Any]], list[str]]] = []
+
+    def set_lookup(self, key: str, table: dict[Any, dict[str, Any]], columns: list[str]
+                   ) -> None:
+        """Enrich records: ``columns`` of ``table[record[key]]`` (None when not found)."""
+        self._lookups.append((key, table, columns))
 
     def parse(self, payload: bytes) -> Parsed:
         """The records of one message; never raises."""
@@ -129,6 +136,10 @@ class Reader:
                 rec[name] = conv(get(name))
             except (ValueError, TypeError) as e:
                 raise ValueError(f"column {name}: {e}") from None
+        for key, table, cols in self._lookups:
+            hit = table.get(rec[key])
+            for c in cols:
+                rec[c] = None if hit is None else hit[c]
         raw_t = get(self.stream.time_column)
         if raw_t is None:
             raise ValueError(f"no event time ({self.stream.time_column})")

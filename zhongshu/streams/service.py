@@ -58,6 +58,19 @@ class StreamService:
         self._committer = threading.Thread(target=self._run, name="stream-committer",
                                            daemon=True)
 
+    def load_lookups(self, query: Callable[[str, str], list[dict[str, Any]]]) -> None:
+        """Fill each stream's lookups with ``query(owner, sql)`` — the owner reading its own
+        dataset through the hub (so the lookup sees exactly what the hub serves)."""
+        for owner, mf in self.city.members.items():
+            for st in mf.streams:
+                for lk in st.lookups:
+                    cols = [c.name for c in lk.columns]
+                    sql = (f"SELECT {lk.key}, {', '.join(cols)} FROM {lk.dataset}")
+                    table = {r[lk.key]: r for r in query(owner, sql)}
+                    self.readers[st.name][1].set_lookup(lk.key, table, cols)
+                    log.info("stream %s: %d rows looked up from %s", st.name, len(table),
+                             lk.dataset)
+
     def start(self, subscribe: bool = True) -> None:
         """Start committing and (unless ``subscribe`` is false: messages are then handed to
         :meth:`deliver` directly, e.g. by a benchmark) subscribe to every stream."""

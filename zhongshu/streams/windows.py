@@ -47,7 +47,7 @@ class Aggregate:
     def __init__(self, cfg: AggregateConfig, stream: StreamConfig) -> None:
         self.cfg = cfg
         self.table = table_of(cfg.dataset)
-        types = {c.name: c.type for c in stream.columns}
+        types = {c.name: c.type for c in stream.all_columns()}
         self.groups = [(g, types[g]) for g in cfg.group_by]
         self.measures = [(name, *parse_measure(text)) for name, text in cfg.measures.items()]
         self.watermark = 0.0
