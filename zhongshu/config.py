@@ -466,6 +466,16 @@ def parse_measure(text: str) -> tuple[str, str | None]:
     return m.group(1), None if m.group(2) == "*" else m.group(2)
 
 
+def stream_source(member: str) -> str:
+    """Name of the source serving a member's stream windows."""
+    return f"{member}-streams"
+
+
+def is_window_dataset(ds: DatasetConfig, owner: str) -> bool:
+    """Whether a dataset is one of ``owner``'s stream aggregates (windows)."""
+    return ds.source == stream_source(owner) and not (ds.table or "").startswith("rejected__")
+
+
 def stream_store(member: str) -> str:
     """Path (relative to the city) of the file holding a member's stream aggregates."""
     return f"streams/{member}.sqlite"
@@ -510,20 +520,20 @@ def _with_stream_datasets(mf: MemberFile, path: Path) -> MemberFile:
                                classification="internal", description=text))
         datasets.append(DatasetConfig(
             name=a.dataset, title=a.title, description=a.description or
-            f"{a.window_s}-second windows over stream {a.stream}", source=f"{owner}-streams",
+            f"{a.window_s}-second windows over stream {a.stream}", source=stream_source(owner),
             table=a.dataset.replace(".", "__"), columns=cols, area_column=a.area_column,
             listed=a.listed))
     for st in mf.streams:
         datasets.append(DatasetConfig(
             name=f"streams.{owner.replace('-', '_')}__{st.name.replace('-', '_')}__rejected",
             title=f"Rejected messages of stream {st.name}",
-            description="malformed messages, sampled, with the reason", source=f"{owner}-streams",
+            description="malformed messages, sampled, with the reason", source=stream_source(owner),
             table=f"rejected__{st.name.replace('-', '_')}", listed=False, columns=[
                 Column(name="received_at", type="TIMESTAMP", classification="internal"),
                 Column(name="reason", type="VARCHAR", classification="internal"),
                 Column(name="sample", type="VARCHAR", classification="sensitive",
                        description="the start of the message as received")]))
-    sources = [*mf.sources, SourceConfig(name=f"{owner}-streams", kind="sqlite",
+    sources = [*mf.sources, SourceConfig(name=stream_source(owner), kind="sqlite",
                                          path=stream_store(owner))]
     return mf.model_copy(update={"datasets": datasets, "sources": sources})
 

@@ -75,3 +75,15 @@ def _no_floats(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
         return [_no_floats(x) for x in v]
     return v
+
+
+def subscription(caller: str, phase: str, purpose: str, query: str,
+                 columns: dict[str, list[str]], grants: list[str], rows_sent: int,
+                 pushes: int, signature: str | None = None, key_id: str | None = None
+                 ) -> dict[str, Any]:
+    """The entry of a subscription: when it opens (``phase`` ``open``), for every hour of
+    delivery (``hour``) and when it ends (``close``), with the rows pushed so far."""
+    return {"kind": "subscription", **_who(caller, signature, key_id), "phase": phase,
+            "purpose": purpose, "query_sha256": query, "datasets": sorted(columns),
+            "columns": {d: sorted(c) for d, c in columns.items()}, "grants": sorted(grants),
+            "rows_sent": rows_sent, "pushes": pushes, "outcome": "ok"}

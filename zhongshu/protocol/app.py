@@ -37,6 +37,7 @@ from zhongshu.protocol import encode
 from zhongshu.protocol.ledger_routes import add_ledger_routes
 from zhongshu.protocol.metrics import Metrics
 from zhongshu.protocol.signatures import Message, Verifier
+from zhongshu.protocol.subscribe import add_subscribe_route
 from zhongshu.query.service import QueryService, Result
 
 log = logging.getLogger("zhongshu.protocol")
@@ -391,6 +392,7 @@ def create_app(service: QueryService, ledger: Ledger | None = None) -> FastAPI:
 
     if ledger is not None:
         add_ledger_routes(app, ledger, service, caller, errors)
+    add_subscribe_route(app, service, ledger, caller, errors)
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["hub"])
     def prometheus() -> str:

@@ -1,0 +1,99 @@
+"""``GET /v1/subscribe``: Server-Sent Events pushing the new rows of a governed query over
+windowed datasets (stream aggregates) as the windows change.
+
+Grants apply exactly as for ``/v1/query`` (the same plan, re-run); a subscription is a
+ledger entry when it opens, one per hour of delivery and one when it closes, with the rows
+pushed. Each ``rows`` event carries the rows that are new or changed since the previous
+push (a window's row changes as its events arrive)."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from zhongshu.config import is_window_dataset
+from zhongshu.errors import BadRequest, ZhongshuError
+from zhongshu.ledger import Ledger, entry
+from zhongshu.policy.identity import Caller
+from zhongshu.protocol import encode
+from zhongshu.query.service import QueryService
+
+HOUR_S = 3600.0
+KEEPALIVE_S = 15.0
+
+
+def _event(kind: str, data: Any) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def add_subscribe_route(app: FastAPI, service: QueryService, ledger: Ledger | None,
+                        caller: Any, errors: dict[int | str, dict[str, Any]]) -> None:
+    """Mount ``GET /v1/subscribe``."""
+
+    @app.get("/v1/subscribe", tags=["query"], responses={
+        **errors, 200: {"content": {"text/event-stream": {}}, "description":
+                        "events `open` (the ledger receipt), `rows` ({columns, rows}), "
+                        "`error` ({code, message}); comments as keep-alives"}})
+    async def subscribe(request: Request, sql: str, purpose: str,
+                        who: Annotated[Caller, Depends(caller)],
+                        interval_s: Annotated[float, Query(ge=0.5, le=60)] = 1.0
+                        ) -> StreamingResponse:
+        """Follow a governed query over windowed datasets: its new rows, as they come."""
+        plan, _ = await run_in_threadpool(service.plan, who, sql, purpose)
+        plain = [d for d in plan.datasets.values()
+                 if not is_window_dataset(d.config, d.owner)]
+        if plain:
+            raise BadRequest(f"subscriptions follow windowed datasets (stream aggregates); "
+                             f"`{plain[0].name}` is not one — ask it with POST /v1/query")
+        qhash = entry.query_sha256(sql, purpose, "sse", None)
+        grants = [g.id for g in plan.grants]
+
+        async def record(phase: str, rows: int, pushes: int) -> dict[str, Any] | None:
+            if ledger is None:
+                return None
+            fields = entry.subscription(who.name, phase, purpose, qhash, plan.columns_read,
+                                        grants, rows, pushes, who.signature, who.key_id)
+            return (await ledger.record_async(fields, list(plan.columns_read))).to_dict()
+
+        opened = await record("open", 0, 0)
+
+        async def events() -> AsyncIterator[bytes]:
+            seen: set[bytes] = set()
+            rows_sent = pushes = 0
+            hour = last = time.monotonic()
+            try:
+                yield _event("open", {"receipt": opened})
+                while not await request.is_disconnected():
+                    try:
+                        result = await run_in_threadpool(service.run, who, sql, purpose)
+                    except ZhongshuError as e:
+                        yield _event("error", e.to_dict())
+                        await asyncio.sleep(interval_s)
+                        continue
+                    rows = orjson.loads(encode.rows_json(result.rows(), result.schema))
+                    keys = [orjson.dumps(r) for r in rows]
+                    fresh = [r for r, k in zip(rows, keys, strict=True) if k not in seen]
+                    seen = set(keys)
+                    if fresh:
+                        rows_sent += len(fresh)
+                        pushes += 1
+                        last = time.monotonic()
+                        yield _event("rows", {"columns": encode.columns(result.schema),
+                                              "rows": fresh})
+                    elif time.monotonic() - last > KEEPALIVE_S:
+                        last = time.monotonic()
+                        yield b": keep-alive\n\n"
+                    if time.monotonic() - hour >= HOUR_S:
+                        hour = time.monotonic()
+                        await record("hour", rows_sent, pushes)
+                    await asyncio.sleep(interval_s)
+            finally:
+                await record("close", rows_sent, pushes)
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
