@@ -57,6 +57,13 @@ def _service(city_dir: Path, monitor: bool = False) -> Any:
     return QueryService(load_city(city_dir), monitor=monitor)
 
 
+def feed_topic() -> str:
+    """The MQTT topic of the demo's live passages."""
+    from zhongshu.demo.live import TOPIC
+
+    return TOPIC
+
+
 def _serving(city_dir: Path) -> tuple[Any, Any]:
     """The city's stream service (None without streams), then its query service: the
     streams' window tables exist before the catalog reads them."""
@@ -140,7 +147,12 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
                                               "and MariaDB)")] = "embedded",
          fresh: Annotated[bool, typer.Option(help="regenerate even if a demo city exists")]
          = False,
-         no_serve: Annotated[bool, typer.Option("--no-serve", help="build only")] = False
+         no_serve: Annotated[bool, typer.Option("--no-serve", help="build only")] = False,
+         live: Annotated[bool, typer.Option(help="also publish live passages on the MQTT "
+                                            "broker at 127.0.0.1:1883 (e.g. Mosquitto) and "
+                                            "serve their windows as "
+                                            "traffic.live_segment_flow")] = False,
+         rate: Annotated[float, typer.Option(min=1, help="live passages per second")] = 200.0
          ) -> None:
     """Build (or reuse) the demo city and serve it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -169,6 +181,14 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
                             progress=progress)
             bar.update(task, description="done", completed=1.0)
         out.print(f"Built the demo city in {city_dir}/ in {time.monotonic() - t0:.1f} s.")
+    feed = None
+    if live:
+        from zhongshu.demo.live import Feed, declare
+
+        if declare(city_dir):
+            out.print("Declared the live passages stream in the traffic police's member file.")
+        meta = json.loads((city_dir / "demo.json").read_text())
+        feed = Feed(meta["seed"], meta["scale"], rate)
     streams, service = _serving(city_dir)
     where = ensure_tokens(service.catalog, city_dir)
     out.print(f"Member tokens are in {where}/ (one file per member, readable by you only).")
@@ -176,8 +196,16 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
               f"  zhongshu query --dir {city_dir} --as cockpit-city --purpose city-operations "
               "\"SELECT c.district, count(*) AS passages FROM traffic.passages p JOIN "
               "traffic.checkpoints c USING (camera_id) GROUP BY 1 ORDER BY 2 DESC\"")
-    if not no_serve:
-        _serve(service, host, port, streams)
+    if feed is not None and not no_serve:
+        feed.start()
+        out.print(f"Publishing {rate:g} live passages/s on mqtt://127.0.0.1:1883 "
+                  f"({feed_topic()}); watch them: SELECT * FROM traffic.live_segment_flow")
+    try:
+        if not no_serve:
+            _serve(service, host, port, streams)
+    finally:
+        if feed is not None and not no_serve:
+            feed.stop()
 
 
 # --- query ------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ folds them into their windows and commits, then acknowledges them to the broker.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -79,7 +80,10 @@ class StreamService:
             return
         for owner, mf in self.city.members.items():
             for st in mf.streams:
-                client_id = f"zhongshu-{self.city.info.name}-{owner}-{st.name}"
+                # the broker keeps a persistent session (and its subscriptions) per client
+                # id: a new topic gets a new session rather than the old topic's messages
+                topic = hashlib.sha256(st.topic.encode()).hexdigest()[:8]
+                client_id = f"zhongshu-{self.city.info.name}-{owner}-{st.name}-{topic}"
                 sub: Any = (MqttSubscriber(st, client_id, self.deliver) if st.kind == "mqtt"
                             else NatsSubscriber(st, client_id, self.deliver))
                 sub.start()
