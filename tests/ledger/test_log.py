@@ -233,3 +233,20 @@ def test_a_file_of_another_format_is_refused_with_a_reason(tmp_path: Path) -> No
     c.close()
     with pytest.raises(ValueError, match="format 0"):
         LedgerStore(tmp_path / "old.db")
+
+
+def test_an_unserialisable_entry_fails_alone(tmp_path: Path) -> None:
+    lg = _open(tmp_path)
+    lg.start()
+
+    async def run() -> list[object]:
+        return await asyncio.gather(lg.record_async(_exchange(0)),
+                                    lg.record_async({"kind": "bad", "x": {1, 2}}),
+                                    lg.record_async(_exchange(1)), return_exceptions=True)
+
+    try:
+        a, bad, b = asyncio.run(run())
+    finally:
+        lg.close()
+    assert isinstance(bad, LedgerUnavailable)
+    assert {a.index, b.index} == {0, 1}  # type: ignore[union-attr]

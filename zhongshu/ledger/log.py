@@ -164,8 +164,18 @@ class Ledger:
         self._next_id += 1
         now = self._last_ms = max(int(time.time() * 1000), self._last_ms)
         iso = iso_ms(now)
-        bodies = [(sequencer.stamp(f, self.origin, iso), d) for f, d, _ in batch]
-        self._sent[bid] = [fut for _, _, fut in batch]
+        bodies, futs = [], []
+        for f, d, fut in batch:
+            try:
+                bodies.append((sequencer.stamp(f, self.origin, iso), d))
+            except (TypeError, ValueError) as e:  # a caller's bug must not stall the others
+                log.error("ledger entry not serialisable: %s", e)
+                fut.set_exception(LedgerUnavailable(_UNAVAILABLE))
+                continue
+            futs.append(fut)
+        if not futs:
+            return
+        self._sent[bid] = futs
         self._outbuf += sequencer.request(bid, now, bodies)
         self._pump()
 
