@@ -311,7 +311,7 @@ class AggregateConfig(_Strict):
                             "still takes late events (then it is closed)")
     group_by: list[str] = Field(default=[], description="stream columns to group by")
     measures: dict[str, str] = Field(description="name → count(*), sum(col), avg(col), "
-                                                 "min(col) or max(col)")
+                                                 "min(col), max(col) or last(col)")
     title: str = ""
     description: str = ""
     area_column: str | None = None
@@ -450,7 +450,8 @@ def load_city(root: str | os.PathLike[str]) -> City:
     return city
 
 
-_MEASURE = re.compile(r"^\s*(count|sum|avg|min|max)\s*\(\s*(\*|[a-z_][a-z0-9_]*)\s*\)\s*$")
+_MEASURE = re.compile(
+    r"^\s*(count|sum|avg|min|max|last)\s*\(\s*(\*|[a-z_][a-z0-9_]*)\s*\)\s*$")
 
 
 def parse_measure(text: str) -> tuple[str, str | None]:
@@ -461,8 +462,9 @@ def parse_measure(text: str) -> tuple[str, str | None]:
     """
     m = _MEASURE.match(text.lower())
     if not m or (m.group(1) == "count") != (m.group(2) == "*"):
-        raise ValueError(f"measure `{text}`: write count(*), sum(col), avg(col), min(col) or "
-                         "max(col) (windows merge these exactly as events arrive)")
+        raise ValueError(f"measure `{text}`: write count(*), sum(col), avg(col), min(col), "
+                         "max(col) or last(col) (windows merge these exactly as events "
+                         "arrive; last is the value of the latest event by event time)")
     return m.group(1), None if m.group(2) == "*" else m.group(2)
 
 
@@ -516,8 +518,12 @@ def _with_stream_datasets(mf: MemberFile, path: Path) -> MemberFile:
                 raise ConfigError(f"measure `{name}` reads `{col}`, not a column of stream "
                                   f"`{a.stream}`", path=str(path),
                                   line=_find(path.read_text(), text))
-            cols.append(Column(name=name, type="BIGINT" if fn == "count" else "DOUBLE",
-                               classification="internal", description=text))
+            out_type = ("BIGINT" if fn == "count" else
+                        types[col].type if fn == "last" and col is not None else "DOUBLE")
+            cols.append(Column(name=name, type=out_type,
+                               classification=types[col].classification
+                               if fn == "last" and col is not None else "internal",
+                               description=text))
         datasets.append(DatasetConfig(
             name=a.dataset, title=a.title, description=a.description or
             f"{a.window_s}-second windows over stream {a.stream}", source=stream_source(owner),

@@ -62,6 +62,14 @@ def test_live_demo_counts_increase(demo_dir: Path, city_tmp: Path) -> None:
                        json={"sql": "SELECT DISTINCT district FROM traffic.live_segment_flow",
                              "purpose": "district-operations"}, timeout=30)
         assert r.status_code == 200 and {row[0] for row in r.json()["rows"]} <= {"xihu"}
+        # and the garages' free spaces move too: the latest value per garage
+        r = httpx.post(f"{url}/v1/query", headers={"Authorization": f"Bearer {token}"},
+                       json={"sql": "SELECT garage_no, arg_max(free, window_start) AS free "
+                                    "FROM parking_westlake.live_free GROUP BY 1",
+                             "purpose": "city-operations"}, timeout=30)
+        assert r.status_code == 200, r.text
+        garages = r.json()["rows"]
+        assert garages and all(0 <= free for _, free in garages)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)

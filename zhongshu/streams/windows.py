@@ -1,7 +1,7 @@
 """Tumbling windows on event time, kept in the hub's SQLite file of the stream's owner.
 
 Each aggregate is one table: a row per window and group, holding the measures as served
-(count, sum, avg, min, max) and the partials they are merged from (sum and count of non-null
+(count, sum, avg, min, max, last) and the partials they are merged from (sum and count of non-null
 values), so a batch of events is folded into its windows with one upsert per window and
 group. A window takes events until ``lateness_s`` after its end, measured on the largest
 event time seen (the watermark); later events are counted as too late and dropped.
@@ -48,6 +48,7 @@ class Aggregate:
         self.cfg = cfg
         self.table = table_of(cfg.dataset)
         types = {c.name: c.type for c in stream.all_columns()}
+        self.types = types
         self.groups = [(g, types[g]) for g in cfg.group_by]
         self.measures = [(name, *parse_measure(text)) for name, text in cfg.measures.items()]
         self.watermark = 0.0
@@ -57,9 +58,12 @@ class Aggregate:
         cols = ["window_start TIMESTAMP NOT NULL", "window_end TIMESTAMP NOT NULL",
                 "gkey TEXT NOT NULL"]
         cols += [f'"{g}" {_SQL_TYPE.get(t.upper(), "TEXT")}' for g, t in self.groups]
-        for name, fn, _ in self.measures:
+        for name, fn, col in self.measures:
             if fn == "count":
                 cols.append(f'"{name}" INTEGER NOT NULL DEFAULT 0')
+            elif fn == "last":
+                cols += [f'"{name}" {_SQL_TYPE.get(self.types[col].upper(), "TEXT")}',
+                         f'"{name}__t" DOUBLE']
             else:
                 cols += [f'"{name}" DOUBLE', f'"{name}__s" DOUBLE', f'"{name}__n" INTEGER']
         return [f'CREATE TABLE IF NOT EXISTS "{self.table}" ({", ".join(cols)}, '
@@ -92,6 +96,10 @@ class Aggregate:
                     a[0] += 1
                     continue
                 v = rec[col]
+                if fn == "last":
+                    if a[2] == 0 or t >= a[0]:
+                        a[0], a[1], a[2] = t, v, 1
+                    continue
                 if v is None:
                     continue
                 a[2] += 1
@@ -116,6 +124,14 @@ class Aggregate:
             if fn == "count":
                 names.append(name)
                 sets.append(f"{q} = {q} + excluded.{q}")
+                continue
+            if fn == "last":
+                t = f'"{name}__t"'
+                names += [name, f"{name}__t"]
+                sets += [f"{q} = CASE WHEN {t} IS NULL OR excluded.{t} >= {t} THEN excluded.{q} "
+                         f"ELSE {q} END",
+                         f"{t} = CASE WHEN {t} IS NULL OR excluded.{t} >= {t} THEN "
+                         f"excluded.{t} ELSE {t} END"]
                 continue
             s, n = f'"{name}__s"', f'"{name}__n"'
             names += [name, f"{name}__s", f"{name}__n"]
@@ -142,6 +158,8 @@ class Aggregate:
             for (_, fn, _), (cnt, val, n) in zip(self.measures, acc[1:], strict=True):
                 if fn == "count":
                     row.append(cnt)
+                elif fn == "last":
+                    row += [val, cnt]  # the value, and its event time
                 elif fn in ("sum", "avg"):
                     row += [val if fn == "sum" else (val / n if n else None), val, n]
                 else:
