@@ -143,7 +143,7 @@ def main() -> None:
 
         svc = StreamService(load_city(root))
         svc.start()
-        while not all(s.connected for s in svc._subscribers):
+        while not svc.connected():
             time.sleep(0.05)
         before = sum(svc.counters.records.values())
         more = messages(args.records, args.batch, start=args.records)
@@ -174,7 +174,7 @@ def main() -> None:
         svc.deliver = timed  # type: ignore[method-assign]
         svc.readers["passages-live"][1].parse = _unwrap(svc.readers["passages-live"][1].parse)
         svc.start()
-        while not all(s.connected for s in svc._subscribers):
+        while not svc.connected():
             time.sleep(0.05)
         n = int(args.rate * args.lag_seconds)
         steady = messages(n, args.batch, start=2 * args.records)

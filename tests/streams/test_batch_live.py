@@ -74,7 +74,7 @@ def test_segment_flow_batch_equals_live(demo_dir: Path, city_tmp: Path) -> None:
         streams.load_lookups(lambda _owner, sql: q(sql))
         streams.start()
         deadline = time.monotonic() + 10
-        while not all(s.connected for s in streams._subscribers):
+        while not streams.connected():
             assert time.monotonic() < deadline
             time.sleep(0.05)
         day = q("SELECT min(passed_at) AS t FROM traffic.passages")[0]["t"]

@@ -89,6 +89,10 @@ class StreamService:
                 sub.start()
                 self._subscribers.append(sub)
 
+    def connected(self) -> bool:
+        """Whether every subscription is connected to its broker."""
+        return all(s.connected for s in self._subscribers)
+
     def deliver(self, stream: str, payload: bytes, ack: Callable[[], None] | None = None,
                 seq: int | None = None) -> None:
         """Queue one message of ``stream``; ``ack`` is called once its effect is durable.
