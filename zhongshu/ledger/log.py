@@ -394,10 +394,13 @@ class Ledger:
         """Cosignatures needed for a checkpoint to be final."""
         return self.settings.quorum or len(self._witnesses)
 
+    def cosigners(self, ckpt: note.Checkpoint) -> list[str]:
+        """The configured witnesses whose valid cosignature ``ckpt`` carries."""
+        return [p.name for p, k in self._witnesses if ckpt.cosigned_by(k) is not None]
+
     def final(self, ckpt: note.Checkpoint) -> bool:
         """Whether ``ckpt`` carries valid cosignatures of at least ``quorum`` witnesses."""
-        good = sum(1 for _, k in self._witnesses if ckpt.cosigned_by(k) is not None)
-        return good >= self.quorum()
+        return len(self.cosigners(ckpt)) >= self.quorum()
 
     # --- reading ----------------------------------------------------------------------------
 

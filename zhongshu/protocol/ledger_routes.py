@@ -80,7 +80,7 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
         return c
 
     def _ckpt_json(c: notes.Checkpoint) -> dict[str, Any]:
-        cosigned = [p.name for p, k in ledger._witnesses if c.cosigned_by(k) is not None]
+        cosigned = ledger.cosigners(c)
         return {"origin": c.origin, "size": c.size, "root": c.root.hex(), "note": c.text,
                 "cosigned_by": cosigned, "quorum": ledger.quorum(), "final": ledger.final(c)}
 
