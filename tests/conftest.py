@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -18,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from zhongshu.config import City, load_city
@@ -63,6 +67,55 @@ def readable_dir(prefix: str) -> Iterator[Path]:
         yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+class HubProcess:
+    """``zhongshu serve`` (or another command that serves, e.g. ``demo --live``) in its own
+    process, on a city folder and a port; ready once it answers."""
+
+    def __init__(self, root: Path, port: int, *command: str) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = root / f"serve-{port}.log"
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "zhongshu.cli", *(command or ("serve",)), "--dir", str(root),
+             "--port", str(port)], stdout=self.log, stderr=self.log, env=os.environ.copy())
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{self.url}/v1/ledger/key", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"hub did not start: {self.log_path.read_text()}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to finish anything."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self.log.close()
+
+    def stop(self) -> None:
+        """SIGTERM, as an operator stops it."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self.log.close()
+
+
+def copy_demo_city(demo_dir: Path, root: Path, append: dict[str, str] | None = None
+                   ) -> Path:
+    """A private copy of the demo city (without its state) at ``root``; ``append`` adds
+    text to members' files (member name → TOML), e.g. a stream declaration."""
+    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+    for member, text in (append or {}).items():
+        with (root / "members" / f"{member}.toml").open("a", encoding="utf-8") as f:
+            f.write(text)
+    return root
 
 
 @pytest.fixture

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import free_port, require_server
+from tests.conftest import HubProcess, copy_demo_city, free_port, require_server
 from tests.test_cli import zs
 from zhongshu.demo.tokens import read_token
 
@@ -22,26 +17,10 @@ pytestmark = pytest.mark.slow
 
 def test_live_demo_counts_increase(demo_dir: Path, city_tmp: Path) -> None:
     require_server("Mosquitto", 1883)
-    root = city_tmp / "demo"
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
-    port = free_port()
-    log = root / "demo.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "zhongshu.cli", "demo", "--dir",
-                                 str(root), "--port", str(port), "--live", "--rate", "300"],
-                                stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy(),
-                                start_new_session=True)
+    root = copy_demo_city(demo_dir, city_tmp / "demo")
+    hub = HubProcess(root, free_port(), "demo", "--live", "--rate", "300")
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/v1/ledger/key", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+        url = hub.url
         token = read_token(root, "cockpit-city")
         sql = "SELECT sum(vehicles) AS n FROM traffic.live_segment_flow"
 
@@ -71,6 +50,5 @@ def test_live_demo_counts_increase(demo_dir: Path, city_tmp: Path) -> None:
         garages = r.json()["rows"]
         assert garages and all(0 <= free for _, free in garages)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
+        hub.stop()
     assert zs("ledger", "verify", "--dir", str(root)).returncode == 0

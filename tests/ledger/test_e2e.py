@@ -4,12 +4,7 @@ witnessing each other."""
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 import tomllib
@@ -20,7 +15,7 @@ import httpx
 import pytest
 import tomli_w
 
-from tests.conftest import free_port
+from tests.conftest import HubProcess, copy_demo_city, free_port
 from tests.test_cli import zs
 from zhongshu.ledger import note
 from zhongshu.ledger.verify import check_receipt
@@ -34,42 +29,8 @@ QUERIES = [
 ]
 
 
-class Serving:
-    """``zhongshu serve`` in its own process."""
-
-    def __init__(self, root: Path, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = open(root / f"serve-{port}.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "zhongshu.cli", "serve", "--dir", str(root), "--port",
-             str(port)], stdout=self.log, stderr=self.log, env=os.environ.copy())
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/v1/ledger/key", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"hub did not start: {(root / f'serve-{port}.log').read_text()}")
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self.log.close()
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        self.log.close()
-
-
 def _copy_city(demo_dir: Path, root: Path, origin: str) -> tuple[Path, str]:
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+    copy_demo_city(demo_dir, root)
     doc = tomllib.loads((root / "city.toml").read_text())
     doc["hub"]["origin"] = origin
     (root / "city.toml").write_text(tomli_w.dumps(doc))
@@ -98,7 +59,7 @@ def test_every_answered_exchange_survives_sigkill(demo_dir: Path, city_tmp: Path
     answered: list[tuple[dict[str, Any], bytes]] = []
     rng = random.Random(7)
     for _ in range(4):
-        hub = Serving(root, free_port())
+        hub = HubProcess(root, free_port())
         stop = threading.Event()
         threads = [threading.Thread(target=_load, args=(hub.url, token, stop, answered))
                    for _ in range(4)]
@@ -111,7 +72,7 @@ def test_every_answered_exchange_survives_sigkill(demo_dir: Path, city_tmp: Path
             t.join(15)
     assert len(answered) > 100
     print(f"{len(answered)} answered exchanges across 4 SIGKILLs")
-    hub = Serving(root, free_port())
+    hub = HubProcess(root, free_port())
     try:
         time.sleep(1.5)  # a checkpoint covering everything
         key = httpx.get(f"{hub.url}/v1/ledger/key").json()["log"]
@@ -147,7 +108,7 @@ def test_two_hubs_witness_each_other_and_catch_a_fork(demo_dir: Path, city_tmp: 
             "quorum": 1,
             "witnessing": [{"origin": keys[peer]["origin"], "key": keys[peer]["log"]}]}
         (me / "city.toml").write_text(tomli_w.dumps(doc))
-    hubs = {root: Serving(root, ports[root]) for root in (city, xihu)}
+    hubs = {root: HubProcess(root, ports[root]) for root in (city, xihu)}
     try:
         for root, token in ((city, city_token), (xihu, xihu_token)):
             r = httpx.post(f"{hubs[root].url}/v1/query", json={"sql": QUERIES[0], "purpose": P},

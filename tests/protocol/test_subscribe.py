@@ -4,7 +4,6 @@ the same grants as queries, on the ledger."""
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 import uuid
@@ -15,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import RunningHub, require_server
-from tests.streams.test_mqtt import STREAM, _events, _publisher, _send
+from tests.conftest import RunningHub, copy_demo_city, require_server
+from tests.streams.test_mqtt import LIVE_FLOW, _events, _publisher, _send, stream_block
 from zhongshu.config import load_city
 from zhongshu.query.service import QueryService
 from zhongshu.streams.service import StreamService
@@ -27,11 +26,9 @@ SQL = "SELECT window_start, camera_id, vehicles FROM traffic.live_flow"
 @pytest.fixture
 def live_hub(demo_dir: Path, city_tmp: Path) -> Iterator[tuple[RunningHub, str]]:
     require_server("Mosquitto", 1883)
-    root = city_tmp / "city"
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
     topic = f"zhongshu-test/{uuid.uuid4().hex[:8]}/passages"
-    with (root / "members" / "traffic-police.toml").open("a") as f:
-        f.write(STREAM.format(topic=topic))
+    root = copy_demo_city(demo_dir, city_tmp / "city",
+                          {"traffic-police": stream_block("mqtt", topic) + LIVE_FLOW})
     streams = StreamService(load_city(root))
     service = QueryService(load_city(root), monitor=False)
     streams.start()

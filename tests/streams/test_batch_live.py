@@ -5,45 +5,32 @@ direction from `traffic.checkpoints`)."""
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
 from pathlib import Path
 
 import orjson
 
-from tests.conftest import require_server
-from tests.streams.test_mqtt import _publisher, _send
+from tests.conftest import copy_demo_city, require_server
+from tests.streams.test_mqtt import _publisher, _send, stream_block
 from zhongshu.config import load_city
 from zhongshu.policy.identity import Caller
 from zhongshu.query.service import QueryService
 from zhongshu.streams.service import StreamService
 
-STREAM = """
-
-[[streams]]
-name = "passages-live"
-kind = "mqtt"
-topic = "{topic}"
-time_column = "passed_at"
-columns = [
-  {{ name = "camera_id", type = "VARCHAR" }},
-  {{ name = "vehicle_type", type = "VARCHAR" }},
-  {{ name = "passed_at", type = "TIMESTAMP" }},
-  {{ name = "speed_kmh", type = "DOUBLE" }},
-]
-[[streams.lookups]]
+LOOKUP = """[[streams.lookups]]
 dataset = "traffic.checkpoints"
 key = "camera_id"
-columns = [{{ name = "segment_id", type = "VARCHAR" }}, {{ name = "direction", type = "VARCHAR" }}]
-
+columns = [{ name = "segment_id", type = "VARCHAR" }, { name = "direction", type = "VARCHAR" }]
+"""
+SEGMENT_FLOW = """
 [[aggregates]]
 dataset = "traffic.segment_flow_live"
 stream = "passages-live"
 window_s = 60
 lateness_s = 120
 group_by = ["segment_id", "direction", "vehicle_type"]
-measures = {{ vehicles = "count(*)" }}
+measures = { vehicles = "count(*)" }
 """
 P = "traffic-management"
 BATCH = """
@@ -57,11 +44,9 @@ GROUP BY ALL
 
 def test_segment_flow_batch_equals_live(demo_dir: Path, city_tmp: Path) -> None:
     require_server("Mosquitto", 1883)
-    root = city_tmp / "city"
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
     topic = f"zhongshu-test/{uuid.uuid4().hex[:8]}/passages"
-    with (root / "members" / "traffic-police.toml").open("a") as f:
-        f.write(STREAM.format(topic=topic))
+    root = copy_demo_city(demo_dir, city_tmp / "city", {
+        "traffic-police": stream_block("mqtt", topic, LOOKUP) + SEGMENT_FLOW})
     city = load_city(root)
     streams = StreamService(city)
     svc = QueryService(city, monitor=False)

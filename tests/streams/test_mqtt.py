@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 import uuid
 from collections import defaultdict
@@ -17,17 +16,21 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.conftest import require_server
+from tests.conftest import copy_demo_city, require_server
 from zhongshu.config import load_city
 from zhongshu.policy.identity import Caller
 from zhongshu.query.service import QueryService
 from zhongshu.streams.service import StreamService
 
-STREAM = """
+
+def stream_block(kind: str, topic: str, extra: str = "") -> str:
+    """The traffic police's live passages stream, as a member file declares it; ``extra``
+    adds keys or sub-tables of the stream (a NATS durable, lookups)."""
+    return f"""
 
 [[streams]]
 name = "passages-live"
-kind = "mqtt"
+kind = "{kind}"
 topic = "{topic}"
 time_column = "passed_at"
 columns = [
@@ -36,14 +39,17 @@ columns = [
   {{ name = "passed_at", type = "TIMESTAMP" }},
   {{ name = "speed_kmh", type = "DOUBLE" }},
 ]
+{extra}"""
 
+
+LIVE_FLOW = """
 [[aggregates]]
 dataset = "traffic.live_flow"
 stream = "passages-live"
 window_s = 60
 lateness_s = 120
 group_by = ["camera_id"]
-measures = {{ vehicles = "count(*)", avg_speed = "avg(speed_kmh)", top_speed = "max(speed_kmh)" }}
+measures = { vehicles = "count(*)", avg_speed = "avg(speed_kmh)", top_speed = "max(speed_kmh)" }
 """
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC).timestamp()
 
@@ -51,11 +57,9 @@ T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC).timestamp()
 @pytest.fixture
 def city(demo_dir: Path, city_tmp: Path) -> Iterator[tuple[Path, str]]:
     require_server("Mosquitto", 1883)
-    root = city_tmp / "city"
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
     topic = f"zhongshu-test/{uuid.uuid4().hex[:8]}/passages"
-    with (root / "members" / "traffic-police.toml").open("a") as f:
-        f.write(STREAM.format(topic=topic))
+    root = copy_demo_city(demo_dir, city_tmp / "city",
+                          {"traffic-police": stream_block("mqtt", topic) + LIVE_FLOW})
     yield root, topic
 
 
@@ -97,6 +101,15 @@ def _rows(svc: QueryService) -> dict[tuple[str, str], tuple[int, float, float]]:
                      "FROM traffic.live_flow", "traffic-management").table.to_pylist()
     return {(r["window_start"].isoformat(sep=" "), r["camera_id"]):
             (r["vehicles"], r["avg_speed"], r["top_speed"]) for r in t}
+
+
+def _served(root: Path) -> dict[tuple[str, str], tuple[int, float, float]]:
+    """The windows as a fresh hub on ``root`` serves them (rounded)."""
+    svc = QueryService(load_city(root), monitor=False)
+    try:
+        return _rounded(_rows(svc))
+    finally:
+        svc.close()
 
 
 def _wait(streams: StreamService, messages: int) -> None:
@@ -174,11 +187,7 @@ def test_messages_sent_while_the_hub_is_down_are_not_lost(city: tuple[Path, str]
             _wait(again, 2)
         finally:
             again.stop()
-        svc = QueryService(load_city(root), monitor=False)
-        try:
-            assert _rounded(_rows(svc)) == _rounded(_oracle(events))
-        finally:
-            svc.close()
+        assert _served(root) == _rounded(_oracle(events))
     finally:
         pub.disconnect()
         pub.loop_stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,35 +14,18 @@ from typing import Any
 import nats
 import pytest
 
-from tests.conftest import require_server
-from tests.streams.test_mqtt import _events, _oracle, _rounded, _rows
+from tests.conftest import copy_demo_city, require_server
+from tests.streams.test_mqtt import (
+    LIVE_FLOW,
+    _events,
+    _oracle,
+    _rounded,
+    _served,
+    _wait,
+    stream_block,
+)
 from zhongshu.config import load_city
-from zhongshu.query.service import QueryService
 from zhongshu.streams.service import StreamService
-
-STREAM = """
-
-[[streams]]
-name = "passages-live"
-kind = "nats"
-topic = "{subject}"
-durable = "{durable}"
-time_column = "passed_at"
-columns = [
-  {{ name = "camera_id", type = "VARCHAR" }},
-  {{ name = "vehicle_type", type = "VARCHAR" }},
-  {{ name = "passed_at", type = "TIMESTAMP" }},
-  {{ name = "speed_kmh", type = "DOUBLE" }},
-]
-
-[[aggregates]]
-dataset = "traffic.live_flow"
-stream = "passages-live"
-window_s = 60
-lateness_s = 120
-group_by = ["camera_id"]
-measures = {{ vehicles = "count(*)", avg_speed = "avg(speed_kmh)", top_speed = "max(speed_kmh)" }}
-"""
 
 
 async def _department(name: str, subject: str, batches: list[list[dict[str, Any]]] | None,
@@ -67,21 +49,10 @@ def city(demo_dir: Path, city_tmp: Path) -> Iterator[tuple[Path, str, str]]:
     tag = uuid.uuid4().hex[:8]
     name, subject = f"ZSTEST_{tag}", f"zhongshu-test.{tag}.passages"
     asyncio.run(_department(name, subject, None))
-    root = city_tmp / "city"
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
-    with (root / "members" / "traffic-police.toml").open("a") as f:
-        f.write(STREAM.format(subject=subject, durable=f"hub-{tag}"))
+    block = stream_block("nats", subject, f'durable = "hub-{tag}"\n')
+    root = copy_demo_city(demo_dir, city_tmp / "city", {"traffic-police": block + LIVE_FLOW})
     yield root, name, subject
     asyncio.run(_department(name, subject, None, delete=True))
-
-
-def _wait(streams: StreamService, messages: int) -> None:
-    deadline = time.monotonic() + 20
-    while sum(streams.counters.messages.values()) < messages:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"only {streams.counters.messages} messages arrived")
-        time.sleep(0.05)
-    streams.flush()
 
 
 def test_a_restart_resumes_and_counts_once(city: tuple[Path, str, str]) -> None:
@@ -103,11 +74,7 @@ def test_a_restart_resumes_and_counts_once(city: tuple[Path, str, str]) -> None:
         assert sum(again.counters.messages.values()) == 8
     finally:
         again.stop()
-    svc = QueryService(load_city(root), monitor=False)
-    try:
-        assert _rounded(_rows(svc)) == _rounded(_oracle(events))
-    finally:
-        svc.close()
+    assert _served(root) == _rounded(_oracle(events))
 
 
 def test_a_redelivered_message_is_counted_once(city: tuple[Path, str, str]) -> None:
@@ -133,8 +100,4 @@ def test_a_redelivered_message_is_counted_once(city: tuple[Path, str, str]) -> N
         assert again.counters.duplicates == {"passages-live": 1}
     finally:
         again.stop()
-    svc = QueryService(load_city(root), monitor=False)
-    try:
-        assert _rounded(_rows(svc)) == _rounded(_oracle(events))
-    finally:
-        svc.close()
+    assert _served(root) == _rounded(_oracle(events))

@@ -4,9 +4,9 @@ time, across batches arriving in any order (no broker needed: messages handed in
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
+from tests.conftest import copy_demo_city
 from zhongshu.config import load_city
 from zhongshu.policy.identity import Caller
 from zhongshu.query.service import QueryService
@@ -38,10 +38,7 @@ measures = { events = "count(*)", free = "last(free)", least_free = "min(free)" 
 
 def test_last_is_the_latest_event_whatever_the_arrival_order(demo_dir: Path,
                                                              city_tmp: Path) -> None:
-    root = city_tmp / "city"
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
-    with (root / "members" / "parking-westlake.toml").open("a") as f:
-        f.write(GATES)
+    root = copy_demo_city(demo_dir, city_tmp / "city", {"parking-westlake": GATES})
     streams = StreamService(load_city(root))
     streams.start(subscribe=False)
 
