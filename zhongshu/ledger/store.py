@@ -109,17 +109,17 @@ class LedgerStore:
         row = (c or self.conn()).execute("SELECT max(idx) FROM entries").fetchone()
         return 0 if row[0] is None else row[0] + 1
 
-    def _tile(self, key: int) -> bytes:
+    def _written(self, key: int) -> bytes | None:
+        """A tile written whole (kept in memory once read: it never changes), or None while
+        it fills up."""
         with self._full_lock:
             blob = self._full.get(key)
             if blob is not None:
                 self._full.move_to_end(key)
                 return blob
-        c = self.conn()
-        row = c.execute("SELECT hashes FROM tiles WHERE key = ?", (key,)).fetchone()
-        if row is None:  # not full yet: its hashes so far
-            return b"".join(r[0] for r in c.execute(
-                "SELECT hash FROM edge WHERE key = ? ORDER BY pos", (key,)))
+        row = self.conn().execute("SELECT hashes FROM tiles WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
         blob = bytes(row[0])
         if len(blob) == FULL:
             with self._full_lock:
@@ -128,6 +128,13 @@ class LedgerStore:
                     self._full.popitem(last=False)
         return blob
 
+    def _tile(self, key: int) -> bytes:
+        blob = self._written(key)
+        if blob is not None:
+            return blob
+        return b"".join(r[0] for r in self.conn().execute(  # not full yet: its hashes so far
+            "SELECT hash FROM edge WHERE key = ? ORDER BY pos", (key,)))
+
     def hash(self, level: int, idx: int) -> bytes:
         """A stored complete-subtree hash.
 
@@ -135,17 +142,14 @@ class LedgerStore:
             LedgerInvalid: it is missing (the file was damaged).
         """
         key = level << 48 | idx // TILE
-        with self._full_lock:
-            blob = self._full.get(key)
-        if blob is None:
-            c = self.conn()
-            row = c.execute("SELECT hash FROM edge WHERE key = ? AND pos = ?",
-                            (key, idx % TILE)).fetchone()
-            if row is not None:
-                return bytes(row[0])
-            blob = self._tile(key)
-        at = (idx % TILE) * HASH
-        h = blob[at:at + HASH]
+        blob = self._written(key)
+        if blob is None:  # its tile is still filling: one row of the edge
+            row = self.conn().execute("SELECT hash FROM edge WHERE key = ? AND pos = ?",
+                                      (key, idx % TILE)).fetchone()
+            h = b"" if row is None else bytes(row[0])
+        else:
+            at = (idx % TILE) * HASH
+            h = blob[at:at + HASH]
         if len(h) != HASH:
             raise LedgerInvalid(f"the ledger file lacks the hash of subtree {level}/{idx}")
         return h
