@@ -162,12 +162,7 @@ class StreamService:
     def stop(self) -> None:
         """Commit and acknowledge what was received, then stop subscribing and close the
         stores (what arrives meanwhile is left to the broker for the next start)."""
-        if self._committer.is_alive():
-            try:
-                self.flush()
-            except TimeoutError:
-                log.warning("stream committer did not finish")
-        self._closing = True
+        self._closing = True  # what is delivered from now on is left to the broker
         if self._committer.is_alive():
             try:
                 self.flush()
