@@ -40,18 +40,15 @@ def _ledger(city_dir: Path) -> Any:
 def _get(url: str, path: str, token: str | None = None, **params: Any) -> Any:
     import httpx
 
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    from zhongshu.client import Hub
+
     try:
-        r = httpx.get(url.rstrip("/") + path, params=params, headers=headers, timeout=30)
+        with Hub(url, token, timeout=30) as hub:
+            return hub.get(path, **params)
     except httpx.HTTPError as e:
         raise ZhongshuError(f"cannot reach the hub at {url}: {e}") from None
-    if r.status_code != 200:
-        try:
-            e = r.json()["error"]
-            raise ZhongshuError(f"{e['code']}: {e['message']}")
-        except (ValueError, KeyError):
-            raise ZhongshuError(f"HTTP {r.status_code} from {path}") from None
-    return r
+    except ZhongshuError as e:  # the code too, for scripts: `error: not_found: …`
+        raise ZhongshuError(f"{e.code}: {e.message}") from None
 
 
 @ledger_app.command("key")

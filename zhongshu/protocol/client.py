@@ -83,6 +83,15 @@ class Hub:
             raise err
         raise cls(message)
 
+    def get(self, path: str, **params: Any) -> httpx.Response:
+        """``GET path`` on the hub (e.g. the ledger's endpoints), its error raised as the
+        protocol's error.
+
+        Raises:
+            ZhongshuError: the hub's answer was an error (its code's class when known).
+        """
+        return self._check(self._http.get(path, params=params))
+
     def health(self) -> dict[str, Any]:
         """``{"status", "sources"}`` of the hub."""
         return self._check(self._http.get("/v1/health")).json()
