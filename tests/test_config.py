@@ -151,7 +151,14 @@ def test_stream_aggregates_are_checked_and_served_as_datasets(demo_dir: Path,
     for bad, words in [(good.replace('stream = "live"', 'stream = "nope"'), "nope"),
                        (good.replace("count(*)", "median(cam)"), "median(cam)"),
                        (good.replace('["cam"]', '["camera"]'), "camera"),
+                       (good + 'where = "cam2"\n', "where `cam2`"),
                        (stream.replace('time_column = "at"', 'time_column = "when"'), "when")]:
         member.write_text(base + bad)
         with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
             load_city(root)
+    # stream names are city-wide (the hub routes messages by them)
+    member.write_text(base + good)
+    other = root / "members" / "parking-westlake.toml"
+    other.write_text(other.read_text() + stream)
+    with pytest.raises(ConfigError, match="stream `live` is already declared by member"):
+        load_city(root)

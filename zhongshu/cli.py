@@ -148,10 +148,11 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
          fresh: Annotated[bool, typer.Option(help="regenerate even if a demo city exists")]
          = False,
          no_serve: Annotated[bool, typer.Option("--no-serve", help="build only")] = False,
-         live: Annotated[bool, typer.Option(help="also publish live passages on the MQTT "
-                                            "broker at 127.0.0.1:1883 (e.g. Mosquitto) and "
-                                            "serve their windows as "
-                                            "traffic.live_segment_flow")] = False,
+         live: Annotated[bool, typer.Option(help="also publish live passages and gate events "
+                                            "on the MQTT broker at 127.0.0.1:1883 (e.g. "
+                                            "Mosquitto) and serve their windows "
+                                            "(traffic.segment_flow, traffic.congestion, "
+                                            "parking_*.live_free…)")] = False,
          rate: Annotated[float, typer.Option(min=1, help="live passages per second")] = 200.0
          ) -> None:
     """Build (or reuse) the demo city and serve it."""
@@ -186,7 +187,8 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
         from zhongshu.demo.live import Feed, declare
 
         if declare(city_dir):
-            out.print("Declared the live passages stream in the traffic police's member file.")
+            out.print("Declared the live streams in the traffic police's and the parking "
+                      "companies' member files.")
         meta = json.loads((city_dir / "demo.json").read_text())
         feed = Feed(meta["seed"], meta["scale"], rate)
     streams, service = _serving(city_dir)
@@ -199,7 +201,7 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
     if feed is not None and not no_serve:
         feed.start()
         out.print(f"Publishing {rate:g} live passages/s on mqtt://127.0.0.1:1883 "
-                  f"({feed_topic()}); watch them: SELECT * FROM traffic.live_segment_flow")
+                  f"({feed_topic()}); watch them: SELECT * FROM traffic.district_flow")
     try:
         if not no_serve:
             _serve(service, host, port, streams)

@@ -264,8 +264,41 @@ class Lookup(_Strict):
     when the hub starts."""
 
     dataset: str = Field(pattern=_DATASET)
-    key: str = Field(pattern=_COLUMN, description="column of the record and of the dataset")
-    columns: list[Column] = Field(min_length=1, description="columns taken from the dataset")
+    key: str = Field(pattern=_COLUMN, description="column of the record (or added by an "
+                     "earlier lookup) and of the dataset")
+    columns: list[Column] = Field(min_length=1, description="columns taken from the dataset "
+                                  "(`expr` computes one from the dataset's columns)")
+
+
+class PairsConfig(_Strict):
+    """A derived stream of pairs of consecutive records with the same ``key`` (a vehicle's
+    plate) that agree on ``same`` (a road segment) and differ on ``differ`` (its two
+    cameras) — the trip between them. Each pair is a record of the later one's columns plus
+    ``started_at`` and ``duration_s``; pairs whose ``duration_s / reference`` falls outside
+    [``min_ratio``, ``max_ratio``] are outliers (counted, not kept). Aggregates read it by
+    its ``name`` like a stream."""
+
+    name: str = Field(pattern=_NAME)
+    key: str = Field(pattern=_COLUMN, description="what is followed (e.g. plate)")
+    same: str = Field(pattern=_COLUMN, description="both records have the same value")
+    differ: str = Field(pattern=_COLUMN, description="the two records have different values")
+    max_gap_s: float = Field(default=1800, gt=0, description="longest time between the two")
+    reference: str | None = Field(default=None, description="column of the expected duration "
+                                  "(e.g. free-flow travel time) the ratio is taken against")
+    min_ratio: float = Field(default=0.5, ge=0, description="shorter than this × reference: "
+                             "an outlier (a misread or cloned plate)")
+    max_ratio: float = Field(default=10.0, gt=0, description="longer than this × reference: "
+                             "an outlier (the vehicle stopped on the way)")
+    lookups: list[Lookup] = Field(default=[], description="columns added to each pair")
+
+    def columns(self, later: list[Column]) -> list[Column]:
+        """The pair's columns, given the columns of the records paired."""
+        return [*later,
+                Column(name="started_at", type="TIMESTAMP", description="time of the first "
+                       "record of the pair"),
+                Column(name="duration_s", type="DOUBLE", description="seconds from the first "
+                       "record to the second"),
+                *(c for lk in self.lookups for c in lk.columns)]
 
 
 class StreamConfig(_Strict):
@@ -285,15 +318,26 @@ class StreamConfig(_Strict):
                                 "(resumes where it left off; the stream must exist)")
     lookups: list[Lookup] = Field(default=[], description="columns added to each record "
                                   "from one of the owner's own datasets")
+    pairs: list[PairsConfig] = Field(default=[], description="derived streams of consecutive "
+                                     "records of one key (trips between two cameras)")
 
     @model_validator(mode="after")
     def _check(self) -> StreamConfig:
         if self.time_column not in {c.name for c in self.columns}:
             raise ValueError(f"time_column `{self.time_column}` is not one of the columns")
-        for lk in self.lookups:
-            if lk.key not in {c.name for c in self.columns}:
-                raise ValueError(f"lookup on `{lk.dataset}`: key `{lk.key}` is not one of the "
-                                 "stream's columns")
+        _check_lookups(self.lookups, [c.name for c in self.columns], "stream")
+        names = [c.name for c in self.all_columns()]
+        for p in self.pairs:
+            for what in ("key", "same", "differ"):
+                if getattr(p, what) not in names:
+                    raise ValueError(f"pairs `{p.name}`: {what} `{getattr(p, what)}` is not "
+                                     "one of the stream's columns")
+            cols = [c.name for c in p.columns(self.all_columns())]
+            _check_lookups(p.lookups, cols[:len(cols) - sum(len(lk.columns)
+                                                             for lk in p.lookups)], "pairs")
+            if p.reference is not None and p.reference not in cols:
+                raise ValueError(f"pairs `{p.name}`: reference `{p.reference}` is not one of "
+                                 "its columns")
         return self
 
     def all_columns(self) -> list[Column]:
@@ -301,21 +345,42 @@ class StreamConfig(_Strict):
         return [*self.columns, *(c for lk in self.lookups for c in lk.columns)]
 
 
+def _check_lookups(lookups: list[Lookup], names: list[str], what: str) -> None:
+    """Each lookup's key is a column of the record or one added by an earlier lookup."""
+    have = list(names)
+    for lk in lookups:
+        if lk.key not in have:
+            raise ValueError(f"lookup on `{lk.dataset}`: key `{lk.key}` is not one of the "
+                             f"{what}'s columns (nor added by an earlier lookup)")
+        have += [c.name for c in lk.columns]
+
+
 class AggregateConfig(_Strict):
     """A windowed aggregate over a stream, kept by the hub as a dataset of the stream's owner."""
 
     dataset: str = Field(pattern=_DATASET, description="the dataset it is served as")
-    stream: str = Field(description="a stream of the same member")
+    stream: str = Field(description="a stream (or pairs of a stream) of the same member")
     window_s: int = Field(default=60, ge=1, description="tumbling window, seconds")
     lateness_s: int = Field(default=120, ge=0, description="how long after its end a window "
                             "still takes late events (then it is closed)")
     group_by: list[str] = Field(default=[], description="stream columns to group by")
     measures: dict[str, str] = Field(description="name → count(*), sum(col), avg(col), "
                                                  "min(col), max(col) or last(col)")
+    where: str | None = Field(default=None, pattern=_COLUMN, description="a boolean column: "
+                              "only records where it is true are folded")
+    derived: list[Column] = Field(default=[], description="columns computed from the "
+                                  "measures when read (`expr` over the measures and groups)")
     title: str = ""
     description: str = ""
     area_column: str | None = None
     listed: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> AggregateConfig:
+        for c in self.derived:
+            if not c.expr:
+                raise ValueError(f"derived column `{c.name}` needs `expr`")
+        return self
 
 
 class MemberFile(_Strict):
@@ -334,6 +399,14 @@ class MemberFile(_Strict):
         if dup:
             raise ValueError(f"dataset(s) declared twice: {', '.join(sorted(dup))}")
         return v
+
+    @model_validator(mode="after")
+    def _stream_names(self) -> MemberFile:
+        names = [n for st in self.streams for n in (st.name, *(p.name for p in st.pairs))]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"stream or pairs name(s) used twice: {', '.join(sorted(dup))}")
+        return self
 
 
 class City(BaseModel):
@@ -458,13 +531,15 @@ def parse_measure(text: str) -> tuple[str, str | None]:
     """``("count", None)``, ``("avg", "speed_kmh")``… of a measure expression.
 
     Raises:
-        ValueError: not one of count(*), sum(col), avg(col), min(col), max(col).
+        ValueError: not one of count(*), count(col), sum(col), avg(col), min(col), max(col),
+            last(col).
     """
     m = _MEASURE.match(text.lower())
-    if not m or (m.group(1) == "count") != (m.group(2) == "*"):
-        raise ValueError(f"measure `{text}`: write count(*), sum(col), avg(col), min(col), "
-                         "max(col) or last(col) (windows merge these exactly as events "
-                         "arrive; last is the value of the latest event by event time)")
+    if not m or (m.group(1) != "count" and m.group(2) == "*"):
+        raise ValueError(f"measure `{text}`: write count(*), count(col), sum(col), avg(col), "
+                         "min(col), max(col) or last(col) (windows merge these exactly as "
+                         "events arrive; count(col) counts non-null values; last is the value "
+                         "of the latest event by event time)")
     return m.group(1), None if m.group(2) == "*" else m.group(2)
 
 
@@ -483,12 +558,22 @@ def stream_store(member: str) -> str:
     return f"streams/{member}.sqlite"
 
 
+def stream_columns(mf: MemberFile) -> dict[str, list[Column]]:
+    """Columns of each stream of a member and of each stream's pairs, by name."""
+    out: dict[str, list[Column]] = {}
+    for st in mf.streams:
+        out[st.name] = st.all_columns()
+        for p in st.pairs:
+            out[p.name] = p.columns(st.all_columns())
+    return out
+
+
 def _with_stream_datasets(mf: MemberFile, path: Path) -> MemberFile:
     """``mf`` plus, for its stream aggregates, the datasets and the source that serve them
     (the hub's own SQLite file of that member's windows, read like any source)."""
     if not mf.aggregates and not mf.streams:
         return mf
-    streams = {s.name: s for s in mf.streams}
+    streams = stream_columns(mf)
     owner = mf.member.name
     datasets = list(mf.datasets)
     for a in mf.aggregates:
@@ -497,11 +582,15 @@ def _with_stream_datasets(mf: MemberFile, path: Path) -> MemberFile:
             raise ConfigError(f"aggregate `{a.dataset}` reads stream `{a.stream}`, which this "
                               f"member does not declare (streams: {', '.join(streams) or 'none'})",
                               path=str(path), line=_find(path.read_text(), a.dataset))
-        types = {c.name: c for c in st.all_columns()}
+        types = {c.name: c for c in st}
         cols = [Column(name="window_start", type="TIMESTAMP", classification="public",
                        description="start of the window (event time, UTC)"),
                 Column(name="window_end", type="TIMESTAMP", classification="public",
                        description="end of the window (exclusive)")]
+        if a.where is not None and a.where not in types:
+            raise ConfigError(f"aggregate `{a.dataset}`: where `{a.where}` is not a column of "
+                              f"stream `{a.stream}`", path=str(path),
+                              line=_find(path.read_text(), a.dataset))
         for g in a.group_by:
             if g not in types:
                 raise ConfigError(f"aggregate `{a.dataset}` groups by `{g}`, not a column of "
@@ -524,6 +613,7 @@ def _with_stream_datasets(mf: MemberFile, path: Path) -> MemberFile:
                                classification=types[col].classification
                                if fn == "last" and col is not None else "internal",
                                description=text))
+        cols += a.derived
         datasets.append(DatasetConfig(
             name=a.dataset, title=a.title, description=a.description or
             f"{a.window_s}-second windows over stream {a.stream}", source=stream_source(owner),
@@ -547,9 +637,16 @@ def _with_stream_datasets(mf: MemberFile, path: Path) -> MemberFile:
 def _cross_check(city: City) -> None:
     sources: dict[str, str] = {}
     datasets: dict[str, str] = {}
+    streams: dict[str, str] = {}
     for name, mf in city.members.items():
         path = city.member_files[name]
         text = path.read_text(encoding="utf-8")
+        for stream in stream_columns(mf):
+            if stream in streams:
+                raise ConfigError(f"stream `{stream}` is already declared by member "
+                                  f"`{streams[stream]}`; stream names are city-wide",
+                                  path=str(path), line=_find(text, f'"{stream}"'))
+            streams[stream] = name
         for s in mf.sources:
             if s.name in sources:
                 raise ConfigError(f"source `{s.name}` is already declared by member "

@@ -1,81 +1,86 @@
-"""The same definition, batch and live: vehicles per segment, direction, vehicle type and
-minute from the historical `traffic.passages` (SQL through the hub) equal those folded live
-from the same passages published on MQTT (the stream enriched with each camera's segment and
-direction from `traffic.checkpoints`)."""
+"""The same definitions, batch and live, on the same day of demo events: flows, travel
+times and congestion indices per segment, street, district and city from the historical
+``traffic.passages`` (SQL through the hub, `zhongshu.traffic.counting`) equal those the
+stream service folds from the same passages published on MQTT — a different path (Python
+windows, a pairs stage keyed on the plate) checked against DuckDB's own window functions."""
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
 
-from tests.conftest import copy_demo_city, require_server
-from tests.streams.test_mqtt import _publisher, _send, stream_block
+from tests.conftest import copy_demo_city, readable_dir, require_server
+from tests.streams.test_mqtt import _publisher, _send
 from zhongshu.config import load_city
 from zhongshu.policy.identity import Caller
 from zhongshu.query.service import QueryService
 from zhongshu.streams.service import StreamService
+from zhongshu.traffic import counting
 
-LOOKUP = """[[streams.lookups]]
-dataset = "traffic.checkpoints"
-key = "camera_id"
-columns = [{ name = "segment_id", type = "VARCHAR" }, { name = "direction", type = "VARCHAR" }]
-"""
-SEGMENT_FLOW = """
-[[aggregates]]
-dataset = "traffic.segment_flow_live"
-stream = "passages-live"
-window_s = 60
-lateness_s = 120
-group_by = ["segment_id", "direction", "vehicle_type"]
-measures = { vehicles = "count(*)" }
-"""
 P = "traffic-management"
-BATCH = """
-SELECT date_trunc('minute', p.passed_at) AS window_start, c.segment_id, c.direction,
-       p.vehicle_type, count(*) AS vehicles
-FROM traffic.passages p JOIN traffic.checkpoints c USING (camera_id)
-WHERE p.passed_at >= TIMESTAMP '{lo}' AND p.passed_at < TIMESTAMP '{hi}'
-GROUP BY ALL
-"""
+MEASURES = {"flow": ["vehicles"], "travel_times": ["trips", "avg_travel_s", "min_travel_s",
+                                                   "max_travel_s", "free_flow_s"],
+            "congestion": ["trips", "travel_s", "free_flow_s", "congestion_index", "level"]}
 
 
-def test_segment_flow_batch_equals_live(demo_dir: Path, city_tmp: Path) -> None:
+def _keyed(rows: list[dict[str, Any]], groups: list[str], values: list[str]
+           ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    return {(r["window_start"], *(r[g] for g in groups)): tuple(r[v] for v in values)
+            for r in rows}
+
+
+def _close(a: dict[tuple[Any, ...], tuple[Any, ...]],
+           b: dict[tuple[Any, ...], tuple[Any, ...]]) -> bool:
+    """Equal keys, equal values (floats to 1e-9 relative: sums in another order)."""
+    if a.keys() != b.keys():
+        return False
+    return all(x == y or (isinstance(x, float) and math.isclose(x, y, rel_tol=1e-9))
+               for k in a for x, y in zip(a[k], b[k], strict=True))
+
+
+@pytest.fixture(scope="module")
+def day(demo_dir: Path) -> Iterator[tuple[QueryService, datetime, datetime, int,
+                                          StreamService]]:
+    """The demo city with the live traffic block, after a whole day of its passages went
+    through MQTT."""
     require_server("Mosquitto", 1883)
+    with pytest.MonkeyPatch.context() as mp, readable_dir("zs-batch-live-") as base:
+        mp.setenv("ZHONGSHU_ROW_CAP", "1000000")
+        yield from _day(demo_dir, base)
+
+
+def _day(demo_dir: Path, base: Path) -> Iterator[tuple[QueryService, datetime, datetime, int,
+                                                       StreamService]]:
     topic = f"zhongshu-test/{uuid.uuid4().hex[:8]}/passages"
-    root = copy_demo_city(demo_dir, city_tmp / "city", {
-        "traffic-police": stream_block("mqtt", topic, LOOKUP) + SEGMENT_FLOW})
-    city = load_city(root)
-    streams = StreamService(city)
-    svc = QueryService(city, monitor=False)
+    root = copy_demo_city(demo_dir, base / "city",
+                          {"traffic-police": counting.live_block("mqtt", topic)})
+    streams = StreamService(load_city(root))
+    svc = QueryService(load_city(root), monitor=False)
     owner = Caller(svc.catalog.members["traffic-police"])
-
-    def q(sql: str) -> list[dict[str, object]]:
-        return svc.run(owner, sql, P).table.to_pylist()
-
     try:
-        streams.load_lookups(lambda _owner, sql: q(sql))
+        streams.load_lookups(lambda _o, sql: svc.run(owner, sql, P).table.to_pylist())
         streams.start()
         deadline = time.monotonic() + 10
         while not streams.connected():
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        day = q("SELECT min(passed_at) AS t FROM traffic.passages")[0]["t"]
-        lo = day.replace(hour=7, minute=0, second=0, microsecond=0)
-        hi = lo.replace(hour=9)
-        passages = q(f"SELECT camera_id, vehicle_type, passed_at, speed_kmh FROM "
-                     f"traffic.passages WHERE passed_at >= TIMESTAMP '{lo}' AND passed_at < "
-                     f"TIMESTAMP '{hi}' ORDER BY passed_at, passage_id")
-        assert len(passages) > 1000
+        passages = _q(svc, "SELECT camera_id, plate, vehicle_type, passed_at, speed_kmh "
+                           "FROM traffic.passages ORDER BY passed_at, passage_id")
+        lo = passages[0]["passed_at"].replace(hour=0, minute=0, second=0, microsecond=0)
         pub = _publisher()
         try:
-            for i in range(0, len(passages), 500):
-                chunk = [dict(r, passed_at=r["passed_at"].isoformat())
-                         for r in passages[i:i + 500]]
-                _send(pub, topic, orjson.dumps(chunk))
-            deadline = time.monotonic() + 30
+            for i in range(0, len(passages), 1000):
+                _send(pub, topic, orjson.dumps([dict(r, passed_at=r["passed_at"].isoformat())
+                                                for r in passages[i:i + 1000]]))
+            deadline = time.monotonic() + 60
             while sum(streams.counters.records.values()) < len(passages):
                 assert time.monotonic() < deadline, streams.counters
                 time.sleep(0.05)
@@ -83,17 +88,60 @@ def test_segment_flow_batch_equals_live(demo_dir: Path, city_tmp: Path) -> None:
         finally:
             pub.disconnect()
             pub.loop_stop()
-        svc.close()
-        svc = QueryService(load_city(root), monitor=False)  # sees the live tables' rows
-        owner = Caller(svc.catalog.members["traffic-police"])
-        batch = {(r["window_start"], r["segment_id"], r["direction"], r["vehicle_type"]):
-                 r["vehicles"] for r in q(BATCH.format(lo=lo, hi=hi))}
-        live = {(r["window_start"], r["segment_id"], r["direction"], r["vehicle_type"]):
-                r["vehicles"] for r in q("SELECT window_start, segment_id, direction, "
-                                         "vehicle_type, vehicles FROM "
-                                         "traffic.segment_flow_live")}
-        assert sum(batch.values()) == len(passages)
-        assert live == batch
     finally:
-        streams.stop()
         svc.close()
+    svc = QueryService(load_city(root), monitor=False)  # sees the live tables' rows
+    yield svc, lo, lo + timedelta(days=1), len(passages), streams
+    streams.stop()
+    svc.close()
+
+
+def _q(svc: QueryService, sql: str) -> list[dict[str, Any]]:
+    result = svc.run(Caller(svc.catalog.members["traffic-police"]), sql, P)
+    assert not result.truncated
+    return result.table.to_pylist()
+
+
+@pytest.mark.parametrize("area", list(counting.AREAS))
+def test_flow_batch_equals_live(day: Any, area: str) -> None:
+    svc, lo, hi, n, _ = day
+    groups = counting.AREAS[area] + (["vehicle_type"] if area == "segment" else [])
+    values = MEASURES["flow"] + (["avg_speed_kmh"] if area == "segment" else [])
+    batch = _keyed(_q(svc, counting.flow_sql(area, lo, hi)), groups, values)
+    live = _keyed(_q(svc, f"SELECT * FROM {counting.dataset('flow', area)}"), groups, values)
+    # a vehicle on a segment is seen by both its cameras (unless the day ended between
+    # them) and counted once
+    assert n / 2 <= sum(v[0] for v in batch.values()) < n / 2 + 100
+    assert _close(live, batch)
+
+
+def test_travel_times_batch_equals_live(day: Any) -> None:
+    svc, lo, hi, _, streams = day
+    groups = counting.AREAS["segment"]
+    batch = _keyed(_q(svc, counting.travel_times_sql(lo, hi)), groups,
+                   MEASURES["travel_times"])
+    live = _keyed(_q(svc, "SELECT * FROM traffic.travel_times"), groups,
+                  MEASURES["travel_times"])
+    trips = sum(v[0] for v in batch.values())
+    pairer = streams.pairers["passages-live"][0]
+    assert trips == pairer.pairs > 0
+    assert _close(live, batch)
+    # the generator's cars do not exceed free flow by much, nor stop for 10× as long
+    for _, _, lo_s, hi_s, free in batch.values():
+        assert counting.MIN_RATIO * free <= lo_s <= hi_s <= counting.MAX_RATIO * free
+
+
+@pytest.mark.parametrize("area", list(counting.AREAS))
+def test_congestion_batch_equals_live(day: Any, area: str) -> None:
+    svc, lo, hi, _, _ = day
+    groups = counting.AREAS[area]
+    batch = _keyed(_q(svc, counting.congestion_sql(area, lo, hi)), groups,
+                   MEASURES["congestion"])
+    live = _keyed(_q(svc, f"SELECT * FROM {counting.dataset('congestion', area)}"), groups,
+                  MEASURES["congestion"])
+    assert _close(live, batch)
+    for _trips, travel, free, index, level in live.values():
+        assert index == pytest.approx(travel / free)
+        assert level == counting.level_of(index)
+    if area == "city":  # rush hours make the demo city slower than free flow
+        assert max(v[3] for v in live.values()) > 1.5

@@ -1,16 +1,20 @@
 """Window folding on its own: `last(col)` keeps the value of the latest event by event
-time, across batches arriving in any order (no broker needed: messages handed in)."""
+time, across batches arriving in any order; a message the windows cannot take is set aside
+without stopping the stream (no broker needed: messages handed in)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import copy_demo_city
 from zhongshu.config import load_city
 from zhongshu.policy.identity import Caller
 from zhongshu.query.service import QueryService
 from zhongshu.streams.service import StreamService
+from zhongshu.streams.windows import Aggregate
 
 GATES = """
 
@@ -64,3 +68,41 @@ def test_last_is_the_latest_event_whatever_the_arrival_order(demo_dir: Path,
         svc.close()
     assert rows == [{"garage_no": "WL01", "events": 4, "free": 5, "least_free": 5.0},
                     {"garage_no": "WL02", "events": 1, "free": 1, "least_free": 1.0}]
+
+
+def test_a_message_that_cannot_be_folded_is_rejected_and_the_stream_goes_on(
+        demo_dir: Path, city_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = copy_demo_city(demo_dir, city_tmp / "city", {"parking-westlake": GATES})
+    streams = StreamService(load_city(root))
+    fold = Aggregate.fold
+
+    def fragile(self: Aggregate, records: list[tuple[float, dict[str, object]]]) -> object:
+        if any(r["garage_no"] == "BAD" for _, r in records):
+            raise ArithmeticError("a fault in folding")
+        return fold(self, records)
+
+    monkeypatch.setattr(Aggregate, "fold", fragile)
+    acked: list[int] = []
+    streams.start(subscribe=False)
+    try:
+        for n, garage in enumerate(["WL01", "BAD", "WL02"]):
+            streams.deliver("gates", json.dumps([{"garage_no": garage, "gate": "in", "free": n,
+                                                  "at": "2026-11-25T08:00:00"}]).encode(),
+                            ack=lambda n=n: acked.append(n))
+        streams.flush()
+    finally:
+        streams.stop()
+    assert sorted(acked) == [0, 1, 2]  # the bad one is kept as rejected, not redelivered
+    svc = QueryService(load_city(root), monitor=False)
+    try:
+        who = Caller(svc.catalog.members["parking-westlake"])
+        rows = svc.run(who, "SELECT garage_no FROM parking_westlake.gate_windows ORDER BY 1",
+                       "convenient-parking").table.to_pylist()
+        rejected = svc.run(who, "SELECT reason, sample FROM "
+                                "streams.parking_westlake__gates__rejected",
+                           "convenient-parking").table.to_pylist()
+    finally:
+        svc.close()
+    assert rows == [{"garage_no": "WL01"}, {"garage_no": "WL02"}]
+    assert len(rejected) == 1 and "a fault in folding" in rejected[0]["reason"]
+    assert '"BAD"' in rejected[0]["sample"]

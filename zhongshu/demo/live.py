@@ -1,10 +1,13 @@
-"""The demo city, live: the traffic police's checkpoint cameras publish passages on MQTT,
-as a department would, and the hub folds them into windows the cockpits can watch.
+"""The demo city, live: the traffic police's checkpoint cameras and the two parking
+companies' gate controllers publish on MQTT, as departments would, and the hub folds their
+events into windows the cockpits can watch.
 
-``zhongshu demo --live`` declares the stream (once) in the demo city's traffic-police
-member file and runs :class:`Feed`, which replays the generator's passages — the same
-routes, rush hours and speeds as the historical table — at the time of day it is now, at a
-chosen rate."""
+``zhongshu demo --live`` declares the streams (once) in the demo city's member files and runs
+:class:`Feed`, which replays the generator's day — the same routes, rush hours, speeds and
+garage visits as the historical tables — starting at the time of day it is now. Event times
+follow the generator's clock, so travel times are the generated ones; ``rate`` sets how
+fast that clock runs (at more events a second than the city makes, it runs ahead of the
+wall clock)."""
 
 from __future__ import annotations
 
@@ -18,62 +21,47 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from zhongshu.demo.generate import DemoCity
+from zhongshu.traffic import counting
 
 log = logging.getLogger("zhongshu.demo.live")
 TOPIC = "demo-city/traffic-police/passages"
 GATES_TOPIC = "demo-city/parking-westlake/gates"
-MARK = "# --- live passages (zhongshu demo --live) ---"
-GATES_MARK = "# --- live gate events (zhongshu demo --live) ---"
-LIVE = f"""
+QIANTANG_TOPIC = "demo-city/parking-qiantang/gates"
+_MARK = "# --- live {what} (zhongshu demo --live"
+VERSION = "v2) ---"
 
-{MARK}
-[[streams]]
-name = "passages-live"
-kind = "mqtt"
-topic = "{TOPIC}"
-time_column = "passed_at"
-columns = [
-  {{ name = "camera_id", type = "VARCHAR", classification = "internal" }},
-  {{ name = "plate", type = "VARCHAR", classification = "personal" }},
-  {{ name = "vehicle_type", type = "VARCHAR", classification = "internal" }},
-  {{ name = "passed_at", type = "TIMESTAMP", classification = "internal" }},
-  {{ name = "speed_kmh", type = "DOUBLE", classification = "internal" }},
-]
-[[streams.lookups]]
-dataset = "traffic.checkpoints"
-key = "camera_id"
-columns = [
-  {{ name = "segment_id", type = "VARCHAR", classification = "public" }},
-  {{ name = "direction", type = "VARCHAR", classification = "public" }},
-  {{ name = "district", type = "VARCHAR", classification = "public" }},
-]
 
-[[aggregates]]
-dataset = "traffic.live_segment_flow"
-title = "Vehicles per segment and minute, live"
-stream = "passages-live"
-window_s = 60
-lateness_s = 120
-group_by = ["segment_id", "direction", "district", "vehicle_type"]
-measures = {{ vehicles = "count(*)", avg_speed_kmh = "avg(speed_kmh)" }}
-area_column = "district"
-
+def _grants(datasets: list[str], xihu: str | dict[str, str] | None, others: str = "") -> str:
+    """Grants of live datasets to the cockpits (and ``others``, TOML), as for their tables."""
+    def listed(names: list[str]) -> str:
+        return "[" + ", ".join(f'"{d}"' for d in names) + "]"
+    scope = "" if xihu is None else (
+        f"row_scope = {json.dumps(xihu)}" if isinstance(xihu, str) else
+        "row_scope = { " + ", ".join(f'"{k}" = {json.dumps(v)}' for k, v in xihu.items()) + " }")
+    district = [d for d in datasets if not d.startswith("traffic.city_")]
+    return f"""
 [[grants]]
 consumer = "cockpit-city"
 purposes = ["city-operations"]
-datasets = ["traffic.live_segment_flow"]
+datasets = {listed(datasets)}
 
 [[grants]]
 consumer = "cockpit-xihu"
 purposes = ["district-operations"]
-datasets = ["traffic.live_segment_flow"]
-row_scope = "district = 'xihu'"
-"""
+datasets = {listed(district)}
+{scope}
+{others}"""
 
 
-GATES = f"""
+TRAFFIC = counting.live_block("mqtt", TOPIC) + _grants(
+    counting.live_datasets(), "district = 'xihu'", f"""
+[[grants]]
+consumer = "app-traffic"
+purposes = ["traffic-management"]
+datasets = {json.dumps(counting.live_datasets())}
+""")
 
-{GATES_MARK}
+WESTLAKE = f"""
 [[streams]]
 name = "gates-live"
 kind = "mqtt"
@@ -94,42 +82,81 @@ window_s = 60
 lateness_s = 120
 group_by = ["garage_no"]
 measures = {{ free = "last(free)", gate_events = "count(*)" }}
-
-[[grants]]
-consumer = "cockpit-city"
-purposes = ["city-operations"]
-datasets = ["parking_westlake.live_free"]
-
-[[grants]]
-consumer = "cockpit-xihu"
-purposes = ["district-operations"]
-datasets = ["parking_westlake.live_free"]
-row_scope = "garage_no IN (SELECT garage_no FROM parking_westlake.garages WHERE district = 'xihu')"
-
+""" + _grants(["parking_westlake.live_free"],
+              "garage_no IN (SELECT garage_no FROM parking_westlake.garages "
+              "WHERE district = 'xihu')", """
 [[grants]]
 consumer = "app-parking"
 purposes = ["convenient-parking"]
 datasets = ["parking_westlake.live_free"]
-"""
+""")
+
+# Qiantang's controllers speak another dialect: CSV lines `lot_id,IN|OUT,epoch seconds,
+# occupied after the event`; the capacity comes from its own lots table.
+QIANTANG = f"""
+[[streams]]
+name = "lot-events-live"
+kind = "mqtt"
+topic = "{QIANTANG_TOPIC}"
+format = "csv"
+time_column = "ts"
+columns = [
+  {{ name = "lot_id", type = "INTEGER", classification = "public" }},
+  {{ name = "event", type = "VARCHAR", classification = "public" }},
+  {{ name = "ts", type = "DOUBLE", classification = "public" }},
+  {{ name = "occupied", type = "INTEGER", classification = "public" }},
+]
+[[streams.lookups]]
+dataset = "parking_qiantang.lots"
+key = "lot_id"
+columns = [{{ name = "capacity", type = "INTEGER", classification = "public" }}]
+
+[[aggregates]]
+dataset = "parking_qiantang.live_free"
+title = "Free spaces per lot, live (the latest gate event of each minute)"
+stream = "lot-events-live"
+window_s = 60
+lateness_s = 120
+group_by = ["lot_id"]
+measures = {{ occupied = "last(occupied)", capacity = "last(capacity)", gate_events = "count(*)" }}
+[[aggregates.derived]]
+name = "free"
+type = "INTEGER"
+classification = "public"
+expr = "greatest(capacity - occupied, 0)"
+""" + _grants(["parking_qiantang.live_free"],
+              "lot_id IN (SELECT lot_id FROM parking_qiantang.lots WHERE area_code = '330106')",
+              """
+[[grants]]
+consumer = "app-parking"
+purposes = ["convenient-parking"]
+datasets = ["parking_qiantang.live_free"]
+""")
+BLOCKS = (("traffic-police", "traffic", TRAFFIC), ("parking-westlake", "gate events", WESTLAKE),
+          ("parking-qiantang", "gate events", QIANTANG))
 
 
 def declare(city_dir: Path) -> bool:
-    """Add the live streams to the demo city's traffic police and Westlake parking (once);
-    whether anything was added."""
-    added = False
-    for member, mark, text in (("traffic-police", MARK, LIVE),
-                               ("parking-westlake", GATES_MARK, GATES)):
+    """Add the live streams to the demo city's traffic police and parking companies (once;
+    an older version of the block is replaced); whether anything changed."""
+    changed = False
+    for member, what, text in BLOCKS:
         path = city_dir / "members" / f"{member}.toml"
         old = path.read_text(encoding="utf-8")
-        if mark not in old:
-            path.write_text(old + text, encoding="utf-8")
-            added = True
-    return added
+        mark = _MARK.format(what=what)
+        if mark + ", " + VERSION in old:
+            continue
+        cut = old.find("# --- live ")  # an older block, always at the end
+        kept = old if cut < 0 else old[:cut].rstrip("\n") + "\n"
+        path.write_text(f"{kept}\n{mark}, {VERSION}\n{text}", encoding="utf-8")
+        changed = True
+    return changed
 
 
 class Feed:
-    """Replays the demo generator's passages at the current time of day, ``rate`` a second,
-    on an MQTT broker (the department's side of the stream)."""
+    """Replays the demo generator's day from the current time of day — passages at ``rate``
+    a second, and the gate events of the same stretch of the day — on an MQTT broker (the
+    departments' side of the streams)."""
 
     def __init__(self, seed: int, scale: float, rate: float, host: str = "127.0.0.1",
                  port: int = 1883) -> None:
@@ -139,7 +166,8 @@ class Feed:
         day0 = rows[0][4].replace(hour=0, minute=0, second=0, microsecond=0)
         # (seconds into the day, camera, plate, type, speed)
         self.passages = [((r[4] - day0).total_seconds(), r[1], r[2], r[3], r[5]) for r in rows]
-        self.gates = _gate_events(city, day0)
+        self.westlake = _westlake_gates(city, day0)
+        self.qiantang = _qiantang_gates(city, day0)
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         self.host, self.port = host, port
         self.sent = 0
@@ -154,33 +182,36 @@ class Feed:
 
     def _run(self) -> None:
         now = datetime.now(UTC)
-        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        into = (now - midnight).total_seconds()
+        base = now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        into = now.timestamp() - base
+        n = len(self.passages)
         i = next((k for k, p in enumerate(self.passages) if p[0] >= into), 0)
-        j = next((k for k, g in enumerate(self.gates) if g[0] >= into), 0)
-        tick, t0, due, gates_due, gates_sent = 0.1, time.monotonic(), 0.0, 0.0, 0
+        w = next((k for k, g in enumerate(self.westlake) if g[0] >= into), 0)
+        q = next((k for k, g in enumerate(self.qiantang) if g[0] >= into), 0)
+        tick, t0, due = 0.1, time.monotonic(), 0.0
         while not self._stop.is_set():
             due += self.rate * tick
-            gates_due += self.rate / 20 * tick
-            if int(gates_due) > gates_sent and self.gates:
-                at = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
-                events = []
-                for _ in range(int(gates_due) - gates_sent):
-                    g = self.gates[j % len(self.gates)]
-                    j += 1
-                    events.append({"garage_no": g[1], "gate": g[2], "at": at, "free": g[3]})
-                gates_sent += len(events)
-                self.client.publish(GATES_TOPIC, json.dumps(events).encode(), qos=1)
-            at = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
-            batch = []
+            batch, clock = [], None
             for _ in range(min(int(due) - self.sent, 10_000)):
-                p = self.passages[i % len(self.passages)]
+                t, cam, plate, kind, speed = self.passages[i % n]
+                clock = base + t + 86_400 * (i // n)
                 i += 1
-                batch.append({"camera_id": p[1], "plate": p[2], "vehicle_type": p[3],
-                              "passed_at": at, "speed_kmh": p[4]})
+                batch.append({"camera_id": cam, "plate": plate, "vehicle_type": kind,
+                              "passed_at": _iso(clock), "speed_kmh": speed})
             if batch:
                 self.client.publish(TOPIC, json.dumps(batch).encode(), qos=1)
                 self.sent += len(batch)
+            if clock is not None:
+                events, w = _due(self.westlake, w, base, clock)
+                if events:
+                    self.client.publish(GATES_TOPIC, json.dumps(
+                        [{"garage_no": g, "gate": gate, "at": _iso(at), "free": free}
+                         for at, g, gate, free in events]).encode(), qos=1)
+                events, q = _due(self.qiantang, q, base, clock)
+                if events:
+                    self.client.publish(QIANTANG_TOPIC, "\n".join(
+                        f"{lot},{gate.upper()},{at:.3f},{busy}"
+                        for at, lot, gate, busy in events).encode(), qos=1)
             t0 += tick
             self._stop.wait(max(0.0, t0 - time.monotonic()))
 
@@ -192,21 +223,60 @@ class Feed:
         self.client.loop_stop()
 
 
+Gate = tuple[float, object, str, int]
 
-def _gate_events(city: DemoCity, day0: datetime) -> list[tuple[float, str, str, int]]:
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None).isoformat(
+        timespec="milliseconds")
+
+
+def _due(events: list[Gate], k: int, base: float, clock: float) -> tuple[list[Gate], int]:
+    """The events from the ``k``-th (counting on across days) up to ``clock``, with their
+    times made absolute, and the index after them."""
+    out: list[Gate] = []
+    m = len(events)
+    while m and len(out) < 5_000:
+        t, garage, gate, value = events[k % m]
+        at = base + t + 86_400 * (k // m)
+        if at > clock:
+            break
+        out.append((at, garage, gate, value))
+        k += 1
+    return out, k
+
+
+def _gates(visits: list[tuple[object, datetime, datetime | None]], day0: datetime
+           ) -> list[tuple[float, object, str]]:
+    moves = []
+    for garage, entered, left in visits:
+        moves.append(((entered - day0).total_seconds(), garage, "in"))
+        if left is not None:
+            moves.append(((left - day0).total_seconds(), garage, "out"))
+    moves.sort(key=lambda m: (m[0], str(m[1]), m[2]))
+    return moves
+
+
+def _westlake_gates(city: DemoCity, day0: datetime) -> list[Gate]:
     """Westlake's gate events of the generated day: (seconds into the day, garage, in/out,
     free spaces after it), in time order — what its gate controllers would publish."""
     tables = {t.name: t for t in city.tables["parking-westlake"]}
     capacity = {r[0]: r[6] for r in tables["garages"].rows}
-    moves = []
-    for _sid, garage, _plate, entered, left, _fee in tables["sessions"].rows:
-        moves.append(((entered - day0).total_seconds(), garage, "in"))
-        if left is not None:
-            moves.append(((left - day0).total_seconds(), garage, "out"))
-    moves.sort()
     busy = dict.fromkeys(capacity, 0)
     out = []
-    for t, garage, gate in moves:
+    for t, garage, gate in _gates([(r[1], r[3], r[4]) for r in tables["sessions"].rows], day0):
         busy[garage] += 1 if gate == "in" else -1
         out.append((t, garage, gate, max(0, capacity[garage] - busy[garage])))
+    return out
+
+
+def _qiantang_gates(city: DemoCity, day0: datetime) -> list[Gate]:
+    """Qiantang's gate events of the generated day: (seconds into the day, lot, in/out,
+    spaces occupied after it), in time order."""
+    tables = {t.name: t for t in city.tables["parking-qiantang"]}
+    busy = {r[0]: 0 for r in tables["lots"].rows}
+    out = []
+    for t, lot, gate in _gates([(r[1], r[3], r[4]) for r in tables["tickets"].rows], day0):
+        busy[lot] += 1 if gate == "in" else -1
+        out.append((t, lot, gate, busy[lot]))
     return out

@@ -400,7 +400,7 @@ def readable_by_others(path: Path) -> bool:
     and read it (r on the file, or r+x on the folder)."""
     path = path.resolve()
     for parent in path.parents:
-        if not parent.stat().st_mode & stat.S_IXOTH:
+        if parent.exists() and not parent.stat().st_mode & stat.S_IXOTH:
             return False
     mode = path.stat().st_mode if path.exists() else 0
     need = stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0)

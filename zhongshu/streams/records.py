@@ -85,6 +85,25 @@ def _converter(type_: str) -> Any:
     return conv
 
 
+class Lookups:
+    """Columns added to records from tables keyed by one of their columns, in order (a key
+    may be a column an earlier lookup added)."""
+
+    def __init__(self) -> None:
+        self._tables: list[tuple[str, dict[Any, dict[str, Any]], list[str]]] = []
+
+    def set(self, key: str, table: dict[Any, dict[str, Any]], columns: list[str]) -> None:
+        """Add ``columns`` of ``table[record[key]]`` (None when not found) to each record."""
+        self._tables.append((key, table, columns))
+
+    def apply(self, rec: dict[str, Any]) -> None:
+        """Add the looked-up columns to ``rec`` in place."""
+        for key, table, cols in self._tables:
+            hit = table.get(rec[key])
+            for c in cols:
+                rec[c] = None if hit is None else hit[c]
+
+
 class Reader:
     """Parses messages of one stream."""
 
@@ -92,13 +111,7 @@ class Reader:
         self.stream = stream
         self.columns = [(c.name, c.type) for c in stream.columns]
         self._convert = [(c.name, _converter(c.type)) for c in stream.columns]
-        # lookup key column → (key value → added columns), filled by :meth:`set_lookup`
-        self._lookups: list[tuple[str, dict[Any, dict[str, Any]], list[str]]] = []
-
-    def set_lookup(self, key: str, table: dict[Any, dict[str, Any]], columns: list[str]
-                   ) -> None:
-        """Enrich records: ``columns`` of ``table[record[key]]`` (None when not found)."""
-        self._lookups.append((key, table, columns))
+        self.lookups = Lookups()
 
     def parse(self, payload: bytes) -> Parsed:
         """The records of one message; never raises."""
@@ -136,11 +149,8 @@ class Reader:
                 rec[name] = conv(get(name))
             except (ValueError, TypeError) as e:
                 raise ValueError(f"column {name}: {e}") from None
-        for key, table, cols in self._lookups:
-            hit = table.get(rec[key])
-            for c in cols:
-                rec[c] = None if hit is None else hit[c]
-        raw_t = get(self.stream.time_column)
+        self.lookups.apply(rec)
+        raw_t = rec[self.stream.time_column]  # converted: a number column is a number
         if raw_t is None:
             raise ValueError(f"no event time ({self.stream.time_column})")
         if type(raw_t) is float or type(raw_t) is int:

@@ -6,16 +6,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from zhongshu.config import City, stream_store
+from zhongshu.config import City, Lookup, stream_columns, stream_store
 from zhongshu.sources.mqtt import MqttSubscriber
 from zhongshu.sources.nats import NatsSubscriber
-from zhongshu.streams.records import Reader
+from zhongshu.streams.pairs import Pairer
+from zhongshu.streams.records import Lookups, Reader
 from zhongshu.streams.windows import Aggregate, WindowStore
 
 log = logging.getLogger("zhongshu.streams")
@@ -42,15 +44,22 @@ class StreamService:
         self.city = city
         self.stores: dict[str, WindowStore] = {}
         self.readers: dict[str, tuple[str, Reader]] = {}  # stream → (owner, reader)
+        self.pairers: dict[str, list[Pairer]] = {}  # stream → its pairs stages
         for owner, mf in city.members.items():
             if not mf.streams:
                 continue
-            by_name = {s.name: s for s in mf.streams}
-            aggs = [Aggregate(a, by_name[a.stream]) for a in mf.aggregates]
-            self.stores[owner] = WindowStore(city.root / stream_store(owner), aggs,
-                                             mf.streams)
+            columns = stream_columns(mf)
+            aggs = [Aggregate(a, columns[a.stream]) for a in mf.aggregates]
+            store = self.stores[owner] = WindowStore(city.root / stream_store(owner), aggs,
+                                                     mf.streams)
             for st in mf.streams:
                 self.readers[st.name] = (owner, Reader(st))
+                for pc in st.pairs:
+                    pairer = Pairer(pc, st.time_column)
+                    pending = store.take_pending(pc.name)
+                    if pending:
+                        pairer.load(pending)
+                    self.pairers.setdefault(st.name, []).append(pairer)
         self.counters = Counters()
         self._queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._closing = False
@@ -62,15 +71,21 @@ class StreamService:
     def load_lookups(self, query: Callable[[str, str], list[dict[str, Any]]]) -> None:
         """Fill each stream's lookups with ``query(owner, sql)`` — the owner reading its own
         dataset through the hub (so the lookup sees exactly what the hub serves)."""
+        def fill(owner: str, what: str, lookups: list[Lookup], into: Lookups) -> None:
+            for lk in lookups:
+                cols = [c.name for c in lk.columns]
+                sql = (f"SELECT {lk.key}, " + ", ".join(
+                    f"{c.expr} AS {c.name}" if c.expr else c.name for c in lk.columns) +
+                       f" FROM {lk.dataset}")
+                table = {r[lk.key]: r for r in query(owner, sql)}
+                into.set(lk.key, table, cols)
+                log.info("%s: %d rows looked up from %s", what, len(table), lk.dataset)
+
         for owner, mf in self.city.members.items():
             for st in mf.streams:
-                for lk in st.lookups:
-                    cols = [c.name for c in lk.columns]
-                    sql = (f"SELECT {lk.key}, {', '.join(cols)} FROM {lk.dataset}")
-                    table = {r[lk.key]: r for r in query(owner, sql)}
-                    self.readers[st.name][1].set_lookup(lk.key, table, cols)
-                    log.info("stream %s: %d rows looked up from %s", st.name, len(table),
-                             lk.dataset)
+                fill(owner, f"stream {st.name}", st.lookups, self.readers[st.name][1].lookups)
+                for pairer in self.pairers.get(st.name, []):
+                    fill(owner, f"pairs {pairer.cfg.name}", pairer.cfg.lookups, pairer.lookups)
 
     def start(self, subscribe: bool = True) -> None:
         """Start committing and (unless ``subscribe`` is false: messages are then handed to
@@ -123,14 +138,40 @@ class StreamService:
                                                              time.monotonic())))
                 except queue.Empty:
                     break
-            try:
-                self._commit(batch)
-            except Exception:  # not acknowledged: the broker delivers them again
-                log.exception("stream batch not committed; the broker will redeliver it")
-                continue
-            for _, _, ack, _ in batch:
+            for _, _, ack, _ in self._commit_safely(batch):
                 if ack is not None:
                     ack()
+
+    def _commit_safely(self, batch: list[Message]) -> list[Message]:
+        """Commit ``batch``; the messages committed (to acknowledge). When the store fails,
+        none (the broker delivers them again); when a message cannot be folded, the batch is
+        committed message by message and that one is kept as rejected, so one bad message
+        never stops a stream."""
+        try:
+            self._commit(batch)
+            return batch
+        except sqlite3.Error:
+            log.exception("stream batch not committed; the broker will redeliver it")
+            return []
+        except Exception:
+            log.exception("a stream batch could not be folded; committing it message by "
+                          "message")
+        done = []
+        for m in batch:
+            try:
+                self._commit([m])
+            except sqlite3.Error:
+                log.exception("stream message not committed; the broker will redeliver it")
+                continue
+            except Exception as e:
+                stream, payload, _, seq = m
+                owner = self.readers[stream][0]
+                self.stores[owner].commit({}, {stream: [(f"could not be folded: {e!r}"[:200],
+                                                         payload)]},
+                                          {stream: seq} if seq is not None else {})
+                self.counters.rejected[stream] = self.counters.rejected.get(stream, 0) + 1
+            done.append(m)
+        return done
 
     def _commit(self, batch: list[Message]) -> None:
         per_owner: dict[str, tuple[dict[str, list[Any]], dict[str, list[Any]]]] = {}
@@ -151,6 +192,8 @@ class StreamService:
             c.records[stream] = c.records.get(stream, 0) + len(parsed.records)
             if parsed.records:
                 recs.setdefault(stream, []).extend(parsed.records)
+                for pairer in self.pairers.get(stream, ()):
+                    recs.setdefault(pairer.cfg.name, []).extend(pairer.pair(parsed.records))
             if parsed.rejected:
                 c.rejected[stream] = c.rejected.get(stream, 0) + len(parsed.rejected)
                 rejected.setdefault(stream, []).extend(
@@ -172,5 +215,9 @@ class StreamService:
             self._committer.join(5)
         for sub in self._subscribers:
             sub.stop()
+        for stream, pairers in self.pairers.items():
+            for pairer in pairers:
+                self.stores[self.readers[stream][0]].save_pending(pairer.cfg.name,
+                                                                  pairer.dump())
         for store in self.stores.values():
             store.close()

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from zhongshu.config import AggregateConfig, StreamConfig, parse_measure
+from zhongshu.config import AggregateConfig, Column, StreamConfig, parse_measure
 
 _SQL_TYPE = {"BIGINT": "INTEGER", "INTEGER": "INTEGER", "DOUBLE": "DOUBLE", "VARCHAR": "TEXT",
              "TIMESTAMP": "TIMESTAMP", "BOOLEAN": "BOOLEAN"}
@@ -44,10 +44,11 @@ def _ts(epoch: float) -> str:
 class Aggregate:
     """One declared aggregate: folds records into its windows' partials."""
 
-    def __init__(self, cfg: AggregateConfig, stream: StreamConfig) -> None:
+    def __init__(self, cfg: AggregateConfig, columns: list[Column]) -> None:
+        """``columns``: those of the records it folds (a stream's, or its pairs')."""
         self.cfg = cfg
         self.table = table_of(cfg.dataset)
-        types = {c.name: c.type for c in stream.all_columns()}
+        types = {c.name: c.type for c in columns}
         self.types = types
         self.groups = [(g, types[g]) for g in cfg.group_by]
         self.measures = [(name, *parse_measure(text)) for name, text in cfg.measures.items()]
@@ -78,7 +79,10 @@ class Aggregate:
         out: dict[tuple[float, str], list[Any]] = {}
         groups, measures = [g for g, _ in self.groups], self.measures
         wm = self.watermark
+        where = self.cfg.where
         for t, rec in records:
+            if where is not None and not rec[where]:
+                continue
             start = math.floor(t / w) * w
             if start + w + lateness < wm:
                 self.late += 1
@@ -93,7 +97,8 @@ class Aggregate:
             for i, (_, fn, col) in enumerate(measures, 1):
                 a = acc[i]
                 if fn == "count":
-                    a[0] += 1
+                    if col is None or rec[col] is not None:
+                        a[0] += 1
                     continue
                 v = rec[col]
                 if fn == "last":
@@ -192,6 +197,8 @@ class WindowStore:
                               "KEY, watermark DOUBLE NOT NULL, late INTEGER NOT NULL)")
             self.conn.execute("CREATE TABLE IF NOT EXISTS positions (stream TEXT PRIMARY KEY, "
                               "seq INTEGER NOT NULL)")
+            self.conn.execute("CREATE TABLE IF NOT EXISTS pending_pairs (pairs TEXT NOT NULL, "
+                              "state BLOB NOT NULL)")
             self._positions = dict(self.conn.execute("SELECT stream, seq FROM positions"))
             for a in aggregates:
                 row = self.conn.execute("SELECT watermark, late FROM watermarks WHERE "
@@ -234,6 +241,20 @@ class WindowStore:
                 raise
             c.execute("COMMIT")
             self._positions.update(positions or {})
+
+    def save_pending(self, pairs: str, state: bytes) -> None:
+        """Keep a pairs stage's unpaired records (on a clean stop) for the next start."""
+        with self.lock:
+            self.conn.execute("DELETE FROM pending_pairs WHERE pairs = ?", (pairs,))
+            self.conn.execute("INSERT INTO pending_pairs VALUES (?, ?)", (pairs, state))
+
+    def take_pending(self, pairs: str) -> bytes | None:
+        """The unpaired records saved by :meth:`save_pending` (then forgotten)."""
+        with self.lock:
+            row = self.conn.execute("SELECT state FROM pending_pairs WHERE pairs = ?",
+                                    (pairs,)).fetchone()
+            self.conn.execute("DELETE FROM pending_pairs WHERE pairs = ?", (pairs,))
+        return row[0] if row else None
 
     def _sample(self, stream: str, n: int, now: float) -> int:
         minute = int(now // 60)
