@@ -96,6 +96,17 @@ class Lookups:
         """Add ``columns`` of ``table[record[key]]`` (None when not found) to each record."""
         self._tables.append((key, table, columns))
 
+    def columns(self, values: dict[str, list[Any]], n: int) -> dict[str, list[Any]]:
+        """The looked-up columns of ``n`` records held as columns (``values`` must hold the
+        keys; a key added by an earlier lookup is looked up from its result)."""
+        out: dict[str, list[Any]] = {}
+        for key, table, cols in self._tables:
+            keys = out[key] if key in out else values[key]
+            hits = [table.get(k) for k in keys]
+            for c in cols:
+                out[c] = [None if h is None else h[c] for h in hits]
+        return out
+
     def apply(self, rec: dict[str, Any]) -> None:
         """Add the looked-up columns to ``rec`` in place."""
         for key, table, cols in self._tables:
@@ -150,7 +161,9 @@ class Reader:
             except (ValueError, TypeError) as e:
                 raise ValueError(f"column {name}: {e}") from None
         self.lookups.apply(rec)
-        raw_t = rec[self.stream.time_column]  # converted: a number column is a number
+        raw_t = get(self.stream.time_column)
+        if type(raw_t) is str and type(rec[self.stream.time_column]) is float:
+            raw_t = rec[self.stream.time_column]  # a number column, in CSV text
         if raw_t is None:
             raise ValueError(f"no event time ({self.stream.time_column})")
         if type(raw_t) is float or type(raw_t) is int:
