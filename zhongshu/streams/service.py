@@ -48,20 +48,28 @@ class StreamService:
         self.pairers: dict[str, list[Pairer]] = {}  # stream → its pairs stages
         # stream → the columns its aggregates read, for the columnar path
         self._fast: dict[str, dict[str, str]] = {}
+        self._pair_types: dict[str, dict[str, str]] = {}  # pairs → the columns read of it
         for owner, mf in city.members.items():
             if not mf.streams:
                 continue
             columns = stream_columns(mf)
             aggs = [Aggregate(a, columns[a.stream]) for a in mf.aggregates]
+            reads: dict[str, set[str]] = {}  # stream or pairs → the columns aggregates read
+            for a in aggs:
+                reads.setdefault(a.cfg.stream, set()).update(a.needs())
             store = self.stores[owner] = WindowStore(city.root / stream_store(owner), aggs,
                                                      mf.streams)
             for st in mf.streams:
                 self.readers[st.name] = (owner, Reader(st))
-                if st.format == "json" and not st.pairs and columnar.supported(
-                        c.type for c in st.all_columns()):
-                    needs = set().union(*(a.needs() for a in aggs if a.cfg.stream == st.name))
+                wanted = set(reads.get(st.name, ()))
+                for pc in st.pairs:
+                    wanted |= {pc.key, pc.same, pc.differ, st.time_column,
+                               *reads.get(pc.name, ()), *(lk.key for lk in pc.lookups)}
+                    self._pair_types[pc.name] = {c.name: c.type for c in columns[pc.name]
+                                                 if c.name in reads.get(pc.name, ())}
+                if st.format == "json" and columnar.supported(c.type for c in columns[st.name]):
                     self._fast[st.name] = {c.name: c.type for c in st.all_columns()
-                                           if c.name in needs}
+                                           if c.name in wanted}
                 for pc in st.pairs:
                     pairer = Pairer(pc, st.time_column)
                     pending = store.take_pending(pc.name)
@@ -182,10 +190,11 @@ class StreamService:
         return done
 
     def _commit(self, batch: list[Message]) -> None:
-        per_owner: dict[str, tuple[dict[str, list[Any]], dict[str, list[Any]]]] = {}
+        per_owner: dict[str, tuple[dict[str, Any], dict[str, list[Any]]]] = {}
         c = self.counters
         positions: dict[str, dict[str, int]] = {}
-        parts: dict[str, list[columnar.Columns]] = {}  # streams on the fast path
+        parts: dict[str, list[columnar.Columns]] = {}  # streams on the columnar path
+        pairs: dict[str, list[tuple[float, dict[str, Any]]]] = {}
         for stream, payload, _, seq in batch:
             if not stream:
                 continue
@@ -197,30 +206,45 @@ class StreamService:
                 positions.setdefault(owner, {})[stream] = seq
             recs, rejected = per_owner.setdefault(owner, ({}, {}))
             c.messages[stream] = c.messages.get(stream, 0) + 1
-            if stream in self._fast:
-                cols = columnar.read(payload, reader.columns, reader.stream.time_column,
-                                     reader.lookups, self._fast[stream])
-                if cols is not None:
-                    c.records[stream] = c.records.get(stream, 0) + len(cols)
-                    parts.setdefault(stream, []).append(cols)
-                    continue
-            parsed = reader.parse(payload)
-            c.records[stream] = c.records.get(stream, 0) + len(parsed.records)
-            if parsed.records and stream in self._fast:
-                parts.setdefault(stream, []).append(
-                    columnar.Columns.from_records(parsed.records, self._fast[stream]))
-            elif parsed.records:
-                recs.setdefault(stream, []).extend(parsed.records)
-                for pairer in self.pairers.get(stream, ()):
-                    recs.setdefault(pairer.cfg.name, []).extend(pairer.pair(parsed.records))
-            if parsed.rejected:
-                c.rejected[stream] = c.rejected.get(stream, 0) + len(parsed.rejected)
-                rejected.setdefault(stream, []).extend(
-                    (reason, payload) for reason in parsed.rejected)
+            fast = self._fast.get(stream)
+            cols = None if fast is None else columnar.read(
+                payload, reader.columns, reader.stream.time_column, reader.lookups, fast)
+            records: list[tuple[float, dict[str, Any]]] | None = None
+            if cols is None:
+                parsed = reader.parse(payload)
+                records = parsed.records
+                if parsed.rejected:
+                    c.rejected[stream] = c.rejected.get(stream, 0) + len(parsed.rejected)
+                    rejected.setdefault(stream, []).extend(
+                        (reason, payload) for reason in parsed.rejected)
+                if fast is not None and records:
+                    cols = columnar.Columns.from_records(records, fast)
+            n = len(cols) if cols is not None else len(records or ())
+            c.records[stream] = c.records.get(stream, 0) + n
+            if not n:
+                continue
+            if cols is not None:
+                parts.setdefault(stream, []).append(cols)
+            else:
+                recs.setdefault(stream, []).extend(records or ())
+            for pairer in self.pairers.get(stream, ()):
+                if records is None and cols is not None:
+                    records = cols.records()
+                pairs.setdefault(pairer.cfg.name, []).extend(pairer.pair(records or []))
         for stream, cols in parts.items():
             merged = columnar.Columns.concat(cols)
             per_owner[self.readers[stream][0]][0][stream] = (
                 merged.records() if len(merged) < columnar.SMALL else merged)
+        for stream, pairers in self.pairers.items():
+            for pairer in pairers:
+                got = pairs.get(pairer.cfg.name)
+                if not got:
+                    continue
+                types = self._pair_types[pairer.cfg.name]
+                per_owner[self.readers[stream][0]][0][pairer.cfg.name] = (
+                    columnar.Columns.from_records(got, types)
+                    if len(got) >= columnar.SMALL and columnar.supported(types.values())
+                    else got)
         for owner, (recs, rejected) in per_owner.items():
             self.stores[owner].commit(recs, rejected, positions.get(owner, {}))
         c.commits += 1

@@ -9,6 +9,7 @@ event time seen (the watermark); later events are counted as too late and droppe
 
 from __future__ import annotations
 
+import functools
 import math
 import sqlite3
 import threading
@@ -39,6 +40,7 @@ def rejected_table(stream: str) -> str:
     return f"rejected__{stream.replace('-', '_')}"
 
 
+@functools.lru_cache(maxsize=4096)  # window bounds repeat for every group of a window
 def _ts(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
