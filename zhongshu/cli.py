@@ -112,6 +112,7 @@ def serve(city_dir: DirOpt = Path("."),
 def _serve(service: Any, host: str, port: int, streams: Any = None) -> None:
     import uvicorn
 
+    from zhongshu.cockpit import mount as mount_cockpit
     from zhongshu.protocol.app import create_app
 
     down = {n: s for n, s in service.health().items() if s != "ok"}
@@ -122,12 +123,13 @@ def _serve(service: Any, host: str, port: int, streams: Any = None) -> None:
     for d in drift:
         err.print(f"[yellow]warning:[/] dataset {d.name} is unavailable: {d.reason}")
     out.print(f"Hub for [bold]{service.city.info.name}[/] on http://{host}:{port}  "
-              f"(protocol: /v1/openapi.json, metrics: /metrics)")
+              f"(cockpit: /cockpit/, protocol: /v1/openapi.json, metrics: /metrics)")
     if streams is not None:
         streams.start()
     try:
-        uvicorn.run(create_app(service), host=host, port=port, log_level="warning",
-                    access_log=False)
+        app = create_app(service)
+        mount_cockpit(app, service.city)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:
         if streams is not None:
             streams.stop()

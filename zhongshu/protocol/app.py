@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import orjson
 from fastapi import Depends, FastAPI, Header, Request
@@ -36,6 +37,7 @@ from zhongshu.policy.identity import Authenticator, Caller
 from zhongshu.protocol import encode
 from zhongshu.protocol.ledger_routes import add_ledger_routes
 from zhongshu.protocol.metrics import Metrics
+from zhongshu.protocol.sessions import COOKIE, SESSION_S, Sessions
 from zhongshu.protocol.signatures import Message, Verifier
 from zhongshu.protocol.subscribe import add_subscribe_route
 from zhongshu.query.service import QueryService, Result
@@ -106,6 +108,17 @@ class QueryIn(BaseModel):
     limit: int | None = Field(default=None, ge=1, description="at most this many rows")
 
 
+class SessionIn(BaseModel):
+    token: str = Field(min_length=1, max_length=500, description="a member token")
+
+
+class SessionOut(BaseModel):
+    member: str
+    kind: str
+    title: str
+    expires: float | None = Field(description="epoch seconds (null: not a cookie session)")
+
+
 class GrantIn(BaseModel):
     """A grant as a data owner makes it (the same keys as ``[[grants]]`` in a member file)."""
 
@@ -171,6 +184,7 @@ def create_app(service: QueryService, ledger: Ledger | None = None) -> FastAPI:
     if ledger is not None:
         service.store.on_change = ledger.change_recorder()
     authn = Authenticator(service.catalog)
+    sessions = Sessions()
     metrics = Metrics()
     app.state.service = service
     app.state.metrics = metrics
@@ -195,12 +209,57 @@ def create_app(service: QueryService, ledger: Ledger | None = None) -> FastAPI:
             signed_caller = Caller(who.member, signature=signed.signature, key_id=signed.key_id)
             request.state.caller = signed_caller
             return signed_caller
+        cookie = request.cookies.get(COOKIE)
+        if not authorization and cookie:
+            who = _session_caller(request, cookie)
+            request.state.caller = who
+            return who
         who = authn.authenticate(authorization)
         if who.member.kind == "hub":
             raise Unauthenticated("members of kind `hub` must sign their requests "
                                   "(HTTP Message Signatures, RFC 9421, Ed25519)")
         request.state.caller = who
         return who
+
+    def _session_caller(request: Request, cookie: str) -> Caller:
+        hit = sessions.member(cookie)
+        if hit is None:
+            raise Unauthenticated("the session has ended or expired; sign in again")
+        origin = request.headers.get("origin")
+        if request.method not in ("GET", "HEAD") and origin and \
+                urlsplit(origin).netloc != request.headers.get("host"):
+            raise Unauthenticated("a session cookie is accepted only from the hub's own pages")
+        return authn.member(hit[0])
+
+    @app.post("/v1/session", response_model=SessionOut, responses=errors, tags=["identity"])
+    def sign_in(body: SessionIn, response: Response, request: Request) -> dict[str, Any]:
+        """Exchange a member token for an HttpOnly, SameSite=Strict session cookie (for
+        browsers: the token is sent once, in the body, and never kept by the page)."""
+        who = authn.authenticate(f"Bearer {body.token}")
+        if who.member.kind == "hub":
+            raise Unauthenticated("members of kind `hub` sign their requests; they have no "
+                                  "browser sessions")
+        sid, expires = sessions.open(who.name)
+        response.set_cookie(COOKIE, sid, max_age=SESSION_S, path="/", httponly=True,
+                            samesite="strict", secure=request.url.scheme == "https")
+        log.info("session opened for %s", who.name)
+        return {"member": who.name, "kind": who.member.kind,
+                "title": who.member.title, "expires": expires}
+
+    @app.get("/v1/session", response_model=SessionOut, responses=errors, tags=["identity"])
+    def session(request: Request, who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
+        """Who the caller is (for a page: whose session this is, until when)."""
+        hit = sessions.member(request.cookies.get(COOKIE, ""))
+        return {"member": who.name, "kind": who.member.kind,
+                "title": who.member.title,
+                "expires": hit[1] if hit else None}
+
+    @app.delete("/v1/session", status_code=204, tags=["identity"])
+    def sign_out(request: Request, response: Response) -> None:
+        """End the browser session (sign out)."""
+        if cookie := request.cookies.get(COOKIE):
+            sessions.close(cookie)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
 
     @app.exception_handler(ZhongshuError)
     async def _zhongshu_error(request: Request, exc: ZhongshuError) -> Response:

@@ -1,0 +1,214 @@
+"""The cockpit in real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright)
+against `zhongshu demo --live` on loopback: panels equal the same governed queries made
+through the client, the map drills down, a district viewer gets "not permitted" for another
+district and the hub sends it none of that district's rows, and the live counter moves.
+Screenshots of the three levels go to docs/img/."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import CI, HubProcess, copy_demo_city, free_port, readable_dir, require_server
+from zhongshu.client import Hub
+from zhongshu.demo.tokens import read_token
+
+pytestmark = pytest.mark.slow
+CHROMIUM = "/usr/bin/chromium"
+IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+PURPOSE = {"cockpit-city": "city-operations", "cockpit-xihu": "district-operations"}
+
+
+def _require_chromium() -> None:
+    if os.access(CHROMIUM, os.X_OK):
+        return
+    if CI:
+        pytest.fail(f"{CHROMIUM} is missing; under CI=true the cockpit tests must run "
+                    "(.ci/run installs Debian's chromium)")
+    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium fonts-noto-cjk)")
+
+
+@pytest.fixture(scope="module")
+def hub(demo_dir: Path) -> Iterator[tuple[str, Path]]:
+    require_server("Mosquitto", 1883)
+    _require_chromium()
+    with readable_dir("zs-cockpit-") as base:
+        root = copy_demo_city(demo_dir, base / "demo")
+        proc = HubProcess(root, free_port(), "demo", "--live", "--rate", "300")
+        try:
+            yield proc.url, root
+        finally:
+            proc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def _page(browser: Any, url: str, root: Path, member: str) -> Any:
+    """A fresh browser context signed in as ``member`` through the sign-in form."""
+    ctx = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
+    page = ctx.new_page()
+    page.goto(f"{url}/cockpit/")
+    page.fill("#token", read_token(root, member))
+    with page.expect_navigation():
+        page.click("#signin button")
+    return page
+
+
+def _until(page: Any, js: str, timeout_s: float, what: str) -> Any:
+    """Poll ``js`` (a function) in the page until it returns something truthy (the page's
+    CSP forbids the string evaluation Playwright's wait_for_function relies on)."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := page.evaluate(js)):
+        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
+        time.sleep(0.1)
+    return value
+
+
+def _settle(page: Any, timeout_s: float = 30) -> None:
+    _until(page, "() => window.__zs && window.__zs.expected > 0 && "
+                 "window.__zs.allSettledAt !== null", timeout_s, "every panel drawn")
+
+
+def _client_rows(url: str, root: Path, member: str, sql: str) -> list[list[Any]]:
+    with Hub(url, read_token(root, member)) as hub:
+        return hub.query_json(sql, PURPOSE[member])["rows"]
+
+
+def test_city_page_shows_every_panel_with_the_hubs_numbers(hub: tuple[str, Path],
+                                                           browser: Any) -> None:
+    url, root = hub
+    page = _page(browser, url, root, "cockpit-city")
+    _settle(page)
+    states = page.eval_on_selector_all("article.panel",
+                                       "els => els.map(e => [e.dataset.panel, e.dataset.state])")
+    assert len(states) >= 10 and all(s == "ready" for _, s in states), states
+    bound = {p["id"]: p for p in page.evaluate(
+        "fetch('/cockpit/panels.json').then(r => r.json())")["panels"]}
+    drawn = page.evaluate("window.__zs.results")
+    for pid, panel in bound.items():
+        if panel["kind"] == "hub" or panel["live"]:
+            continue  # live ones move; hub figures are not query rows
+        want = _client_rows(url, root, "cockpit-city", panel["sql"])
+        assert drawn[pid]["rows"] == want, pid
+        if panel["kind"] == "number":  # and the numbers on the screen are those
+            shown = page.eval_on_selector_all(
+                f"[data-panel={pid}] .value", "els => els.map(e => e.dataset.value)")
+            assert shown == ["" if v is None else str(v) for v in want[0]], pid
+    # the vehicles of the recorded day, counted once per segment, from the raw table
+    day = _client_rows(url, root, "cockpit-city",
+                       "SELECT count(*) FROM traffic.passages")[0][0]
+    shown_day = int(page.get_attribute("[data-panel=vehicles-day] .value", "data-value"))
+    assert day / 2 <= shown_day < day / 2 + 100
+    IMG.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(IMG / "cockpit-city.png"))
+    timing = page.evaluate("""() => ({
+        fcp: performance.getEntriesByName('first-contentful-paint')[0]?.startTime,
+        settled: window.__zs.allSettledAt,
+        dom: performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd})""")
+    print(f"\ncity page (test demo): {json.dumps(timing)}")
+    page.context.close()
+
+
+def test_live_counter_increases(hub: tuple[str, Path], browser: Any) -> None:
+    url, root = hub
+    page = _page(browser, url, root, "cockpit-city")
+    _settle(page)
+    first = int(page.get_attribute("[data-panel=vehicles-live] .value", "data-value"))
+    _until(page, f"() => Number(document.querySelector('[data-panel=vehicles-live] .value')"
+                 f".dataset.value) > {first}", 10, "the live counter increases")
+    page.context.close()
+
+
+def test_clicking_xihu_on_the_map_opens_its_page(hub: tuple[str, Path], browser: Any) -> None:
+    url, root = hub
+    page = _page(browser, url, root, "cockpit-city")
+    _settle(page)
+    ring = next(f for f in json.loads((root / "geo" / "districts.geojson").read_text())
+                ["features"] if f["properties"]["district"] == "xihu")["geometry"]["coordinates"][0]
+    lon = sum(p[0] for p in ring[:-1]) / (len(ring) - 1)
+    lat = sum(p[1] for p in ring[:-1]) / (len(ring) - 1)
+    x, y = page.evaluate(
+        """([lon, lat]) => {
+             const div = document.querySelector('[data-panel=area-map] .chart');
+             const [px, py] = echarts.getInstanceByDom(div).convertToPixel({seriesIndex: 0},
+                                                                           [lon, lat]);
+             const box = div.getBoundingClientRect();
+             return [box.left + px, box.top + py];
+           }""", [lon, lat])
+    with page.expect_navigation():
+        page.mouse.click(x, y)
+    assert page.url.endswith("/cockpit/district/xihu")
+    _settle(page)
+    assert "西湖区" in page.inner_text("#crumbs")
+    page.screenshot(path=str(IMG / "cockpit-district.png"))
+    # a street of it, from the list of its streets
+    with page.expect_navigation():
+        page.click("#areas a[data-area=xihu-lingyin]")
+    _settle(page)
+    assert page.url.endswith("/cockpit/street/xihu-lingyin")
+    page.screenshot(path=str(IMG / "cockpit-street.png"))
+    # and back up through the breadcrumb
+    with page.expect_navigation():
+        page.click("#crumbs a[href='/cockpit/district/xihu']")
+    assert page.url.endswith("/cockpit/district/xihu")
+    page.context.close()
+
+
+def test_a_district_viewer_gets_not_permitted_and_no_rows_of_another(
+        hub: tuple[str, Path], browser: Any) -> None:
+    url, root = hub
+    page = _page(browser, url, root, "cockpit-xihu")
+    answers: list[dict[str, Any]] = []
+
+    def keep(response: Any) -> None:
+        if "/v1/" in response.url and "json" in response.headers.get("content-type", ""):
+            answers.append({"url": response.url, "body": response.json()})
+
+    page.on("response", keep)
+    page.goto(f"{url}/cockpit/district/binjiang")
+    page.wait_for_selector("[data-denied=true]", timeout=15_000)
+    assert "无权访问" in page.inner_text("#status")
+    assert page.eval_on_selector_all("article.panel", "els => els.length") == 0
+    # its own district's page works, and shows only xihu
+    page.goto(f"{url}/cockpit/district/xihu")
+    _settle(page)
+    assert page.eval_on_selector_all(
+        "article.panel", "els => els.filter(e => e.dataset.state === 'ready').length") >= 8
+    queried = [a for a in answers if "/v1/query" in a["url"]]
+    assert queried, "the page asked the hub nothing"
+    for a in queried:
+        assert "binjiang" not in json.dumps(a["body"].get("rows", [])), a["url"]
+    # the scope the page learned is the hub's: xihu only
+    assert page.get_attribute("body", "data-scope") == "xihu"
+    page.context.close()
+
+
+def test_signing_out_ends_the_session(hub: tuple[str, Path], browser: Any) -> None:
+    url, root = hub
+    page = _page(browser, url, root, "cockpit-city")
+    cookies = page.context.cookies()
+    session = next(c for c in cookies if c["name"] == "zs_session")
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    assert read_token(root, "cockpit-city") not in page.content()
+    _settle(page)
+    with page.expect_navigation():
+        page.click("#signout")
+    page.wait_for_selector("#signin:not([hidden])")
+    status = page.evaluate("fetch('/v1/session').then(r => r.status)")
+    assert status == 401
+    page.context.close()

@@ -1,0 +1,96 @@
+"""The digital cockpit (数字驾驶舱): pages served by the hub at ``/cockpit/``.
+
+Everything the pages show comes through the hub protocol under the viewer's own session
+(``POST /v1/session``, then ``/v1/query`` and ``/v1/subscribe``), so a district cockpit
+cannot show another district's rows: the hub never sends them. What is served here holds
+no data: the page itself, ECharts, the city's polygons, and the declared panels bound to a
+page's area (SQL text, run by the page as the viewer).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from zhongshu.cockpit.panels import LEVELS, Level, load_panels
+from zhongshu.config import City
+from zhongshu.errors import NotFound
+
+STATIC = Path(__file__).with_name("static")
+# ECharts sets inline styles on its canvases; nothing else is inline, nothing is remote
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+       "form-action 'self'")
+
+
+class _Areas:
+    """The city's districts and streets (names, Chinese and English labels, parents)."""
+
+    def __init__(self, city: City) -> None:
+        self.geo: dict[str, Any] = {}
+        for level in ("districts", "streets"):
+            path = city.root / "geo" / f"{level}.geojson"
+            self.geo[level] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() \
+                else {"type": "FeatureCollection", "features": []}
+        self.districts = {d.name: {"name": d.name, "name_zh": d.name_zh,
+                                   "title": d.title or d.name} for d in city.districts}
+        self.streets: dict[str, dict[str, str]] = {}
+        for f in self.geo["streets"]["features"]:
+            props = f.get("properties", {})
+            if "street" in props:
+                self.streets[props["street"]] = {
+                    "name": props["street"], "district": props.get("district", ""),
+                    "name_zh": props.get("name_zh", ""), "title": props.get("name", "")}
+
+    def check(self, level: Level, area: str | None) -> None:
+        if level == "city":
+            return
+        known = self.districts if level == "district" else self.streets
+        if area not in known:
+            raise NotFound(f"no {level} `{area}` in this city")
+
+
+def mount(app: FastAPI, city: City) -> None:
+    """Serve the cockpit for ``city`` on ``app`` under ``/cockpit/``."""
+    panels = load_panels(city.root)
+    areas = _Areas(city)
+    info = {"name": city.info.name, "title": city.info.title or city.info.name,
+            "name_zh": city.info.name_zh, "districts": list(areas.districts.values()),
+            "streets": list(areas.streets.values())}
+
+    @app.get("/cockpit/city.json", tags=["cockpit"])
+    def city_info() -> dict[str, Any]:
+        """The city's name and areas (labels in Chinese and English)."""
+        return info
+
+    @app.get("/cockpit/panels.json", tags=["cockpit"])
+    def panels_json(level: Annotated[Level, Query()] = "city",
+                    area: Annotated[str | None, Query(max_length=100)] = None
+                    ) -> dict[str, Any]:
+        """The panels of one page, their SQL bound to its area (run by the page as the
+        viewer: the hub's grants decide what comes back)."""
+        areas.check(level, area)
+        return {"level": level, "area": area,
+                "panels": [p.bound(level, area) for p in panels if level in p.shown_on()]}
+
+    @app.get("/cockpit/geo/{level}.geojson", tags=["cockpit"])
+    def geo(level: str) -> JSONResponse:
+        """District or street polygons."""
+        if level not in areas.geo:
+            raise NotFound(f"no polygons `{level}`; there are districts and streets")
+        return JSONResponse(areas.geo[level], media_type="application/geo+json")
+
+    app.mount("/cockpit/static", StaticFiles(directory=STATIC), name="cockpit-static")
+
+    def page() -> Response:
+        return FileResponse(STATIC / "index.html", headers={
+            "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"})
+
+    for path in ("/cockpit", "/cockpit/", *(f"/cockpit/{lv}/{{area}}" for lv in LEVELS[1:])):
+        app.add_api_route(path, page, methods=["GET"], include_in_schema=False)

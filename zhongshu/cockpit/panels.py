@@ -1,0 +1,118 @@
+"""Declared cockpit panels: the defaults shipped here, a city's own ``cockpit.toml``, and
+scenarios' panels (the ``zhongshu.cockpit_panels`` entry point group: a callable returning
+a list of panel dicts); bound to one page's level and area."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from zhongshu.errors import ConfigError
+
+Level = Literal["city", "district", "street"]
+LEVELS: tuple[Level, ...] = ("city", "district", "street")
+DEFAULTS = Path(__file__).with_name("panels.toml")
+ENTRY_POINTS = "zhongshu.cockpit_panels"
+
+
+class Panel(BaseModel):
+    """One panel: a title, governed SQL with the page's area as a parameter, a chart kind
+    and how it refreshes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    group: str = "other"
+    title: str
+    title_zh: str = ""
+    kind: Literal["number", "bar", "line", "table", "map", "segments", "hub"]
+    sql: str | None = None
+    datasets: list[str] = Field(default=[], description="datasets it reads (a viewer without "
+                                "access to one of them does not see the panel)")
+    area: dict[Literal["district", "street"], str] = {}
+    child: dict[Literal["city", "district"], str] = {}
+    levels: list[Level] | None = None
+    live: bool = Field(default=False, description="windowed data: pushed by /v1/subscribe")
+    trigger: str | None = Field(default=None, description="a query over the panel's windowed "
+                                "datasets only, subscribed to; the panel is re-read when it "
+                                "changes (default: the panel's own query)")
+    refresh_s: float = Field(default=0, ge=0, description="0: loaded once")
+
+    @model_validator(mode="after")
+    def _check(self) -> Panel:
+        if (self.sql is None) != (self.kind == "hub"):
+            raise ValueError(f"panel `{self.id}`: every kind but `hub` needs `sql`")
+        for level in self.shown_on():
+            if level != "city" and level not in self.area and self.sql:
+                raise ValueError(f"panel `{self.id}` is shown on {level} pages but has no "
+                                 f"`area.{level}`")
+            if "{child}" in (self.sql or "") and level not in self.child:
+                raise ValueError(f"panel `{self.id}` uses {{child}} but has no "
+                                 f"`child.{level}`")
+        return self
+
+    def shown_on(self) -> list[Level]:
+        """The page levels this panel appears on."""
+        if self.levels is not None:
+            return list(self.levels)
+        return ["city", *(lv for lv in LEVELS[1:] if lv in self.area)]
+
+    def bound(self, level: Level, area: str | None) -> dict[str, Any]:
+        """The panel for one page: its SQL with the area filled in (``area`` is a known
+        area name, checked by the caller)."""
+        out = self.model_dump(exclude={"area", "child", "levels", "sql"})
+        if self.sql is not None:
+            where = "TRUE" if level == "city" or area is None else \
+                f"{self.area[level]} = '{area}'"  # type: ignore[index]
+            out["sql"] = self.sql.replace("{where}", where).replace(
+                "{child}", self.child.get(level, "NULL"))  # type: ignore[call-overload]
+        return out
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read the cockpit panels: {e}", path=str(path)) from None
+
+
+def _parse(items: list[dict[str, Any]], where: str) -> list[Panel]:
+    out = []
+    for n, item in enumerate(items):
+        try:
+            out.append(Panel.model_validate(item))
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = ".".join(str(x) for x in err["loc"])
+            raise ConfigError(f"panel {n + 1} ({item.get('id', '?')}): {loc}: "
+                              f"{err['msg'].removeprefix('Value error, ')}", path=where) from None
+    return out
+
+
+def load_panels(city_root: Path) -> list[Panel]:
+    """The defaults, then scenarios' panels, then the city's ``cockpit.toml`` (which may
+    replace a panel by its id, add panels, and ``hide`` some), in display order.
+
+    Raises:
+        ConfigError: a panel that does not validate, naming the file.
+    """
+    panels = {p.id: p for p in _parse(_read(DEFAULTS)["panels"], str(DEFAULTS))}
+    for ep in metadata.entry_points(group=ENTRY_POINTS):
+        for p in _parse(ep.load()(), f"entry point {ep.name}"):
+            panels[p.id] = p
+    own = city_root / "cockpit.toml"
+    if own.is_file():
+        data = _read(own)
+        for p in _parse(data.get("panels", []), str(own)):
+            panels[p.id] = p
+        for gone in data.get("hide", []):
+            panels.pop(gone, None)
+        order = data.get("order")
+        if order:
+            first = [panels[i] for i in order if i in panels]
+            return first + [p for p in panels.values() if p.id not in order]
+    return list(panels.values())
