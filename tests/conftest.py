@@ -172,18 +172,22 @@ def real_service(real_dir: Path) -> Iterator[QueryService]:
 
 
 class RunningHub:
-    """A hub served by uvicorn on a loopback port, in a thread of the test process."""
+    """A hub (protocol and cockpit) served by uvicorn on a loopback port, in a thread of the
+    test process."""
 
     def __init__(self, service: QueryService, city_dir: Path) -> None:
         import uvicorn
 
+        from zhongshu.cockpit import mount
         from zhongshu.protocol.app import create_app
 
         self.service = service
         self.city_dir = city_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(service), host="127.0.0.1", port=self.port,
+        app = create_app(service)
+        mount(app, service.city)  # as `zhongshu serve` does
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                 log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

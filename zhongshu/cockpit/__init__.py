@@ -28,6 +28,11 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "form-action 'self'")
 
 
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "a bad parameter: `{\"error\": {\"code\", \"message\"}}`"},
+    404: {"description": "no such area: `{\"error\": {\"code\": \"not_found\", …}}`"}}
+
+
 class _Areas:
     """The city's districts and streets (names, Chinese and English labels, parents)."""
 
@@ -68,7 +73,7 @@ def mount(app: FastAPI, city: City) -> None:
         """The city's name and areas (labels in Chinese and English)."""
         return info
 
-    @app.get("/cockpit/panels.json", tags=["cockpit"])
+    @app.get("/cockpit/panels.json", tags=["cockpit"], responses=ERRORS)
     def panels_json(level: Annotated[Level, Query()] = "city",
                     area: Annotated[str | None, Query(max_length=100)] = None
                     ) -> dict[str, Any]:
@@ -78,7 +83,7 @@ def mount(app: FastAPI, city: City) -> None:
         return {"level": level, "area": area,
                 "panels": [p.bound(level, area) for p in panels if level in p.shown_on()]}
 
-    @app.get("/cockpit/geo/{level}.geojson", tags=["cockpit"])
+    @app.get("/cockpit/geo/{level}.geojson", tags=["cockpit"], responses=ERRORS)
     def geo(level: str) -> JSONResponse:
         """District or street polygons."""
         if level not in areas.geo:

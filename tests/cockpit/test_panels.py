@@ -1,0 +1,89 @@
+"""Declared panels: bound to a page's area, overridden by a city's cockpit.toml, checked
+with errors that name the file; unknown areas are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import RunningHub
+from zhongshu.cockpit.panels import load_panels
+from zhongshu.errors import ConfigError
+
+
+def test_binding_fills_the_area_predicate_and_the_child_column(tmp_path: Path) -> None:
+    panels = {p.id: p for p in load_panels(tmp_path)}
+    trees = panels["trees-species"]
+    assert "WHERE TRUE" in trees.bound("city", None)["sql"]
+    assert "WHERE district = 'xihu'" in trees.bound("district", "xihu")["sql"]
+    assert "WHERE street = 'xihu-lingyin'" in trees.bound("street", "xihu-lingyin")["sql"]
+    area_map = panels["area-map"]
+    assert area_map.shown_on() == ["city", "district"]
+    assert "SELECT c.district AS area" in area_map.bound("city", None)["sql"]
+    assert "SELECT c.street AS area" in area_map.bound("district", "xihu")["sql"]
+    assert panels["health-visits"].shown_on() == ["city", "district"]
+
+
+def test_a_citys_cockpit_toml_replaces_adds_hides_and_orders(tmp_path: Path) -> None:
+    (tmp_path / "cockpit.toml").write_text('''
+hide = ["hub"]
+order = ["lakes", "trees-species"]
+
+[[panels]]
+id = "trees-species"
+title = "Trees"
+kind = "number"
+sql = "SELECT count(*) AS trees FROM parks.trees WHERE {where}"
+area = { district = "district" }
+
+[[panels]]
+id = "lakes"
+title = "Lakes"
+kind = "table"
+sql = "SELECT 1 AS lakes"
+''', encoding="utf-8")
+    panels = load_panels(tmp_path)
+    ids = [p.id for p in panels]
+    assert ids[:2] == ["lakes", "trees-species"] and "hub" not in ids
+    trees = next(p for p in panels if p.id == "trees-species")
+    assert trees.kind == "number" and trees.shown_on() == ["city", "district"]
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ('[[panels]]\nid = "x"\ntitle = "X"\nkind = "pie"\nsql = "SELECT 1"\n', "kind"),
+    ('[[panels]]\nid = "x"\ntitle = "X"\nkind = "bar"\n', "needs `sql`"),
+    ('[[panels]]\nid = "x"\ntitle = "X"\nkind = "bar"\nsql = "SELECT 1"\n'
+     'levels = ["street"]\n', "no `area.street`"),
+    ('[[panels]]\nid = "x"\ntitle = "X"\nkind = "bar"\nsql = "SELECT 1"\ncolour = "red"\n',
+     "colour"),
+    ("[[panels]\n", "cannot read"),
+])
+def test_a_bad_panel_names_the_file_and_the_fault(tmp_path: Path, text: str, words: str
+                                                  ) -> None:
+    (tmp_path / "cockpit.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=words) as e:
+        load_panels(tmp_path)
+    assert "cockpit.toml" in str(e.value.to_dict())
+
+
+def test_the_pages_and_unknown_areas(hub: RunningHub) -> None:
+    with httpx.Client(base_url=hub.url, timeout=30) as c:
+        page = c.get("/cockpit/district/xihu")
+        assert page.status_code == 200 and "script-src 'self'" in \
+            page.headers["content-security-policy"]
+        assert c.get("/cockpit/static/vendor/echarts.min.js").status_code == 200
+        ok = c.get("/cockpit/panels.json", params={"level": "street",
+                                                  "area": "xihu-lingyin"}).json()
+        assert ok["panels"] and all("xihu-lingyin" in p["sql"] for p in ok["panels"]
+                                    if "sql" in p)
+        for params in ({"level": "district", "area": "atlantis"},
+                       {"level": "district", "area": "xihu' OR TRUE --"},
+                       {"level": "street", "area": "xihu"}):
+            r = c.get("/cockpit/panels.json", params=params)
+            assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+        assert c.get("/cockpit/panels.json", params={"level": "planet"}).status_code == 400
+        city = c.get("/cockpit/city.json").json()
+        assert {d["name"] for d in city["districts"]} >= {"xihu", "binjiang"}
+        assert any(s["name_zh"] == "灵隐街道" for s in city["streets"])
