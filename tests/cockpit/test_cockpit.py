@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -212,3 +213,33 @@ def test_signing_out_ends_the_session(hub: tuple[str, Path], browser: Any) -> No
     status = page.evaluate("fetch('/v1/session').then(r => r.status)")
     assert status == 401
     page.context.close()
+
+
+def test_a_panel_whose_source_is_down_says_since_when(demo_dir: Path, browser: Any) -> None:
+    with readable_dir("zs-cockpit-down-") as base:
+        root = copy_demo_city(demo_dir, base / "city")
+        proc = HubProcess(root, free_port(), "demo")  # reuses the city, issues tokens
+        try:
+            # the parks department's file share goes away (our private copy of it)
+            (root / "data" / "parks").rename(root / "data" / "parks.away")
+            page = _page(browser, proc.url, root, "cockpit-city")
+            _settle(page)
+            trees = "[data-panel=trees-species]"
+            assert page.get_attribute(trees, "data-state") == "error"
+            note = page.inner_text(f"{trees} .note")
+            assert re.fullmatch(r"数据源不可用，自 \d\d:\d\d", note), note
+            assert page.query_selector(f"{trees} canvas") is None  # no stale chart
+            # the others still show their data
+            assert page.get_attribute("[data-panel=vehicles-day]", "data-state") == "ready"
+            (root / "data" / "parks.away").rename(root / "data" / "parks")
+            deadline = time.monotonic() + 30
+            while True:
+                page.reload()
+                _settle(page)
+                if page.get_attribute(trees, "data-state") == "ready":
+                    break
+                assert time.monotonic() < deadline, "the panel did not come back"
+                time.sleep(1)
+            page.context.close()
+        finally:
+            proc.stop()
