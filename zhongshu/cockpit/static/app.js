@@ -8,7 +8,8 @@ const LABELS = {
   trees: ["棵", "trees"], spaces: ["车位", "spaces"], garages: ["停车库", "garages"],
   congestion_index: ["拥堵指数", "congestion index"], level: ["等级", "level"],
   segment_id: ["路段", "segment"], street: ["街道", "street"], hour: ["时", "hour"],
-  species: ["树种", "species"], district: ["区", "district"],
+  species: ["树种", "species"], district: ["区", "district"], minute: ["分钟", "minute"],
+  time: ["时间", "time"], occupancy_pct: ["占用率 %", "occupancy %"], area: ["区域", "area"],
 };
 const LEVEL_NAMES = { smooth: ["畅通", "smooth"], slow: ["缓行", "slow"],
   congested: ["拥堵", "congested"], jammed: ["严重拥堵", "jammed"] };
@@ -24,6 +25,7 @@ const TEXT = {
   sources: ["数据源", "sources"], up: ["正常", "up"], down: ["中断", "down"],
   checkpoint: ["账本检查点", "ledger checkpoint"], witnesses: ["见证联署", "witness cosignatures"],
   final: ["已确认", "final"], entries: ["条记录", "entries"], error: ["出错：", "error: "],
+  exchanges: ["数据交换", "exchanges"], refusals: ["拒绝", "refusals"], perMinute: ["/分钟", "/min"],
 };
 const $ = (sel, el = document) => el.querySelector(sel);
 // what the page drew, for tests and for anyone checking it against the hub
@@ -66,6 +68,12 @@ function areaName(level, name) {
   const a = list.find((x) => x.name === name);
   if (!a) return name;
   return state.lang === "zh" ? (a.name_zh || a.title) : (a.title || a.name);
+}
+
+function anyAreaName(v) {
+  if (state.city.districts.some((d) => d.name === v)) return areaName("district", v);
+  if (state.city.streets.some((s) => s.name === v)) return areaName("street", v);
+  return v;
 }
 
 function route() {
@@ -129,7 +137,7 @@ function areaLinks(level, area, scope) {
 function card(panel) {
   const el = document.createElement("article");
   el.className = "panel";
-  if (panel.kind === "map" || panel.kind === "segments") el.classList.add("wide");
+  if (panel.kind === "segments") el.classList.add("wide");
   el.dataset.panel = panel.id;
   el.dataset.state = "loading";
   const h = document.createElement("h2");
@@ -212,7 +220,7 @@ function drawSeries(el, res, kind) {
   c.setOption({ backgroundColor: "transparent", animation: false, tooltip: { trigger: "axis" },
     legend: { show: series.length > 1, textStyle: { color: "#cfe0f5" } },
     grid: { left: 50, right: 16, top: 24, bottom: 40 },
-    xAxis: { type: "category", data: x.map((v) => areaName("district", v)), axisLabel: { color: "#8fa3bf" } },
+    xAxis: { type: "category", data: x.map(anyAreaName), axisLabel: { color: "#8fa3bf" } },
     yAxis: { type: "value", axisLabel: { color: "#8fa3bf" } }, series }, true);
 }
 
@@ -223,10 +231,10 @@ function drawMap(el, res, level) {
   const max = Math.max(1, ...data.map((d) => d.value));
   c.setOption({ backgroundColor: "transparent", animation: false,
     tooltip: { formatter: (p) => `${areaName(child, p.name)}: ${fmt(p.value)}` },
-    visualMap: { min: 0, max, left: 10, bottom: 10, text: [fmt(max), "0"], textStyle: { color: "#cfe0f5" },
-      inRange: { color: ["#12324f", "#1d6fa5", "#38bdf8", "#e0f2fe"] }, calculable: true },
+    visualMap: { min: 0, max, left: 0, bottom: 0, itemHeight: 80, text: [fmt(max), "0"],
+      textStyle: { color: "#cfe0f5" }, inRange: { color: ["#12324f", "#1d6fa5", "#38bdf8", "#e0f2fe"] } },
     series: [{ type: "map", map: child === "district" ? "districts" : "streets", nameProperty: child,
-      roam: false, data, label: { show: true, color: "#e6edf7", textBorderColor: "#0b1220", textBorderWidth: 3,
+      roam: false, layoutCenter: ["55%", "50%"], layoutSize: "95%", data, label: { show: true, color: "#e6edf7", textBorderColor: "#0b1220", textBorderWidth: 3,
         formatter: (p) => areaName(child, p.name) },
       itemStyle: { borderColor: "#0b1220" }, emphasis: { label: { color: "#fff" } } }] }, true);
   c.off("click");
@@ -245,14 +253,34 @@ function drawSegments(el, res, level) {
   c.setOption({ backgroundColor: "transparent", animation: false,
     tooltip: { formatter: (p) => `${p.name}: ${Number(p.value).toFixed(2)}` },
     geo: { map: level === "city" ? "districts" : "streets", roam: true,
+      layoutCenter: ["50%", "50%"], layoutSize: "100%",
       itemStyle: { areaColor: "#0f1a2c", borderColor: "#22324d" }, silent: true },
     series: [{ type: "lines", coordinateSystem: "geo", polyline: false, data: lines }] }, true);
   el.dataset.segments = String(lines.length);
 }
 
+/* Exchanges (answered queries) and refusals (4xx other than anonymous 401s) from the
+   hub's public counters; per minute from two readings. */
+function counters(text) {
+  let exchanges = 0, refusals = 0;
+  for (const line of text.split("\n")) {
+    const m = line.match(/^zhongshu_(queries|requests)_total\{(.*)\} (\d+(\.\d+)?)$/);
+    if (!m) continue;
+    if (m[1] === "queries" && m[2].includes('outcome="ok"')) exchanges += Number(m[3]);
+    const st = m[2].match(/status="(\d+)"/);
+    if (m[1] === "requests" && st && st[1].startsWith("4") && st[1] !== "401") refusals += Number(m[3]);
+  }
+  return { exchanges, refusals, at: Date.now() };
+}
+
 async function drawHub(el) {
-  const [health, cp] = await Promise.all([api("/v1/health"),
-    api("/v1/ledger/checkpoint?format=json").catch(() => null)]);
+  const [health, cp, metrics] = await Promise.all([api("/v1/health"),
+    api("/v1/ledger/checkpoint?format=json").catch(() => null),
+    fetch("/metrics").then((r) => r.text()).catch(() => "")]);
+  const now = counters(metrics);
+  const before = el._counters;
+  el._counters = now;
+  const rate = (k) => (before ? Math.round(((now[k] - before[k]) * 60000) / Math.max(1, now.at - before.at)) : null);
   const sources = Object.entries(health.sources);
   const down = sources.filter(([, s]) => s !== "ok");
   const body = $(".body", el);
@@ -260,11 +288,13 @@ async function drawHub(el) {
   const dl = document.createElement("dl");
   dl.className = "hub";
   const add = (k, v) => { const dt = document.createElement("dt"); dt.textContent = k; const dd = document.createElement("dd"); dd.textContent = v; dl.append(dt, dd); };
+  add(t("exchanges"), `${fmt(now.exchanges)}${rate("exchanges") === null ? "" : ` · ${fmt(rate("exchanges"))}${t("perMinute")}`}`);
+  add(t("refusals"), `${fmt(now.refusals)}${rate("refusals") === null ? "" : ` · ${fmt(rate("refusals"))}${t("perMinute")}`}`);
   add(t("sources"), `${sources.length - down.length} ${t("up")} · ${down.length} ${t("down")}`);
   for (const [name, s] of down) add(name, s);
   if (cp) {
-    add(t("checkpoint"), `${fmt(cp.size)} ${t("entries")} · ${new Date().toLocaleTimeString()}`);
-    add(t("witnesses"), `${(cp.cosignatures || []).length}${cp.final ? " · " + t("final") : ""}`);
+    add(t("checkpoint"), `${fmt(cp.size)} ${t("entries")} · ${cp.root.slice(0, 12)}…`);
+    add(t("witnesses"), `${(cp.cosigned_by || []).join(", ") || "—"} (${(cp.cosigned_by || []).length}/${cp.quorum})${cp.final ? " · " + t("final") : ""}`);
   }
   body.append(dl);
   el.dataset.sources = String(sources.length);
