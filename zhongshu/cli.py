@@ -200,6 +200,10 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
               f"  zhongshu query --dir {city_dir} --as cockpit-city --purpose city-operations "
               "\"SELECT c.district, count(*) AS passages FROM traffic.passages p JOIN "
               "traffic.checkpoints c USING (camera_id) GROUP BY 1 ORDER BY 2 DESC\"")
+    if not no_serve:
+        out.print(f"The cockpit: http://{host}:{port}/cockpit/ — sign in with the token in "
+                  f"{where}/cockpit-city.token (the city) or {where}/cockpit-xihu.token (the "
+                  "Xihu district: it sees only Xihu)")
     if feed is not None and not no_serve:
         feed.start()
         out.print(f"Publishing {rate:g} live passages/s on mqtt://127.0.0.1:1883 "

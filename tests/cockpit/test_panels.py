@@ -87,3 +87,23 @@ def test_the_pages_and_unknown_areas(hub: RunningHub) -> None:
         city = c.get("/cockpit/city.json").json()
         assert {d["name"] for d in city["districts"]} >= {"xihu", "binjiang"}
         assert any(s["name_zh"] == "灵隐街道" for s in city["streets"])
+
+
+def test_a_scenario_contributes_panels_through_its_entry_point(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # an installed distribution, as pip leaves it: a module and its dist-info
+    (tmp_path / "zs_plugin_demo.py").write_text(
+        "def panels():\n"
+        "    return [{'id': 'lakes', 'title': 'Lakes', 'kind': 'number',\n"
+        "             'sql': 'SELECT 3 AS lakes'}]\n", encoding="utf-8")
+    info = tmp_path / "zs_plugin_demo-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zs-plugin-demo\n"
+                                   "Version: 0.1\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(
+        "[zhongshu.cockpit_panels]\nlakes = zs_plugin_demo:panels\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    city = tmp_path / "city"
+    city.mkdir()
+    lakes = next(p for p in load_panels(city) if p.id == "lakes")
+    assert lakes.bound("city", None)["sql"] == "SELECT 3 AS lakes"
