@@ -112,8 +112,11 @@ class StreamService:
         for owner, mf in self.city.members.items():
             for st in mf.streams:
                 # the broker keeps a persistent session (and its subscriptions) per client
-                # id: a new topic gets a new session rather than the old topic's messages
-                topic = hashlib.sha256(st.topic.encode()).hexdigest()[:8]
+                # id: a new topic gets a new session rather than the old topic's messages,
+                # and two hubs of a city in different folders (a test, a staging copy) do
+                # not take each other's session
+                topic = hashlib.sha256(f"{st.topic}\0{self.city.root}".encode()
+                                       ).hexdigest()[:8]
                 client_id = f"zhongshu-{self.city.info.name}-{owner}-{st.name}-{topic}"
                 sub: Any = (MqttSubscriber(st, client_id, self.deliver) if st.kind == "mqtt"
                             else NatsSubscriber(st, client_id, self.deliver))
