@@ -53,16 +53,17 @@ def build(workdir: Path, name: str, scale: float, traffic_engine: str,
 
 
 @contextmanager
-def serve(city: Path, extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, str]]:
-    """Run `zhongshu demo` (reusing the city, which also issues tokens) in a subprocess;
-    yield (url, cockpit-city token)."""
+def serve(city: Path, extra_env: dict[str, str] | None = None, *args: str,
+          start_s: float = 120) -> Iterator[tuple[str, str]]:
+    """Run `zhongshu demo` (reusing the city, which also issues tokens; ``args`` are more of
+    its options) in a subprocess; yield (url, cockpit-city token)."""
     port = free_port()
     env = {**os.environ, **(extra_env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "zhongshu.cli", "demo", "--dir", str(city),
-                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
+                             "--port", str(port), *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + start_s
         while True:
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) == 0:

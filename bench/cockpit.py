@@ -12,19 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _common import ROOT, free_port  # type: ignore[import-not-found]
+from _common import serve  # type: ignore[import-not-found]
 
 from zhongshu.client import Hub
-from zhongshu.demo.tokens import read_token
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -40,25 +35,11 @@ def main() -> None:
     city = args.workdir / f"cockpit-{args.scale:g}"
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.workdir.chmod(0o755)
-    port = free_port()
     print(f"cockpit — demo city at scale {args.scale:g}, live feed on; building or reusing "
           f"{city}", flush=True)
-    proc = subprocess.Popen([sys.executable, "-m", "zhongshu.cli", "demo", "--dir", str(city),
-                             "--scale", str(args.scale), "--port", str(port), "--live",
-                             "--rate", "200"], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 900
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(proc.stderr.read().decode()[-2000:] if proc.stderr else "")
-            time.sleep(0.2)
+    with serve(city, None, "--scale", str(args.scale), "--live", "--rate", "200",
+               start_s=900) as (url, token):
         time.sleep(5)  # a few live windows
-        token = read_token(city, "cockpit-city")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             ctx = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
@@ -113,9 +94,6 @@ def main() -> None:
             print(f"  slowest panel refresh {worst:.0f} ms  (target ≤ 500)")
         print(json.dumps({"scale": args.scale, "fcp_ms": round(fcp), "all_panels_ms":
                           round(every), "slowest_refresh_ms": round(worst)}))
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
 
 
 if __name__ == "__main__":
