@@ -114,6 +114,7 @@ def _serve(service: Any, host: str, port: int, streams: Any = None) -> None:
 
     from zhongshu.cockpit import mount as mount_cockpit
     from zhongshu.protocol.app import create_app
+    from zhongshu.scenarios import mount as mount_scenarios
 
     down = {n: s for n, s in service.health().items() if s != "ok"}
     for n, s in down.items():
@@ -129,6 +130,10 @@ def _serve(service: Any, host: str, port: int, streams: Any = None) -> None:
     try:
         app = create_app(service)
         mount_cockpit(app, service.city)
+        # scenarios talk to this hub over HTTP, as they would from another machine
+        local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        for name in mount_scenarios(app, f"http://{local}:{port}", service.city.root):
+            out.print(f"Scenario [bold]{name}[/] at /scenarios/{name}/")
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:
         if streams is not None:

@@ -320,6 +320,16 @@ def create_app(service: QueryService, ledger: Ledger | None = None) -> FastAPI:
 
     app.add_middleware(_CountRequests, metrics=metrics)
 
+    @app.get("/v1/city", responses=errors, tags=["hub"])
+    def city(who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
+        """The city this hub serves: its name and districts (short name, administrative code,
+        Chinese name), so clients can map a department's own codes onto them."""
+        info = service.city.info
+        return {"name": info.name, "title": info.title, "name_zh": info.name_zh,
+                "code": info.code, "districts": [
+                    {"name": d.name, "code": d.code, "name_zh": d.name_zh, "title": d.title}
+                    for d in service.city.districts]}
+
     @app.get("/v1/health", response_model=HealthOut, responses=errors, tags=["hub"])
     def health(who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
         """The hub's sources: ``ok`` or ``down: REASON``."""

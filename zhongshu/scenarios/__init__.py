@@ -1,0 +1,69 @@
+"""Scenarios (场景): services that need several departments' data at once, built only on the
+hub protocol.
+
+A scenario registers through the ``zhongshu.scenarios`` entry point group (an object with
+``name``, ``member``, ``purpose`` and ``router(hub) -> APIRouter``), talks to the hub only
+through :class:`zhongshu.client.Hub` under its own member's token — so it could equally run
+on another machine — and answers under ``/scenarios/<name>/``. The hub mounts the scenarios
+whose member has a token (``ZHONGSHU_TOKEN_<MEMBER>`` in the environment, or the city's
+token folder, which ``zhongshu demo`` fills).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+
+from zhongshu.client import Hub
+
+log = logging.getLogger("zhongshu.scenarios")
+ENTRY_POINTS = "zhongshu.scenarios"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One scenario: its URL name, the member it acts as, the purpose it asks for, and its
+    API given a client of the hub."""
+
+    name: str
+    member: str
+    purpose: str
+    router: Callable[[Hub, str], APIRouter]  # (hub client, purpose) → routes
+
+
+def discover() -> list[Scenario]:
+    """The installed scenarios, by name."""
+    found = [ep.load() for ep in metadata.entry_points(group=ENTRY_POINTS)]
+    return sorted(found, key=lambda s: s.name)
+
+
+def token_for(city_root: Path, member: str) -> str | None:
+    """A scenario member's token: ``ZHONGSHU_TOKEN_<MEMBER>``, else the city's token folder."""
+    env = os.environ.get("ZHONGSHU_TOKEN_" + re.sub(r"[^A-Za-z0-9]", "_", member).upper())
+    if env:
+        return env
+    path = city_root / "state" / "tokens" / f"{member}.token"
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+
+
+def mount(app: FastAPI, hub_url: str, city_root: Path) -> list[str]:
+    """Mount every installed scenario whose member has a token; the names mounted."""
+    mounted = []
+    for sc in discover():
+        token = token_for(city_root, sc.member)
+        if token is None:
+            log.warning("scenario %s not started: no token for member %s (set "
+                        "ZHONGSHU_TOKEN_%s)", sc.name, sc.member,
+                        re.sub(r"[^A-Za-z0-9]", "_", sc.member).upper())
+            continue
+        app.include_router(sc.router(Hub(hub_url, token), sc.purpose),
+                           prefix=f"/scenarios/{sc.name}", tags=[f"scenario: {sc.name}"])
+        mounted.append(sc.name)
+    return mounted

@@ -1,0 +1,68 @@
+"""Convenient parking (便捷泊车): one view of every operator's free spaces, as plain JSON and
+as NGSI-LD ``OffStreetParking`` entities, read through the hub as ``app-parking``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from zhongshu.client import Hub
+from zhongshu.errors import ZhongshuError
+from zhongshu.scenarios import Scenario
+from zhongshu.scenarios.parking import ngsi
+from zhongshu.scenarios.parking.model import garages, load_mapping
+
+
+def router(hub: Hub, purpose: str) -> APIRouter:
+    """The scenario's API (mounted at /scenarios/parking)."""
+    api = APIRouter()
+    operators = load_mapping()
+
+    def refused(e: ZhongshuError) -> JSONResponse:
+        # the hub's own refusal, passed on as it is: never a wrong or partial answer
+        return JSONResponse({"error": e.to_dict()}, status_code=e.status)
+
+    @api.get("/garages")
+    def all_garages() -> Any:
+        """Every garage of every operator: key-values OffStreetParking plus operator and
+        district."""
+        try:
+            return garages(hub, purpose, operators)
+        except ZhongshuError as e:
+            return refused(e)
+
+    @api.get("/ngsi-ld/v1/entities")
+    def entities(type: Annotated[str, Query()],
+                 q: Annotated[str | None, Query(max_length=200)] = None,
+                 georel: Annotated[str | None, Query(max_length=100)] = None,
+                 geometry: Annotated[str | None, Query(max_length=20)] = None,
+                 coords: Annotated[str | None, Query(max_length=100)] = None,
+                 options: Annotated[str | None, Query(max_length=50)] = None,
+                 limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+                 offset: Annotated[int, Query(ge=0)] = 0) -> Any:
+        """NGSI-LD entity query over the garages (``type=OffStreetParking``)."""
+        try:
+            if type != "OffStreetParking":
+                return JSONResponse([], media_type="application/ld+json")
+            chosen = ngsi.select(garages(hub, purpose, operators), q, georel, geometry, coords)
+        except ngsi.NgsiError as e:
+            return JSONResponse({"type": ngsi.BAD_REQUEST, "title": "Bad request data",
+                                 "detail": str(e)}, status_code=400,
+                                media_type="application/json")
+        except ZhongshuError as e:
+            return refused(e)
+        page = chosen[offset:offset + limit]
+        if options and "keyValues" in options.split(","):
+            body = [{**e, "@context": ngsi.CONTEXT} for e in page]
+        else:
+            body = [ngsi.normalized(e) for e in page]
+        return JSONResponse(body, media_type="application/ld+json",
+                            headers={"NGSILD-Results-Count": str(len(chosen))})
+
+    return api
+
+
+scenario = Scenario(name="parking", member="app-parking", purpose="convenient-parking",
+                    router=router)
