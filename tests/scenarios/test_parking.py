@@ -186,3 +186,63 @@ def test_without_its_grant_the_scenario_fails_with_the_hubs_error(demo_dir: Path
             assert "parking_qiantang.lots" in r.json()["error"]["message"]
         finally:
             proc.stop()
+
+
+def _owner_stays(url: str, root: Path) -> list[tuple[str, str, Any, Any, float | None]]:
+    """(operator, plate in clear, entered, left, fee) of every stay, read by the operators."""
+    out: list[tuple[str, str, Any, Any, float | None]] = []
+    with Hub(url, read_token(root, "parking-westlake")) as wl:
+        for plate, entered, left, fee in wl.query_json(
+                'SELECT plate, entered, "left", fee_cents FROM parking_westlake.sessions',
+                "x", limit=100_000)["rows"]:
+            out.append(("parking-westlake", plate, entered, left,
+                        None if fee is None else fee / 100))
+    with Hub(url, read_token(root, "parking-qiantang")) as qt:
+        for plate, t_in, t_out, amount in qt.query_json(
+                "SELECT car_plate, t_in, t_out, amount_yuan FROM parking_qiantang.tickets",
+                "x", limit=100_000)["rows"]:
+            out.append(("parking-qiantang", plate, t_in, t_out,
+                        None if amount is None else float(amount)))
+    return out
+
+
+def test_a_drivers_stays_across_both_operators_without_a_plate_in_clear(
+        hub: tuple[str, Path]) -> None:
+    url, root = hub
+    stays = _owner_stays(url, root)
+    by_plate: dict[str, set[str]] = {}
+    for op, plate, *_ in stays:
+        by_plate.setdefault(plate, set()).add(op)
+    plate = sorted(p for p, ops in by_plate.items() if len(ops) == 2)[0]  # parked at both
+    mine = [s for s in stays if s[1] == plate]
+    # the driver types it as Qiantang prints it
+    r = httpx.get(f"{url}/scenarios/parking/sessions",
+                  params={"plate": plate[:2] + "-" + plate[2:]}, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert sorted((s["operator"], s["entered"], s["fee_yuan"]) for s in body["sessions"]) == \
+        sorted((op, entered, fee) for op, _, entered, _, fee in mine)
+    assert body["due_yuan"] == round(sum(fee or 0 for *_, left, fee in mine if left), 2)
+    assert plate not in r.text and plate[2:] not in r.text  # no plate comes back
+    assert httpx.get(f"{url}/scenarios/parking/sessions", params={"plate": "robert'); --"},
+                     timeout=60).status_code == 400
+
+
+def test_daily_settlement_joins_operators_by_pseudonym(hub: tuple[str, Path]) -> None:
+    url, root = hub
+    stays = _owner_stays(url, root)
+    day = min(s[2] for s in stays)[:10]
+    ended = [s for s in stays if s[3] and s[3][:10] == day]
+    r = httpx.get(f"{url}/scenarios/parking/settlement", params={"day": day}, timeout=60)
+    assert r.status_code == 200, r.text
+    got = {o["operator"]: o for o in r.json()["operators"]}
+    for op, other in (("parking-westlake", "parking-qiantang"),
+                      ("parking-qiantang", "parking-westlake")):
+        mine = [s for s in ended if s[0] == op]
+        theirs = {s[1] for s in ended if s[0] == other}
+        drivers = {s[1] for s in mine}
+        assert got[op]["stays"] == len(mine) > 0
+        assert got[op]["due_yuan"] == pytest.approx(sum(s[4] or 0 for s in mine), abs=0.01)
+        assert got[op]["drivers"] == len(drivers)
+        assert got[op]["also_other"] == len(drivers & theirs)
+    assert any(o["also_other"] > 0 for o in got.values())  # the join found someone

@@ -1,8 +1,10 @@
 """Convenient parking (便捷泊车): one view of every operator's free spaces, as plain JSON and
-as NGSI-LD ``OffStreetParking`` entities, read through the hub as ``app-parking``."""
+as NGSI-LD ``OffStreetParking`` entities, and leave-first-pay-later (a driver's stays by
+plate, a daily settlement per operator) — read through the hub as ``app-parking``."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -11,7 +13,7 @@ from fastapi.responses import JSONResponse
 from zhongshu.client import Hub
 from zhongshu.errors import ZhongshuError
 from zhongshu.scenarios import Scenario
-from zhongshu.scenarios.parking import ngsi
+from zhongshu.scenarios.parking import ngsi, settle
 from zhongshu.scenarios.parking.model import garages, load_mapping
 
 
@@ -60,6 +62,30 @@ def router(hub: Hub, purpose: str) -> APIRouter:
             body = [ngsi.normalized(e) for e in page]
         return JSONResponse(body, media_type="application/ld+json",
                             headers={"NGSILD-Results-Count": str(len(chosen))})
+
+    def bad(message: str) -> JSONResponse:
+        return JSONResponse({"error": {"code": "bad_request", "message": message}},
+                            status_code=400)
+
+    @api.get("/sessions")
+    def driver_sessions(plate: Annotated[str, Query(min_length=5, max_length=20)]) -> Any:
+        """Leave first, pay later: the driver's stays at every operator and what is due,
+        found by the plate the driver gives (the answer holds no plate)."""
+        try:
+            return settle.sessions(hub, purpose, plate)
+        except ValueError as e:
+            return bad(str(e))
+        except ZhongshuError as e:
+            return refused(e)
+
+    @api.get("/settlement")
+    def daily_settlement(day: Annotated[date, Query()]) -> Any:
+        """Per operator, the stays that ended on ``day``, the fees due, and the drivers who
+        also parked with the other operator (joined by plate pseudonym)."""
+        try:
+            return {"day": day.isoformat(), "operators": settle.settlement(hub, purpose, day)}
+        except ZhongshuError as e:
+            return refused(e)
 
     return api
 
