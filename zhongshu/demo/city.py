@@ -19,6 +19,7 @@ import tomli_w
 from zhongshu.demo import writers
 from zhongshu.demo.generate import DemoCity, Table
 from zhongshu.demo.geography import DISTRICTS, STREETS, geojson
+from zhongshu.scenarios.trees import survey
 
 # member → (kind, title, Chinese title, engine with --engines real)
 MEMBERS: dict[str, tuple[str, str, str, str]] = {
@@ -37,6 +38,7 @@ CONSUMERS: dict[str, tuple[str, str, list[str]]] = {
     "app-parking": ("scenario", "Convenient parking", []),
     "app-medical": ("scenario", "Pay-once medical", []),
     "app-traffic": ("scenario", "Traffic management", []),
+    "app-trees": ("scenario", "Count the trees", []),
     "auditor": ("auditor", "City auditor", ["auditor"]),
     "outsider": ("enterprise", "Some company without grants", []),
 }
@@ -162,6 +164,17 @@ DATASETS: dict[str, tuple[str, str, str, str | None, bool, list[tuple[Any, ...]]
         ("planted_year", "BIGINT", PUB, "year planted"),
         ("girth_cm", "DOUBLE", PUB, "trunk girth in cm"),
         ("health", "VARCHAR", PUB, "good, fair or poor")]),
+    "parks.tree_surveys": ("parks", "surveys", "Tree surveys", "district", True, [
+        ("survey", "VARCHAR", PUB, "survey name (imported with `zhongshu trees import`)"),
+        ("tree_id", "VARCHAR", PUB, "tree"),
+        ("species", "VARCHAR", PUB, "species (English)"),
+        ("district", "VARCHAR", PUB, "district short name"),
+        ("street", "VARCHAR", PUB, "street (district-name)"),
+        ("lon", "DOUBLE", PUB, "longitude"),
+        ("lat", "DOUBLE", PUB, "latitude"),
+        ("planted_year", "BIGINT", PUB, "year planted"),
+        ("girth_cm", "DOUBLE", PUB, "trunk girth in cm"),
+        ("health", "VARCHAR", PUB, "good, fair or poor")]),
     "civil.districts": ("civil-affairs", "districts", "Districts", "district", True, [
         ("district", "VARCHAR", PUB, "short name"),
         ("code", "VARCHAR", PUB, "administrative code", "CAST(code AS VARCHAR)"),
@@ -179,6 +192,7 @@ DATASETS: dict[str, tuple[str, str, str, str | None, bool, list[tuple[Any, ...]]
 
 
 XIHU = "district = 'xihu'"
+SURVEY = "2026"  # the name of the demo's own tree survey (the inventory in parks.trees)
 # owner → grants, as in DEMO_CITY.md (columns default to the public and internal ones)
 GRANTS: dict[str, list[dict[str, Any]]] = {
     "traffic-police": [
@@ -258,10 +272,14 @@ GRANTS: dict[str, list[dict[str, Any]]] = {
     "parks": [
         {"consumer": "cockpit-xihu", "purposes": ["district-operations"],
          "datasets": ["parks.trees"], "row_scope": XIHU},
+        {"consumer": "app-trees", "purposes": ["count-trees"],
+         "datasets": ["parks.trees", "parks.tree_surveys"]},
     ],
     "civil-affairs": [
         {"consumer": "cockpit-xihu", "purposes": ["district-operations"],
          "datasets": ["civil.districts", "civil.streets"], "row_scope": XIHU},
+        {"consumer": "app-trees", "purposes": ["count-trees"],
+         "datasets": ["civil.districts", "civil.streets"]},
     ],
 }
 
@@ -336,6 +354,10 @@ def build_demo_city(root: Path, seed: int = 42, scale: float = 0.01, engines: st
         if progress:
             progress(f"write {member}", 0.0)
         source = _write_source(root, member, engine, city.tables[member], servers, secrets)
+        if member == "parks":  # the inventory is also the first survey
+            trees = next(t for t in city.tables[member] if t.name == "trees")
+            survey.write(root / source["path"] / "surveys", SURVEY, [dict(zip(
+                [c for c, _ in trees.columns], r, strict=True)) for r in trees.rows])
         datasets = [_dataset(name, spec, engine) for name, spec in DATASETS.items()
                     if spec[0] == member]
         doc = {"member": {"name": member, "kind": kind, "title": title, "title_zh": title_zh},
