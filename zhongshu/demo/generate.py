@@ -9,6 +9,7 @@ way: different engines, column names, plate formats and district identifiers.
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import Any
 from zhongshu.demo.geography import DISTRICTS, POPULATION, STREETS, Grid
 
 DAY = date(2026, 11, 24)
+HISTORY_DAYS = 27  # Westlake's garage counts go back four weeks, the day included
 _MIDNIGHT = datetime(DAY.year, DAY.month, DAY.day)
 _PLATE_CHARS = "0123456789" * 3 + "ABCDEFGHJKLMNPQRSTUVWXYZ"
 
@@ -209,6 +211,33 @@ class DemoCity:
             out.append((p, _at(t), _at(leave) if leave < 86_400 else None))
         return out
 
+    def _busy_by_quarter(self, capacity: int, rnd: random.Random, weekend: bool) -> list[int]:
+        """Spaces taken at each quarter hour of one earlier day of a garage (the same arrival
+        and stay model as :meth:`_sessions`; weekends: fewer cars, around midday)."""
+        n = max(6, int(capacity * 2.4 * self.scale * (0.65 if weekend else 1.0)))
+        arrivals = []
+        for _ in range(n):
+            r = rnd.random()
+            h = (rnd.gauss(12.5, 2.2) if weekend and r < 0.7 else
+                 rnd.gauss(9.0, 1.2) if r < 0.4 else rnd.gauss(14.5, 2.0) if r < 0.75
+                 else rnd.gauss(19.0, 1.5))
+            arrivals.append(min(max(h, 0.2), 23.9) * 3600)
+        arrivals.sort()
+        leaving: list[float] = []  # a heap of the departure times of the cars inside
+        busy, q = [], 0
+        for t in [*arrivals, 86_400.0]:
+            while q < 96 and q * 900 < t:
+                while leaving and leaving[0] <= q * 900:
+                    heapq.heappop(leaving)
+                busy.append(len(leaving))
+                q += 1
+            while leaving and leaving[0] <= t:
+                heapq.heappop(leaving)
+            if t < 86_400 and len(leaving) < capacity:
+                heapq.heappush(leaving, t + min(rnd.lognormvariate(math.log(2.0 * 3600), 0.7),
+                                                14 * 3600))
+        return busy
+
     def _parking(self) -> None:
         rnd = random.Random(f"{self.seed}-westlake")
         self._progress("parking", 0.0)
@@ -222,6 +251,7 @@ class DemoCity:
                                       ("fee_cents", "int")], "session_id", ("plate", "garage_no"))
         zh = {name: z for name, _c, z, _t in DISTRICTS}
         sid = 0
+        history: list[dict[str, Any]] = []
         for g in self._garages("WL", 24, rnd):
             node = g["node"]
             sname = dict(STREETS[node.district])[node.street.split("-", 1)[1]]
@@ -238,6 +268,17 @@ class DemoCity:
                 ts = _at(q * 900)
                 busy = sum(1 for _p, a, b in day if a <= ts and (b is None or b > ts))
                 occupancy.rows.append((g["id"], ts, g["capacity"] - busy))
+            history.append(g)
+        # four weeks of the garages' counts before the day, for forecasts (their own RNG:
+        # the day itself is the same with or without them)
+        hrnd = random.Random(f"{self.seed}-westlake-history")
+        for g in history:
+            for back in range(HISTORY_DAYS, 0, -1):
+                weekend = (DAY - timedelta(days=back)).weekday() >= 5
+                for q, busy in enumerate(self._busy_by_quarter(g["capacity"], hrnd, weekend)):
+                    occupancy.rows.append((g["id"], _at(q * 900) - timedelta(days=back),
+                                           g["capacity"] - busy))
+        occupancy.rows.sort(key=lambda r: (r[1], r[0]))
         self.tables["parking-westlake"] = [garages, occupancy, sessions]
 
         rnd = random.Random(f"{self.seed}-qiantang")
