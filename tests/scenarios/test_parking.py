@@ -9,6 +9,7 @@ import json
 import math
 import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,11 @@ def _truth(url: str, root: Path) -> dict[str, tuple[int, int, list[float], str]]
     with Hub(url, read_token(root, "parking-westlake")) as wl:
         garages = wl.query_json("SELECT garage_no, total_spaces, lng, lat, district FROM "
                                 "parking_westlake.garages", "x")["rows"]
-        counts = wl.query_json("SELECT garage_no, ts, free FROM parking_westlake.occupancy",
-                               "x", limit=10_000)["rows"]
+        recent = wl.query_json("SELECT garage_no, ts, free FROM parking_westlake.occupancy "
+                               "WHERE ts > (SELECT max(ts) FROM parking_westlake.occupancy) "
+                               "- INTERVAL 1 DAY", "x")  # the last day of four weeks
+        assert not recent["truncated"]
+        counts = recent["rows"]
     latest: dict[str, tuple[str, int]] = {}
     for g, ts, free in counts:
         if g not in latest or ts > latest[g][0]:
@@ -246,3 +250,51 @@ def test_daily_settlement_joins_operators_by_pseudonym(hub: tuple[str, Path]) ->
         assert got[op]["drivers"] == len(drivers)
         assert got[op]["also_other"] == len(drivers & theirs)
     assert any(o["also_other"] > 0 for o in got.values())  # the join found someone
+
+
+def test_nearest_ranks_by_walk_among_garages_expected_to_have_space(
+        hub: tuple[str, Path]) -> None:
+    url, root = hub
+    truth = _truth(url, root)
+    # each Westlake garage's own counts, read by the operator a garage at a time
+    usual: dict[str, dict[tuple[int, int], float]] = {}
+    latest: dict[str, tuple[datetime, int]] = {}
+    with Hub(url, read_token(root, "parking-westlake")) as wl:
+        for (g,) in wl.query_json("SELECT garage_no FROM parking_westlake.garages", "x")["rows"]:
+            sums: dict[tuple[int, int], list[int]] = {}
+            for ts, free in wl.query_json(f"SELECT ts, free FROM parking_westlake.occupancy "
+                                          f"WHERE garage_no = '{g}'", "x")["rows"]:
+                t = datetime.fromisoformat(ts)
+                sums.setdefault((t.isoweekday(), t.hour), []).append(free)
+                if g not in latest or t > latest[g][0]:
+                    latest[g] = (t, free)
+            usual[g] = {k: sum(v) / len(v) for k, v in sums.items()}
+    anchor = next(k for k in truth if "westlake" in k)
+    lon, lat = truth[anchor][2]
+    now = max(t for t, _ in latest.values())
+    arrive = now + timedelta(hours=2, minutes=30)
+    want = []
+    for gid, (total, free, where, _) in truth.items():
+        walk = _metres([lon, lat], where) * 1.25
+        if walk > 3000:
+            continue
+        key = gid.rsplit(":", 1)[1]
+        expected = float(free)
+        if "westlake" in gid:
+            t0 = latest[key][0]
+            u0, u1 = usual[key][(t0.isoweekday(), t0.hour)], \
+                usual[key][(arrive.isoweekday(), arrive.hour)]
+            h = (arrive - t0).total_seconds() / 3600
+            expected = max(0.0, min(total, u1 + (free - u0) * 0.5 ** h))
+        want.append((expected < 1, round(walk), gid, expected))
+    want.sort()
+    r = httpx.get(f"{url}/scenarios/parking/nearest", params={
+        "lon": str(lon), "lat": str(lat), "arrive_at": arrive.isoformat(),
+        "max_walk_m": "3000", "limit": "100"}, timeout=60)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert [g["id"] for g in got] == [w[2] for w in want] and len(got) >= 3
+    for g, w in zip(got, want, strict=True):
+        assert g["expected_free"] == pytest.approx(w[3], abs=0.051)
+        assert abs(g["walk_m"] - w[1]) <= 1
+    assert got[0]["id"] == anchor and got[0]["walk_m"] == 0

@@ -4,7 +4,7 @@ plate, a daily settlement per operator) — read through the hub as ``app-parkin
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -14,7 +14,7 @@ from zhongshu.client import Hub
 from zhongshu.errors import ZhongshuError
 from zhongshu.scenarios import Scenario
 from zhongshu.scenarios.parking import ngsi, settle
-from zhongshu.scenarios.parking.model import garages, load_mapping
+from zhongshu.scenarios.parking.model import garages, load_mapping, nearest
 
 
 def router(hub: Hub, purpose: str) -> APIRouter:
@@ -62,6 +62,21 @@ def router(hub: Hub, purpose: str) -> APIRouter:
             body = [ngsi.normalized(e) for e in page]
         return JSONResponse(body, media_type="application/ld+json",
                             headers={"NGSILD-Results-Count": str(len(chosen))})
+
+    @api.get("/nearest")
+    def find_a_space(lon: Annotated[float, Query(ge=-180, le=180)],
+                     lat: Annotated[float, Query(ge=-90, le=90)],
+                     arrive_at: Annotated[datetime | None, Query()] = None,
+                     max_walk_m: Annotated[float, Query(gt=0, le=10_000)] = 1500,
+                     limit: Annotated[int, Query(ge=1, le=100)] = 10) -> Any:
+        """Garages near a point, ranked by walking distance among those expected to have
+        a free space at arrival (``arrive_at``, ISO 8601; naive = UTC)."""
+        if arrive_at is not None and arrive_at.tzinfo is None:
+            arrive_at = arrive_at.replace(tzinfo=UTC)
+        try:
+            return nearest(hub, purpose, operators, lon, lat, arrive_at, max_walk_m, limit)
+        except ZhongshuError as e:
+            return refused(e)
 
     def bad(message: str) -> JSONResponse:
         return JSONResponse({"error": {"code": "bad_request", "message": message}},

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from zhongshu.client import Hub
+from zhongshu.scenarios.parking import forecast
 
 MAPPING = Path(__file__).with_name("mapping.toml")
 _COL = r"^[a-z_][a-z0-9_]*$"
@@ -67,6 +68,15 @@ class Operator(BaseModel):
         return (f"SELECT {cols}, n.available, n.observed FROM {self.dataset} g LEFT JOIN "
                 f"(SELECT {a.key} AS k, arg_max({a.value}, {a.time}) AS available, "
                 f"max({a.time}) AS observed FROM {a.dataset} GROUP BY 1) n ON n.k = g.{self.id}")
+
+
+    def usual_sql(self) -> str | None:
+        """The query of the operator's usual free spaces per weekday and hour (None when
+        it keeps only a current count)."""
+        a = self.available
+        if a.dataset is None or a.key is None:
+            return None
+        return forecast.usual_sql(a.dataset, a.key, a.value, a.time)
 
 
 def load_mapping(path: Path = MAPPING) -> list[Operator]:
@@ -127,3 +137,42 @@ def distance_m(a: list[float], b: list[float]) -> float:
     h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * \
         math.sin((lon2 - lon1) / 2) ** 2
     return 2 * EARTH_M * math.asin(math.sqrt(h))
+
+
+WALK_DETOUR = 1.25  # walking on a street grid, against the straight line
+WALK_M_PER_MIN = 80.0  # 4.8 km/h
+
+
+def nearest(hub: Hub, purpose: str, operators: list[Operator], lon: float, lat: float,
+            arrive_at: datetime | None, max_walk_m: float, limit: int) -> list[dict[str, Any]]:
+    """Garages within ``max_walk_m`` walking of the point, those expected to have a free
+    space at arrival first, each group by walking distance. Walking distance: the
+    great-circle distance × ``WALK_DETOUR``. Expected free spaces: see
+    :mod:`zhongshu.scenarios.parking.forecast` (at the latest count when ``arrive_at`` is
+    not given)."""
+    usual: dict[str, dict[str, forecast.Usual]] = {}
+    for op in operators:
+        sql = op.usual_sql()
+        if sql is not None:
+            usual[op.operator] = forecast.usual_by_garage(hub.query(sql, purpose).to_pylist())
+    out = []
+    for e in garages(hub, purpose, operators):
+        walk = distance_m([lon, lat], e["location"]["coordinates"]) * WALK_DETOUR
+        if walk > max_walk_m or "availableSpotNumber" not in e or "dateModified" not in e:
+            continue
+        op, key = e["operator"], e["id"].rsplit(":", 1)[1]
+        now = datetime.fromisoformat(e["dateModified"].replace("Z", "+00:00"))
+        then = arrive_at if arrive_at is not None else now
+        history = usual.get(op, {}).get(key)
+        expected = forecast.expected_free(e["availableSpotNumber"], now, then,
+                                          e["totalSpotNumber"], history)
+        out.append({"id": e["id"], "name": e["name"], "operator": op, "district": e["district"],
+                    "location": e["location"], "walk_m": round(walk),
+                    "walk_min": round(walk / WALK_M_PER_MIN, 1),
+                    "free_now": e["availableSpotNumber"], "counted_at": e["dateModified"],
+                    "expected_free": round(expected, 1),
+                    "method": "usual for the weekday and hour, plus today's difference "
+                              "fading by half each hour" if history else
+                              "latest count (the operator keeps no history)"})
+    out.sort(key=lambda g: (g["expected_free"] < 1, g["walk_m"], g["id"]))
+    return out[:limit]
