@@ -108,6 +108,8 @@ def test_an_imported_survey_and_its_changes(hub: tuple[str, Path], tmp_path: Pat
     assert "Imported" in res.stdout
     assert {r["survey"]: r["trees"] for r in _get(url, "surveys")} == {
         "2026": len(trees), "2027": len(later) + len(new)}
+    assert {r["health"]: r["trees"] for r in _get(url, "counts", by="health", survey="2027")} \
+        == dict(Counter(t["health"] for t in later + new))
     rows = _get(url, "changes", **{"from": "2026", "to": "2027"})
     assert sum(r["added"] for r in rows) == len(new)
     assert sum(r["removed"] for r in rows) == len(gone)
@@ -142,3 +144,21 @@ def test_a_survey_with_bad_rows_is_refused_row_by_row(hub: tuple[str, Path],
     assert "row 3, lon:" in res.stderr and "outside the city" in res.stderr
     assert "nothing was imported" in res.stderr and "Traceback" not in res.stderr
     assert sorted(p.name for p in (root / "data" / "parks" / "surveys").iterdir()) == before
+
+
+def test_the_scenario_publishes_a_derived_dataset_of_its_own_member(
+        hub: tuple[str, Path]) -> None:
+    url, root = hub
+    r = httpx.post(f"{url}/scenarios/trees/publish", params={"survey": "2026"}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"survey": "2026", "dataset": "trees.density", "districts": 6}
+    density = _get(url, "density", survey="2026")
+    with Hub(url, read_token(root, "cockpit-city")) as city:
+        rows = city.query_json("SELECT district, trees, trees_per_km2 FROM trees.density "
+                               "WHERE survey = '2026' ORDER BY 1", "city-operations")["rows"]
+        ds = city.dataset("trees.density")
+    assert rows == [[d["district"], d["trees"], d["trees_per_km2"]] for d in density]
+    assert ds["owner"] == "app-trees"
+    assert "parks.tree_surveys" in ds["description"] and "civil.districts" in ds["description"]
+    bad = httpx.post(f"{url}/scenarios/trees/publish", params={"survey": "1999"}, timeout=60)
+    assert bad.status_code == 400 and "no trees" in bad.json()["error"]["message"]

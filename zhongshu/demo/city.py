@@ -19,6 +19,7 @@ import tomli_w
 from zhongshu.demo import writers
 from zhongshu.demo.generate import DemoCity, Table
 from zhongshu.demo.geography import DISTRICTS, STREETS, geojson
+from zhongshu.scenarios.trees import store as trees_store
 from zhongshu.scenarios.trees import survey
 
 # member → (kind, title, Chinese title, engine with --engines real)
@@ -44,6 +45,24 @@ CONSUMERS: dict[str, tuple[str, str, list[str]]] = {
 }
 
 P, S, INT, PUB = "personal", "sensitive", "internal", "public"
+
+# scenario members that publish derived datasets from their own store
+DERIVED: dict[str, dict[str, Any]] = {"app-trees": {
+    "sources": [{"name": "app-trees-db", "kind": "sqlite",
+                 "path": f"data/app-trees/{trees_store.FILE}"}],
+    "datasets": [{
+        "name": "trees.density", "title": "Trees per district, per km² and per resident",
+        "description": "Derived by the trees scenario (app-trees) from parks.tree_surveys "
+                       "and civil.districts, one row per survey and district "
+                       "(POST /scenarios/trees/publish)",
+        "source": "app-trees-db", "table": "density", "area_column": "district",
+        "columns": [{"name": n, "type": t, "classification": "public"} for n, t in (
+            ("survey", "VARCHAR"), ("district", "VARCHAR"), ("name_zh", "VARCHAR"),
+            ("trees", "BIGINT"), ("population", "BIGINT"), ("area_km2", "DOUBLE"),
+            ("trees_per_km2", "DOUBLE"), ("trees_per_1000_residents", "DOUBLE"),
+            ("computed_at", "VARCHAR"))]}],
+    "grants": [{"consumer": "cockpit-city", "purposes": ["city-operations"],
+                "datasets": ["trees.density"]}]}}
 
 # dataset name → (member, table, title, area column, listed, [(column, type, class, desc, expr)])
 DATASETS: dict[str, tuple[str, str, str, str | None, bool, list[tuple[Any, ...]]]] = {
@@ -365,7 +384,10 @@ def build_demo_city(root: Path, seed: int = 42, scale: float = 0.01, engines: st
         _write_toml(root / "members" / f"{member}.toml", doc,
                     f"Member `{member}` ({title_zh}): its source and the datasets it offers.")
     for member, (kind, title, roles) in CONSUMERS.items():
-        doc = {"member": {"name": member, "kind": kind, "title": title, "roles": roles}}
+        doc = {"member": {"name": member, "kind": kind, "title": title, "roles": roles},
+               **DERIVED.get(member, {})}
+        if member in DERIVED:
+            trees_store.create(root / "data" / member)
         _write_toml(root / "members" / f"{member}.toml", doc, f"Member `{member}`.")
     city_doc = {
         "city": {"name": "demo-city", "title": "Demo City", "name_zh": "示范市", "code": "330100"},

@@ -4,7 +4,9 @@ hub protocol.
 A scenario registers through the ``zhongshu.scenarios`` entry point group (an object with
 ``name``, ``member``, ``purpose`` and ``router(hub) -> APIRouter``), talks to the hub only
 through :class:`zhongshu.client.Hub` under its own member's token — so it could equally run
-on another machine — and answers under ``/scenarios/<name>/``. The hub mounts the scenarios
+on another machine — and answers under ``/scenarios/<name>/``. A scenario that publishes
+derived datasets keeps them in its own store (``data/<member>/`` of the city), which its
+member declares as a source like any department's. The hub mounts the scenarios
 whose member has a token (``ZHONGSHU_TOKEN_<MEMBER>`` in the environment, or the city's
 token folder, which ``zhongshu demo`` fills).
 """
@@ -35,7 +37,7 @@ class Scenario:
     name: str
     member: str
     purpose: str
-    router: Callable[[Hub, str], APIRouter]  # (hub client, purpose) → routes
+    router: Callable[[Hub, str, Path], APIRouter]  # (hub client, purpose, home) → routes
 
 
 def discover() -> list[Scenario]:
@@ -63,7 +65,8 @@ def mount(app: FastAPI, hub_url: str, city_root: Path) -> list[str]:
                         "ZHONGSHU_TOKEN_%s)", sc.name, sc.member,
                         re.sub(r"[^A-Za-z0-9]", "_", sc.member).upper())
             continue
-        app.include_router(sc.router(Hub(hub_url, token), sc.purpose),
+        home = city_root / "data" / sc.member  # the scenario's own store, if it keeps one
+        app.include_router(sc.router(Hub(hub_url, token), sc.purpose, home),
                            prefix=f"/scenarios/{sc.name}", tags=[f"scenario: {sc.name}"])
         mounted.append(sc.name)
     return mounted

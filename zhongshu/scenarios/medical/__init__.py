@@ -10,6 +10,7 @@ credit limit is the bureau's own ``limit_yuan``."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -78,7 +79,7 @@ GROUP BY 1, 2 ORDER BY 1""", purpose).to_pylist()
     return rows
 
 
-def router(hub: Hub, purpose: str) -> APIRouter:
+def router(hub: Hub, purpose: str, home: Path) -> APIRouter:
     """The scenario's API (mounted at /scenarios/medical)."""
     api = APIRouter()
 

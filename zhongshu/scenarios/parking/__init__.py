@@ -5,6 +5,7 @@ plate, a daily settlement per operator) — read through the hub as ``app-parkin
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -17,7 +18,7 @@ from zhongshu.scenarios.parking import ngsi, settle
 from zhongshu.scenarios.parking.model import garages, load_mapping, nearest
 
 
-def router(hub: Hub, purpose: str) -> APIRouter:
+def router(hub: Hub, purpose: str, home: Path) -> APIRouter:
     """The scenario's API (mounted at /scenarios/parking)."""
     api = APIRouter()
     operators = load_mapping()

@@ -2,10 +2,13 @@
 district, street, species, age class and health; trees per km² and per resident (joining
 the civil registry); changes between two surveys — read through the hub as ``app-trees``.
 A survey is imported by the parks department into its own folder (``zhongshu trees
-import``, :mod:`zhongshu.scenarios.trees.survey`) and read by the hub like any source."""
+import``, :mod:`zhongshu.scenarios.trees.survey`) and read by the hub like any source. The
+scenario publishes its results per survey as ``trees.density``, a dataset of its own member
+kept in its own store (:mod:`zhongshu.scenarios.trees.store`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -14,12 +17,18 @@ from fastapi.responses import JSONResponse
 from zhongshu.client import Hub
 from zhongshu.errors import ZhongshuError
 from zhongshu.scenarios import Scenario
+from zhongshu.scenarios.trees import store
 from zhongshu.scenarios.trees.survey import SURVEY_NAME
 
+DERIVED = "trees.density"
 AGE_CLASS = ("CASE WHEN year(current_date) - planted_year < 10 THEN 'young' "
              "WHEN year(current_date) - planted_year < 30 THEN 'mature' ELSE 'old' END")
 BY = {"district": "district", "street": "street", "species": "species",
       "age_class": AGE_CLASS, "health": "health"}
+
+
+SurveyQ = Annotated[str | None, Query(max_length=41, description="a survey (default: the "
+                                                                   "inventory)")]
 
 
 def _trees(survey: str | None) -> str:
@@ -73,7 +82,7 @@ GROUP BY 1 ORDER BY 1"""
     return hub.query(sql, purpose).to_pylist()
 
 
-def router(hub: Hub, purpose: str) -> APIRouter:
+def router(hub: Hub, purpose: str, home: Path) -> APIRouter:
     """The scenario's API (mounted at /scenarios/trees)."""
     api = APIRouter()
 
@@ -86,9 +95,6 @@ def router(hub: Hub, purpose: str) -> APIRouter:
         except ZhongshuError as e:  # the hub's own refusal, as it is
             return JSONResponse({"error": e.to_dict()}, status_code=e.status)
 
-    survey_q = Annotated[str | None, Query(max_length=41, description="a survey (default: "
-                                                                        "the inventory)")]
-
     @api.get("/surveys")
     def surveys() -> Any:
         """The surveys imported, with their tree counts."""
@@ -99,13 +105,13 @@ def router(hub: Hub, purpose: str) -> APIRouter:
     @api.get("/counts")
     def tree_counts(by: Annotated[Literal["district", "street", "species", "age_class",
                                           "health"], Query()] = "district",
-                    survey: survey_q = None) -> Any:
+                    survey: SurveyQ = None) -> Any:
         """Trees by district, street, species, age class or health."""
         return answer(lambda: counts(hub, purpose, by, survey))
 
     @api.get("/density")
     def tree_density(level: Annotated[Literal["district", "street"], Query()] = "district",
-                     survey: survey_q = None) -> Any:
+                     survey: SurveyQ = None) -> Any:
         """Trees per km² and per 1,000 residents."""
         return answer(lambda: density(hub, purpose, level, survey))
 
@@ -114,6 +120,18 @@ def router(hub: Hub, purpose: str) -> APIRouter:
                      after: Annotated[str, Query(alias="to", max_length=41)]) -> Any:
         """What changed between two surveys, per district."""
         return answer(lambda: changes(hub, purpose, before, after))
+
+    @api.post("/publish")
+    def publish(survey: Annotated[str, Query(max_length=41)]) -> Any:
+        """Publish the survey's trees per district (and per km², per 1,000 residents) as the
+        derived dataset ``trees.density`` of this scenario's member."""
+        def run() -> dict[str, Any]:
+            rows = density(hub, purpose, "district", survey)
+            if not any(r["trees"] for r in rows):
+                raise ValueError(f"no trees in survey {survey!r}")
+            n = store.publish(home, survey, rows)
+            return {"survey": survey, "dataset": DERIVED, "districts": n}
+        return answer(run)
 
     return api
 
