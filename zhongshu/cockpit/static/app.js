@@ -25,6 +25,7 @@ const TEXT = {
   sources: ["数据源", "sources"], up: ["正常", "up"], down: ["中断", "down"],
   checkpoint: ["账本检查点", "ledger checkpoint"], witnesses: ["见证联署", "witness cosignatures"],
   final: ["已确认", "final"], entries: ["条记录", "entries"], error: ["出错：", "error: "],
+  noData: ["暂无数据", "no data yet"],
   exchanges: ["数据交换", "exchanges"], refusals: ["拒绝", "refusals"], perMinute: ["/分钟", "/min"],
 };
 const $ = (sel, el = document) => el.querySelector(sel);
@@ -306,6 +307,7 @@ function draw(el, panel, res, level) {
   settled(panel.id);
   el.dataset.rows = String(res.rows.length);
   delete state.downSince[panel.id];
+  if (res.rows.length === 0 && panel.kind !== "number") { el._chart = null; note(el, t("noData")); return; }
   if (panel.kind === "number") drawNumber(el, res);
   else if (panel.kind === "table") drawTable(el, res);
   else if (panel.kind === "map") drawMap(el, res, level);
