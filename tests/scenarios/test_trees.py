@@ -27,10 +27,11 @@ COLS = ["tree_id", "species", "district", "street", "lon", "lat", "planted_year"
         "health"]
 
 
-@pytest.fixture(scope="module")
-def hub(demo_dir: Path) -> Iterator[tuple[str, Path]]:
+@pytest.fixture(scope="module", params=["embedded", "real"])
+def hub(request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:
+    source = request.getfixturevalue("demo_dir" if request.param == "embedded" else "real_dir")
     with readable_dir("zs-trees-") as base:
-        root = copy_demo_city(demo_dir, base / "city")
+        root = copy_demo_city(source, base / "city")
         proc = HubProcess(root, free_port(), "demo")
         try:
             yield proc.url, root
