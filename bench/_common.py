@@ -29,20 +29,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def build(workdir: Path, name: str, scale: float, traffic_engine: str,
-          servers: ServerSettings) -> Path:
-    """A demo city whose traffic police run ``traffic_engine`` (reused if already built)."""
-    root = workdir / name
-    marker = root / "bench.json"
+def generator_version() -> str:
+    """A hash of the demo generator's code: a city built by another version is rebuilt."""
     import hashlib
 
     import zhongshu.demo.city as demo_city
     import zhongshu.demo.generate as demo_generate
 
-    generator = hashlib.sha256(Path(demo_city.__file__).read_bytes()
-                               + Path(demo_generate.__file__).read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(Path(demo_city.__file__).read_bytes()
+                          + Path(demo_generate.__file__).read_bytes()).hexdigest()[:16]
+
+
+def build(workdir: Path, name: str, scale: float, traffic_engine: str,
+          servers: ServerSettings) -> Path:
+    """A demo city whose traffic police run ``traffic_engine`` (reused if already built)."""
+    root = workdir / name
+    marker = root / "bench.json"
     want = {"scale": scale, "traffic": traffic_engine, "prefix": servers.prefix,
-            "generator": generator}
+            "generator": generator_version()}
     if marker.is_file() and json.loads(marker.read_text()) == want:
         return root
     overrides = {"traffic-police": traffic_engine}

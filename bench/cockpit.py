@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import serve  # type: ignore[import-not-found]
+from _common import generator_version, serve  # type: ignore[import-not-found]
 
 from zhongshu.client import Hub
 
@@ -32,7 +32,7 @@ def main() -> None:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    city = args.workdir / f"cockpit-{args.scale:g}"
+    city = args.workdir / f"cockpit-{args.scale:g}-{generator_version()}"  # never a stale one
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.workdir.chmod(0o755)
     print(f"cockpit — demo city at scale {args.scale:g}, live feed on; building or reusing "
