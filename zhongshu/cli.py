@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zhongshu.cli_ledger import ledger_app
+from zhongshu.cli_traffic import traffic_app
 from zhongshu.cli_trees import trees_app
 from zhongshu.errors import ConfigError, ZhongshuError
 
@@ -34,6 +35,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(grants_app, name="grants")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(trees_app, name="trees")
+app.add_typer(traffic_app, name="traffic")
 
 # piped output is not wrapped at 80 columns (scripts should prefer --format csv/json)
 out = Console(width=None if sys.stdout.isatty() else 240)

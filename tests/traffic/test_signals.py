@@ -1,0 +1,74 @@
+"""Signal control: the benchmark metrics against a hand computation, the yellow between two
+greens, max-pressure's choice, and a whole SUMO run that is the same for the same seed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zhongshu.traffic.signals.controllers import Junction, MaxPressure
+from zhongshu.traffic.signals.sim import metrics, run, yellow_between
+
+TRIPS = """<tripinfos>
+  <tripinfo id="a" depart="0.00" departDelay="2.00" arrival="100.00" duration="100.00"
+            timeLoss="30.00" waitingTime="20.00" vaporized=""/>
+  <tripinfo id="b" depart="10.00" departDelay="0.00" arrival="70.00" duration="60.00"
+            timeLoss="10.00" waitingTime="4.00" vaporized=""/>
+  <tripinfo id="c" depart="20.00" departDelay="5.00" arrival="-1.00" duration="280.00"
+            timeLoss="200.00" waitingTime="150.00" vaporized="end"/>
+</tripinfos>"""
+ROUTES = """<routes>
+  <vehicle id="a" depart="0"/><vehicle id="b" depart="10"/><vehicle id="c" depart="20"/>
+  <vehicle id="d" depart="250"/><vehicle id="e" depart="400"/>
+</routes>"""
+
+
+def test_metrics_equal_the_hand_computation(tmp_path: Path) -> None:
+    (tmp_path / "t.xml").write_text(TRIPS)
+    (tmp_path / "r.xml").write_text(ROUTES)
+    m = metrics(tmp_path / "t.xml", tmp_path / "r.xml", end=300)
+    # delays: a 30+2, b 10+0, c 200+5 (on the road at the end), d never entered: 300-250;
+    # e was due after the end and does not count
+    assert m["avg_delay"] == pytest.approx((32 + 10 + 205 + 50) / 4)
+    assert (m["finished"], m["unfinished"], m["never_entered"]) == (2, 1, 1)
+    assert m["avg_duration"] == pytest.approx((100 + 60) / 2)
+    assert m["avg_waiting"] == pytest.approx((20 + 4 + 150) / 3)
+    assert m["delay_index"] == pytest.approx((100 + 60) / (70 + 50))
+
+
+def test_yellow_between_two_greens() -> None:
+    assert yellow_between("GGrrGgrr", "rrGGrrGG") == "yyrryyrr"
+    assert yellow_between("GGrrGg", "GGGGrr") == "GGrryy"
+
+
+def test_max_pressure_takes_the_phase_with_the_largest_pressure() -> None:
+    j = Junction("j", ["Gr", "rG"], [[("n_in", "s_out")], [("e_in", "w_out")]])
+    assert MaxPressure().choose(j, {"n_in": 5, "s_out": 1, "e_in": 6, "w_out": 4}, 0) == 0
+    assert MaxPressure().choose(j, {"n_in": 5, "s_out": 4, "e_in": 6, "w_out": 0}, 0) == 1
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    import sumo
+
+    home = Path(sumo.SUMO_HOME)
+    d = tmp_path_factory.mktemp("grid")
+    net, rou = d / "g.net.xml", d / "g.rou.xml"
+    subprocess.run([str(home / "bin" / "netgenerate"), "--grid", "--grid.number", "3",
+                    "--grid.length", "150", "--default-junction-type", "traffic_light",
+                    "-o", str(net)], check=True, capture_output=True)
+    subprocess.run([sys.executable,
+                    str(home / "tools" / "randomTrips.py"), "-n", str(net), "-r", str(rou),
+                    "-e", "600", "-p", "3", "--seed", "7", "--validate"], check=True,
+                   capture_output=True)
+    return net, rou
+
+
+def test_a_run_is_the_same_for_the_same_seed(grid: tuple[Path, Path]) -> None:
+    net, rou = grid
+    first = run(net, rou, MaxPressure(), seed=3, end=900)
+    assert first == run(net, rou, MaxPressure(), seed=3, end=900)
+    assert first["finished"] > 100 and first["avg_delay"] > 0

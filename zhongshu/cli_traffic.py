@@ -1,0 +1,63 @@
+"""``zhongshu traffic evaluate``: a signal controller on a SUMO network and its demand, over
+several seeds."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from zhongshu.errors import BadRequest
+
+traffic_app = typer.Typer(help="Traffic signals, evaluated in SUMO.", no_args_is_help=True)
+out = Console(width=None if sys.stdout.isatty() else 240)
+
+
+@traffic_app.command("evaluate")
+def evaluate(
+        net: Annotated[Path, typer.Option(help="SUMO network (.net.xml) with its own programs")],
+        routes: Annotated[Path, typer.Option(help="SUMO demand (.rou.xml)")],
+        controller: Annotated[str, typer.Option(help="fixed or max-pressure")] = "fixed",
+        seeds: Annotated[list[int] | None, typer.Option(help="SUMO seeds (repeat the option)")]
+        = None,
+        begin: Annotated[float, typer.Option(help="first second simulated")] = 0,
+        end: Annotated[float, typer.Option(help="last second simulated")] = 3600,
+        step: Annotated[float, typer.Option(help="seconds between decisions")] = 10,
+        yellow: Annotated[float, typer.Option(help="seconds of yellow between greens")] = 3,
+        fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table") -> None:
+    """Run the controller on the network once per seed; metrics per seed, mean and sd."""
+    from zhongshu.traffic.signals.controllers import CONTROLLERS
+    from zhongshu.traffic.signals.sim import run
+
+    if controller not in CONTROLLERS:
+        raise BadRequest(f"no controller `{controller}`; there are {', '.join(CONTROLLERS)}")
+    for path in (net, routes):
+        if not path.is_file():
+            raise BadRequest(f"no file {path}")
+    if fmt not in ("table", "json"):
+        raise BadRequest("--format is table or json")
+    runs = []
+    for seed in seeds or [1]:
+        m = run(net, routes, CONTROLLERS[controller](), seed, begin, end, step, yellow)
+        runs.append({"seed": seed, **m})
+    keys = [k for k in runs[0] if k != "seed"]
+    mean = {k: statistics.fmean(r[k] for r in runs) for k in keys}
+    sd = {k: statistics.stdev(r[k] for r in runs) if len(runs) > 1 else 0.0 for k in keys}
+    if fmt == "json":
+        out.print_json(json.dumps({"controller": controller, "net": str(net), "seeds": runs,
+                                   "mean": mean, "sd": sd}))
+        return
+    table = Table(title=f"{controller} on {net.name}")
+    table.add_column("seed")
+    for k in keys:
+        table.add_column(k, justify="right")
+    for r in runs:
+        table.add_row(str(r["seed"]), *(f"{r[k]:.2f}" for k in keys))
+    table.add_row("mean ± sd", *(f"{mean[k]:.2f} ± {sd[k]:.2f}" for k in keys))
+    out.print(table)
