@@ -23,7 +23,7 @@ out = Console(width=None if sys.stdout.isatty() else 240)
 def evaluate(
         net: Annotated[Path, typer.Option(help="SUMO network (.net.xml) with its own programs")],
         routes: Annotated[Path, typer.Option(help="SUMO demand (.rou.xml)")],
-        controller: Annotated[str, typer.Option(help="fixed or max-pressure")] = "fixed",
+        controller: Annotated[str, typer.Option(help="fixed, max-pressure or ours")] = "fixed",
         seeds: Annotated[list[int] | None, typer.Option(help="SUMO seeds (repeat the option)")]
         = None,
         begin: Annotated[float, typer.Option(help="first second simulated")] = 0,

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from zhongshu.traffic.signals.controllers import Junction, MaxPressure
+from zhongshu.traffic.signals.controllers import (
+    MAX_RED_S,
+    MIN_GREEN_S,
+    Junction,
+    Lanes,
+    MaxPressure,
+    Ours,
+)
 from zhongshu.traffic.signals.sim import metrics, run, yellow_between
 
 TRIPS = """<tripinfos>
@@ -46,8 +53,11 @@ def test_yellow_between_two_greens() -> None:
 
 def test_max_pressure_takes_the_phase_with_the_largest_pressure() -> None:
     j = Junction("j", ["Gr", "rG"], [[("n_in", "s_out")], [("e_in", "w_out")]])
-    assert MaxPressure().choose(j, {"n_in": 5, "s_out": 1, "e_in": 6, "w_out": 4}, 0) == 0
-    assert MaxPressure().choose(j, {"n_in": 5, "s_out": 4, "e_in": 6, "w_out": 0}, 0) == 1
+
+    def seen(h: dict[str, int]) -> Lanes:
+        return Lanes(h, h, {})
+    assert MaxPressure().choose(j, seen({"n_in": 5, "s_out": 1, "e_in": 6, "w_out": 4}), 0) == 0
+    assert MaxPressure().choose(j, seen({"n_in": 5, "s_out": 4, "e_in": 6, "w_out": 0}), 0) == 1
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +82,40 @@ def test_a_run_is_the_same_for_the_same_seed(grid: tuple[Path, Path]) -> None:
     first = run(net, rou, MaxPressure(), seed=3, end=900)
     assert first == run(net, rou, MaxPressure(), seed=3, end=900)
     assert first["finished"] > 100 and first["avg_delay"] > 0
+
+
+def test_ours_keeps_yellow_and_minimum_green_at_every_step(grid: tuple[Path, Path]) -> None:
+    net, rou = grid
+    states: dict[str, list[tuple[float, str]]] = {}
+    run(net, rou, Ours(), seed=3, end=900, step=10, yellow=3,
+        trace=lambda t, j, s: states.setdefault(j, []).append((t, s)))
+    assert states
+    changes = 0
+    for series in states.values():
+        # runs of equal states: (state, first second, seconds held)
+        runs: list[list[object]] = []
+        for t, s in series:
+            if runs and runs[-1][0] == s:
+                runs[-1][2] = t - runs[-1][1] + 1
+            else:
+                runs.append([s, t, 1.0])
+        for prev, cur, nxt in zip(runs, runs[1:], runs[2:], strict=False):
+            if "y" in str(cur[0]):
+                changes += 1
+                assert cur[2] == 3, cur            # yellow lasts exactly `yellow`
+                assert "y" not in str(prev[0]) and "y" not in str(nxt[0])
+            elif "y" not in str(prev[0]):
+                raise AssertionError(f"green to green without yellow: {prev} → {cur}")
+        for state, _, held in runs[1:-1]:
+            if "y" not in str(state):
+                assert held >= MIN_GREEN_S, (state, held)
+    assert changes > 10
+
+
+def test_a_waiting_phase_is_served_after_the_maximum_red() -> None:
+    j = Junction("j", ["Gr", "rG"], [[("n_in", "s_out")], [("e_in", "w_out")]])
+    busy = Lanes({"n_in": 20, "e_in": 1}, {"n_in": 20, "e_in": 1}, {})
+    ours = Ours()
+    assert ours.choose(j, busy, 0) == 0
+    assert ours.choose(j, busy, MAX_RED_S - 1) == 0     # the busier phase keeps its green
+    assert ours.choose(j, busy, MAX_RED_S) == 1         # until the other has waited too long

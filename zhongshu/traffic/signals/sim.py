@@ -13,10 +13,11 @@ import os
 import tempfile
 import warnings
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zhongshu.traffic.signals.controllers import Controller, Fixed, Junction
+from zhongshu.traffic.signals.controllers import Controller, Fixed, Junction, Lanes
 
 
 def _libsumo() -> Any:
@@ -58,8 +59,10 @@ def yellow_between(a: str, b: str) -> str:
 
 
 def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float = 0,
-        end: float = 3600, step: float = 10, yellow: float = 3) -> dict[str, float]:
-    """One run; its metrics (see :func:`metrics`)."""
+        end: float = 3600, step: float = 10, yellow: float = 3,
+        trace: Callable[[float, str, str], None] | None = None) -> dict[str, float]:
+    """One run; its metrics (see :func:`metrics`). ``trace(time, junction, state)`` is
+    called every step for every controlled junction (for checks)."""
     ls = _libsumo()
     with tempfile.TemporaryDirectory(prefix="zs-sumo-") as tmp:
         trips = Path(tmp) / "tripinfo.xml"
@@ -76,11 +79,13 @@ def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float
             t = begin
             while t < end:
                 if control and (t - begin) % step == 0:
-                    halting = {lane: ls.lane.getLastStepHaltingNumber(lane) for lane in lanes}
+                    seen = Lanes({la: ls.lane.getLastStepHaltingNumber(la) for la in lanes},
+                                 {la: ls.lane.getLastStepVehicleNumber(la) for la in lanes},
+                                 {la: ls.lane.getLastStepOccupancy(la) for la in lanes})
                     for j in control:
                         if j.id in switch:
                             continue
-                        k = controller.choose(j, halting, t)
+                        k = controller.choose(j, seen, t)
                         if k is not None and k != j.current:
                             ls.trafficlight.setRedYellowGreenState(
                                 j.id, yellow_between(j.greens[j.current], j.greens[k]))
@@ -91,6 +96,9 @@ def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float
                         j.current, j.since = due[1], t
                         ls.trafficlight.setRedYellowGreenState(j.id, j.greens[j.current])
                         del switch[j.id]
+                if trace is not None:
+                    for j in control:
+                        trace(t, j.id, ls.trafficlight.getRedYellowGreenState(j.id))
                 ls.simulationStep()
                 t = ls.simulation.getTime()
                 if ls.simulation.getMinExpectedNumber() == 0:
