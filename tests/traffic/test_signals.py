@@ -119,3 +119,16 @@ def test_a_waiting_phase_is_served_after_the_maximum_red() -> None:
     assert ours.choose(j, busy, 0) == 0
     assert ours.choose(j, busy, MAX_RED_S - 1) == 0     # the busier phase keeps its green
     assert ours.choose(j, busy, MAX_RED_S) == 1         # until the other has waited too long
+
+
+def test_emergency_priority_clears_the_way_on_an_arterial(tmp_path: Path) -> None:
+    from zhongshu.traffic.signals.controllers import Fixed
+    from zhongshu.traffic.signals.scenarios import build, with_emergency
+
+    net, rou = build("arterial", tmp_path)
+    with_amb = with_emergency(net, rou, depart=1500)  # in the rush hour
+    plain = run(net, with_amb, Fixed(), seed=1, end=1900, emergency="ambulance")
+    green = run(net, with_amb, Fixed(), seed=1, end=1900, emergency="ambulance",
+                priority=True)
+    assert plain["emergency"]["finished"] and green["emergency"]["finished"]
+    assert green["emergency"]["ratio"] <= 1.2 < plain["emergency"]["ratio"]

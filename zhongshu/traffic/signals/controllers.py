@@ -76,6 +76,12 @@ class MaxPressure:
         return max(range(len(junction.greens)), key=lambda k: (pressure(k), k == junction.current))
 
 
+def yellow_between(a: str, b: str) -> str:
+    """The yellow state leaving ``a`` for green ``b``: links green in ``a`` and not in ``b``
+    turn yellow, the others keep their state."""
+    return "".join("y" if x in "Gg" and y not in "Gg" else x for x, y in zip(a, b, strict=True))
+
+
 MIN_GREEN_S = 5.0
 MAX_RED_S = 120.0
 SPILLBACK = 0.55  # occupancy of an outgoing lane above which nothing more enters (a jammed

@@ -65,3 +65,41 @@ def _merge(parts: list[Path], target: Path) -> None:
     root = ET.Element("routes")
     root.extend(vehicles)
     ET.ElementTree(root).write(target, encoding="utf-8", xml_declaration=True)
+
+
+def with_emergency(net: Path, routes: Path, depart: float, vehicle: str = "ambulance"
+                   ) -> Path:
+    """A copy of ``routes`` with an emergency vehicle (vClass ``emergency``, no bluelight
+    device: it obeys the signals) departing at ``depart`` across the network — between the
+    two edges farthest apart, by the fastest path."""
+    import sumolib
+
+    graph = sumolib.net.readNet(str(net))
+    starts = ends = [e for e in graph.getEdges() if e.allows("emergency")]
+
+    def far(a: object, b: object) -> float:
+        (x1, y1), (x2, y2) = a.getFromNode().getCoord(), b.getToNode().getCoord()  # type: ignore[attr-defined]
+        return (x1 - x2) ** 2 + (y1 - y2) ** 2
+    pairs = sorted(((far(a, b), a.getID(), b.getID()) for a in starts for b in ends),
+                   reverse=True)
+    for _, a, b in pairs[:50]:
+        path, _cost = graph.getShortestPath(graph.getEdge(a), graph.getEdge(b),
+                                            vClass="emergency")
+        if path and len(path) > 2:
+            break
+    else:
+        raise ValueError("no route across the network for an emergency vehicle")
+    root = ET.parse(routes).getroot()
+    vtype = ET.Element("vType", {"id": "emergency", "vClass": "emergency",
+                                 "guiShape": "emergency", "speedFactor": "1.0"})
+    car = ET.Element("vehicle", {"id": vehicle, "type": "emergency", "depart": f"{depart:.2f}",
+                                 "departLane": "best", "departSpeed": "max"})
+    ET.SubElement(car, "route", {"edges": " ".join(e.getID() for e in path)})
+    vehicles = [v for v in root if v.tag == "vehicle"] + [car]
+    vehicles.sort(key=lambda v: float(v.get("depart", 0)))
+    out = ET.Element("routes")
+    out.append(vtype)
+    out.extend(vehicles)
+    target = routes.with_name(routes.name.replace(".rou.xml", f".{vehicle}.rou.xml"))
+    ET.ElementTree(out).write(target, encoding="utf-8", xml_declaration=True)
+    return target

@@ -17,7 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from zhongshu.traffic.signals.controllers import Controller, Fixed, Junction, Lanes
+from zhongshu.traffic.signals.controllers import (
+    Controller,
+    Fixed,
+    Junction,
+    Lanes,
+    yellow_between,
+)
+from zhongshu.traffic.signals.priority import Priority
 
 
 def _libsumo() -> Any:
@@ -52,17 +59,14 @@ def junctions(ls: Any) -> list[Junction]:
     return out
 
 
-def yellow_between(a: str, b: str) -> str:
-    """The yellow state leaving green ``a`` for green ``b``: links green in ``a`` and not in
-    ``b`` turn yellow, the others keep their state."""
-    return "".join("y" if x in "Gg" and y not in "Gg" else x for x, y in zip(a, b, strict=True))
-
-
 def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float = 0,
         end: float = 3600, step: float = 10, yellow: float = 3,
-        trace: Callable[[float, str, str], None] | None = None) -> dict[str, float]:
+        trace: Callable[[float, str, str], None] | None = None,
+        emergency: str | None = None, priority: bool = False) -> dict[str, Any]:
     """One run; its metrics (see :func:`metrics`). ``trace(time, junction, state)`` is
-    called every step for every controlled junction (for checks)."""
+    called every step for every controlled junction (for checks). ``emergency``: a vehicle
+    of the demand whose trip is also reported (duration, free-flow time, their ratio);
+    with ``priority``, the signals ahead of it are pre-empted (:mod:`.priority`)."""
     ls = _libsumo()
     with tempfile.TemporaryDirectory(prefix="zs-sumo-") as tmp:
         trips = Path(tmp) / "tripinfo.xml"
@@ -71,8 +75,12 @@ def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float
                   "--tripinfo-output", str(trips), "--tripinfo-output.write-unfinished",
                   "--no-step-log", "--no-warnings", "--duration-log.disable"])
         try:
-            control = [] if isinstance(controller, Fixed) else junctions(ls)
+            every = junctions(ls)
+            control = [] if isinstance(controller, Fixed) else every
             lanes = {lane for j in control for m in j.movements for mv in m for lane in mv}
+            pre = Priority(ls, emergency, {j.id: j for j in every}, yellow,
+                           adaptive=bool(control)) if emergency and priority else None
+            held: set[str] = set()
             switch: dict[str, tuple[float, int]] = {}  # junction → (green at, phase)
             for j in control:
                 ls.trafficlight.setRedYellowGreenState(j.id, j.greens[0])
@@ -83,16 +91,20 @@ def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float
                                  {la: ls.lane.getLastStepVehicleNumber(la) for la in lanes},
                                  {la: ls.lane.getLastStepOccupancy(la) for la in lanes})
                     for j in control:
-                        if j.id in switch:
+                        if j.id in switch or j.id in held:
                             continue
                         k = controller.choose(j, seen, t)
                         if k is not None and k != j.current:
                             ls.trafficlight.setRedYellowGreenState(
                                 j.id, yellow_between(j.greens[j.current], j.greens[k]))
                             switch[j.id] = (t + yellow, k)
+                if pre is not None:
+                    held = pre.step(t)
+                    for tls in held:
+                        switch.pop(tls, None)
                 for j in control:
                     due = switch.get(j.id)
-                    if due is not None and t >= due[0]:
+                    if due is not None and t >= due[0] and j.id not in held:
                         j.current, j.since = due[1], t
                         ls.trafficlight.setRedYellowGreenState(j.id, j.greens[j.current])
                         del switch[j.id]
@@ -105,7 +117,23 @@ def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float
                     break
         finally:
             ls.close()
-        return metrics(trips, routes, end)
+        out: dict[str, Any] = dict(metrics(trips, routes, end))
+        if emergency:
+            out["emergency"] = trip_of(trips, emergency)
+        return out
+
+
+def trip_of(tripinfo: Path, vehicle: str) -> dict[str, float] | None:
+    """One vehicle's trip: duration, free-flow time (duration − time loss) and their ratio
+    (None if it never entered)."""
+    for info in ET.parse(tripinfo).getroot().iter("tripinfo"):
+        if info.get("id") == vehicle:
+            d, loss = float(info.get("duration", 0)), float(info.get("timeLoss", 0))
+            finished = float(info.get("arrival", -1)) >= 0 and not info.get("vaporized")
+            return {"duration": d, "free_flow": d - loss,
+                    "ratio": d / (d - loss) if d > loss else float("inf"),
+                    "finished": float(finished)}
+    return None
 
 
 def metrics(tripinfo: Path, routes: Path, end: float) -> dict[str, float]:
