@@ -16,6 +16,7 @@ from zhongshu.traffic.signals.controllers import (
     Lanes,
     MaxPressure,
     Ours,
+    webster_plan,
 )
 from zhongshu.traffic.signals.sim import metrics, run, yellow_between
 
@@ -132,3 +133,12 @@ def test_emergency_priority_clears_the_way_on_an_arterial(tmp_path: Path) -> Non
                 priority=True)
     assert plain["emergency"]["finished"] and green["emergency"]["finished"]
     assert green["emergency"]["ratio"] <= 1.2 < plain["emergency"]["ratio"]
+
+
+def test_webster_plan_by_hand() -> None:
+    # q = 600 and 300 veh/h, s = 1800: y = 1/3 and 1/6, Y = 1/2; L = 10 s
+    # C = (1.5 · 10 + 5) / (1 − 1/2) = 40 s; greens (40 − 10) · y / Y = 20 s and 10 s
+    assert webster_plan([600, 300], 10) == (40.0, [20.0, 10.0])
+    cycle, greens = webster_plan([1200, 600], 10)  # Y = 1: oversaturated, longest cycle
+    assert cycle == 150 and greens == pytest.approx([140 * 2 / 3, 140 / 3])
+    assert webster_plan([0, 0], 10) == (30.0, [10.0, 10.0])  # no traffic: the shortest cycle

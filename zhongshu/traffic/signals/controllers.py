@@ -3,6 +3,9 @@ the lanes (through :class:`Junction`) and chooses a green phase of the network's
 for every traffic light; the harness inserts the yellow between two greens.
 
 * ``fixed`` — the network's own programs, untouched.
+* ``webster`` — fixed-time plans recomputed from the flows every ``WEBSTER_PERIOD_S``:
+  Webster's cycle C = (1.5 L + 5) / (1 − Y) and greens split by the phases' critical flow
+  ratios (see :func:`webster_plan`), in whole decision steps.
 * ``max-pressure`` — the standard baseline, untuned: the green phase whose movements carry
   the largest pressure (vehicles halting on each incoming lane minus those halting on its
   outgoing lane, summed over the phase's movements).
@@ -29,6 +32,7 @@ class Lanes:
     halting: dict[str, int]
     vehicles: dict[str, int]
     occupancy: dict[str, float]  # share of the lane's length covered by vehicles, 0–1
+    flow: dict[str, float] = field(default_factory=dict)  # vehicles/hour entering, lately
 
 
 @dataclass
@@ -82,6 +86,51 @@ def yellow_between(a: str, b: str) -> str:
     return "".join("y" if x in "Gg" and y not in "Gg" else x for x, y in zip(a, b, strict=True))
 
 
+SATURATION = 1800.0  # vehicles per hour of green per lane
+LOST_PER_PHASE_S = 5.0  # yellow plus start-up lost time
+WEBSTER_PERIOD_S = 300.0
+
+
+def webster_plan(flows: list[float], lost_s: float, min_green: float = 5.0,
+                 cycle_range: tuple[float, float] = (30.0, 150.0)) -> tuple[float, list[float]]:
+    """Webster's cycle and greens from each phase's critical flow (vehicles/hour on its
+    busiest lane): y_k = q_k / s, Y = Σ y_k, C = (1.5 L + 5) / (1 − Y) within
+    ``cycle_range`` (the longest when Y ≥ 0.95), greens (C − L) · y_k / Y, at least
+    ``min_green``."""
+    ys = [q / SATURATION for q in flows]
+    y = sum(ys)
+    lo, hi = cycle_range
+    cycle = hi if y >= 0.95 else min(hi, max(lo, (1.5 * lost_s + 5) / (1 - y)))
+    effective = cycle - lost_s
+    if y <= 0:
+        return cycle, [effective / len(flows)] * len(flows)
+    return cycle, [max(min_green, effective * yk / y) for yk in ys]
+
+
+class Webster:
+    """Fixed-time plans from measured flows, recomputed every ``WEBSTER_PERIOD_S``."""
+
+    name = "webster"
+
+    def __init__(self) -> None:
+        self.plans: dict[str, tuple[float, list[float], float]] = {}  # id → (from, greens, C)
+
+    def choose(self, junction: Junction, lanes: Lanes, now: float) -> int | None:
+        plan = self.plans.get(junction.id)
+        if plan is None or now - plan[0] >= WEBSTER_PERIOD_S:
+            flows = [max((lanes.flow.get(i, 0.0) for i, _ in m), default=0.0)
+                     for m in junction.movements]
+            cycle, greens = webster_plan(flows, LOST_PER_PHASE_S * len(flows))
+            plan = self.plans[junction.id] = (now, greens, cycle)
+        start, greens, _ = plan
+        t = (now - start) % sum(g + LOST_PER_PHASE_S for g in greens)
+        for k, g in enumerate(greens):
+            if t < g + LOST_PER_PHASE_S:
+                return k
+            t -= g + LOST_PER_PHASE_S
+        return len(greens) - 1
+
+
 MIN_GREEN_S = 5.0
 MAX_RED_S = 120.0
 SPILLBACK = 0.55  # occupancy of an outgoing lane above which nothing more enters (a jammed
@@ -126,4 +175,5 @@ class Ours:
         return best
 
 
-CONTROLLERS: dict[str, Any] = {"fixed": Fixed, "max-pressure": MaxPressure, "ours": Ours}
+CONTROLLERS: dict[str, Any] = {"fixed": Fixed, "webster": Webster, "max-pressure": MaxPressure,
+                               "ours": Ours}

@@ -81,15 +81,25 @@ def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float
             pre = Priority(ls, emergency, {j.id: j for j in every}, yellow,
                            adaptive=bool(control)) if emergency and priority else None
             held: set[str] = set()
+            entered: dict[str, list[float]] = {lane: [] for lane in lanes}  # entry times
+            on_lane: dict[str, set[str]] = {lane: set() for lane in lanes}
+            count_flow = any(getattr(controller, "name", "") == n for n in ("webster",))
             switch: dict[str, tuple[float, int]] = {}  # junction → (green at, phase)
             for j in control:
                 ls.trafficlight.setRedYellowGreenState(j.id, j.greens[0])
             t = begin
             while t < end:
+                if count_flow:  # vehicles entering each incoming lane, for flows
+                    for la in lanes:
+                        now_on = set(ls.lane.getLastStepVehicleIDs(la))
+                        entered[la] += [t] * len(now_on - on_lane[la])
+                        on_lane[la] = now_on
                 if control and (t - begin) % step == 0:
                     seen = Lanes({la: ls.lane.getLastStepHaltingNumber(la) for la in lanes},
                                  {la: ls.lane.getLastStepVehicleNumber(la) for la in lanes},
-                                 {la: ls.lane.getLastStepOccupancy(la) for la in lanes})
+                                 {la: ls.lane.getLastStepOccupancy(la) for la in lanes},
+                                 {la: _flow(entered[la], t) for la in lanes}
+                                 if count_flow else {})
                     for j in control:
                         if j.id in switch or j.id in held:
                             continue
@@ -121,6 +131,14 @@ def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float
         if emergency:
             out["emergency"] = trip_of(trips, emergency)
         return out
+
+
+def _flow(times: list[float], now: float, window: float = 600.0) -> float:
+    """Vehicles per hour over the last ``window`` seconds (or since the start)."""
+    while times and times[0] < now - window:
+        times.pop(0)
+    span = min(window, max(now, 1.0))
+    return len(times) * 3600.0 / span
 
 
 def trip_of(tripinfo: Path, vehicle: str) -> dict[str, float] | None:
