@@ -19,6 +19,7 @@ import tomli_w
 from zhongshu.demo import writers
 from zhongshu.demo.generate import DemoCity, Table
 from zhongshu.demo.geography import DISTRICTS, STREETS, geojson
+from zhongshu.scenarios import signals as signals_scenario
 from zhongshu.scenarios.trees import store as trees_store
 from zhongshu.scenarios.trees import survey
 
@@ -62,7 +63,27 @@ DERIVED: dict[str, dict[str, Any]] = {"app-trees": {
             ("trees_per_km2", "DOUBLE"), ("trees_per_1000_residents", "DOUBLE"),
             ("computed_at", "VARCHAR"))]}],
     "grants": [{"consumer": "cockpit-city", "purposes": ["city-operations"],
-                "datasets": ["trees.density"]}]}}
+                "datasets": ["trees.density"]}]},
+    "app-traffic": {
+    "sources": [{"name": "app-traffic-db", "kind": "sqlite",
+                 "path": f"data/app-traffic/{signals_scenario.FILE}"}],
+    "datasets": [{
+        "name": "traffic_signals.recommendations",
+        "title": "Recommended signal plans per intersection",
+        "description": "Derived by the traffic-signals scenario (app-traffic) from the live "
+                       "traffic.segment_flow, traffic.segments and traffic.signals: Webster's "
+                       "cycle and green split (POST /scenarios/traffic-signals/recommend)",
+        "source": "app-traffic-db", "table": "recommendations", "area_column": "district",
+        "columns": [{"name": n, "type": t, "classification": "public"} for n, t in (
+            ("intersection_id", "VARCHAR"), ("district", "VARCHAR"), ("window_end", "VARCHAR"),
+            ("flow_ns_vph", "DOUBLE"), ("flow_ew_vph", "DOUBLE"), ("cycle_s", "DOUBLE"),
+            ("green_ns_s", "DOUBLE"), ("green_ew_s", "DOUBLE"), ("current_cycle_s", "DOUBLE"),
+            ("computed_at", "VARCHAR"))]}],
+    "grants": [{"consumer": "cockpit-city", "purposes": ["city-operations"],
+                "datasets": ["traffic_signals.recommendations"]},
+               {"consumer": "cockpit-xihu", "purposes": ["district-operations"],
+                "datasets": ["traffic_signals.recommendations"],
+                "row_scope": "district = 'xihu'"}]}}
 
 # dataset name → (member, table, title, area column, listed, [(column, type, class, desc, expr)])
 DATASETS: dict[str, tuple[str, str, str, str | None, bool, list[tuple[Any, ...]]]] = {
@@ -386,8 +407,10 @@ def build_demo_city(root: Path, seed: int = 42, scale: float = 0.01, engines: st
     for member, (kind, title, roles) in CONSUMERS.items():
         doc = {"member": {"name": member, "kind": kind, "title": title, "roles": roles},
                **DERIVED.get(member, {})}
-        if member in DERIVED:
+        if member == "app-trees":
             trees_store.create(root / "data" / member)
+        if member == "app-traffic":
+            signals_scenario.create(root / "data" / member)
         _write_toml(root / "members" / f"{member}.toml", doc, f"Member `{member}`.")
     city_doc = {
         "city": {"name": "demo-city", "title": "Demo City", "name_zh": "示范市", "code": "330100"},
