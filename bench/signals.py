@@ -17,7 +17,7 @@ from pathlib import Path
 import _common  # noqa: F401  (puts the project on the path)
 
 from zhongshu.traffic.signals.controllers import CONTROLLERS
-from zhongshu.traffic.signals.scenarios import NETWORKS, build, with_emergency
+from zhongshu.traffic.signals.scenarios import NETWORKS, build, demo_city, with_emergency
 from zhongshu.traffic.signals.sim import run
 
 
@@ -28,15 +28,20 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     mean: dict[tuple[str, str], dict[str, float]] = {}
-    print(f"signals — {len(NETWORKS)} scenarios × {len(CONTROLLERS)} controllers × seeds "
+    print(f"signals — {len(NETWORKS) + 1} scenarios × {len(CONTROLLERS)} controllers × seeds "
           f"{args.seeds}, one simulated hour each (rush hour in the middle)")
     print(f"  {'scenario':<10}{'controller':<14}{'avg delay s':>12}{'± sd':>7}"
           f"{'duration s':>11}{'finished':>9}{'on road':>8}{'never in':>9}{'waiting s':>10}"
           f"{'delay idx':>10}")
-    for name in NETWORKS:
-        net, routes = build(name, args.workdir)
+    names = [*NETWORKS, "demo-city"]
+    for name in names:
+        if name == "demo-city":  # the demo city's own grid, its morning peak from passages
+            net, routes, begin, end = demo_city(args.workdir / "demo", begin_h=7.5, end_h=8.5)
+        else:
+            (net, routes), begin, end = build(name, args.workdir), 0.0, 3600.0
         for ctl in CONTROLLERS:
-            runs = [run(net, routes, CONTROLLERS[ctl](), s) for s in args.seeds]
+            runs = [run(net, routes, CONTROLLERS[ctl](), s, begin=begin, end=end)
+                    for s in args.seeds]
             m = {k: statistics.fmean(r[k] for r in runs) for k in runs[0]}
             sd = statistics.stdev(r["avg_delay"] for r in runs) if len(runs) > 1 else 0.0
             mean[(name, ctl)] = m
@@ -47,14 +52,14 @@ def main() -> None:
     print("  ratios of average delay (per scenario; over the set = sum of delays / sum)")
     for ctl in CONTROLLERS:
         to_mp = [mean[(n, ctl)]["avg_delay"] / mean[(n, "max-pressure")]["avg_delay"]
-                 for n in NETWORKS]
+                 for n in names]
         to_fx = [mean[(n, ctl)]["avg_delay"] / mean[(n, "fixed")]["avg_delay"]
-                 for n in NETWORKS]
-        total = sum(mean[(n, ctl)]["avg_delay"] for n in NETWORKS)
+                 for n in names]
+        total = sum(mean[(n, ctl)]["avg_delay"] for n in names)
         print(f"    {ctl:<14} to max-pressure {' '.join(f'{r:.2f}' for r in to_mp)}  "
-              f"(set {total / sum(mean[(n, 'max-pressure')]['avg_delay'] for n in NETWORKS):.2f})"
+              f"(set {total / sum(mean[(n, 'max-pressure')]['avg_delay'] for n in names):.2f})"
               f"   to fixed {' '.join(f'{r:.2f}' for r in to_fx)}  "
-              f"(set {total / sum(mean[(n, 'fixed')]['avg_delay'] for n in NETWORKS):.2f})")
+              f"(set {total / sum(mean[(n, 'fixed')]['avg_delay'] for n in names):.2f})")
     print("  emergency priority on the arterial (an ambulance crossing it in the rush hour; "
           "travel time / its free-flow time, everyone's average delay), seed 1:")
     net, routes = build("arterial", args.workdir)

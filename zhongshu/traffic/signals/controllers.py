@@ -30,7 +30,7 @@ class Lanes:
     """What the detectors see on each lane at a decision step."""
 
     halting: dict[str, int]
-    vehicles: dict[str, int]
+    vehicles: dict[str, int]  # within 150 m of the lane's end (its stop line)
     occupancy: dict[str, float]  # share of the lane's length covered by vehicles, 0–1
     flow: dict[str, float] = field(default_factory=dict)  # vehicles/hour entering, lately
 

@@ -42,6 +42,9 @@ def _libsumo() -> Any:
     return libsumo
 
 
+NEAR_M = 150.0
+
+
 def junctions(ls: Any) -> list[Junction]:
     """The traffic lights with at least two green phases, read from their programs."""
     out = []
@@ -81,6 +84,7 @@ def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float
             pre = Priority(ls, emergency, {j.id: j for j in every}, yellow,
                            adaptive=bool(control)) if emergency and priority else None
             held: set[str] = set()
+            lengths = {la: ls.lane.getLength(la) for la in lanes}
             entered: dict[str, list[float]] = {lane: [] for lane in lanes}  # entry times
             on_lane: dict[str, set[str]] = {lane: set() for lane in lanes}
             count_flow = any(getattr(controller, "name", "") == n for n in ("webster",))
@@ -96,7 +100,7 @@ def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float
                         on_lane[la] = now_on
                 if control and (t - begin) % step == 0:
                     seen = Lanes({la: ls.lane.getLastStepHaltingNumber(la) for la in lanes},
-                                 {la: ls.lane.getLastStepVehicleNumber(la) for la in lanes},
+                                 {la: _near(ls, la, lengths[la]) for la in lanes},
                                  {la: ls.lane.getLastStepOccupancy(la) for la in lanes},
                                  {la: _flow(entered[la], t) for la in lanes}
                                  if count_flow else {})
@@ -131,6 +135,13 @@ def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float
         if emergency:
             out["emergency"] = trip_of(trips, emergency)
         return out
+
+
+def _near(ls: Any, lane: str, length: float, reach_m: float = NEAR_M) -> int:
+    """Vehicles on the lane within ``reach_m`` of its end (the stop line, on an incoming
+    lane): those a green in the next step or two can serve."""
+    return sum(1 for v in ls.lane.getLastStepVehicleIDs(lane)
+               if length - ls.vehicle.getLanePosition(v) <= reach_m)
 
 
 def _flow(times: list[float], now: float, window: float = 600.0) -> float:
