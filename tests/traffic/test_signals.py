@@ -142,3 +142,22 @@ def test_webster_plan_by_hand() -> None:
     cycle, greens = webster_plan([1200, 600], 10)  # Y = 1: oversaturated, longest cycle
     assert cycle == 150 and greens == pytest.approx([140 * 2 / 3, 140 / 3])
     assert webster_plan([0, 0], 10) == (30.0, [10.0, 10.0])  # no traffic: the shortest cycle
+
+
+def test_the_demo_citys_own_grid_and_morning_run_in_sumo(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    from zhongshu.demo.generate import DemoCity
+    from zhongshu.traffic.signals.scenarios import demo_city
+
+    net, rou, begin, end = demo_city(tmp_path, seed=7, scale=0.01, begin_h=7.5, end_h=8.0)
+    grid = DemoCity(seed=7, scale=0.01).grid
+    root = ET.parse(net).getroot()
+    assert {e.get("id") for e in root.iter("edge") if not e.get("function")} == \
+        {s.segment_id for s in grid.segments.values()}
+    assert len(list(root.iter("tlLogic"))) == len(grid.nodes)
+    vehicles = list(ET.parse(rou).getroot().iter("vehicle"))
+    assert vehicles and all(begin <= float(v.get("depart")) < end for v in vehicles)
+    m = run(net, rou, MaxPressure(), seed=1, begin=begin, end=end + 1800)
+    assert m["finished"] + m["unfinished"] + m["never_entered"] == len(vehicles)
+    assert m["finished"] > 0.8 * len(vehicles)
