@@ -6,7 +6,6 @@ the ledger — and a daily report per hospital equal to what the hospitals' own 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,24 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import HubProcess, copy_demo_city, free_port, readable_dir
 from zhongshu.client import Hub
 from zhongshu.demo.tokens import read_token
 from zhongshu.scenarios.medical import MIN_SCORE, valid_id_number
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", params=["embedded", "real"])
-def hub(request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:
-    source = request.getfixturevalue("demo_dir" if request.param == "embedded" else "real_dir")
-    with readable_dir("zs-medical-") as base:
-        root = copy_demo_city(source, base / "city")
-        proc = HubProcess(root, free_port(), "demo")
-        try:
-            yield proc.url, root
-        finally:
-            proc.stop()
 
 
 def _owner(url: str, root: Path, member: str, sql: str) -> list[list[Any]]:

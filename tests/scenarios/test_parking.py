@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,18 +24,6 @@ from zhongshu.demo.tokens import read_token
 pytestmark = pytest.mark.slow
 MODELS = Path(__file__).with_name("models")
 COMMON = "https://smart-data-models.github.io/data-models/common-schema.json"
-
-
-@pytest.fixture(scope="module", params=["embedded", "real"])
-def hub(request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:
-    source = request.getfixturevalue("demo_dir" if request.param == "embedded" else "real_dir")
-    with readable_dir("zs-parking-") as base:
-        root = copy_demo_city(source, base / "city")
-        proc = HubProcess(root, free_port(), "demo")  # reuses the city, issues tokens
-        try:
-            yield proc.url, root
-        finally:
-            proc.stop()
 
 
 def _entities(url: str, **params: str) -> list[dict[str, Any]]:

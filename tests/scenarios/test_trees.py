@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import HubProcess, copy_demo_city, free_port, readable_dir
 from tests.test_cli import zs
 from zhongshu.client import Hub
 from zhongshu.demo.tokens import read_token
@@ -25,18 +23,6 @@ from zhongshu.demo.tokens import read_token
 pytestmark = pytest.mark.slow
 COLS = ["tree_id", "species", "district", "street", "lon", "lat", "planted_year", "girth_cm",
         "health"]
-
-
-@pytest.fixture(scope="module", params=["embedded", "real"])
-def hub(request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:
-    source = request.getfixturevalue("demo_dir" if request.param == "embedded" else "real_dir")
-    with readable_dir("zs-trees-") as base:
-        root = copy_demo_city(source, base / "city")
-        proc = HubProcess(root, free_port(), "demo")
-        try:
-            yield proc.url, root
-        finally:
-            proc.stop()
 
 
 def _owner(url: str, root: Path, member: str, sql: str) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -38,6 +39,19 @@ class Scenario:
     member: str
     purpose: str
     router: Callable[[Hub, str, Path], APIRouter]  # (hub client, purpose, home) → routes
+
+
+def own_store(home: Path, file: str, ddl: str) -> Path:
+    """A scenario's own SQLite store (``home/file``), its table created (``ddl``) if
+    missing, readable by the hub's unprivileged DuckDB workers, which serve it as the
+    source its member declares."""
+    home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o755)
+    path = home / file
+    with sqlite3.connect(path) as c:
+        c.execute(ddl)
+    path.chmod(0o644)
+    return path
 
 
 def discover() -> list[Scenario]:

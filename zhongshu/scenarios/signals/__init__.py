@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 
 from zhongshu.client import Hub
 from zhongshu.errors import ZhongshuError
-from zhongshu.scenarios import Scenario
+from zhongshu.scenarios import Scenario, own_store
 from zhongshu.traffic.signals.controllers import LOST_PER_PHASE_S, webster_plan
 
 WINDOW_MIN = 15
@@ -36,14 +36,8 @@ DDL = ("CREATE TABLE IF NOT EXISTS recommendations (intersection_id TEXT PRIMARY
 
 
 def create(home: Path) -> Path:
-    """The scenario's store, created empty if missing; readable by the hub's workers."""
-    home.mkdir(parents=True, exist_ok=True)
-    home.chmod(0o755)
-    path = home / FILE
-    with sqlite3.connect(path) as c:
-        c.execute(DDL)
-    path.chmod(0o644)
-    return path
+    """The scenario's store, created empty if missing."""
+    return own_store(home, FILE, DDL)
 
 
 def recommend(hub: Hub, purpose: str) -> list[dict[str, Any]]:

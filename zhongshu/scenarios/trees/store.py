@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from zhongshu.scenarios import own_store
+
 FILE = "derived.sqlite"
 COLUMNS = ("survey", "district", "name_zh", "trees", "population", "area_km2", "trees_per_km2",
            "trees_per_1000_residents", "computed_at")
@@ -19,14 +21,8 @@ DDL = ("CREATE TABLE IF NOT EXISTS density (survey TEXT NOT NULL, district TEXT 
 
 
 def create(home: Path) -> Path:
-    """The store's file, created (empty) if missing; readable by the hub's workers."""
-    home.mkdir(parents=True, exist_ok=True)
-    home.chmod(0o755)
-    path = home / FILE
-    with sqlite3.connect(path) as c:
-        c.execute(DDL)
-    path.chmod(0o644)
-    return path
+    """The store's file, created (empty) if missing."""
+    return own_store(home, FILE, DDL)
 
 
 def publish(home: Path, survey: str, rows: list[dict[str, Any]]) -> int:

@@ -1,0 +1,23 @@
+"""A real hub process serving the scenarios, on the demo city's embedded files and on its
+`--engines real` twin (PostgreSQL and MariaDB departments), one per test module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import HubProcess, copy_demo_city, free_port, readable_dir
+
+
+@pytest.fixture(scope="module", params=["embedded", "real"])
+def hub(request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:
+    source = request.getfixturevalue("demo_dir" if request.param == "embedded" else "real_dir")
+    with readable_dir("zs-scenario-") as base:
+        root = copy_demo_city(source, base / "city")
+        proc = HubProcess(root, free_port(), "demo")  # reuses the city, issues tokens
+        try:
+            yield proc.url, root
+        finally:
+            proc.stop()
