@@ -118,6 +118,19 @@ def copy_demo_city(demo_dir: Path, root: Path, append: dict[str, str] | None = N
     return root
 
 
+@contextmanager
+def demo_hub(source: Path, *options: str) -> Iterator[tuple[str, Path]]:
+    """``zhongshu demo [options]`` (which reuses the city and issues its tokens) serving a
+    private copy of the demo city at ``source``; yields its URL and folder."""
+    with readable_dir("zs-demo-hub-") as base:
+        root = copy_demo_city(source, base / "city")
+        proc = HubProcess(root, free_port(), "demo", *options)
+        try:
+            yield proc.url, root
+        finally:
+            proc.stop()
+
+
 @pytest.fixture
 def city_tmp() -> Iterator[Path]:
     """Per-test folder for cities the hub serves."""

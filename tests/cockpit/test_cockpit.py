@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CI, HubProcess, copy_demo_city, free_port, readable_dir, require_server
+from tests.conftest import CI, demo_hub, require_server
 from zhongshu.client import Hub
 from zhongshu.demo.tokens import read_token
 
@@ -39,13 +39,8 @@ def _require_chromium() -> None:
 def hub(demo_dir: Path) -> Iterator[tuple[str, Path]]:
     require_server("Mosquitto", 1883)
     _require_chromium()
-    with readable_dir("zs-cockpit-") as base:
-        root = copy_demo_city(demo_dir, base / "demo")
-        proc = HubProcess(root, free_port(), "demo", "--live", "--rate", "300")
-        try:
-            yield proc.url, root
-        finally:
-            proc.stop()
+    with demo_hub(demo_dir, "--live", "--rate", "300") as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -216,30 +211,25 @@ def test_signing_out_ends_the_session(hub: tuple[str, Path], browser: Any) -> No
 
 
 def test_a_panel_whose_source_is_down_says_since_when(demo_dir: Path, browser: Any) -> None:
-    with readable_dir("zs-cockpit-down-") as base:
-        root = copy_demo_city(demo_dir, base / "city")
-        proc = HubProcess(root, free_port(), "demo")  # reuses the city, issues tokens
-        try:
-            # the parks department's file share goes away (our private copy of it)
-            (root / "data" / "parks").rename(root / "data" / "parks.away")
-            page = _page(browser, proc.url, root, "cockpit-city")
+    with demo_hub(demo_dir) as (url, root):
+        # the parks department's file share goes away (our private copy of it)
+        (root / "data" / "parks").rename(root / "data" / "parks.away")
+        page = _page(browser, url, root, "cockpit-city")
+        _settle(page)
+        trees = "[data-panel=trees-species]"
+        assert page.get_attribute(trees, "data-state") == "error"
+        note = page.inner_text(f"{trees} .note")
+        assert re.fullmatch(r"数据源不可用，自 \d\d:\d\d", note), note
+        assert page.query_selector(f"{trees} canvas") is None  # no stale chart
+        # the others still show their data
+        assert page.get_attribute("[data-panel=vehicles-day]", "data-state") == "ready"
+        (root / "data" / "parks.away").rename(root / "data" / "parks")
+        deadline = time.monotonic() + 30
+        while True:
+            page.reload()
             _settle(page)
-            trees = "[data-panel=trees-species]"
-            assert page.get_attribute(trees, "data-state") == "error"
-            note = page.inner_text(f"{trees} .note")
-            assert re.fullmatch(r"数据源不可用，自 \d\d:\d\d", note), note
-            assert page.query_selector(f"{trees} canvas") is None  # no stale chart
-            # the others still show their data
-            assert page.get_attribute("[data-panel=vehicles-day]", "data-state") == "ready"
-            (root / "data" / "parks.away").rename(root / "data" / "parks")
-            deadline = time.monotonic() + 30
-            while True:
-                page.reload()
-                _settle(page)
-                if page.get_attribute(trees, "data-state") == "ready":
-                    break
-                assert time.monotonic() < deadline, "the panel did not come back"
-                time.sleep(1)
-            page.context.close()
-        finally:
-            proc.stop()
+            if page.get_attribute(trees, "data-state") == "ready":
+                break
+            assert time.monotonic() < deadline, "the panel did not come back"
+            time.sleep(1)
+        page.context.close()

@@ -8,16 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import HubProcess, copy_demo_city, free_port, readable_dir
+from tests.conftest import demo_hub
 
 
 @pytest.fixture(scope="module", params=["embedded", "real"])
 def hub(request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:
     source = request.getfixturevalue("demo_dir" if request.param == "embedded" else "real_dir")
-    with readable_dir("zs-scenario-") as base:
-        root = copy_demo_city(source, base / "city")
-        proc = HubProcess(root, free_port(), "demo")  # reuses the city, issues tokens
-        try:
-            yield proc.url, root
-        finally:
-            proc.stop()
+    with demo_hub(source) as served:
+        yield served

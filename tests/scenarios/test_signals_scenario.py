@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import HubProcess, copy_demo_city, free_port, readable_dir, require_server
+from tests.conftest import demo_hub, require_server
 from zhongshu.client import Hub
 from zhongshu.demo.tokens import read_token
 
@@ -23,13 +23,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def live(demo_dir: Path) -> Iterator[tuple[str, Path]]:
     require_server("Mosquitto", 1883)
-    with readable_dir("zs-signals-") as base:
-        root = copy_demo_city(demo_dir, base / "city")
-        proc = HubProcess(root, free_port(), "demo", "--live", "--rate", "300")
-        try:
-            yield proc.url, root
-        finally:
-            proc.stop()
+    with demo_hub(demo_dir, "--live", "--rate", "300") as served:
+        yield served
 
 
 def _webster(ns: float, ew: float) -> tuple[float, float]:

@@ -85,6 +85,18 @@ DERIVED: dict[str, dict[str, Any]] = {"app-trees": {
                 "datasets": ["traffic_signals.recommendations"],
                 "row_scope": "district = 'xihu'"}]}}
 
+# a tree, in the inventory and in every survey
+TREES: list[tuple[Any, ...]] = [
+    ("tree_id", "VARCHAR", PUB, "tree"),
+    ("species", "VARCHAR", PUB, "species (English)"),
+    ("district", "VARCHAR", PUB, "district short name"),
+    ("street", "VARCHAR", PUB, "street (district-name)"),
+    ("lon", "DOUBLE", PUB, "longitude"),
+    ("lat", "DOUBLE", PUB, "latitude"),
+    ("planted_year", "BIGINT", PUB, "year planted"),
+    ("girth_cm", "DOUBLE", PUB, "trunk girth in cm"),
+    ("health", "VARCHAR", PUB, "good, fair or poor")]
+
 # dataset name → (member, table, title, area column, listed, [(column, type, class, desc, expr)])
 DATASETS: dict[str, tuple[str, str, str, str | None, bool, list[tuple[Any, ...]]]] = {
     "traffic.checkpoints": ("traffic-police", "checkpoints", "Checkpoint cameras", "district",
@@ -194,27 +206,10 @@ DATASETS: dict[str, tuple[str, str, str, str | None, bool, list[tuple[Any, ...]]
         ("score", "BIGINT", INT, "credit score 350–950"),
         ("limit_yuan", "DECIMAL(10,2)", INT, "credit limit for pay-later services"),
         ("updated_at", "TIMESTAMP", INT, "last update")]),
-    "parks.trees": ("parks", "trees", "Street and park trees", "district", True, [
-        ("tree_id", "VARCHAR", PUB, "tree"),
-        ("species", "VARCHAR", PUB, "species (English)"),
-        ("district", "VARCHAR", PUB, "district short name"),
-        ("street", "VARCHAR", PUB, "street (district-name)"),
-        ("lon", "DOUBLE", PUB, "longitude"),
-        ("lat", "DOUBLE", PUB, "latitude"),
-        ("planted_year", "BIGINT", PUB, "year planted"),
-        ("girth_cm", "DOUBLE", PUB, "trunk girth in cm"),
-        ("health", "VARCHAR", PUB, "good, fair or poor")]),
+    "parks.trees": ("parks", "trees", "Street and park trees", "district", True, TREES),
     "parks.tree_surveys": ("parks", "surveys", "Tree surveys", "district", True, [
         ("survey", "VARCHAR", PUB, "survey name (imported with `zhongshu trees import`)"),
-        ("tree_id", "VARCHAR", PUB, "tree"),
-        ("species", "VARCHAR", PUB, "species (English)"),
-        ("district", "VARCHAR", PUB, "district short name"),
-        ("street", "VARCHAR", PUB, "street (district-name)"),
-        ("lon", "DOUBLE", PUB, "longitude"),
-        ("lat", "DOUBLE", PUB, "latitude"),
-        ("planted_year", "BIGINT", PUB, "year planted"),
-        ("girth_cm", "DOUBLE", PUB, "trunk girth in cm"),
-        ("health", "VARCHAR", PUB, "good, fair or poor")]),
+        *TREES]),
     "civil.districts": ("civil-affairs", "districts", "Districts", "district", True, [
         ("district", "VARCHAR", PUB, "short name"),
         ("code", "VARCHAR", PUB, "administrative code", "CAST(code AS VARCHAR)"),

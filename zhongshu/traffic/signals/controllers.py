@@ -111,6 +111,7 @@ class Webster:
     """Fixed-time plans from measured flows, recomputed every ``WEBSTER_PERIOD_S``."""
 
     name = "webster"
+    needs_flow = True  # the harness then measures each incoming lane's flow
 
     def __init__(self) -> None:
         self.plans: dict[str, tuple[float, list[float], float]] = {}  # id → (from, greens, C)

@@ -13,6 +13,7 @@ import os
 import tempfile
 import warnings
 import xml.etree.ElementTree as ET
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,9 +86,9 @@ def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float
                            adaptive=bool(control)) if emergency and priority else None
             held: set[str] = set()
             lengths = {la: ls.lane.getLength(la) for la in lanes}
-            entered: dict[str, list[float]] = {lane: [] for lane in lanes}  # entry times
+            entered: dict[str, deque[float]] = {lane: deque() for lane in lanes}  # entries
             on_lane: dict[str, set[str]] = {lane: set() for lane in lanes}
-            count_flow = any(getattr(controller, "name", "") == n for n in ("webster",))
+            count_flow = getattr(controller, "needs_flow", False)
             switch: dict[str, tuple[float, int]] = {}  # junction → (green at, phase)
             for j in control:
                 ls.trafficlight.setRedYellowGreenState(j.id, j.greens[0])
@@ -96,7 +97,7 @@ def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float
                 if count_flow:  # vehicles entering each incoming lane, for flows
                     for la in lanes:
                         now_on = set(ls.lane.getLastStepVehicleIDs(la))
-                        entered[la] += [t] * len(now_on - on_lane[la])
+                        entered[la].extend([t] * len(now_on - on_lane[la]))
                         on_lane[la] = now_on
                 if control and (t - begin) % step == 0:
                     seen = Lanes({la: ls.lane.getLastStepHaltingNumber(la) for la in lanes},
@@ -144,10 +145,10 @@ def _near(ls: Any, lane: str, length: float, reach_m: float = NEAR_M) -> int:
                if length - ls.vehicle.getLanePosition(v) <= reach_m)
 
 
-def _flow(times: list[float], now: float, window: float = 600.0) -> float:
+def _flow(times: deque[float], now: float, window: float = 600.0) -> float:
     """Vehicles per hour over the last ``window`` seconds (or since the start)."""
     while times and times[0] < now - window:
-        times.pop(0)
+        times.popleft()
     span = min(window, max(now, 1.0))
     return len(times) * 3600.0 / span
 
