@@ -19,32 +19,45 @@ traffic_app = typer.Typer(help="Traffic signals, evaluated in SUMO.", no_args_is
 out = Console(width=None if sys.stdout.isatty() else 240)
 
 
-@traffic_app.command("evaluate")
+@traffic_app.command("evaluate", context_settings={"allow_extra_args": True})
 def evaluate(
+        ctx: typer.Context,
         net: Annotated[Path, typer.Option(help="SUMO network (.net.xml) with its own programs")],
         routes: Annotated[Path, typer.Option(help="SUMO demand (.rou.xml)")],
-        controller: Annotated[str, typer.Option(help="fixed, max-pressure or ours")] = "fixed",
-        seeds: Annotated[list[int] | None, typer.Option(help="SUMO seeds (repeat the option)")]
-        = None,
+        controller: Annotated[str, typer.Option(
+            help="fixed, webster, max-pressure or ours")] = "fixed",
+        seeds: Annotated[list[int] | None, typer.Option(
+            help="SUMO seeds: --seeds 1 2 3 (or the option repeated)")] = None,
         begin: Annotated[float, typer.Option(help="first second simulated")] = 0,
         end: Annotated[float, typer.Option(help="last second simulated")] = 3600,
         step: Annotated[float, typer.Option(help="seconds between decisions")] = 10,
         yellow: Annotated[float, typer.Option(help="seconds of yellow between greens")] = 3,
+        additional: Annotated[list[Path] | None, typer.Option(
+            help="SUMO additional file, e.g. traffic-light programs (repeatable)")] = None,
         fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table") -> None:
     """Run the controller on the network once per seed; metrics per seed, mean and sd."""
     from zhongshu.traffic.signals.controllers import CONTROLLERS
     from zhongshu.traffic.signals.sim import run
 
+    extra = list(ctx.args)  # `--seeds 1 2 3`: the seeds after the first come as arguments
+    if extra and (seeds is None or not all(a.lstrip("-").isdigit() for a in extra)):
+        raise BadRequest(f"unexpected argument(s): {' '.join(extra)}")
+    seeds = [*(seeds or [1]), *(int(a) for a in extra)]
     if controller not in CONTROLLERS:
         raise BadRequest(f"no controller `{controller}`; there are {', '.join(CONTROLLERS)}")
-    for path in (net, routes):
+    if end <= begin:
+        raise BadRequest(f"--end ({end:g}) must come after --begin ({begin:g})")
+    if step <= 0 or yellow < 0 or yellow >= step:
+        raise BadRequest("--step must be positive and --yellow shorter than --step")
+    for path in (net, routes, *(additional or [])):
         if not path.is_file():
             raise BadRequest(f"no file {path}")
     if fmt not in ("table", "json"):
         raise BadRequest("--format is table or json")
     runs = []
-    for seed in seeds or [1]:
-        m = run(net, routes, CONTROLLERS[controller](), seed, begin, end, step, yellow)
+    for seed in seeds:
+        m = run(net, routes, CONTROLLERS[controller](), seed, begin, end, step, yellow,
+                additional=tuple(additional or ()))
         runs.append({"seed": seed, **m})
     keys = [k for k in runs[0] if k != "seed"]
     mean = {k: statistics.fmean(r[k] for r in runs) for k in keys}

@@ -3,15 +3,20 @@ greens, max-pressure's choice, and a whole SUMO run that is the same for the sam
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from zhongshu.traffic.signals.controllers import (
+    MAX_GREEN_S,
     MAX_RED_S,
     MIN_GREEN_S,
+    Fixed,
     Junction,
     Lanes,
     MaxPressure,
@@ -27,19 +32,16 @@ TRIPS = """<tripinfos>
             timeLoss="10.00" waitingTime="4.00" vaporized=""/>
   <tripinfo id="c" depart="20.00" departDelay="5.00" arrival="-1.00" duration="280.00"
             timeLoss="200.00" waitingTime="150.00" vaporized="end"/>
+  <tripinfo id="d" depart="-1" departDelay="50.00" arrival="-1.00" duration="0.00"
+            timeLoss="0.00" waitingTime="0.00" vaporized="end"/>
 </tripinfos>"""
-ROUTES = """<routes>
-  <vehicle id="a" depart="0"/><vehicle id="b" depart="10"/><vehicle id="c" depart="20"/>
-  <vehicle id="d" depart="250"/><vehicle id="e" depart="400"/>
-</routes>"""
 
 
 def test_metrics_equal_the_hand_computation(tmp_path: Path) -> None:
     (tmp_path / "t.xml").write_text(TRIPS)
-    (tmp_path / "r.xml").write_text(ROUTES)
-    m = metrics(tmp_path / "t.xml", tmp_path / "r.xml", end=300)
-    # delays: a 30+2, b 10+0, c 200+5 (on the road at the end), d never entered: 300-250;
-    # e was due after the end and does not count
+    m = metrics(tmp_path / "t.xml")
+    # delays: a 30+2, b 10+0, c 200+5 (on the road at the end), d never entered: due at
+    # 250, the run ended at 300
     assert m["avg_delay"] == pytest.approx((32 + 10 + 205 + 50) / 4)
     assert (m["finished"], m["unfinished"], m["never_entered"]) == (2, 1, 1)
     assert m["avg_duration"] == pytest.approx((100 + 60) / 2)
@@ -73,6 +75,7 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
                     "-o", str(net)], check=True, capture_output=True)
     subprocess.run([sys.executable,
                     str(home / "tools" / "randomTrips.py"), "-n", str(net), "-r", str(rou),
+                    "-o", str(d / "g.trips.xml"),
                     "-e", "600", "-p", "3", "--seed", "7", "--validate"], check=True,
                    capture_output=True)
     return net, rou
@@ -122,8 +125,71 @@ def test_a_waiting_phase_is_served_after_the_maximum_red() -> None:
     assert ours.choose(j, busy, MAX_RED_S) == 1         # until the other has waited too long
 
 
+def test_ours_holds_a_green_while_its_queue_discharges() -> None:
+    j = Junction("j", ["Gr", "rG"], [[("n_in", "s_out")], [("e_in", "w_out")]])
+    # the north queue (6 halting) moves out at 0.5 veh/s; the east queue is longer
+    flowing = Lanes({"n_in": 6, "e_in": 9}, {"n_in": 6, "e_in": 9}, {}, left={"n_in": 5},
+                    span=10)
+    stuck = Lanes({"n_in": 6, "e_in": 9}, {"n_in": 6, "e_in": 9}, {}, left={"n_in": 1},
+                  span=10)
+    jammed_exit = Lanes({"n_in": 6, "e_in": 9}, {"n_in": 6, "e_in": 9}, {"s_out": 0.9},
+                        left={"n_in": 5}, span=10)
+    assert Ours().choose(j, flowing, 20) == 0                 # still discharging: hold
+    assert Ours().choose(j, stuck, 20) == 1                   # 0.1 veh/s: give it up
+    assert Ours().choose(j, jammed_exit, 20) == 1             # its exit is full
+    assert Ours().choose(j, flowing, MAX_GREEN_S) == 1        # held long enough
+    assert MaxPressure().choose(j, flowing, 20) == 1          # the baseline has no hold
+
+
+def test_vehicles_that_never_entered_are_counted_from_sumo(grid: tuple[Path, Path],
+                                                           tmp_path: Path) -> None:
+    net, _ = grid
+    edges = [e.get("id") for e in ET.parse(net).getroot().iter("edge")
+             if not e.get("function")]
+    flow = tmp_path / "flow.rou.xml"  # 2 vehicles/s into one edge: far more than it takes
+    flow.write_text(f'''<routes><flow id="f" from="{edges[0]}" to="{edges[0]}" begin="0"
+        end="250" period="0.5"/></routes>''')
+    m = run(net, flow, Fixed(), seed=1, end=300)
+    assert m["finished"] + m["unfinished"] + m["never_entered"] == 500  # 0, 0.5, … 249.5
+    assert 0 < m["never_entered"] < 500
+
+
+def test_the_longest_red_is_bounded_by_the_programs(grid: tuple[Path, Path]) -> None:
+    net, rou = grid
+    m = run(net, rou, Fixed(), seed=1, end=900)
+    # under its own programs a lane waits at most the phases in which it is red; the
+    # longest such stretch in any program of this network, from the network file
+    longest = 0.0
+    for logic in ET.parse(net).getroot().iter("tlLogic"):
+        phases = [(float(p.get("duration")), p.get("state")) for p in logic.iter("phase")]
+        for k in range(len(phases[0][1])):
+            red = [d for d, st in phases if st[k] not in "Gg"]
+            longest = max(longest, sum(red) if len(red) < len(phases) else 0.0)
+    assert 0 < m["longest_red"] <= longest
+    ours = run(net, rou, Ours(), seed=1, end=900)
+    assert ours["longest_red"] <= MAX_RED_S + 3 + 10 + 1  # + yellow + a step + SUMO's second
+
+
+def test_evaluate_on_the_command_line(grid: tuple[Path, Path]) -> None:
+    net, rou = grid
+    res = subprocess.run([sys.executable, "-m", "zhongshu.cli", "traffic", "evaluate",
+                          "--net", str(net), "--routes", str(rou), "--controller", "ours",
+                          "--seeds", "1", "2", "--end", "300", "--format", "json"],
+                         capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert [r["seed"] for r in out["seeds"]] == [1, 2]
+    assert out["mean"]["avg_delay"] == pytest.approx(
+        (out["seeds"][0]["avg_delay"] + out["seeds"][1]["avg_delay"]) / 2)
+    assert out["seeds"][0] == {"seed": 1, **run(net, rou, Ours(), seed=1, end=300)}
+    bad = subprocess.run([sys.executable, "-m", "zhongshu.cli", "traffic", "evaluate",
+                          "--net", str(net), "--routes", str(rou), "--begin", "600",
+                          "--end", "300"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "--end (300) must come after --begin (600)" in bad.stderr
+
+
 def test_emergency_priority_clears_the_way_on_an_arterial(tmp_path: Path) -> None:
-    from zhongshu.traffic.signals.controllers import Fixed
     from zhongshu.traffic.signals.scenarios import build, with_emergency
 
     net, rou = build("arterial", tmp_path)
@@ -145,8 +211,6 @@ def test_webster_plan_by_hand() -> None:
 
 
 def test_the_demo_citys_own_grid_and_morning_run_in_sumo(tmp_path: Path) -> None:
-    import xml.etree.ElementTree as ET
-
     from zhongshu.demo.generate import DemoCity
     from zhongshu.traffic.signals.scenarios import demo_city
 

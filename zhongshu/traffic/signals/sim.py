@@ -47,10 +47,13 @@ NEAR_M = 150.0
 
 
 def junctions(ls: Any) -> list[Junction]:
-    """The traffic lights with at least two green phases, read from their programs."""
+    """The traffic lights with at least two green phases, read from their active programs
+    (the network's, or one an additional file loaded and switched to)."""
     out = []
     for tls in ls.trafficlight.getIDList():
-        logic = ls.trafficlight.getAllProgramLogics(tls)[0]
+        active = ls.trafficlight.getProgram(tls)
+        logics = ls.trafficlight.getAllProgramLogics(tls)
+        logic = next((lg for lg in logics if lg.programID == active), logics[0])
         greens = [p.state for p in logic.phases
                   if any(c in "Gg" for c in p.state) and "y" not in p.state.lower()]
         greens = list(dict.fromkeys(greens))
@@ -63,23 +66,57 @@ def junctions(ls: Any) -> list[Junction]:
     return out
 
 
+class RedWatch:
+    """Starvation, whatever the controller: the longest time a lane with halting vehicles
+    stood red (none of its links green) at a signalised junction."""
+
+    def __init__(self, ls: Any, junctions: list[Junction]) -> None:
+        self.ls, self.longest = ls, 0.0
+        self.links: dict[str, dict[str, list[int]]] = {}  # junction → lane → link indices
+        for j in junctions:
+            lanes: dict[str, list[int]] = {}
+            for k, group in enumerate(ls.trafficlight.getControlledLinks(j.id)):
+                for i, _o, _via in group:
+                    lanes.setdefault(i, []).append(k)
+            self.links[j.id] = lanes
+        self.red_since: dict[str, float] = {}
+
+    def step(self, now: float) -> None:
+        """Look at every watched lane at time ``now``."""
+        for tls, lanes in self.links.items():
+            state = self.ls.trafficlight.getRedYellowGreenState(tls)
+            for lane, ks in lanes.items():
+                if any(state[k] in "Gg" for k in ks) or \
+                        self.ls.lane.getLastStepHaltingNumber(lane) == 0:
+                    self.red_since.pop(lane, None)
+                else:
+                    since = self.red_since.setdefault(lane, now)
+                    self.longest = max(self.longest, now - since)
+
+
 def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float = 0,
         end: float = 3600, step: float = 10, yellow: float = 3,
         trace: Callable[[float, str, str], None] | None = None,
-        emergency: str | None = None, priority: bool = False) -> dict[str, Any]:
-    """One run; its metrics (see :func:`metrics`). ``trace(time, junction, state)`` is
+        emergency: str | None = None, priority: bool = False,
+        additional: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """One run; its metrics (see :func:`metrics`) and ``longest_red`` (:class:`RedWatch`,
+    seconds). ``trace(time, junction, state)`` is
     called every step for every controlled junction (for checks). ``emergency``: a vehicle
     of the demand whose trip is also reported (duration, free-flow time, their ratio);
-    with ``priority``, the signals ahead of it are pre-empted (:mod:`.priority`)."""
+    with ``priority``, the signals ahead of it are pre-empted (:mod:`.priority`).
+    ``additional``: SUMO additional files (traffic-light programs, vehicle types)."""
     ls = _libsumo()
     with tempfile.TemporaryDirectory(prefix="zs-sumo-") as tmp:
         trips = Path(tmp) / "tripinfo.xml"
         ls.start(["sumo", "-n", str(net), "-r", str(routes), "--begin", str(begin),
                   "--end", str(end), "--seed", str(seed), "--time-to-teleport", "-1",
                   "--tripinfo-output", str(trips), "--tripinfo-output.write-unfinished",
+                  "--tripinfo-output.write-undeparted",
+                  *(["-a", ",".join(str(a) for a in additional)] if additional else []),
                   "--no-step-log", "--no-warnings", "--duration-log.disable"])
         try:
             every = junctions(ls)
+            watch = RedWatch(ls, every)
             control = [] if isinstance(controller, Fixed) else every
             lanes = {lane for j in control for m in j.movements for mv in m for lane in mv}
             pre = Priority(ls, emergency, {j.id: j for j in every}, yellow,
@@ -90,6 +127,8 @@ def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float
             on_lane: dict[str, set[str]] = {lane: set() for lane in lanes}
             count_flow = getattr(controller, "needs_flow", False)
             switch: dict[str, tuple[float, int]] = {}  # junction → (green at, phase)
+            before: dict[str, set[str]] = {lane: set() for lane in lanes}  # at the last look
+            looked = begin - step
             for j in control:
                 ls.trafficlight.setRedYellowGreenState(j.id, j.greens[0])
             t = begin
@@ -100,11 +139,15 @@ def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float
                         entered[la].extend([t] * len(now_on - on_lane[la]))
                         on_lane[la] = now_on
                 if control and (t - begin) % step == 0:
+                    ids = {la: set(ls.lane.getLastStepVehicleIDs(la)) for la in lanes}
                     seen = Lanes({la: ls.lane.getLastStepHaltingNumber(la) for la in lanes},
-                                 {la: _near(ls, la, lengths[la]) for la in lanes},
+                                 {la: _near(ls, ids[la], lengths[la]) for la in lanes},
                                  {la: ls.lane.getLastStepOccupancy(la) for la in lanes},
                                  {la: _flow(entered[la], t) for la in lanes}
-                                 if count_flow else {})
+                                 if count_flow else {},
+                                 {la: len(before[la] - ids[la]) for la in lanes},
+                                 t - looked)
+                    before, looked = ids, t
                     for j in control:
                         if j.id in switch or j.id in held:
                             continue
@@ -123,6 +166,7 @@ def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float
                         j.current, j.since = due[1], t
                         ls.trafficlight.setRedYellowGreenState(j.id, j.greens[j.current])
                         del switch[j.id]
+                watch.step(t)
                 if trace is not None:
                     for j in control:
                         trace(t, j.id, ls.trafficlight.getRedYellowGreenState(j.id))
@@ -132,17 +176,16 @@ def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float
                     break
         finally:
             ls.close()
-        out: dict[str, Any] = dict(metrics(trips, routes, end))
+        out: dict[str, Any] = {**metrics(trips), "longest_red": watch.longest}
         if emergency:
             out["emergency"] = trip_of(trips, emergency)
         return out
 
 
-def _near(ls: Any, lane: str, length: float, reach_m: float = NEAR_M) -> int:
-    """Vehicles on the lane within ``reach_m`` of its end (the stop line, on an incoming
-    lane): those a green in the next step or two can serve."""
-    return sum(1 for v in ls.lane.getLastStepVehicleIDs(lane)
-               if length - ls.vehicle.getLanePosition(v) <= reach_m)
+def _near(ls: Any, vehicles: set[str], length: float, reach_m: float = NEAR_M) -> int:
+    """Of the vehicles on a lane, those within ``reach_m`` of its end (the stop line, on an
+    incoming lane): those a green in the next step or two can serve."""
+    return sum(1 for v in vehicles if length - ls.vehicle.getLanePosition(v) <= reach_m)
 
 
 def _flow(times: deque[float], now: float, window: float = 600.0) -> float:
@@ -166,24 +209,28 @@ def trip_of(tripinfo: Path, vehicle: str) -> dict[str, float] | None:
     return None
 
 
-def metrics(tripinfo: Path, routes: Path, end: float) -> dict[str, float]:
-    """The benchmark metrics of one run.
+def metrics(tripinfo: Path) -> dict[str, float]:
+    """The benchmark metrics of one run, from SUMO's trip information written with
+    unfinished and undeparted trips (a vehicle that never entered has ``depart="-1"`` and its
+    departure delay up to the end).
 
-    * ``avg_delay`` = (Σ time loss + departure delay over every trip, finished or not,
-      + Σ (end − planned departure) of vehicles that never entered) / vehicles;
+    * ``avg_delay`` = (Σ time loss + departure delay over every trip, finished or not, and
+      the departure delay of vehicles that never entered, i.e. end − planned departure)
+      / vehicles;
     * ``avg_duration`` — mean trip duration of finished trips;
     * ``finished``, ``unfinished`` (still on the road at the end), ``never_entered``;
     * ``avg_waiting`` — mean time spent halted, over trips that entered;
     * ``delay_index`` — Σ duration / Σ (duration − time loss) of finished trips (actual over
       free-flow travel time).
     """
-    seen: set[str] = set()
     loss = duration = free = waiting = 0.0
-    finished = unfinished = 0
+    finished = unfinished = never = 0
     for info in ET.parse(tripinfo).getroot().iter("tripinfo"):
-        seen.add(info.get("id", ""))
         tl, dd = float(info.get("timeLoss", 0)), float(info.get("departDelay", 0))
         loss += tl + dd
+        if float(info.get("depart", 0)) < 0:
+            never += 1
+            continue
         waiting += float(info.get("waitingTime", 0))
         if float(info.get("arrival", -1)) >= 0 and info.get("vaporized", "") == "":
             finished += 1
@@ -192,13 +239,6 @@ def metrics(tripinfo: Path, routes: Path, end: float) -> dict[str, float]:
             free += d - tl
         else:
             unfinished += 1
-    never = 0
-    for kind in ("vehicle", "trip", "flow"):
-        for v in ET.parse(routes).getroot().iter(kind):
-            depart = float(v.get("depart", 0) or 0)
-            if v.get("id") not in seen and depart < end:
-                never += 1
-                loss += end - depart
     entered = finished + unfinished
     n = entered + never
     return {"avg_delay": loss / n if n else 0.0,
