@@ -15,13 +15,14 @@ for every traffic light; the harness inserts the yellow between two greens.
   least ``MIN_GREEN_S``, and up to ``MAX_GREEN_S`` while a queue it serves still
   discharges (≥ ``DISCHARGING`` vehicles/s leaving a lane that has halting vehicles) —
   each switch costs a yellow and a start-up, which decides oversaturated junctions; a
-  phase with waiting vehicles red for ``MAX_RED_S`` is served next (no phase starves). Chosen by measurement on the development scenarios (seed 1): the
-  look-ahead is what wins (0.76× max-pressure's delay with it, 1.00× without); a 10 s
-  minimum green (20 s in effect with 10 s decisions) cost 17 %, hysteresis cost 10–20 %,
-  spill-back awareness changed nothing there (it matters where exits jam). The discharge
-  hold came from SUMO's shipped real-world examples (RiLSA intersections, OSM cities), where
-  pure pressure switched every step and lost to fixed time on oversaturated junctions:
-  0.25–0.36× max-pressure's delay there with it, unchanged on the generated scenarios.
+  phase with waiting vehicles red for ``MAX_RED_S`` is served next (no phase starves).
+  Chosen by measurement on the development scenarios (seed 1): the look-ahead is what
+  wins (0.76× max-pressure's delay with it, 1.00× without); a 10 s minimum green (20 s in
+  effect with 10 s decisions) cost 17 %, hysteresis 10–20 %; spill-back awareness changed
+  nothing there (it matters where exits jam). The discharge hold came from SUMO's shipped
+  real-world examples (RiLSA intersections, OSM cities), where pure pressure switched every
+  step and lost to fixed time on oversaturated junctions: 0.25–0.36× max-pressure's delay
+  there with it, unchanged on the generated scenarios.
 """
 
 from __future__ import annotations
