@@ -67,6 +67,39 @@ def _merge(parts: list[Path], target: Path) -> None:
     ET.ElementTree(root).write(target, encoding="utf-8", xml_declaration=True)
 
 
+# SUMO's own examples, shipped in the eclipse-sumo package (EPL-2.0) and used where they lie:
+# name → (folder under tools/, network, demand, additional files); for the RiLSA examples
+# the demand is written by the example's own makeRoutes.py (its measured flows).
+_RILSA = "sumolib/scenario/scenarios/RealWorld/RiLSA_example{n}"
+SHIPPED: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+    **{f"rilsa{n}": (_RILSA.format(n=n), f"rilsa{n}.net.xml", "flows.rou.xml",
+                     ("vtypes.add.xml", f"rilsa{n}_tls.add.xml")) for n in (1, 2, 3, 4)},
+    "a10kw": ("game/A10KW", "osm.net.xml", "osm.passenger.rou.xml", ()),
+    "square": ("game/square", "square.net.xml", "square.rou.xml", ()),
+    "kuehne": ("game/kuehne", "kuehne.net.xml", "kuehne.rou.xml", ()),
+    "cross": ("game/cross", "cross.net.xml", "cross.rou.xml", ()),
+    "corridor": ("game/corridor", "corridor.net.xml", "corridor.rou.xml", ()),
+    "grid6": ("game/grid6", "grid6.net.xml", "grid6.rou.xml", ()),
+}
+
+
+def shipped(name: str, folder: Path) -> tuple[Path, Path, tuple[Path, ...]]:
+    """A network SUMO ships with its examples (:data:`SHIPPED`): the network, the demand and
+    the additional files (vehicle types, the intersection's own signal program). Demand
+    that the example generates is written into ``folder``."""
+    where, net, routes, adds = SHIPPED[name]
+    src = _sumo_home() / "tools" / where
+    demand = src / routes
+    if name.startswith("rilsa"):
+        out = folder / name
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / routes).is_file():
+            subprocess.run([sys.executable, str(src / "makeRoutes.py")], cwd=out, check=True,
+                           capture_output=True)
+        demand = out / routes
+    return src / net, demand, tuple(src / a for a in adds)
+
+
 def with_emergency(net: Path, routes: Path, depart: float, vehicle: str = "ambulance"
                    ) -> Path:
     """A copy of ``routes`` with an emergency vehicle (vClass ``emergency``, no bluelight
