@@ -7,11 +7,12 @@ Two sets of scenarios:
 
 * ``dev`` — the development scenarios the controllers were built on: a generated grid,
   arterial and random network, and the demo city's own grid with its morning from passages;
-* ``shipped`` — networks SUMO ships with its examples, with their own signal programs and
-  demand: the RiLSA intersections (German signal guideline examples: real layouts with
-  protected turns, measured flows), an OpenStreetMap extract (A10KW) and the small networks
-  of SUMO's game. Looked at only once ``ours`` was built; one change came from them (the
-  discharge hold, see ``controllers.py``).
+* ``shipped`` — networks SUMO ships with its examples, with their own signal programs: two
+  city networks from OpenStreetMap (Berlin-Neukölln, central Ingolstadt) with a generated
+  rush-hour demand; the RiLSA intersections (German signal guideline examples: real layouts
+  with protected turns, measured flows); an OpenStreetMap extract with its demand (A10KW)
+  and the small networks of SUMO's game. Looked at only once ``ours`` was built; what
+  changed because of them is said in ``controllers.py``.
 
     python bench/signals.py [--set dev|shipped|all] [--seeds 1 2 3] [--jobs 2]
                             [--workdir /tmp/zhongshu-bench/signals]
@@ -31,6 +32,7 @@ import _common  # noqa: F401  (puts the project on the path)
 
 from zhongshu.traffic.signals.controllers import CONTROLLERS
 from zhongshu.traffic.signals.scenarios import (
+    CITIES,
     NETWORKS,
     SHIPPED,
     build,
@@ -40,7 +42,7 @@ from zhongshu.traffic.signals.scenarios import (
 )
 from zhongshu.traffic.signals.sim import run
 
-SETS = {"dev": [*NETWORKS, "demo-city"], "shipped": list(SHIPPED)}
+SETS = {"dev": [*NETWORKS, "demo-city"], "shipped": [*CITIES, *SHIPPED]}
 Case = tuple[Path, Path, tuple[Path, ...], float, float]
 
 
@@ -49,7 +51,7 @@ def scenario(name: str, workdir: Path) -> Case:
     if name == "demo-city":  # the demo city's own grid, its morning peak from passages
         net, routes, begin, end = demo_city(workdir / "demo", begin_h=7.5, end_h=8.5)
         return net, routes, (), begin, end
-    if name in NETWORKS:
+    if name in NETWORKS or name in CITIES:
         return (*build(name, workdir), (), 0.0, 3600.0)
     return (*shipped(name, workdir / "shipped"), 0.0, 3600.0)
 

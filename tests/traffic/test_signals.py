@@ -132,11 +132,14 @@ def test_ours_holds_a_green_while_its_queue_discharges() -> None:
                     span=10)
     stuck = Lanes({"n_in": 6, "e_in": 9}, {"n_in": 6, "e_in": 9}, {}, left={"n_in": 1},
                   span=10)
-    jammed_exit = Lanes({"n_in": 6, "e_in": 9}, {"n_in": 6, "e_in": 9}, {"s_out": 0.9},
-                        left={"n_in": 5}, span=10)
+    jammed_exit = Lanes({"n_in": 6, "e_in": 9, "s_out": 7}, {"n_in": 6, "e_in": 9},
+                        {"s_out": 0.9}, left={"n_in": 5}, span=10)
+    busy_exit = Lanes({"n_in": 6, "e_in": 9}, {"n_in": 6, "e_in": 9}, {"s_out": 0.9},
+                      left={"n_in": 5}, span=10)
     assert Ours().choose(j, flowing, 20) == 0                 # still discharging: hold
     assert Ours().choose(j, stuck, 20) == 1                   # 0.1 veh/s: give it up
     assert Ours().choose(j, jammed_exit, 20) == 1             # its exit is full
+    assert Ours().choose(j, busy_exit, 20) == 0               # full of moving cars: no jam
     assert Ours().choose(j, flowing, MAX_GREEN_S) == 1        # held long enough
     assert MaxPressure().choose(j, flowing, 20) == 1          # the baseline has no hold
 

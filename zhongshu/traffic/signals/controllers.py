@@ -5,7 +5,8 @@ for every traffic light; the harness inserts the yellow between two greens.
 * ``fixed`` — the network's own programs, untouched.
 * ``webster`` — fixed-time plans recomputed from the flows every ``WEBSTER_PERIOD_S``:
   Webster's cycle C = (1.5 L + 5) / (1 − Y) and greens split by the phases' critical flow
-  ratios (see :func:`webster_plan`), in whole decision steps.
+  ratios (see :func:`webster_plan`), in whole decision steps; a lane that several greens
+  serve shares its flow among them.
 * ``max-pressure`` — the standard baseline, untuned: the green phase whose movements carry
   the largest pressure (vehicles halting on each incoming lane minus those halting on its
   outgoing lane, summed over the phase's movements).
@@ -127,7 +128,13 @@ class Webster:
     def choose(self, junction: Junction, lanes: Lanes, now: float) -> int | None:
         plan = self.plans.get(junction.id)
         if plan is None or now - plan[0] >= WEBSTER_PERIOD_S:
-            flows = [max((lanes.flow.get(i, 0.0) for i, _ in m), default=0.0)
+            serving: dict[str, int] = {}  # lane → how many greens serve it
+            for m in junction.movements:
+                for i in {i for i, _ in m}:
+                    serving[i] = serving.get(i, 0) + 1
+            # a lane several greens serve shares its need among them (else a program with
+            # overlapping phases counts it twice and asks for the longest cycle)
+            flows = [max((lanes.flow.get(i, 0.0) / serving[i] for i, _ in m), default=0.0)
                      for m in junction.movements]
             cycle, greens = webster_plan(flows, LOST_PER_PHASE_S * len(flows))
             plan = self.plans[junction.id] = (now, greens, cycle)
@@ -141,13 +148,19 @@ class Webster:
 
 
 MIN_GREEN_S = 5.0
-MAX_RED_S = 120.0
+MAX_RED_S = 60.0
 MAX_GREEN_S = 60.0  # longest a green is held for a queue still discharging
 DISCHARGING = 0.2  # vehicles/s leaving a queued lane: its queue is still moving out
 SPILLBACK = 0.55  # occupancy of an outgoing lane above which nothing more enters (a jammed
 #                   lane reads about 0.67: 5 m cars, 2.5 m gaps)
 SWITCH_MARGIN = 0.0  # hysteresis, vehicles (1–2 tried: worse on every scenario)
 LOOK_AHEAD = 0.5  # weight of a vehicle still moving towards the stop line
+
+
+def _jammed(lane: str, lanes: Lanes) -> bool:
+    """Whether an outgoing lane is full of halted vehicles (spill-back). A short lane full of
+    moving vehicles reads a high occupancy too; only halting makes it a jam."""
+    return lanes.occupancy.get(lane, 0.0) >= SPILLBACK and lanes.halting.get(lane, 0) > 0
 
 
 class Ours:
@@ -157,7 +170,7 @@ class Ours:
     name = "ours"
 
     def choose(self, junction: Junction, lanes: Lanes, now: float) -> int | None:
-        h, v, occ = lanes.halting, lanes.vehicles, lanes.occupancy
+        h, v = lanes.halting, lanes.vehicles
         n = len(junction.greens)
         for k in range(n):  # keep, for each phase, since when it has had waiting vehicles
             waiting = any(h.get(i, 0) > 0 for i, _ in junction.movements[k])
@@ -169,7 +182,7 @@ class Ours:
         def pressure(k: int) -> float:
             total = 0.0
             for i, o in junction.movements[k]:
-                if occ.get(o, 0.0) >= SPILLBACK:
+                if _jammed(o, lanes):
                     continue  # the exit is full: a green here moves nobody
                 queue = h.get(i, 0) + LOOK_AHEAD * (v.get(i, 0) - h.get(i, 0))
                 total += queue - h.get(o, 0)
@@ -194,7 +207,7 @@ class Ours:
         (switching now would waste the yellow and the next start-up on a queue that
         flows)."""
         for i, o in junction.movements[junction.current]:
-            if lanes.occupancy.get(o, 0.0) < SPILLBACK and lanes.halting.get(i, 0) > 0 and \
+            if not _jammed(o, lanes) and lanes.halting.get(i, 0) > 0 and \
                     lanes.left.get(i, 0) >= DISCHARGING * lanes.span:
                 return True
         return False

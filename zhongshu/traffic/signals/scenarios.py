@@ -5,6 +5,7 @@ that every controller on every scenario and seed runs in a few minutes on 2 core
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -20,9 +21,15 @@ NETWORKS: dict[str, list[str]] = {
     "random": ["--rand", "--rand.iterations", "60", "--rand.max-distance", "250",
                "--rand.min-distance", "120", "--default.lanenumber", "2"],
 }
+# real street networks from OpenStreetMap that SUMO ships with its examples (under tools/),
+# given a generated demand: Berlin-Neukölln (2.6 × 3.3 km, 15 signals) and central Ingolstadt
+CITIES: dict[str, str] = {"berlin": "game/DRT/osm.net.xml",
+                          "ingolstadt": "game/fkk_in/ingolstadt.net.xml.gz"}
 DEMAND = {"grid4": [(0, 1200, 2.2), (1200, 2400, 1.1), (2400, 3600, 1.8)],
           "arterial": [(0, 1200, 2.5), (1200, 2400, 1.3), (2400, 3600, 2.0)],
-          "random": [(0, 1200, 2.2), (1200, 2400, 1.2), (2400, 3600, 1.8)]}
+          "random": [(0, 1200, 2.2), (1200, 2400, 1.2), (2400, 3600, 1.8)],
+          "berlin": [(0, 1200, 4.0), (1200, 2400, 2.2), (2400, 3600, 3.2)],
+          "ingolstadt": [(0, 1200, 3.0), (1200, 2400, 1.5), (2400, 3600, 2.2)]}
 
 
 def _sumo_home() -> Path:
@@ -32,16 +39,23 @@ def _sumo_home() -> Path:
 
 
 def build(name: str, folder: Path, seed: int = 1) -> tuple[Path, Path]:
-    """The network and demand of scenario ``name`` in ``folder`` (built once)."""
+    """The network and demand of scenario ``name`` in ``folder`` (built once): a network
+    generated (:data:`NETWORKS`) or a city's (:data:`CITIES`), with its demand
+    (:data:`DEMAND`)."""
     home = _sumo_home()
     folder.mkdir(parents=True, exist_ok=True)
     net, routes = folder / f"{name}.net.xml", folder / f"{name}.rou.xml"
     if net.is_file() and routes.is_file():
         return net, routes
-    subprocess.run([str(home / "bin" / "netgenerate"), *NETWORKS[name], "--seed", str(seed),
-                    "--default-junction-type", "traffic_light", "--tls.default-type",
-                    "static", "--no-turnarounds", "true", "-o", str(net)],
-                   check=True, capture_output=True)
+    if name in CITIES:
+        with gzip.open(home / "tools" / CITIES[name]) if CITIES[name].endswith(".gz") else \
+                open(home / "tools" / CITIES[name], "rb") as f:
+            net.write_bytes(f.read())
+    else:
+        subprocess.run([str(home / "bin" / "netgenerate"), *NETWORKS[name], "--seed",
+                        str(seed), "--default-junction-type", "traffic_light",
+                        "--tls.default-type", "static", "--no-turnarounds", "true",
+                        "-o", str(net)], check=True, capture_output=True)
     parts = []
     for n, (begin, end, period) in enumerate(DEMAND[name]):
         part = folder / f"{name}.{n}.rou.xml"
@@ -49,6 +63,7 @@ def build(name: str, folder: Path, seed: int = 1) -> tuple[Path, Path]:
                         "-r", str(part), "-o", str(folder / f"{name}.{n}.trips.xml"),
                         "-b", str(begin), "-e", str(end), "-p", str(period),
                         "--seed", str(seed + n), "--prefix", f"p{n}_", "--validate",
+                        *(["--vehicle-class", "passenger"] if name in CITIES else []),
                         "--fringe-factor", "5", "--min-distance", "300"],
                        check=True, capture_output=True)
         parts.append(part)
@@ -57,12 +72,15 @@ def build(name: str, folder: Path, seed: int = 1) -> tuple[Path, Path]:
 
 
 def _merge(parts: list[Path], target: Path) -> None:
-    """One route file of the parts' vehicles, by departure time."""
-    vehicles = []
+    """One route file of the parts' vehicle types (once each) and vehicles, by departure
+    time."""
+    vehicles, types = [], {}
     for part in parts:
         vehicles += list(ET.parse(part).getroot().iter("vehicle"))
+        types.update({t.get("id"): t for t in ET.parse(part).getroot().iter("vType")})
     vehicles.sort(key=lambda v: float(v.get("depart", 0)))
     root = ET.Element("routes")
+    root.extend(types.values())
     root.extend(vehicles)
     ET.ElementTree(root).write(target, encoding="utf-8", xml_declaration=True)
 
