@@ -54,6 +54,15 @@ def test_yellow_between_two_greens() -> None:
     assert yellow_between("GGrrGg", "GGGGrr") == "GGrryy"
 
 
+def test_green_phases_leave_out_transitions() -> None:
+    from zhongshu.traffic.signals.sim import _greens
+
+    program = ["GGrr", "yyrr", "rruu", "rrGG", "rryy", "uurr", "GGrr"]
+    assert _greens(program) == ["GGrr", "rrGG"]
+    # a program whose second green shows red-yellow with it keeps that phase
+    assert _greens(["GGrr", "yyrr", "rrGu", "rryr"]) == ["GGrr", "rrGu"]
+
+
 def test_max_pressure_takes_the_phase_with_the_largest_pressure() -> None:
     j = Junction("j", ["Gr", "rG"], [[("n_in", "s_out")], [("e_in", "w_out")]])
 

@@ -54,9 +54,7 @@ def junctions(ls: Any) -> list[Junction]:
         active = ls.trafficlight.getProgram(tls)
         logics = ls.trafficlight.getAllProgramLogics(tls)
         logic = next((lg for lg in logics if lg.programID == active), logics[0])
-        greens = [p.state for p in logic.phases
-                  if any(c in "Gg" for c in p.state) and "y" not in p.state.lower()]
-        greens = list(dict.fromkeys(greens))
+        greens = _greens([p.state for p in logic.phases])
         if len(greens) < 2:
             continue
         links = ls.trafficlight.getControlledLinks(tls)
@@ -92,6 +90,18 @@ class RedWatch:
                 else:
                     since = self.red_since.setdefault(lane, now)
                     self.longest = max(self.longest, now - since)
+
+
+def _greens(states: list[str]) -> list[str]:
+    """The green phases of a program, each once: states with a green link and no yellow or
+    red-yellow (``u``, the start-up signal some countries show before green) — those are
+    transitions between greens. If that leaves fewer than two, red-yellow phases count."""
+    for transitional in ("yYu", "yY"):
+        greens = [s for s in states if any(c in "Gg" for c in s)
+                  and not any(c in transitional for c in s)]
+        if len(set(greens)) >= 2:
+            break
+    return list(dict.fromkeys(greens))
 
 
 def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float = 0,
