@@ -186,7 +186,8 @@ def test_evaluate_on_the_command_line(grid: tuple[Path, Path]) -> None:
     net, rou = grid
     res = subprocess.run([sys.executable, "-m", "zhongshu.cli", "traffic", "evaluate",
                           "--net", str(net), "--routes", str(rou), "--controller", "ours",
-                          "--seeds", "1", "2", "--end", "300", "--format", "json"],
+                          "--seeds", "1", "2", "--end", "300", "--jobs", "2",
+                          "--format", "json"],
                          capture_output=True, text=True, timeout=120, env=dict(os.environ))
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)

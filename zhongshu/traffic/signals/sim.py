@@ -104,7 +104,7 @@ def _greens(states: list[str]) -> list[str]:
     return list(dict.fromkeys(greens))
 
 
-def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float = 0,
+def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin: float = 0,
         end: float = 3600, step: float = 10, yellow: float = 3,
         trace: Callable[[float, str, str], None] | None = None,
         emergency: str | None = None, priority: bool = False,
@@ -114,7 +114,8 @@ def run(net: Path, routes: Path, controller: Controller, seed: int, begin: float
     called every step for every controlled junction (for checks). ``emergency``: a vehicle
     of the demand whose trip is also reported (duration, free-flow time, their ratio);
     with ``priority``, the signals ahead of it are pre-empted (:mod:`.priority`).
-    ``additional``: SUMO additional files (traffic-light programs, vehicle types)."""
+    ``routes``: a demand file, or several separated by commas. ``additional``: SUMO
+    additional files (traffic-light programs, vehicle types)."""
     ls = _libsumo()
     with tempfile.TemporaryDirectory(prefix="zs-sumo-") as tmp:
         trips = Path(tmp) / "tripinfo.xml"
