@@ -10,20 +10,23 @@ for every traffic light; the harness inserts the yellow between two greens.
 * ``max-pressure`` — the standard baseline, untuned: the green phase whose movements carry
   the largest pressure (vehicles halting on each incoming lane minus those halting on its
   outgoing lane, summed over the phase's movements).
-* ``ours`` — pressure with guards and look-ahead: a movement whose outgoing lane is nearly
-  full counts nothing (it cannot discharge: no green into a spill-back); vehicles still
-  moving towards the stop line count half (the queue about to form); a green is kept at
-  least ``MIN_GREEN_S``, and up to ``MAX_GREEN_S`` while a queue it serves still
-  discharges (≥ ``DISCHARGING`` vehicles/s leaving a lane that has halting vehicles) —
-  each switch costs a yellow and a start-up, which decides oversaturated junctions; a
-  phase with waiting vehicles red for ``MAX_RED_S`` is served next (no phase starves).
-  Chosen by measurement on the development scenarios (seed 1): the look-ahead is what
-  wins (0.76× max-pressure's delay with it, 1.00× without); a 10 s minimum green (20 s in
-  effect with 10 s decisions) cost 17 %, hysteresis 10–20 %; spill-back awareness changed
-  nothing there (it matters where exits jam). The discharge hold came from SUMO's shipped
-  real-world examples (RiLSA intersections, OSM cities), where pure pressure switched every
-  step and lost to fixed time on oversaturated junctions: 0.25–0.36× max-pressure's delay
-  there with it, unchanged on the generated scenarios.
+* ``ours`` — pressure with guards and look-ahead: a movement whose outgoing lane is full
+  of halted vehicles counts nothing (no green into a spill-back); vehicles still moving
+  towards the stop line, within what the lane's speed limit covers in one decision step,
+  count half (the queue about to form); a green is kept at least ``MIN_GREEN_S``, and up
+  to ``MAX_GREEN_S`` while a queue it serves still discharges (≥ ``DISCHARGING``
+  vehicles/s leaving a lane that has halting vehicles) — each switch costs a yellow and a
+  start-up, which decides oversaturated junctions; a phase with waiting vehicles red for
+  ``MAX_RED_S`` is served next (no phase starves).
+
+  Chosen by measurement (docs/signals.md tells the whole story): on the development
+  scenarios the look-ahead is what wins (0.76× max-pressure's delay with it, 1.00×
+  without); counting every moving vehicle on the lane lost on the demo city's kilometre
+  blocks (1.30×), 150 m fixed it, a step's drive at the speed limit did as well or a little
+  better everywhere; a 10 s minimum green cost 17 %, hysteresis 10–20 %. The discharge
+  hold, the 60 s maximum red and spill-back only on halted exits came from the networks
+  SUMO ships (RiLSA intersections, OpenStreetMap cities), where pure pressure switched
+  every step and lost to fixed time on oversaturated junctions.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ class Lanes:
     """What the detectors see on each lane at a decision step."""
 
     halting: dict[str, int]
-    vehicles: dict[str, int]  # within 150 m of the lane's end (its stop line)
+    vehicles: dict[str, int]  # within one step's drive of the lane's end (its stop line)
     occupancy: dict[str, float]  # share of the lane's length covered by vehicles, 0–1
     flow: dict[str, float] = field(default_factory=dict)  # vehicles/hour entering, lately
     left: dict[str, int] = field(default_factory=dict)  # vehicles that left since the last look

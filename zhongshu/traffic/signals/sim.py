@@ -43,7 +43,14 @@ def _libsumo() -> Any:
     return libsumo
 
 
-NEAR_M = 150.0
+REACH_M = (50.0, 250.0)
+
+
+def _reach(max_speed: float, step: float) -> float:
+    """How far before the stop line a moving vehicle counts as coming: the distance it
+    covers at the lane's speed limit in one decision step (139 m at 50 km/h and 10 s),
+    within ``REACH_M``."""
+    return min(REACH_M[1], max(REACH_M[0], max_speed * step))
 
 
 def junctions(ls: Any) -> list[Junction]:
@@ -134,6 +141,7 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
                            adaptive=bool(control)) if emergency and priority else None
             held: set[str] = set()
             lengths = {la: ls.lane.getLength(la) for la in lanes}
+            reach = {la: _reach(ls.lane.getMaxSpeed(la), step) for la in lanes}
             entered: dict[str, deque[float]] = {lane: deque() for lane in lanes}  # entries
             on_lane: dict[str, set[str]] = {lane: set() for lane in lanes}
             count_flow = getattr(controller, "needs_flow", False)
@@ -152,7 +160,8 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
                 if control and (t - begin) % step == 0:
                     ids = {la: set(ls.lane.getLastStepVehicleIDs(la)) for la in lanes}
                     seen = Lanes({la: ls.lane.getLastStepHaltingNumber(la) for la in lanes},
-                                 {la: _near(ls, ids[la], lengths[la]) for la in lanes},
+                                 {la: _near(ls, ids[la], lengths[la], reach[la])
+                                  for la in lanes},
                                  {la: ls.lane.getLastStepOccupancy(la) for la in lanes},
                                  {la: _flow(entered[la], t) for la in lanes}
                                  if count_flow else {},
@@ -193,7 +202,7 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
         return out
 
 
-def _near(ls: Any, vehicles: set[str], length: float, reach_m: float = NEAR_M) -> int:
+def _near(ls: Any, vehicles: set[str], length: float, reach_m: float) -> int:
     """Of the vehicles on a lane, those within ``reach_m`` of its end (the stop line, on an
     incoming lane): those a green in the next step or two can serve."""
     return sum(1 for v in vehicles if length - ls.vehicle.getLanePosition(v) <= reach_m)
