@@ -117,10 +117,10 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
         emergency: str | None = None, priority: bool = False,
         additional: tuple[Path, ...] = ()) -> dict[str, Any]:
     """One run; its metrics (see :func:`metrics`) and ``longest_red`` (:class:`RedWatch`,
-    seconds). ``trace(time, junction, state)`` is
-    called every step for every controlled junction (for checks). ``emergency``: a vehicle
-    of the demand whose trip is also reported (duration, free-flow time, their ratio);
-    with ``priority``, the signals ahead of it are pre-empted (:mod:`.priority`).
+    seconds). ``trace(time, junction, state)`` is called every step for every controlled
+    junction (for checks). ``emergency``: a vehicle of the demand whose trip is also
+    reported (duration, free-flow time, their ratio); with ``priority``, the signals ahead
+    of it are pre-empted (:mod:`.priority`).
     ``routes``: a demand file, or several separated by commas. ``additional``: SUMO
     additional files (traffic-light programs, vehicle types)."""
     ls = _libsumo()
