@@ -2,11 +2,15 @@
 any other (no SUMO bluelight device, which would let it run red lights): the gain comes from
 the signals alone.
 
-When the vehicle is within ``REACH_M`` of its next traffic light, that junction is taken
-from its controller: if the vehicle's link is not green, the junction goes through yellow
-(clearance for the cross traffic) to a green phase of its own program that serves the link,
-and holds it until the vehicle has crossed; then the junction returns to its controller (or
-to its own program, under fixed time).
+When the vehicle is within ``REACH_M`` of its next traffic light and would reach it within
+``ARRIVING_S`` at its present speed (or is within ``NEAR_M``), that junction is taken from
+its controller until the vehicle has crossed — a vehicle creeping far off is held up by
+something else (a queue at a junction without signals), and a green held for it then only
+delays the cross streets. If the vehicle's link is not green,
+the junction goes through yellow (clearance for the cross traffic) to a green phase of its
+own program that serves the link, and holds it until the vehicle has crossed (a second stop
+line inside the junction gets its own green); then the junction returns to its controller
+(or to its own program, under fixed time).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Any
 from zhongshu.traffic.signals.controllers import Junction, yellow_between
 
 REACH_M = 250.0
+NEAR_M = 100.0  # closer than this, the light turns for the vehicle even while it stands
+ARRIVING_S = 20.0  # farther, once it would arrive within this at its present speed
 
 
 class Priority:
@@ -26,6 +32,7 @@ class Priority:
         self.ls, self.vehicle, self.junctions = ls, vehicle, junctions
         self.yellow, self.adaptive = yellow, adaptive
         self.held: dict[str, tuple[int, float]] = {}  # junction → (green phase, green at)
+        self.served: dict[str, int] = {}  # junction → the vehicle's link it turned green for
         self.programs = {j: ls.trafficlight.getProgram(j) for j in junctions}
 
     def step(self, now: float) -> set[str]:
@@ -33,31 +40,44 @@ class Priority:
         ls = self.ls
         ahead: dict[str, int] = {}
         if self.vehicle in ls.vehicle.getIDList():
+            speed = ls.vehicle.getSpeed(self.vehicle)
             for tls, link, dist, _state in ls.vehicle.getNextTLS(self.vehicle):
-                if dist <= REACH_M and tls in self.junctions:
+                if tls in self.junctions and dist <= REACH_M and (
+                        tls in self.served or dist <= NEAR_M or dist <= speed * ARRIVING_S):
                     ahead[tls] = link
                 break  # only the next light
-        for tls in [t for t in self.held if t not in ahead]:
+        for tls in [t for t in {*self.held, *self.served} if t not in ahead]:
             self._release(tls, now)
         for tls, link in ahead.items():
             j = self.junctions[tls]
-            if tls not in self.held:
-                serving = [k for k, g in enumerate(j.greens) if g[link] in "Gg"]
-                if not serving:
-                    continue
-                k = min(serving, key=lambda k: j.greens[k][link] != "G")
-                state = ls.trafficlight.getRedYellowGreenState(tls)
-                if state[link] in "Gg":
-                    self.held[tls] = (k, now)
-                    continue
-                ls.trafficlight.setRedYellowGreenState(tls, yellow_between(state, j.greens[k]))
-                self.held[tls] = (k, now + self.yellow)
-            k, green_at = self.held[tls]
-            if now >= green_at:
-                ls.trafficlight.setRedYellowGreenState(tls, j.greens[k])
+            if self.served.get(tls) != link:  # a new light, or a second stop line inside it
+                self._serve(tls, j, link, now)
+            if tls in self.held:
+                k, green_at = self.held[tls]
+                if now >= green_at:
+                    ls.trafficlight.setRedYellowGreenState(tls, j.greens[k])
         return set(self.held)
 
+    def _serve(self, tls: str, j: Junction, link: int, now: float) -> None:
+        """Turn the light to a green of its own program that serves ``link``: at once if it
+        shows one already, else through ``yellow`` seconds of yellow."""
+        serving = [k for k, g in enumerate(j.greens) if g[link] in "Gg"]
+        if not serving:
+            return
+        self.served[tls] = link
+        state = self.ls.trafficlight.getRedYellowGreenState(tls)
+        if state in j.greens and state[link] in "Gg":
+            self.held[tls] = (j.greens.index(state), now)  # keep the green it shows
+            return
+        k = min(serving, key=lambda k: j.greens[k][link] != "G")
+        # (from a yellow already shown, links still green that k stops turn yellow too)
+        self.ls.trafficlight.setRedYellowGreenState(tls, yellow_between(state, j.greens[k]))
+        self.held[tls] = (k, now + self.yellow)
+
     def _release(self, tls: str, now: float) -> None:
+        self.served.pop(tls, None)
+        if tls not in self.held:
+            return
         k, _ = self.held.pop(tls)
         j = self.junctions[tls]
         if self.adaptive:

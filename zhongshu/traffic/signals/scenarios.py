@@ -119,10 +119,12 @@ def shipped(name: str, folder: Path) -> tuple[Path, Path, tuple[Path, ...]]:
 
 
 def with_emergency(net: Path, routes: Path, depart: float, vehicle: str = "ambulance"
-                   ) -> Path:
-    """A copy of ``routes`` with an emergency vehicle (vClass ``emergency``, no bluelight
+                   ) -> str:
+    """The demand ``routes`` plus an emergency vehicle (vClass ``emergency``, no bluelight
     device: it obeys the signals) departing at ``depart`` across the network — between the
-    two edges farthest apart, by the fastest path."""
+    two edges farthest apart, by the fastest path. The vehicle is written to a file of its
+    own next to ``routes``; the result names both, as SUMO's ``-r`` takes them
+    ("routes,own")."""
     import sumolib
 
     graph = sumolib.net.readNet(str(net))
@@ -140,20 +142,16 @@ def with_emergency(net: Path, routes: Path, depart: float, vehicle: str = "ambul
             break
     else:
         raise ValueError("no route across the network for an emergency vehicle")
-    root = ET.parse(routes).getroot()
     vtype = ET.Element("vType", {"id": "emergency", "vClass": "emergency",
                                  "guiShape": "emergency", "speedFactor": "1.0"})
     car = ET.Element("vehicle", {"id": vehicle, "type": "emergency", "depart": f"{depart:.2f}",
                                  "departLane": "best", "departSpeed": "max"})
     ET.SubElement(car, "route", {"edges": " ".join(e.getID() for e in path)})
-    vehicles = [v for v in root if v.tag == "vehicle"] + [car]
-    vehicles.sort(key=lambda v: float(v.get("depart", 0)))
     out = ET.Element("routes")
-    out.append(vtype)
-    out.extend(vehicles)
-    target = routes.with_name(routes.name.replace(".rou.xml", f".{vehicle}.rou.xml"))
-    ET.ElementTree(out).write(target, encoding="utf-8", xml_declaration=True)
-    return target
+    out.extend([vtype, car])
+    own = routes.with_name(routes.name.replace(".rou.xml", f".{vehicle}.rou.xml"))
+    ET.ElementTree(out).write(own, encoding="utf-8", xml_declaration=True)
+    return f"{routes},{own}"
 
 
 def demo_city(folder: Path, seed: int = 42, scale: float = 0.2, begin_h: float = 7.0,
