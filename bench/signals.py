@@ -10,8 +10,9 @@ Two sets of scenarios:
 * ``shipped`` — networks SUMO ships with its examples, with their own signal programs: two
   city networks from OpenStreetMap (Berlin-Neukölln, central Ingolstadt) with a generated
   rush-hour demand; the RiLSA intersections (German signal guideline examples: real layouts
-  with protected turns, measured flows); an OpenStreetMap extract with its demand (A10KW)
-  and the small networks of SUMO's game. Looked at only once ``ours`` was built; what
+  with protected turns, measured flows); DLR's research intersection in Braunschweig with
+  its signal plan and an hour of recorded vehicles; an OpenStreetMap extract with its
+  demand (A10KW) and the small networks of SUMO's game. Looked at only once ``ours`` was built; what
   changed because of them is said in ``controllers.py``.
 
     python bench/signals.py [--set dev|shipped|all] [--seeds 1 2 3] [--jobs 2]
@@ -53,7 +54,7 @@ def scenario(name: str, workdir: Path) -> Case:
         return net, routes, (), begin, end
     if name in NETWORKS or name in CITIES:
         return (*build(name, workdir), (), 0.0, 3600.0)
-    return (*shipped(name, workdir / "shipped"), 0.0, 3600.0)
+    return shipped(name, workdir / "shipped")
 
 
 def _one(job: tuple[str, str, int, Path]) -> tuple[str, str, int, dict[str, Any]]:
@@ -115,7 +116,7 @@ def _table(title: str, names: list[str], runs: dict[tuple[str, str], list[dict[s
           "vehicles stood red, worst seed)")
     print(f"  {'scenario':<11}{'controller':<14}{'avg delay s':>12}{'± sd':>7}"
           f"{'duration s':>11}{'finished':>9}{'on road':>8}{'never in':>9}{'waiting s':>10}"
-          f"{'delay idx':>10}{'longest red':>12}")
+          f"{'delay idx':>10}{'longest red':>12}{'discarded':>10}")
     mean: dict[tuple[str, str], dict[str, float]] = {}
     for name in names:
         for ctl in CONTROLLERS:
@@ -127,7 +128,7 @@ def _table(title: str, names: list[str], runs: dict[tuple[str, str], list[dict[s
             print(f"  {name:<11}{ctl:<14}{m['avg_delay']:>12.1f}{sd:>7.1f}"
                   f"{m['avg_duration']:>11.1f}{m['finished']:>9.0f}{m['unfinished']:>8.0f}"
                   f"{m['never_entered']:>9.0f}{m['avg_waiting']:>10.1f}"
-                  f"{m['delay_index']:>10.2f}{red:>12.0f}")
+                  f"{m['delay_index']:>10.2f}{red:>12.0f}{m['discarded']:>10.0f}")
     print("  ratios of average delay (per scenario, in the order above; over the set = sum "
           "of delays / sum)")
     for ctl in CONTROLLERS:

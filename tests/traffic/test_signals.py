@@ -3,6 +3,7 @@ greens, max-pressure's choice, and a whole SUMO run that is the same for the sam
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -164,6 +165,24 @@ def test_vehicles_that_never_entered_are_counted_from_sumo(grid: tuple[Path, Pat
     m = run(net, flow, Fixed(), seed=1, end=300)
     assert m["finished"] + m["unfinished"] + m["never_entered"] == 500  # 0, 0.5, … 249.5
     assert 0 < m["never_entered"] < 500
+
+
+def test_the_harness_does_not_make_sumo_discard_vehicles(tmp_path: Path) -> None:
+    from zhongshu.traffic.signals.scenarios import shipped
+
+    # Braunschweig's recorded vehicles enter at their measured speeds; SUMO refuses some of
+    # them wherever the controller is. Under the network's own program that is the
+    # demand's own share; a controller must not add to it (it did, 33 → 57, when states
+    # were set directly and SUMO believed red links would never turn green)
+    net, rou, adds, begin, _ = shipped("braunschweig", tmp_path)
+    own = run(net, rou, Fixed(), seed=1, begin=begin, end=begin + 900, additional=adds)
+    ours = run(net, rou, Ours(), seed=1, begin=begin, end=begin + 900, additional=adds)
+    mp = run(net, rou, MaxPressure(), seed=1, begin=begin, end=begin + 900, additional=adds)
+    assert ours["discarded"] == mp["discarded"] == own["discarded"]
+    loaded = sum(1 for t in ET.parse(gzip.open(rou)).getroot().iter("trip")
+                 if begin <= float(t.get("depart", 0)) < begin + 900)
+    for m in (own, ours, mp):
+        assert m["finished"] + m["unfinished"] + m["never_entered"] + m["discarded"] == loaded
 
 
 def test_the_longest_red_is_bounded_by_the_programs(grid: tuple[Path, Path]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from zhongshu.traffic.signals.controllers import Junction, yellow_between
+from zhongshu.traffic.signals.display import Display
 
 REACH_M = 250.0
 NEAR_M = 100.0  # closer than this, the light turns for the vehicle even while it stands
@@ -28,8 +29,8 @@ class Priority:
     """Pre-empts the signals ahead of ``vehicle``."""
 
     def __init__(self, ls: Any, vehicle: str, junctions: dict[str, Junction], yellow: float,
-                 adaptive: bool) -> None:
-        self.ls, self.vehicle, self.junctions = ls, vehicle, junctions
+                 display: Display, adaptive: bool) -> None:
+        self.ls, self.vehicle, self.junctions, self.display = ls, vehicle, junctions, display
         self.yellow, self.adaptive = yellow, adaptive
         self.held: dict[str, tuple[int, float]] = {}  # junction → (green phase, green at)
         self.served: dict[str, int] = {}  # junction → the vehicle's link it turned green for
@@ -55,7 +56,7 @@ class Priority:
             if tls in self.held:
                 k, green_at = self.held[tls]
                 if now >= green_at:
-                    ls.trafficlight.setRedYellowGreenState(tls, j.greens[k])
+                    self.display.show(tls, j.greens[k])
         return set(self.held)
 
     def _serve(self, tls: str, j: Junction, link: int, now: float) -> None:
@@ -71,7 +72,7 @@ class Priority:
             return
         k = min(serving, key=lambda k: j.greens[k][link] != "G")
         # (from a yellow already shown, links still green that k stops turn yellow too)
-        self.ls.trafficlight.setRedYellowGreenState(tls, yellow_between(state, j.greens[k]))
+        self.display.show(tls, yellow_between(state, j.greens[k]))
         self.held[tls] = (k, now + self.yellow)
 
     def _release(self, tls: str, now: float) -> None:
@@ -82,6 +83,6 @@ class Priority:
         j = self.junctions[tls]
         if self.adaptive:
             j.current, j.since = k, now  # the controller carries on from this green
-            self.ls.trafficlight.setRedYellowGreenState(tls, j.greens[k])
+            self.display.show(tls, j.greens[k])
         else:
             self.ls.trafficlight.setProgram(tls, self.programs[tls])

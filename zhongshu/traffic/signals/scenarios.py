@@ -10,6 +10,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 # name → netgenerate options; demand: (begin, end, seconds between departures)
 NETWORKS: dict[str, list[str]] = {
@@ -86,12 +87,16 @@ def _merge(parts: list[Path], target: Path) -> None:
 
 
 # SUMO's own examples, shipped in the eclipse-sumo package (EPL-2.0) and used where they lie:
-# name → (folder under tools/, network, demand, additional files); for the RiLSA examples
-# the demand is written by the example's own makeRoutes.py (its measured flows).
+# name → (folder under tools/, network, demand, additional files[, window]); for the RiLSA
+# examples the demand is written by the example's own makeRoutes.py (its measured flows).
 _RILSA = "sumolib/scenario/scenarios/RealWorld/RiLSA_example{n}"
-SHIPPED: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
+SHIPPED: dict[str, tuple[Any, ...]] = {
     **{f"rilsa{n}": (_RILSA.format(n=n), f"rilsa{n}.net.xml", "flows.rou.xml",
                      ("vtypes.add.xml", f"rilsa{n}_tls.add.xml")) for n in (1, 2, 3, 4)},
+    # DLR's research intersection in Braunschweig: its signal plan and the vehicles its
+    # sensors recorded from 15:00 to 16:00
+    "braunschweig": ("game/fokr_bs_demo", "fokr_bs.net.xml.gz", "15_16_veh.trips.xml.gz",
+                     ("vtypes_default.add.xml", "signalPlan.add.xml"), (53990.0, 57600.0)),
     "a10kw": ("game/A10KW", "osm.net.xml", "osm.passenger.rou.xml", ()),
     "square": ("game/square", "square.net.xml", "square.rou.xml", ()),
     "kuehne": ("game/kuehne", "kuehne.net.xml", "kuehne.rou.xml", ()),
@@ -101,11 +106,13 @@ SHIPPED: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
 }
 
 
-def shipped(name: str, folder: Path) -> tuple[Path, Path, tuple[Path, ...]]:
-    """A network SUMO ships with its examples (:data:`SHIPPED`): the network, the demand and
-    the additional files (vehicle types, the intersection's own signal program). Demand
-    that the example generates is written into ``folder``."""
-    where, net, routes, adds = SHIPPED[name]
+def shipped(name: str, folder: Path
+            ) -> tuple[Path, Path, tuple[Path, ...], float, float]:
+    """A network SUMO ships with its examples (:data:`SHIPPED`): the network, the demand, the
+    additional files (vehicle types, the intersection's own signal program) and the window
+    to simulate. Demand that the example generates is written into ``folder``."""
+    where, net, routes, adds, *window = SHIPPED[name]
+    begin, end = window[0] if window else (0.0, 3600.0)
     src = _sumo_home() / "tools" / where
     demand = src / routes
     if name.startswith("rilsa"):
@@ -115,7 +122,7 @@ def shipped(name: str, folder: Path) -> tuple[Path, Path, tuple[Path, ...]]:
             subprocess.run([sys.executable, str(src / "makeRoutes.py")], cwd=out, check=True,
                            capture_output=True)
         demand = out / routes
-    return src / net, demand, tuple(src / a for a in adds)
+    return src / net, demand, tuple(src / a for a in adds), begin, end
 
 
 def with_emergency(net: Path, routes: Path, depart: float, vehicle: str = "ambulance"

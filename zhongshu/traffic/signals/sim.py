@@ -9,6 +9,7 @@ network's own programs; a controller chooses among their green phases, and the h
 
 from __future__ import annotations
 
+import gzip
 import os
 import tempfile
 import warnings
@@ -25,6 +26,7 @@ from zhongshu.traffic.signals.controllers import (
     Lanes,
     yellow_between,
 )
+from zhongshu.traffic.signals.display import Display
 from zhongshu.traffic.signals.priority import Priority
 
 
@@ -116,13 +118,16 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
         trace: Callable[[float, str, str], None] | None = None,
         emergency: str | None = None, priority: bool = False,
         additional: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """One run; its metrics (see :func:`metrics`) and ``longest_red`` (:class:`RedWatch`,
-    seconds). ``trace(time, junction, state)`` is called every step for every controlled
-    junction (for checks). ``emergency``: a vehicle of the demand whose trip is also
-    reported (duration, free-flow time, their ratio); with ``priority``, the signals ahead
-    of it are pre-empted (:mod:`.priority`).
-    ``routes``: a demand file, or several separated by commas. ``additional``: SUMO
-    additional files (traffic-light programs, vehicle types)."""
+    """One run; its metrics (see :func:`metrics`), ``longest_red`` (:class:`RedWatch`,
+    seconds) and ``discarded``: vehicles SUMO loaded but refused to insert at all (a given
+    departure speed impossible where they start) — they have no trip information, so they
+    are counted here and in no other metric.
+
+    ``trace(time, junction, state)`` is called every step for every controlled junction (for
+    checks). ``emergency``: a vehicle of the demand whose trip is also reported (duration,
+    free-flow time, their ratio); with ``priority``, the signals ahead of it are pre-empted
+    (:mod:`.priority`). ``routes``: a demand file, or several separated by commas.
+    ``additional``: SUMO additional files (traffic-light programs, vehicle types)."""
     ls = _libsumo()
     with tempfile.TemporaryDirectory(prefix="zs-sumo-") as tmp:
         trips = Path(tmp) / "tripinfo.xml"
@@ -137,7 +142,8 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
             watch = RedWatch(ls, every)
             control = [] if isinstance(controller, Fixed) else every
             lanes = {lane for j in control for m in j.movements for mv in m for lane in mv}
-            pre = Priority(ls, emergency, {j.id: j for j in every}, yellow,
+            display = Display(ls)
+            pre = Priority(ls, emergency, {j.id: j for j in every}, yellow, display,
                            adaptive=bool(control)) if emergency and priority else None
             held: set[str] = set()
             lengths = {la: ls.lane.getLength(la) for la in lanes}
@@ -149,7 +155,9 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
             before: dict[str, set[str]] = {lane: set() for lane in lanes}  # at the last look
             looked = begin - step
             for j in control:
-                ls.trafficlight.setRedYellowGreenState(j.id, j.greens[0])
+                display.prepare(j.id, [*j.greens, *(yellow_between(a, b) for a in j.greens
+                                                    for b in j.greens if a != b)])
+                display.show(j.id, j.greens[0])
             t = begin
             while t < end:
                 if count_flow:  # vehicles entering each incoming lane, for flows
@@ -173,8 +181,8 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
                             continue
                         k = controller.choose(j, seen, t)
                         if k is not None and k != j.current:
-                            ls.trafficlight.setRedYellowGreenState(
-                                j.id, yellow_between(j.greens[j.current], j.greens[k]))
+                            display.show(j.id, yellow_between(j.greens[j.current],
+                                                              j.greens[k]))
                             switch[j.id] = (t + yellow, k)
                 if pre is not None:
                     held = pre.step(t)
@@ -184,7 +192,7 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
                     due = switch.get(j.id)
                     if due is not None and t >= due[0] and j.id not in held:
                         j.current, j.since = due[1], t
-                        ls.trafficlight.setRedYellowGreenState(j.id, j.greens[j.current])
+                        display.show(j.id, j.greens[j.current])
                         del switch[j.id]
                 watch.step(t)
                 if trace is not None:
@@ -197,6 +205,7 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
         finally:
             ls.close()
         out: dict[str, Any] = {**metrics(trips), "longest_red": watch.longest}
+        out["discarded"] = discarded(str(routes), trips, begin, end)
         if emergency:
             out["emergency"] = trip_of(trips, emergency)
         return out
@@ -214,6 +223,25 @@ def _flow(times: deque[float], now: float, window: float = 600.0) -> float:
         times.popleft()
     span = min(window, max(now, 1.0))
     return len(times) * 3600.0 / span
+
+
+def discarded(routes: str, tripinfo: Path, begin: float, end: float) -> int:
+    """Vehicles and trips of the demand files (comma-separated) due in [begin, end) that have
+    no trip information: SUMO refused to insert them at all. (Vehicles of ``<flow>``s are
+    not listed in the files; SUMO's undeparted output covers those that wait.)"""
+    seen = {info.get("id") for info in ET.parse(tripinfo).getroot().iter("tripinfo")}
+    missing = 0
+    for name in routes.split(","):
+        with gzip.open(name) if name.endswith(".gz") else open(name, "rb") as f:
+            for _, el in ET.iterparse(f):
+                if el.tag in ("vehicle", "trip"):
+                    try:
+                        due = begin <= float(el.get("depart", "")) < end
+                    except ValueError:  # "triggered", "now"…: not a time
+                        due = False
+                    missing += due and el.get("id") not in seen
+                    el.clear()
+    return missing
 
 
 def trip_of(tripinfo: Path, vehicle: str) -> dict[str, float] | None:
