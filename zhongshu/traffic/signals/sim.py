@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import gzip
 import os
+import sys
 import tempfile
 import warnings
 import xml.etree.ElementTree as ET
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,22 @@ from zhongshu.traffic.signals.controllers import (
 )
 from zhongshu.traffic.signals.display import Display
 from zhongshu.traffic.signals.priority import Priority
+
+
+@contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """SUMO's messages (one line per vehicle it cannot insert, thousands on some demands) go
+    to ``path``, not the terminal; what matters of them is in the metrics, and a fatal
+    error comes back as the exception's message."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "wb") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _libsumo() -> Any:
@@ -129,7 +147,8 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
     (:mod:`.priority`). ``routes``: a demand file, or several separated by commas.
     ``additional``: SUMO additional files (traffic-light programs, vehicle types)."""
     ls = _libsumo()
-    with tempfile.TemporaryDirectory(prefix="zs-sumo-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="zs-sumo-") as tmp, \
+            _stderr_to(Path(tmp) / "sumo.log"):
         trips = Path(tmp) / "tripinfo.xml"
         ls.start(["sumo", "-n", str(net), "-r", str(routes), "--begin", str(begin),
                   "--end", str(end), "--seed", str(seed), "--time-to-teleport", "-1",
