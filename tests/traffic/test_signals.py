@@ -233,6 +233,15 @@ def test_emergency_priority_clears_the_way_on_an_arterial(tmp_path: Path) -> Non
     assert green["emergency"]["ratio"] <= 1.2 < plain["emergency"]["ratio"]
 
 
+def test_webster_cycles_through_the_greens_no_other_includes() -> None:
+    from zhongshu.traffic.signals.controllers import cycled
+
+    a, b, c = ("n_in", "s_out"), ("s_in", "n_out"), ("e_in", "w_out")
+    # a lead phase (north only), the full north–south green, its copy, and east–west
+    j = Junction("j", ["Grr", "GGr", "GGr", "rrG"], [[a], [a, b], [b, a], [c]])
+    assert cycled(j) == [1, 3]
+
+
 def test_webster_plan_by_hand() -> None:
     # q = 600 and 300 veh/h, s = 1800: y = 1/3 and 1/6, Y = 1/2; L = 10 s
     # C = (1.5 · 10 + 5) / (1 − 1/2) = 40 s; greens (40 − 10) · y / Y = 20 s and 10 s

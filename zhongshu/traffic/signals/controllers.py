@@ -5,8 +5,9 @@ for every traffic light; the harness inserts the yellow between two greens.
 * ``fixed`` — the network's own programs, untouched.
 * ``webster`` — fixed-time plans recomputed from the flows every ``WEBSTER_PERIOD_S``:
   Webster's cycle C = (1.5 L + 5) / (1 − Y) and greens split by the phases' critical flow
-  ratios (see :func:`webster_plan`), in whole decision steps; a lane that several greens
-  serve shares its flow among them.
+  ratios (see :func:`webster_plan`), in whole decision steps, over the greens no other
+  green includes (:func:`cycled`); a lane that several of them serve shares its flow among
+  them.
 * ``max-pressure`` — the standard baseline, untuned: the green phase whose movements carry
   the largest pressure (vehicles halting on each incoming lane minus those halting on its
   outgoing lane, summed over the phase's movements).
@@ -126,28 +127,39 @@ class Webster:
     needs_flow = True  # the harness then measures each incoming lane's flow
 
     def __init__(self) -> None:
-        self.plans: dict[str, tuple[float, list[float], float]] = {}  # id → (from, greens, C)
+        # id → (from, the greens cycled through, their green times)
+        self.plans: dict[str, tuple[float, list[int], list[float]]] = {}
 
     def choose(self, junction: Junction, lanes: Lanes, now: float) -> int | None:
         plan = self.plans.get(junction.id)
         if plan is None or now - plan[0] >= WEBSTER_PERIOD_S:
-            serving: dict[str, int] = {}  # lane → how many greens serve it
-            for m in junction.movements:
-                for i in {i for i, _ in m}:
+            phases = cycled(junction)
+            serving: dict[str, int] = {}  # lane → how many of them serve it
+            for k in phases:
+                for i in {i for i, _ in junction.movements[k]}:
                     serving[i] = serving.get(i, 0) + 1
             # a lane several greens serve shares its need among them (else a program with
             # overlapping phases counts it twice and asks for the longest cycle)
-            flows = [max((lanes.flow.get(i, 0.0) / serving[i] for i, _ in m), default=0.0)
-                     for m in junction.movements]
-            cycle, greens = webster_plan(flows, LOST_PER_PHASE_S * len(flows))
-            plan = self.plans[junction.id] = (now, greens, cycle)
-        start, greens, _ = plan
+            flows = [max((lanes.flow.get(i, 0.0) / serving[i]
+                          for i, _ in junction.movements[k]), default=0.0) for k in phases]
+            _cycle, greens = webster_plan(flows, LOST_PER_PHASE_S * len(flows))
+            plan = self.plans[junction.id] = (now, phases, greens)
+        start, phases, greens = plan
         t = (now - start) % sum(g + LOST_PER_PHASE_S for g in greens)
-        for k, g in enumerate(greens):
+        for k, g in zip(phases, greens, strict=True):
             if t < g + LOST_PER_PHASE_S:
                 return k
             t -= g + LOST_PER_PHASE_S
-        return len(greens) - 1
+        return phases[-1]
+
+
+def cycled(junction: Junction) -> list[int]:
+    """The greens a fixed cycle goes through: those whose movements no other green includes
+    (a program's partial greens — a turn released early, a lane held back — are steps
+    between these, and each costs a yellow and a start-up in a cycle)."""
+    sets = [frozenset(m) for m in junction.movements]
+    return [k for k, a in enumerate(sets)
+            if not any(a < b or (a == b and m < k) for m, b in enumerate(sets))]
 
 
 MIN_GREEN_S = 5.0
