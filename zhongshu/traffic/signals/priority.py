@@ -6,11 +6,11 @@ When the vehicle is within ``REACH_M`` of its next traffic light and would reach
 ``ARRIVING_S`` at its present speed (or is within ``NEAR_M``), that junction is taken from
 its controller until the vehicle has crossed — a vehicle creeping far off is held up by
 something else (a queue at a junction without signals), and a green held for it then only
-delays the cross streets. If the vehicle's link is not green,
-the junction goes through yellow (clearance for the cross traffic) to a green phase of its
-own program that serves the link, and holds it until the vehicle has crossed (a second stop
-line inside the junction gets its own green); then the junction returns to its controller
-(or to its own program, under fixed time).
+delays the cross streets. If the vehicle's link is not green, the junction goes through
+yellow (clearance for the cross traffic) to a green phase of its own program that serves the
+link, and holds it until the vehicle has crossed (a second stop line inside the junction
+gets its own green); then the junction returns to its controller (or to its own program,
+under fixed time).
 """
 
 from __future__ import annotations
