@@ -51,6 +51,35 @@ sql = "SELECT 1 AS lakes"
     assert trees.kind == "number" and trees.shown_on() == ["city", "district"]
 
 
+def test_fragments_are_shared_sql_a_city_may_use_and_add(tmp_path: Path) -> None:
+    (tmp_path / "cockpit.toml").write_text('''
+[fragments]
+big_trees = "(SELECT * FROM parks.trees WHERE girth_cm > 100)"
+
+[[panels]]
+id = "big-trees"
+title = "Big trees"
+kind = "number"
+sql = "SELECT count(*) AS trees FROM {big_trees} t WHERE {where}"
+
+[[panels]]
+id = "counted"
+title = "Counting cameras"
+kind = "number"
+sql = "SELECT count(*) AS cameras FROM {counting_cameras} c WHERE c.counted"
+''', encoding="utf-8")
+    panels = {p.id: p for p in load_panels(tmp_path)}
+    assert panels["big-trees"].bound("city", None)["sql"] == (
+        "SELECT count(*) AS trees FROM (SELECT * FROM parks.trees WHERE girth_cm > 100) t "
+        "WHERE TRUE")
+    counted = panels["counted"].bound("city", None)["sql"]
+    assert "min(camera_id) OVER (PARTITION BY segment_id) AS counted" in counted
+    # the defaults that share it are written out the same way, nothing left unfilled
+    for pid in ("vehicles-day", "area-map", "flow-by-hour"):
+        sql = panels[pid].bound("city", None)["sql"]
+        assert "{" not in sql and "PARTITION BY segment_id" in sql
+
+
 @pytest.mark.parametrize(("text", "words"), [
     ('[[panels]]\nid = "x"\ntitle = "X"\nkind = "pie"\nsql = "SELECT 1"\n', "kind"),
     ('[[panels]]\nid = "x"\ntitle = "X"\nkind = "bar"\n', "needs `sql`"),

@@ -80,9 +80,13 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read the cockpit panels: {e}", path=str(path)) from None
 
 
-def _parse(items: list[dict[str, Any]], where: str) -> list[Panel]:
+def _parse(items: list[dict[str, Any]], where: str,
+           fragments: dict[str, str] | None = None) -> list[Panel]:
     out = []
     for n, item in enumerate(items):
+        if isinstance(item.get("sql"), str):
+            for name, text in (fragments or {}).items():
+                item = {**item, "sql": item["sql"].replace("{" + name + "}", text)}
         try:
             out.append(Panel.model_validate(item))
         except ValidationError as e:
@@ -95,19 +99,23 @@ def _parse(items: list[dict[str, Any]], where: str) -> list[Panel]:
 
 def load_panels(city_root: Path) -> list[Panel]:
     """The defaults, then scenarios' panels, then the city's ``cockpit.toml`` (which may
-    replace a panel by its id, add panels, and ``hide`` some), in display order.
+    replace a panel by its id, add panels, and ``hide`` some), in display order; shared SQL
+    ``[fragments]`` (the defaults' and the city's) are written into the panels' SQL.
 
     Raises:
         ConfigError: a panel that does not validate, naming the file.
     """
-    panels = {p.id: p for p in _parse(_read(DEFAULTS)["panels"], str(DEFAULTS))}
+    defaults = _read(DEFAULTS)
+    fragments: dict[str, str] = dict(defaults.get("fragments", {}))
+    panels = {p.id: p for p in _parse(defaults["panels"], str(DEFAULTS), fragments)}
     for ep in metadata.entry_points(group=ENTRY_POINTS):
-        for p in _parse(ep.load()(), f"entry point {ep.name}"):
+        for p in _parse(ep.load()(), f"entry point {ep.name}", fragments):
             panels[p.id] = p
     own = city_root / "cockpit.toml"
     if own.is_file():
         data = _read(own)
-        for p in _parse(data.get("panels", []), str(own)):
+        fragments.update(data.get("fragments", {}))
+        for p in _parse(data.get("panels", []), str(own), fragments):
             panels[p.id] = p
         for gone in data.get("hide", []):
             panels.pop(gone, None)
