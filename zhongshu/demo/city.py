@@ -19,6 +19,7 @@ import tomli_w
 from zhongshu.demo import writers
 from zhongshu.demo.generate import DemoCity, Table
 from zhongshu.demo.geography import DISTRICTS, STREETS, geojson
+from zhongshu.scenarios import Scenario, discover
 from zhongshu.scenarios import signals as signals_scenario
 from zhongshu.scenarios.trees import store as trees_store
 from zhongshu.scenarios.trees import survey
@@ -399,13 +400,16 @@ def build_demo_city(root: Path, seed: int = 42, scale: float = 0.01, engines: st
                "sources": [source], "datasets": datasets, "grants": demo_grants(member)}
         _write_toml(root / "members" / f"{member}.toml", doc,
                     f"Member `{member}` ({title_zh}): its source and the datasets it offers.")
+    stores: dict[str, list[Scenario]] = {}  # member → its scenarios that keep a store
+    for scenario in discover():
+        if scenario.store is not None:
+            stores.setdefault(scenario.member, []).append(scenario)
     for member, (kind, title, roles) in CONSUMERS.items():
         doc = {"member": {"name": member, "kind": kind, "title": title, "roles": roles},
                **DERIVED.get(member, {})}
-        if member == "app-trees":
-            trees_store.create(root / "data" / member)
-        if member == "app-traffic":
-            signals_scenario.create(root / "data" / member)
+        for scenario in stores.get(member, []):
+            if scenario.store is not None:
+                scenario.store(root / "data" / member)
         _write_toml(root / "members" / f"{member}.toml", doc, f"Member `{member}`.")
     city_doc = {
         "city": {"name": "demo-city", "title": "Demo City", "name_zh": "示范市", "code": "330100"},

@@ -6,9 +6,10 @@ A scenario registers through the ``zhongshu.scenarios`` entry point group (an ob
 through :class:`zhongshu.client.Hub` under its own member's token — so it could equally run
 on another machine — and answers under ``/scenarios/<name>/``. A scenario that publishes
 derived datasets keeps them in its own store (``data/<member>/`` of the city), which its
-member declares as a source like any department's. The hub mounts the scenarios
-whose member has a token (``ZHONGSHU_TOKEN_<MEMBER>`` in the environment, or the city's
-token folder, which ``zhongshu demo`` fills).
+member declares as a source like any department's; its ``store(home)`` creates that store
+empty, so a new city (``zhongshu demo``) can declare it before the scenario first writes.
+The hub mounts the scenarios whose member has a token (``ZHONGSHU_TOKEN_<MEMBER>`` in the
+environment, or the city's token folder, which ``zhongshu demo`` fills).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class Scenario:
     member: str
     purpose: str
     router: Callable[[Hub, str, Path], APIRouter]  # (hub client, purpose, home) → routes
+    # creates the scenario's own store, empty, in a home folder (for a city whose member
+    # declares it as a source before the scenario has written anything)
+    store: Callable[[Path], Path] | None = None
 
 
 def own_store(home: Path, file: str, ddl: str) -> Path:

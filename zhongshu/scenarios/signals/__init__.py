@@ -101,7 +101,7 @@ def router(hub: Hub, purpose: str, home: Path) -> APIRouter:
 
 
 scenario = Scenario(name="traffic-signals", member="app-traffic",
-                    purpose="traffic-management", router=router)
+                    purpose="traffic-management", router=router, store=create)
 
 
 def panels() -> list[dict[str, Any]]:

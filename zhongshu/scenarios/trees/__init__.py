@@ -136,4 +136,5 @@ def router(hub: Hub, purpose: str, home: Path) -> APIRouter:
     return api
 
 
-scenario = Scenario(name="trees", member="app-trees", purpose="count-trees", router=router)
+scenario = Scenario(name="trees", member="app-trees", purpose="count-trees", router=router,
+                    store=store.create)
