@@ -179,8 +179,8 @@ def _jammed(lane: str, lanes: Lanes) -> bool:
 
 
 class Ours:
-    """Pressure with spill-back awareness, queue look-ahead, minimum green, hysteresis and a
-    maximum red."""
+    """Pressure with spill-back awareness, queue look-ahead, a hold for a queue still
+    discharging, a minimum green and a maximum red (see the module's docstring)."""
 
     name = "ours"
 
