@@ -19,7 +19,7 @@ import tomli_w
 from zhongshu.demo import writers
 from zhongshu.demo.generate import DemoCity, Table
 from zhongshu.demo.geography import DISTRICTS, STREETS, geojson
-from zhongshu.scenarios import Scenario, discover
+from zhongshu.scenarios import discover
 from zhongshu.scenarios import signals as signals_scenario
 from zhongshu.scenarios.trees import store as trees_store
 from zhongshu.scenarios.trees import survey
@@ -48,43 +48,50 @@ CONSUMERS: dict[str, tuple[str, str, list[str]]] = {
 
 P, S, INT, PUB = "personal", "sensitive", "internal", "public"
 
+def _derived(member: str, file: str, dataset: dict[str, str], table: str,
+             columns: tuple[tuple[str, str], ...], grants: list[dict[str, Any]]
+             ) -> dict[str, Any]:
+    """A scenario member's part of its file: its own store (``data/<member>/<file>``) as a
+    SQLite source and the public dataset (name, title, description) it publishes from
+    ``table`` there, by district."""
+    source = f"{member}-db"
+    return {
+        "sources": [{"name": source, "kind": "sqlite", "path": f"data/{member}/{file}"}],
+        "datasets": [{**dataset, "source": source, "table": table, "area_column": "district",
+                      "columns": [{"name": n, "type": t, "classification": "public"}
+                                  for n, t in columns]}],
+        "grants": grants}
+
+
 # scenario members that publish derived datasets from their own store
-DERIVED: dict[str, dict[str, Any]] = {"app-trees": {
-    "sources": [{"name": "app-trees-db", "kind": "sqlite",
-                 "path": f"data/app-trees/{trees_store.FILE}"}],
-    "datasets": [{
+DERIVED: dict[str, dict[str, Any]] = {
+    "app-trees": _derived("app-trees", trees_store.FILE, {
         "name": "trees.density", "title": "Trees per district, per km² and per resident",
         "description": "Derived by the trees scenario (app-trees) from parks.tree_surveys "
                        "and civil.districts, one row per survey and district "
-                       "(POST /scenarios/trees/publish)",
-        "source": "app-trees-db", "table": "density", "area_column": "district",
-        "columns": [{"name": n, "type": t, "classification": "public"} for n, t in (
+                       "(POST /scenarios/trees/publish)"}, "density", (
             ("survey", "VARCHAR"), ("district", "VARCHAR"), ("name_zh", "VARCHAR"),
             ("trees", "BIGINT"), ("population", "BIGINT"), ("area_km2", "DOUBLE"),
             ("trees_per_km2", "DOUBLE"), ("trees_per_1000_residents", "DOUBLE"),
-            ("computed_at", "VARCHAR"))]}],
-    "grants": [{"consumer": "cockpit-city", "purposes": ["city-operations"],
-                "datasets": ["trees.density"]}]},
-    "app-traffic": {
-    "sources": [{"name": "app-traffic-db", "kind": "sqlite",
-                 "path": f"data/app-traffic/{signals_scenario.FILE}"}],
-    "datasets": [{
+            ("computed_at", "VARCHAR")),
+        [{"consumer": "cockpit-city", "purposes": ["city-operations"],
+          "datasets": ["trees.density"]}]),
+    "app-traffic": _derived("app-traffic", signals_scenario.FILE, {
         "name": "traffic_signals.recommendations",
         "title": "Recommended signal plans per intersection",
         "description": "Derived by the traffic-signals scenario (app-traffic) from the live "
                        "traffic.segment_flow, traffic.segments and traffic.signals: Webster's "
-                       "cycle and green split (POST /scenarios/traffic-signals/recommend)",
-        "source": "app-traffic-db", "table": "recommendations", "area_column": "district",
-        "columns": [{"name": n, "type": t, "classification": "public"} for n, t in (
+                       "cycle and green split (POST /scenarios/traffic-signals/recommend)"},
+        "recommendations", (
             ("intersection_id", "VARCHAR"), ("district", "VARCHAR"), ("window_end", "VARCHAR"),
             ("flow_ns_vph", "DOUBLE"), ("flow_ew_vph", "DOUBLE"), ("cycle_s", "DOUBLE"),
             ("green_ns_s", "DOUBLE"), ("green_ew_s", "DOUBLE"), ("current_cycle_s", "DOUBLE"),
-            ("computed_at", "VARCHAR"))]}],
-    "grants": [{"consumer": "cockpit-city", "purposes": ["city-operations"],
-                "datasets": ["traffic_signals.recommendations"]},
-               {"consumer": "cockpit-xihu", "purposes": ["district-operations"],
-                "datasets": ["traffic_signals.recommendations"],
-                "row_scope": "district = 'xihu'"}]}}
+            ("computed_at", "VARCHAR")),
+        [{"consumer": "cockpit-city", "purposes": ["city-operations"],
+          "datasets": ["traffic_signals.recommendations"]},
+         {"consumer": "cockpit-xihu", "purposes": ["district-operations"],
+          "datasets": ["traffic_signals.recommendations"], "row_scope": "district = 'xihu'"}]),
+}
 
 # a tree, in the inventory and in every survey
 TREES: list[tuple[Any, ...]] = [
@@ -400,17 +407,13 @@ def build_demo_city(root: Path, seed: int = 42, scale: float = 0.01, engines: st
                "sources": [source], "datasets": datasets, "grants": demo_grants(member)}
         _write_toml(root / "members" / f"{member}.toml", doc,
                     f"Member `{member}` ({title_zh}): its source and the datasets it offers.")
-    stores: dict[str, list[Scenario]] = {}  # member → its scenarios that keep a store
-    for scenario in discover():
-        if scenario.store is not None:
-            stores.setdefault(scenario.member, []).append(scenario)
     for member, (kind, title, roles) in CONSUMERS.items():
         doc = {"member": {"name": member, "kind": kind, "title": title, "roles": roles},
                **DERIVED.get(member, {})}
-        for scenario in stores.get(member, []):
-            if scenario.store is not None:
-                scenario.store(root / "data" / member)
         _write_toml(root / "members" / f"{member}.toml", doc, f"Member `{member}`.")
+    for scenario in discover():  # the stores its members declare, empty until first written
+        if scenario.store is not None and scenario.member in CONSUMERS:
+            scenario.store(root / "data" / scenario.member)
     city_doc = {
         "city": {"name": "demo-city", "title": "Demo City", "name_zh": "示范市", "code": "330100"},
         "hub": {"origin": "hub.demo-city", "row_cap": 10_000},
