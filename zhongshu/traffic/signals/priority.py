@@ -32,8 +32,8 @@ class Priority:
                  display: Display, adaptive: bool) -> None:
         self.ls, self.vehicle, self.junctions, self.display = ls, vehicle, junctions, display
         self.yellow, self.adaptive = yellow, adaptive
-        self.held: dict[str, tuple[int, float]] = {}  # junction → (green phase, green at)
-        self.served: dict[str, int] = {}  # junction → the vehicle's link it turned green for
+        # junction → (green phase, green at, the vehicle's link it turns green for)
+        self.held: dict[str, tuple[int, float, int]] = {}
         self.programs = {j: ls.trafficlight.getProgram(j) for j in junctions}
 
     def step(self, now: float) -> set[str]:
@@ -44,17 +44,18 @@ class Priority:
             speed = ls.vehicle.getSpeed(self.vehicle)
             for tls, link, dist, _state in ls.vehicle.getNextTLS(self.vehicle):
                 if tls in self.junctions and dist <= REACH_M and (
-                        tls in self.served or dist <= NEAR_M or dist <= speed * ARRIVING_S):
+                        tls in self.held or dist <= NEAR_M or dist <= speed * ARRIVING_S):
                     ahead[tls] = link
                 break  # only the next light
-        for tls in [t for t in {*self.held, *self.served} if t not in ahead]:
+        for tls in [t for t in self.held if t not in ahead]:
             self._release(tls, now)
         for tls, link in ahead.items():
             j = self.junctions[tls]
-            if self.served.get(tls) != link:  # a new light, or a second stop line inside it
+            # a new light, or a second stop line inside one already held
+            if tls not in self.held or self.held[tls][2] != link:
                 self._serve(tls, j, link, now)
             if tls in self.held:
-                k, green_at = self.held[tls]
+                k, green_at, _ = self.held[tls]
                 if now >= green_at:
                     self.display.show(tls, j.greens[k])
         return set(self.held)
@@ -65,21 +66,17 @@ class Priority:
         serving = [k for k, g in enumerate(j.greens) if g[link] in "Gg"]
         if not serving:
             return
-        self.served[tls] = link
         state = self.ls.trafficlight.getRedYellowGreenState(tls)
         if state in j.greens and state[link] in "Gg":
-            self.held[tls] = (j.greens.index(state), now)  # keep the green it shows
+            self.held[tls] = (j.greens.index(state), now, link)  # keep the green it shows
             return
         k = min(serving, key=lambda k: j.greens[k][link] != "G")
         # (from a yellow already shown, links still green that k stops turn yellow too)
         self.display.show(tls, yellow_between(state, j.greens[k]))
-        self.held[tls] = (k, now + self.yellow)
+        self.held[tls] = (k, now + self.yellow, link)
 
     def _release(self, tls: str, now: float) -> None:
-        self.served.pop(tls, None)
-        if tls not in self.held:
-            return
-        k, _ = self.held.pop(tls)
+        k, _, _ = self.held.pop(tls)
         j = self.junctions[tls]
         if self.adaptive:
             j.current, j.since = k, now  # the controller carries on from this green
