@@ -206,8 +206,8 @@ def traffic_block(base: Path, batch: int) -> float:
     """Records/s of the demo's passages through the whole live traffic block."""
     import os
 
+    from zhongshu.node import Node
     from zhongshu.policy.identity import Caller
-    from zhongshu.query.service import QueryService
     from zhongshu.traffic import counting
 
     os.environ.setdefault("ZHONGSHU_ROW_CAP", "10000000")  # the whole day, for the owner
@@ -219,7 +219,7 @@ def traffic_block(base: Path, batch: int) -> float:
         text[:text.index("[[streams]]")] + counting.live_block("mqtt", "unused/bench"))
     city = load_city(root)
     svc = StreamService(city)
-    query = QueryService(city, monitor=False)
+    query = Node.open(city).query
     owner = Caller(query.catalog.members["traffic-police"])
     svc.load_lookups(lambda _o, sql: query.run(owner, sql, "bench").table.to_pylist())
     rows = query.run(owner, "SELECT camera_id, plate, vehicle_type, epoch(passed_at) AS "

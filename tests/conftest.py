@@ -27,6 +27,7 @@ import pytest
 from zhongshu.config import City, load_city
 from zhongshu.demo.city import ServerSettings, build_demo_city, drop_real_databases
 from zhongshu.demo.tokens import ensure_tokens, read_token
+from zhongshu.node import Node
 from zhongshu.query.service import QueryService
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -151,10 +152,15 @@ def demo_city(demo_dir: Path) -> City:
 
 
 @pytest.fixture(scope="session")
-def service(demo_city: City) -> Iterator[QueryService]:
-    svc = QueryService(demo_city, monitor=False)
-    yield svc
-    svc.close()
+def node(demo_city: City) -> Iterator[Node]:
+    """The demo city's hub parts (``zhongshu.node.Node``), shared by the session."""
+    with Node.open(demo_city, serve=True, monitor=False) as n:
+        yield n
+
+
+@pytest.fixture(scope="session")
+def service(node: Node) -> QueryService:
+    return node.query
 
 
 @pytest.fixture(scope="session")
@@ -179,27 +185,26 @@ def real_dir(real_servers: ServerSettings) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def real_service(real_dir: Path) -> Iterator[QueryService]:
-    svc = QueryService(load_city(real_dir), monitor=False)
-    yield svc
-    svc.close()
+    with Node.open(real_dir, serve=True, monitor=False) as n:
+        yield n.query
 
 
 class RunningHub:
     """A hub (protocol and cockpit) served by uvicorn on a loopback port, in a thread of the
     test process."""
 
-    def __init__(self, service: QueryService, city_dir: Path) -> None:
+    def __init__(self, node: Node, city_dir: Path) -> None:
         import uvicorn
 
         from zhongshu.cockpit import mount
-        from zhongshu.protocol.app import create_app
 
-        self.service = service
+        self.node = node
+        self.service = node.query
         self.city_dir = city_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        app = create_app(service)
-        mount(app, service.city)  # as `zhongshu serve` does
+        app = node.app()
+        mount(app, node.city)  # as `zhongshu serve` does
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                 log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
@@ -221,8 +226,8 @@ class RunningHub:
 
 
 @pytest.fixture(scope="session")
-def hub(service: QueryService, demo_dir: Path) -> Iterator[RunningHub]:
-    running = RunningHub(service, demo_dir)
+def hub(node: Node, demo_dir: Path) -> Iterator[RunningHub]:
+    running = RunningHub(node, demo_dir)
     yield running
     running.stop()
 
@@ -231,22 +236,22 @@ def hub(service: QueryService, demo_dir: Path) -> Iterator[RunningHub]:
 def own_hub_factory(demo_dir: Path, city_tmp: Path) -> Iterator[Any]:
     """Start hubs on private copies of the demo city (for tests that change grants, members
     or keys); extra member files may be added first."""
-    started: list[tuple[RunningHub, QueryService]] = []
+    started: list[tuple[RunningHub, Node]] = []
 
     def start(extra_members: dict[str, str] | None = None) -> RunningHub:
         root = city_tmp / f"city{len(started)}"
         shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
         for name, text in (extra_members or {}).items():
             (root / "members" / f"{name}.toml").write_text(text)
-        service = QueryService(load_city(root), monitor=False)
-        running = RunningHub(service, root)
-        started.append((running, service))
+        node = Node.open(root, serve=True, monitor=False)
+        running = RunningHub(node, root)
+        started.append((running, node))
         return running
 
     yield start
-    for running, service in started:
+    for running, node in started:
         running.stop()
-        service.close()
+        node.close()
 
 
 @pytest.fixture

@@ -54,11 +54,12 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _service(city_dir: Path, monitor: bool = False) -> Any:
-    from zhongshu.config import load_city
-    from zhongshu.query.service import QueryService
+def _node(city_dir: Path, serve: bool = False) -> Any:
+    """The parts of the city's hub (``zhongshu.node.Node``): for a command, stores, catalog
+    and the ledger recording governance changes; ``serve`` also streams and the sequencer."""
+    from zhongshu.node import Node
 
-    return QueryService(load_city(city_dir), monitor=monitor)
+    return Node.open(city_dir, serve=serve)
 
 
 def feed_topic() -> str:
@@ -66,24 +67,6 @@ def feed_topic() -> str:
     from zhongshu.demo.live import TOPIC
 
     return TOPIC
-
-
-def _serving(city_dir: Path) -> tuple[Any, Any]:
-    """The city's stream service (None without streams), then its query service: the
-    streams' window tables exist before the catalog reads them."""
-    from zhongshu.config import load_city
-    from zhongshu.policy.identity import Caller
-    from zhongshu.query.service import QueryService
-    from zhongshu.streams.service import StreamService
-
-    city = load_city(city_dir)
-    streams = StreamService(city) if any(m.streams for m in city.members.values()) else None
-    service = QueryService(city, monitor=True)
-    if streams is not None:
-        streams.load_lookups(lambda owner, sql: service.run(
-            Caller(service.catalog.members[owner]), sql,
-            "stream-enrichment").table.to_pylist())
-    return streams, service
 
 
 # --- init -------------------------------------------------------------------------------------
@@ -109,16 +92,17 @@ def serve(city_dir: DirOpt = Path("."),
           host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="port to listen on")] = 8400) -> None:
     """Serve a city's hub over the protocol (and ingest its declared streams)."""
-    streams, service = _serving(city_dir)
-    _serve(service, host, port, streams)
+    with _node(city_dir, serve=True) as node:
+        _serve(node, host, port)
 
 
-def _serve(service: Any, host: str, port: int, streams: Any = None) -> None:
+def _serve(node: Any, host: str, port: int) -> None:
     import uvicorn
 
     from zhongshu.cockpit import mount as mount_cockpit
-    from zhongshu.protocol.app import create_app
     from zhongshu.scenarios import mount as mount_scenarios
+
+    service, streams = node.query, node.streams
 
     down = {n: s for n, s in service.health().items() if s != "ok"}
     for n, s in down.items():
@@ -131,17 +115,13 @@ def _serve(service: Any, host: str, port: int, streams: Any = None) -> None:
               f"(cockpit: /cockpit/, protocol: /v1/openapi.json, metrics: /metrics)")
     if streams is not None:
         streams.start()
-    try:
-        app = create_app(service)
-        mount_cockpit(app, service.city)
-        # scenarios talk to this hub over HTTP, as they would from another machine
-        local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        for name in mount_scenarios(app, f"http://{local}:{port}", service.city.root):
-            out.print(f"Scenario [bold]{name}[/] at /scenarios/{name}/")
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
-    finally:
-        if streams is not None:
-            streams.stop()
+    app = node.app()
+    mount_cockpit(app, service.city)
+    # scenarios talk to this hub over HTTP, as they would from another machine
+    local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    for name in mount_scenarios(app, f"http://{local}:{port}", service.city.root):
+        out.print(f"Scenario [bold]{name}[/] at /scenarios/{name}/")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 # --- demo -------------------------------------------------------------------------------------
@@ -202,8 +182,8 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
                       "companies' member files.")
         meta = json.loads((city_dir / "demo.json").read_text())
         feed = Feed(meta["seed"], meta["scale"], rate)
-    streams, service = _serving(city_dir)
-    where = ensure_tokens(service.catalog, city_dir)
+    node = _node(city_dir, serve=not no_serve)
+    where = ensure_tokens(node.catalog, city_dir)
     out.print(f"Member tokens are in {where}/ (one file per member, readable by you only).")
     out.print("Try:\n"
               f"  zhongshu query --dir {city_dir} --as cockpit-city --purpose city-operations "
@@ -219,10 +199,11 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
                   f"({feed_topic()}); watch them: SELECT * FROM traffic.district_flow")
     try:
         if not no_serve:
-            _serve(service, host, port, streams)
+            _serve(node, host, port)
     finally:
         if feed is not None and not no_serve:
             feed.stop()
+        node.close()
 
 
 # --- query ------------------------------------------------------------------------------------
@@ -307,14 +288,11 @@ def policy_explain(sql: Annotated[str, typer.Argument(help="one SELECT over data
     """Show what a query would read as MEMBER for PURPOSE, and which grant allows each column."""
     from zhongshu.policy.identity import Caller
 
-    service = _service(city_dir)
-    try:
-        member = service.catalog.members.get(as_member)
+    with _node(city_dir) as node:
+        member = node.catalog.members.get(as_member)
         if member is None:
             raise ZhongshuError(f"no member `{as_member}` in this city")
-        report = service.explain(Caller(member), sql, purpose)
-    finally:
-        service.close()
+        report = node.query.explain(Caller(member), sql, purpose)
     if as_json:
         print(json.dumps(report, ensure_ascii=False, indent=1, default=str))
         return
@@ -338,8 +316,8 @@ def grants_list(city_dir: DirOpt = Path("."),
                 owner: Annotated[str | None, typer.Option(help="only this owner's")] = None
                 ) -> None:
     """List every grant of the city: who may read what, for which purposes, how."""
-    service = _service(city_dir)
-    try:
+    with _node(city_dir) as node:
+        service = node.query
         t = Table("id", "owner", "consumer", "dataset", "purposes", "masks", "row scope",
                   "expires")
         for d in sorted(service.catalog.datasets.values(), key=lambda d: d.name):
@@ -351,8 +329,6 @@ def grants_list(city_dir: DirOpt = Path("."),
                               ", ".join(f"{c}:{k.kind}" for c, k in g.masking.items()),
                               g.row_scope or "", g.expires.isoformat() if g.expires else "")
         out.print(t)
-    finally:
-        service.close()
 
 
 @grants_app.command("add")
@@ -370,12 +346,10 @@ def grants_add(owner: Annotated[str, typer.Option(help="the member granting its 
                rate_limit: Annotated[int | None, typer.Option(help="queries per minute")]
                = None) -> None:
     """Grant datasets of OWNER to CONSUMER; prints the grant id alone on the last line."""
-    from zhongshu.catalog.catalog import Catalog
-    from zhongshu.config import load_city
     from zhongshu.policy.grants import Grants
 
-    city = load_city(city_dir)
-    cat = Catalog(city, _store(city))
+    node = _node(city_dir)
+    cat = node.catalog
     spec: dict[str, Any] = {"consumer": consumer, "datasets": dataset, "purposes": purpose}
     if columns:
         spec["columns"] = [c.strip() for c in columns.split(",") if c.strip()]
@@ -389,20 +363,18 @@ def grants_add(owner: Annotated[str, typer.Option(help="the member granting its 
         spec["rate_limit"] = rate_limit
     if owner not in cat.members:
         raise ZhongshuError(f"no member `{owner}` in this city")
-    print(Grants(cat).add(owner, spec, actor=_actor()))
+    print(Grants(cat, node.stores.rates).add(owner, spec, actor=_actor()))
 
 
 @grants_app.command("revoke")
 def grants_revoke(grant_id: str, owner: Annotated[str, typer.Option(help="its owner")],
                   city_dir: DirOpt = Path(".")) -> None:
     """Revoke a grant made with `grants add` or the API; a serving hub applies it within 1 s."""
-    from zhongshu.catalog.catalog import Catalog
-    from zhongshu.config import load_city
     from zhongshu.policy.grants import Grants
 
-    city = load_city(city_dir)
-    cat = Catalog(city, _store(city))
-    Grants(cat).revoke(owner, grant_id, actor=_actor())
+    node = _node(city_dir)
+    cat = node.catalog
+    Grants(cat, node.stores.rates).revoke(owner, grant_id, actor=_actor())
     out.print(f"revoked {grant_id}")
 
 
@@ -410,11 +382,7 @@ def grants_revoke(grant_id: str, owner: Annotated[str, typer.Option(help="its ow
 def changes(city_dir: DirOpt = Path("."),
             since: Annotated[int, typer.Option(help="after this sequence number")] = 0) -> None:
     """Every change to tokens, keys and grants, with who made it and when."""
-    from zhongshu.catalog.store import MetadataStore
-    from zhongshu.config import load_city
-
-    city = load_city(city_dir)
-    store = MetadataStore(city.state_dir / "hub.db")
+    store = _node(city_dir).stores.metadata
     t = Table("#", "time", "who", "action", "subject", "details")
     for c in store.changes(since):
         t.add_row(str(c["seq"]), time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c["at"])),
@@ -428,12 +396,8 @@ def changes(city_dir: DirOpt = Path("."),
 @catalog_app.command("list")
 def catalog_list(city_dir: DirOpt = Path(".")) -> None:
     """List the datasets of a city with their status."""
-    from zhongshu.catalog.catalog import Catalog
-    from zhongshu.catalog.store import MetadataStore
-    from zhongshu.config import load_city
-
-    city = load_city(city_dir)
-    cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
+    node = _node(city_dir)
+    cat = node.catalog
     t = Table("dataset", "owner", "source", "listed", "columns", "last check")
     for d in sorted(cat.datasets.values(), key=lambda d: d.name):
         st = cat.store.dataset_status(d.name)
@@ -466,12 +430,8 @@ def catalog_show(name: str, city_dir: DirOpt = Path(".")) -> None:
 @catalog_app.command("check")
 def catalog_check(city_dir: DirOpt = Path(".")) -> None:
     """Validate the configuration and compare every dataset with its source (schema drift)."""
-    from zhongshu.catalog.catalog import Catalog
-    from zhongshu.catalog.store import MetadataStore
-    from zhongshu.config import load_city
-
-    city = load_city(city_dir)
-    cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
+    node = _node(city_dir)
+    cat = node.catalog
     cat.check()
     bad = 0
     for d in sorted(cat.datasets.values(), key=lambda d: d.name):
@@ -511,7 +471,7 @@ def members_add(name: str,
     path.write_text(f"# Member `{name}`, added by `zhongshu members add`.\n\n"
                     + tomli_w.dumps(doc), encoding="utf-8")
     load_city(city_dir)  # the city still loads
-    store = _store(city)
+    store = _node(city_dir).stores.metadata
     store.upsert_member(name, kind, title, list(role or []))
     store.record_change(_actor(), "member.add", name, {"kind": kind, "roles": role or []})
     out.print(f"added member {name} ({kind}) in {path}")
@@ -520,12 +480,8 @@ def members_add(name: str,
 @members_app.command("list")
 def members_list(city_dir: DirOpt = Path(".")) -> None:
     """List members with their kind, roles and number of valid tokens."""
-    from zhongshu.catalog.catalog import Catalog
-    from zhongshu.catalog.store import MetadataStore
-    from zhongshu.config import load_city
-
-    city = load_city(city_dir)
-    cat = Catalog(city, MetadataStore(city.state_dir / "hub.db"))
+    node = _node(city_dir)
+    cat = node.catalog
     t = Table("member", "kind", "title", "roles", "valid tokens")
     for m in cat.store.members():
         if m["name"] in cat.members:
@@ -541,11 +497,8 @@ def members_revoke(name: str, city_dir: DirOpt = Path("."),
                    ) -> None:
     """Revoke a member's tokens (all of them, or one by id); a serving hub stops accepting
     them within 5 seconds."""
-    from zhongshu.catalog.catalog import Catalog
-    from zhongshu.config import load_city
-
-    city = load_city(city_dir)
-    cat = Catalog(city, _store(city))
+    node = _node(city_dir)
+    cat = node.catalog
     if name not in cat.members:
         raise ZhongshuError(f"no member `{name}` in this city")
     n = cat.store.revoke_tokens(name, token_id)
@@ -565,12 +518,10 @@ def members_key(name: str, city_dir: DirOpt = Path("."),
     key id alone on the last line."""
     import base64
 
-    from zhongshu.catalog.catalog import Catalog
-    from zhongshu.config import load_city
     from zhongshu.policy.identity import register_key
 
-    city = load_city(city_dir)
-    cat = Catalog(city, _store(city))
+    node = _node(city_dir)
+    cat = node.catalog
     raw = base64.b64decode(public_key) if public_key else None
     key_id, pem = register_key(cat, name, raw, actor=_actor())
     if pem is not None:
@@ -589,27 +540,14 @@ def members_token(name: str, city_dir: DirOpt = Path("."),
                   days: Annotated[float | None, typer.Option(help="expires after DAYS")]
                   = None) -> None:
     """Issue one more token for member NAME; prints it alone on the last line."""
-    from zhongshu.catalog.catalog import Catalog
-    from zhongshu.config import load_city
     from zhongshu.policy.identity import issue_token
 
-    city = load_city(city_dir)
-    cat = Catalog(city, _store(city))
+    node = _node(city_dir)
+    cat = node.catalog
     expires = time.time() + days * 86400 if days else None
     token = issue_token(cat, name, label=label, expires_at=expires, actor=_actor())
     err.print(f"New token for {name} (shown once; the hub keeps only its hash):")
     print(token)
-
-
-def _store(city: Any) -> Any:
-    """The city's metadata store, recording each governance change on the ledger."""
-    from zhongshu.catalog.store import MetadataStore
-    from zhongshu.ledger import Ledger
-
-    store = MetadataStore(city.state_dir / "hub.db")
-    if city.ledger.enabled:
-        store.on_change = Ledger.open(city, start=False).change_recorder()
-    return store
 
 
 def _actor() -> str:

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from zhongshu.config import load_city
 from zhongshu.errors import DatasetUnavailable
+from zhongshu.node import Node
 from zhongshu.policy.identity import Caller
-from zhongshu.query.service import QueryService
 
 
 @pytest.fixture
@@ -40,7 +39,8 @@ def drifted(demo_dir: Path, city_tmp: Path) -> Path:
 
 
 def test_drift_detected_at_start(drifted: Path) -> None:
-    service = QueryService(load_city(drifted), monitor=False)
+    node = Node.open(drifted)
+    service = node.query
     try:
         garages = service.catalog.datasets["parking_westlake.garages"]
         assert garages.status == "drift" and "`addr`" in garages.reason
@@ -59,7 +59,7 @@ def test_drift_detected_at_start(drifted: Path) -> None:
                            "city-operations").table.num_rows
         assert service.store.dataset_status("traffic.segments")[0] == "drift"
     finally:
-        service.close()
+        node.close()
 
 
 def test_catalog_check_command(drifted: Path, demo_dir: Path) -> None:

@@ -13,8 +13,7 @@ import pytest
 from tests.conftest import RunningHub
 from zhongshu import errors
 from zhongshu.client import Hub
-from zhongshu.config import load_city
-from zhongshu.query.service import QueryService
+from zhongshu.node import Node
 
 P = "city-operations"
 
@@ -175,8 +174,8 @@ def test_row_cap_and_byte_limit(demo_dir: Path, city_tmp: Path,
     shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
     monkeypatch.setenv("ZHONGSHU_ROW_CAP", "7")
     monkeypatch.setenv("ZHONGSHU_MAX_RESULT_BYTES", "4096")
-    service = QueryService(load_city(root), monitor=False)
-    running = RunningHub(service, root)
+    node = Node.open(root, serve=True, monitor=False)
+    running = RunningHub(node, root)
     try:
         h = {"Authorization": f"Bearer {running.token('cockpit-city')}"}
         j = httpx.post(f"{running.url}/v1/query", headers=h, json={
@@ -188,7 +187,7 @@ def test_row_cap_and_byte_limit(demo_dir: Path, city_tmp: Path,
         _error(r, 413, "result_too_large")
     finally:
         running.stop()
-        service.close()
+        node.close()
 
 
 def test_refusals_are_logged(http: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:

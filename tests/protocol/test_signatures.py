@@ -15,6 +15,7 @@ from zhongshu import errors
 from zhongshu.client import Hub
 from zhongshu.policy.identity import register_key
 from zhongshu.protocol.signatures import Message, Verifier, sign, signature_base
+from zhongshu.stores.memory import MemoryNonceStore
 
 # RFC 9421, Appendix B.1.4 (test-key-ed25519) and B.2.6
 RFC_PRIVATE = (b"-----BEGIN PRIVATE KEY-----\n"
@@ -45,7 +46,7 @@ def test_rfc9421_b26_vector() -> None:
 def test_verifier_refuses_replay_skew_and_tampering() -> None:
     private = load_pem_private_key(RFC_PRIVATE, None)
     raw = private.public_key().public_bytes_raw()  # type: ignore[union-attr]
-    verifier = Verifier(lambda kid: ("hub-a", raw) if kid == "k1" else None)
+    verifier = Verifier(lambda kid: ("hub-a", raw) if kid == "k1" else None, MemoryNonceStore())
     body = b'{"sql": "SELECT 1", "purpose": "x"}'
     msg = Message("POST", "/v1/query", "", "hub.example", {})
     headers = {k.lower(): v for k, v in sign(msg, body, private, "k1").items()}  # type: ignore[arg-type]

@@ -16,9 +16,7 @@ import pytest
 
 from tests.conftest import RunningHub, copy_demo_city, require_server
 from tests.streams.test_mqtt import LIVE_FLOW, _events, _publisher, _send, stream_block
-from zhongshu.config import load_city
-from zhongshu.query.service import QueryService
-from zhongshu.streams.service import StreamService
+from zhongshu.node import Node
 
 SQL = "SELECT window_start, camera_id, vehicles FROM traffic.live_flow"
 
@@ -29,16 +27,15 @@ def live_hub(demo_dir: Path, city_tmp: Path) -> Iterator[tuple[RunningHub, str]]
     topic = f"zhongshu-test/{uuid.uuid4().hex[:8]}/passages"
     root = copy_demo_city(demo_dir, city_tmp / "city",
                           {"traffic-police": stream_block("mqtt", topic) + LIVE_FLOW})
-    streams = StreamService(load_city(root))
-    service = QueryService(load_city(root), monitor=False)
-    streams.start()
-    hub = RunningHub(service, root)
+    node = Node.open(root, serve=True, monitor=False)
+    assert node.streams is not None
+    node.streams.start()
+    hub = RunningHub(node, root)
     try:
         yield hub, topic
     finally:
         hub.stop()
-        streams.stop()
-        service.close()
+        node.close()
 
 
 def _read_events(resp: httpx.Response, out: list[tuple[str, Any]], stop: threading.Event

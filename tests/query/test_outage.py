@@ -21,10 +21,9 @@ import pytest
 import tomli_w
 
 from tests.conftest import CI, SCALE, SEED, RunningHub, free_port
-from zhongshu.config import load_city
 from zhongshu.demo import writers
 from zhongshu.demo.generate import DemoCity
-from zhongshu.query.service import QueryService
+from zhongshu.node import Node
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 PASSWORD = "outage-S3cret"
@@ -97,8 +96,8 @@ def _query(client: httpx.Client, sql: str) -> httpx.Response:
 
 def test_outage_and_recovery(outage_city: tuple[Path, PrivatePostgres]) -> None:
     root, pg = outage_city
-    service = QueryService(load_city(root), monitor=True)
-    hub = RunningHub(service, root)
+    node = Node.open(root, serve=True, monitor=True)
+    hub = RunningHub(node, root)
     traffic = "SELECT count(*) AS n FROM traffic.passages"
     traffic_join = ("SELECT c.district, count(*) FROM traffic.passages p JOIN traffic.checkpoints"
                     " c ON p.camera_id = c.camera_id JOIN parks.trees t ON t.district = "
@@ -137,4 +136,4 @@ def test_outage_and_recovery(outage_city: tuple[Path, PrivatePostgres]) -> None:
         client.close()
     finally:
         hub.stop()
-        service.close()
+        node.close()

@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import copy_demo_city, readable_dir, require_server
 from tests.streams.test_mqtt import _publisher, _send
 from zhongshu.config import load_city
+from zhongshu.node import Node
 from zhongshu.policy.identity import Caller
 from zhongshu.query.service import QueryService
 from zhongshu.streams.service import StreamService
@@ -63,7 +64,7 @@ def _day(demo_dir: Path, base: Path) -> Iterator[tuple[QueryService, datetime, d
     root = copy_demo_city(demo_dir, base / "city",
                           {"traffic-police": counting.live_block("mqtt", topic)})
     streams = StreamService(load_city(root))
-    svc = QueryService(load_city(root), monitor=False)
+    svc = Node.open(root).query
     owner = Caller(svc.catalog.members["traffic-police"])
     try:
         streams.load_lookups(lambda _o, sql: svc.run(owner, sql, P).table.to_pylist())
@@ -90,7 +91,7 @@ def _day(demo_dir: Path, base: Path) -> Iterator[tuple[QueryService, datetime, d
             pub.loop_stop()
     finally:
         svc.close()
-    svc = QueryService(load_city(root), monitor=False)  # sees the live tables' rows
+    svc = Node.open(root).query  # sees the live tables' rows
     yield svc, lo, lo + timedelta(days=1), len(passages), streams
     streams.stop()
     svc.close()

@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import copy_demo_city, require_server
 from zhongshu.config import load_city
+from zhongshu.node import Node
 from zhongshu.policy.identity import Caller
 from zhongshu.query.service import QueryService
 from zhongshu.streams.service import StreamService
@@ -105,7 +106,7 @@ def _rows(svc: QueryService) -> dict[tuple[str, str], tuple[int, float, float]]:
 
 def _served(root: Path) -> dict[tuple[str, str], tuple[int, float, float]]:
     """The windows as a fresh hub on ``root`` serves them (rounded)."""
-    svc = QueryService(load_city(root), monitor=False)
+    svc = Node.open(root).query
     try:
         return _rounded(_rows(svc))
     finally:
@@ -137,7 +138,7 @@ def test_events_become_queryable_windows(city: tuple[Path, str]) -> None:
         _send(pub, topic, b"{not json")
         _send(pub, topic, [{"camera_id": "cam-1", "passed_at": "yesterday-ish"}])
         _wait(streams, 12)
-        svc = QueryService(load_city(root), monitor=False)
+        svc = Node.open(root).query
         try:
             assert _rounded(_rows(svc)) == _rounded(_oracle(events))
             # time moves on to 08:06:40; an event of 08:05 (its window closes at 08:08)

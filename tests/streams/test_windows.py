@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import copy_demo_city
 from zhongshu.config import load_city
+from zhongshu.node import Node
 from zhongshu.policy.identity import Caller
-from zhongshu.query.service import QueryService
 from zhongshu.streams.service import StreamService
 from zhongshu.streams.windows import Aggregate
 
@@ -58,7 +58,7 @@ def test_last_is_the_latest_event_whatever_the_arrival_order(demo_dir: Path,
         streams.flush()
     finally:
         streams.stop()
-    svc = QueryService(load_city(root), monitor=False)
+    svc = Node.open(root).query
     try:
         who = Caller(svc.catalog.members["parking-westlake"])
         rows = svc.run(who, "SELECT garage_no, events, free, least_free FROM "
@@ -93,7 +93,7 @@ def test_a_message_that_cannot_be_folded_is_rejected_and_the_stream_goes_on(
     finally:
         streams.stop()
     assert sorted(acked) == [0, 1, 2]  # the bad one is kept as rejected, not redelivered
-    svc = QueryService(load_city(root), monitor=False)
+    svc = Node.open(root).query
     try:
         who = Caller(svc.catalog.members["parking-westlake"])
         rows = svc.run(who, "SELECT garage_no FROM parking_westlake.gate_windows ORDER BY 1",

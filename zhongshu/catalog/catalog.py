@@ -14,11 +14,11 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from zhongshu.catalog.store import MetadataStore
 from zhongshu.config import City, Column, DatasetConfig, MemberFile
 from zhongshu.errors import ConfigError
 from zhongshu.sources import Source, open_source
 from zhongshu.sources.base import compatible
+from zhongshu.stores import MetadataStore
 
 Status = Literal["ok", "drift", "source_down"]
 

@@ -14,9 +14,7 @@ purpose the decision is:
 from __future__ import annotations
 
 import secrets
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +33,7 @@ from zhongshu.errors import (
     RateLimited,
 )
 from zhongshu.policy.identity import Caller
+from zhongshu.stores import RateCounters
 
 _OPEN = ("public", "internal")
 
@@ -76,8 +75,9 @@ class Access:
 class Grants:
     """All grants of a city, indexed by consumer and dataset."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, rates: RateCounters) -> None:
         self.catalog = catalog
+        self.rates = rates  # shared by every reload of the grants: a reload is no reset
         self._by: dict[tuple[str, str], list[Grant]] = {}
         self.stored: dict[str, str] = {}  # id of a grant made by CLI/API → owner
         for owner, mf in catalog.city.members.items():
@@ -89,8 +89,6 @@ class Grants:
                 self.stored[gid] = owner
             except (ValidationError, KeyError):
                 continue  # a grant on a dataset since removed from the configuration
-        self._windows: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
 
     def _add(self, owner: str, g: GrantConfig, stored_id: str | None) -> None:
         for ds_name in g.datasets:
@@ -109,10 +107,6 @@ class Grants:
                           purposes=tuple(g.purposes), columns=tuple(cols), masking=masks,
                           row_scope=scope, expires=g.expires, rate_limit=g.rate_limit)
             self._by.setdefault((g.consumer, ds_name), []).append(grant)
-
-    def carry_rate_windows(self, old: Grants) -> None:
-        """Keep the rate-limit windows of a previous set of grants (a reload is no reset)."""
-        self._windows = old._windows
 
     def given(self, owner: str) -> list[Grant]:
         """Every grant ``owner`` has made (file and stored), expired ones included."""
@@ -231,13 +225,7 @@ class Grants:
         """
         if grant.rate_limit is None:
             return
-        now = time.monotonic()
-        with self._lock:
-            window = self._windows.setdefault(grant.id, deque())
-            while window and window[0] <= now - 60:
-                window.popleft()
-            if len(window) >= grant.rate_limit:
-                retry = 60 - (now - window[0])
-                raise RateLimited(f"grant `{grant.id}` allows {grant.rate_limit} queries per "
-                                  f"minute; retry in {retry:.0f} s")
-            window.append(now)
+        retry = self.rates.hit(f"grant:{grant.id}", grant.rate_limit, 60.0, time.time())
+        if retry is not None:
+            raise RateLimited(f"grant `{grant.id}` allows {grant.rate_limit} queries per "
+                              f"minute; retry in {retry:.0f} s")

@@ -4,11 +4,8 @@ The OpenAPI document at ``/v1/openapi.json`` is the protocol's full description 
 with ``PROTOCOL.md``. Every error is ``{"error": {"code", "message"}, "receipt"?}``.
 """
 
-import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -41,6 +38,7 @@ from zhongshu.protocol.sessions import COOKIE, SESSION_S, Sessions
 from zhongshu.protocol.signatures import Message, Verifier
 from zhongshu.protocol.subscribe import add_subscribe_route
 from zhongshu.query.service import QueryService, Result
+from zhongshu.stores import NonceStore, SessionStore
 
 log = logging.getLogger("zhongshu.protocol")
 refusals = logging.getLogger("zhongshu.refusals")
@@ -159,39 +157,27 @@ def _dataset_out(ds: Dataset, caller: Caller, grants: Grants) -> dict[str, Any]:
             "status": "ok" if ds.status == "ok" else "unavailable"}
 
 
-def create_app(service: QueryService, ledger: Ledger | None = None) -> FastAPI:
+def create_app(service: QueryService, ledger: Ledger | None, *, sessions: SessionStore,
+               nonces: NonceStore) -> FastAPI:
     """The protocol application serving ``service``.
 
     Every answer to ``/v1/query`` and every refusal of a known member is recorded on
-    ``ledger`` (the city's own, opened here, unless given or ``[ledger] enabled = false``)
-    before it is sent; the application closes a ledger it opened when it shuts down.
+    ``ledger`` (None: the city runs without one) before it is sent. The parts are built and
+    closed by their owner (``zhongshu.node.Node``), not here.
     """
-    own = ledger is None and service.city.ledger.enabled
-    if own:
-        ledger = Ledger.open(service.city)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if own and ledger is not None:
-            await asyncio.to_thread(ledger.close)
-
     app = FastAPI(title="Zhongshu hub protocol", version=f"1 ({zhongshu.__version__})",
                   description="The hub protocol of Zhongshu (中枢). See PROTOCOL.md.",
-                  openapi_url="/v1/openapi.json", docs_url="/v1/docs", redoc_url=None,
-                  lifespan=lifespan)
+                  openapi_url="/v1/openapi.json", docs_url="/v1/docs", redoc_url=None)
     app.state.ledger = ledger
-    if ledger is not None:
-        service.store.on_change = ledger.change_recorder()
     authn = Authenticator(service.catalog)
-    sessions = Sessions()
+    browser = Sessions(sessions)
     metrics = Metrics()
     app.state.service = service
     app.state.metrics = metrics
     errors: dict[int | str, dict[str, Any]] = {
         s: {"model": ErrorOut} for s in (400, 401, 403, 404, 413, 429, 503, 504)}
 
-    verifier = Verifier(service.catalog.store.key)
+    verifier = Verifier(service.catalog.store.key, nonces)
 
     async def caller(request: Request,
                      authorization: Annotated[str | None, Header()] = None) -> Caller:
@@ -222,7 +208,7 @@ def create_app(service: QueryService, ledger: Ledger | None = None) -> FastAPI:
         return who
 
     def _session_caller(request: Request, cookie: str) -> Caller:
-        hit = sessions.member(cookie)
+        hit = browser.member(cookie)
         if hit is None:
             raise Unauthenticated("the session has ended or expired; sign in again")
         origin = request.headers.get("origin")
@@ -239,7 +225,7 @@ def create_app(service: QueryService, ledger: Ledger | None = None) -> FastAPI:
         if who.member.kind == "hub":
             raise Unauthenticated("members of kind `hub` sign their requests; they have no "
                                   "browser sessions")
-        sid, expires = sessions.open(who.name)
+        sid, expires = browser.open(who.name)
         response.set_cookie(COOKIE, sid, max_age=SESSION_S, path="/", httponly=True,
                             samesite="strict", secure=request.url.scheme == "https")
         log.info("session opened for %s", who.name)
@@ -249,7 +235,7 @@ def create_app(service: QueryService, ledger: Ledger | None = None) -> FastAPI:
     @app.get("/v1/session", response_model=SessionOut, responses=errors, tags=["identity"])
     def session(request: Request, who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
         """Who the caller is (for a page: whose session this is, until when)."""
-        hit = sessions.member(request.cookies.get(COOKIE, ""))
+        hit = browser.member(request.cookies.get(COOKIE, ""))
         return {"member": who.name, "kind": who.member.kind,
                 "title": who.member.title,
                 "expires": hit[1] if hit else None}
@@ -258,7 +244,7 @@ def create_app(service: QueryService, ledger: Ledger | None = None) -> FastAPI:
     def sign_out(request: Request, response: Response) -> None:
         """End the browser session (sign out)."""
         if cookie := request.cookies.get(COOKIE):
-            sessions.close(cookie)
+            browser.close(cookie)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
 
     @app.exception_handler(ZhongshuError)

@@ -20,15 +20,15 @@ import base64
 import hashlib
 import re
 import secrets
-import threading
 import time
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from zhongshu.errors import Unauthenticated
+from zhongshu.stores import NonceStore
 
 MAX_SKEW_S = 300
 REQUIRED = ("@method", "@path", "@authority")
@@ -114,10 +114,10 @@ def content_digest(body: bytes) -> str:
 class Verifier:
     """Checks signatures against members' registered Ed25519 keys, refusing replays."""
 
-    def __init__(self, public_key: callable) -> None:  # type: ignore[valid-type]
+    def __init__(self, public_key: Callable[[str], tuple[str, bytes] | None],
+                 nonces: NonceStore) -> None:
         self._public_key = public_key  # key id → (member, raw 32-byte key) or None
-        self._nonces: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
+        self._nonces = nonces
 
     def verify(self, msg: Message, body: bytes, now: float | None = None
                ) -> tuple[str, Signed]:
@@ -162,12 +162,9 @@ class Verifier:
         return member, Signed(values["keyid"], label, base64.b64encode(sig).decode(), params)
 
     def _spend_nonce(self, nonce: str, now: float) -> None:
-        with self._lock:
-            while self._nonces and next(iter(self._nonces.values())) < now - 2 * MAX_SKEW_S:
-                self._nonces.popitem(last=False)
-            if nonce in self._nonces:
-                raise Unauthenticated("replayed request: this signature nonce was already used")
-            self._nonces[nonce] = now
+        # a nonce is remembered as long as its `created` could still be accepted
+        if not self._nonces.spend(nonce, now, 2 * MAX_SKEW_S):
+            raise Unauthenticated("replayed request: this signature nonce was already used")
 
 
 def sign(msg: Message, body: bytes, key: Ed25519PrivateKey, key_id: str,

@@ -22,8 +22,6 @@ from typing import Any
 import pyarrow as pa
 
 from zhongshu.catalog.catalog import Catalog
-from zhongshu.catalog.store import MetadataStore
-from zhongshu.config import City
 from zhongshu.errors import (
     DatasetUnavailable,
     QueryInvalid,
@@ -41,6 +39,7 @@ from zhongshu.query.convert import coerce_rows, rows_to_arrow
 from zhongshu.query.plan import Plan, Template, build_plan, templatize
 from zhongshu.query.worker import WorkerError, WorkerPool, WorkerSpec
 from zhongshu.sources import Source
+from zhongshu.stores import RateCounters
 
 log = logging.getLogger("zhongshu.query")
 
@@ -91,14 +90,15 @@ _CONNECTION_HINTS = ("connect", "connection", "server closed", "lost connection"
 class QueryService:
     """Runs governed queries for one city."""
 
-    def __init__(self, city: City, store: MetadataStore | None = None,
-                 monitor: bool = True) -> None:
-        self.city = city
+    def __init__(self, catalog: Catalog, rates: RateCounters, monitor: bool = True) -> None:
+        self.city = catalog.city
+        city = self.city
         self.settings = city.hub
-        self.store = store or MetadataStore(city.state_dir / "hub.db")
-        self.catalog = Catalog(city, self.store)
+        self.store = catalog.store
+        self.catalog = catalog
         self.catalog.check()
-        self.grants = Grants(self.catalog)
+        self._rates = rates
+        self.grants = Grants(self.catalog, rates)
         self._grants_version = self.store.version()
         self._grants_checked = time.monotonic()
         self.keys = PseudonymKeys.load(city.state_dir / "pseudonym.key")
@@ -217,9 +217,7 @@ class QueryService:
         version = self.store.version()
         if force or version != self._grants_version:
             with self._lock:
-                fresh = Grants(self.catalog)
-                fresh.carry_rate_windows(self.grants)
-                self.grants = fresh
+                self.grants = Grants(self.catalog, self._rates)
                 self._grants_version = version
                 self._plans.clear()
 

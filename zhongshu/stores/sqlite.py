@@ -1,7 +1,7 @@
-"""The hub's metadata store: members, token hashes, the last known schema of each dataset.
+"""The embedded stores: SQLite files (WAL) in the city's ``state/`` folder.
 
-SQLite (WAL) in ``state/hub.db`` by default. Several processes may share it: a token issued by
-``zhongshu members token`` is seen by a hub already serving the city on its next lookup.
+Several processes may share one file: a token issued by ``zhongshu members token`` is seen by a
+hub already serving the city on its next lookup. Each store keeps one connection per thread.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-_SCHEMA = """
+from zhongshu.stores.base import ChangeHook
+
+_METADATA = """
 CREATE TABLE IF NOT EXISTS members (
     name TEXT PRIMARY KEY, kind TEXT NOT NULL, title TEXT NOT NULL DEFAULT '',
     roles TEXT NOT NULL DEFAULT '[]'
@@ -44,27 +45,56 @@ CREATE TABLE IF NOT EXISTS datasets (
 """
 
 
-class MetadataStore:
-    """Thread-safe access to the metadata SQLite file."""
+def _insert_once(con: sqlite3.Connection, what: str, sql: str, args: tuple[Any, ...]) -> None:
+    """Run an INSERT of a row that must be new; a duplicate key is a ``ValueError``."""
+    try:
+        con.execute(sql, args)
+    except sqlite3.IntegrityError:
+        raise ValueError(f"this {what} already exists") from None
 
-    def __init__(self, path: Path) -> None:
+
+class _Sqlite:
+    """One SQLite file with its schema, a connection per thread, in autocommit mode."""
+
+    def __init__(self, path: Path, schema: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.parent.chmod(0o700)  # the hub's state: no other user, no DuckDB worker, reads it
         self.path = path
         self._local = threading.local()
-        # called with (actor, action, subject, details) after each governance change
-        self.on_change: Callable[[str, str, str, dict[str, Any]], None] | None = None
-        with self._conn() as con:
-            con.executescript(_SCHEMA)
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._conn().executescript(schema)
 
     def _conn(self) -> sqlite3.Connection:
         con: sqlite3.Connection | None = getattr(self._local, "con", None)
         if con is None:
-            con = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            con = sqlite3.connect(self.path, timeout=10, isolation_level=None,
+                                  check_same_thread=False)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=NORMAL")
             self._local.con = con
+            with self._all_lock:
+                self._all.append(con)
         return con
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._all_lock:
+            for con in self._all:
+                con.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+
+
+class SqliteMetadataStore(_Sqlite):
+    """The metadata store in a SQLite file (thread-safe; several processes may share it)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, _METADATA)
+        # called with (actor, action, subject, details) after each governance change
+        self.on_change: ChangeHook | None = None
 
     # --- members and tokens ---------------------------------------------------------------
 
@@ -78,9 +108,10 @@ class MetadataStore:
     def add_token(self, token_hash: str, member: str, label: str = "",
                   expires_at: float | None = None) -> None:
         """Store the hash of a newly issued token."""
-        self._conn().execute(
-            "INSERT INTO tokens (token_hash, member, label, created_at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?)", (token_hash, member, label, time.time(), expires_at))
+        _insert_once(
+            self._conn(), "token", "INSERT INTO tokens (token_hash, member, label, created_at, "
+            "expires_at) VALUES (?, ?, ?, ?, ?)",
+            (token_hash, member, label, time.time(), expires_at))
 
     def token_member(self, token_hash: str, now: float | None = None) -> str | None:
         """The member holding a valid (unrevoked, unexpired) token with this hash, or None."""
@@ -102,8 +133,8 @@ class MetadataStore:
 
     def add_key(self, key_id: str, member: str, public_key: bytes) -> None:
         """Register a member's Ed25519 public key (32 raw bytes) under ``key_id``."""
-        self._conn().execute("INSERT INTO keys (key_id, member, public_key, created_at) "
-                             "VALUES (?, ?, ?, ?)", (key_id, member, public_key, time.time()))
+        _insert_once(self._conn(), "key", "INSERT INTO keys (key_id, member, public_key, "
+                     "created_at) VALUES (?, ?, ?, ?)", (key_id, member, public_key, time.time()))
 
     def key(self, key_id: str) -> tuple[str, bytes] | None:
         """(member, public key) of an unrevoked key, or None."""
@@ -141,8 +172,9 @@ class MetadataStore:
 
     def add_grant(self, grant_id: str, owner: str, spec: dict[str, Any], actor: str) -> None:
         """Store a grant made through the CLI or the API."""
-        self._conn().execute(
-            "INSERT INTO grants (id, owner, spec, created_by, created_at) VALUES (?, ?, ?, ?, ?)",
+        _insert_once(
+            self._conn(), "grant", "INSERT INTO grants (id, owner, spec, created_by, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
             (grant_id, owner, json.dumps(spec, default=str), actor, time.time()))
 
     def revoke_grant(self, grant_id: str, actor: str) -> bool:
@@ -185,3 +217,66 @@ class MetadataStore:
         row = self._conn().execute("SELECT status, reason FROM datasets WHERE name = ?",
                                    (name,)).fetchone()
         return (row[0], row[1]) if row else None
+
+
+class SqliteNonceStore(_Sqlite):
+    """Signed-request nonces in a SQLite file, shared by the processes that open it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "CREATE TABLE IF NOT EXISTS nonces (nonce TEXT PRIMARY KEY, "
+                               "until REAL NOT NULL);")
+
+    def spend(self, nonce: str, now: float, ttl_s: float) -> bool:
+        con = self._conn()
+        con.execute("DELETE FROM nonces WHERE until < ?", (now,))
+        cur = con.execute("INSERT OR IGNORE INTO nonces (nonce, until) VALUES (?, ?)",
+                          (nonce, now + ttl_s))
+        return cur.rowcount == 1
+
+
+class SqliteSessionStore(_Sqlite):
+    """Browser sessions in a SQLite file: a session opened by one process is seen by all."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "CREATE TABLE IF NOT EXISTS sessions (sid_hash BLOB PRIMARY "
+                               "KEY, member TEXT NOT NULL, expires_at REAL NOT NULL);")
+
+    def put(self, sid_hash: bytes, member: str, expires_at: float, now: float) -> None:
+        con = self._conn()
+        con.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
+        con.execute("INSERT OR REPLACE INTO sessions (sid_hash, member, expires_at) "
+                    "VALUES (?, ?, ?)", (sid_hash, member, expires_at))
+
+    def get(self, sid_hash: bytes, now: float) -> tuple[str, float] | None:
+        row = self._conn().execute("SELECT member, expires_at FROM sessions WHERE sid_hash = ? "
+                                   "AND expires_at > ?", (sid_hash, now)).fetchone()
+        return (str(row[0]), float(row[1])) if row else None
+
+    def delete(self, sid_hash: bytes) -> None:
+        self._conn().execute("DELETE FROM sessions WHERE sid_hash = ?", (sid_hash,))
+
+
+class SqliteRateCounters(_Sqlite):
+    """Sliding-window counters in a SQLite file (one row per counted hit)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "CREATE TABLE IF NOT EXISTS rate_hits (key TEXT NOT NULL, "
+                               "at REAL NOT NULL); CREATE INDEX IF NOT EXISTS ix_rate_hits "
+                               "ON rate_hits (key, at);")
+
+    def hit(self, key: str, limit: int, window_s: float, now: float) -> float | None:
+        con = self._conn()
+        con.execute("BEGIN IMMEDIATE")  # count and insert as one step across processes
+        try:
+            con.execute("DELETE FROM rate_hits WHERE key = ? AND at <= ?", (key, now - window_s))
+            n, oldest = con.execute("SELECT count(*), min(at) FROM rate_hits WHERE key = ?",
+                                    (key,)).fetchone()
+            if n >= limit:
+                con.execute("COMMIT")
+                return float(window_s - (now - oldest))
+            con.execute("INSERT INTO rate_hits (key, at) VALUES (?, ?)", (key, now))
+            con.execute("COMMIT")
+            return None
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise

@@ -1,0 +1,192 @@
+"""One contract suite, run on every implementation of each store (SQLite and in-memory).
+
+A new implementation (PostgreSQL for a scaled-out hub) joins by adding one fixture parameter.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zhongshu.stores import memory, sqlite
+
+KINDS = ["sqlite", "memory"]
+
+
+def _make(kind: str, tmp_path: Path, sqlite_cls: type, memory_cls: type) -> Any:
+    return sqlite_cls(tmp_path / "state" / "hub.db") if kind == "sqlite" else memory_cls()
+
+
+@pytest.fixture(params=KINDS)
+def metadata(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    store = _make(request.param, tmp_path, sqlite.SqliteMetadataStore,
+                  memory.MemoryMetadataStore)
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=KINDS)
+def nonces(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    store = _make(request.param, tmp_path, sqlite.SqliteNonceStore, memory.MemoryNonceStore)
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=KINDS)
+def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    store = _make(request.param, tmp_path, sqlite.SqliteSessionStore,
+                  memory.MemorySessionStore)
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=KINDS)
+def rates(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    store = _make(request.param, tmp_path, sqlite.SqliteRateCounters,
+                  memory.MemoryRateCounters)
+    yield store
+    store.close()
+
+
+# --- metadata ---------------------------------------------------------------------------------
+
+def test_members_and_tokens(metadata: Any) -> None:
+    metadata.upsert_member("traffic-police", "department", "Traffic police", ["owner"])
+    metadata.upsert_member("app-parking", "scenario", "Parking", [])
+    metadata.upsert_member("traffic-police", "department", "交警", ["owner", "auditor"])
+    metadata.add_token("h1", "traffic-police", "cli")
+    metadata.add_token("h2", "traffic-police", expires_at=1000.0)
+    assert metadata.token_member("h1") == "traffic-police"
+    assert metadata.token_member("h2", now=999.0) == "traffic-police"
+    assert metadata.token_member("h2", now=1000.0) is None  # expiry is exclusive
+    assert metadata.token_member("nope") is None
+    with pytest.raises(ValueError):
+        metadata.add_token("h1", "app-parking")
+    rows = {m["name"]: m for m in metadata.members()}
+    assert [m["name"] for m in metadata.members()] == ["app-parking", "traffic-police"]
+    assert rows["traffic-police"]["title"] == "交警"
+    assert rows["traffic-police"]["roles"] == '["owner", "auditor"]'
+    assert rows["traffic-police"]["tokens"] == 1  # h2 expired long ago
+    assert rows["app-parking"]["tokens"] == 0
+
+
+def test_revoke_tokens_all_or_by_prefix(metadata: Any) -> None:
+    for h in ("aa11", "aa22", "bb33"):
+        metadata.add_token(h, "m")
+    metadata.add_token("cc44", "other")
+    assert metadata.revoke_tokens("m", "aa1") == 1
+    assert metadata.token_member("aa11") is None
+    assert metadata.token_member("aa22") == "m"
+    assert metadata.revoke_tokens("m", "%") == 2  # a wildcard is not a pattern
+    assert metadata.revoke_tokens("m") == 0
+    assert metadata.token_member("cc44") == "other"
+
+
+def test_keys(metadata: Any) -> None:
+    metadata.add_key("k1", "hub-xihu", b"\x01" * 32)
+    assert metadata.key("k1") == ("hub-xihu", b"\x01" * 32)
+    assert metadata.key("k2") is None
+    with pytest.raises(ValueError):
+        metadata.add_key("k1", "other", b"\x02" * 32)
+
+
+def test_changes_are_numbered_and_hooked(metadata: Any) -> None:
+    seen: list[tuple[str, str, str, dict[str, Any]]] = []
+    assert metadata.version() == 0
+    metadata.on_change = lambda *a: seen.append(a)
+    details = {"n": 1, "when": object()}  # not JSON: stored as its text
+    s1 = metadata.record_change("cli:ops", "token.issue", "m", details)
+    s2 = metadata.record_change("member:m", "grant.add", "g1")
+    assert (s1, s2) == (1, 2)
+    assert metadata.version() == 2
+    got = metadata.changes()
+    assert [c["seq"] for c in got] == [1, 2]
+    assert got[0]["actor"] == "cli:ops" and got[0]["details"]["n"] == 1
+    assert isinstance(got[0]["details"]["when"], str)
+    assert got[1]["details"] == {}
+    assert [c["seq"] for c in metadata.changes(since=1)] == [2]
+    assert [a[1] for a in seen] == ["token.issue", "grant.add"]
+    got[0]["details"]["n"] = 99  # a copy: the store is not changed through it
+    assert metadata.changes()[0]["details"]["n"] == 1
+
+
+def test_stored_grants(metadata: Any) -> None:
+    spec = {"consumer": "c", "datasets": ["a.b"], "purposes": ["p"]}
+    metadata.add_grant("g1", "o", spec, "cli:x")
+    metadata.add_grant("g2", "o", {**spec, "consumer": "d"}, "member:o")
+    with pytest.raises(ValueError):
+        metadata.add_grant("g1", "o", spec, "cli:x")
+    assert [g[0] for g in metadata.stored_grants()] == ["g1", "g2"]
+    assert metadata.stored_grants()[0] == ("g1", "o", spec, "cli:x")
+    assert metadata.revoke_grant("g1", "cli:x") is True
+    assert metadata.revoke_grant("g1", "cli:x") is False
+    assert metadata.revoke_grant("nope", "cli:x") is False
+    assert [g[0] for g in metadata.stored_grants()] == ["g2"]
+
+
+def test_dataset_status(metadata: Any) -> None:
+    assert metadata.dataset_status("traffic.passages") is None
+    metadata.record_dataset("traffic.passages", "traffic-police", "tp", True, "ok", "", {})
+    metadata.record_dataset("traffic.passages", "traffic-police", "tp", True, "drift",
+                            "column gone", {"a": "INTEGER"})
+    assert metadata.dataset_status("traffic.passages") == ("drift", "column gone")
+
+
+def test_metadata_is_thread_safe(metadata: Any) -> None:
+    def issue(i: int) -> None:
+        for j in range(20):
+            metadata.add_token(f"t{i}-{j}", "m")
+            metadata.record_change("a", "token.issue", "m")
+
+    threads = [threading.Thread(target=issue, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert metadata.version() == 80
+    assert sorted(c["seq"] for c in metadata.changes()) == list(range(1, 81))
+    assert sum(metadata.token_member(f"t{i}-{j}") == "m" for i in range(4)
+               for j in range(20)) == 80
+
+
+# --- nonces, sessions, rate counters ------------------------------------------------------------
+
+def test_nonces_once_within_their_time(nonces: Any) -> None:
+    assert nonces.spend("k|n1", now=100.0, ttl_s=60) is True
+    assert nonces.spend("k|n1", now=150.0, ttl_s=60) is False  # replay
+    assert nonces.spend("k|n2", now=150.0, ttl_s=60) is True
+    assert nonces.spend("k|n1", now=161.0, ttl_s=60) is True  # forgotten after its time
+
+
+def test_sessions(sessions: Any) -> None:
+    sessions.put(b"h1", "cockpit-city", 200.0, now=100.0)
+    sessions.put(b"h2", "cockpit-xihu", 300.0, now=100.0)
+    assert sessions.get(b"h1", now=100.0) == ("cockpit-city", 200.0)
+    assert sessions.get(b"h1", now=200.0) is None  # expiry is exclusive
+    assert sessions.get(b"nope", now=100.0) is None
+    sessions.delete(b"h2")
+    sessions.delete(b"h2")
+    assert sessions.get(b"h2", now=100.0) is None
+    sessions.put(b"h3", "cockpit-city", 900.0, now=250.0)  # drops h1, expired at 250
+    assert sessions.get(b"h1", now=150.0) is None
+    assert sessions.get(b"h3", now=250.0) == ("cockpit-city", 900.0)
+
+
+def test_rate_counters_slide(rates: Any) -> None:
+    assert [rates.hit("g", 3, 60, now=t) for t in (0.0, 10.0, 20.0)] == [None, None, None]
+    retry = rates.hit("g", 3, 60, now=30.0)
+    assert retry == pytest.approx(30.0)  # the hit at 0 leaves the window at 60
+    assert rates.hit("other", 3, 60, now=30.0) is None  # counters are per key
+    assert rates.hit("g", 3, 60, now=60.0) is None  # the hit at 0 has left
+    assert rates.hit("g", 3, 60, now=61.0) is not None  # 10, 20, 60 remain
+
+
+def test_rate_counters_refusals_are_not_counted(rates: Any) -> None:
+    assert rates.hit("g", 1, 60, now=0.0) is None
+    for t in range(1, 10):
+        assert rates.hit("g", 1, 60, now=float(t)) is not None
+    assert rates.hit("g", 1, 60, now=60.0) is None

@@ -1,0 +1,169 @@
+"""The composition root: the parts of one hub process, built and wired once.
+
+``Node.open(city)`` chooses the stores, opens the ledger and points the metadata store's
+change hook at it, builds the catalog and — when first asked — the query service, the stream
+service and the protocol application. Everything below receives its parts from here; nothing
+but the CLI and the tests imports this module (``tests/test_layers.py`` checks it)::
+
+    with Node.open("demo-city", serve=True) as node:
+        app = node.app()        # the protocol (FastAPI), over node.query and node.ledger
+
+The embedded stores are SQLite files in the city's ``state/`` folder (metadata) and memory
+(nonces, sessions, rate counters: they need not outlive one process); ``Stores.memory()`` keeps
+everything in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from zhongshu.catalog.catalog import Catalog
+from zhongshu.config import City, load_city
+from zhongshu.stores import MetadataStore, NonceStore, RateCounters, SessionStore
+from zhongshu.stores.memory import (
+    MemoryMetadataStore,
+    MemoryNonceStore,
+    MemoryRateCounters,
+    MemorySessionStore,
+)
+from zhongshu.stores.sqlite import SqliteMetadataStore
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from zhongshu.ledger import Ledger
+    from zhongshu.query.service import QueryService
+    from zhongshu.streams.service import StreamService
+
+
+@dataclass
+class Stores:
+    """The hub's own state, one store per kind."""
+
+    metadata: MetadataStore
+    nonces: NonceStore
+    sessions: SessionStore
+    rates: RateCounters
+
+    @classmethod
+    def embedded(cls, city: City) -> Stores:
+        """Metadata in ``state/hub.db`` (shared with the CLI and other processes on the city
+        folder); nonces, sessions and rate counters in this process's memory."""
+        return cls(SqliteMetadataStore(city.state_dir / "hub.db"), MemoryNonceStore(),
+                   MemorySessionStore(), MemoryRateCounters())
+
+    @classmethod
+    def memory(cls) -> Stores:
+        """Everything in memory (nothing is written to the city folder's state)."""
+        return cls(MemoryMetadataStore(), MemoryNonceStore(), MemorySessionStore(),
+                   MemoryRateCounters())
+
+    def close(self) -> None:
+        """Close every store."""
+        for store in (self.metadata, self.nonces, self.sessions, self.rates):
+            store.close()
+
+
+class Node:
+    """The parts of one hub process: stores, ledger, catalog, query, streams, protocol.
+
+    Build it with :meth:`open`; close it (or use it as a context manager) to stop the
+    health monitor, the engine, the streams and the ledger, in that order.
+    """
+
+    def __init__(self, city: City, stores: Stores, ledger: Ledger | None, *,
+                 monitor: bool = False, serve: bool = False) -> None:
+        self.city = city
+        self.stores = stores
+        self.ledger = ledger
+        self._monitor = monitor
+        self._serve = serve
+        if ledger is not None:
+            stores.metadata.on_change = ledger.change_recorder()
+        self.catalog = Catalog(city, stores.metadata)
+
+    @classmethod
+    def open(cls, city: City | str | os.PathLike[str], *, stores: Stores | None = None,
+             serve: bool = False, monitor: bool | None = None) -> Node:
+        """The parts of a hub for ``city`` (a loaded city, or its folder).
+
+        Args:
+            stores: the stores to use (default: :meth:`Stores.embedded`).
+            serve: a serving hub — the ledger's sequencer and publisher run, and the streams
+                the city declares are ingested (a command-line tool passes False: it records
+                governance changes on the ledger without serving it).
+            monitor: probe the sources in the background (default: when serving).
+
+        Raises:
+            ConfigError: the city's configuration is invalid.
+        """
+        if not isinstance(city, City):
+            city = load_city(Path(city))
+        stores = stores or Stores.embedded(city)
+        ledger = None
+        if city.ledger.enabled:
+            from zhongshu.ledger import Ledger
+
+            ledger = Ledger.open(city, start=serve)
+        node = cls(city, stores, ledger, monitor=serve if monitor is None else monitor,
+                   serve=serve)
+        if serve:
+            _ = node.streams  # the streams' window tables exist before the catalog reads them
+        return node
+
+    @cached_property
+    def streams(self) -> StreamService | None:
+        """The city's stream service (None when it declares no streams or is not served)."""
+        if not self._serve or not any(m.streams for m in self.city.members.values()):
+            return None
+        from zhongshu.streams.service import StreamService
+
+        return StreamService(self.city)
+
+    @cached_property
+    def query(self) -> QueryService:
+        """The query service (built on first use: it checks every dataset against its source
+        and starts the DuckDB workers)."""
+        from zhongshu.policy.identity import Caller
+        from zhongshu.query.service import QueryService
+
+        streams = self.streams
+        service = QueryService(self.catalog, self.stores.rates, monitor=self._monitor)
+        if streams is not None:
+            streams.load_lookups(lambda owner, sql: service.run(
+                Caller(service.catalog.members[owner]), sql,
+                "stream-enrichment").table.to_pylist())
+        return service
+
+    def app(self) -> FastAPI:
+        """The protocol application over this node's query service and ledger."""
+        from zhongshu.protocol.app import create_app
+
+        return create_app(self.query, self.ledger, sessions=self.stores.sessions,
+                          nonces=self.stores.nonces)
+
+    def close(self) -> None:
+        """Stop and close every part this node built."""
+        parts: dict[str, Any] = self.__dict__
+        if "query" in parts:
+            parts["query"].close()
+        if parts.get("streams") is not None:
+            parts["streams"].stop()
+        if self.ledger is not None:
+            if self._serve:
+                self.ledger.close()  # waits for the sequencer, signs a last checkpoint
+            else:
+                self.ledger.store.close()  # a tool's ledger: its appends are durable already
+        self.stores.close()
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

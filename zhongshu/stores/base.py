@@ -1,0 +1,119 @@
+"""What each store promises (``typing.Protocol``s: any class with these methods is one).
+
+* ``MetadataStore`` — members, token hashes, keys, stored grants, the list of governance
+  changes and the last check of each dataset; ``on_change`` is called after each change
+  (the composition root points it at the ledger).
+* ``NonceStore`` — signed-request nonces, each accepted once within its time to live.
+* ``SessionStore`` — browser sessions (hashes of session ids → member, expiry).
+* ``RateCounters`` — sliding one-window counters (a grant's queries per minute).
+
+Times are epoch seconds (``time.time()``) unless said otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+ChangeHook = Callable[[str, str, str, dict[str, Any]], None]
+
+
+class MetadataStore(Protocol):
+    """Members, tokens, keys, stored grants, governance changes and dataset checks."""
+
+    on_change: ChangeHook | None
+
+    def upsert_member(self, name: str, kind: str, title: str, roles: list[str]) -> None:
+        """Record a member as declared in the city configuration."""
+
+    def add_token(self, token_hash: str, member: str, label: str = "",
+                  expires_at: float | None = None) -> None:
+        """Store the hash of a newly issued token."""
+
+    def token_member(self, token_hash: str, now: float | None = None) -> str | None:
+        """The member holding a valid (unrevoked, unexpired) token with this hash, or None."""
+
+    def revoke_tokens(self, member: str, prefix: str | None = None) -> int:
+        """Revoke a member's tokens (all, or those whose hash starts with ``prefix``);
+        return how many were revoked."""
+
+    def add_key(self, key_id: str, member: str, public_key: bytes) -> None:
+        """Register a member's Ed25519 public key (32 raw bytes) under ``key_id``."""
+
+    def key(self, key_id: str) -> tuple[str, bytes] | None:
+        """(member, public key) of an unrevoked key, or None."""
+
+    def record_change(self, actor: str, action: str, subject: str,
+                      details: dict[str, Any] | None = None) -> int:
+        """Record who changed what; return the change's sequence number (1, 2, …) and call
+        ``on_change`` with the change. Details never hold a secret."""
+
+    def changes(self, since: int = 0) -> list[dict[str, Any]]:
+        """Changes after sequence number ``since``, oldest first: ``{"seq", "at", "actor",
+        "action", "subject", "details"}``."""
+
+    def version(self) -> int:
+        """The latest change's sequence number (0 when none)."""
+
+    def add_grant(self, grant_id: str, owner: str, spec: dict[str, Any], actor: str) -> None:
+        """Store a grant made through the CLI or the API."""
+
+    def revoke_grant(self, grant_id: str, actor: str) -> bool:
+        """Revoke a stored grant; False when there is no such active grant."""
+
+    def stored_grants(self) -> list[tuple[str, str, dict[str, Any], str]]:
+        """Active stored grants, oldest first: (id, owner, spec, created_by)."""
+
+    def members(self) -> list[dict[str, Any]]:
+        """Members by name: ``{"name", "kind", "title", "roles" (JSON text), "tokens"}``,
+        ``tokens`` being the count of valid tokens."""
+
+    def record_dataset(self, name: str, owner: str, source: str, listed: bool, status: str,
+                       reason: str, observed: dict[str, str]) -> None:
+        """Record a dataset's last check: ``ok``, ``drift`` or ``source_down``."""
+
+    def dataset_status(self, name: str) -> tuple[str, str] | None:
+        """(status, reason) of a dataset's last check, or None if never checked."""
+
+    def close(self) -> None:
+        """Release connections (the store may not be used afterwards)."""
+
+
+class NonceStore(Protocol):
+    """Nonces of signed requests: each is accepted once while it is remembered."""
+
+    def spend(self, nonce: str, now: float, ttl_s: float) -> bool:
+        """Remember ``nonce`` until ``now + ttl_s``; False if it is already remembered
+        (a replay). Nonces past their time are forgotten."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class SessionStore(Protocol):
+    """Browser sessions by the SHA-256 of their id (an id itself is never stored)."""
+
+    def put(self, sid_hash: bytes, member: str, expires_at: float, now: float) -> None:
+        """Open a session of ``member`` until ``expires_at``; sessions expired at ``now``
+        may be dropped on the way."""
+
+    def get(self, sid_hash: bytes, now: float) -> tuple[str, float] | None:
+        """(member, expires_at) of a live session, or None if unknown or expired."""
+
+    def delete(self, sid_hash: bytes) -> None:
+        """End a session (unknown ids are ignored)."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class RateCounters(Protocol):
+    """Sliding-window counters: at most ``limit`` hits per key in any ``window_s``."""
+
+    def hit(self, key: str, limit: int, window_s: float, now: float) -> float | None:
+        """Count one hit of ``key`` at ``now`` if fewer than ``limit`` hits fall in the
+        window ending now, and return None; otherwise count nothing and return the seconds
+        until a hit would be allowed again."""
+
+    def close(self) -> None:
+        """Release connections."""
