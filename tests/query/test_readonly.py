@@ -130,22 +130,22 @@ def test_second_wall_holds_without_the_firewall(service: QueryService) -> None:
     for stmt in BYPASS:
         sql = stmt.format(root=root, state=state)
         with pytest.raises(WorkerError):
-            service.engine.execute(sql, [], 10)
+            service.executor.engine.execute(sql, [], 10)
     assert not (root / "data" / "civil-affairs" / "evil.csv").exists()
     assert not (root / "data" / "evil.db").exists()
     assert city_checksums(service.city) == before
     # and the sources themselves are still readable there
-    table, _ = service.engine.execute(
+    table, _ = service.executor.engine.execute(
         'SELECT count(*) AS n FROM "memory"."src_civil_affairs_db"."districts"', [], 10)
     assert table.column("n").to_pylist() == [6]
-    assert service.engine.runs_as == "nobody"
+    assert service.executor.engine.runs_as == "nobody"
 
 
 def test_readable_by_others(city_tmp: Path) -> None:
     """Whether `nobody` could read a city's files decides whether workers drop to it: a city
     under a 0700 folder keeps working (workers keep the hub's user, with a warning) instead of
     every source going down."""
-    from zhongshu.query.service import readable_by_others
+    from zhongshu.query.execute import readable_by_others
 
     hidden = city_tmp / "hidden"
     (hidden / "data").mkdir(parents=True)

@@ -25,6 +25,7 @@ from zhongshu.errors import (
     LedgerUnavailable,
     NotFound,
     ResultTooLarge,
+    SourceBusy,
     Unauthenticated,
     ZhongshuError,
 )
@@ -37,7 +38,7 @@ from zhongshu.protocol.metrics import Metrics
 from zhongshu.protocol.sessions import COOKIE, SESSION_S, Sessions
 from zhongshu.protocol.signatures import Message, Verifier
 from zhongshu.protocol.subscribe import add_subscribe_route
-from zhongshu.query.service import QueryService, Result
+from zhongshu.query.service import Lookup, QueryService, Result
 from zhongshu.stores import NonceStore, SessionStore
 
 log = logging.getLogger("zhongshu.protocol")
@@ -362,9 +363,10 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
         t0 = time.perf_counter()
         request.state.query = body
         try:
-            result = service.quick(who, body.sql, body.purpose, body.limit)
+            found = service.lookup(who, body.sql, body.purpose, body.limit)
+            result = _inline(found)
             if result is None:
-                result = await run_in_threadpool(service.run, who, body.sql, body.purpose,
+                result = await run_in_threadpool(service.run_found, found, who, body.purpose,
                                                   body.limit)
             payload = _payload(result, body)
         except ZhongshuError as e:
@@ -391,6 +393,17 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
                              "row_count": result.num_rows, "truncated": result.truncated,
                              "row_scope": result.plan.row_scope, "receipt": receipt})
         return Response(head[:-1] + b',"rows":' + payload + b"}", media_type="application/json")
+
+    def _inline(found: Lookup) -> Result | None:
+        """Answer on the event loop a query whose cached plan was measured sub-millisecond on
+        the source's own engine (handing a 50 µs SQLite lookup to a thread costs more than
+        the lookup, and under load threads convoy on the GIL); None: run it on a thread."""
+        if found.plan is None or not found.plan.is_quick():
+            return None
+        try:
+            return service.execute(found.plan, found.template, wait=False)
+        except SourceBusy:
+            return None
 
     def _payload(result: Result, body: QueryIn) -> bytes:
         """The exact result bytes: an Arrow IPC stream, or the canonical JSON rows."""
@@ -452,7 +465,7 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
     @app.get("/metrics", response_class=PlainTextResponse, tags=["hub"])
     def prometheus() -> str:
         """Prometheus metrics (counts only; no data, no identities)."""
-        return metrics.render({n: s.status for n, s in service.state.items()})
+        return metrics.render(service.sources.statuses())
 
     return app
 

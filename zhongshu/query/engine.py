@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
+from duckdb.func import PythonUDFType
 from duckdb.sqltypes import VARCHAR
 
 from zhongshu.config import HubSettings
@@ -44,7 +45,7 @@ class Engine:
                 self.failed[src.name] = src.unavailable_message(e)
         if keys is not None:
             self.con.create_function(PSEUDONYM_FN, keys.udf, [VARCHAR, VARCHAR], VARCHAR,
-                                     type="arrow", side_effects=False)
+                                     type=PythonUDFType.ARROW, side_effects=False)
         if allowed:
             self.con.execute("SET allowed_directories = ?", [allowed])
         self.con.execute("SET enable_external_access = false")

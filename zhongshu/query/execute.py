@@ -1,0 +1,232 @@
+"""Running a plan: on the source's own engine (pushdown) or on the DuckDB workers, which this
+module also builds and rebuilds; engine and driver errors become protocol errors here.
+
+Both paths return the same columns with the same types (those DuckDB gives the query), so an
+answer never depends on the path taken.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import stat
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from zhongshu.catalog.catalog import Catalog
+from zhongshu.config import HubSettings
+from zhongshu.errors import QueryInvalid, QueryTimeout, SourceUnavailable, ZhongshuError
+from zhongshu.query.convert import coerce_rows, rows_to_arrow
+from zhongshu.query.health import SourceHealth
+from zhongshu.query.plan import Plan, Template
+from zhongshu.query.worker import WorkerError, WorkerPool, WorkerSpec
+from zhongshu.sources import Source
+
+log = logging.getLogger("zhongshu.query")
+
+
+@dataclass
+class Result:
+    """One answered query: an Arrow table, or (from a source's own driver) Python rows whose
+    values are already what the table would hold — built into a table only when asked."""
+
+    schema: pa.Schema
+    truncated: bool
+    plan: Plan
+    path: str  # "native:<source>" or "duckdb"
+    _table: pa.Table | None = None
+    _rows: list[list[Any]] | None = None
+
+    @property
+    def table(self) -> pa.Table:
+        if self._table is None:
+            assert self._rows is not None
+            self._table = rows_to_arrow(self._rows, self.schema)
+        return self._table
+
+    @property
+    def num_rows(self) -> int:
+        return len(self._rows) if self._rows is not None else int(self.table.num_rows)
+
+    def rows(self) -> list[list[Any]]:
+        """The rows as lists of Python values (JSON encoding reads these)."""
+        if self._rows is not None:
+            return self._rows
+        cols = [c.to_pylist() for c in self.table.columns]
+        return [list(r) for r in zip(*cols, strict=True)]
+
+
+_CONNECTION_HINTS = ("connect", "connection", "server closed", "lost connection",
+                     "unable to open", "no such file", "terminating", "broken pipe",
+                     "could not receive", "eof", "gone away", "shutdown")
+
+
+class Executor:
+    """Runs plans on either path, over DuckDB workers it owns.
+
+    Args:
+        on_rebuild: called after the engine was replaced (cached plans name the old one).
+    """
+
+    def __init__(self, catalog: Catalog, settings: HubSettings, pseudonym_secret: bytes,
+                 health: SourceHealth, on_rebuild: Callable[[], None]) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.health = health
+        self._secret = pseudonym_secret
+        self._on_rebuild = on_rebuild
+        self._generation = itertools.count(1)
+        self._lock = threading.Lock()
+        self.engine = self._build()
+
+    # --- the DuckDB workers -------------------------------------------------------------------
+
+    def _worker_user(self) -> str | None:
+        """The user DuckDB workers drop to, if the file sources are readable by it."""
+        user = self.settings.worker_user or None
+        if user is None or os.geteuid() != 0:
+            return user
+        blocked = [str(p) for s in self.catalog.sources.values() if s.config.path
+                   for p in [s.path()] if not readable_by_others(p)]
+        if blocked:
+            log.warning("the DuckDB workers cannot drop to `%s`: %s not readable by other "
+                        "users (chmod o+rx on every folder above it, or move the city); they "
+                        "run as root, and the second wall rests on the firewall and DuckDB's "
+                        "settings alone", user, blocked[0])
+            return None
+        return user
+
+    def _build(self, include: frozenset[str] = frozenset()) -> WorkerPool:
+        up = [(s.config, str(self.catalog.city.root), s.owner)
+              for n, s in self.catalog.sources.items() if self.health.is_up(n) or n in include]
+        pool = WorkerPool(WorkerSpec(up, self.settings, self._secret, self._worker_user(),
+                                     next(self._generation)),
+                          self.settings.duckdb_workers)
+        for name, reason in pool.failed.items():
+            self.health.mark_down(name, reason)
+        return pool
+
+    @property
+    def generation(self) -> int:
+        """Which engine plans are built for (it changes when the engine is rebuilt)."""
+        return self.engine.generation
+
+    def attached(self) -> frozenset[str]:
+        """The sources the current engine reaches."""
+        return frozenset(self.engine.attached)
+
+    def rebuild(self, include: frozenset[str] = frozenset()) -> None:
+        """Replace the engine (``include``: sources to attach even if last seen down); the old
+        one is closed once the queries it runs have had their time."""
+        with self._lock:
+            old = self.engine
+            self.engine = self._build(include)
+        self._on_rebuild()
+        threading.Timer(self.settings.query_timeout_s + 1, old.close).start()
+
+    def close(self) -> None:
+        """Close the engine and the sources' native connections."""
+        self.engine.close()
+        for src in self.catalog.sources.values():
+            src.close()
+
+    # --- running ----------------------------------------------------------------------------
+
+    def describe(self, plan: Plan, params: tuple[Any, ...]) -> pa.Schema:
+        """The schema DuckDB gives the plan's answer (what the native path must match)."""
+        return self.duckdb(plan, params, describe=True)[0].schema
+
+    def native(self, plan: Plan, template: Template, wait: bool = True
+               ) -> tuple[list[list[Any]], float]:
+        """Run the plan on its source's own engine: rows coerced to the plan's schema, and the
+        seconds the source took."""
+        src = plan.native
+        assert src is not None and plan.native_sql is not None and plan.schema is not None
+        for attempt in (1, 2):
+            try:
+                _names, rows, seconds = src.execute_native(plan.native_sql, template.params,
+                                                           self.settings.query_timeout_s, wait)
+                return coerce_rows(rows, plan.schema), seconds
+            except ZhongshuError:
+                raise
+            except Exception as e:
+                # a pooled connection that died with a source restart: a SELECT is safe to
+                # run again once, on fresh connections, if the source answers
+                if attempt == 1 and _is_connection_error(e) and src.health() == "ok":
+                    src.close()
+                    continue
+                raise self.translate(e, plan.sources) from None
+        raise AssertionError("unreachable")
+
+    def duckdb(self, plan: Plan, params: tuple[Any, ...], describe: bool = False
+               ) -> tuple[pa.Table, float]:
+        """Run the plan on a DuckDB worker: the table, and the seconds it took."""
+        sql = plan.duckdb_sql
+        if describe:
+            sql = f"SELECT * FROM ({sql}) AS _d LIMIT 0"
+        timeout = self.settings.query_timeout_s
+        with ExitStack() as stack:
+            for src in plan.sources:
+                stack.enter_context(src.slot(timeout))
+            try:
+                return self.engine.execute(sql, list(params), timeout)
+            except WorkerError as e:
+                if e.kind == "InterruptException":
+                    raise QueryTimeout(f"the query exceeded the hub's time limit of "
+                                       f"{timeout:g} s; narrow it (filters, LIMIT) or "
+                                       "aggregate") from None
+                raise self.translate(e, plan.sources) from None
+
+    def translate(self, e: BaseException, sources: list[Source]) -> ZhongshuError:
+        """The protocol error for an engine or driver error: a lost source marks it down
+        (``source_unavailable``), anything else is the query's (``query_invalid``, without
+        quoted values or internal names)."""
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if _is_connection_error(e):
+            down = [s for s in sources if s.health() != "ok"]
+            for s in down:
+                self.health.mark_down(s.name, s.unavailable_message(e))
+            if down:
+                return SourceUnavailable(f"source `{down[0].name}` is unavailable; other "
+                                         "datasets keep working")
+            # the sources answer again: the engine's connections are stale, start afresh
+            self.rebuild()
+            return SourceUnavailable("a source connection was reset; retry the query")
+        return QueryInvalid("the query could not be run: " + _sanitize(msg))
+
+
+def readable_by_others(path: Path) -> bool:
+    """Whether a user with no special rights can reach ``path`` (x on every folder above it)
+    and read it (r on the file, or r+x on the folder)."""
+    path = path.resolve()
+    for parent in path.parents:
+        if parent.exists() and not parent.stat().st_mode & stat.S_IXOTH:
+            return False
+    mode = path.stat().st_mode if path.exists() else 0
+    need = stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0)
+    return bool(mode & need == need)
+
+
+def _is_connection_error(e: BaseException) -> bool:
+    msg = str(e).lower()
+    return (any(h in msg for h in _CONNECTION_HINTS) or getattr(e, "kind", "") == "IOException"
+            or isinstance(e, ConnectionError))
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")  # engines quote data values either way
+
+
+def _sanitize(msg: str) -> str:
+    """An engine error without quoted values or internal relation names."""
+    msg = re.sub(r"^[A-Za-z ]*Error: ", "", msg)
+    msg = _QUOTED.sub("…", msg)
+    msg = re.sub(r"\b(src_\w+|__raw__\w+)", "…", msg)
+    return msg[:300]
