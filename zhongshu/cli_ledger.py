@@ -113,7 +113,7 @@ def verify(city_dir: DirOpt = None, url: UrlOpt = None, log_key: KeyOpt = None,
 def _verify_remote(url: str, log_key: str | None, known: list[Any], bar: Any) -> Any:
     from zhongshu.ledger import note
     from zhongshu.ledger import verify as v
-    from zhongshu.protocol.ledger_routes import tile_path
+    from zhongshu.protocol.routes.ledger import tile_path
 
     report = v.Report()
     if log_key is None:
@@ -144,7 +144,7 @@ def _verify_remote(url: str, log_key: str | None, known: list[Any], bar: Any) ->
 
 def _bundle(index: int, city_dir: Path | None, url: str | None, token: str | None) -> Any:
     if city_dir is not None:
-        from zhongshu.protocol.ledger_routes import bundle
+        from zhongshu.protocol.routes.ledger import bundle
 
         lg = _ledger(city_dir)
         body = lg.store.entry(index)

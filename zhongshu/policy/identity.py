@@ -88,6 +88,12 @@ def register_key(catalog: Catalog, member: str, public_key: bytes | None = None,
     return key_id, pem
 
 
+def must_sign(member: Member) -> bool:
+    """Whether ``member`` must sign every request (members of kind ``hub``: another hub's
+    request is evidence in both ledgers, so it cannot rest on a bearer token)."""
+    return member.kind == "hub"
+
+
 class Authenticator:
     """Resolves bearer tokens to callers, with a short positive cache.
 
@@ -105,6 +111,19 @@ class Authenticator:
         if member is None:
             raise Unauthenticated("the signing key belongs to no member of this city")
         return Caller(member)
+
+    def bearer(self, authorization: str | None) -> Caller:
+        """The caller presenting a bearer token, if its kind may use one.
+
+        Raises:
+            Unauthenticated: as :meth:`authenticate`, or the member must sign its requests.
+        """
+        who = self.authenticate(authorization)
+        if must_sign(who.member):
+            raise Unauthenticated("members of kind `hub` must sign their requests "
+                                  "(HTTP Message Signatures, RFC 9421, Ed25519); they have no "
+                                  "bearer tokens or browser sessions")
+        return who
 
     def authenticate(self, authorization: str | None) -> Caller:
         """The caller presenting ``Authorization: Bearer <token>``.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from typing import Any
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -63,6 +64,33 @@ class Metrics:
             out.append(f"zhongshu_query_seconds_count {self._count}")
         out += ["# HELP zhongshu_source_up Whether a source answers (1) or is down (0).",
                 "# TYPE zhongshu_source_up gauge"]
-        for name, status in sorted(sources.items()):
-            out.append(f'zhongshu_source_up{{source="{name}"}} {1 if status == "ok" else 0}')
+        for name, state in sorted(sources.items()):
+            out.append(f'zhongshu_source_up{{source="{name}"}} {1 if state == "ok" else 0}')
         return "\n".join(out) + "\n"
+
+
+class CountRequests:
+    """Pure ASGI middleware counting answers by route and status (no per-request task, unlike
+    Starlette's BaseHTTPMiddleware, which costs a large share of a point lookup)."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def counting_send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            route = scope.get("route")
+            self.metrics.request(getattr(route, "path", "unmatched"), status)

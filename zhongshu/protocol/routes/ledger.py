@@ -149,7 +149,7 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
 
     def _entry(index: int, who: Caller) -> tuple[bytes, dict[str, Any]]:
         body = ledger.store.entry(index) if index >= 0 else None
-        fields = orjson.loads(body) if body is not None else None
+        fields: dict[str, Any] = orjson.loads(body) if body is not None else {}
         if body is None or not can_read(who, fields, service):
             raise NotFound(f"no entry {index} that you may read (entries are shown to their "
                            "caller, the owners of the datasets they name, and auditors)")

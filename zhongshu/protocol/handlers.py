@@ -1,0 +1,101 @@
+"""Errors as the protocol sends them: ``{"error": {"code", "message"}, "receipt"?}``.
+
+Every :class:`zhongshu.errors.ZhongshuError` carries its HTTP status and stable code; the
+handlers here turn it (and FastAPI's own validation and routing errors) into that body, and
+record each refusal of a known member on the ledger first, so the answer can carry its
+receipt. Anonymous refusals are counted in metrics, never recorded (nobody can flood the
+ledger). Unexpected errors answer ``internal`` without internals; the log has the details.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from zhongshu.errors import BadRequest, LedgerUnavailable, NotFound, ZhongshuError
+from zhongshu.ledger import Ledger, entry
+from zhongshu.policy.identity import Caller
+from zhongshu.protocol.models import QueryIn
+
+log = logging.getLogger("zhongshu.protocol")
+refusals = logging.getLogger("zhongshu.refusals")
+
+
+def add_error_handlers(app: FastAPI, ledger: Ledger | None) -> None:
+    """Install the protocol's error handlers on ``app``, recording refusals on ``ledger``."""
+
+    async def record_refusal(request: Request, code: str) -> dict[str, Any] | None:
+        who: Caller | None = getattr(request.state, "caller", None)
+        if ledger is None or who is None:
+            return None  # anonymous requests are counted, never recorded
+        q: QueryIn | None = getattr(request.state, "query", None)
+        fields = entry.refusal(
+            who.name, f"{request.method} {request.url.path}", code,
+            purpose=q.purpose if q else None,
+            query=entry.query_sha256(q.sql, q.purpose, q.format, q.limit) if q else None,
+            signature=who.signature, key_id=who.key_id)
+        try:
+            receipt: dict[str, Any] = (await ledger.record_async(fields)).to_dict()
+            return receipt
+        except LedgerUnavailable:
+            return None  # the answer already says the hub cannot record; nothing more to do
+
+    @app.exception_handler(ZhongshuError)
+    async def _zhongshu_error(request: Request, exc: ZhongshuError) -> Response:
+        if exc.status >= 500 and exc.code == "internal":
+            log.error("internal error on %s: %s", request.url.path, exc)
+        elif exc.status == 401:  # anonymous: counted in metrics, not logged one by one
+            log.debug("unauthenticated %s %s", request.method, request.url.path)
+        elif exc.status in (403, 404, 429):
+            # every refusal of a known member is logged (messages never hold data or secrets)
+            refusals.warning("refused %s %s: %s: %s", request.method, request.url.path,
+                             exc.code, exc.message)
+        return error_response(exc, await record_refusal(request, exc.code))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        err = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        field = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        return error_response(BadRequest(f"{field or 'request'}: {err.get('msg')}"),
+                              await record_refusal(request, BadRequest.code))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return error_response(NotFound(f"no such endpoint: {request.method} "
+                                           f"{request.url.path}"))
+        code = "method_not_allowed" if exc.status_code == 405 else "bad_request"
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of every route on this path (RFC 9110)
+            methods = sorted({m for r in app.routes if hasattr(r, "path_regex")
+                              and r.path_regex.match(request.url.path)
+                              for m in getattr(r, "methods", None) or ()})
+            headers["Allow"] = ", ".join(methods)
+        return JSONResponse({"error": {"code": code, "message": str(exc.detail)}},
+                            status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s", request.url.path)
+        try:
+            receipt = await record_refusal(request, "internal")
+        except Exception:
+            receipt = None
+        return error_response(ZhongshuError("internal error; the hub's log has the details"),
+                              receipt)
+
+
+def error_response(exc: ZhongshuError, receipt: dict[str, Any] | None = None) -> Response:
+    """The protocol's JSON error for ``exc`` (with the refusal's receipt, when recorded)."""
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    body: dict[str, Any] = {"error": exc.to_dict()}
+    if receipt is not None:
+        body["receipt"] = receipt
+    return Response(orjson.dumps(body), status_code=exc.status,
+                    media_type="application/json", headers=headers)

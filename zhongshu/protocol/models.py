@@ -1,0 +1,112 @@
+"""The protocol's request and answer bodies (their JSON Schemas are in the OpenAPI document).
+
+``Receipt`` is the wire form of :class:`zhongshu.ledger.Receipt` (``to_dict()`` gives it).
+"""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. `column_not_granted`")
+    message: str = Field(description="what went wrong and what to do, for a person")
+
+
+class Receipt(BaseModel):
+    ledger: str = Field(description="ledger origin")
+    index: int = Field(description="index of the exchange's entry")
+    entry_hash: str = Field(description="hex RFC 9162 leaf hash of the entry")
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+    receipt: Receipt | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"] = "ok"
+    sources: dict[str, str] = Field(description='source → "ok" or "down: REASON"')
+
+
+class ColumnOut(BaseModel):
+    name: str
+    type: str
+    classification: Literal["public", "internal", "personal", "sensitive"]
+    description: str = ""
+
+
+class DatasetOut(BaseModel):
+    name: str
+    owner: str
+    title: str
+    description: str
+    columns: list[ColumnOut]
+    area_column: str | None
+    access: Literal["none", "partial", "full"]
+    status: Literal["ok", "unavailable"] = "ok"
+
+
+class GrantOut(BaseModel):
+    id: str
+    columns: list[str]
+    purposes: list[str]
+    masking: dict[str, str] = {}
+    row_scope: str | None = None
+    expires: str | None = None
+    rate_limit: int | None = None
+
+
+class DatasetDetailOut(DatasetOut):
+    grants: list[GrantOut]
+
+
+class QueryIn(BaseModel):
+    sql: str = Field(min_length=1, max_length=100_000,
+                     description="one SELECT over dataset names (DuckDB dialect)")
+    purpose: str = Field(min_length=1, max_length=200, description="why the data is needed")
+    format: Literal["json", "arrow"] = "json"
+    limit: int | None = Field(default=None, ge=1, description="at most this many rows")
+
+
+class SessionIn(BaseModel):
+    token: str = Field(min_length=1, max_length=500, description="a member token")
+
+
+class SessionOut(BaseModel):
+    member: str
+    kind: str
+    title: str
+    expires: float | None = Field(description="epoch seconds (null: not a cookie session)")
+
+
+class GrantIn(BaseModel):
+    """A grant as a data owner makes it (the same keys as ``[[grants]]`` in a member file)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = None
+    consumer: str
+    datasets: list[str] = Field(min_length=1)
+    purposes: list[str] = Field(min_length=1)
+    columns: list[str] | None = None
+    masking: dict[str, Any] = {}
+    row_scope: str | dict[str, str] | None = None
+    expires: str | None = Field(default=None, description="ISO 8601 time")
+    rate_limit: int | None = Field(default=None, ge=1)
+
+
+class ResultColumn(BaseModel):
+    name: str
+    type: str
+
+
+class QueryOut(BaseModel):
+    columns: list[ResultColumn]
+    rows: list[list[Any]]
+    row_count: int
+    truncated: bool
+    row_scope: list[dict[str, str]] = Field(
+        description="datasets whose rows the caller's grants limited, and how")
+    receipt: Receipt | None = None
