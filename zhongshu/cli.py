@@ -634,6 +634,8 @@ def main() -> None:
     except typer.Abort:
         sys.exit(130)
     except Exception as e:
+        from rich.markup import escape
+
         from zhongshu.extras import hint
 
         # click's usage errors (typer vendors click from 0.2x on, so `import click` may
@@ -647,7 +649,7 @@ def main() -> None:
             raise
         # a command whose extra is not installed says which (pip install 'zhongshu[hub]')
         line = hint(e) if isinstance(e, ModuleNotFoundError) else None
-        err.print(f"[red]error:[/] {line or f'{type(e).__name__}: {e}'}"
+        err.print("[red]error:[/] " + escape(line or f"{type(e).__name__}: {e}")
                   + ("" if line else " (run with --debug for details)"),
                   highlight=False, soft_wrap=True)
         sys.exit(1)
