@@ -572,14 +572,23 @@ def main() -> None:
     except typer.Abort:
         sys.exit(130)
     except Exception as e:
-        import click
+        from rich.markup import escape
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
+        from zhongshu.extras import hint
+
+        # click's usage errors (typer vendors click from 0.2x on, so `import click` may
+        # fail or name another copy): they show themselves, with their exit status (2 for
+        # bad usage)
+        show, code = getattr(e, "show", None), getattr(e, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
         if _state["debug"] or os.environ.get("ZHONGSHU_DEBUG"):
             raise
-        err.print(f"[red]error:[/] {type(e).__name__}: {e} (run with --debug for details)",
+        # a command whose extra is not installed says which (pip install 'zhongshu[hub]')
+        line = hint(e) if isinstance(e, ModuleNotFoundError) else None
+        err.print("[red]error:[/] " + escape(line or f"{type(e).__name__}: {e}")
+                  + ("" if line else " (run with --debug for details)"),
                   highlight=False, soft_wrap=True)
         sys.exit(1)
 

@@ -12,9 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from zhongshu.config import load_city
 from zhongshu.errors import BadRequest, ConfigError
-from zhongshu.scenarios.trees import survey
 
 trees_app = typer.Typer(help="Tree surveys (the parks department's own store).",
                         no_args_is_help=True)
@@ -33,6 +31,9 @@ def import_survey(
         = "parks.tree_surveys") -> None:
     """Check a survey row by row and, if every row is valid, write it into the folder of
     the source serving ``dataset`` (nothing is written otherwise)."""
+    from zhongshu.config import load_city
+    from zhongshu.scenarios.trees import survey
+
     city = load_city(city_dir)
     owner, ds = city.datasets().get(dataset, (None, None))
     if ds is None or ds.table is None:

@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key, l
 from tests.conftest import RunningHub
 from zhongshu import errors
 from zhongshu.client import Hub
+from zhongshu.client.signing import Message, sign, signature_base
 from zhongshu.policy.identity import register_key
-from zhongshu.protocol.signatures import Message, Verifier, sign, signature_base
+from zhongshu.protocol.signatures import Verifier
 from zhongshu.stores.memory import MemoryNonceStore
 
 # RFC 9421, Appendix B.1.4 (test-key-ed25519) and B.2.6

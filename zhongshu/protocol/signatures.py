@@ -1,4 +1,5 @@
-"""HTTP Message Signatures (RFC 9421) with Ed25519, and Content-Digest (RFC 9530).
+"""Verifying signed requests: HTTP Message Signatures (RFC 9421) with Ed25519, and
+Content-Digest (RFC 9530).
 
 The hub verifies signatures on any request that carries ``Signature-Input`` and ``Signature``;
 members of kind ``hub`` must sign. A valid signature covers at least ``@method``, ``@path``,
@@ -6,61 +7,31 @@ members of kind ``hub`` must sign. A valid signature covers at least ``@method``
 ``keyid`` and ``nonce``. Replays are refused: ``created`` must be within ``MAX_SKEW_S`` of the
 hub's clock and a nonce is accepted once.
 
->>> base = signature_base(["@method", "@path"], '("@method" "@path");created=1',
-...                       Message("GET", "/v1/catalog", "", "hub.example", {}))
->>> print(base)
-"@method": GET
-"@path": /v1/catalog
-"@signature-params": ("@method" "@path");created=1
+The signing half — the signature base, :class:`Message` and ``sign`` — lives in the client
+(:mod:`zhongshu.client.signing`), so callers and the hub serialise a request the same way.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from zhongshu.client.signing import REQUIRED, Message, content_digest, signature_base
 from zhongshu.errors import Unauthenticated
 from zhongshu.stores import NonceStore
 
+__all__ = ["MAX_SKEW_S", "REQUIRED", "Message", "Signed", "Verifier", "content_digest",
+           "signature_base"]
+
 MAX_SKEW_S = 300
-REQUIRED = ("@method", "@path", "@authority")
-
-
-@dataclass(frozen=True)
-class Message:
-    """The parts of an HTTP request a signature can cover."""
-
-    method: str
-    path: str
-    query: str  # without the leading "?"
-    authority: str
-    headers: dict[str, str]  # lower-case names
-
-    def component(self, name: str) -> str:
-        if name == "@method":
-            return self.method.upper()
-        if name == "@path":
-            return self.path
-        if name == "@query":
-            return "?" + self.query
-        if name == "@authority":
-            return self.authority.lower()
-        if name == "@target-uri":
-            return f"http://{self.authority}{self.path}" + (f"?{self.query}" if self.query
-                                                             else "")
-        if name.startswith("@"):
-            raise Unauthenticated(f"signature covers unsupported component `{name}`")
-        if name not in self.headers:
-            raise Unauthenticated(f"signature covers `{name}`, which the request lacks")
-        return self.headers[name].strip()
+PublicKeyOf = Callable[[str], tuple[str, bytes] | None]
+"""Key id → (member, raw 32-byte Ed25519 public key), or None for an unknown or revoked key."""
 
 
 @dataclass(frozen=True)
@@ -71,13 +42,6 @@ class Signed:
     label: str
     signature: str  # base64, as sent: kept in the exchange's ledger entry
     params: str
-
-
-def signature_base(components: list[str], params: str, msg: Message) -> str:
-    """The RFC 9421 signature base for ``components`` and the serialized ``params``."""
-    lines = [f'"{c}": {msg.component(c)}' for c in components]
-    lines.append(f'"@signature-params": {params}')
-    return "\n".join(lines)
 
 
 _INPUT = re.compile(r'^\s*([a-zA-Z0-9_*-]+)=(\(([^)]*)\)(.*))$')
@@ -106,17 +70,11 @@ def _parse_signature(header: str, label: str) -> bytes:
     raise Unauthenticated(f"malformed Signature header for label `{label}`")
 
 
-def content_digest(body: bytes) -> str:
-    """RFC 9530 ``Content-Digest`` value (sha-256) of ``body``."""
-    return "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
-
-
 class Verifier:
     """Checks signatures against members' registered Ed25519 keys, refusing replays."""
 
-    def __init__(self, public_key: Callable[[str], tuple[str, bytes] | None],
-                 nonces: NonceStore) -> None:
-        self._public_key = public_key  # key id → (member, raw 32-byte key) or None
+    def __init__(self, public_key: PublicKeyOf, nonces: NonceStore) -> None:
+        self._public_key = public_key
         self._nonces = nonces
 
     def verify(self, msg: Message, body: bytes, now: float | None = None
@@ -166,23 +124,3 @@ class Verifier:
         if not self._nonces.spend(nonce, now, 2 * MAX_SKEW_S):
             raise Unauthenticated("replayed request: this signature nonce was already used")
 
-
-def sign(msg: Message, body: bytes, key: Ed25519PrivateKey, key_id: str,
-         now: float | None = None, label: str = "sig1") -> dict[str, str]:
-    """Headers that sign ``msg`` (Signature-Input, Signature and, with a body,
-    Content-Digest)."""
-    headers = dict(msg.headers)
-    components = list(REQUIRED)
-    extra: dict[str, str] = {}
-    if body:
-        extra["content-digest"] = content_digest(body)
-        headers["content-digest"] = extra["content-digest"]
-        components.append("content-digest")
-    created = int(time.time() if now is None else now)
-    inner = " ".join(f'"{c}"' for c in components)
-    params = (f'({inner});created={created};keyid="{key_id}";alg="ed25519";'
-              f'nonce="{secrets.token_urlsafe(12)}"')
-    base = signature_base(components, params, Message(msg.method, msg.path, msg.query,
-                                                      msg.authority, headers))
-    sig = base64.b64encode(key.sign(base.encode())).decode()
-    return {**extra, "Signature-Input": f"{label}={params}", "Signature": f"{label}=:{sig}:"}

@@ -1,7 +1,18 @@
-"""The Python client of the hub protocol: what scenarios, cockpits and members' tools use.
+"""The connection to a hub: :class:`Hub`, what scenarios, cockpits, members' tools and peer
+hubs use. Answers come back as Arrow tables or the protocol's JSON; an error answer is
+raised as the protocol's error class for its code (:class:`HubError` for a code this
+client does not know).
 
->>> hub = Hub("http://127.0.0.1:8400", token)          # doctest: +SKIP
->>> hub.query("SELECT count(*) FROM traffic.passages", purpose="traffic-management")  # +SKIP
+>>> def hub_answers(request: httpx.Request) -> httpx.Response:
+...     if request.url.path == "/v1/health":
+...         return httpx.Response(200, json={"status": "ok", "sources": {}})
+...     return httpx.Response(403, json={"error": {"code": "forbidden", "message": "no"}})
+>>> hub = Hub("http://hub.example", "zs_token", transport=httpx.MockTransport(hub_answers))
+>>> hub.health()["status"]
+'ok'
+>>> hub.catalog()
+Traceback (most recent call last):
+zhongshu.errors.Forbidden: no
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ import pyarrow as pa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from zhongshu import errors
-from zhongshu.protocol.signatures import Message, sign
+from zhongshu.client.signing import Message, sign
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 _BY_CODE: dict[str, type[errors.ZhongshuError]] = {
@@ -27,17 +38,23 @@ _BY_CODE: dict[str, type[errors.ZhongshuError]] = {
 
 
 class HubError(errors.ZhongshuError):
-    """An error answered by a hub whose code this client does not know."""
+    """An error answered by a hub whose code this client does not know; ``code`` and
+    ``status`` are the hub's."""
 
 
 class Hub:
     """A connection to one hub, as one member.
 
+    Every method raises the protocol's error class for the code of an error answer
+    (:class:`HubError` for an unknown code), and httpx's transport errors when the hub
+    cannot be reached.
+
     Args:
         url: the hub's base URL, e.g. ``http://127.0.0.1:8400``.
         token: the member's bearer token (members of kind ``hub`` sign instead).
-        key: (key id, Ed25519 private key) to sign every request with (RFC 9421).
         timeout: seconds to wait for an answer.
+        transport: an httpx transport to use instead of the network (e.g. an ASGI app).
+        key: (key id, Ed25519 private key) to sign every request with (RFC 9421).
     """
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 60.0,
@@ -79,7 +96,7 @@ class Hub:
         cls = _BY_CODE.get(code)
         if cls is None:
             err = HubError(message)
-            err.code, err.status = code, r.status_code  # type: ignore[misc]
+            err.code, err.status = code, r.status_code
             raise err
         raise cls(message)
 
@@ -94,21 +111,24 @@ class Hub:
 
     def health(self) -> dict[str, Any]:
         """``{"status", "sources"}`` of the hub."""
-        return self._check(self._http.get("/v1/health")).json()
+        health: dict[str, Any] = self._check(self._http.get("/v1/health")).json()
+        return health
 
     def catalog(self) -> list[dict[str, Any]]:
         """The datasets this member can see."""
-        return self._check(self._http.get("/v1/catalog")).json()
+        datasets: list[dict[str, Any]] = self._check(self._http.get("/v1/catalog")).json()
+        return datasets
 
     def dataset(self, name: str) -> dict[str, Any]:
         """One dataset with this member's access to it."""
-        return self._check(self._http.get(f"/v1/datasets/{name}")).json()
+        dataset: dict[str, Any] = self._check(self._http.get(f"/v1/datasets/{name}")).json()
+        return dataset
 
     def query(self, sql: str, purpose: str, limit: int | None = None) -> pa.Table:
         """Run a governed query; the answer travels as Arrow IPC.
 
-        The table's schema metadata holds ``truncated`` and, once the ledger lands, the
-        ``receipt``.
+        The table's schema metadata holds ``truncated`` (``b"true"`` when the answer was cut
+        at the row cap) and, when the hub keeps a ledger, the exchange's ``receipt``.
         """
         body: dict[str, Any] = {"sql": sql, "purpose": purpose, "format": "arrow"}
         if limit is not None:
@@ -125,4 +145,5 @@ class Hub:
         body: dict[str, Any] = {"sql": sql, "purpose": purpose, "format": "json"}
         if limit is not None:
             body["limit"] = limit
-        return self._check(self._http.post("/v1/query", json=body)).json()
+        answer: dict[str, Any] = self._check(self._http.post("/v1/query", json=body)).json()
+        return answer
