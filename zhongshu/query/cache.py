@@ -35,6 +35,11 @@ class PlanCache:
             while len(self._plans) > self.size:
                 self._plans.popitem(last=False)
 
+    def drop(self, key: Key) -> None:
+        """Forget the plan cached under ``key`` (if any)."""
+        with self._lock:
+            self._plans.pop(key, None)
+
     def clear(self) -> None:
         """Drop every plan (grants changed, or the engine was rebuilt)."""
         with self._lock:

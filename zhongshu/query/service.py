@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zhongshu.catalog.catalog import Catalog
-from zhongshu.errors import DatasetUnavailable, SourceUnavailable, SqlSyntax
+from zhongshu.errors import DatasetUnavailable, SourceUnavailable, SqlSyntax, ZhongshuError
 from zhongshu.policy.firewall import TOO_DEEP, Context
 from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Caller
@@ -121,7 +121,27 @@ class QueryService:
         self.refresh_grants()
         template = templatize(sql)
         key = (template.key, caller.name, purpose, limit, self.executor.generation)
-        return Lookup(template, key, self.plans.get(key))
+        plan = self.plans.get(key)
+        if plan is not None and not self._still_granted(plan, caller, purpose):
+            self.plans.drop(key)  # rebuilt under the grants in force now (or refused)
+            plan = None
+        return Lookup(template, key, plan)
+
+    def _still_granted(self, plan: Plan, caller: Caller, purpose: str) -> bool:
+        """Whether every dataset of a cached plan would be decided today as it was when the
+        plan was built: the same grant (not expired, not revoked, not replaced by a reload
+        with another row scope or masks) or still the caller's own."""
+        grants = self.grants
+        for ref in plan.refs:
+            if ref.access is None:
+                continue
+            try:
+                now = grants.decide(caller, ref.dataset, purpose)
+            except ZhongshuError:
+                return False
+            if now.grant is not ref.access.grant:
+                return False
+        return True
 
     def prepare(self, found: Lookup, caller: Caller, purpose: str, limit: int | None = None
                 ) -> Plan:
