@@ -20,6 +20,7 @@ test: $(STAMP)
 
 check: $(STAMP)
 	$(BIN)/ruff check zhongshu tests bench
+	$(BIN)/mypy  # pyproject.toml: strict on policy, ledger, query, protocol; defaults elsewhere
 
 bench: $(STAMP)
 	$(BIN)/python bench/query_overhead.py

@@ -205,6 +205,7 @@ class RunningHub:
         self.url = f"http://127.0.0.1:{self.port}"
         app = node.app()
         mount(app, node.city)  # as `zhongshu serve` does
+        self.app = app
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                 log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
@@ -219,6 +220,29 @@ class RunningHub:
     def token(self, member: str) -> str:
         ensure_tokens(self.service.catalog, self.city_dir)
         return read_token(self.city_dir, member)
+
+    def wait_checkpoint(self, size: int | None = None, timeout_s: float = 30) -> int:
+        """Wait until the hub's latest signed checkpoint covers at least ``size`` entries
+        (default: every entry durable now) and return its size.
+
+        The publisher thread signs a checkpoint about once a second, at a moment no test can
+        predict, and usage reports and proofs are read through the latest one: a test waits
+        for this condition rather than sleeping and hoping one was signed.
+
+        Raises:
+            AssertionError: no such checkpoint within ``timeout_s``.
+        """
+        assert self.node.ledger is not None
+        want = self.node.ledger.size if size is None else size
+        deadline = time.monotonic() + timeout_s
+        while True:
+            r = httpx.get(f"{self.url}/v1/ledger/checkpoint", params={"format": "json"},
+                          timeout=10)
+            if r.status_code == 200 and (got := int(r.json()["size"])) >= want:
+                return got
+            assert time.monotonic() < deadline, \
+                f"no checkpoint of {want} entries within {timeout_s} s: {r.text[:200]}"
+            time.sleep(0.05)
 
     def stop(self) -> None:
         self.server.should_exit = True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,7 @@ def test_verify_prove_and_check_a_receipt(hub: RunningHub, tmp_path: Path) -> No
     r = httpx.post(f"{hub.url}/v1/query", json={"sql": SQL, "purpose": P},
                    headers={"Authorization": f"Bearer {token}"})
     index = r.json()["receipt"]["index"]
-    time.sleep(1.3)
+    hub.wait_checkpoint(index + 1)  # the publisher thread signs one about once a second
     key = zs("ledger", "key", "--dir", str(hub.city_dir))
     assert key.returncode == 0, key.stderr
     log_key = next(ln.split()[1] for ln in key.stdout.splitlines() if ln.startswith("log "))
@@ -53,9 +52,9 @@ def test_verify_prove_and_check_a_receipt(hub: RunningHub, tmp_path: Path) -> No
 
 
 def test_owner_usage_report(hub: RunningHub) -> None:
-    httpx.post(f"{hub.url}/v1/query", json={"sql": SQL, "purpose": P},
-               headers={"Authorization": f"Bearer {hub.token('cockpit-city')}"})
-    time.sleep(1.3)
+    r = httpx.post(f"{hub.url}/v1/query", json={"sql": SQL, "purpose": P},
+                   headers={"Authorization": f"Bearer {hub.token('cockpit-city')}"})
+    hub.wait_checkpoint(r.json()["receipt"]["index"] + 1)  # usage reads through the latest
     res = zs("ledger", "usage", "--dataset", "traffic.checkpoints", "--url", hub.url,
              "--format", "json", env={"ZHONGSHU_TOKEN": hub.token("traffic-police")})
     assert res.returncode == 0, res.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -110,9 +109,9 @@ def test_public_checkpoint_and_proofs_verify(city: httpx.Client, hub: RunningHub
     first = city.post("/v1/query", json={"sql": SQL, "purpose": P}).json()["receipt"]
     key = note.Verifier.parse(httpx.get(f"{hub.url}/v1/ledger/key").json()["log"])
     c1 = note.parse_checkpoint(httpx.get(f"{hub.url}/v1/ledger/checkpoint").text)
-    for _ in range(3):
-        city.post("/v1/query", json={"sql": SQL, "purpose": P})
-    time.sleep(1.3)  # the hub publishes a checkpoint at most every second
+    last = [city.post("/v1/query", json={"sql": SQL, "purpose": P}).json()["receipt"]["index"]
+            for _ in range(3)][-1]
+    hub.wait_checkpoint(last + 1)  # signed by the publisher thread, about once a second
     c2 = note.parse_checkpoint(httpx.get(f"{hub.url}/v1/ledger/checkpoint").text)
     assert c1.signed_by(key) and c2.signed_by(key) and c2.size > c1.size
     p = httpx.get(f"{hub.url}/v1/ledger/proof/consistency",
@@ -129,10 +128,21 @@ def test_public_checkpoint_and_proofs_verify(city: httpx.Client, hub: RunningHub
 
 
 def test_owner_usage_report(hub: RunningHub, city: httpx.Client) -> None:
-    city.post("/v1/query", json={"sql": SQL, "purpose": P})
+    # A usage report is read through the latest checkpoint, which the publisher thread moves
+    # on about once a second; the session hub's log also grows with every other exchange.
+    # So: wait until a checkpoint covers this test's own two exchanges (a page of one then
+    # has a next one), and compare the pages only below the fixed bound of the checkpoint
+    # the whole report was read through — entries signed in later are beyond it.
+    mine = [city.post("/v1/query", json={"sql": SQL, "purpose": P}).json()["receipt"]["index"]
+            for _ in range(2)]
+    hub.wait_checkpoint(max(mine) + 1)
+    usage = {"dataset": "traffic.checkpoints", "limit": 10_000}
     with _client(hub, "traffic-police") as owner:
-        data = owner.get("/v1/ledger/usage", params={"dataset": "traffic.checkpoints"}).json()
-        assert data["entries"]
+        data = owner.get("/v1/ledger/usage", params=usage).json()
+        bound = note.parse_checkpoint(data["checkpoint"]).size
+        indexes = [e["index"] for e in data["entries"]]
+        assert data["next"] is None and set(mine) <= set(indexes)
+        assert all(i < bound for i in indexes)
         assert all("traffic.checkpoints" in e["entry"]["datasets"] for e in data["entries"])
         later = owner.get("/v1/ledger/usage", params={"dataset": "traffic.checkpoints",
                                                        "since": "2999-01-01T00:00:00Z"})
@@ -143,11 +153,11 @@ def test_owner_usage_report(hub: RunningHub, city: httpx.Client) -> None:
         assert recent and all(e["entry"]["time"] >= since for e in recent)
         page = owner.get("/v1/ledger/usage", params={"dataset": "traffic.checkpoints",
                                                       "limit": 1}).json()
-        assert len(page["entries"]) == 1
-        rest = owner.get("/v1/ledger/usage", params={"dataset": "traffic.checkpoints",
-                                                      "after": page["next"]}).json()
-        assert [e["index"] for e in page["entries"] + rest["entries"]] == \
-            [e["index"] for e in data["entries"]][:1 + len(rest["entries"])]
+        assert [e["index"] for e in page["entries"]] == indexes[:1] == [page["next"]]
+        rest = owner.get("/v1/ledger/usage", params={**usage, "after": page["next"]}).json()
+        assert rest["next"] is None
+        assert [e["index"] for e in page["entries"] + rest["entries"]
+                if e["index"] < bound] == indexes
     with _client(hub, "app-parking") as other:
         assert other.get("/v1/ledger/usage",
                          params={"dataset": "traffic.checkpoints"}).status_code == 404
@@ -161,7 +171,7 @@ def test_a_grant_change_is_on_the_ledger(hub: RunningHub) -> None:
         assert r.status_code == 201, r.text
         gid = r.json()["id"]
         assert owner.delete(f"/v1/grants/{gid}").status_code == 200
-        time.sleep(1.3)  # the next checkpoint covers both changes
+        hub.wait_checkpoint()  # one that covers both changes (recorded durably by now)
         data = owner.get("/v1/ledger/usage", params={"dataset": "traffic.segments"}).json()
     changes = [e["entry"] for e in data["entries"] if e["entry"]["kind"] == "change"
                and e["entry"]["target"]["subject"] == gid]
