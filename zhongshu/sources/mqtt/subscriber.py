@@ -35,7 +35,7 @@ class MqttSubscriber:
 
     def start(self) -> None:
         """Connect (and keep reconnecting) in paho's network thread."""
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         # MQTT 5: the session (subscription and undelivered messages) outlives a restart;
         # up to RECEIVE_MAXIMUM messages may wait unacknowledged while their batch commits
         # (MQTT 3.1.1 leaves that to the broker: 20 by default on Mosquitto)
