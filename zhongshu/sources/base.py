@@ -350,7 +350,7 @@ class NativeSQL(Source):
             except Exception as e:
                 if self.classify(e) == "timeout":
                     ok = True  # the session survives its own statement timeout
-                    raise self.translate(e) from None
+                    raise self.translate(e) from e
                 raise
             finally:
                 if ok:

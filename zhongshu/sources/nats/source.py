@@ -28,13 +28,17 @@ class Source(Streaming):
 
         Raises:
             nats.errors.NoServersError: the server cannot be reached.
+            TimeoutError: it did not answer within ``PROBE_TIMEOUT_S``.
         """
         failure: list[BaseException] = []
 
+        async def quiet(_e: Exception) -> None:
+            return None  # the failure is raised to the caller, not logged by nats-py
+
         async def connect() -> None:
             nc = await nats.connect(f"nats://{self.stream.host}:{self.port}",
-                                    connect_timeout=2, allow_reconnect=False,
-                                    max_reconnect_attempts=0)
+                                    connect_timeout=2, max_reconnect_attempts=1,
+                                    reconnect_time_wait=0, error_cb=quiet)
             await nc.close()
 
         def run() -> None:
