@@ -212,3 +212,13 @@ def test_down_reason_has_no_password(case: tuple[Case, Path], monkeypatch: pytes
 def test_service_health_lists_sources(service: QueryService) -> None:
     assert set(service.health()) == set(service.catalog.sources)
     assert all(v == "ok" for v in service.health().values())
+
+
+def test_datasets_and_schema(case: tuple[Case, Path]) -> None:
+    """Every kind lists the tables it offers and their columns, as DuckDB types."""
+    c, city_dir = case
+    src = _source(city_dir, c.source)
+    assert c.table in src.datasets()
+    schema = src.schema(c.table)
+    con = _engine(src)
+    assert schema == src.columns(con, c.table) and c.column in schema

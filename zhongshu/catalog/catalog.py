@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from zhongshu.config import City, Column, DatasetConfig, MemberFile
 from zhongshu.errors import ConfigError
-from zhongshu.sources import Source, open_source
+from zhongshu.sources import NativeSQL, Source, open_source
 from zhongshu.sources.base import compatible
 from zhongshu.stores import MetadataStore
 
@@ -71,7 +71,12 @@ class Dataset:
             native: build for the source's own engine instead of DuckDB.
             columns: only these columns (default: all declared).
         """
-        rel = self.source.native_relation if native else self.source.relation
+        if not native:
+            rel = self.source.relation
+        elif isinstance(self.source, NativeSQL):
+            rel = self.source.native_relation
+        else:
+            raise TypeError(f"source `{self.source.name}` has no SQL engine of its own")
         if self.config.table:
             frm: exp.Expression = rel(self.config.table)
         else:

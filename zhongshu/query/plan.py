@@ -40,7 +40,7 @@ from zhongshu.policy.firewall import (
     is_call,
     parse,
 )
-from zhongshu.sources import Source
+from zhongshu.sources import NativeSQL, Source
 from zhongshu.sources.base import type_family
 
 _NONCE = secrets.token_hex(3)
@@ -118,7 +118,7 @@ class Plan:
     duckdb_sql: str
     fetch_limit: int
     row_limit: int
-    native: Source | None = None
+    native: NativeSQL | None = None
     native_sql: str | None = None
     schema: pa.Schema | None = None
     governed: exp.Expression | None = field(default=None, repr=False)
@@ -204,8 +204,8 @@ def build_plan(template: Template, ctx: Context, row_cap: int, limit: int | None
                 sources=sources, duckdb_sql=duck.sql("duckdb"), fetch_limit=fetch,
                 row_limit=row_limit, governed=governed, row_scope=ctx.row_scopes(),
                 grants=grants)
-    if len(sources) == 1 and sources[0].dialect and _portable(limited, datasets, sources[0]):
-        src = sources[0]
+    src = sources[0] if len(sources) == 1 else None
+    if isinstance(src, NativeSQL) and _portable(limited, datasets, src):
         native = _substitute(_flatten(limited, datasets), datasets, native=True)
         for o in native.find_all(exp.Ordered):
             if o.args.get("nulls_first") is None:
@@ -263,6 +263,7 @@ def _flatten(e: exp.Expression, datasets: dict[str, Dataset]) -> exp.Expression:
                 col.replace(exp.alias_(new.copy(), col.name, quoted=True))
             else:
                 col.replace(new.copy())
+        assert isinstance(ds.source, NativeSQL)  # flattened only for a pushdown
         rel = ds.source.native_relation(ds.config.table)
         rel.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
         table.replace(rel)
@@ -289,7 +290,7 @@ _PORTABLE = frozenset({"count", "sum", "min", "max", "avg", "coalesce", "nullif"
 _PREDICATES = (exp.Where, exp.Having, exp.Join)
 
 
-def _portable_nodes(e: exp.Expression, src: Source, strict: bool) -> bool:
+def _portable_nodes(e: exp.Expression, src: NativeSQL, strict: bool) -> bool:
     for node in e.walk():
         if isinstance(node, (exp.Cast, exp.TryCast)):
             to_text = type_family(node.to.sql("duckdb")) == "text"
@@ -313,7 +314,7 @@ def _portable_nodes(e: exp.Expression, src: Source, strict: bool) -> bool:
     return True
 
 
-def _portable(e: exp.Expression, datasets: dict[str, Dataset], src: Source) -> bool:
+def _portable(e: exp.Expression, datasets: dict[str, Dataset], src: NativeSQL) -> bool:
     # the caller's query and the governance around it must mean exactly the same there
     if not _portable_nodes(e, src, strict=True):
         return False

@@ -1,21 +1,13 @@
-"""Source kinds: one package each under ``zhongshu/sources/<kind>/``, sharing ``base.Source``."""
+"""Source kinds: one package each under ``zhongshu/sources/<kind>/`` (``source.py`` the
+adapter, ``errors.py`` its driver's errors, ``config.py`` what its configuration requires),
+all sharing :class:`~zhongshu.sources.base.Source` and discovered through the
+``zhongshu.sources`` entry point group (:mod:`~zhongshu.sources.registry`)."""
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
+from zhongshu.sources.base import Files, NativeSQL, Source, Streaming, Subscriber
+from zhongshu.sources.errors import Failure
+from zhongshu.sources.registry import kind_class, kinds, open_source, open_stream
 
-from zhongshu.config import SourceConfig
-from zhongshu.sources.base import Source
-
-KINDS = ("sqlite", "postgres", "mysql", "parquet", "csv")
-
-
-def open_source(config: SourceConfig, city_root: Path, owner: str) -> Source:
-    """Build the adapter for ``config.kind`` (nothing is connected yet)."""
-    module = importlib.import_module(f"zhongshu.sources.{config.kind}")
-    cls: type[Source] = module.Source
-    return cls(config, city_root, owner)
-
-
-__all__ = ["KINDS", "Source", "open_source"]
+__all__ = ["Failure", "Files", "NativeSQL", "Source", "Streaming", "Subscriber", "kind_class",
+           "kinds", "open_source", "open_stream"]

@@ -7,15 +7,16 @@ may read only the source folders (``allowed_directories``).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import ClassVar
 
 import duckdb
 from sqlglot import exp
 
-from zhongshu.sources.base import Source
+from zhongshu.sources.base import Files
 
 
-class FolderSource(Source):
+class FolderSource(Files):
     extension: ClassVar[str]
 
     def tables(self) -> dict[str, str]:
@@ -29,9 +30,9 @@ class FolderSource(Source):
                 found[p.name] = str(p / f"*.{self.extension}")
         return found
 
+    @abstractmethod
     def reader(self, glob: str) -> str:
         """The DuckDB table function call reading ``glob``."""
-        raise NotImplementedError
 
     def attach(self, con: duckdb.DuckDBPyConnection) -> None:
         """Create a schema with one view per table file; nothing is copied."""
@@ -51,6 +52,10 @@ class FolderSource(Source):
         if not self.tables():
             raise FileNotFoundError(f"no .{self.extension} files in {root.name}")
 
+    def datasets(self) -> list[str]:
+        """The table names the folder's files give (file stems and sub-folders)."""
+        self.probe()
+        return list(self.tables())
+
     def allowed_paths(self) -> list[str]:
         return [str(self.path().resolve()) + "/"]
-

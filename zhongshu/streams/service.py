@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zhongshu.config import City, Lookup, stream_columns, stream_store
-from zhongshu.sources.mqtt import MqttSubscriber
-from zhongshu.sources.nats import NatsSubscriber
+from zhongshu.sources import Subscriber, open_stream
 from zhongshu.streams import columnar
 from zhongshu.streams.pairs import Pairer
 from zhongshu.streams.records import Lookups, Reader
@@ -80,7 +79,7 @@ class StreamService:
         self._queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._closing = False
         self._stop = threading.Event()
-        self._subscribers: list[Any] = []
+        self._subscribers: list[Subscriber] = []
         self._committer = threading.Thread(target=self._run, name="stream-committer",
                                            daemon=True)
 
@@ -118,8 +117,7 @@ class StreamService:
                 topic = hashlib.sha256(f"{st.topic}\0{self.city.root}".encode()
                                        ).hexdigest()[:8]
                 client_id = f"zhongshu-{self.city.info.name}-{owner}-{st.name}-{topic}"
-                sub: Any = (MqttSubscriber(st, client_id, self.deliver) if st.kind == "mqtt"
-                            else NatsSubscriber(st, client_id, self.deliver))
+                sub = open_stream(st, mf, self.city.root).subscriber(client_id, self.deliver)
                 sub.start()
                 self._subscribers.append(sub)
 

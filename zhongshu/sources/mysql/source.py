@@ -17,26 +17,29 @@ import duckdb
 import pymysql
 from sqlglot import exp
 
-from zhongshu.errors import QueryTimeout
+from zhongshu.config import SourceConfig, StreamConfig
 from zhongshu.sources import _extensions
-from zhongshu.sources.base import Rows
-from zhongshu.sources.base import Source as BaseSource
+from zhongshu.sources.base import NativeSQL, Rows
+from zhongshu.sources.errors import Failure
+from zhongshu.sources.mysql import errors
+from zhongshu.sources.mysql.config import check, connection_params
 
 _MARK = f"zsp{secrets.token_hex(4)}x"
 _PLACEHOLDER = re.compile(_MARK + r"(\d+)q")
 
 
-class Source(BaseSource):
+class Source(NativeSQL):
     kind = "mysql"
     dialect = "mysql"
 
+    @classmethod
+    def check_config(cls, config: SourceConfig | StreamConfig) -> None:
+        super().check_config(config)
+        assert isinstance(config, SourceConfig)
+        check(config)
+
     def _params(self) -> dict[str, Any]:
-        c = self.config
-        params: dict[str, Any] = {"host": c.host, "port": c.port or 3306, "database": c.database,
-                                  "user": c.user or "root", "connect_timeout": 5,
-                                  "read_timeout": int(c.statement_timeout_s) + 5,
-                                  "charset": "utf8mb4", "autocommit": True}
-        return self.with_password(params)
+        return self.with_password(connection_params(self.config))
 
     def attach(self, con: duckdb.DuckDBPyConnection) -> None:
         """Attach through a DuckDB secret, read-only."""
@@ -68,6 +71,20 @@ class Source(BaseSource):
         finally:
             conn.close()
 
+    def datasets(self) -> list[str]:
+        """The database's tables and views, read through the source's own driver."""
+        conn = pymysql.connect(**self._params())
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT table_name FROM information_schema.tables "
+                            "WHERE table_schema = %s ORDER BY 1", (self.config.database,))
+                return [r[0] for r in cur.fetchall()]
+        finally:
+            conn.close()
+
+    def driver_failure(self, exc: BaseException) -> Failure | None:
+        return errors.classify(exc)
+
     def connect_native(self) -> pymysql.connections.Connection:
         conn = pymysql.connect(**self._params())
         limit = self.config.statement_timeout_s
@@ -82,19 +99,12 @@ class Source(BaseSource):
     def placeholder(self, index: int) -> str:
         return f"{_MARK}{index}q"
 
-    def run_native(self, conn: pymysql.connections.Connection, sql: str, params: Sequence[Any],
-                   timeout_s: float) -> tuple[list[str], Rows]:
+    def run_native(self, conn: pymysql.connections.Connection, sql: str,
+                   params: Sequence[Any], timeout_s: float) -> tuple[list[str], Rows]:
         if params:
             sql = _PLACEHOLDER.sub(lambda m: conn.escape(params[int(m.group(1))]), sql)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-                rows = list(cur.fetchall())
-                names = [d[0] for d in cur.description or ()]
-        except pymysql.err.OperationalError as e:
-            if e.args and e.args[0] in (1969, 3024):  # statement time exceeded
-                raise QueryTimeout(f"the query exceeded the statement timeout of source "
-                                   f"`{self.name}`") from None
-            raise
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            rows = list(cur.fetchall())
+            names = [d[0] for d in cur.description or ()]
         return names, rows
-

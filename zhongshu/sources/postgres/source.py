@@ -14,31 +14,31 @@ import duckdb
 import psycopg
 from sqlglot import exp
 
-from zhongshu.errors import QueryTimeout
+from zhongshu.config import SourceConfig, StreamConfig
 from zhongshu.sources import _extensions
-from zhongshu.sources.base import Rows, sql_literal
-from zhongshu.sources.base import Source as BaseSource
+from zhongshu.sources.base import NativeSQL, Rows, sql_literal
+from zhongshu.sources.errors import Failure
+from zhongshu.sources.postgres import errors
+from zhongshu.sources.postgres.config import check, connection_params, options
 
 
-class Source(BaseSource):
+class Source(NativeSQL):
     kind = "postgres"
     dialect = "postgres"
 
+    @classmethod
+    def check_config(cls, config: SourceConfig | StreamConfig) -> None:
+        super().check_config(config)
+        assert isinstance(config, SourceConfig)
+        check(config)
+
     @property
-    def schema(self) -> str:
+    def schema_name(self) -> str:
+        """The PostgreSQL schema the source's tables are read from."""
         return self.config.schema_ or "public"
 
-    def _options(self) -> str:
-        ms = int(self.config.statement_timeout_s * 1000)
-        return (f"-c statement_timeout={ms} -c default_transaction_read_only=on "
-                f"-c idle_in_transaction_session_timeout={ms}")
-
     def _params(self) -> dict[str, Any]:
-        c = self.config
-        params: dict[str, Any] = {"host": c.host, "port": c.port or 5432, "dbname": c.database,
-                                  "user": c.user or "postgres", "connect_timeout": 5,
-                                  "application_name": "zhongshu-hub", "options": self._options()}
-        return self.with_password(params)
+        return self.with_password(connection_params(self.config))
 
     def attach(self, con: duckdb.DuckDBPyConnection) -> None:
         """Attach through a DuckDB secret, read-only, with the source-side timeouts."""
@@ -49,19 +49,30 @@ class Source(BaseSource):
                                     p["user"])
         # libpq keywords not covered by the secret travel in the (password-free) attach string
         extra = (f"connect_timeout=5 application_name=zhongshu-hub "
-                 f"options='{self._options()}'")
+                 f"options='{options(self.config)}'")
         con.execute(f"ATTACH {sql_literal(extra)} AS {self.alias} "
                     f"(TYPE postgres, SECRET {secret}, READ_ONLY)")
 
     def relation(self, table: str) -> exp.Table:
-        return exp.table_(table, db=self.schema, catalog=self.alias, quoted=True)
+        return exp.table_(table, db=self.schema_name, catalog=self.alias, quoted=True)
 
     def native_relation(self, table: str) -> exp.Table:
-        return exp.table_(table, db=self.schema, quoted=True)
+        return exp.table_(table, db=self.schema_name, quoted=True)
 
     def probe(self) -> None:
         with psycopg.connect(**self._params(), autocommit=True) as conn:
             conn.execute("SELECT 1").fetchall()
+
+    def datasets(self) -> list[str]:
+        """The schema's tables and views, read through the source's own driver."""
+        with psycopg.connect(**self._params(), autocommit=True) as conn:
+            rows = conn.execute("SELECT table_name FROM information_schema.tables "
+                                "WHERE table_schema = %s ORDER BY 1",
+                                [self.schema_name]).fetchall()
+        return [r[0] for r in rows]
+
+    def driver_failure(self, exc: BaseException) -> Failure | None:
+        return errors.classify(exc)
 
     def connect_native(self) -> psycopg.Connection[Any]:
         conn = psycopg.connect(**self._params(), autocommit=True, cursor_factory=psycopg.RawCursor)
@@ -69,11 +80,6 @@ class Source(BaseSource):
 
     def run_native(self, conn: psycopg.Connection[Any], sql: str, params: Sequence[Any],
                    timeout_s: float) -> tuple[list[str], Rows]:
-        try:
-            cur = conn.execute(sql, list(params))  # type: ignore[arg-type]
-            rows = cur.fetchall()
-        except psycopg.errors.QueryCanceled:
-            raise QueryTimeout(f"the query exceeded the statement timeout of source "
-                               f"`{self.name}`") from None
+        cur = conn.execute(sql, list(params))
+        rows = cur.fetchall()
         return [d.name for d in cur.description or ()], rows
-

@@ -11,13 +11,13 @@ from typing import Any
 import duckdb
 from sqlglot import exp
 
-from zhongshu.errors import QueryTimeout
 from zhongshu.sources import _extensions
-from zhongshu.sources.base import Rows, sql_literal
-from zhongshu.sources.base import Source as BaseSource
+from zhongshu.sources.base import Files, NativeSQL, Rows, sql_literal
+from zhongshu.sources.errors import Failure
+from zhongshu.sources.sqlite import errors
 
 
-class Source(BaseSource):
+class Source(Files, NativeSQL):
     kind = "sqlite"
     dialect = "sqlite"
 
@@ -40,6 +40,19 @@ class Source(BaseSource):
             conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         finally:
             conn.close()
+
+    def datasets(self) -> list[str]:
+        """The file's tables and views, read through its own driver."""
+        conn = self.connect_native()
+        try:
+            rows = conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+                                "AND name NOT LIKE 'sqlite_%' ORDER BY 1").fetchall()
+        finally:
+            conn.close()
+        return [r[0] for r in rows]
+
+    def driver_failure(self, exc: BaseException) -> Failure | None:
+        return errors.classify(exc)
 
     def connect_native(self) -> sqlite3.Connection:
         path = self.path()
@@ -64,12 +77,6 @@ class Source(BaseSource):
             cur = conn.execute(sql, tuple(float(p) if isinstance(p, Decimal) else p
                                           for p in params))
             rows = cur.fetchall()
-        except sqlite3.OperationalError as e:
-            if "interrupted" in str(e):
-                raise QueryTimeout("the query exceeded its time limit on source "
-                                   f"`{self.name}`") from None
-            raise
         finally:
             conn.set_progress_handler(None, 0)
         return [d[0] for d in cur.description or ()], rows
-

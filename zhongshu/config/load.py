@@ -1,0 +1,79 @@
+"""Loading a city folder: each file read as TOML, validated against its schema (an error names
+the file and line), stream aggregates turned into datasets, then the city-wide checks."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from zhongshu.config._lines import line_of
+from zhongshu.config.checks import CHECKS
+from zhongshu.config.schema import City, CityFile, MemberFile
+from zhongshu.config.settings import env_overrides
+from zhongshu.config.streams import with_stream_datasets
+from zhongshu.errors import ConfigError
+
+
+def parse(path: Path, model: type[BaseModel]) -> Any:
+    """``path`` read as TOML and validated as ``model``.
+
+    Raises:
+        ConfigError: naming the file, the line where possible, and what to change.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read: {e.strerror}", path=str(path)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise ConfigError(f"not valid TOML: {e}", path=str(path),
+                          line=int(m.group(1)) if m else None) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key `{loc[-1]}` (check its spelling against docs/configuration.md)"
+        elif err["type"] == "missing":
+            msg = f"`{loc[-1]}` is required"
+        raise ConfigError(f"{field}: {msg}", path=str(path), line=line_of(text, loc)) from None
+
+
+def load_city(root: str | os.PathLike[str]) -> City:
+    """Load and cross-check a city folder.
+
+    Raises:
+        ConfigError: naming the file, the line where possible, and what to change.
+    """
+    root = Path(root).resolve()
+    city_file = root / "city.toml"
+    if not city_file.is_file():
+        raise ConfigError("no city.toml here; create one with `zhongshu init NAME`",
+                          path=str(root))
+    cf: CityFile = parse(city_file, CityFile)
+    hub = env_overrides(cf.hub)
+    ledger = env_overrides(cf.ledger, "ZHONGSHU_LEDGER_")
+    members: dict[str, MemberFile] = {}
+    files: dict[str, Path] = {}
+    for path in sorted((root / "members").glob("*.toml")):
+        mf = with_stream_datasets(parse(path, MemberFile), path)
+        if mf.member.name in members:
+            raise ConfigError(f"member `{mf.member.name}` is also declared in "
+                              f"{files[mf.member.name].name}", path=str(path))
+        members[mf.member.name] = mf
+        files[mf.member.name] = path
+    city = City(root=root, info=cf.city, hub=hub, districts=cf.districts, members=members,
+                member_files=files, ledger=ledger)
+    for check in CHECKS:
+        check(city)
+    return city

@@ -1,0 +1,81 @@
+"""Tunables of one hub (``[hub]`` and ``[ledger]`` of ``city.toml``), each overridable from
+the environment (``ZHONGSHU_<NAME>``, ``ZHONGSHU_LEDGER_<NAME>``)."""
+
+from __future__ import annotations
+
+import os
+from typing import TypeVar
+
+from pydantic import Field, ValidationError
+
+from zhongshu.config._base import Strict
+from zhongshu.errors import ConfigError
+
+_S = TypeVar("_S", bound=Strict)
+
+
+class HubSettings(Strict):
+    """Tunables of one hub; each may be overridden by ``ZHONGSHU_<NAME>`` in the environment."""
+
+    origin: str = Field(default="", description="ledger origin / hub identity, e.g. hub.hangzhou")
+    row_cap: int = Field(default=10_000, ge=1, description="rows returned at most per query")
+    max_result_bytes: int = Field(default=64 * 2**20, ge=1024,
+                                  description="bytes of one answer at most (after the row cap)")
+    query_timeout_s: float = Field(default=30.0, gt=0, description="per-query time limit")
+    health_interval_s: float = Field(default=5.0, gt=0,
+                                     description="how often sources are probed for recovery")
+    duckdb_memory_limit: str = Field(default="2GB", description="DuckDB memory_limit")
+    duckdb_threads: int = Field(default=2, ge=1, description="DuckDB worker threads")
+    plan_cache_size: int = Field(default=4096, ge=0, description="cached query plans")
+    duckdb_workers: int = Field(default=2, ge=1, le=64,
+                                description="DuckDB worker processes (queries across sources)")
+    worker_user: str = Field(default="nobody",
+                             description="user the DuckDB workers drop to when the hub runs "
+                                         "as root; empty: do not drop")
+
+
+class WitnessPeer(Strict):
+    """A hub that witnesses this hub's ledger."""
+
+    name: str = Field(description="the witness's key name")
+    url: str = Field(description="its submission prefix, e.g. http://hub-xihu:8400/v1/ledger/"
+                                 "witness")
+    key: str = Field(description="its cosignature/v1 verifier key (`zhongshu ledger key`)")
+
+
+class WitnessedLog(Strict):
+    """Another hub's ledger that this hub witnesses."""
+
+    origin: str = Field(description="the log's origin line")
+    key: str = Field(description="the log's verifier key (`zhongshu ledger key`)")
+
+
+class LedgerSettings(Strict):
+    """The ledger: every exchange, refusal and governance change on a signed Merkle log."""
+
+    enabled: bool = Field(default=True, description="record exchanges (off: answers carry no "
+                                                    "receipt; for benchmarks only)")
+    checkpoint_interval_s: float = Field(default=1.0, gt=0, description="a new checkpoint at "
+                                         "most this often, when the log grew")
+    checkpoint_every: int = Field(default=10_000, ge=1, description="or as soon as this many "
+                                  "entries are not yet in a checkpoint")
+    max_batch: int = Field(default=8192, ge=1, description="entries committed together at most")
+    witnesses: list[WitnessPeer] = Field(default=[], description="hubs asked to cosign")
+    quorum: int | None = Field(default=None, ge=1, description="cosignatures that make a "
+                               "checkpoint final (default: every witness)")
+    witnessing: list[WitnessedLog] = Field(default=[], description="logs this hub witnesses")
+
+
+def env_overrides(settings: _S, prefix: str = "ZHONGSHU_") -> _S:
+    """``settings`` with each scalar setting replaced by ``<PREFIX><NAME>`` if set."""
+    data = settings.model_dump()
+    for key, value in data.items():
+        env = os.environ.get(f"{prefix}{key.upper()}")
+        if env is not None and not isinstance(value, (list, dict)):
+            data[key] = env
+    try:
+        return type(settings).model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise ConfigError(f"environment variable {prefix}{str(err['loc'][0]).upper()}: "
+                          f"{err['msg']}") from None
