@@ -7,7 +7,7 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -63,16 +63,17 @@ def import_survey(
 
 def _geography(root: Path) -> tuple[dict[str, str], tuple[float, float, float, float]]:
     """The city's streets (→ district) and bounding box, from its polygons."""
-    def features(level: str) -> list[dict[str, object]]:
+    def features(level: str) -> list[dict[str, Any]]:
         path = root / "geo" / f"{level}.geojson"
         if not path.is_file():
             raise ConfigError(f"no {path.name}: the city's polygons are needed to check a "
                               "survey", path=str(path))
-        return json.loads(path.read_text(encoding="utf-8"))["features"]
+        polygons: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))["features"]
+        return polygons
 
-    streets = {f["properties"]["street"]: f["properties"]["district"]  # type: ignore[index]
+    streets = {f["properties"]["street"]: f["properties"]["district"]
                for f in features("streets")}
     points = [pt for f in features("districts")
-              for ring in f["geometry"]["coordinates"] for pt in ring]  # type: ignore[index]
+              for ring in f["geometry"]["coordinates"] for pt in ring]
     lons, lats = [p[0] for p in points], [p[1] for p in points]
     return streets, (min(lons), min(lats), max(lons), max(lats))

@@ -34,7 +34,7 @@ class Dataset:
     status: Status = "ok"
     reason: str = ""
     observed: dict[str, str] = field(default_factory=dict)
-    _exprs: dict[str, exp.Expression] = field(default_factory=dict, repr=False)
+    _exprs: dict[str, exp.Expr] = field(default_factory=dict, repr=False)
 
     @property
     def listed(self) -> bool:
@@ -49,7 +49,7 @@ class Dataset:
         low = name.lower()
         return next((c for c in self.config.columns if c.name == low), None)
 
-    def column_expr(self, column: Column) -> exp.Expression:
+    def column_expr(self, column: Column) -> exp.Expr:
         """The column's defining expression over the source (parsed once)."""
         e = self._exprs.get(column.name)
         if e is None:

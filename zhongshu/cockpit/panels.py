@@ -67,9 +67,10 @@ class Panel(BaseModel):
         out = self.model_dump(exclude={"area", "child", "levels", "sql"})
         if self.sql is not None:
             where = "TRUE" if level == "city" or area is None else \
-                f"{self.area[level]} = '{area}'"  # type: ignore[index]
-            out["sql"] = self.sql.replace("{where}", where).replace(
-                "{child}", self.child.get(level, "NULL"))  # type: ignore[call-overload]
+                f"{self.area[level]} = '{area}'"
+            # street pages have no areas one level down
+            child = self.child[level] if level in self.child else "NULL"
+            out["sql"] = self.sql.replace("{where}", where).replace("{child}", child)
         return out
 
 

@@ -110,9 +110,9 @@ class DemoCity:
         cams: dict[str, tuple[str, str]] = {}
         for n, seg in enumerate(g.segments.values()):
             a, b = seg.from_node, seg.to_node
-            for end, w in (("a", 0.85), ("b", 0.15)):
+            for side, w in (("a", 0.85), ("b", 0.15)):
                 lon, lat = a.lon * w + b.lon * (1 - w), a.lat * w + b.lat * (1 - w)
-                cid = f"cam-{n:03d}{end}"
+                cid = f"cam-{n:03d}{side}"
                 checkpoints.rows.append((cid, seg.segment_id, seg.district, seg.street,
                                          round(lon, 6), round(lat, 6), seg.direction))
             cams[seg.segment_id] = (f"cam-{n:03d}a", f"cam-{n:03d}b")
@@ -155,8 +155,8 @@ class DemoCity:
                 if kind in ("bus", "truck"):
                     speed *= 0.85
                 travel = seg.length_m / (speed / 3.6)
-                a, b = cams[seg.segment_id]
-                for t_at, cam in ((clock, a), (clock + travel, b)):
+                cam_a, cam_b = cams[seg.segment_id]
+                for t_at, cam in ((clock, cam_a), (clock + travel, cam_b)):
                     spot = round(max(3.0, speed * rnd.uniform(0.85, 1.15)), 1)
                     raw.append((t_at, cam, p, kind, spot))
                 clock += travel + rnd.uniform(5, 40)  # the intersection

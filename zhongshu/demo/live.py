@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from zhongshu.demo.generate import DemoCity
 from zhongshu.traffic import counting
@@ -168,7 +169,7 @@ class Feed:
         self.passages = [((r[4] - day0).total_seconds(), r[1], r[2], r[3], r[5]) for r in rows]
         self.westlake = _westlake_gates(city, day0)
         self.qiantang = _qiantang_gates(city, day0)
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
         self.host, self.port = host, port
         self.sent = 0
         self._stop = threading.Event()

@@ -34,7 +34,7 @@ _ARROW_TYPES = {"int": pa.int64(), "str": pa.string(), "float": pa.float64(),
 
 def arrow_table(t: Table) -> pa.Table:
     """The table as Arrow, with the logical types mapped to Arrow types."""
-    cols = list(zip(*t.rows, strict=True)) if t.rows else [[] for _ in t.columns]
+    cols = list(zip(*t.rows, strict=True)) if t.rows else [() for _ in t.columns]
     return pa.table({name: pa.array(list(values), type=_ARROW_TYPES[kind])
                      for (name, kind), values in zip(t.columns, cols, strict=True)})
 

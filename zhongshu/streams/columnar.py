@@ -69,8 +69,9 @@ class Columns:
 
 
 _NONE = type(None)
-_OK = {**dict.fromkeys(_FLOAT, {float, int, _NONE}), **dict.fromkeys(_INT, {int, _NONE}),
-       **dict.fromkeys(_TEXT, {str, _NONE}), "BOOLEAN": {bool, _NONE}}
+_OK: dict[str, set[type]] = {
+    **dict.fromkeys(_FLOAT, {float, int, _NONE}), **dict.fromkeys(_INT, {int, _NONE}),
+    **dict.fromkeys(_TEXT, {str, _NONE}), "BOOLEAN": {bool, _NONE}}
 
 
 def _typed(values: list[Any], type_: str, keep: bool) -> pa.Array | bool:

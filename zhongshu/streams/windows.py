@@ -69,7 +69,7 @@ class Aggregate:
                 "gkey TEXT NOT NULL"]
         cols += [f'"{g}" {_SQL_TYPE.get(t.upper(), "TEXT")}' for g, t in self.groups]
         for name, fn, col in self.measures:
-            if fn == "count":
+            if fn == "count" or col is None:  # count(*) is the only measure without a column
                 cols.append(f'"{name}" INTEGER NOT NULL DEFAULT 0')
             elif fn == "last":
                 cols += [f'"{name}" {_SQL_TYPE.get(self.types[col].upper(), "TEXT")}',
@@ -85,7 +85,7 @@ class Aggregate:
              ) -> dict[tuple[float, tuple[Any, ...]], list[Any]]:
         """Partials of ``records`` per (window start, group key); late ones are dropped."""
         w, lateness = self.cfg.window_s, self.cfg.lateness_s
-        out: dict[tuple[float, str], list[Any]] = {}
+        out: dict[tuple[float, tuple[Any, ...]], list[Any]] = {}
         groups, measures = [g for g, _ in self.groups], self.measures
         wm = self.watermark
         where = self.cfg.where
@@ -105,11 +105,14 @@ class Aggregate:
                 acc = out[key] = [list(gvals)] + [[0, None, 0] for _ in measures]
             for i, (_, fn, col) in enumerate(measures, 1):
                 a = acc[i]
-                if fn == "count":
-                    if col is None or rec[col] is not None:
-                        a[0] += 1
+                if col is None:  # count(*), the only measure without a column
+                    a[0] += 1
                     continue
                 v = rec[col]
+                if fn == "count":
+                    if v is not None:
+                        a[0] += 1
+                    continue
                 if fn == "last":
                     if a[2] == 0 or t >= a[0]:
                         a[0], a[1], a[2] = t, v, 1
@@ -217,7 +220,8 @@ class WindowStore:
                               "seq INTEGER NOT NULL)")
             self.conn.execute("CREATE TABLE IF NOT EXISTS pending_pairs (pairs TEXT NOT NULL, "
                               "state BLOB NOT NULL)")
-            self._positions = dict(self.conn.execute("SELECT stream, seq FROM positions"))
+            self._positions: dict[str, int] = dict(
+                self.conn.execute("SELECT stream, seq FROM positions"))
             for a in aggregates:
                 row = self.conn.execute("SELECT watermark, late FROM watermarks WHERE "
                                         "dataset = ?", (a.cfg.dataset,)).fetchone()

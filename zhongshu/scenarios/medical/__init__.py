@@ -63,7 +63,7 @@ def report(hub: Hub, purpose: str, day: date) -> list[dict[str, Any]]:
     the minutes in hospital of pay-once visits against pay-each-step ones (the time saved)."""
     lo, hi = f"TIMESTAMP '{day.isoformat()}'", f"TIMESTAMP '{day + timedelta(days=1)}'"
     minutes = "date_diff('second', v.arrived_at, v.left_at) / 60.0"
-    rows = hub.query(f"""
+    rows: list[dict[str, Any]] = hub.query(f"""
 SELECT h.hospital_id, h.name, count(*) AS visits,
        avg(CASE WHEN v.paid_once THEN 1.0 ELSE 0.0 END) AS share_paid_once,
        avg({minutes}) FILTER (WHERE v.paid_once) AS minutes_paid_once,

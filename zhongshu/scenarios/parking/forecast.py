@@ -39,7 +39,8 @@ def expected_free(now_free: float, now: datetime, then: datetime, capacity: int,
     if u_now is None or u_then is None:
         return float(now_free)
     h = max(0.0, (then - now).total_seconds() / 3600)
-    value = u_then + (now_free - u_now) * 0.5 ** (h / HALF_LIFE_H)
+    fading: float = 0.5 ** (h / HALF_LIFE_H)  # a positive base: never complex
+    value = u_then + (now_free - u_now) * fading
     return max(0.0, min(float(capacity), value))
 
 

@@ -73,4 +73,5 @@ SELECT 'parking-qiantang', count(*), round(coalesce(sum(fee), 0), 2), count(DIST
        count(DISTINCT plate) FILTER (WHERE plate IN (SELECT plate FROM w))
 FROM q
 ORDER BY 1"""
-    return hub.query(sql, purpose).to_pylist()
+    rows: list[dict[str, Any]] = hub.query(sql, purpose).to_pylist()
+    return rows

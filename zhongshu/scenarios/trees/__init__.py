@@ -42,8 +42,10 @@ def _trees(survey: str | None) -> str:
 
 def counts(hub: Hub, purpose: str, by: str, survey: str | None) -> list[dict[str, Any]]:
     """Trees per value of ``by`` (age classes: young < 10 years ≤ mature < 30 ≤ old)."""
-    return hub.query(f"SELECT {BY[by]} AS {by}, count(*) AS trees FROM {_trees(survey)} t "
-                     "GROUP BY 1 ORDER BY 2 DESC, 1", purpose).to_pylist()
+    rows: list[dict[str, Any]] = hub.query(
+        f"SELECT {BY[by]} AS {by}, count(*) AS trees FROM {_trees(survey)} t "
+        "GROUP BY 1 ORDER BY 2 DESC, 1", purpose).to_pylist()
+    return rows
 
 
 def density(hub: Hub, purpose: str, level: str, survey: str | None) -> list[dict[str, Any]]:
@@ -61,7 +63,8 @@ FROM civil.districts d LEFT JOIN (SELECT district, count(*) AS trees FROM {_tree
   AS trees_per_1000_residents
 FROM civil.streets s LEFT JOIN (SELECT street, count(*) AS trees FROM {_trees(survey)} x
   GROUP BY 1) t ON t.street = s.street ORDER BY 1"""
-    return hub.query(sql, purpose).to_pylist()
+    rows: list[dict[str, Any]] = hub.query(sql, purpose).to_pylist()
+    return rows
 
 
 def changes(hub: Hub, purpose: str, before: str, after: str) -> list[dict[str, Any]]:
@@ -79,7 +82,8 @@ SELECT coalesce(a.district, b.district) AS district,
 FROM a FULL JOIN b ON a.tree_id = b.tree_id
 LEFT JOIN rank ra ON ra.health = a.health LEFT JOIN rank rb ON rb.health = b.health
 GROUP BY 1 ORDER BY 1"""
-    return hub.query(sql, purpose).to_pylist()
+    rows: list[dict[str, Any]] = hub.query(sql, purpose).to_pylist()
+    return rows
 
 
 def router(hub: Hub, purpose: str, home: Path) -> APIRouter:

@@ -50,7 +50,8 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
             with path.open(encoding="utf-8-sig", newline="") as f:
                 return list(csv.DictReader(f))
         if suffix == ".parquet":
-            return pq.read_table(path).to_pylist()
+            records: list[dict[str, Any]] = pq.read_table(path).to_pylist()
+            return records
         if suffix in (".geojson", ".json"):
             data = json.loads(path.read_text(encoding="utf-8"))
             rows = []
@@ -81,7 +82,7 @@ def validate(rows: list[dict[str, Any]], streets: dict[str, str], this_year: int
 
         row: dict[str, Any] = {}
         for col in ("tree_id", "species", "district", "street", "health"):
-            v = raw.get(col)
+            v: Any = raw.get(col)  # whatever the file holds, or None
             row[col] = None if v is None else str(v).strip()
             if not row[col]:
                 err(col, "missing")
@@ -89,8 +90,8 @@ def validate(rows: list[dict[str, Any]], streets: dict[str, str], this_year: int
                           ("planted_year", int)):
             v = raw.get(col)
             try:
-                row[col] = kind(float(v)) if kind is int else kind(v)  # type: ignore[arg-type]
-                if kind is int and float(v) != int(float(v)):  # type: ignore[arg-type]
+                row[col] = kind(float(v)) if kind is int else kind(v)
+                if kind is int and float(v) != int(float(v)):
                     raise ValueError
             except (TypeError, ValueError):
                 row[col] = None

@@ -137,9 +137,10 @@ def with_emergency(net: Path, routes: Path, depart: float, vehicle: str = "ambul
     graph = sumolib.net.readNet(str(net))
     starts = ends = [e for e in graph.getEdges() if e.allows("emergency")]
 
-    def far(a: object, b: object) -> float:
-        (x1, y1), (x2, y2) = a.getFromNode().getCoord(), b.getToNode().getCoord()  # type: ignore[attr-defined]
-        return (x1 - x2) ** 2 + (y1 - y2) ** 2
+    def far(a: Any, b: Any) -> float:  # sumolib's edges (sumolib has no type hints)
+        (x1, y1), (x2, y2) = a.getFromNode().getCoord(), b.getToNode().getCoord()
+        squared: float = (x1 - x2) ** 2 + (y1 - y2) ** 2
+        return squared
     pairs = sorted(((far(a, b), a.getID(), b.getID()) for a in starts for b in ends),
                    reverse=True)
     for _, a, b in pairs[:50]:
@@ -181,9 +182,9 @@ def demo_city(folder: Path, seed: int = 42, scale: float = 0.2, begin_h: float =
     grid = city.grid
     kx = 111_320 * math.cos(math.radians(LAT0))
     nodes = ET.Element("nodes")
-    for n in grid.nodes.values():
-        ET.SubElement(nodes, "node", {"id": n.node_id, "x": f"{(n.lon - LON0) * kx:.1f}",
-                                      "y": f"{(n.lat - LAT0) * 110_540:.1f}",
+    for node in grid.nodes.values():
+        ET.SubElement(nodes, "node", {"id": node.node_id, "x": f"{(node.lon - LON0) * kx:.1f}",
+                                      "y": f"{(node.lat - LAT0) * 110_540:.1f}",
                                       "type": "traffic_light"})
     edges = ET.Element("edges")
     for s in grid.segments.values():
