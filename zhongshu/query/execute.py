@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import re
 import stat
 import threading
 from collections.abc import Callable
@@ -29,6 +28,8 @@ from zhongshu.query.health import SourceHealth
 from zhongshu.query.plan import Plan, Template
 from zhongshu.query.worker import WorkerError, WorkerPool, WorkerSpec
 from zhongshu.sources import Source
+from zhongshu.sources.base import Files
+from zhongshu.sources.errors import safe_message
 
 log = logging.getLogger("zhongshu.query")
 
@@ -64,11 +65,6 @@ class Result:
         return [list(r) for r in zip(*cols, strict=True)]
 
 
-_CONNECTION_HINTS = ("connect", "connection", "server closed", "lost connection",
-                     "unable to open", "no such file", "terminating", "broken pipe",
-                     "could not receive", "eof", "gone away", "shutdown")
-
-
 class Executor:
     """Runs plans on either path, over DuckDB workers it owns.
 
@@ -94,7 +90,7 @@ class Executor:
         user = self.settings.worker_user or None
         if user is None or os.geteuid() != 0:
             return user
-        blocked = [str(p) for s in self.catalog.sources.values() if s.config.path
+        blocked = [str(p) for s in self.catalog.sources.values() if isinstance(s, Files)
                    for p in [s.path()] if not readable_by_others(p)]
         if blocked:
             log.warning("the DuckDB workers cannot drop to `%s`: %s not readable by other "
@@ -160,10 +156,10 @@ class Executor:
             except Exception as e:
                 # a pooled connection that died with a source restart: a SELECT is safe to
                 # run again once, on fresh connections, if the source answers
-                if attempt == 1 and _is_connection_error(e) and src.health() == "ok":
+                if attempt == 1 and src.is_transient(e) and src.health() == "ok":
                     src.close()
                     continue
-                raise self.translate(e, plan.sources) from None
+                raise self.translate(e, plan.sources) from e
         raise AssertionError("unreachable")
 
     def duckdb(self, plan: Plan, params: tuple[Any, ...], describe: bool = False
@@ -183,14 +179,14 @@ class Executor:
                     raise QueryTimeout(f"the query exceeded the hub's time limit of "
                                        f"{timeout:g} s; narrow it (filters, LIMIT) or "
                                        "aggregate") from None
-                raise self.translate(e, plan.sources) from None
+                raise self.translate(e, plan.sources) from e
 
     def translate(self, e: BaseException, sources: list[Source]) -> ZhongshuError:
         """The protocol error for an engine or driver error: a lost source marks it down
         (``source_unavailable``), anything else is the query's (``query_invalid``, without
         quoted values or internal names)."""
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if _is_connection_error(e):
+        if any(s.is_transient(e) for s in sources):
             down = [s for s in sources if s.health() != "ok"]
             for s in down:
                 self.health.mark_down(s.name, s.unavailable_message(e))
@@ -200,7 +196,7 @@ class Executor:
             # the sources answer again: the engine's connections are stale, start afresh
             self.rebuild()
             return SourceUnavailable("a source connection was reset; retry the query")
-        return QueryInvalid("the query could not be run: " + _sanitize(msg))
+        return QueryInvalid("the query could not be run: " + safe_message(msg))
 
 
 def readable_by_others(path: Path) -> bool:
@@ -213,20 +209,3 @@ def readable_by_others(path: Path) -> bool:
     mode = path.stat().st_mode if path.exists() else 0
     need = stat.S_IROTH | (stat.S_IXOTH if path.is_dir() else 0)
     return bool(mode & need == need)
-
-
-def _is_connection_error(e: BaseException) -> bool:
-    msg = str(e).lower()
-    return (any(h in msg for h in _CONNECTION_HINTS) or getattr(e, "kind", "") == "IOException"
-            or isinstance(e, ConnectionError))
-
-
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")  # engines quote data values either way
-
-
-def _sanitize(msg: str) -> str:
-    """An engine error without quoted values or internal relation names."""
-    msg = re.sub(r"^[A-Za-z ]*Error: ", "", msg)
-    msg = _QUOTED.sub("…", msg)
-    msg = re.sub(r"\b(src_\w+|__raw__\w+)", "…", msg)
-    return msg[:300]

@@ -26,6 +26,7 @@ from zhongshu.query.cache import PlanCache
 from zhongshu.query.execute import Executor, Result
 from zhongshu.query.health import SourceHealth
 from zhongshu.query.plan import Plan, Template, build_plan, templatize
+from zhongshu.sources.base import NativeSQL
 from zhongshu.stores import RateCounters
 
 log = logging.getLogger("zhongshu.query")
@@ -63,7 +64,8 @@ class QueryService:
         self._lock = threading.Lock()
         keys = PseudonymKeys.load(self.city.state_dir / "pseudonym.key")
         for src in catalog.sources.values():
-            if src.kind == "sqlite":  # keyed pseudonyms computed inside SQLite: pushdown holds
+            if isinstance(src, NativeSQL) and src.kind == "sqlite":
+                # keyed pseudonyms computed inside SQLite: pushdown holds
                 src.functions[PSEUDONYM_FN] = (keys.pseudonym, 2)
         self.sources = SourceHealth(catalog)
         self.plans = PlanCache(self.settings.plan_cache_size)

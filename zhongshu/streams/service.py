@@ -232,8 +232,8 @@ class StreamService:
                 if records is None and cols is not None:
                     records = cols.records()
                 pairs.setdefault(pairer.cfg.name, []).extend(pairer.pair(records or []))
-        for stream, cols in parts.items():
-            merged = columnar.Columns.concat(cols)
+        for stream, batches in parts.items():
+            merged = columnar.Columns.concat(batches)
             per_owner[self.readers[stream][0]][0][stream] = (
                 merged.records() if len(merged) < columnar.SMALL else merged)
         for stream, pairers in self.pairers.items():
