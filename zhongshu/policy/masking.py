@@ -32,7 +32,7 @@ PSEUDONYM_FN = "zs_pseudonym"
 _CHINA = timedelta(hours=8)
 
 
-def mask_expr(col: exp.Expression, mask: Mask, col_type: str, key_id: str) -> exp.Expression:
+def mask_expr(col: exp.Expr, mask: Mask, col_type: str, key_id: str) -> exp.Expr:
     """The expression that replaces ``col`` (of DuckDB type ``col_type``) under ``mask``."""
     c = col.sql("duckdb")
     if mask.kind == "aggregate_only":

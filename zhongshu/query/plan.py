@@ -27,19 +27,12 @@ from typing import Any
 import pyarrow as pa
 import sqlglot
 from sqlglot import exp
-from sqlglot.tokens import TokenType
+from sqlglot.tokenizer_core import TokenType
 
 from zhongshu.catalog.catalog import Dataset
 from zhongshu.errors import SqlSyntax, StatementNotAllowed
-from zhongshu.policy.firewall import (
-    RAW_META,
-    RAW_PREFIX,
-    Context,
-    DatasetRef,
-    govern,
-    is_call,
-    parse,
-)
+from zhongshu.policy.firewall import DatasetRef, Governed, function_name
+from zhongshu.policy.grants import Grant
 from zhongshu.sources import NativeSQL, Source
 from zhongshu.sources.base import type_family
 
@@ -57,6 +50,16 @@ class Template:
     key: str
     text: str
     params: tuple[Any, ...]
+
+    @property
+    def parameters(self) -> frozenset[str]:
+        """The placeholder names of ``text`` (``:NAME``): the ones policy must accept.
+
+        >>> sorted(templatize("SELECT 1 WHERE 2 = 3 AND 4 < 5").parameters) == [
+        ...     f"{_PARAM}0", f"{_PARAM}1"]
+        True
+        """
+        return frozenset(f"{_PARAM}{i}" for i in range(len(self.params)))
 
 
 def templatize(sql: str) -> Template:
@@ -111,9 +114,7 @@ def _number(text: str) -> int | float | Decimal:
 class Plan:
     """A governed query ready to run on either path."""
 
-    datasets: dict[str, Dataset]
-    columns_read: dict[str, list[str]]
-    refs: list[DatasetRef]
+    governance: Governed = field(repr=False)
     sources: list[Source]
     duckdb_sql: str
     fetch_limit: int
@@ -121,12 +122,39 @@ class Plan:
     native: NativeSQL | None = None
     native_sql: str | None = None
     schema: pa.Schema | None = None
-    governed: exp.Expression | None = field(default=None, repr=False)
-    row_scope: list[dict[str, str]] = field(default_factory=list)
-    grants: list[Any] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     samples: dict[str, int] = field(default_factory=dict)
     runs: int = 0
+
+    @property
+    def datasets(self) -> dict[str, Dataset]:
+        """Every dataset the query reads (row scopes' included), by name."""
+        return self.governance.datasets
+
+    @property
+    def columns_read(self) -> dict[str, list[str]]:
+        """Dataset → the columns the query reads of it."""
+        return self.governance.columns_read
+
+    @property
+    def refs(self) -> tuple[DatasetRef, ...]:
+        """The query's dataset references, with the access decided for each."""
+        return self.governance.refs
+
+    @property
+    def row_scope(self) -> list[dict[str, str]]:
+        """The row scopes that limit the rows, once per dataset and grant."""
+        return self.governance.row_scopes
+
+    @property
+    def grants(self) -> list[Grant]:
+        """The grants the query uses (each spent once per run)."""
+        return self.governance.grants
+
+    @property
+    def governed(self) -> exp.Expr:
+        """The governed query, before the planner's limit and relations."""
+        return self.governance.expression
 
     # A query that takes longer than this on the source's own engine is also tried on DuckDB
     # (SQLite, for one, aggregates and joins several times slower than DuckDB scanning it).
@@ -178,35 +206,28 @@ def _index(name: str) -> int:
     return int(name[len(_PARAM):])
 
 
-def build_plan(template: Template, ctx: Context, row_cap: int, limit: int | None) -> Plan:
-    """Parse, govern and prepare ``template`` for both paths.
+def build_plan(template: Template, governed: Governed, row_cap: int, limit: int | None
+               ) -> Plan:
+    """Prepare the governed query of ``template`` for both paths.
 
     Args:
+        governed: what policy made of ``template.text`` (``firewall.govern``, told to accept
+            ``template.parameters``).
         row_cap: the hub's row cap; ``limit``: the request's own smaller cap, if any.
     """
-    expression = parse(template.text)
-    for ph in expression.find_all(exp.Placeholder):
-        if ph.name.startswith(_PARAM):
-            ph.meta["zhongshu"] = True
-    governed = govern(expression, ctx)
     row_limit = min(row_cap, limit) if limit else row_cap
     fetch = row_limit + 1
-    limited = _with_limit(governed, fetch)
-    datasets = ctx.datasets()
-    sources = sorted({d.source.name: d.source for d in datasets.values()}.values(),
+    limited = _with_limit(governed.expression, fetch)
+    sources = sorted({d.source.name: d.source for d in governed.datasets.values()}.values(),
                      key=lambda s: s.name)
-    duck = _substitute(limited, datasets, native=False)
+    duck = _substitute(limited, governed, native=False)
     duck = duck.transform(lambda n: exp.var(f"${_index(n.name) + 1}")
                           if isinstance(n, exp.Placeholder) else n)
-    grants = list({r.access.grant.id: r.access.grant for r in ctx.refs
-                   if r.access is not None and r.access.grant is not None}.values())
-    plan = Plan(datasets=datasets, columns_read=ctx.columns_read(), refs=ctx.refs,
-                sources=sources, duckdb_sql=duck.sql("duckdb"), fetch_limit=fetch,
-                row_limit=row_limit, governed=governed, row_scope=ctx.row_scopes(),
-                grants=grants)
+    plan = Plan(governance=governed, sources=sources, duckdb_sql=duck.sql("duckdb"),
+                fetch_limit=fetch, row_limit=row_limit)
     src = sources[0] if len(sources) == 1 else None
-    if isinstance(src, NativeSQL) and _portable(limited, datasets, src):
-        native = _substitute(_flatten(limited, datasets), datasets, native=True)
+    if isinstance(src, NativeSQL) and _portable(limited, governed, src):
+        native = _substitute(_flatten(limited, governed), governed, native=True)
         for o in native.find_all(exp.Ordered):
             if o.args.get("nulls_first") is None:
                 o.set("nulls_first", False)  # DuckDB's default: NULLS LAST, both directions
@@ -220,7 +241,7 @@ def build_plan(template: Template, ctx: Context, row_cap: int, limit: int | None
     return plan
 
 
-def _with_limit(e: exp.Expression, fetch: int) -> exp.Expression:
+def _with_limit(e: exp.Expr, fetch: int) -> exp.Expr:
     e = e.copy()
     if isinstance(e, exp.Select):
         current = e.args.get("limit")
@@ -235,21 +256,20 @@ def _with_limit(e: exp.Expression, fetch: int) -> exp.Expression:
         this=exp.to_identifier("_q")))).limit(fetch)
 
 
-def _flatten(e: exp.Expression, datasets: dict[str, Dataset]) -> exp.Expression:
+def _flatten(e: exp.Expr, governed: Governed) -> exp.Expr:
     """For the source's own engine: merge each governed view with its dataset's definition
     (``SELECT masks FROM (SELECT exprs FROM table)`` → ``SELECT masks(exprs) FROM table``).
 
     One derived table less matters: measured on MariaDB 10.11, each nesting level costs ~5%
     of a full scan even though the optimizer merges it.
     """
-    by_raw = {f"{RAW_PREFIX}{n.replace('.', '__')}": d for n, d in datasets.items()}
     e = e.copy()
     for select in list(e.find_all(exp.Select)):
         frm = select.args.get("from_")
         if frm is None or select.args.get("joins") or not isinstance(frm.this, exp.Table):
             continue
         table = frm.this
-        ds = by_raw.get(table.name) if table.meta.get(RAW_META) else None
+        ds = governed.raw_dataset(table)
         if ds is None or table.args.get("db") or not ds.config.table:
             continue
         exprs = {c.name: ds.column_expr(c) for c in ds.columns}
@@ -270,15 +290,14 @@ def _flatten(e: exp.Expression, datasets: dict[str, Dataset]) -> exp.Expression:
     return e
 
 
-def _substitute(e: exp.Expression, datasets: dict[str, Dataset], native: bool) -> exp.Expression:
-    by_raw = {f"{RAW_PREFIX}{n.replace('.', '__')}": d for n, d in datasets.items()}
-
-    def swap(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Table) and node.meta.get(RAW_META) and node.name in by_raw:
-            rel = by_raw[node.name].relation(native=native)
-            return exp.Subquery(this=rel, alias=exp.TableAlias(
-                this=exp.to_identifier(node.name)))
-        return node
+def _substitute(e: exp.Expr, governed: Governed, native: bool) -> exp.Expr:
+    """Each raw marker table of ``e`` replaced by its dataset's relation over the source."""
+    def swap(node: exp.Expr) -> exp.Expr:
+        ds = governed.raw_dataset(node)
+        if ds is None:
+            return node
+        return exp.Subquery(this=ds.relation(native=native), alias=exp.TableAlias(
+            this=exp.to_identifier(node.name)))
 
     return e.copy().transform(swap)
 
@@ -290,7 +309,7 @@ _PORTABLE = frozenset({"count", "sum", "min", "max", "avg", "coalesce", "nullif"
 _PREDICATES = (exp.Where, exp.Having, exp.Join)
 
 
-def _portable_nodes(e: exp.Expression, src: NativeSQL, strict: bool) -> bool:
+def _portable_nodes(e: exp.Expr, src: NativeSQL, strict: bool) -> bool:
     for node in e.walk():
         if isinstance(node, (exp.Cast, exp.TryCast)):
             to_text = type_family(node.to.sql("duckdb")) == "text"
@@ -300,9 +319,7 @@ def _portable_nodes(e: exp.Expression, src: NativeSQL, strict: bool) -> bool:
             if src.dialect == "sqlite" and type_family(node.to.sql("duckdb")) in ("time",
                                                                                    "date"):
                 return False
-        elif is_call(node):
-            name = (str(node.this).lower() if isinstance(node, exp.Anonymous)
-                    else node.sql_name().lower())
+        elif (name := function_name(node)) is not None:
             if name not in _PORTABLE and node.key not in _PORTABLE and \
                     name not in src.functions:
                 return False
@@ -314,12 +331,13 @@ def _portable_nodes(e: exp.Expression, src: NativeSQL, strict: bool) -> bool:
     return True
 
 
-def _portable(e: exp.Expression, datasets: dict[str, Dataset], src: NativeSQL) -> bool:
+def _portable(e: exp.Expr, governed: Governed, src: NativeSQL) -> bool:
     # the caller's query and the governance around it must mean exactly the same there
     if not _portable_nodes(e, src, strict=True):
         return False
     # dataset definitions were written by their owners for their own engine: a cast of a
     # SQLite 0/1 column to BOOLEAN is the point, not a risk
+    datasets = governed.datasets
     for d in datasets.values():
         if not _portable_nodes(d.relation(native=True), src, strict=False):
             return False

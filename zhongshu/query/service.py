@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from zhongshu.catalog.catalog import Catalog
-from zhongshu.errors import DatasetUnavailable, SourceUnavailable, SqlSyntax, ZhongshuError
-from zhongshu.policy.firewall import TOO_DEEP, Context
+from zhongshu.errors import DatasetUnavailable, SourceUnavailable, ZhongshuError
+from zhongshu.policy.firewall import govern
 from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Caller
 from zhongshu.policy.masking import PSEUDONYM_FN, PseudonymKeys
@@ -150,13 +150,10 @@ class QueryService:
         """The plan of a looked-up query: the cached one, or one built and cached now."""
         if found.plan is not None:
             return found.plan
-        try:
-            ctx = Context(caller=caller, purpose=purpose, catalog=self.catalog,
-                          grants=self.grants)
-            plan = build_plan(found.template, ctx, self.settings.row_cap, limit)
-        except RecursionError:
-            # sqlglot walks the tree recursively: a query too deep for it is refused whole
-            raise SqlSyntax(TOO_DEEP) from None
+        governed = govern(found.template.text, caller=caller, purpose=purpose,
+                          catalog=self.catalog, grants=self.grants,
+                          parameters=found.template.parameters)
+        plan = build_plan(found.template, governed, self.settings.row_cap, limit)
         self.plans.put(found.key, plan)
         return plan
 

@@ -1,0 +1,72 @@
+"""What the firewall's rules share while they run: who asks, for what, and what they found.
+
+A ``Context`` lives for one run of the rules; ``Governed`` (``governed.py``) is what is left
+of it once they have all passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from zhongshu.catalog.catalog import Catalog, Dataset
+from zhongshu.policy.grants import Access, Grants
+from zhongshu.policy.identity import Caller
+
+REF = "zhongshu_ref"  # meta key of a table node: the index of its DatasetRef in ``Context.refs``
+
+
+@dataclass
+class DatasetRef:
+    """One reference to a dataset in the query (a dataset may be referenced several times)."""
+
+    dataset: Dataset
+    alias: str
+    columns: set[str] = field(default_factory=set)
+    access: Access | None = None  # set by ``authorize_columns``
+
+
+@dataclass
+class Context:
+    """The rules' shared state for one query.
+
+    ``parameters`` names the placeholders the query may hold: those the query layer lifted
+    out of the caller's text itself (a caller's own parameters are refused).
+    """
+
+    caller: Caller
+    purpose: str
+    catalog: Catalog
+    grants: Grants
+    parameters: frozenset[str] = frozenset()
+    refs: list[DatasetRef] = field(default_factory=list)
+    ctes: set[str] = field(default_factory=set)
+    scoped_through: dict[str, Dataset] = field(default_factory=dict)
+
+    def ref_of(self, table: exp.Expr) -> DatasetRef | None:
+        """The dataset reference ``table`` was resolved to, or None (a CTE, a raw relation,
+        any other node)."""
+        index = table.meta.get(REF) if isinstance(table, exp.Table) else None
+        return self.refs[index] if isinstance(index, int) else None
+
+    def resolve(self, col: exp.Column) -> DatasetRef | None:
+        """The dataset reference a column reads directly from, if unambiguous in its scope."""
+        select = col.find_ancestor(exp.Select)
+        if select is None:
+            return None
+        candidates: list[DatasetRef] = []
+        for table in select.find_all(exp.Table):
+            ref = self.ref_of(table)
+            if ref is None or table.find_ancestor(exp.Select) is not select:
+                continue
+            if col.table and col.table.lower() != ref.alias:
+                continue
+            if ref.dataset.column(col.name):
+                candidates.append(ref)
+        return candidates[0] if len(candidates) == 1 else None
+
+
+Rule = Callable[[exp.Expr, Context], exp.Expr]
+"""A firewall rule: returns the (possibly rewritten) expression, or raises a protocol error."""

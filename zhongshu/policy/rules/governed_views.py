@@ -1,0 +1,90 @@
+"""Rule: each dataset reference becomes a governed view — a subquery over the dataset's raw
+relation exposing only the columns read, masked, within the grant's row scope."""
+
+from __future__ import annotations
+
+import sqlglot
+from sqlglot import exp
+
+from zhongshu.errors import DatasetNotFound
+from zhongshu.policy.context import Context, DatasetRef
+from zhongshu.policy.masking import key_id, mask_expr
+from zhongshu.policy.relations import raw_table
+
+
+def governed_views(e: exp.Expr, ctx: Context) -> exp.Expr:
+    """Replace each dataset table of ``e`` by its governed view (same alias and column
+    aliases), and drop dataset namespaces from column references
+    (``traffic.passages.plate`` → ``passages.plate``).
+
+    After this rule the only relations the expression reads are raw marker tables
+    (``relations.raw_table``), each inside a view: there is no outer filter to escape.
+    Datasets named by row scopes are recorded in ``ctx.scoped_through``.
+
+    Returns a new expression.
+
+    Raises:
+        DatasetNotFound: a grant's row scope names a dataset that does not exist.
+    """
+    def swap(node: exp.Expr) -> exp.Expr:
+        ref = ctx.ref_of(node)
+        if ref is None:
+            return node
+        sub = exp.Subquery(this=_view(ref, ctx),
+                           alias=exp.TableAlias(this=exp.to_identifier(ref.alias)))
+        alias = node.args.get("alias")
+        if alias is not None and alias.args.get("columns"):
+            sub.args["alias"].set("columns", alias.args["columns"])
+        return sub
+
+    out = e.transform(swap)
+    # the dataset's namespace is not a relation of the rewritten query
+    for col in out.find_all(exp.Column):
+        if col.args.get("db") is not None:
+            col.set("db", None)
+            col.set("catalog", None)
+    return out
+
+
+def _view(ref: DatasetRef, ctx: Context) -> exp.Select:
+    """``SELECT <masked granted columns> FROM <raw dataset> WHERE <row scope>``.
+
+    Only the columns the query reads are exposed (``*`` was expanded to the granted ones): an
+    unused masked column costs nothing, and keeps a query eligible for pushdown.
+    """
+    a = ref.access
+    assert a is not None, "authorize_columns runs first"
+    cols: list[exp.Expr] = []
+    used = [c for c in a.columns if c in ref.columns] or list(a.columns[:1])
+    for name in used:
+        column = exp.column(name, quoted=True)
+        mask = a.masking.get(name)
+        if mask is None:
+            cols.append(column)
+            continue
+        declared = ref.dataset.column(name)
+        assert declared is not None, "grants name declared columns only"
+        masked = mask_expr(column, mask, declared.type,
+                           key_id(ctx.caller.name, ctx.purpose, mask.rotate))
+        cols.append(exp.alias_(masked, name, quoted=True))
+    view = exp.select(*cols).from_(raw_table(ref.dataset))
+    if a.row_scope:
+        view = view.where(_scope(a.row_scope, ctx), copy=False)
+    return view
+
+
+def _scope(predicate: str, ctx: Context) -> exp.Expr:
+    """A grant's row scope over the raw dataset; datasets it references are read raw (the
+    owner wrote the predicate; its subqueries filter, they are never shown)."""
+    e = sqlglot.parse_one(predicate, read="duckdb")
+    for table in list(e.find_all(exp.Table)):
+        name = f"{table.db}.{table.name}".lower()
+        ds = ctx.catalog.dataset(name)
+        if ds is None:
+            raise DatasetNotFound(f"the row scope of a grant names `{name}`, which does not "
+                                  "exist; the grant's owner must fix it")
+        ctx.scoped_through[ds.name] = ds
+        raw = raw_table(ds)
+        raw.set("alias", table.args.get("alias"))
+        table.replace(raw)
+    return e
