@@ -5,14 +5,15 @@ either returns the (possibly rewritten) expression or raises a protocol error. `
 parses the caller's text and runs ``RULES`` in order:
 
 1. ``one_select``            exactly one statement, and it is a SELECT (or WITH … SELECT, UNION…)
-2. ``no_forbidden_nodes``    no DDL/DML/commands/INTO/locking/recursion/foreign parameters inside
-3. ``allowed_functions``     scalar, aggregate and window functions from an allow-list only
-4. ``resolve_datasets``      every table reference is a dataset (or a CTE); nothing else
-5. ``authorize_columns``     every dataset granted for the purpose; every column used readable
-6. ``pseudonym_lookups``     equality with a literal on a pseudonymised column compares
+2. ``bounded_nesting``       at most 32 nested queries (so no later stage runs out of stack)
+3. ``no_forbidden_nodes``    no DDL/DML/commands/INTO/locking/recursion/foreign parameters inside
+4. ``allowed_functions``     scalar, aggregate and window functions from an allow-list only
+5. ``resolve_datasets``      every table reference is a dataset (or a CTE); nothing else
+6. ``authorize_columns``     every dataset granted for the purpose; every column used readable
+7. ``pseudonym_lookups``     equality with a literal on a pseudonymised column compares
                              pseudonyms; ranges and patterns on it are refused
-7. ``aggregate_only``        aggregate-only columns only inside count/sum/avg/… over ≥ k rows
-8. ``governed_views``        each dataset reference becomes a subquery over the raw dataset
+8. ``aggregate_only``        aggregate-only columns only inside count/sum/avg/… over ≥ k rows
+9. ``governed_views``        each dataset reference becomes a subquery over the raw dataset
                              relation exposing the columns read, masked, within the row scope
 
 The result is a ``Governed``: the rewritten expression, whose only relations are raw marker
@@ -36,6 +37,7 @@ from zhongshu.policy.relations import RAW_META, RAW_PREFIX, marked_dataset, raw_
 from zhongshu.policy.rules.aggregate_only import aggregate_only
 from zhongshu.policy.rules.allowed_functions import allowed_functions
 from zhongshu.policy.rules.authorize_columns import authorize_columns
+from zhongshu.policy.rules.bounded_nesting import TOO_DEEP, bounded_nesting
 from zhongshu.policy.rules.governed_views import governed_views
 from zhongshu.policy.rules.no_forbidden_nodes import no_forbidden_nodes
 from zhongshu.policy.rules.one_select import one_select
@@ -46,10 +48,9 @@ __all__ = ["ALLOWED_FUNCTIONS", "RAW_META", "RAW_PREFIX", "RULES", "TOO_DEEP", "
            "DatasetRef", "Governed", "Rule", "function_name", "govern", "is_call",
            "marked_dataset", "parse", "raw_table"]
 
-RULES: tuple[Rule, ...] = (one_select, no_forbidden_nodes, allowed_functions, resolve_datasets,
-                           authorize_columns, pseudonym_lookups, aggregate_only, governed_views)
-
-TOO_DEEP = "the query is nested too deeply; flatten its expressions or subqueries"
+RULES: tuple[Rule, ...] = (one_select, bounded_nesting, no_forbidden_nodes, allowed_functions,
+                           resolve_datasets, authorize_columns, pseudonym_lookups, aggregate_only,
+                           governed_views)
 
 
 def govern(sql: str, *, caller: Caller, purpose: str, catalog: Catalog, grants: Grants,
@@ -64,9 +65,10 @@ def govern(sql: str, *, caller: Caller, purpose: str, catalog: Catalog, grants: 
         The governed query and what it reads (see ``Governed``).
 
     Raises:
-        SqlSyntax: the text does not parse, or is nested too deeply for the parser or the
-            rules (sqlglot walks trees recursively; such a query is refused whole, here and
-            nowhere else).
+        SqlSyntax: the text does not parse, or is nested too deeply (for the parser, or
+            deeper than ``bounded_nesting`` allows): sqlglot walks trees recursively, and
+            this is the one place a query is refused for its depth — a governed query is
+            shallow enough for every later stage to render.
         ZhongshuError: the refusal of the first rule that refuses (``statement_not_allowed``,
             ``function_not_allowed``, ``dataset_not_found``, ``column_not_granted``…).
     """
