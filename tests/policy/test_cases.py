@@ -4,7 +4,9 @@ A case names the caller, the purpose, the SQL, and either ``expect`` (the protoc
 it may answer, ``ok`` for an answer) or a ``property`` the answer must have:
 
 * ``no_clear_identifiers`` — answered, and no value anywhere looks like a plate or an id number;
-* ``only_xihu`` — answered, and every ``district`` value is ``xihu``;
+* ``only_xihu`` — answered with at least one row (exactly ``rows`` rows when the case
+  gives ``rows``: an escape that finds nothing in the scope), and every ``district``
+  value is ``xihu`` — an empty answer where the scope has rows would hide a refusal;
 * ``max_rows`` — answered within the row cap (truncated if need be), or refused for time;
 * ``clean_error`` — refused, and the message echoes no data, path or source internals.
 """
@@ -67,6 +69,10 @@ def test_case(service: QueryService, path: Path) -> None:
         for v in _values(rows):
             assert not PLATE.search(v) and not ID_NUMBER.search(v), v
     elif prop == "only_xihu":
+        if "rows" in case:
+            assert len(rows) == case["rows"], rows
+        else:
+            assert rows, "an empty answer proves nothing about the row scope"
         assert {r["district"] for r in rows} <= {"xihu", None}
     elif prop == "max_rows":
         assert result.num_rows <= service.settings.row_cap
