@@ -109,3 +109,20 @@ def test_nesting_depth_is_answered_or_refused_cleanly(service: QueryService, dep
         assert e.code in ("sql_syntax", "query_invalid"), (e.code, e.message)
     else:
         assert result.table.to_pylist() == [{"x": 1}]
+
+
+@pytest.mark.parametrize("depth", [5, 32, 33, 79, 400])
+def test_nested_queries_are_answered_or_refused_cleanly(service: QueryService,
+                                                        depth: int) -> None:
+    """Nested subqueries cost sqlglot's renderer more stack per level than its parser: the
+    firewall bounds them, so the planner never overflows (79 levels used to)."""
+    caller = Caller(service.catalog.members["cockpit-city"])
+    sql = "SELECT district AS a FROM civil.districts"
+    for i in range(depth - 1):
+        sql = f"SELECT a FROM ({sql}) AS q{i}"
+    try:
+        result = service.run(caller, sql + " ORDER BY a LIMIT 1", "city-operations")
+    except ZhongshuError as e:
+        assert depth > 32 and e.code == "sql_syntax", (e.code, e.message)
+    else:
+        assert depth <= 32 and result.table.num_rows == 1
