@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from zhongshu.catalog.catalog import Catalog
 from zhongshu.errors import SqlSyntax
 from zhongshu.policy.context import Context, DatasetRef, Rule
-from zhongshu.policy.functions import ALLOWED_FUNCTIONS, function_name, is_call
+from zhongshu.policy.functions import ALLOWED_FUNCTIONS, function_name
 from zhongshu.policy.governed import Governed
 from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Caller
@@ -45,8 +45,8 @@ from zhongshu.policy.rules.pseudonym_lookups import pseudonym_lookups
 from zhongshu.policy.rules.resolve_datasets import resolve_datasets
 
 __all__ = ["ALLOWED_FUNCTIONS", "RAW_META", "RAW_PREFIX", "RULES", "TOO_DEEP", "Context",
-           "DatasetRef", "Governed", "Rule", "function_name", "govern", "is_call",
-           "marked_dataset", "parse", "raw_table"]
+           "DatasetRef", "Governed", "Rule", "function_name", "govern", "marked_dataset",
+           "parse", "raw_table"]
 
 RULES: tuple[Rule, ...] = (one_select, bounded_nesting, no_forbidden_nodes, allowed_functions,
                            resolve_datasets, authorize_columns, pseudonym_lookups, aggregate_only,

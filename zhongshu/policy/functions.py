@@ -53,7 +53,3 @@ def function_name(node: exp.Expr) -> str | None:
         return str(node.this).lower()
     return node.sql_name().lower()
 
-
-def is_call(node: exp.Expr) -> bool:
-    """Whether ``node`` is a function call (see :func:`function_name`)."""
-    return function_name(node) is not None
