@@ -8,7 +8,6 @@ from zhongshu.errors import (
     DatasetNotFound,
     DatasetUnavailable,
     FunctionNotAllowed,
-    SourceUnavailable,
     StatementNotAllowed,
 )
 from zhongshu.policy.context import REF, Context, DatasetRef
@@ -20,8 +19,9 @@ def resolve_datasets(e: exp.Expr, ctx: Context) -> exp.Expr:
     the caller, or to a CTE of the query; record each in ``ctx.refs`` (and its CTE names in
     ``ctx.ctes``).
 
-    This is where a dataset whose source schema drifted, or whose source is down, is refused:
-    the query layer takes the decision from here.
+    This is where a dataset whose source schema drifted is refused (the query layer takes
+    that decision from here); whether its source answers *now* is the query layer's to say,
+    at each execution, from the sources' live state.
 
     Returns ``e``, its dataset tables marked with their reference.
 
@@ -31,7 +31,6 @@ def resolve_datasets(e: exp.Expr, ctx: Context) -> exp.Expr:
         DatasetNotFound: a name that is no dataset the caller may see (unlisted and
             ungranted datasets are indistinguishable from missing ones).
         DatasetUnavailable: the dataset's source schema no longer matches its definition.
-        SourceUnavailable: the dataset's source is down.
     """
     ctx.ctes = {str(c.alias).lower() for c in e.find_all(exp.CTE)}
     for ident in e.find_all(exp.Identifier):
@@ -57,8 +56,6 @@ def resolve_datasets(e: exp.Expr, ctx: Context) -> exp.Expr:
         if ds.status == "drift":
             raise DatasetUnavailable(f"dataset `{ds.name}` is unavailable: its source schema "
                                      "changed; the owner has been told")
-        if ds.status == "source_down":
-            raise SourceUnavailable(f"dataset `{ds.name}` is unavailable: its source is down")
         table.meta[REF] = len(ctx.refs)
         ctx.refs.append(DatasetRef(ds, (table.alias or table.name).lower()))
     return e
