@@ -31,13 +31,13 @@ from typing import Any
 
 import _common  # noqa: F401  (puts the project on the path)
 
+from zhongshu.demo.sumo import demo_city
 from zhongshu.traffic.signals.controllers import CONTROLLERS
 from zhongshu.traffic.signals.scenarios import (
     CITIES,
     NETWORKS,
     SHIPPED,
     build,
-    demo_city,
     shipped,
     with_emergency,
 )

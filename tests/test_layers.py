@@ -120,12 +120,6 @@ KNOWN: dict[tuple[str, str], str] = {
         "the proof server moves behind the ledger's public API (ledger split, issue 14)",
     ("zhongshu.protocol.routes.ledger", "zhongshu.ledger.store"):
         "the proof server moves behind the ledger's public API (ledger split, issue 14)",
-    ("zhongshu.traffic.signals.scenarios", "zhongshu.demo.generate"):
-        "the demo city's SUMO network is built by demo (which may import traffic), or "
-        "traffic is handed the grid",
-    ("zhongshu.traffic.signals.scenarios", "zhongshu.demo.geography"):
-        "the demo city's SUMO network is built by demo (which may import traffic), or "
-        "traffic is handed the grid",
 }
 
 

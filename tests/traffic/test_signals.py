@@ -253,7 +253,7 @@ def test_webster_plan_by_hand() -> None:
 
 def test_the_demo_citys_own_grid_and_morning_run_in_sumo(tmp_path: Path) -> None:
     from zhongshu.demo.generate import DemoCity
-    from zhongshu.traffic.signals.scenarios import demo_city
+    from zhongshu.demo.sumo import demo_city
 
     net, rou, begin, end = demo_city(tmp_path, seed=7, scale=0.01, begin_h=7.5, end_h=8.0)
     grid = DemoCity(seed=7, scale=0.01).grid

@@ -33,7 +33,7 @@ DEMAND = {"grid4": [(0, 1200, 2.2), (1200, 2400, 1.1), (2400, 3600, 1.8)],
           "ingolstadt": [(0, 1200, 3.0), (1200, 2400, 1.5), (2400, 3600, 2.2)]}
 
 
-def _sumo_home() -> Path:
+def sumo_home() -> Path:
     import sumo
 
     return Path(sumo.SUMO_HOME)
@@ -43,7 +43,7 @@ def build(name: str, folder: Path, seed: int = 1) -> tuple[Path, Path]:
     """The network and demand of scenario ``name`` in ``folder`` (built once): a network
     generated (:data:`NETWORKS`) or a city's (:data:`CITIES`), with its demand
     (:data:`DEMAND`)."""
-    home = _sumo_home()
+    home = sumo_home()
     folder.mkdir(parents=True, exist_ok=True)
     net, routes = folder / f"{name}.net.xml", folder / f"{name}.rou.xml"
     if net.is_file() and routes.is_file():
@@ -113,7 +113,7 @@ def shipped(name: str, folder: Path
     to simulate. Demand that the example generates is written into ``folder``."""
     where, net, routes, adds, *window = SHIPPED[name]
     begin, end = window[0] if window else (0.0, 3600.0)
-    src = _sumo_home() / "tools" / where
+    src = sumo_home() / "tools" / where
     demand = src / routes
     if name.startswith("rilsa"):
         out = folder / name
@@ -160,77 +160,3 @@ def with_emergency(net: Path, routes: Path, depart: float, vehicle: str = "ambul
     own = routes.with_name(routes.name.replace(".rou.xml", f".{vehicle}.rou.xml"))
     ET.ElementTree(out).write(own, encoding="utf-8", xml_declaration=True)
     return f"{routes},{own}"
-
-
-def demo_city(folder: Path, seed: int = 42, scale: float = 0.2, begin_h: float = 7.0,
-              end_h: float = 9.0) -> tuple[Path, Path, float, float]:
-    """The demo city's own road grid as a SUMO network (every intersection signalised, lanes
-    and speeds from ``traffic.segments``) and the demand of its morning from its passages:
-    each vehicle's consecutive sightings on adjoining segments make one trip, departing at its
-    first sighting. Returns the network, the routes, and the window (seconds) to simulate."""
-    import math
-
-    from zhongshu.demo.generate import DemoCity
-    from zhongshu.demo.geography import LAT0, LON0
-
-    folder.mkdir(parents=True, exist_ok=True)
-    net, routes = folder / "demo-city.net.xml", folder / "demo-city.rou.xml"
-    begin, end = begin_h * 3600, end_h * 3600
-    if net.is_file() and routes.is_file():
-        return net, routes, begin, end
-    city = DemoCity(seed=seed, scale=scale)
-    grid = city.grid
-    kx = 111_320 * math.cos(math.radians(LAT0))
-    nodes = ET.Element("nodes")
-    for node in grid.nodes.values():
-        ET.SubElement(nodes, "node", {"id": node.node_id, "x": f"{(node.lon - LON0) * kx:.1f}",
-                                      "y": f"{(node.lat - LAT0) * 110_540:.1f}",
-                                      "type": "traffic_light"})
-    edges = ET.Element("edges")
-    for s in grid.segments.values():
-        ET.SubElement(edges, "edge", {"id": s.segment_id, "from": s.from_node.node_id,
-                                      "to": s.to_node.node_id, "numLanes": str(s.lanes),
-                                      "speed": f"{s.free_flow_kmh / 3.6:.2f}"})
-    ET.ElementTree(nodes).write(folder / "demo-city.nod.xml")
-    ET.ElementTree(edges).write(folder / "demo-city.edg.xml")
-    subprocess.run([str(_sumo_home() / "bin" / "netconvert"), "--node-files",
-                    str(folder / "demo-city.nod.xml"), "--edge-files",
-                    str(folder / "demo-city.edg.xml"), "--no-turnarounds", "true",
-                    "--tls.default-type", "static", "--no-warnings", "true", "-o", str(net)],
-                   check=True, capture_output=True)
-    tables = {t.name: t for t in city.tables["traffic-police"]}
-    segment_of = {r[0]: r[1] for r in tables["checkpoints"].rows}
-    ends = {s.segment_id: (s.from_node.node_id, s.to_node.node_id)
-            for s in grid.segments.values()}
-    day0 = tables["passages"].rows[0][4].replace(hour=0, minute=0, second=0, microsecond=0)
-    sightings: dict[str, list[tuple[float, str]]] = {}
-    for _pid, cam, plate, _kind, at, _speed in tables["passages"].rows:
-        sightings.setdefault(plate, []).append(((at - day0).total_seconds(), segment_of[cam]))
-    trips: list[tuple[float, list[str]]] = []
-    for seen in sightings.values():
-        seen.sort()
-        trip: list[str] = []
-        start = last = 0.0
-        for t, seg in seen:
-            if trip and seg == trip[-1]:
-                last = t
-                continue
-            if trip and (t - last > 600 or ends[trip[-1]][1] != ends[seg][0]
-                         or ends[seg][1] == ends[trip[-1]][0]):  # no U-turns in the net
-                trips.append((start, trip))
-                trip = []
-            if not trip:
-                start = t
-            trip.append(seg)
-            last = t
-        if trip:
-            trips.append((start, trip))
-    root = ET.Element("routes")
-    ET.SubElement(root, "vType", {"id": "car", "vClass": "passenger"})
-    for n, (t, edges_) in enumerate(sorted(trips)):
-        if begin <= t < end:
-            v = ET.SubElement(root, "vehicle", {"id": f"v{n}", "type": "car",
-                                                "depart": f"{t:.2f}", "departLane": "best"})
-            ET.SubElement(v, "route", {"edges": " ".join(edges_)})
-    ET.ElementTree(root).write(routes, encoding="utf-8", xml_declaration=True)
-    return net, routes, begin, end
