@@ -113,7 +113,7 @@ def verify(city_dir: DirOpt = None, url: UrlOpt = None, log_key: KeyOpt = None,
 def _verify_remote(url: str, log_key: str | None, known: list[Any], bar: Any) -> Any:
     from zhongshu.ledger import note
     from zhongshu.ledger import verify as v
-    from zhongshu.protocol.ledger_routes import tile_path
+    from zhongshu.ledger.layout import tile_path
 
     report = v.Report()
     if log_key is None:

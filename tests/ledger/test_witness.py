@@ -9,14 +9,14 @@ import pytest
 
 from zhongshu.ledger import Ledger, Witness, note
 from zhongshu.ledger import entry as entries
-from zhongshu.ledger.store import LedgerStore
+from zhongshu.ledger.store import SqliteLedgerStore
 
 ORIGIN = "district.zhongshu/log"
 
 
 @pytest.fixture
 def log(tmp_path: Path) -> Ledger:
-    return Ledger(LedgerStore(tmp_path / "log.db"), ORIGIN,
+    return Ledger(SqliteLedgerStore(tmp_path / "log.db"), ORIGIN,
                   note.Signer.load_or_create(tmp_path / "log.key", ORIGIN, note.ED25519))
 
 
@@ -24,7 +24,7 @@ def log(tmp_path: Path) -> Ledger:
 def witness(tmp_path: Path, log: Ledger) -> Witness:
     key = note.Signer.load_or_create(tmp_path / "w.key", "city.zhongshu/witness",
                                      note.COSIGNATURE_V1)
-    return Witness(LedgerStore(tmp_path / "witness.db"), key, {ORIGIN: log.log_key.verifier})
+    return Witness(SqliteLedgerStore(tmp_path / "witness.db"), key, {ORIGIN: log.log_key.verifier})
 
 
 def _grow(log: Ledger, n: int) -> note.Checkpoint:
@@ -59,7 +59,7 @@ def test_refuses_unknown_logs_bad_signatures_and_bad_proofs(tmp_path: Path, log:
                                                            witness: Witness) -> None:
     c1 = _grow(log, 4)
     assert witness.add_checkpoint(_request(log, 0, c1)).status == 200
-    other = Ledger(LedgerStore(tmp_path / "o.db"), "other/log",
+    other = Ledger(SqliteLedgerStore(tmp_path / "o.db"), "other/log",
                    note.Signer.load_or_create(tmp_path / "o.key", "other/log", note.ED25519))
     assert witness.add_checkpoint(_request(other, 0, _grow(other, 2))).status == 404
     impostor = note.Signer.load_or_create(tmp_path / "evil.key", ORIGIN, note.ED25519)

@@ -35,7 +35,9 @@ def number(x: float | int) -> str:
         return "0"
     if x < 0:
         return "-" + number(-x)
-    sign, digits, exp = Decimal(repr(x)).as_tuple()
+    _, digits, exp = Decimal(repr(x)).as_tuple()
+    if not isinstance(exp, int):  # "n"/"N"/"F": NaN or infinite, refused above
+        raise ValueError("NaN and infinities have no JSON form")
     ds = "".join(map(str, digits)).rstrip("0")
     exp += len(digits) - len(ds)  # value = int(ds) * 10**exp
     k = len(ds)
