@@ -264,3 +264,24 @@ def test_an_unserialisable_entry_fails_alone(tmp_path: Path, kind: str) -> None:
         lg.close()
     assert isinstance(bad, LedgerUnavailable)
     assert {a.index, b.index} == {0, 1}  # type: ignore[union-attr]
+
+
+def test_the_reads_the_endpoints_use(tmp_path: Path) -> None:
+    """What protocol/ledger_routes reads, through the ledger (never its store)."""
+    lg = _open(tmp_path, "memory")
+    for i in range(3):
+        lg.append_now(_exchange(i), ["traffic.passages"] if i != 1 else ["other.set"])
+    assert lg.checkpoint_covering(0) is None  # nothing signed yet
+    c = lg.publish()
+    assert c is not None and c.size == 3
+    lg.append_now(_exchange(3))
+    assert [x.size for x in lg.checkpoints()] == [3]
+    covering = lg.checkpoint_covering(2)
+    assert covering is not None and covering.text == c.text
+    assert lg.checkpoint_covering(3) is None
+    assert lg.entry(-1) is None and lg.entry(4) is None
+    assert lg.entry(0) == lg.store.entry(0)
+    assert lg.reading("traffic.passages") == [0, 2] and lg.reading("traffic.passages", 1) == [2]
+    assert lg.first_since(0) == 0 and len(lg.tile(0, 0)) == 4 * 32
+    assert lg.evidence() == [] and lg.witness({}) is None  # no witness key
+    lg.close()
