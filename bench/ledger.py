@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from zhongshu.ledger import Ledger, Witness, entry, merkle, note
-from zhongshu.ledger.store import LedgerStore
+from zhongshu.ledger.store import SqliteLedgerStore
 
 
 def _entry(i: int) -> dict:
@@ -87,7 +87,7 @@ def main() -> None:
     n = args.entries
     with tempfile.TemporaryDirectory(prefix="zs-ledger-bench-") as tmp:
         d = Path(tmp)
-        lg = Ledger(LedgerStore(d / "ledger.db"), "bench/log",
+        lg = Ledger(SqliteLedgerStore(d / "ledger.db"), "bench/log",
                     note.Signer.load_or_create(d / "k", "bench/log", note.ED25519))
         lg.start()
         print(f"ledger — {n:,} entries, {args.in_flight:,} in flight, sequencer process "
@@ -165,7 +165,7 @@ def main() -> None:
               f"≈ {(total - body_bytes) / n * 1e8 / 2**30:.1f} GiB beyond the entries")
 
         # witness steps: checkpoints every 1,000 entries, each cosigned after its proof
-        w = Witness(LedgerStore(d / "w.db"),
+        w = Witness(SqliteLedgerStore(d / "w.db"),
                     note.Signer.load_or_create(d / "wk", "bench/witness", note.COSIGNATURE_V1),
                     {"bench/log": lg.log_key.verifier})
         steps, old = 0, 0

@@ -100,27 +100,9 @@ WHY = {
 }
 PUBLIC_ONLY = ("ledger",)  # parts others may use only through their package's __all__
 
-# Violations found on today's tree, each waiting for the refactor of issue 14 to remove it:
-# (importing module, imported module) → what removes it. Each is a strict xfail: once the
-# import is gone the test passes, which fails, until the entry is removed here.
-KNOWN: dict[tuple[str, str], str] = {
-    ("zhongshu.protocol.handlers", "zhongshu.ledger.entry"):
-        "export `entry` from zhongshu.ledger (its docstring already calls it public)",
-    ("zhongshu.protocol.routes.query", "zhongshu.ledger.entry"):
-        "export `entry` from zhongshu.ledger (its docstring already calls it public)",
-    ("zhongshu.protocol.routes.subscribe", "zhongshu.ledger.entry"):
-        "export `entry` from zhongshu.ledger (its docstring already calls it public)",
-    ("zhongshu.protocol.encode", "zhongshu.ledger.canonical"):
-        "the ledger exports what the protocol needs to canonicalize an answer (RFC 8785)",
-    ("zhongshu.protocol.routes.ledger", "zhongshu.ledger.note"):
-        "the proof server moves behind the ledger's public API (ledger split, issue 14)",
-    ("zhongshu.protocol.routes.ledger", "zhongshu.ledger.merkle"):
-        "the proof server moves behind the ledger's public API (ledger split, issue 14)",
-    ("zhongshu.protocol.routes.ledger", "zhongshu.ledger.sequencer"):
-        "the proof server moves behind the ledger's public API (ledger split, issue 14)",
-    ("zhongshu.protocol.routes.ledger", "zhongshu.ledger.store"):
-        "the proof server moves behind the ledger's public API (ledger split, issue 14)",
-}
+# Violations tolerated while a refactor removes them: (importing module, imported module) →
+# what removes it. Issue 14 emptied it; an entry whose import is gone fails the suite.
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)
@@ -237,11 +219,11 @@ def test_imports_follow_the_layers(part: str) -> None:
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("pair", [pytest.param(pair, id=f"{pair[0]}->{pair[1]}", marks=
-                                               pytest.mark.xfail(reason=why, strict=True))
-                                  for pair, why in KNOWN.items()])
-def test_known_violation_is_gone(pair: tuple[str, str]) -> None:
-    assert pair not in {(v.importer, v.imported) for v in FOUND}
+def test_known_violations_are_current() -> None:
+    """Every entry of ``KNOWN`` (violations waiting for a refactor) is still a violation: an
+    entry whose import is gone must be removed, so the table never hides a new one."""
+    found = {(v.importer, v.imported) for v in FOUND}
+    assert not [f"{a} -> {b}" for a, b in KNOWN if (a, b) not in found]
 
 
 def test_every_part_has_a_row() -> None:

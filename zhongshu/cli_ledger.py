@@ -27,14 +27,23 @@ KeyOpt = Annotated[str | None, typer.Option("--log-key", help="the log's verifie
                                             "answer")]
 
 
-def _ledger(city_dir: Path) -> Any:
+def _ledger(city_dir: Path, existing: bool = True) -> Any:
+    """The city's ledger, as its hub's composition root opens it for a tool (no sequencer).
+
+    Raises:
+        NotFound: ``existing`` and the hub has not created its ledger yet, or the city runs
+            without one.
+    """
     from zhongshu.config import load_city
-    from zhongshu.ledger import Ledger
+    from zhongshu.node import Node
 
     city = load_city(city_dir)
-    if not (city.state_dir / "ledger.db").exists():
+    if existing and not (city.state_dir / "ledger.db").exists():
         raise NotFound(f"{city_dir} has no ledger yet (it is created when the hub first runs)")
-    return Ledger.open(city, start=False)
+    ledger = Node.open(city).ledger
+    if ledger is None:
+        raise NotFound(f"{city_dir} runs without a ledger (`[ledger] enabled = false`)")
+    return ledger
 
 
 def _get(url: str, path: str, token: str | None = None, **params: Any) -> Any:
@@ -56,10 +65,8 @@ def key(city_dir: Annotated[Path, typer.Option("--dir", help="the city folder")]
         ) -> None:
     """Print this hub's ledger origin and verifier keys (created on first use): give the
     log key to verifiers and witnesses, the witness key to the hubs you witness."""
-    from zhongshu.config import load_city
-    from zhongshu.ledger import Ledger
-
-    lg = Ledger.open(load_city(city_dir), start=False)
+    lg = _ledger(city_dir, existing=False)
+    assert lg.witness_key is not None  # a hub's own ledger always has its witness key
     out.print(f"origin   {lg.origin}\nlog      {lg.log_key.verifier.vkey}\n"
               f"witness  {lg.witness_key.verifier.vkey}", highlight=False, soft_wrap=True)
 
@@ -113,7 +120,7 @@ def verify(city_dir: DirOpt = None, url: UrlOpt = None, log_key: KeyOpt = None,
 def _verify_remote(url: str, log_key: str | None, known: list[Any], bar: Any) -> Any:
     from zhongshu.ledger import note
     from zhongshu.ledger import verify as v
-    from zhongshu.protocol.routes.ledger import tile_path
+    from zhongshu.ledger.layout import tile_path
 
     report = v.Report()
     if log_key is None:
@@ -147,14 +154,14 @@ def _bundle(index: int, city_dir: Path | None, url: str | None, token: str | Non
         from zhongshu.protocol.routes.ledger import bundle
 
         lg = _ledger(city_dir)
-        body = lg.store.entry(index)
+        body = lg.entry(index)
         if body is None:
             raise NotFound(f"no entry {index} (the log has {lg.size})")
-        row = lg.store.checkpoint_covering(index) or (lg.publish() and
-                                                      lg.store.checkpoint_covering(index))
-        if not row:
+        ckpt = lg.checkpoint_covering(index) or (lg.publish() and
+                                                 lg.checkpoint_covering(index))
+        if not ckpt:
             raise NotFound(f"entry {index} is not yet in a checkpoint")
-        return bundle(lg, index, body, lg.checkpoint(row[0]))
+        return bundle(lg, index, body, ckpt)
     if url is None:
         raise typer.BadParameter("give --dir (a local ledger) or --url and --token (a hub)")
     return _get(url, f"/v1/ledger/receipts/{index}", token).json()

@@ -63,8 +63,14 @@ def test_every_answered_exchange_survives_sigkill(demo_dir: Path, city_tmp: Path
         stop = threading.Event()
         threads = [threading.Thread(target=_load, args=(hub.url, token, stop, answered))
                    for _ in range(4)]
+        before = len(answered)
         for t in threads:
             t.start()
+        # the first answers of this life (a loaded machine starts the sequencer late), then a
+        # random moment under load: the kill lands with appends in flight
+        deadline = time.monotonic() + 60
+        while len(answered) == before and time.monotonic() < deadline:
+            time.sleep(0.02)
         time.sleep(rng.uniform(0.8, 2.5))
         hub.kill()  # mid-load: appends in flight, a checkpoint perhaps half-written
         stop.set()
@@ -74,9 +80,15 @@ def test_every_answered_exchange_survives_sigkill(demo_dir: Path, city_tmp: Path
     print(f"{len(answered)} answered exchanges across 4 SIGKILLs")
     hub = HubProcess(root, free_port())
     try:
-        time.sleep(1.5)  # a checkpoint covering everything
-        key = httpx.get(f"{hub.url}/v1/ledger/key").json()["log"]
         indices = [r["index"] for r, _ in answered]
+        deadline = time.monotonic() + 60  # a checkpoint covering everything answered
+        while time.monotonic() < deadline:
+            r = httpx.get(f"{hub.url}/v1/ledger/checkpoint", params={"format": "json"},
+                          timeout=10)
+            if r.status_code == 200 and int(r.json()["size"]) > max(indices):
+                break
+            time.sleep(0.05)
+        key = httpx.get(f"{hub.url}/v1/ledger/key").json()["log"]
         assert len(set(indices)) == len(indices), "an index was handed out twice"
         with httpx.Client(base_url=hub.url, timeout=30,
                           headers={"Authorization": f"Bearer {token}"}) as c:

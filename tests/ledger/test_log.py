@@ -12,16 +12,24 @@ import pytest
 from zhongshu.errors import LedgerUnavailable
 from zhongshu.ledger import Ledger, note
 from zhongshu.ledger import entry as entries
-from zhongshu.ledger.store import LedgerStore
+from zhongshu.ledger.memory import MemoryLedgerStore
+from zhongshu.ledger.store import LedgerStore, SqliteLedgerStore
 from zhongshu.ledger.verify import verify_store
 
 N = 600  # more than two full tiles, so level-8 hashes exist
 
 
-def _open(path: Path) -> Ledger:
-    return Ledger(LedgerStore(path / "ledger.db"), "test.zhongshu/log",
+def _open(path: Path, kind: str = "sqlite") -> Ledger:
+    store: LedgerStore = (SqliteLedgerStore(path / "ledger.db") if kind == "sqlite"
+                          else MemoryLedgerStore())
+    return Ledger(store, "test.zhongshu/log",
                   note.Signer.load_or_create(path / "ledger.key", "test.zhongshu/log",
                                              note.ED25519))
+
+
+# the ledger runs on any store: on the in-memory one it appends in-process (no sequencer
+# process, which opens the SQLite file), through the same record_async / append_now
+STORES = pytest.mark.parametrize("kind", ["sqlite", "memory"])
 
 
 def _exchange(i: int) -> dict[str, object]:
@@ -50,13 +58,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _copy(built: Path, tmp_path: Path) -> tuple[LedgerStore, note.Verifier]:
+def _copy(built: Path, tmp_path: Path) -> tuple[SqliteLedgerStore, note.Verifier]:
     src, dst = sqlite3.connect(built / "ledger.db"), sqlite3.connect(tmp_path / "ledger.db")
     src.backup(dst)
     src.close()
     dst.close()
     key = note.Signer.load_or_create(built / "ledger.key", "test.zhongshu/log", note.ED25519)
-    return LedgerStore(tmp_path / "ledger.db"), key.verifier
+    return SqliteLedgerStore(tmp_path / "ledger.db"), key.verifier
 
 
 def test_a_clean_log_verifies(built: Path, tmp_path: Path) -> None:
@@ -66,7 +74,7 @@ def test_a_clean_log_verifies(built: Path, tmp_path: Path) -> None:
     assert report.size == N + 3 and report.checkpoints == 4
 
 
-def _sql(store: LedgerStore, sql: str, *args: object) -> None:
+def _sql(store: SqliteLedgerStore, sql: str, *args: object) -> None:
     c = sqlite3.connect(store.path)
     c.execute(sql, args)
     c.commit()
@@ -79,7 +87,7 @@ def _flip(blob: bytes, at: int) -> bytes:
     return bytes(b)
 
 
-def _flip_hash(store: LedgerStore, level: int, idx: int) -> None:
+def _flip_hash(store: SqliteLedgerStore, level: int, idx: int) -> None:
     """Flip a bit of one stored subtree hash, in a full tile or among the edge's rows."""
     key = level << 48 | idx // 256
     c = sqlite3.connect(store.path)
@@ -143,8 +151,8 @@ def test_every_tampering_is_caught(built: Path, tmp_path: Path, how: str) -> Non
     known = []
     if how == "truncate_everything":  # a witness (or an earlier receipt) kept checkpoint N
         known = [note.parse_checkpoint(t) for s, _, t in
-                 LedgerStore(built / "ledger.db").checkpoints()][-1:]
-    report = verify_store(LedgerStore(store.path), key, known)
+                 SqliteLedgerStore(built / "ledger.db").checkpoints()][-1:]
+    report = verify_store(SqliteLedgerStore(store.path), key, known)
     assert not report.ok, how
     print(how, report.problems[:2])
 
@@ -167,20 +175,19 @@ def test_the_hub_refuses_to_sign_over_a_rewritten_log(built: Path, tmp_path: Pat
     shutil.copy(built / "ledger.key", tmp_path / "ledger.key")
     body = store.entry(5)
     assert body is not None
-    lg = _open(tmp_path)
     # rewrite history: the stored hash of the first 512 entries, as an edit would leave it
     # (the hub re-derives each signed root from the stored subtrees before signing anew;
     # `ledger verify` recomputes everything from the entries)
     _flip_hash(store, 9, 0)
-    lg.store.forget_edge()
-    lg.store._full.clear()
+    lg = _open(tmp_path)  # opened after the edit: nothing of the file cached
     lg.append_now(entries.change("cli:root", "member.add", {"subject": "x"}))
     with pytest.raises(ValueError, match="refusing to sign"):
         lg.publish()
 
 
-def test_concurrent_appends_get_distinct_contiguous_indices(tmp_path: Path) -> None:
-    lg = _open(tmp_path)
+@STORES
+def test_concurrent_appends_get_distinct_contiguous_indices(tmp_path: Path, kind: str) -> None:
+    lg = _open(tmp_path, kind)
     lg.start()
 
     async def many() -> list[int]:
@@ -191,10 +198,14 @@ def test_concurrent_appends_get_distinct_contiguous_indices(tmp_path: Path) -> N
     try:
         got = asyncio.run(many())
         assert sorted(got) == list(range(2000))
-        assert lg.batches < 2000  # batched, not one transaction per entry
+        if kind == "sqlite":
+            assert lg.batches < 2000  # batched, not one transaction per entry
     finally:
         lg.close()
-    assert verify_store(LedgerStore(tmp_path / "ledger.db"), lg.log_key.verifier).ok
+    last = lg.checkpoint()
+    assert last is not None and last.size == 2000  # close signed a last checkpoint
+    stored = SqliteLedgerStore(tmp_path / "ledger.db") if kind == "sqlite" else lg.store
+    assert verify_store(stored, lg.log_key.verifier).ok
 
 
 def test_a_dead_sequencer_is_replaced(tmp_path: Path) -> None:
@@ -203,8 +214,10 @@ def test_a_dead_sequencer_is_replaced(tmp_path: Path) -> None:
 
     async def run() -> None:
         await lg.record_async(_exchange(0))
-        lg._proc.kill()
-        lg._proc.join(5)
+        proc = lg.appender.process
+        assert proc is not None
+        proc.kill()
+        proc.join(5)
         # entries in flight when it dies fail (LedgerUnavailable); later ones start a new one
         rs = await asyncio.gather(*(lg.record_async(_exchange(i)) for i in range(1, 50)),
                                   return_exceptions=True)
@@ -216,11 +229,11 @@ def test_a_dead_sequencer_is_replaced(tmp_path: Path) -> None:
         asyncio.run(run())
     finally:
         lg.close()
-    assert verify_store(LedgerStore(tmp_path / "ledger.db"), lg.log_key.verifier).ok
+    assert verify_store(SqliteLedgerStore(tmp_path / "ledger.db"), lg.log_key.verifier).ok
 
 
 def test_entries_are_canonical_and_hold_no_sql(built: Path) -> None:
-    store = LedgerStore(built / "ledger.db")
+    store = SqliteLedgerStore(built / "ledger.db")
     for _, body in store.entries(0, 50):
         assert b"SELECT" not in body.upper()
         assert b'"time":"' in body and b'"log":"test.zhongshu/log"' in body
@@ -232,11 +245,12 @@ def test_a_file_of_another_format_is_refused_with_a_reason(tmp_path: Path) -> No
     c.commit()
     c.close()
     with pytest.raises(ValueError, match="format 0"):
-        LedgerStore(tmp_path / "old.db")
+        SqliteLedgerStore(tmp_path / "old.db")
 
 
-def test_an_unserialisable_entry_fails_alone(tmp_path: Path) -> None:
-    lg = _open(tmp_path)
+@STORES
+def test_an_unserialisable_entry_fails_alone(tmp_path: Path, kind: str) -> None:
+    lg = _open(tmp_path, kind)
     lg.start()
 
     async def run() -> list[object]:
@@ -250,3 +264,24 @@ def test_an_unserialisable_entry_fails_alone(tmp_path: Path) -> None:
         lg.close()
     assert isinstance(bad, LedgerUnavailable)
     assert {a.index, b.index} == {0, 1}  # type: ignore[union-attr]
+
+
+def test_the_reads_the_endpoints_use(tmp_path: Path) -> None:
+    """What protocol/ledger_routes reads, through the ledger (never its store)."""
+    lg = _open(tmp_path, "memory")
+    for i in range(3):
+        lg.append_now(_exchange(i), ["traffic.passages"] if i != 1 else ["other.set"])
+    assert lg.checkpoint_covering(0) is None  # nothing signed yet
+    c = lg.publish()
+    assert c is not None and c.size == 3
+    lg.append_now(_exchange(3))
+    assert [x.size for x in lg.checkpoints()] == [3]
+    covering = lg.checkpoint_covering(2)
+    assert covering is not None and covering.text == c.text
+    assert lg.checkpoint_covering(3) is None
+    assert lg.entry(-1) is None and lg.entry(4) is None
+    assert lg.entry(0) == lg.store.entry(0)
+    assert lg.reading("traffic.passages") == [0, 2] and lg.reading("traffic.passages", 1) == [2]
+    assert lg.first_since(0) == 0 and len(lg.tile(0, 0)) == 4 * 32
+    assert lg.evidence() == [] and lg.witness({}) is None  # no witness key
+    lg.close()

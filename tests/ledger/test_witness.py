@@ -9,22 +9,33 @@ import pytest
 
 from zhongshu.ledger import Ledger, Witness, note
 from zhongshu.ledger import entry as entries
-from zhongshu.ledger.store import LedgerStore
+from zhongshu.ledger.memory import MemoryLedgerStore
+from zhongshu.ledger.store import LedgerStore, SqliteLedgerStore
 
 ORIGIN = "district.zhongshu/log"
 
 
+@pytest.fixture(params=["sqlite", "memory"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """The store both the log and its witness keep their state in."""
+    return str(request.param)
+
+
+def _store(kind: str, path: Path) -> LedgerStore:
+    return SqliteLedgerStore(path) if kind == "sqlite" else MemoryLedgerStore()
+
+
 @pytest.fixture
-def log(tmp_path: Path) -> Ledger:
-    return Ledger(LedgerStore(tmp_path / "log.db"), ORIGIN,
+def log(tmp_path: Path, kind: str) -> Ledger:
+    return Ledger(_store(kind, tmp_path / "log.db"), ORIGIN,
                   note.Signer.load_or_create(tmp_path / "log.key", ORIGIN, note.ED25519))
 
 
 @pytest.fixture
-def witness(tmp_path: Path, log: Ledger) -> Witness:
+def witness(tmp_path: Path, log: Ledger, kind: str) -> Witness:
     key = note.Signer.load_or_create(tmp_path / "w.key", "city.zhongshu/witness",
                                      note.COSIGNATURE_V1)
-    return Witness(LedgerStore(tmp_path / "witness.db"), key, {ORIGIN: log.log_key.verifier})
+    return Witness(_store(kind, tmp_path / "witness.db"), key, {ORIGIN: log.log_key.verifier})
 
 
 def _grow(log: Ledger, n: int) -> note.Checkpoint:
@@ -59,7 +70,7 @@ def test_refuses_unknown_logs_bad_signatures_and_bad_proofs(tmp_path: Path, log:
                                                            witness: Witness) -> None:
     c1 = _grow(log, 4)
     assert witness.add_checkpoint(_request(log, 0, c1)).status == 200
-    other = Ledger(LedgerStore(tmp_path / "o.db"), "other/log",
+    other = Ledger(SqliteLedgerStore(tmp_path / "o.db"), "other/log",
                    note.Signer.load_or_create(tmp_path / "o.key", "other/log", note.ED25519))
     assert witness.add_checkpoint(_request(other, 0, _grow(other, 2))).status == 404
     impostor = note.Signer.load_or_create(tmp_path / "evil.key", ORIGIN, note.ED25519)

@@ -20,6 +20,9 @@ _MAX_SAFE = 2**53
 def number(x: float | int) -> str:
     """The ECMAScript ``Number.prototype.toString`` form of ``x`` (RFC 8785 §3.2.2.3).
 
+    >>> number(1.0), number(1e21), number(1e-7), number(0.1), number(-123.456)
+    ('1', '1e+21', '1e-7', '0.1', '-123.456')
+
     Raises:
         ValueError: ``x`` is NaN or infinite, or an integer beyond IEEE 754 precision.
     """
@@ -35,7 +38,9 @@ def number(x: float | int) -> str:
         return "0"
     if x < 0:
         return "-" + number(-x)
-    sign, digits, exp = Decimal(repr(x)).as_tuple()
+    _, digits, exp = Decimal(repr(x)).as_tuple()
+    if not isinstance(exp, int):  # "n"/"N"/"F": NaN or infinite, refused above
+        raise ValueError("NaN and infinities have no JSON form")
     ds = "".join(map(str, digits)).rstrip("0")
     exp += len(digits) - len(ds)  # value = int(ds) * 10**exp
     k = len(ds)
@@ -95,6 +100,9 @@ def _write(v: Any, out: list[str]) -> None:
 def dumps(value: Any) -> bytes:
     """The RFC 8785 canonical UTF-8 bytes of a JSON value (dict, list, str, number, bool, None).
 
+    >>> dumps({"b": [1, 2.50, None, True], "a": "x"})
+    b'{"a":"x","b":[1,2.5,null,true]}'
+
     Raises:
         ValueError: the value has no canonical JSON form (NaN, a lone surrogate, a set…).
     """
@@ -117,6 +125,9 @@ def rows(values: list[list[Any]], float_columns: list[int], default: Any = None)
     """A result's rows as RFC 8785 canonical JSON, fast: orjson writes everything but the
     floats, which are written in ECMAScript form. ``float_columns`` are the positions of
     columns that may hold floats (directly or nested); NaN and infinities become ``null``.
+
+    >>> rows([[1, 2.0, {"k": 1e21}], [2, float("nan"), None]], [1, 2])
+    b'[[1,2,{"k":1e+21}],[2,null,null]]'
     """
     if float_columns:
         values = [list(r) for r in values]
@@ -129,5 +140,9 @@ def rows(values: list[list[Any]], float_columns: list[int], default: Any = None)
 def dumps_plain(value: Any) -> bytes:
     """:func:`dumps` for values without floats whose object keys are ASCII — entries, by
     construction — at orjson's speed (100× the general path). For such values orjson's
-    sorted, compact output is exactly RFC 8785 (``tests/ledger`` checks it property-wise)."""
+    sorted, compact output is exactly RFC 8785 (``tests/ledger`` checks it property-wise).
+
+    >>> dumps_plain({"z": 1, "a": [None, "x"]}) == dumps({"z": 1, "a": [None, "x"]})
+    True
+    """
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)

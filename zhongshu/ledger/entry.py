@@ -8,9 +8,37 @@ bytes it received, and nobody else learns either from the log.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from zhongshu.ledger import canonical
+
+VERSION = 1  # the ``v`` every entry carries
+
+
+def iso_ms(ms: int) -> str:
+    """An entry's time: UTC, to the millisecond.
+
+    >>> iso_ms(1_795_602_721_123)
+    '2026-11-25T10:32:01.123Z'
+    """
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
+        f"{ms % 1000:03d}Z"
+
+
+def stamp(fields: dict[str, Any], origin: str, time: str) -> bytes:
+    """An entry's canonical bytes: ``fields`` (stamped in place with ``v``, ``log`` and
+    ``time``, an :func:`iso_ms` string), RFC 8785.
+
+    >>> stamp({"kind": "change"}, "zhongshu/hz", "2026-11-25T10:32:01.123Z")
+    b'{"kind":"change","log":"zhongshu/hz","time":"2026-11-25T10:32:01.123Z","v":1}'
+
+    Raises:
+        TypeError: ``fields`` holds a value JSON cannot carry (a set, bytes…).
+    """
+    fields["v"], fields["log"], fields["time"] = VERSION, origin, time
+    return canonical.dumps_plain(fields)
 
 
 def query_sha256(sql: str, purpose: str, fmt: str = "json", limit: int | None = None) -> str:
@@ -44,7 +72,7 @@ def exchange(caller: str, purpose: str, query: str, columns: dict[str, list[str]
 
 
 def refusal(caller: str, endpoint: str, code: str, purpose: str | None = None,
-            query: str | None = None, datasets: list[str] = (),
+            query: str | None = None, datasets: Sequence[str] = (),
             signature: str | None = None, key_id: str | None = None) -> dict[str, Any]:
     """The entry of one refusal or failed request of a known member."""
     out: dict[str, Any] = {"kind": "refusal", **_who(caller, signature, key_id),

@@ -16,17 +16,29 @@ Stored = Callable[[int, int], bytes]  # (level, index) -> hash of a complete sub
 
 
 def leaf_hash(entry: bytes) -> bytes:
-    """``SHA-256(0x00 ‖ entry)``."""
+    """``SHA-256(0x00 ‖ entry)``.
+
+    >>> leaf_hash(b"").hex()  # RFC 6962's empty leaf
+    '6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d'
+    """
     return hashlib.sha256(b"\x00" + entry).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
-    """``SHA-256(0x01 ‖ left ‖ right)``."""
+    """``SHA-256(0x01 ‖ left ‖ right)``.
+
+    >>> node_hash(b"a", b"b") == hashlib.sha256(b"\x01ab").digest()
+    True
+    """
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
 def _split(n: int) -> int:
-    """The largest power of two smaller than ``n`` (n ≥ 2)."""
+    """The largest power of two smaller than ``n`` (n ≥ 2).
+
+    >>> _split(2), _split(5), _split(8), _split(9)
+    (1, 4, 4, 8)
+    """
     return 1 << ((n - 1).bit_length() - 1)
 
 
@@ -53,12 +65,26 @@ def subtree_hash(stored: Stored, lo: int, hi: int) -> bytes:
 
 
 def root(stored: Stored, size: int) -> bytes:
-    """The root hash of the tree of ``size`` leaves."""
+    """The root hash of the tree of ``size`` leaves.
+
+    >>> stored = _example(5)
+    >>> root(stored, 2) == node_hash(leaf_hash(b"0"), leaf_hash(b"1"))
+    True
+    >>> root(stored, 0) == EMPTY_ROOT
+    True
+    """
     return subtree_hash(stored, 0, size)
 
 
 def inclusion_proof(stored: Stored, index: int, size: int) -> list[bytes]:
     """The audit path of leaf ``index`` in the tree of ``size`` (RFC 9162 PATH), leaf first.
+
+    >>> stored = _example(7)
+    >>> proof = inclusion_proof(stored, 5, 7)
+    >>> len(proof), verify_inclusion(5, 7, leaf_hash(b"5"), proof, root(stored, 7))
+    (3, True)
+    >>> verify_inclusion(4, 7, leaf_hash(b"5"), proof, root(stored, 7))
+    False
 
     Raises:
         ValueError: ``index`` is not below ``size``.
@@ -82,6 +108,15 @@ def inclusion_proof(stored: Stored, index: int, size: int) -> list[bytes]:
 def consistency_proof(stored: Stored, old: int, new: int) -> list[bytes]:
     """The proof that the tree of size ``old`` is a prefix of that of size ``new`` (RFC 9162
     SUBPROOF); empty when ``old`` is 0 or equals ``new``.
+
+    >>> stored = _example(7)
+    >>> proof = consistency_proof(stored, 3, 7)
+    >>> verify_consistency(3, 7, root(stored, 3), root(stored, 7), proof)
+    True
+    >>> verify_consistency(3, 7, root(stored, 4), root(stored, 7), proof)
+    False
+    >>> consistency_proof(stored, 0, 7), consistency_proof(stored, 7, 7)
+    ([], [])
 
     Raises:
         ValueError: ``old`` exceeds ``new``.
@@ -169,6 +204,14 @@ class Frontier:
     """The right edge of a growing tree: one hash per set bit of its size, largest first.
 
     Appending a leaf yields every complete subtree it completes, to be stored.
+
+    >>> f, out = Frontier(), []
+    >>> for i in range(4):
+    ...     f.append(leaf_hash(bytes([i])), out)
+    >>> [(level, idx) for level, idx, _ in out]
+    [(0, 0), (0, 1), (1, 0), (0, 2), (0, 3), (1, 1), (2, 0)]
+    >>> f.size, len(f.hashes), f.root() == out[-1][2]
+    (4, 1, True)
     """
 
     def __init__(self, size: int = 0, hashes: list[bytes] | None = None) -> None:
@@ -205,3 +248,12 @@ class Frontier:
         for p in reversed(self.hashes[:-1]):
             h = node_hash(p, h)
         return h
+
+
+def _example(size: int) -> Stored:
+    """The stored hashes of a tree over the leaves ``b"0"``, ``b"1"``… (for the examples)."""
+    f, out = Frontier(), list[tuple[int, int, bytes]]()
+    for i in range(size):
+        f.append(leaf_hash(str(i).encode()), out)
+    nodes = {(level, idx): h for level, idx, h in out}
+    return lambda level, idx: nodes[(level, idx)]

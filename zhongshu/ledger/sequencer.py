@@ -7,46 +7,32 @@ answer waited ~7 ms for it. The hub sends batches of entries over a socket and r
 ``(index, leaf hash)`` pairs; the sequencer commits everything that queued while it was
 committing in one transaction (group commit).
 
-The same :class:`Sequencer` appends in-process for the CLI. Writers in other processes are
-ordered by SQLite's write lock; a sequencer that finds its index taken catches up and
-retries.
+The same :class:`Sequencer` appends in-process for the CLI (and on any store, e.g. the
+in-memory one). Writers in other processes are ordered by the store's write lock; a sequencer
+that finds the log grew since its last commit reloads the tree's edge before appending.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-import sqlite3
 import struct
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from zhongshu.ledger import canonical, merkle
-from zhongshu.ledger.store import LedgerStore, insert_rows
+from zhongshu.ledger import merkle
+from zhongshu.ledger.entry import VERSION, iso_ms, stamp
+from zhongshu.ledger.store import Batch, LedgerStore, SqliteLedgerStore
 
 log = logging.getLogger("zhongshu.ledger")
-VERSION = 1
+__all__ = ["VERSION", "Body", "Item", "Sequencer", "iso_ms", "main", "stamp"]
 Item = tuple[dict[str, Any], list[str]]  # an entry's fields, the datasets it names
 Body = tuple[bytes, list[str], int]  # canonical bytes, datasets named, time_ms stamped
 
 
-def iso_ms(ms: int) -> str:
-    """``2026-11-25T10:32:01.123Z``."""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + \
-        f"{ms % 1000:03d}Z"
-
-
-def stamp(fields: dict[str, Any], origin: str, time: str) -> bytes:
-    """An entry's canonical bytes: ``fields`` (stamped in place with ``v``, ``log`` and
-    ``time``, an :func:`iso_ms` string), RFC 8785."""
-    fields["v"], fields["log"], fields["time"] = VERSION, origin, time
-    return canonical.dumps_plain(fields)
-
-
 class Sequencer:
-    """Appends batches of entries to one ledger file: index, leaf hash, complete-subtree
+    """Appends batches of entries to one ledger store: index, leaf hash, complete-subtree
     hashes, per-dataset usage index — one transaction per batch."""
 
     def __init__(self, store: LedgerStore, origin: str) -> None:
@@ -56,7 +42,11 @@ class Sequencer:
         self.commits = 0
 
     def commit(self, items: list[Item]) -> list[tuple[int, bytes]]:
-        """Stamp and append ``items`` durably; their ``(index, leaf hash)`` in order."""
+        """Stamp and append ``items`` durably; their ``(index, leaf hash)`` in order.
+
+        Raises:
+            TypeError: an entry holds a value JSON cannot carry (nothing is appended).
+        """
         now = int(time.time() * 1000)
         iso = iso_ms(now)
         bodies = [(stamp(f, self.origin, iso), d, now) for f, d in items]
@@ -65,31 +55,19 @@ class Sequencer:
 
     def commit_bodies(self, bodies: list[Body]) -> tuple[int, list[bytes]]:
         """Append entries given as canonical bytes (with the datasets each names and the
-        time it was stamped with), durably; the index of the first, and the leaf hashes."""
-        try:
-            return self._commit(bodies)
-        except sqlite3.IntegrityError:
-            # another process (the CLI recording a change) appended since: catch up, retry
-            self.forget()
-            return self._commit(bodies)
-        except BaseException:
-            self.forget()
-            raise
+        time it was stamped with), durably; the index of the first, and the leaf hashes.
 
-    def forget(self) -> None:
-        """Drop what is cached of the tree's edge (reloaded from the file on next commit)."""
-        self._frontier = None
-        self.store.forget_edge()
-
-    def _commit(self, bodies: list[Body]) -> tuple[int, list[bytes]]:
-        with self.store.write() as c:
+        Raises:
+            Exception: whatever the store raised; nothing of the batch is appended.
+        """
+        with self.store.appending() as tx:
             f = self._frontier
-            f = (merkle.Frontier.load(self.store.hash, self.store.size(c)) if f is None
-                 else merkle.Frontier(f.size, f.hashes))
+            # another writer (the CLI recording a change) appended since: catch up
+            f = (merkle.Frontier.load(self.store.hash, tx.size)
+                 if f is None or f.size != tx.size else merkle.Frontier(f.size, f.hashes))
             first = f.size
-            rows: list[Any] = []
-            nodes: list[tuple[int, int, bytes]] = []
-            index: list[Any] = []
+            batch = Batch()
+            entries, nodes, index = batch.entries, batch.hashes, batch.datasets
             leaves: list[bytes] = []
             leaf_hash, append = merkle.leaf_hash, f.append
             for body, datasets, time_ms in bodies:
@@ -97,12 +75,10 @@ class Sequencer:
                 leaf = leaf_hash(body)
                 leaves.append(leaf)
                 append(leaf, nodes)
-                rows += (idx, time_ms, body)
+                entries.append((idx, time_ms, body))
                 for d in datasets:
-                    index += (d, idx)
-            insert_rows(c, "entries", 3, rows)
-            self.store.put_hashes(c, nodes)
-            insert_rows(c, "entry_datasets", 2, index)
+                    index.append((d, idx))
+            tx.write(batch)
         self._frontier = f
         self.commits += 1
         return first, leaves
@@ -167,7 +143,7 @@ def main(sock: socket.socket, path: str, origin: str, max_batch: int) -> None:
     """The sequencer process: read batches, commit what has queued together (in order),
     answer each batch with its first index; stop at end of input (the hub closed the
     socket, or died)."""
-    seq = Sequencer(LedgerStore(Path(path)), origin)
+    seq = Sequencer(SqliteLedgerStore(Path(path)), origin)
     buf = bytearray()
     while True:
         msgs: list[tuple[int, list[Body]]] = []

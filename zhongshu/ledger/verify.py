@@ -10,14 +10,15 @@ truncated or rewritten.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from zhongshu.ledger import canonical, merkle, note
-from zhongshu.ledger.store import TILE, LedgerStore
+from zhongshu.ledger.layout import TILE, tiles_of
+from zhongshu.ledger.store import LedgerStore
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Report:
 
 def check_tree(leaves: Iterable[bytes], checkpoints: list[note.Checkpoint], key: note.Verifier,
                report: Report, stored: Callable[[int, int], bytes | None] | None = None,
-               known: list[note.Checkpoint] = (), progress: Callable[[int], None] | None = None
+               known: Sequence[note.Checkpoint] = (), progress: Callable[[int], None] | None = None
                ) -> None:
     """Rebuild the tree from its leaf hashes; compare every stored node (when ``stored``
     gives them), every checkpoint root, signature and origin, and every known checkpoint."""
@@ -86,7 +87,7 @@ def check_tree(leaves: Iterable[bytes], checkpoints: list[note.Checkpoint], key:
             report.problem(f"two checkpoints of size {c.size} with different roots: a fork")
 
 
-def verify_store(store: LedgerStore, key: note.Verifier, known: list[note.Checkpoint] = (),
+def verify_store(store: LedgerStore, key: note.Verifier, known: Sequence[note.Checkpoint] = (),
                  progress: Callable[[int], None] | None = None) -> Report:
     """Verify a ledger file: entries (canonical form, contiguous indices), every stored
     hash, every checkpoint."""
@@ -176,7 +177,7 @@ def leaves_from_tiles(fetch: Callable[[int, int, int], bytes], size: int
                       ) -> Iterable[bytes]:
     """Every leaf hash of a tree of ``size``, read tile by tile through ``fetch(level, n,
     width)`` (c2sp.org/tlog-tiles, level 0)."""
-    for n in range(0, (size + TILE - 1) // TILE):
+    for n in range(tiles_of(size)):
         width = min(TILE, size - n * TILE)
         blob = fetch(0, n, width)
         if len(blob) != width * 32:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from zhongshu.ledger import merkle, note
-from zhongshu.ledger.store import LedgerStore
+from zhongshu.ledger.store import LedgerStore, Witnessing
 
 log = logging.getLogger("zhongshu.ledger.witness")
 MAX_BODY = 64 * 1024
@@ -63,28 +63,26 @@ class Witness:
             return Answer(403, "no valid signature by the log's key\n")
         if old > ckpt.size:
             return Answer(400, "old size exceeds the checkpoint size\n")
-        with self.store.write() as c:  # check and update atomically (tlog-witness §add-checkpoint)
-            row = c.execute("SELECT size, root, note FROM witnessed WHERE origin = ?",
-                            (ckpt.origin,)).fetchone()
-            size, root, seen = (row[0], bytes(row[1]), row[2]) if row else (0, b"", "")
+        with self.store.witnessing(ckpt.origin) as w:  # check and update atomically
+            seen = w.seen  # (tlog-witness §add-checkpoint)
+            size, root, text = seen if seen is not None else (0, b"", "")
             if old != size:
                 return Answer(409, f"{size}\n", "text/x.tlog.size")
-            if old == ckpt.size and row is not None:
+            if old == ckpt.size and seen is not None:
                 if root != ckpt.root:
-                    self._evidence(c, ckpt.origin, "fork", seen, ckpt.text)
+                    self._evidence(w, ckpt.origin, "fork", text, ckpt.text)
                     return Answer(409, f"{size}\n", "text/x.tlog.size")
             elif old > 0 and not merkle.verify_consistency(old, ckpt.size, root, ckpt.root,
                                                            proof):
-                self._evidence(c, ckpt.origin, "inconsistent", seen, ckpt.text)
+                self._evidence(w, ckpt.origin, "inconsistent", text, ckpt.text)
                 return Answer(422, "the consistency proof does not verify\n")
             elif old == 0 and proof:
                 return Answer(422, "the proof must be empty from size 0\n")
-            c.execute("INSERT OR REPLACE INTO witnessed VALUES (?, ?, ?, ?)",
-                      (ckpt.origin, ckpt.size, ckpt.root, ckpt.text))
+            w.keep(ckpt.size, ckpt.root, ckpt.text)
         return Answer(200, self.key.cosign(ckpt.body))
 
-    def _evidence(self, c: object, origin: str, kind: str, seen: str, offered: str) -> None:
+    def _evidence(self, w: Witnessing, origin: str, kind: str, seen: str, offered: str
+                  ) -> None:
         log.error("ledger %s misbehaves: %s (evidence kept)", origin, kind)
-        c.execute("INSERT INTO evidence (origin, time_ms, kind, detail) VALUES (?, ?, ?, ?)",
-                  (origin, int(time.time() * 1000), kind,
-                   f"cosigned before:\n{seen}\noffered now:\n{offered}"))
+        w.evidence(kind, int(time.time() * 1000),
+                   f"cosigned before:\n{seen}\noffered now:\n{offered}")

@@ -7,7 +7,6 @@ owners of the datasets it names, and members with the ``auditor`` role; everyone
 """
 
 
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -17,35 +16,19 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 
 from zhongshu.errors import BadRequest, NotFound
-from zhongshu.ledger import Ledger, Witness
+from zhongshu.ledger import Ledger, iso_ms, layout, merkle
 from zhongshu.ledger import note as notes
-from zhongshu.ledger.merkle import leaf_hash
-from zhongshu.ledger.sequencer import iso_ms
-from zhongshu.ledger.store import TILE
 from zhongshu.policy.identity import Caller
 from zhongshu.query.service import QueryService
 
-_TILE_PATH = re.compile(r"^((?:x\d{3}/)*\d{3})(?:\.p/(\d{1,3}))?$")
-
-
-def tile_path(level: int, n: int, width: int = TILE) -> str:
-    """The c2sp.org/tlog-tiles path of a tile: ``tile/L/x001/x234/067[.p/W]``."""
-    digits = f"{n:03d}"
-    digits = "0" * (-len(digits) % 3) + digits
-    groups = [digits[i:i + 3] for i in range(0, len(digits), 3)]
-    path = "/".join(["x" + g for g in groups[:-1]] + [groups[-1]])
-    return f"tile/{level}/{path}" + (f".p/{width}" if width < TILE else "")
+__all__ = ["add_ledger_routes", "bundle", "can_read"]
 
 
 def _parse_tile(rest: str) -> tuple[int, int]:
-    m = _TILE_PATH.match(rest)
-    if not m:
-        raise NotFound("no such tile; paths read tile/<L>/<N>[.p/<W>] (c2sp.org/tlog-tiles)")
-    n = int(m.group(1).replace("x", "").replace("/", ""))
-    width = int(m.group(2)) if m.group(2) else TILE
-    if not 1 <= width <= TILE:
-        raise NotFound("a partial tile's width is 1 to 255")
-    return n, width
+    try:
+        return layout.parse_tile_path(rest)
+    except ValueError as e:
+        raise NotFound(str(e)) from None
 
 
 def can_read(who: Caller, fields: dict[str, Any], service: QueryService) -> bool:
@@ -66,10 +49,8 @@ def can_read(who: Caller, fields: dict[str, Any], service: QueryService) -> bool
 def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, caller: Any,
                       errors: dict[int | str, dict[str, Any]]) -> None:
     """Mount the ledger endpoints (and the witness, when this hub witnesses other logs)."""
-    witness = Witness(ledger.store, ledger.witness_key,
-                      {w.origin: notes.Verifier.parse(w.key)
-                       for w in service.city.ledger.witnessing}) \
-        if ledger.witness_key is not None else None
+    witness = ledger.witness({w.origin: notes.Verifier.parse(w.key)
+                              for w in service.city.ledger.witnessing})
 
     def _ckpt() -> notes.Checkpoint:
         c = ledger.checkpoint()
@@ -99,12 +80,7 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
     @app.get("/v1/ledger/checkpoints", tags=["ledger"], responses=errors)
     def checkpoints() -> list[dict[str, Any]]:
         """Every checkpoint this hub has signed, oldest first, with cosignatures."""
-        out = []
-        for size, _root, _note in ledger.store.checkpoints():
-            c = ledger.checkpoint(size)
-            if c is not None:
-                out.append(_ckpt_json(c))
-        return out
+        return [_ckpt_json(c) for c in ledger.checkpoints()]
 
     @app.get("/v1/ledger/key", tags=["ledger"])
     def keys() -> dict[str, Any]:
@@ -142,13 +118,13 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
         if not 0 <= level <= 7:
             raise NotFound("tile levels are 0 to 7")
         n, width = _parse_tile(rest)
-        blob = ledger.store.tile(level * 8, n)
+        blob = ledger.tile(level * 8, n)
         if len(blob) < width * 32:
             raise NotFound("that tile is not complete yet at this width")
         return Response(blob[:width * 32], media_type="application/octet-stream")
 
     def _entry(index: int, who: Caller) -> tuple[bytes, dict[str, Any]]:
-        body = ledger.store.entry(index) if index >= 0 else None
+        body = ledger.entry(index)
         fields: dict[str, Any] = orjson.loads(body) if body is not None else {}
         if body is None or not can_read(who, fields, service):
             raise NotFound(f"no entry {index} that you may read (entries are shown to their "
@@ -169,14 +145,12 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
         """Everything needed to check an entry offline (`zhongshu ledger check-receipt`):
         the entry, the first checkpoint that includes it, the inclusion proof, the keys."""
         body, _ = _entry(index, who)
-        row = ledger.store.checkpoint_covering(index)
-        if row is None:
+        ckpt = ledger.checkpoint_covering(index)
+        if ckpt is None:
             ledger.publish()
-            row = ledger.store.checkpoint_covering(index)
-        if row is None:
+            ckpt = ledger.checkpoint_covering(index)
+        if ckpt is None:
             raise NotFound(f"entry {index} is not yet in a checkpoint; try again in a second")
-        ckpt = ledger.checkpoint(row[0])
-        assert ckpt is not None
         return bundle(ledger, index, body, ckpt)
 
     @app.get("/v1/ledger/usage", tags=["ledger"], responses=errors)
@@ -200,17 +174,17 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
             # writers in other processes stamp their own clocks: start a minute early and
             # compare each entry's own time
             ms = _ms(since)
-            start, floor = max(start, ledger.store.first_since(ms - 60_000)), iso_ms(ms)
+            start, floor = max(start, ledger.first_since(ms - 60_000)), iso_ms(ms)
         ckpt = _ckpt()
         out: list[dict[str, Any]] = []
         nxt = None
-        for idx in ledger.store.reading(dataset, start):
+        for idx in ledger.reading(dataset, start):
             if idx >= ckpt.size:
                 break
             if len(out) == limit:
                 nxt = out[-1]["index"]
                 break
-            body = ledger.store.entry(idx)
+            body = ledger.entry(idx)
             assert body is not None
             fields = orjson.loads(body)
             if fields.get("time", "") < floor:
@@ -234,13 +208,13 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
         def evidence() -> list[dict[str, Any]]:
             """Evidence this witness kept of logs that misbehaved (a fork: two checkpoints of
             one size; an inconsistent one), newest first — public, like the logs' notes."""
-            return ledger.store.evidence()
+            return ledger.evidence()
 
 
 def bundle(ledger: Ledger, index: int, body: bytes, ckpt: "notes.Checkpoint") -> dict[str, Any]:
     """A self-contained receipt: entry, checkpoint, proof and the keys to check them."""
     return {"receipt": {"ledger": ledger.origin, "index": index,
-                        "entry_hash": leaf_hash(body).hex()},
+                        "entry_hash": merkle.leaf_hash(body).hex()},
             "entry": body.decode(), "checkpoint": ckpt.text,
             "proof": [h.hex() for h in ledger.inclusion(index, ckpt.size)],
             "log_key": ledger.log_key.verifier.vkey,

@@ -1,0 +1,99 @@
+"""Publishing: signing checkpoints of the log on a thread of their own.
+
+A checkpoint is signed at most every ``checkpoint_interval_s`` when the log grew, or as soon
+as ``checkpoint_every`` entries are not in one yet; each new checkpoint is then offered to the
+witnesses. Before signing, the stored tree is checked against the last checkpoint signed: the
+hub never signs anything inconsistent with its own history.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from zhongshu.config import LedgerSettings
+from zhongshu.errors import LedgerInvalid
+from zhongshu.ledger import merkle, note
+from zhongshu.ledger.store import LedgerStore
+from zhongshu.ledger.witness_client import WitnessClient
+
+log = logging.getLogger("zhongshu.ledger")
+__all__ = ["Publisher"]
+
+
+class Publisher:
+    """Signs checkpoints of one log with its log key and has them cosigned."""
+
+    def __init__(self, store: LedgerStore, origin: str, log_key: note.Signer,
+                 settings: LedgerSettings, witnesses: WitnessClient) -> None:
+        self.store = store
+        self.origin = origin
+        self.log_key = log_key
+        self.settings = settings
+        self.witnesses = witnesses
+        self._signed = 0  # the size of the newest checkpoint signed
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="ledger-publisher",
+                                        daemon=True)
+
+    def start(self) -> None:
+        """Start publishing on the publisher's thread."""
+        self._thread.start()
+
+    def grew(self, size: int) -> None:
+        """The log now has ``size`` entries: publish early if enough wait for a checkpoint."""
+        if size - self._signed >= self.settings.checkpoint_every:
+            self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.settings.checkpoint_interval_s)
+            self._wake.clear()
+            try:
+                self.publish()
+            except Exception as e:
+                log.error("checkpoint not published: %s", e)
+
+    def publish(self) -> note.Checkpoint | None:
+        """Sign a checkpoint of the log as it is now, if it grew, and ask the witnesses to
+        cosign it. Returns the newest checkpoint.
+
+        Raises:
+            LedgerInvalid: the stored tree no longer matches a checkpoint signed before: the
+                hub refuses to sign anything inconsistent with its own history.
+        """
+        size = self.store.size()
+        last = self.store.latest_checkpoint()
+        if size and (last is None or size > last.size):
+            root = merkle.root(self.store.hash, size)
+            if last is not None and merkle.root(self.store.hash, last.size) != last.root:
+                raise LedgerInvalid(f"the stored log no longer matches checkpoint {last.size} "
+                                    "this hub signed; refusing to sign (run `zhongshu ledger "
+                                    "verify`)")
+            b = note.body(self.origin, size, root)
+            self.store.add_checkpoint(size, root, int(time.time() * 1000),
+                                      b + "\n" + self.log_key.sign_note(b))
+            self._signed = size
+        elif last is not None:
+            self._signed = last.size
+        latest = self.checkpoint()
+        if latest is not None:
+            self.witnesses.ask_all(latest)
+        return self.checkpoint()
+
+    def checkpoint(self, size: int | None = None) -> note.Checkpoint | None:
+        """The newest checkpoint (or the one of ``size``) with the cosignatures collected."""
+        row = self.store.latest_checkpoint() if size is None else self.store.checkpoint_at(size)
+        if row is None:
+            return None
+        ckpt = note.parse_checkpoint(row.note)
+        return ckpt.with_signatures(self.store.cosignatures(row.size))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread (after the checkpoint it may be signing)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
