@@ -19,8 +19,8 @@ arithmetic), :mod:`~zhongshu.ledger.merkle`, :mod:`~zhongshu.ledger.note` and
 from zhongshu.ledger import canonical, entry, layout, merkle, note, verify
 from zhongshu.ledger.entry import iso_ms
 from zhongshu.ledger.log import Ledger, origin_of
-from zhongshu.ledger.receipt import Receipt
+from zhongshu.ledger.receipt import Receipt, ReceiptJSON
 from zhongshu.ledger.witness import Witness
 
-__all__ = ["Ledger", "Receipt", "Witness", "canonical", "entry", "iso_ms", "layout", "merkle",
-           "note", "origin_of", "verify"]
+__all__ = ["Ledger", "Receipt", "ReceiptJSON", "Witness", "canonical", "entry", "iso_ms",
+           "layout", "merkle", "note", "origin_of", "verify"]

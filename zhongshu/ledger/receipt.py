@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
+
+
+class ReceiptJSON(TypedDict):
+    """A receipt as the protocol sends it (the one definition of its wire form: the
+    protocol's OpenAPI schema is this type)."""
+
+    ledger: str
+    """the ledger's origin"""
+    index: int
+    """the index of the exchange's entry"""
+    entry_hash: str
+    """hex RFC 9162 leaf hash of the entry"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +37,6 @@ class Receipt:
         """Hex RFC 9162 leaf hash of the entry."""
         return self.leaf.hex()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ReceiptJSON:
         """The receipt as the protocol sends it: ``ledger``, ``index``, ``entry_hash``."""
         return {"ledger": self.ledger, "index": self.index, "entry_hash": self.leaf.hex()}

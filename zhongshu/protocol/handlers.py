@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from zhongshu.errors import BadRequest, LedgerUnavailable, NotFound, ZhongshuError
-from zhongshu.ledger import Ledger, entry
+from zhongshu.ledger import Ledger, ReceiptJSON, entry
 from zhongshu.policy.identity import Caller
 from zhongshu.protocol.models import QueryIn
 
@@ -30,7 +30,7 @@ refusals = logging.getLogger("zhongshu.refusals")
 def add_error_handlers(app: FastAPI, ledger: Ledger | None) -> None:
     """Install the protocol's error handlers on ``app``, recording refusals on ``ledger``."""
 
-    async def record_refusal(request: Request, code: str) -> dict[str, Any] | None:
+    async def record_refusal(request: Request, code: str) -> ReceiptJSON | None:
         who: Caller | None = getattr(request.state, "caller", None)
         if ledger is None or who is None:
             return None  # anonymous requests are counted, never recorded
@@ -41,8 +41,7 @@ def add_error_handlers(app: FastAPI, ledger: Ledger | None) -> None:
             query=entry.query_sha256(q.sql, q.purpose, q.format, q.limit) if q else None,
             signature=who.signature, key_id=who.key_id)
         try:
-            receipt: dict[str, Any] = (await ledger.record_async(fields)).to_dict()
-            return receipt
+            return (await ledger.record_async(fields)).to_dict()
         except LedgerUnavailable:
             return None  # the answer already says the hub cannot record; nothing more to do
 
@@ -91,7 +90,7 @@ def add_error_handlers(app: FastAPI, ledger: Ledger | None) -> None:
                               receipt)
 
 
-def error_response(exc: ZhongshuError, receipt: dict[str, Any] | None = None) -> Response:
+def error_response(exc: ZhongshuError, receipt: ReceiptJSON | None = None) -> Response:
     """The protocol's JSON error for ``exc`` (with the refusal's receipt, when recorded)."""
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     body: dict[str, Any] = {"error": exc.to_dict()}

@@ -1,11 +1,14 @@
 """The protocol's request and answer bodies (their JSON Schemas are in the OpenAPI document).
 
-``Receipt`` is the wire form of :class:`zhongshu.ledger.Receipt` (``to_dict()`` gives it).
+A receipt's wire form is the ledger's own (:class:`zhongshu.ledger.ReceiptJSON`, what
+``Receipt.to_dict()`` gives): defined once, there.
 """
 
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from zhongshu.ledger import ReceiptJSON as Receipt
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
@@ -13,12 +16,6 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 class ErrorBody(BaseModel):
     code: str = Field(description="stable machine-readable code, e.g. `column_not_granted`")
     message: str = Field(description="what went wrong and what to do, for a person")
-
-
-class Receipt(BaseModel):
-    ledger: str = Field(description="ledger origin")
-    index: int = Field(description="index of the exchange's entry")
-    entry_hash: str = Field(description="hex RFC 9162 leaf hash of the entry")
 
 
 class ErrorOut(BaseModel):

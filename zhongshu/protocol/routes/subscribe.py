@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 
 from zhongshu.config import is_window_dataset
 from zhongshu.errors import BadRequest, ZhongshuError
-from zhongshu.ledger import Ledger, entry
+from zhongshu.ledger import Ledger, ReceiptJSON, entry
 from zhongshu.policy.identity import Caller
 from zhongshu.protocol import encode
 from zhongshu.query.service import QueryService
@@ -53,7 +53,7 @@ def add_subscribe_route(app: FastAPI, service: QueryService, ledger: Ledger | No
         qhash = entry.query_sha256(sql, purpose, "sse", None)
         grants = [g.id for g in plan.grants]
 
-        async def record(phase: str, rows: int, pushes: int) -> dict[str, Any] | None:
+        async def record(phase: str, rows: int, pushes: int) -> ReceiptJSON | None:
             if ledger is None:
                 return None
             fields = entry.subscription(who.name, phase, purpose, qhash, plan.columns_read,
