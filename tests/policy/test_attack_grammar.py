@@ -48,7 +48,7 @@ from zhongshu.policy.identity import Caller
 from zhongshu.query.service import QueryService
 
 # examples per path and attack class (ZS_ATTACK_EXAMPLES overrides all of them)
-EXAMPLES = {"general": 50, "capture": 30, "scope": 30}
+EXAMPLES = {"general": 40, "capture": 30, "scope": 25}
 CALLERS = ["cockpit-city", "cockpit-xihu", "app-parking", "app-medical", "outsider",
            "traffic-police", "health"]
 _ENV_EXAMPLES = int(os.environ.get("ZS_ATTACK_EXAMPLES", "0") or 0)
@@ -333,8 +333,12 @@ def _tables(setup: Setup, member: str, purpose: str, kind: str | None,
             f'SELECT count(*) FROM "{d.namespace}"."{d.short}"').fetchone()
         out.append(Table(d.name, cols, small=bool(rows and rows[0] < 2000),
                          all_cols=declared))
+    # the caller's views three times as often, small tables (a few thousand rows) twice: a
+    # cross join of two large ones costs seconds and shows nothing more
     visible = [t for t in out if t.name in views]
-    return visible + visible + out if visible else out
+    weighted = [t for t in visible for _ in range(3 if t.small else 1)] + \
+        [t for t in out if t.small]
+    return weighted or out
 
 
 def explore(setup: Setup, path: str, mode: str, examples: int) -> tuple[Counter[str],
@@ -442,8 +446,7 @@ def test_generated_queries_answer_as_the_oracle(embedded: Setup, path: str) -> N
     check(embedded, path, "general")
 
 
-@pytest.mark.parametrize("path", [
-    "duckdb", pytest.param("sqlite", marks=pytest.mark.xfail(strict=True, reason=CLASS1))])
+@pytest.mark.parametrize("path", ["duckdb", "sqlite"])
 def test_ctes_named_after_rewritten_names_capture_nothing(embedded: Setup, path: str) -> None:
     check(embedded, path, "capture")
 
@@ -548,9 +551,7 @@ def test_generated_queries_answer_as_the_oracle_on_servers(real: Setup, path: st
 
 
 @pytest.mark.server
-@pytest.mark.parametrize("path", [
-    pytest.param("postgres", marks=pytest.mark.xfail(strict=True, reason=CLASS1)),
-    pytest.param("mysql", marks=pytest.mark.xfail(strict=True, reason=CLASS1))])
+@pytest.mark.parametrize("path", ["postgres", "mysql"])
 def test_ctes_named_after_rewritten_names_capture_nothing_on_servers(real: Setup,
                                                                     path: str) -> None:
     check(real, path, "capture")
@@ -558,16 +559,14 @@ def test_ctes_named_after_rewritten_names_capture_nothing_on_servers(real: Setup
 
 @pytest.mark.server
 @pytest.mark.parametrize("path", [
-    pytest.param("postgres", marks=pytest.mark.xfail(strict=True, reason=CLASS2)),
-    pytest.param("mysql", marks=pytest.mark.xfail(strict=True, reason=CLASS2))])
+    pytest.param("postgres", marks=pytest.mark.xfail(strict=True, reason=CLASS2)), "mysql"])
 def test_names_resolve_only_in_their_scope_on_servers(real: Setup, path: str) -> None:
     check(real, path, "scope")
 
 
 @pytest.mark.server
 @pytest.mark.parametrize("path", [
-    pytest.param("postgres", marks=pytest.mark.xfail(strict=True, reason=CLASS1)),
-    pytest.param("mysql", marks=pytest.mark.xfail(strict=True, reason=CLASS1))])
+    "postgres", pytest.param("mysql", marks=pytest.mark.xfail(strict=True, reason=CLASS1))])
 def test_every_rewritten_name_as_a_cte_captures_nothing_on_servers(real: Setup,
                                                                    path: str) -> None:
     every_rewritten_name(real, path)
