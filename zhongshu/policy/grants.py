@@ -21,7 +21,7 @@ A row scope is its owner's SQL, checked as the owner's query (``zhongshu.policy.
   the purpose, a column not granted — depends on other members' grants, which change while
   the hub runs: that grant is *unavailable* (never served; the consumer is told so with
   ``dataset_unavailable``), and it is logged on ``zhongshu.policy`` at ERROR with the file
-  and line, at each load; ``zhongshu catalog check`` lists it and fails;
+  and line when the hub starts; ``zhongshu catalog check`` lists it and fails;
 * at run time, on every plan: the scope is governed again, as its owner, for the consumer's
   purpose; only that governed form is applied (``rules/row_scope.py``).
 """
@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -57,6 +58,7 @@ from zhongshu.stores import RateCounters
 
 _OPEN = ("public", "internal")
 log = logging.getLogger("zhongshu.policy")
+_loaded: weakref.WeakSet[Catalog] = weakref.WeakSet()  # catalogs whose grants were loaded
 
 
 @dataclass(frozen=True)
@@ -130,11 +132,17 @@ class Grants:
                 self.stored[gid] = owner
             except (ValidationError, KeyError):
                 continue  # a grant on a dataset since removed from the configuration
-        self._check_row_scopes(problems)
+        # governing every row scope costs a few ms each: on the first load of a catalog (the
+        # hub's start) and for `catalog check`; a reload checks their text only — a scope
+        # that no longer passes is refused at run time all the same (``rules/row_scope.py``)
+        full = problems is not None or catalog not in _loaded
+        self._check_row_scopes(problems, full)
+        _loaded.add(catalog)
 
-    def _check_row_scopes(self, problems: list[ConfigError] | None) -> None:
-        """Check every row scope as its owner's query; leave out the grants whose scope reads
-        what its owner may not read (they are unavailable), raise for a file's bad text."""
+    def _check_row_scopes(self, problems: list[ConfigError] | None, full: bool) -> None:
+        """Check every row scope as its owner's query (``full``; else only its text); leave
+        out the grants whose scope reads what its owner may not read (they are unavailable),
+        raise for a file's bad text."""
         from zhongshu.policy.rules.row_scope import check_structure, govern_scope
 
         failed: list[tuple[Grant, str]] = []
@@ -153,7 +161,7 @@ class Grants:
                     raise problem from None
                 failed.append((g, e.message))
                 continue
-            for purpose in g.purposes:
+            for purpose in g.purposes if full else ():
                 try:
                     govern_scope(g.row_scope, owner=owner, dataset=ds, purpose=purpose,
                                  catalog=self.catalog, grants=self)
