@@ -429,11 +429,27 @@ def catalog_show(name: str, city_dir: DirOpt = Path(".")) -> None:
 
 @catalog_app.command("check")
 def catalog_check(city_dir: DirOpt = Path(".")) -> None:
-    """Validate the configuration and compare every dataset with its source (schema drift)."""
+    """Validate the configuration — owners' SQL (row scopes, dataset definitions, panels)
+    checked like queries as their authors — and compare every dataset with its source
+    (schema drift)."""
+    from rich.markup import escape
+
+    from zhongshu.cockpit.panels import load_panels
+    from zhongshu.policy.grants import Grants
+    from zhongshu.policy.owners import panel_checker
+
     node = _node(city_dir)
     cat = node.catalog
+    problems: list[ConfigError] = []
+    Grants(cat, node.stores.rates, problems=problems)
+    try:
+        load_panels(cat.city.root, check=panel_checker(cat))
+    except ConfigError as e:
+        problems.append(e)
+    for problem in problems:  # one line each, naming the file and line
+        out.print(f"[red]refused[/]     {escape(str(problem))}", soft_wrap=True)
     cat.check()
-    bad = 0
+    bad = len(problems)
     for d in sorted(cat.datasets.values(), key=lambda d: d.name):
         if d.status == "ok":
             out.print(f"[green]ok[/]          {d.name}")

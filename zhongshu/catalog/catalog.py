@@ -3,6 +3,14 @@
 A dataset is a named, typed view over one source. Its *relation* is the SELECT that turns the
 source's own table (or query) into the dataset's columns — the same definition serves the
 DuckDB path (source attached under an alias) and the pushdown path (the source's own SQL).
+
+A dataset's definition is its owner's SQL over its own system, and is held to that here, when
+the catalog is built: a ``query =`` is one query whose every table is, in its own SQL scope,
+either a CTE visible at that point or a table of the dataset's own source (a one-part name,
+which the relation turns into that source's table — never a qualified name that would reach
+another source or database); a column's ``expr`` is one scalar expression over the source
+row (no subquery, table, aggregate, window or qualified column). Which functions they may
+call is the firewall's allow-list, checked by ``zhongshu.policy.owners``.
 """
 
 from __future__ import annotations
@@ -13,14 +21,17 @@ from typing import Literal
 import duckdb
 import sqlglot
 from sqlglot import exp
+from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from zhongshu.config import City, Column, DatasetConfig, MemberFile
+from zhongshu.config.checks import column_line, dataset_line
 from zhongshu.errors import ConfigError
 from zhongshu.sources import NativeSQL, Source, open_source
 from zhongshu.sources.base import compatible
 from zhongshu.stores import MetadataStore
 
 Status = Literal["ok", "drift", "source_down"]
+_SOURCE_TABLE = "zhongshu_source_table"  # meta mark of a query's tables that are the source's
 
 
 @dataclass
@@ -35,6 +46,7 @@ class Dataset:
     reason: str = ""
     observed: dict[str, str] = field(default_factory=dict)
     _exprs: dict[str, exp.Expr] = field(default_factory=dict, repr=False)
+    _query: exp.Query | None = field(default=None, repr=False)
 
     @property
     def listed(self) -> bool:
@@ -50,19 +62,31 @@ class Dataset:
         return next((c for c in self.config.columns if c.name == low), None)
 
     def column_expr(self, column: Column) -> exp.Expr:
-        """The column's defining expression over the source (parsed once)."""
+        """The column's defining expression over the source (parsed and checked once).
+
+        Raises:
+            ConfigError: the ``expr`` is not one scalar expression over the source row
+                (see the module's docstring).
+        """
         e = self._exprs.get(column.name)
         if e is None:
-            if column.expr:
-                try:
-                    e = sqlglot.parse_one(column.expr, read="duckdb")
-                except sqlglot.ParseError as err:
-                    raise ConfigError(f"dataset `{self.name}` column `{column.name}`: expr is "
-                                      f"not valid SQL: {err}") from None
-            else:
-                e = exp.column(column.name, quoted=True)
+            e = expr_definition(column.expr) if column.expr else \
+                exp.column(column.name, quoted=True)
             self._exprs[column.name] = e
         return e.copy()
+
+    def query_definition(self) -> exp.Query | None:
+        """The dataset's ``query =`` (parsed and checked once), its source tables marked; None
+        for a dataset over a table.
+
+        Raises:
+            ConfigError: it is not one query reading only its own source (module docstring).
+        """
+        if self.config.query is None:
+            return None
+        if self._query is None:
+            self._query = query_definition(self.config.query)
+        return self._query.copy()
 
     def relation(self, native: bool, columns: list[str] | None = None) -> exp.Select:
         """``SELECT <column exprs> FROM <source relation>`` for the chosen path.
@@ -80,11 +104,20 @@ class Dataset:
         if self.config.table:
             frm: exp.Expression = rel(self.config.table)
         else:
-            assert self.config.query
-            q = sqlglot.parse_one(self.config.query, read="duckdb")
-            q = q.transform(lambda n: rel(n.name) if isinstance(n, exp.Table) and not n.db
-                            else n)
-            frm = exp.Subquery(this=q, alias=exp.TableAlias(this=exp.to_identifier("_src")))
+            query = self.query_definition()
+            assert query is not None
+
+            def source(n: exp.Expr) -> exp.Expr:
+                # only the tables that are the source's, in their own scope (no CTE)
+                if not isinstance(n, exp.Table) or not n.meta.get(_SOURCE_TABLE):
+                    return n
+                table = rel(n.name)
+                if n.args.get("alias") is not None:
+                    table.set("alias", n.args["alias"])
+                return table
+
+            frm = exp.Subquery(this=query.transform(source),
+                               alias=exp.TableAlias(this=exp.to_identifier("_src")))
         wanted = columns if columns is not None else [c.name for c in self.config.columns]
         select = exp.Select().from_(frm)
         for name in wanted:
@@ -93,6 +126,84 @@ class Dataset:
             select = select.select(exp.alias_(self.column_expr(col), col.name, quoted=True),
                                    copy=False)
         return select
+
+
+def _one(text: str, what: str) -> exp.Expr:
+    try:
+        found = [e for e in sqlglot.parse(text, read="duckdb") if e is not None]
+    except (sqlglot.ParseError, sqlglot.errors.TokenError, RecursionError):
+        raise ConfigError(f"{what} is not valid SQL") from None
+    if len(found) != 1:
+        raise ConfigError(f"{what} must be exactly one SQL {what.split()[-1]}")
+    return found[0]
+
+
+def query_definition(text: str) -> exp.Query:
+    """A dataset's ``query =`` parsed, with each table that is its source's marked.
+
+    >>> q = query_definition("WITH t AS (SELECT a FROM things) SELECT a FROM t")
+    >>> [(t.name, bool(t.meta.get(_SOURCE_TABLE))) for t in q.find_all(exp.Table)]
+    [('t', False), ('things', True)]
+    >>> query_definition("SELECT * FROM other_source.things")
+    Traceback (most recent call last):
+    ...
+    zhongshu.errors.ConfigError: query: `other_source.things` is not a table of the dataset's \
+own source; a dataset's query reads its own source's tables, by their one-part names
+
+    Raises:
+        ConfigError: not one query (SELECT, WITH … SELECT or a set operation of them); a table
+            function; a qualified table name; a table no scope can place.
+    """
+    q = _one(text, "query: the query")
+    if not isinstance(q, (exp.Select, exp.SetOperation)):
+        raise ConfigError("query: a dataset's query is one SELECT over its source's tables")
+    placed: set[int] = set()
+    for scope in traverse_scope(q):
+        for table in scope.tables:
+            placed.add(id(table))
+            if isinstance(scope.sources.get(table.alias_or_name), Scope):
+                continue  # a CTE visible at this point
+            if not isinstance(table.this, exp.Identifier):
+                raise ConfigError("query: table functions are not allowed in a dataset's "
+                                  "query; name the source's tables")
+            if table.args.get("db") is not None or table.args.get("catalog") is not None:
+                raise ConfigError(f"query: `{table.sql('duckdb')}` is not a table of the "
+                                  "dataset's own source; a dataset's query reads its own "
+                                  "source's tables, by their one-part names")
+            table.meta[_SOURCE_TABLE] = True
+    if any(id(t) not in placed for t in q.find_all(exp.Table)):
+        raise ConfigError("query: a table in an unsupported position; write the query as "
+                          "SELECTs over the source's tables and CTEs")
+    return q
+
+
+def expr_definition(text: str) -> exp.Expr:
+    """A column's ``expr``, parsed: one scalar expression over the source row.
+
+    >>> expr_definition("replace(car_plate, '-', '')").sql()
+    "REPLACE(car_plate, '-', '')"
+    >>> expr_definition("(SELECT max(x) FROM other)")
+    Traceback (most recent call last):
+    ...
+    zhongshu.errors.ConfigError: expr: an expression over the source row reads no table or \
+subquery
+
+    Raises:
+        ConfigError: not one expression; a statement, subquery or table; an aggregate or
+            window function; a column qualified by a table.
+    """
+    e = _one(text, "expr: the expression")
+    if isinstance(e, exp.Query) or any(isinstance(n, (exp.Query, exp.Table))
+                                       for n in e.walk()):
+        raise ConfigError("expr: an expression over the source row reads no table or "
+                          "subquery")
+    if any(isinstance(n, (exp.AggFunc, exp.Window)) for n in e.walk()):
+        raise ConfigError("expr: an expression over the source row is no aggregate or window")
+    for col in e.find_all(exp.Column):
+        if col.args.get("table") is not None:
+            raise ConfigError(f"expr: `{col.sql('duckdb')}`: name the source table's columns "
+                              "unqualified")
+    return e
 
 
 @dataclass
@@ -122,7 +233,27 @@ class Catalog:
         for sc in mf.sources:
             self.sources[sc.name] = open_source(sc, self.city.root, m.name)
         for dc in mf.datasets:
-            self.datasets[dc.name] = Dataset(dc.name, m.name, dc, self.sources[dc.source])
+            ds = Dataset(dc.name, m.name, dc, self.sources[dc.source])
+            self._check_definition(m.name, ds)
+            self.datasets[dc.name] = ds
+
+    def _check_definition(self, owner: str, ds: Dataset) -> None:
+        """Parse and check the dataset's ``query =`` and columns' ``expr`` now, so that a bad
+        one stops the hub at start with the member file and line."""
+        path = self.city.member_files.get(owner)
+        text = path.read_text(encoding="utf-8") if path is not None else ""
+        try:
+            ds.query_definition()
+        except ConfigError as e:
+            raise ConfigError(f"dataset `{ds.name}`: {e.message}", path=str(path or ""),
+                              line=dataset_line(text, ds.name, "query")) from None
+        for col in ds.columns:
+            try:
+                ds.column_expr(col)
+            except ConfigError as e:
+                raise ConfigError(f"dataset `{ds.name}` column `{col.name}`: {e.message}",
+                                  path=str(path or ""),
+                                  line=column_line(text, ds.name, col.name)) from None
 
     def dataset(self, name: str) -> Dataset | None:
         """The dataset called ``name`` (case-insensitive), or None."""

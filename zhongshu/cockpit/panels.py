@@ -1,22 +1,34 @@
 """Declared cockpit panels: the defaults shipped here, a city's own ``cockpit.toml``, and
 scenarios' panels (the ``zhongshu.cockpit_panels`` entry point group: a callable returning
-a list of panel dicts); bound to one page's level and area."""
+a list of panel dicts); bound to one page's level and area.
+
+A panel's SQL is configuration, checked when the panels are loaded: bound to each page level
+it is shown on (and its ``trigger``), it must parse as one statement; and, given a ``check``
+(the firewall, as a viewer who may read exactly the panel's declared ``datasets``: see
+``zhongshu.policy.owners.panel_checker``, which this part may not import), pass it — an error
+names the file and the line of the panel's ``sql``. A page runs it as its viewer.
+"""
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+import sqlglot
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from zhongshu.errors import ConfigError
+from zhongshu.config._lines import line_of
+from zhongshu.errors import ConfigError, ZhongshuError
 
 Level = Literal["city", "district", "street"]
 LEVELS: tuple[Level, ...] = ("city", "district", "street")
 DEFAULTS = Path(__file__).with_name("panels.toml")
 ENTRY_POINTS = "zhongshu.cockpit_panels"
+Check = Callable[[str, Sequence[str]], None]
+"""A check of one panel's bound SQL and the datasets it declares; raises ``ZhongshuError``."""
 
 
 class Panel(BaseModel):
@@ -74,49 +86,90 @@ class Panel(BaseModel):
         return out
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: Path) -> tuple[dict[str, Any], str]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        return tomllib.loads(text), text
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"cannot read the cockpit panels: {e}", path=str(path)) from None
 
 
 def _parse(items: list[dict[str, Any]], where: str,
-           fragments: dict[str, str] | None = None) -> list[Panel]:
+           fragments: dict[str, str] | None = None, text: str = "",
+           check: Check | None = None) -> list[Panel]:
     out = []
     for n, item in enumerate(items):
         if isinstance(item.get("sql"), str):
-            for name, text in (fragments or {}).items():
-                item = {**item, "sql": item["sql"].replace("{" + name + "}", text)}
+            for name, frag in (fragments or {}).items():
+                item = {**item, "sql": item["sql"].replace("{" + name + "}", frag)}
         try:
-            out.append(Panel.model_validate(item))
+            panel = Panel.model_validate(item)
         except ValidationError as e:
             err = e.errors()[0]
             loc = ".".join(str(x) for x in err["loc"])
             raise ConfigError(f"panel {n + 1} ({item.get('id', '?')}): {loc}: "
                               f"{err['msg'].removeprefix('Value error, ')}", path=where) from None
+        for key, sql in _bound_sql(panel):
+            problem = _problem(sql, panel, check)
+            if problem is not None:
+                raise ConfigError(f"panel {n + 1} ({panel.id}): {key}: {problem}", path=where,
+                                  line=line_of(text, ("panels", n, key)) if text else None)
+        out.append(panel)
     return out
 
 
-def load_panels(city_root: Path) -> list[Panel]:
+def _bound_sql(panel: Panel) -> list[tuple[str, str]]:
+    """The panel's SQL bound to each page level it is shown on (a sample area), and its
+    trigger."""
+    out = []
+    for level in panel.shown_on():
+        bound = panel.bound(level, None if level == "city" else "area")
+        if "sql" in bound:
+            out.append(("sql", str(bound["sql"])))
+    if panel.trigger:
+        out.append(("trigger", panel.trigger))
+    return out
+
+
+def _problem(sql: str, panel: Panel, check: Check | None) -> str | None:
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
+    except (sqlglot.ParseError, sqlglot.errors.TokenError, RecursionError):
+        return "not valid SQL"
+    if len(statements) != 1:
+        return "must be exactly one query"
+    if check is not None:
+        try:
+            check(sql, panel.datasets)
+        except ZhongshuError as e:
+            return f"refused by the firewall ({e.code}): {e.message}"
+    return None
+
+
+def load_panels(city_root: Path, check: Check | None = None) -> list[Panel]:
     """The defaults, then scenarios' panels, then the city's ``cockpit.toml`` (which may
     replace a panel by its id, add panels, and ``hide`` some), in display order; shared SQL
     ``[fragments]`` (the defaults' and the city's) are written into the panels' SQL.
 
+    Args:
+        check: run over each panel's bound SQL (see the module's docstring).
+
     Raises:
-        ConfigError: a panel that does not validate, naming the file.
+        ConfigError: a panel that does not validate, whose SQL does not parse or that
+            ``check`` refuses, naming the file (and the line, for a file).
     """
-    defaults = _read(DEFAULTS)
+    defaults, text = _read(DEFAULTS)
     fragments: dict[str, str] = dict(defaults.get("fragments", {}))
-    panels = {p.id: p for p in _parse(defaults["panels"], str(DEFAULTS), fragments)}
+    panels = {p.id: p for p in _parse(defaults["panels"], str(DEFAULTS), fragments, text,
+                                      check)}
     for ep in metadata.entry_points(group=ENTRY_POINTS):
-        for p in _parse(ep.load()(), f"entry point {ep.name}", fragments):
+        for p in _parse(ep.load()(), f"entry point {ep.name}", fragments, check=check):
             panels[p.id] = p
     own = city_root / "cockpit.toml"
     if own.is_file():
-        data = _read(own)
+        data, text = _read(own)
         fragments.update(data.get("fragments", {}))
-        for p in _parse(data.get("panels", []), str(own), fragments):
+        for p in _parse(data.get("panels", []), str(own), fragments, text, check):
             panels[p.id] = p
         for gone in data.get("hide", []):
             panels.pop(gone, None)

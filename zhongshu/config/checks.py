@@ -1,6 +1,14 @@
 """What spans the files of a city, checked once all are loaded: names unique city-wide,
-datasets on their member's own sources, grants on real datasets and columns, and source kinds
-that are installed and configured as they require.
+datasets on their member's own sources, grants on real datasets and columns, owners' SQL that
+is SQL of the kind it stands for, and source kinds that are installed and configured as they
+require.
+
+Owners' SQL is checked in three places, each as far as its part can see: here, that each
+piece parses as what it is (a row scope one predicate, a ``query =`` one query, an ``expr`` one
+expression); in the catalog, what a dataset's definition may read (``catalog.catalog``); in
+policy, the rest of the firewall, as its author (``policy.owners``). Each names the file and
+line, found by the locators below (:func:`grant_line`, :func:`dataset_line`,
+:func:`column_line`).
 
 Like sqlglot's optimizer rules, the checks are a tuple of functions of one signature
 (:data:`CHECKS`), each raising ``ConfigError`` with the file, the line and the fix.
@@ -8,8 +16,12 @@ Like sqlglot's optimizer rules, the checks are a tuple of functions of one signa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from importlib import metadata
+
+import sqlglot
+from sqlglot import exp
 
 from zhongshu.config._lines import find, line_of
 from zhongshu.config.schema import City, DatasetConfig, MemberFile, SourceConfig, StreamConfig
@@ -136,5 +148,139 @@ def _kind_problem(installed: dict[str, metadata.EntryPoint],
     return None
 
 
-CHECKS: tuple[Callable[[City], None], ...] = (source_kinds, unique_names, grants)
+def owner_sql(city: City) -> None:
+    """Each row scope parses as one predicate, each dataset ``query =`` as one query, each
+    column ``expr`` as one expression (what they may read and call is checked later, by the
+    catalog and the firewall)."""
+    for owner, mf in city.members.items():
+        path = city.member_files[owner]
+        text: str | None = None
+        for i, g in enumerate(mf.grants):
+            scopes = g.row_scope if isinstance(g.row_scope, dict) else \
+                {ds: g.row_scope for ds in g.datasets}
+            for ds, scope in scopes.items():
+                problem = _sql_problem(scope, "predicate") if scope else None
+                if problem is not None:
+                    text = text if text is not None else path.read_text(encoding="utf-8")
+                    raise ConfigError(f"grant to `{g.consumer}`: row_scope on `{ds}`: "
+                                      f"{problem}", path=str(path),
+                                      line=grant_line(text, i, ds))
+        for d in mf.datasets:
+            pieces = [("query", d.query, "query", None)] + [
+                ("expr", c.expr, "expression", c.name) for c in d.columns]
+            for key, sql, kind, column in pieces:
+                problem = _sql_problem(sql, kind) if sql else None
+                if problem is None:
+                    continue
+                text = text if text is not None else path.read_text(encoding="utf-8")
+                line = dataset_line(text, d.name, key) if column is None else \
+                    column_line(text, d.name, column)
+                where = f"dataset `{d.name}`" + (f" column `{column}`" if column else "")
+                raise ConfigError(f"{where}: {key}: {problem}", path=str(path), line=line)
+
+
+def _sql_problem(sql: str, kind: str) -> str | None:
+    """What is wrong with ``sql`` as one ``kind`` (predicate, query or expression), or None.
+
+    >>> _sql_problem("district = 'xihu'", "predicate") is None
+    True
+    >>> _sql_problem("SELECT 1", "predicate")
+    'not a predicate: a statement or query; read other datasets in a subquery'
+    >>> _sql_problem("x = 1; DROP TABLE t", "predicate")
+    'must be exactly one predicate'
+    """
+    try:
+        found = [e for e in sqlglot.parse(sql, read="duckdb") if e is not None]
+    except (sqlglot.ParseError, sqlglot.errors.TokenError, RecursionError):
+        return f"not valid SQL (a {kind} in DuckDB's dialect)"
+    if len(found) != 1:
+        return f"must be exactly one {kind}"
+    statement = isinstance(found[0], (exp.Query, exp.Command, exp.DDL, exp.DML))
+    if kind == "query" and not isinstance(found[0], (exp.Select, exp.SetOperation)):
+        return "not a query: one SELECT over the source's tables"
+    if kind != "query" and statement:
+        return f"not a{'n' if kind[0] in 'ae' else ''} {kind}: a statement or query" + (
+            "; read other datasets in a subquery" if kind == "predicate" else "")
+    return None
+
+
+def _block(text: str, header: str, index: int) -> tuple[int, int] | None:
+    """Lines ``[start, end)`` (0-based) of the ``index``-th ``[[header]]`` table of a TOML
+    text, up to the next table of the same or a higher level."""
+    lines = text.splitlines()
+    own = re.compile(r"^\s*\[\[\s*" + re.escape(header) + r"\s*\]\]")
+    seen = -1
+    for n, line in enumerate(lines):
+        if own.match(line):
+            seen += 1
+            if seen == index:
+                end = next((m for m in range(n + 1, len(lines)) if own.match(lines[m]) or
+                            re.match(r"^\s*\[\[?\s*(?!" + re.escape(header) + r"[.\]\s])",
+                                     lines[m])), len(lines))
+                return n, end
+    return None
+
+
+def _key_line(lines: list[str], start: int, end: int, key: str) -> int | None:
+    pat = re.compile(r"^\s*\"?" + re.escape(key) + r"\"?\s*=")
+    return next((n + 1 for n in range(start, end) if pat.match(lines[n])), None)
+
+
+def grant_line(text: str, index: int, dataset: str) -> int | None:
+    """The line of the row scope on ``dataset`` in the ``index``-th ``[[grants]]`` of a member
+    file (its ``"dataset" = …`` under ``[grants.row_scope]``, or the ``row_scope =`` line),
+    else the grant's first line.
+
+    >>> grant_line('[[grants]]\\nconsumer = "a"\\n\\n[[grants]]\\nconsumer = "b"\\n'
+    ...            '[grants.row_scope]\\n"x.y" = "1 = 1"\\n', 1, "x.y")
+    7
+    """
+    block = _block(text, "grants", index)
+    if block is None:
+        return find(text, "row_scope")
+    lines = text.splitlines()
+    start, end = block
+    return _key_line(lines, start, end, dataset) or _key_line(lines, start, end, "row_scope") \
+        or start + 1
+
+
+def _named(lines: list[str], name: str) -> int | None:
+    """The line (1-based) of ``name = "<name>"``, else of the first mention of ``"<name>"``."""
+    pat = re.compile(r"^\s*name\s*=\s*\"" + re.escape(name) + r"\"")
+    return next((n + 1 for n, line in enumerate(lines) if pat.match(line)), None) or \
+        find("\n".join(lines), f'"{name}"')
+
+
+def dataset_line(text: str, dataset: str, key: str) -> int | None:
+    """The line of ``key`` (``query``, ``table``…) of the dataset called ``dataset`` in a
+    member file, else the line that names the dataset."""
+    lines = text.splitlines()
+    named = _named(lines, dataset)
+    if named is None:
+        return None
+    end = next((m for m in range(named, len(lines)) if re.match(r"^\s*\[\[\s*datasets\s*\]\]",
+                                                              lines[m])), len(lines))
+    return _key_line(lines, named - 1, end, key) or named
+
+
+def column_line(text: str, dataset: str, column: str) -> int | None:
+    """The line of the ``expr`` of ``column`` of ``dataset`` in a member file, else the line
+    that names the column (or the dataset)."""
+    lines = text.splitlines()
+    named = _named(lines, dataset)
+    if named is None:
+        return None
+    for n in range(named, len(lines)):
+        if re.match(r"^\s*\[\[\s*datasets\s*\]\]", lines[n]):
+            break
+        if re.search(r"\bname\s*=\s*\"" + re.escape(column) + r"\"", lines[n]):
+            if "expr" in lines[n]:
+                return n + 1  # an inline table
+            end = next((m for m in range(n + 1, len(lines)) if lines[m].lstrip().startswith(
+                "[")), len(lines))
+            return _key_line(lines, n, end, "expr") or n + 1
+    return named
+
+
+CHECKS: tuple[Callable[[City], None], ...] = (source_kinds, unique_names, grants, owner_sql)
 """Run in this order by :func:`zhongshu.config.load.load_city`; each raises ``ConfigError``."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 from zhongshu.catalog.catalog import Catalog, Dataset
-from zhongshu.policy.grants import Access, Grants
+from zhongshu.policy.grants import Access, Grant, Grants
 from zhongshu.policy.identity import Caller
 
 REF = "zhongshu_ref"  # meta key of a table node: the index of its DatasetRef in ``Context.refs``
@@ -44,6 +44,7 @@ class Context:
     refs: list[DatasetRef] = field(default_factory=list)
     ctes: set[str] = field(default_factory=set)
     scoped_through: dict[str, Dataset] = field(default_factory=dict)
+    scope_grants: dict[str, Grant] = field(default_factory=dict)  # read through by row scopes
 
     def ref_of(self, table: exp.Expr) -> DatasetRef | None:
         """The dataset reference ``table`` was resolved to, or None (a CTE, a raw relation,

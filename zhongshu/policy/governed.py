@@ -27,7 +27,8 @@ class Governed:
         row_scopes: the row scopes that limit the rows, once per dataset and grant
             (``{"dataset", "grant", "scope"}``).
         grants: the grants the query uses, once each (an owner reading its own data uses
-            none); each is spent once per run.
+            none) — those its row scopes read through (the grants' owners' grants) included;
+            each is spent once per run.
     """
 
     expression: exp.Expr = field(repr=False)
@@ -55,6 +56,8 @@ class Governed:
                 scopes[(r.dataset.name, a.grant.id)] = {"dataset": r.dataset.name,
                                                         "grant": a.grant.id,
                                                         "scope": a.row_scope}
+        for g in ctx.scope_grants.values():
+            grants.setdefault(g.id, g)  # its owner's grants a row scope reads through
         return cls(expression=expression, refs=tuple(ctx.refs), datasets=datasets,
                    columns_read={k: sorted(v) for k, v in columns.items()},
                    row_scopes=list(scopes.values()), grants=list(grants.values()))

@@ -9,33 +9,56 @@ purpose the decision is:
   purpose (``purpose_not_granted`` otherwise, saying which purposes it does name);
 * the grant's columns (default: the public and internal ones) are readable, each masked as
   the grant says, and only rows satisfying the grant's row scope are seen.
+
+A row scope is its owner's SQL, checked as the owner's query (``zhongshu.policy.owners``):
+
+* when a grant is added (``POST /v1/grants``, ``zhongshu grants add``): refused with a
+  ``400`` naming the dataset;
+* when the grants are loaded (at start, and at every reload): a member file's row scope whose
+  *text* the firewall refuses (syntax, statements, functions off the allow-list, table
+  functions) stops the hub with the file and line — the file alone decides that. One that
+  reads what its owner may not read (now) — a dataset of another owner without a grant for
+  the purpose, a column not granted — depends on other members' grants, which change while
+  the hub runs: that grant is *unavailable* (never served; the consumer is told so with
+  ``dataset_unavailable``), and it is logged on ``zhongshu.policy`` at ERROR with the file
+  and line when the hub starts; ``zhongshu catalog check`` lists it and fails;
+* at run time, on every plan: the scope is governed again, as its owner, for the consumer's
+  purpose; only that governed form is applied (``rules/row_scope.py``).
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlglot
 from pydantic import ValidationError
 
 from zhongshu.catalog.catalog import Catalog, Dataset
 from zhongshu.config import GrantConfig, Mask
+from zhongshu.config.checks import grant_line
 from zhongshu.errors import (
+    BadQuery,
     BadRequest,
+    ConfigError,
     DatasetNotFound,
+    DatasetUnavailable,
     Forbidden,
     NotFound,
     PurposeNotGranted,
     RateLimited,
+    ZhongshuError,
 )
 from zhongshu.policy.identity import Caller
 from zhongshu.stores import RateCounters
 
 _OPEN = ("public", "internal")
+log = logging.getLogger("zhongshu.policy")
+_loaded: weakref.WeakSet[Catalog] = weakref.WeakSet()  # catalogs whose grants were loaded
 
 
 @dataclass(frozen=True)
@@ -75,22 +98,100 @@ class Access:
 class Grants:
     """All grants of a city, indexed by consumer and dataset."""
 
-    def __init__(self, catalog: Catalog, rates: RateCounters) -> None:
+    def __init__(self, catalog: Catalog, rates: RateCounters, *,
+                 problems: list[ConfigError] | None = None) -> None:
+        """Load the grants of the member files and the stored ones, and check the owners'
+        SQL (module docstring): the datasets' definitions, then every row scope.
+
+        Args:
+            problems: collect every problem of the owners' SQL here instead of raising the
+                first (``zhongshu catalog check``); unavailable grants are listed too.
+
+        Raises:
+            ConfigError: a dataset definition, or a member file's row scope, whose text the
+                firewall refuses (naming the file and line).
+        """
+        from zhongshu.policy import owners  # owners' checks use the firewall, built on this
+
         self.catalog = catalog
         self.rates = rates  # shared by every reload of the grants: a reload is no reset
         self._by: dict[tuple[str, str], list[Grant]] = {}
         self.stored: dict[str, str] = {}  # id of a grant made by CLI/API → owner
+        self._origin: dict[str, tuple[str, int | None]] = {}  # id → (owner, index in file)
+        self.unavailable: dict[str, tuple[Grant, str]] = {}  # id → (grant, why: the owner's)
+        if problems is None:
+            owners.check_definitions(catalog, self)
+        else:
+            problems += owners.definition_problems(catalog, self)
         for owner, mf in catalog.city.members.items():
-            for g in mf.grants:
-                self._add(owner, g, None)
+            for i, g in enumerate(mf.grants):
+                self._add(owner, g, None, i)
         for gid, owner, spec, _actor in catalog.store.stored_grants():
             try:
                 self._add(owner, GrantConfig.model_validate(spec), gid)
                 self.stored[gid] = owner
             except (ValidationError, KeyError):
                 continue  # a grant on a dataset since removed from the configuration
+        # governing every row scope costs a few ms each: on the first load of a catalog (the
+        # hub's start) and for `catalog check`; a reload checks their text only — a scope
+        # that no longer passes is refused at run time all the same (``rules/row_scope.py``)
+        full = problems is not None or catalog not in _loaded
+        self._check_row_scopes(problems, full)
+        _loaded.add(catalog)
 
-    def _add(self, owner: str, g: GrantConfig, stored_id: str | None) -> None:
+    def _check_row_scopes(self, problems: list[ConfigError] | None, full: bool) -> None:
+        """Check every row scope as its owner's query (``full``; else only its text); leave
+        out the grants whose scope reads what its owner may not read (they are unavailable),
+        raise for a file's bad text."""
+        from zhongshu.policy.rules.row_scope import check_structure, govern_scope
+
+        failed: list[tuple[Grant, str]] = []
+        for g in [g for gs in self._by.values() for g in gs if g.row_scope]:
+            assert g.row_scope is not None
+            ds = self.catalog.datasets[g.dataset]
+            member = self.catalog.members.get(g.owner)
+            if member is None:
+                continue
+            owner = Caller(member)
+            try:
+                check_structure(g.row_scope, owner, ds, self.catalog, self)
+            except BadQuery as e:
+                problem = self._problem(g, e.message)
+                if self._origin[g.id][1] is not None and problems is None:
+                    raise problem from None
+                failed.append((g, e.message))
+                continue
+            for purpose in g.purposes if full else ():
+                try:
+                    govern_scope(g.row_scope, owner=owner, dataset=ds, purpose=purpose,
+                                 catalog=self.catalog, grants=self)
+                except DatasetUnavailable:
+                    continue  # a source's or another grant's state: decided at run time
+                except ZhongshuError as e:
+                    failed.append((g, f"for purpose `{purpose}`: {e.message}"))
+                    break
+        for g, why in failed:
+            self._by[(g.consumer, g.dataset)].remove(g)
+            self.unavailable[g.id] = (g, why)
+            problem = self._problem(g, why)
+            log.error("grant %s is unavailable (never served): %s", g.id, problem.message)
+            if problems is not None:
+                problems.append(problem)
+
+    def _problem(self, g: Grant, why: str) -> ConfigError:
+        """A row scope's problem, naming the member file and line (a file's grant) or the
+        grant's id (one made through the CLI or API)."""
+        owner, index = self._origin.get(g.id, (g.owner, None))
+        if index is None:
+            return ConfigError(f"grant `{g.id}` of `{owner}` to `{g.consumer}` (made through "
+                               f"the CLI or API): row_scope on `{g.dataset}`: {why}")
+        path = self.catalog.city.member_files.get(owner)
+        text = path.read_text(encoding="utf-8") if path is not None else ""
+        return ConfigError(f"grant to `{g.consumer}`: row_scope on `{g.dataset}`: {why}",
+                           path=str(path or ""), line=grant_line(text, index, g.dataset))
+
+    def _add(self, owner: str, g: GrantConfig, stored_id: str | None,
+             index: int | None = None) -> None:
         for ds_name in g.datasets:
             ds = self.catalog.datasets[ds_name]
             declared = [c.name for c in ds.columns]
@@ -107,10 +208,13 @@ class Grants:
                           purposes=tuple(g.purposes), columns=tuple(cols), masking=masks,
                           row_scope=scope, expires=g.expires, rate_limit=g.rate_limit)
             self._by.setdefault((g.consumer, ds_name), []).append(grant)
+            self._origin[gid] = (owner, index)
 
     def given(self, owner: str) -> list[Grant]:
-        """Every grant ``owner`` has made (file and stored), expired ones included."""
-        return [g for gs in self._by.values() for g in gs if g.owner == owner]
+        """Every grant ``owner`` has made (file and stored), expired and unavailable ones
+        included."""
+        return [g for gs in self._by.values() for g in gs if g.owner == owner] + [
+            g for g, _ in self.unavailable.values() if g.owner == owner]
 
     def add(self, owner: str, spec: dict[str, Any], actor: str) -> str:
         """Validate and store a grant by ``owner``; record the change. Returns the grant id.
@@ -141,13 +245,15 @@ class Grants:
                                      f"`{g.consumer}` for purpose(s) "
                                      f"{sorted(set(existing.purposes) & set(g.purposes))} "
                                      f"by grant `{existing.id}`; revoke it first")
-        scopes = g.row_scope.values() if isinstance(g.row_scope, dict) else [g.row_scope]
-        for scope in scopes:
+        scopes = g.row_scope if isinstance(g.row_scope, dict) else \
+            {ds: g.row_scope for ds in g.datasets}
+        for ds_name, scope in scopes.items():
+            ds = self.catalog.dataset(ds_name)
+            if ds is None or ds_name not in g.datasets:
+                raise BadRequest(f"grant: row_scope names `{ds_name}`, which this grant does "
+                                 "not cover")
             if scope:
-                try:
-                    sqlglot.parse_one(scope, read="duckdb")
-                except sqlglot.ParseError:
-                    raise BadRequest("grant: row_scope is not a valid SQL predicate") from None
+                self._check_scope(owner, ds, scope, g.purposes)
         gid = g.id or f"{g.consumer}-{secrets.token_hex(4)}"
         if gid in self.stored:
             raise BadRequest(f"grant: id `{gid}` is taken")
@@ -155,6 +261,21 @@ class Grants:
         self.catalog.store.add_grant(gid, owner, stored, actor)
         self.catalog.store.record_change(actor, "grant.add", gid, {"owner": owner, **stored})
         return gid
+
+    def _check_scope(self, owner: str, ds: Dataset, scope: str, purposes: list[str]) -> None:
+        """Refuse a row scope that does not pass as ``owner``'s query for every purpose.
+
+        Raises:
+            BadRequest: naming the dataset and the firewall's refusal.
+        """
+        from zhongshu.policy.owners import check_row_scope
+
+        try:
+            check_row_scope(scope, owner=owner, dataset=ds, purposes=purposes,
+                            catalog=self.catalog, grants=self)
+        except ZhongshuError as e:
+            raise BadRequest(f"grant: row_scope on `{ds.name}` is refused as a query of "
+                             f"`{owner}`: {e.message}") from None
 
     def revoke(self, owner: str, grant_id: str, actor: str) -> None:
         """Revoke a grant made through the CLI or API; record the change.
@@ -188,11 +309,14 @@ class Grants:
             DatasetNotFound: unlisted and not granted (indistinguishable from missing).
             Forbidden: listed, but the caller holds no grant on it.
             PurposeNotGranted: grants exist, none for this purpose.
+            DatasetUnavailable: the grant that would serve it is unavailable (its row scope
+                does not pass as its owner's query).
         """
         if dataset.owner == caller.name:
             return Access(dataset, None, tuple(c.name for c in dataset.columns), {}, None)
         grants = self.of(caller.name, dataset.name)
         if not grants:
+            self._refuse_unavailable(caller, dataset, purpose)
             if not dataset.listed:
                 raise DatasetNotFound(f"no dataset `{dataset.name}`; `GET /v1/catalog` lists "
                                       "the datasets you can use")
@@ -202,10 +326,21 @@ class Grants:
         for g in grants:
             if purpose in g.purposes:
                 return Access(dataset, g, g.columns, g.masking, g.row_scope)
+        self._refuse_unavailable(caller, dataset, purpose)
         allowed = sorted({p for g in grants for p in g.purposes})
         raise PurposeNotGranted(f"`{dataset.name}` is granted to `{caller.name}` for purpose "
                                 f"{', '.join(f'`{p}`' for p in allowed)}, not "
                                 f"`{purpose}`")
+
+    def _refuse_unavailable(self, caller: Caller, dataset: Dataset, purpose: str) -> None:
+        """Raise ``DatasetUnavailable`` if an unavailable grant would have served this."""
+        for g, _ in self.unavailable.values():
+            if g.consumer == caller.name and g.dataset == dataset.name and \
+                    purpose in g.purposes and not g.expired():
+                raise DatasetUnavailable(
+                    f"`{dataset.name}` cannot be read through grant `{g.id}`: its row scope "
+                    f"does not pass as a query of its owner `{g.owner}`; the owner has been "
+                    "told")
 
     def level(self, caller: Caller, dataset: Dataset) -> str:
         """``none``, ``partial`` or ``full``, over every purpose, as the catalog shows it."""

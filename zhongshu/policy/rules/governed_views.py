@@ -3,13 +3,12 @@ relation exposing only the columns read, masked, within the grant's row scope.""
 
 from __future__ import annotations
 
-import sqlglot
 from sqlglot import exp
 
-from zhongshu.errors import DatasetNotFound
 from zhongshu.policy.context import Context, DatasetRef
 from zhongshu.policy.masking import key_id, mask_expr
 from zhongshu.policy.relations import raw_table
+from zhongshu.policy.rules.row_scope import row_scope
 
 
 def governed_views(e: exp.Expr, ctx: Context) -> exp.Expr:
@@ -24,7 +23,8 @@ def governed_views(e: exp.Expr, ctx: Context) -> exp.Expr:
     Returns a new expression.
 
     Raises:
-        DatasetNotFound: a grant's row scope names a dataset that does not exist.
+        DatasetUnavailable: a grant's row scope does not pass as its owner's query
+            (``row_scope.row_scope``).
     """
     def swap(node: exp.Expr) -> exp.Expr:
         ref = ctx.ref_of(node)
@@ -69,22 +69,5 @@ def _view(ref: DatasetRef, ctx: Context) -> exp.Select:
         cols.append(exp.alias_(masked, name, quoted=True))
     view = exp.select(*cols).from_(raw_table(ref.dataset))
     if a.row_scope:
-        view = view.where(_scope(a.row_scope, ctx), copy=False)
+        view = view.where(row_scope(ref, ctx), copy=False)
     return view
-
-
-def _scope(predicate: str, ctx: Context) -> exp.Expr:
-    """A grant's row scope over the raw dataset; datasets it references are read raw (the
-    owner wrote the predicate; its subqueries filter, they are never shown)."""
-    e = sqlglot.parse_one(predicate, read="duckdb")
-    for table in list(e.find_all(exp.Table)):
-        name = f"{table.db}.{table.name}".lower()
-        ds = ctx.catalog.dataset(name)
-        if ds is None:
-            raise DatasetNotFound(f"the row scope of a grant names `{name}`, which does not "
-                                  "exist; the grant's owner must fix it")
-        ctx.scoped_through[ds.name] = ds
-        raw = raw_table(ds)
-        raw.set("alias", table.args.get("alias"))
-        table.replace(raw)
-    return e
