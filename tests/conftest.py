@@ -196,15 +196,12 @@ class RunningHub:
     def __init__(self, node: Node, city_dir: Path) -> None:
         import uvicorn
 
-        from zhongshu.cockpit import mount
-
         self.node = node
         self.service = node.query
         self.city_dir = city_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        app = node.app()
-        mount(app, node.city)  # as `zhongshu serve` does
+        app = node.app(cockpit=True)  # as `zhongshu serve` does
         self.app = app
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                 log_level="warning", access_log=False)

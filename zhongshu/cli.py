@@ -99,7 +99,6 @@ def serve(city_dir: DirOpt = Path("."),
 def _serve(node: Any, host: str, port: int) -> None:
     import uvicorn
 
-    from zhongshu.cockpit import mount as mount_cockpit
     from zhongshu.scenarios import mount as mount_scenarios
 
     service, streams = node.query, node.streams
@@ -115,8 +114,7 @@ def _serve(node: Any, host: str, port: int) -> None:
               f"(cockpit: /cockpit/, protocol: /v1/openapi.json, metrics: /metrics)")
     if streams is not None:
         streams.start()
-    app = node.app()
-    mount_cockpit(app, service.city)
+    app = node.app(cockpit=True)
     # scenarios talk to this hub over HTTP, as they would from another machine
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     for name in mount_scenarios(app, f"http://{local}:{port}", service.city.root):

@@ -140,12 +140,19 @@ class Node:
                 "stream-enrichment").table.to_pylist())
         return service
 
-    def app(self) -> FastAPI:
-        """The protocol application over this node's query service and ledger."""
+    def app(self, cockpit: bool = False) -> FastAPI:
+        """The protocol application over this node's query service and ledger; ``cockpit``
+        also serves the cockpit, its panels' SQL checked by the firewall as they load."""
         from zhongshu.protocol.app import create_app
 
-        return create_app(self.query, self.ledger, sessions=self.stores.sessions,
-                          nonces=self.stores.nonces)
+        app = create_app(self.query, self.ledger, sessions=self.stores.sessions,
+                         nonces=self.stores.nonces)
+        if cockpit:
+            from zhongshu.cockpit import mount
+            from zhongshu.policy.owners import panel_checker
+
+            mount(app, self.city, panel_checker(self.catalog))
+        return app
 
     def close(self) -> None:
         """Stop and close every part this node built."""

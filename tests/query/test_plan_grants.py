@@ -76,3 +76,27 @@ def test_revoked_and_rescoped_grants_apply_to_cached_plans(own_hub: RunningHub) 
     assert _ask(outsider, lots[0]).json()["rows"][0][0] == lots[0]
     hidden = _ask(outsider, lots[7]).json()
     assert hidden["rows"] == [] and hidden["row_scope"][0]["grant"] == scoped
+
+
+def test_a_row_scope_reading_through_an_expired_grant_stops_the_cached_shape(
+        own_hub: RunningHub) -> None:
+    owner, outsider = _clients(own_hub)
+    civil = httpx.Client(base_url=own_hub.url, timeout=30,
+                         headers={"Authorization": f"Bearer {own_hub.token('civil-affairs')}"})
+    lots = _lots(owner)
+    expires = datetime.now(UTC) + timedelta(seconds=4)
+    # the owner's scope reads another owner's dataset, through a grant the owner holds
+    r = civil.post("/v1/grants", json={"consumer": "parking-qiantang",
+                                       "datasets": ["civil.districts"], "purposes": [PURPOSE],
+                                       "expires": expires.isoformat()})
+    assert r.status_code == 201, r.text
+    r = owner.post("/v1/grants", json={
+        "consumer": "outsider", "datasets": ["parking_qiantang.lots"], "purposes": [PURPOSE],
+        "row_scope": "lot_id IS NOT NULL OR EXISTS (SELECT 1 FROM civil.districts)"})
+    assert r.status_code == 201, r.text
+    _warm(outsider, lots)
+    time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.2)
+    for lot in lots[6:8]:
+        after = _ask(outsider, lot)
+        assert after.status_code != 200, after.text  # the scope can no longer be evaluated
+        assert after.json()["error"]["code"] in ("dataset_unavailable", "forbidden"), after.text

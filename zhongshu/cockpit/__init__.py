@@ -17,7 +17,7 @@ from fastapi import FastAPI, Query
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from zhongshu.cockpit.panels import LEVELS, Level, load_panels
+from zhongshu.cockpit.panels import LEVELS, Check, Level, load_panels
 from zhongshu.config import City
 from zhongshu.errors import NotFound
 
@@ -60,9 +60,17 @@ class _Areas:
             raise NotFound(f"no {level} `{area}` in this city")
 
 
-def mount(app: FastAPI, city: City) -> None:
-    """Serve the cockpit for ``city`` on ``app`` under ``/cockpit/``."""
-    panels = load_panels(city.root)
+def mount(app: FastAPI, city: City, check: Check | None = None) -> None:
+    """Serve the cockpit for ``city`` on ``app`` under ``/cockpit/``.
+
+    Args:
+        check: run over each panel's SQL when the panels load (the hub passes the firewall's
+            check as a viewer of the panel's datasets: ``policy.owners.panel_checker``).
+
+    Raises:
+        ConfigError: a panel that does not validate or that ``check`` refuses.
+    """
+    panels = load_panels(city.root, check)
     areas = _Areas(city)
     info = {"name": city.info.name, "title": city.info.title or city.info.name,
             "name_zh": city.info.name_zh, "districts": list(areas.districts.values()),

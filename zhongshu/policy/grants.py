@@ -293,6 +293,12 @@ class Grants:
         self.catalog.store.record_change(actor, "grant.revoke", grant_id,
                                          {"owner": owner, "datasets": spec.get("datasets", [])})
 
+    def holds(self, grant: Grant) -> bool:
+        """Whether ``grant`` is one of these grants (this reload's very object) and has not
+        expired: what a plan built under it needs to run now."""
+        return not grant.expired() and any(
+            g is grant for g in self._by.get((grant.consumer, grant.dataset), ()))
+
     def of(self, consumer: str, dataset: str) -> list[Grant]:
         """Unexpired grants to ``consumer`` on ``dataset``."""
         return [g for g in self._by.get((consumer, dataset), []) if not g.expired()]

@@ -130,10 +130,13 @@ class QueryService:
         return Lookup(template, key, plan)
 
     def _still_granted(self, plan: Plan, caller: Caller, purpose: str) -> bool:
-        """Whether every dataset of a cached plan would be decided today as it was when the
-        plan was built: the same grant (not expired, not revoked, not replaced by a reload
+        """Whether a cached plan may run now: every grant it was built under (those its row
+        scopes read through included) is still in force, and every dataset would be decided
+        today as it was — the same grant (not expired, not revoked, not replaced by a reload
         with another row scope or masks) or still the caller's own."""
         grants = self.grants
+        if not all(grants.holds(g) for g in plan.grants):  # row scopes' grants included
+            return False
         for ref in plan.refs:
             if ref.access is None:
                 continue
