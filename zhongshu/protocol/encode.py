@@ -48,7 +48,11 @@ from zhongshu.ledger import canonical
 
 
 def duckdb_type(t: pa.DataType) -> str:
-    """The DuckDB type name the protocol reports for an Arrow type."""
+    """The DuckDB type name the protocol reports for an Arrow type.
+
+    >>> duckdb_type(pa.struct([("a", pa.int32()), ("b", pa.list_(pa.string()))]))
+    'STRUCT(a INTEGER, b VARCHAR[])'
+    """
     if pa.types.is_int64(t):
         return "BIGINT"
     if pa.types.is_int32(t):
@@ -58,7 +62,7 @@ def duckdb_type(t: pa.DataType) -> str:
     if pa.types.is_int8(t):
         return "TINYINT"
     if pa.types.is_unsigned_integer(t):
-        return "UBIGINT" if t.bit_width == 64 else "UINTEGER"
+        return {8: "UTINYINT", 16: "USMALLINT", 32: "UINTEGER"}.get(t.bit_width, "UBIGINT")
     if pa.types.is_float64(t):
         return "DOUBLE"
     if pa.types.is_float32(t):
@@ -70,16 +74,39 @@ def duckdb_type(t: pa.DataType) -> str:
     if pa.types.is_boolean(t):
         return "BOOLEAN"
     if pa.types.is_timestamp(t):
-        return "TIMESTAMP WITH TIME ZONE" if t.tz else "TIMESTAMP"
+        if t.tz:
+            return "TIMESTAMP WITH TIME ZONE"
+        return {"s": "TIMESTAMP_S", "ms": "TIMESTAMP_MS", "ns": "TIMESTAMP_NS"}.get(
+            t.unit, "TIMESTAMP")
     if pa.types.is_date(t):
         return "DATE"
     if pa.types.is_time(t):
-        return "TIME"
+        return "TIME_NS" if t.unit == "ns" else "TIME"
+    if pa.types.is_interval(t) or pa.types.is_duration(t):
+        return "INTERVAL"
     if pa.types.is_binary(t) or pa.types.is_large_binary(t):
         return "BLOB"
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         return duckdb_type(t.value_type) + "[]"
+    if pa.types.is_fixed_size_list(t):
+        return f"{duckdb_type(t.value_type)}[{t.list_size}]"
+    if pa.types.is_map(t):
+        return f"MAP({duckdb_type(t.key_type)}, {duckdb_type(t.item_type)})"
+    if pa.types.is_struct(t) or pa.types.is_union(t):
+        fields = ", ".join(f"{_name(t.field(i).name)} {duckdb_type(t.field(i).type)}"
+                           for i in range(t.num_fields))
+        return f"{'STRUCT' if pa.types.is_struct(t) else 'UNION'}({fields})"
+    if isinstance(t, pa.DictionaryType):
+        return duckdb_type(t.value_type)  # an ENUM: its values' type
+    if pa.types.is_null(t):
+        return "NULL"
     return str(t).upper()
+
+
+def _name(name: str) -> str:
+    if name.isidentifier() and name.isascii():
+        return name
+    return '"' + name.replace('"', '""') + '"'
 
 
 def columns(schema: pa.Schema) -> list[dict[str, str]]:

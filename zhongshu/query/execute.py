@@ -151,13 +151,14 @@ class Executor:
     # --- running ----------------------------------------------------------------------------
 
     def describe(self, plan: Plan, params: tuple[Any, ...], timeout_s: float | None = None
-                 ) -> tuple[pa.Schema, list[ColumnType]]:
-        """The schema DuckDB gives the plan's answer (what the native path must match), and
-        DuckDB's own type of each column (``query.types`` decides how each travels)."""
+                 ) -> tuple[pa.Schema | None, list[ColumnType]]:
+        """The schema DuckDB gives the plan's answer (what the native path must match; None
+        if a column has no Arrow form), and DuckDB's own type of each column
+        (``query.types`` decides how each travels)."""
         sql = f"SELECT * FROM ({plan.duckdb_sql}) AS _d LIMIT 0"
         table, types = self._on_worker(plan, lambda t: self.engine.describe(
             sql, list(params), t), timeout_s)
-        return table.schema, types
+        return (None if table is None else table.schema), types
 
     def native(self, plan: Plan, template: Template, wait: bool = True,
                timeout_s: float | None = None) -> tuple[list[list[Any]], float]:

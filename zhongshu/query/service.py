@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zhongshu.catalog.catalog import Catalog
-from zhongshu.errors import QueryTooLarge, SourceUnavailable, ZhongshuError
+from zhongshu.errors import QueryTooLarge, SourceUnavailable, TypeNotSupported, ZhongshuError
 from zhongshu.policy.firewall import govern
 from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Caller
@@ -337,9 +337,14 @@ class QueryService:
             TypeNotSupported: a column the hub cannot encode (named in the message).
         """
         schema, types = self.executor.describe(plan, template.params, deadline.remaining())
-        typed = typed_sql(plan.duckdb_sql, schema, types)
-        if typed.casts or not native_safe(types):
+        sql, casts = typed_sql(plan.duckdb_sql, types)
+        if casts or not native_safe(types):
             plan.native = None
             plan.native_sql = None
-        plan.duckdb_sql = typed.sql
-        plan.schema = typed.schema
+        if casts:
+            plan.duckdb_sql = sql
+            schema, _ = self.executor.describe(plan, template.params, deadline.remaining())
+        if schema is None:  # every type query.types lets through has an Arrow form
+            raise TypeNotSupported("a column of the answer has a type the hub cannot encode; "
+                                   "cast it to VARCHAR (`CAST(… AS VARCHAR)`)")
+        plan.schema = schema

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pyarrow as pa
-
 from zhongshu.errors import TypeNotSupported
 
 NATIVE_SAFE = frozenset({
@@ -41,20 +39,12 @@ AS_TEXT = frozenset({"time with time zone", "bit", "bignum", "varint", "uhugeint
 
 @dataclass(frozen=True)
 class ColumnType:
-    """DuckDB's type of one answer column: its SQL name and the type ids of its tree
-    (the column's own first, then every nested type's)."""
+    """DuckDB's type of one answer column: the column's name, the type's SQL name and the
+    type ids of its tree (the column's own first, then every nested type's)."""
 
+    name: str
     sql: str
     ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Typed:
-    """A plan's DuckDB SQL with the casts its answer needs, and the answer's schema."""
-
-    sql: str
-    schema: pa.Schema
-    casts: tuple[int, ...]  # positions of the columns cast to VARCHAR
 
 
 def _quote(name: str) -> str:
@@ -64,9 +54,9 @@ def _quote(name: str) -> str:
 def decide(name: str, t: ColumnType) -> str:
     """``as_is`` or ``as_text`` for a column.
 
-    >>> decide("x", ColumnType("INTEGER[]", ("list", "integer")))
+    >>> decide("x", ColumnType("x", "INTEGER[]", ("list", "integer")))
     'as_is'
-    >>> decide("tz", ColumnType("TIME WITH TIME ZONE", ("time with time zone",)))
+    >>> decide("tz", ColumnType("tz", "TIME WITH TIME ZONE", ("time with time zone",)))
     'as_text'
 
     Raises:
@@ -88,26 +78,26 @@ def decide(name: str, t: ColumnType) -> str:
     return "as_is"
 
 
-def typed_sql(sql: str, schema: pa.Schema, types: list[ColumnType]) -> Typed:
+def typed_sql(sql: str, types: list[ColumnType]) -> tuple[str, tuple[int, ...]]:
     """``sql`` with each column Arrow cannot carry faithfully cast to VARCHAR (by position:
-    an answer may repeat a name), and the answer's schema after the casts.
+    an answer may repeat a name), and the positions cast.
+
+    >>> typed_sql("SELECT x, tz FROM t", [ColumnType("x", "INTEGER", ("integer",)),
+    ...           ColumnType("tz", "TIME WITH TIME ZONE", ("time with time zone",))])
+    ('SELECT #1 AS "x", CAST(#2 AS VARCHAR) AS "tz" FROM (SELECT x, tz FROM t) AS _typed', (1,))
 
     Raises:
         TypeNotSupported: a column the hub cannot encode (see :func:`decide`).
     """
-    names = schema.names
-    casts = tuple(i for i, (n, t) in enumerate(zip(names, types, strict=True))
-                  if decide(n, t) == "as_text")
+    casts = tuple(i for i, t in enumerate(types) if decide(t.name, t) == "as_text")
     if not casts:
-        return Typed(sql, schema, ())
-    exprs = [f"CAST(#{i + 1} AS VARCHAR) AS {_quote(n)}" if i in casts
-             else f"#{i + 1} AS {_quote(n)}" for i, n in enumerate(names)]
-    fields = [schema.field(i).with_type(pa.string()) if i in casts else schema.field(i)
-              for i in range(len(names))]
-    return Typed(f"SELECT {', '.join(exprs)} FROM ({sql}) AS _typed", pa.schema(fields),
-                 casts)
+        return sql, ()
+    exprs = [f"CAST(#{i + 1} AS VARCHAR) AS {_quote(t.name)}" if i in casts
+             else f"#{i + 1} AS {_quote(t.name)}" for i, t in enumerate(types)]
+    return f"SELECT {', '.join(exprs)} FROM ({sql}) AS _typed", casts
 
 
 def native_safe(types: list[ColumnType]) -> bool:
-    """Whether a source's own driver may answer: every column a plain scalar."""
-    return all(t.ids[0] in NATIVE_SAFE for t in types)
+    """Whether a source's own driver may answer: every column a plain scalar (JSON, a
+    VARCHAR to DuckDB, is not plain: engines cast text to it differently)."""
+    return all(t.ids[0] in NATIVE_SAFE and t.sql != "JSON" for t in types)

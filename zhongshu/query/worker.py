@@ -117,9 +117,16 @@ def _serve(conn: Connection, spec: WorkerSpec) -> None:
         t0 = time.perf_counter()
         try:
             result = cur.execute(sql, list(params))
-            types = [ColumnType(str(d[1]), _type_ids(d[1])) for d in result.description] \
-                if describe else None
-            table = result.to_arrow_table()
+            types = [ColumnType(str(d[0]), str(d[1]), _type_ids(d[1]))
+                     for d in result.description] if describe else None
+            try:
+                table = result.to_arrow_table()
+            except duckdb.NotImplementedException:
+                if types is None:
+                    raise
+                # a type with no Arrow export (VARIANT): its name is what was asked for
+                conn.send(("ok", None, time.perf_counter() - t0, types))
+                continue
             seconds = time.perf_counter() - t0
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, table.schema) as w:
@@ -191,18 +198,20 @@ class WorkerPool:
             SourceBusy: no worker became free within ``timeout_s``.
         """
         table, seconds, _ = self._run(sql, params, timeout_s, describe=False)
+        assert isinstance(table, pa.Table)
         return table, seconds
 
     def describe(self, sql: str, params: list[Any], timeout_s: float
-                 ) -> tuple[pa.Table, list[ColumnType]]:
+                 ) -> tuple[pa.Table | None, list[ColumnType]]:
         """Run ``sql`` (a query that returns no rows, e.g. ``… LIMIT 0``): its (empty) table
-        and DuckDB's type of each column. Raises as :meth:`execute`."""
+        — None when DuckDB cannot export a column to Arrow — and DuckDB's type of each
+        column. Raises as :meth:`execute`."""
         table, _, types = self._run(sql, params, timeout_s, describe=True)
         assert types is not None
         return table, types
 
     def _run(self, sql: str, params: list[Any], timeout_s: float, describe: bool
-             ) -> tuple[pa.Table, float, list[ColumnType] | None]:
+             ) -> tuple[Any, float, list[ColumnType] | None]:
         t0 = time.monotonic()
         try:
             worker = self._idle.get(timeout=timeout_s)
@@ -222,7 +231,8 @@ class WorkerPool:
         self._idle.put(worker)
         if status == "error":
             raise WorkerError(a, b)
-        return pa.ipc.open_stream(a).read_all(), b, types
+        table = None if a is None else pa.ipc.open_stream(a).read_all()
+        return table, b, types
 
     def _replace(self, dead: _Process) -> None:
         """Start a worker in place of a dead one, in a thread; it is idle once ready."""
