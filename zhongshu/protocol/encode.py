@@ -17,6 +17,7 @@ TIMESTAMP[_S|_MS|_NS]         ``"2024-05-01T08:30:00"``, ``".123456"`` when the 
                               the same expanded years; ``"infinity"``, ``"-infinity"``
 TIMESTAMP WITH TIME ZONE      the same with the offset, ``"2024-05-01T08:30:00+00:00"``
 TIME, TIME_NS                 ``"08:30:00"``, ``".123456"``, ``".123456789"`` as above
+                              (``.010000``: orjson 3.13 wrote ``.10000`` before)
 INTERVAL                      ISO 8601 duration as PostgreSQL's ``iso_8601`` style writes it:
                               ``"P1Y2M3DT4H5M6.5S"``, a sign on each negative part
                               (``"P-1M"``), ``"PT0S"`` for zero
@@ -144,10 +145,10 @@ def _has_float(t: pa.DataType) -> bool:
 
 def _exact(t: pa.DataType) -> bool:
     """Whether values of ``t`` are written from Arrow's integers rather than through
-    ``to_pylist`` (temporal types, whose range and precision exceed Python's)."""
-    return bool(pa.types.is_date(t) or pa.types.is_timestamp(t)
-                or t == pa.month_day_nano_interval() or pa.types.is_duration(t)
-                or pa.types.is_time64(t) and t.unit == "ns")
+    ``to_pylist`` (temporal types, whose range and precision exceed Python's; and times of
+    day, which orjson 3.13 writes wrongly: ``00:00:00.10000`` for 10,000 µs)."""
+    return bool(pa.types.is_date(t) or pa.types.is_timestamp(t) or pa.types.is_time(t)
+                or t == pa.month_day_nano_interval() or pa.types.is_duration(t))
 
 
 def _supported(t: pa.DataType) -> bool:
@@ -267,9 +268,9 @@ def _exact_values(arr: pa.Array) -> list[Any]:
     if pa.types.is_timestamp(t):
         return [None if v is None else timestamp_text(v, t.unit, t.tz)
                 for v in _ints(arr, pa.int64())]
-    if pa.types.is_time64(t):
-        return [None if v is None else time_text(v * _NS[t.unit])
-                for v in _ints(arr, pa.int64())]
+    if pa.types.is_time(t):
+        ints = _ints(arr, pa.int64() if pa.types.is_time64(t) else pa.int32())
+        return [None if v is None else time_text(v * _NS[t.unit]) for v in ints]
     if pa.types.is_duration(t):
         return [None if v is None else interval_text(0, 0, v * _NS[t.unit])
                 for v in _ints(arr, pa.int64())]
@@ -285,8 +286,7 @@ def _values(arr: pa.Array) -> list[Any]:
     if not _has(t, _exact) and not (pa.types.is_map(t) and _has_float(t)):
         return list(arr.to_pylist())
     if _exact(t):
-        if not pa.types.is_interval(t) and not pa.types.is_duration(t) and not (
-                pa.types.is_timestamp(t) and t.unit == "ns"):
+        if pa.types.is_date(t) or pa.types.is_timestamp(t) and t.unit != "ns":
             try:  # Python holds it: orjson writes it (the exact forms are the same bytes)
                 return list(arr.to_pylist())
             except (OverflowError, ValueError):
