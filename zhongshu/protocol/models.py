@@ -67,10 +67,10 @@ class DatasetDetailOut(DatasetOut):
 
 class QueryIn(BaseModel):
     # the cap is the query service's, answered ``413 query_too_large`` there for every entry
-    # point (query, explain, subscribe); the schema states it, validation does not enforce it
-    sql: str = Field(min_length=1, json_schema_extra={"maxLength": MAX_SQL_CHARS},
-                     description="one SELECT over dataset names (DuckDB dialect), at most "
-                                 "100,000 characters (longer: `413 query_too_large`)")
+    # point (query, explain, subscribe): a too-long text is not an invalid request (400)
+    sql: str = Field(min_length=1,
+                     description=f"one SELECT over dataset names (DuckDB dialect), at most "
+                                 f"{MAX_SQL_CHARS:,} characters (longer: `413 query_too_large`)")
     purpose: str = Field(min_length=1, max_length=200, description="why the data is needed")
     format: Literal["json", "arrow"] = "json"
     limit: int | None = Field(default=None, ge=1, description="at most this many rows")

@@ -56,17 +56,22 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
     # concurrent catalog requests took 0.6 s while a large query planned; at 1 ms, 0.1 s.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
 
+    def too_large(size: int) -> ResultTooLarge:
+        return ResultTooLarge(f"the answer is {size:,} bytes, over the hub's limit of "
+                              f"{service.settings.max_result_bytes:,}; select fewer columns, "
+                              "aggregate, or pass a smaller `limit`")
+
     def payload_of(result: Result, body: QueryIn) -> bytes:
         """The exact result bytes: an Arrow IPC stream, or the canonical JSON rows."""
+        limit = service.settings.max_result_bytes
+        if result.native_rows is None and result.table.nbytes > limit:
+            raise too_large(result.table.nbytes)  # refused before it is encoded
         if body.format == "arrow":
             payload = encode.arrow_ipc(result.table)
         else:
             payload = encode.rows_json(answer_rows(result), result.schema)
-        limit = service.settings.max_result_bytes
         if len(payload) > limit:
-            raise ResultTooLarge(f"the answer is {len(payload):,} bytes, over the hub's limit "
-                                 f"of {limit:,}; select fewer columns, aggregate, or pass a "
-                                 "smaller `limit`")
+            raise too_large(len(payload))
         return payload
 
     @app.post("/v1/query", response_model=QueryOut, responses={
