@@ -190,7 +190,7 @@ def civil(days: int) -> tuple[int, int, int]:
 def date_text(days: int) -> str:
     """A DATE's JSON form.
 
-    >>> date_text(19_844), date_text(2**31 - 1), date_text(-719_893)
+    >>> date_text(19_844), date_text(2**31 - 1), date_text(-719_820)
     ('2024-05-01', 'infinity', '-000001-03-15')
     """
     if abs(days) == _INF32:
