@@ -133,7 +133,9 @@ def test_heavy_shape_times_out_in_planning(service: QueryService, name: str) -> 
     t0 = time.monotonic()
     with pytest.raises(QueryTimeout):
         service.run(who, sql, P, deadline=Deadline(limit))
-    assert time.monotonic() - t0 < limit + SLOP_S
+    # the hub's promise is the limit + 1 s: interrupted at the limit, then the tree of a
+    # 99 kB query is freed (measured up to 0.6 s under a load average of 20)
+    assert time.monotonic() - t0 < limit + 1.0
     # nothing was cached for the shape, and the service answers at once afterwards
     t1 = time.monotonic()
     assert service.run(who, "SELECT count(*) AS n FROM traffic.segments", P).num_rows == 1
