@@ -38,8 +38,10 @@ from sqlglot import exp
 
 from zhongshu.errors import ZhongshuError
 from zhongshu.policy.firewall import govern
+from zhongshu.policy.grants import Access
 from zhongshu.policy.identity import Caller
 from zhongshu.policy.relations import RAW_PREFIX
+from zhongshu.query.plan import build_plan, templatize
 from zhongshu.query.service import QueryService
 from zhongshu.sources.base import NativeSQL
 
@@ -596,3 +598,58 @@ def test_govern_marks_no_cte_it_cannot_see(service: QueryService) -> None:
     assert sql == ("WITH __raw__cte0 AS (SELECT 1 AS x) SELECT * FROM __raw__cte0 AS a "
                    "UNION ALL (WITH __raw__cte1 AS (SELECT 2 AS x) SELECT * FROM "
                    "__raw__cte1 AS b)"), sql
+
+
+# --- a view's columns bind to the view's own relations ----------------------------------------
+
+class _ScopedGrants:
+    """Grants stand-in: every dataset readable whole, within ``scope`` (for one dataset)."""
+
+    def __init__(self, dataset: str, scope: str) -> None:
+        self.dataset, self.scope = dataset, scope
+
+    def visible(self, caller: Caller, dataset: Any) -> bool:
+        return True
+
+    def decide(self, caller: Caller, dataset: Any, purpose: str) -> Access:
+        return Access(dataset, None, tuple(c.name for c in dataset.columns), {},
+                      self.scope if dataset.name == self.dataset else None)
+
+
+def _answers(svc: QueryService, scope: str, sql: str) -> tuple[set[Any], str]:
+    """The answers of ``sql`` on both paths, with ``scope`` on traffic.passages, and the SQL
+    pushed down."""
+    caller = Caller(svc.catalog.members["cockpit-city"])
+    template = templatize(sql)
+    g = govern(template.text, caller=caller, purpose="city-operations", catalog=svc.catalog,
+               grants=_ScopedGrants("traffic.passages", scope),  # type: ignore[arg-type]
+               parameters=template.parameters)
+    plan = build_plan(template, g, 1000, None)
+    assert plan.native is not None and plan.native_sql is not None
+    got = {str(svc.execute(plan, template, engine).rows()) for engine in ("auto", "duckdb")}
+    return got, plan.native_sql
+
+
+def test_row_scope_columns_bind_to_the_view(service: QueryService) -> None:
+    """An aliased row scope and a correlated one answer the same on both paths, and a CTE
+    named like their table changes nothing."""
+    aliased = ("camera_id IN (SELECT c.camera_id FROM traffic.checkpoints AS c "
+               "WHERE c.district = 'xihu')")
+    correlated = ("EXISTS (SELECT 1 FROM traffic.checkpoints AS k WHERE k.district = 'xihu' "
+                  "AND k.camera_id = 'cam-000a' AND speed_kmh > 50)")
+    for scope in (aliased, correlated):
+        honest, text = _answers(service, scope, "SELECT count(*) FROM traffic.passages AS c")
+        assert len(honest) == 1, (scope, honest)
+        for cte in ("checkpoints", "c", "k", "passages"):
+            got, _ = _answers(service, scope, f"WITH {cte} AS (SELECT 'xihu' AS district, "
+                              "1000 AS speed_kmh, 'cam-000a' AS camera_id) "
+                              "SELECT count(*) FROM traffic.passages AS c")
+            assert got == honest, (scope, cte, got, honest)
+        assert "__raw__traffic__passages.speed_kmh" in text or scope is aliased, text
+
+
+def test_a_row_scope_reading_an_undeclared_column_is_refused(service: QueryService) -> None:
+    with pytest.raises(ZhongshuError) as e:
+        _answers(service, "no_such_column = 1", "SELECT count(*) FROM traffic.passages")
+    assert e.value.code == "column_not_found"
+    assert "no_such_column" not in e.value.message  # the scope is the owner's, not shown
