@@ -12,7 +12,8 @@ Every other name the hub writes is out of the caller's reach too:
   hub's, bound to the one CTE of that name or to nothing — never to a table of the engine's
   catalog, whatever the engine's own rules of CTE visibility;
 * the columns of a governed view (masks, row scope) are qualified with the relations of the
-  view itself (``bind_columns``), so none can bind to a relation of the caller's query;
+  view itself (``bind_columns``, resolved with sqlglot's scopes), so none can bind to a
+  relation of the caller's query;
 * source relations are schema-qualified on every path (``Source.relation`` and
   ``NativeSQL.native_relation``), and no engine binds a qualified name to a CTE.
 """
@@ -23,10 +24,7 @@ from collections.abc import Callable
 
 from sqlglot import exp
 from sqlglot.errors import OptimizeError
-from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
-from sqlglot.optimizer.qualify_columns import qualify_columns, validate_qualify_columns
-from sqlglot.optimizer.scope import traverse_scope
-from sqlglot.schema import MappingSchema
+from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from zhongshu.catalog.catalog import Dataset
 
@@ -107,36 +105,69 @@ def bind_columns(view: exp.Query, dataset: Callable[[str], Dataset | None]) -> e
     """Qualify every column of a governed view (built by the hub: masks over raw marker
     tables, within a row scope) with the relation of the view that provides it, in place.
 
-    Correlated references inside the row scope are qualified with the outer relation they
-    read, as SQL binds them. Once embedded in the caller's query, a qualified column binds to
-    the nearest relation of that name — one of the view's own (a marker table's name is
-    reserved, an alias the scope's author gave is defined inside the view): no relation the
-    caller defines can stand in for it.
+    Each column is resolved as SQL binds it — in its own query first, then outward (a
+    correlated reference in a row scope is qualified with the outer relation it reads) — but
+    only within the view, over the marker tables' declared columns and the view's own derived
+    tables. Once embedded in the caller's query, a qualified column binds to the nearest
+    relation of that name — one of the view's own (a marker table's name is reserved, an
+    alias the scope's author gave is defined inside the view): no relation the caller
+    defines can stand in for it.
 
     Args:
         dataset: the dataset of a marker table, by name (for its declared columns).
 
     Raises:
-        UnboundColumn: a column no relation of the view declares (a grant's row scope that
-            reads an undeclared column would otherwise bind to whatever the caller names so).
+        UnboundColumn: a column no relation of the view provides, or more than one in the
+            same query (a grant's row scope that reads an undeclared column would otherwise
+            bind to whatever the caller names so).
+
+    >>> import sqlglot
+    >>> from types import SimpleNamespace as N
+    >>> ds = N(name="a.t", columns=[N(name="x"), N(name="y")])
+    >>> v = sqlglot.parse_one("SELECT x FROM t WHERE y IN (SELECT s.x FROM t AS s WHERE y > 1)")
+    >>> for m in v.find_all(exp.Table):
+    ...     m.meta[RAW_META] = "a.t"
+    >>> bind_columns(v, {"a.t": ds}.get).sql()
+    'SELECT t.x FROM t WHERE t.y IN (SELECT s.x FROM t AS s WHERE s.y > 1)'
     """
-    schema: dict[str, object] = {}
-    for table in view.find_all(exp.Table):
-        name = marked_dataset(table)
-        ds = dataset(name) if name is not None else None
-        if ds is None:
-            raise UnboundColumn("a governed view reads a relation that is no dataset")
-        schema[table.name] = {c.name: c.type for c in ds.columns}
-    normalize_identifiers(view, dialect="duckdb")
     try:
-        qualify_columns(view, MappingSchema(schema, dialect="duckdb"), expand_alias_refs=False,
-                        expand_stars=False, dialect="duckdb")
-        validate_qualify_columns(view)
+        scopes = traverse_scope(view)
     except OptimizeError:
-        raise UnboundColumn("a column of a governed view is not declared by its datasets") \
-            from None
-    for scope in traverse_scope(view):
+        raise UnboundColumn("a governed view's structure cannot be resolved") from None
+    for scope in scopes:
         for col in scope.columns:
-            if not col.table:
+            name = _provider(scope, col, dataset)
+            if name is None:
                 raise UnboundColumn(f"column `{col.name}` of a governed view is not bound")
+            col.set("table", exp.to_identifier(name))
     return view
+
+
+def _provider(scope: Scope | None, col: exp.Column,
+              dataset: Callable[[str], Dataset | None]) -> str | None:
+    """The name of the relation ``col`` reads, nearest scope first; None if none or several
+    in one scope provide it."""
+    want, qualifier = col.name.lower(), col.table.lower()
+    while scope is not None:
+        found = [name for name, source in scope.selected_sources.items()
+                 if (not qualifier or name.lower() == qualifier)
+                 and want in _outputs(source[1], dataset)]
+        if len(found) == 1:
+            return found[0]
+        if found or (qualifier and qualifier in {n.lower() for n in scope.sources}):
+            return None  # ambiguous, or the named relation lacks the column
+        scope = scope.parent
+    return None
+
+
+def _outputs(source: exp.Table | Scope, dataset: Callable[[str], Dataset | None]
+             ) -> set[str]:
+    """The columns a source of a view's scope provides: a marker table's declared columns,
+    a derived table's select list; nothing for anything else."""
+    if isinstance(source, Scope):
+        query = source.expression
+        return {n.lower() for n in query.named_selects} if isinstance(query, exp.Query) \
+            else set()
+    name = marked_dataset(source)
+    ds = dataset(name) if name is not None else None
+    return {c.name for c in ds.columns} if ds is not None else set()
