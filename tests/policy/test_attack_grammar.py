@@ -60,10 +60,6 @@ _SHRINK = os.environ.get("ZS_ATTACK_SHRINK") == "1"
 INTERNALS = ("__raw__", "src_", "zs_pseudonym", "/data/", ".sqlite", ".parquet", "|fixed",
              "|day", "|month", "password", "memory.")
 
-CLASS1 = ("class 1 (issue 15): a caller's CTE captures a name the rewritten query reads "
-          "(the row scope's raw table on the pushed-down path)")
-CLASS2 = ("class 2 (issue 15): a one-part name defined as a CTE somewhere is accepted "
-          "everywhere and reaches the engine's catalog")
 
 
 @dataclass
@@ -479,14 +475,14 @@ def every_rewritten_name(setup: Setup, path: str) -> None:
 
 
 @pytest.mark.parametrize("path", [
-    "duckdb", pytest.param("sqlite", marks=pytest.mark.xfail(strict=True, reason=CLASS1))])
+    "duckdb", "sqlite"])
 def test_every_rewritten_name_as_a_cte_captures_nothing(embedded: Setup, path: str) -> None:
     every_rewritten_name(embedded, path)
 
 
 @pytest.mark.parametrize("path", [
-    pytest.param("duckdb", marks=pytest.mark.xfail(strict=True, reason=CLASS2)),
-    pytest.param("sqlite", marks=pytest.mark.xfail(strict=True, reason=CLASS2))])
+    "duckdb",
+    "sqlite"])
 def test_names_resolve_only_in_their_scope(embedded: Setup, path: str) -> None:
     check(embedded, path, "scope")
 
@@ -559,14 +555,14 @@ def test_ctes_named_after_rewritten_names_capture_nothing_on_servers(real: Setup
 
 @pytest.mark.server
 @pytest.mark.parametrize("path", [
-    pytest.param("postgres", marks=pytest.mark.xfail(strict=True, reason=CLASS2)), "mysql"])
+    "postgres", "mysql"])
 def test_names_resolve_only_in_their_scope_on_servers(real: Setup, path: str) -> None:
     check(real, path, "scope")
 
 
 @pytest.mark.server
 @pytest.mark.parametrize("path", [
-    "postgres", pytest.param("mysql", marks=pytest.mark.xfail(strict=True, reason=CLASS1))])
+    "postgres", "mysql"])
 def test_every_rewritten_name_as_a_cte_captures_nothing_on_servers(real: Setup,
                                                                    path: str) -> None:
     every_rewritten_name(real, path)

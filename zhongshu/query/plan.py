@@ -260,6 +260,10 @@ def _flatten(e: exp.Expr, governed: Governed) -> exp.Expr:
     """For the source's own engine: merge each governed view with its dataset's definition
     (``SELECT masks FROM (SELECT exprs FROM table)`` → ``SELECT masks(exprs) FROM table``).
 
+    The merged expressions read the source table under the marker's name (or the alias a
+    row scope gave it), qualified with it: like every column of a governed view, they bind
+    to the view's own relation, never to one of the caller's.
+
     One derived table less matters: measured on MariaDB 10.11, each nesting level costs ~5%
     of a full scan even though the optimizer merges it.
     """
@@ -272,9 +276,10 @@ def _flatten(e: exp.Expr, governed: Governed) -> exp.Expr:
         ds = governed.raw_dataset(table)
         if ds is None or table.args.get("db") or not ds.config.table:
             continue
-        exprs = {c.name: ds.column_expr(c) for c in ds.columns}
+        name = table.alias_or_name
+        exprs = {c.name: _qualified(ds.column_expr(c), name) for c in ds.columns}
         for col in list(select.find_all(exp.Column)):
-            if col.find_ancestor(exp.Select) is not select or col.table not in ("", table.name):
+            if col.find_ancestor(exp.Select) is not select or col.table not in ("", name):
                 continue
             new = exprs.get(col.name.lower())
             if new is None:
@@ -285,19 +290,31 @@ def _flatten(e: exp.Expr, governed: Governed) -> exp.Expr:
                 col.replace(new.copy())
         assert isinstance(ds.source, NativeSQL)  # flattened only for a pushdown
         rel = ds.source.native_relation(ds.config.table)
-        rel.set("alias", exp.TableAlias(this=exp.to_identifier(table.name)))
+        rel.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
         table.replace(rel)
     return e
 
 
+def _qualified(e: exp.Expr, table: str) -> exp.Expr:
+    """``e`` (a dataset column's expression over its source table) with its own columns
+    qualified with ``table``; columns of subqueries inside it are left to those."""
+    for col in list(e.find_all(exp.Column)):
+        if not col.table and col.find_ancestor(exp.Select) is None:
+            col.set("table", exp.to_identifier(table))
+    return e
+
+
 def _substitute(e: exp.Expr, governed: Governed, native: bool) -> exp.Expr:
-    """Each raw marker table of ``e`` replaced by its dataset's relation over the source."""
+    """Each raw marker table of ``e`` replaced by its dataset's relation over the source,
+    under the marker's name (or the alias a row scope gave it): the name the view's columns
+    are qualified with."""
     def swap(node: exp.Expr) -> exp.Expr:
         ds = governed.raw_dataset(node)
         if ds is None:
             return node
+        assert isinstance(node, exp.Table)
         return exp.Subquery(this=ds.relation(native=native), alias=exp.TableAlias(
-            this=exp.to_identifier(node.name)))
+            this=exp.to_identifier(node.alias_or_name)))
 
     return e.copy().transform(swap)
 

@@ -61,7 +61,8 @@ class Source(NativeSQL):
         return exp.table_(table, db=self.config.database, catalog=self.alias, quoted=True)
 
     def native_relation(self, table: str) -> exp.Table:
-        return exp.table_(table, quoted=True)
+        """`` `database`.`table` ``: qualified, so no CTE of a query can stand in for it."""
+        return exp.table_(table, db=self.config.database, quoted=True)
 
     def probe(self) -> None:
         conn = pymysql.connect(**self._params())

@@ -32,7 +32,8 @@ class Source(Files, NativeSQL):
         return exp.table_(table, db="main", catalog=self.alias, quoted=True)
 
     def native_relation(self, table: str) -> exp.Table:
-        return exp.table_(table, quoted=True)
+        """``"main"."table"``: schema-qualified, so no CTE of a query can stand in for it."""
+        return exp.table_(table, db="main", quoted=True)
 
     def probe(self) -> None:
         conn = self.connect_native()
