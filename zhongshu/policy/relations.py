@@ -140,6 +140,8 @@ def bind_columns(view: exp.Query, dataset: Callable[[str], Dataset | None]) -> e
             if name is None:
                 raise UnboundColumn(f"column `{col.name}` of a governed view is not bound")
             col.set("table", exp.to_identifier(name))
+    if any(not col.table for col in view.find_all(exp.Column)):  # one no scope listed
+        raise UnboundColumn("a column of a governed view is not bound")
     return view
 
 
