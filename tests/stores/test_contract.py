@@ -17,39 +17,21 @@ from zhongshu.stores import memory, sqlite
 KINDS = ["sqlite", "memory"]
 
 
-def _make(kind: str, tmp_path: Path, sqlite_cls: type, memory_cls: type) -> Any:
-    return sqlite_cls(tmp_path / "state" / "hub.db") if kind == "sqlite" else memory_cls()
+def _store_fixture(sqlite_cls: type, memory_cls: type) -> Any:
+    """A fixture giving each implementation of one store in turn, closed afterwards."""
+    @pytest.fixture(params=KINDS)
+    def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+        made = sqlite_cls(tmp_path / "state" / "hub.db") if request.param == "sqlite" \
+            else memory_cls()
+        yield made
+        made.close()
+    return store
 
 
-@pytest.fixture(params=KINDS)
-def metadata(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    store = _make(request.param, tmp_path, sqlite.SqliteMetadataStore,
-                  memory.MemoryMetadataStore)
-    yield store
-    store.close()
-
-
-@pytest.fixture(params=KINDS)
-def nonces(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    store = _make(request.param, tmp_path, sqlite.SqliteNonceStore, memory.MemoryNonceStore)
-    yield store
-    store.close()
-
-
-@pytest.fixture(params=KINDS)
-def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    store = _make(request.param, tmp_path, sqlite.SqliteSessionStore,
-                  memory.MemorySessionStore)
-    yield store
-    store.close()
-
-
-@pytest.fixture(params=KINDS)
-def rates(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    store = _make(request.param, tmp_path, sqlite.SqliteRateCounters,
-                  memory.MemoryRateCounters)
-    yield store
-    store.close()
+metadata = _store_fixture(sqlite.SqliteMetadataStore, memory.MemoryMetadataStore)
+nonces = _store_fixture(sqlite.SqliteNonceStore, memory.MemoryNonceStore)
+sessions = _store_fixture(sqlite.SqliteSessionStore, memory.MemorySessionStore)
+rates = _store_fixture(sqlite.SqliteRateCounters, memory.MemoryRateCounters)
 
 
 # --- metadata ---------------------------------------------------------------------------------
