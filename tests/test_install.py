@@ -80,6 +80,31 @@ def test_every_import_comes_with_the_base_or_its_extra() -> None:
     assert _extra("all") == everything and everything <= _extra("dev")
 
 
+# what the base install's commands import (`query` in every format, `--help`, the ledger's
+# offline checks): each must import with no extra installed
+BASE_MODULES = ("zhongshu.cli", "zhongshu.client", "zhongshu.protocol.encode", "zhongshu.ledger",
+                "zhongshu.ledger.verify", "zhongshu.config")
+BLOCK_EXTRAS = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+sys.meta_path.insert(0, Block())
+for module in {modules!r}:
+    __import__(module)
+"""
+
+
+def test_the_base_commands_import_without_any_extra() -> None:
+    """Fast, in this environment: every module an extra brings is made unimportable, then the
+    modules the base install's commands use are imported (the slow test below installs)."""
+    code = BLOCK_EXTRAS.format(blocked=set(EXTRA_OF), modules=BASE_MODULES)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+
+
 @pytest.fixture(scope="module")
 def client_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtualenv holding `pip install <this checkout>`, without extras."""

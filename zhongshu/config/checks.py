@@ -20,9 +20,6 @@ import re
 from collections.abc import Callable, Sequence
 from importlib import metadata
 
-import sqlglot
-from sqlglot import exp
-
 from zhongshu.config._lines import find, line_of
 from zhongshu.config.schema import City, DatasetConfig, MemberFile, SourceConfig, StreamConfig
 from zhongshu.config.streams import stream_columns
@@ -189,6 +186,11 @@ def _sql_problem(sql: str, kind: str) -> str | None:
     >>> _sql_problem("x = 1; DROP TABLE t", "predicate")
     'must be exactly one predicate'
     """
+    # sqlglot comes with the hub extra; the configuration's types are imported without it
+    # (by the ledger package, which `zhongshu query --format json` uses in a base install)
+    import sqlglot
+    from sqlglot import exp
+
     try:
         found = [e for e in sqlglot.parse(sql, read="duckdb") if e is not None]
     except (sqlglot.ParseError, sqlglot.errors.TokenError, RecursionError):
