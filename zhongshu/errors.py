@@ -17,10 +17,12 @@ data values, secrets or source internals.
     │   ├── StatementNotAllowed                  statement_not_allowed
     │   ├── FunctionNotAllowed                   function_not_allowed
     │   ├── ColumnNotFound                       column_not_found
-    │   └── QueryInvalid                         query_invalid       — the engine refused it
+    │   ├── QueryInvalid                         query_invalid       — the engine refused it
+    │   └── TypeNotSupported                     type_not_supported  — a result column's type
     ├── BadRequest (ValueError)                  bad_request         400
     ├── RateLimited                              rate_limited        429
     ├── ResultTooLarge                           result_too_large    413
+    ├── QueryTooLarge                            query_too_large     413 — the SQL text itself
     ├── QueryTimeout (TimeoutError)              query_timeout       504
     ├── SourceUnavailable                        source_unavailable  503 (transient)
     │   └── SourceBusy                           source_unavailable  503 — at its concurrency cap
@@ -133,6 +135,13 @@ class QueryInvalid(BadQuery):
     code = "query_invalid"
 
 
+class TypeNotSupported(BadQuery):
+    """A result column has a type the hub cannot encode faithfully; the message names the
+    column and the cast that makes it encodable."""
+
+    code = "type_not_supported"
+
+
 class BadRequest(ValueError, ZhongshuError):
     code = "bad_request"
     status = 400
@@ -146,6 +155,13 @@ class RateLimited(ZhongshuError):
 
 class ResultTooLarge(ZhongshuError):
     code = "result_too_large"
+    status = 413
+
+
+class QueryTooLarge(ZhongshuError):
+    """The SQL text is longer than the hub accepts (``query.service.MAX_SQL_CHARS``)."""
+
+    code = "query_too_large"
     status = 413
 
 

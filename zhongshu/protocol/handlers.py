@@ -5,6 +5,11 @@ handlers here turn it (and FastAPI's own validation and routing errors) into tha
 record each refusal of a known member on the ledger first, so the answer can carry its
 receipt. Anonymous refusals are counted in metrics, never recorded (nobody can flood the
 ledger). Unexpected errors answer ``internal`` without internals; the log has the details.
+
+Unexpected errors are caught by a middleware (``Unexpected``), not by an exception handler:
+Starlette answers a handler's 500 and then re-raises the error to the server, and uvicorn
+closes a connection whose application raised — so the next request a client sent on that
+keep-alive connection was reset. The middleware answers and the connection stays usable.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zhongshu.errors import BadRequest, LedgerUnavailable, NotFound, ZhongshuError
 from zhongshu.ledger import Ledger, ReceiptJSON, entry
@@ -79,15 +85,48 @@ def add_error_handlers(app: FastAPI, ledger: Ledger | None) -> None:
         return JSONResponse({"error": {"code": code, "message": str(exc.detail)}},
                             status_code=exc.status_code, headers=headers)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s", request.url.path)
+    async def unexpected(request: Request) -> Response:
         try:
             receipt = await record_refusal(request, "internal")
         except Exception:
             receipt = None
         return error_response(ZhongshuError("internal error; the hub's log has the details"),
                               receipt)
+
+    app.add_middleware(Unexpected, answer=unexpected)
+
+
+class Unexpected:
+    """ASGI middleware: an error no handler took becomes the protocol's ``internal`` answer
+    (``answer(request)``), and is not raised further — the server keeps the connection. An
+    error after the answer started (a stream) is raised: the body is cut, and closing the
+    connection is the only way left to say so."""
+
+    def __init__(self, app: ASGIApp, answer: Any) -> None:
+        self.app = app
+        self.answer = answer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            request = Request(scope, receive)
+            log.exception("unexpected error on %s", request.url.path)
+            if started:
+                raise
+            response: Response = await self.answer(request)
+            await response(scope, receive, send)
 
 
 def error_response(exc: ZhongshuError, receipt: ReceiptJSON | None = None) -> Response:
