@@ -97,6 +97,7 @@ def test_by_api_refused_naming_the_dataset_and_read_through_the_owners_grant(
                       "camera_id IN (WITH t AS (SELECT hospital_id FROM health.visits) "
                       "SELECT hospital_id FROM t)",
                       "camera_id = getenv('HOME')",
+                      "no_such_column = 1",
                       "EXISTS (SELECT 1 FROM traffic.checkpoints c WHERE c.camera_id = "
                       "passages.camera_id)"):
             r = police.post("/v1/grants", json={
