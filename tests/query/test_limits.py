@@ -10,6 +10,7 @@ tens of seconds.
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import subprocess
@@ -94,10 +95,12 @@ def test_shapes_are_exactly_the_size() -> None:
 def test_bounding_interrupts_pure_python_at_the_deadline() -> None:
     d = Deadline(0.3)
     t0 = time.monotonic()
+    def forever() -> None:
+        while True:
+            pass
+
     with pytest.raises(QueryTimeout):
-        with d.bounding():
-            while True:
-                pass
+        d.bounded(forever)
     assert time.monotonic() - t0 < 0.3 + SLOP_S
 
 
@@ -107,12 +110,15 @@ def test_bounding_leaves_nothing_pending() -> None:
     rng = random.Random(15)
     outcomes = set()
     for _ in range(300):
-        d = Deadline(rng.uniform(0.0005, 0.003))
+        d = Deadline(rng.uniform(0.001, 0.010))
+        end = time.monotonic() + rng.uniform(0.0, 0.020)
+
+        def spin(until: float = end) -> None:
+            while time.monotonic() < until:
+                pass
+
         try:
-            with d.bounding():
-                end = time.monotonic() + rng.uniform(0.0, 0.004)
-                while time.monotonic() < end:
-                    pass
+            d.bounded(spin)
             outcomes.add("finished")
         except QueryTimeout:
             outcomes.add("interrupted")
@@ -120,6 +126,44 @@ def test_bounding_leaves_nothing_pending() -> None:
     while time.monotonic() < end:  # a stray interrupt would be raised here
         sum(range(100))
     assert outcomes == {"finished", "interrupted"}
+
+
+@pytest.mark.timeout(60)  # a regression would run forever
+def test_an_interrupt_swallowed_is_raised_again() -> None:
+    """Interrupts swallowed — by a garbage-collector callback running Python code (as
+    hypothesis installs one), or by code that catches everything — do not let the section run
+    on: it is interrupted again, and nothing is raised in the thread after it ends."""
+    calls = []
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        calls.append(sum(range(50)))  # Python code, where an interrupt can land
+
+    def cycles_forever() -> None:
+        while True:
+            a: list[object] = []
+            a.append(a)  # garbage only the collector frees: its callback runs often
+
+    def swallowing() -> None:
+        for _ in range(3):
+            try:
+                cycles_forever()
+            except BaseException:  # what careless code does
+                pass
+        cycles_forever()
+
+    gc.callbacks.append(on_gc)
+    try:
+        for fn in (cycles_forever, swallowing):
+            t0 = time.monotonic()
+            with pytest.raises(QueryTimeout):
+                Deadline(0.2).bounded(fn)
+            assert time.monotonic() - t0 < 0.2 + 0.5 + SLOP_S, fn.__name__
+    finally:
+        gc.callbacks.remove(on_gc)
+    assert calls
+    end = time.monotonic() + 0.3
+    while time.monotonic() < end:  # a stray interrupt would be raised here
+        sum(range(100))
 
 
 # --- the service --------------------------------------------------------------------------

@@ -19,7 +19,6 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,10 +161,9 @@ class QueryService:
         """
         check_size(sql)
         self.refresh_grants()
-        bound: AbstractContextManager[None] = nullcontext()
         if len(sql) > _SHORT_TEXT:
-            bound = (deadline or self.deadline()).bounding()
-        with bound:
+            template = (deadline or self.deadline()).bounded(lambda: templatize(sql))
+        else:
             template = templatize(sql)
         key = (template.key, caller.name, purpose, limit, self.executor.generation)
         plan = self.plans.get(key)
@@ -206,11 +204,14 @@ class QueryService:
         if found.plan is not None:
             return found.plan
         grants = self.grants  # read once, outside the interruptible section
-        with (deadline or self.deadline()).bounding():
+
+        def build() -> Plan:
             governed = govern(found.template.text, caller=caller, purpose=purpose,
                               catalog=self.catalog, grants=grants,
                               parameters=found.template.parameters)
-            plan = build_plan(found.template, governed, self.settings.row_cap, limit)
+            return build_plan(found.template, governed, self.settings.row_cap, limit)
+
+        plan = (deadline or self.deadline()).bounded(build)
         self.plans.put(found.key, plan)
         return plan
 
