@@ -35,6 +35,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 
 from zhongshu.client import Hub
+from zhongshu.errors import ZhongshuError
 
 log = logging.getLogger("zhongshu.scenarios")
 ENTRY_POINTS = "zhongshu.scenarios"
@@ -86,7 +87,17 @@ def token_for(city_root: Path, member: str) -> str | None:
 
 
 def services(router: APIRouter) -> set[str]:
-    """The services of a scenario's router: the first segment of each route's path."""
+    """The services of a scenario's router: the first segment of each route's path.
+
+    Raises:
+        ZhongshuError: the router holds something other than API routes (a mounted app,
+            static files, an included router): dependencies do not reach a mounted app,
+            and a nested route's path would not name its service, so neither is served.
+    """
+    odd = [r for r in router.routes if not isinstance(r, APIRoute)]
+    if odd:
+        raise ZhongshuError(f"a scenario's router holds API routes only, not {odd[0]!r}: "
+                            "the scenario door could not guard it")
     return {r.path.lstrip("/").split("/", 1)[0] for r in router.routes
             if isinstance(r, APIRoute)}
 
