@@ -10,7 +10,10 @@ data values, secrets or source internals.
     ├── Refused                                                      403 — known caller, not allowed
     │   ├── Forbidden                            forbidden
     │   ├── ColumnNotGranted                     column_not_granted
-    │   └── PurposeNotGranted                    purpose_not_granted
+    │   ├── PurposeNotGranted                    purpose_not_granted
+    │   ├── CallerNotDeclared                    caller_not_declared — not a declared caller
+    │   │                                                              of a scenario's service
+    │   └── BehalfRefused                        on_behalf_refused   — "on behalf of" refused
     ├── DatasetNotFound (LookupError)            dataset_not_found   404
     ├── BadQuery (ValueError)                                        400 — the SQL itself
     │   ├── SqlSyntax                            sql_syntax
@@ -96,6 +99,19 @@ class ColumnNotGranted(Refused):
 
 class PurposeNotGranted(Refused):
     code = "purpose_not_granted"
+
+
+class CallerNotDeclared(Refused):
+    """The caller is not declared in the scenario member's ``[[callers]]`` for the service."""
+
+    code = "caller_not_declared"
+
+
+class BehalfRefused(Refused):
+    """A request names a caller it acts for, and the hub does not accept it: the asker is not
+    a scenario member, or the named caller is unknown or not declared for that scenario."""
+
+    code = "on_behalf_refused"
 
 
 class DatasetNotFound(LookupError, ZhongshuError):

@@ -21,11 +21,13 @@ _CACHE_TTL_S = 5.0
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated member behind a request."""
+    """The authenticated member behind a request, and — for a scenario member acting for
+    one of its declared callers — whom it acts for (``policy.behalf``)."""
 
     member: Member
     signature: str | None = None  # base64 RFC 9421 signature, when the request was signed
     key_id: str | None = None
+    on_behalf_of: str | None = None  # the scenario's caller this request is made for
 
     @property
     def name(self) -> str:

@@ -45,7 +45,8 @@ def add_error_handlers(app: FastAPI, ledger: Ledger | None) -> None:
             who.name, f"{request.method} {request.url.path}", code,
             purpose=q.purpose if q else None,
             query=entry.query_sha256(q.sql, q.purpose, q.format, q.limit) if q else None,
-            signature=who.signature, key_id=who.key_id)
+            signature=who.signature, key_id=who.key_id, on_behalf_of=who.on_behalf_of,
+            scenario=getattr(request.state, "scenario", None))
         try:
             return (await ledger.record_async(fields)).to_dict()
         except LedgerUnavailable:

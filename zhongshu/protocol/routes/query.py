@@ -103,7 +103,7 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
                                                            body.limit),
                 result.plan.columns_read, [g.id for g in result.plan.grants],
                 entry.result_sha256(payload), body.format, result.num_rows, result.truncated,
-                signature=who.signature, key_id=who.key_id)
+                signature=who.signature, key_id=who.key_id, on_behalf_of=who.on_behalf_of)
             receipt = (await ledger.record_async(fields, list(result.plan.columns_read))
                        ).to_dict()
         metrics.query("ok", result.path, time.perf_counter() - t0)

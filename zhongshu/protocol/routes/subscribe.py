@@ -66,7 +66,8 @@ def add_subscribe_route(app: FastAPI, service: QueryService, ledger: Ledger | No
             if ledger is None:
                 return None
             fields = entry.subscription(who.name, phase, purpose, qhash, plan.columns_read,
-                                        grants, rows, pushes, who.signature, who.key_id)
+                                        grants, rows, pushes, who.signature, who.key_id,
+                                        on_behalf_of=who.on_behalf_of)
             return (await ledger.record_async(fields, list(plan.columns_read))).to_dict()
 
         opened = await record("open", 0, 0)
