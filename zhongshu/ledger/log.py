@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from zhongshu.config import City, LedgerSettings
-from zhongshu.ledger import entry, merkle, note
+from zhongshu.ledger import entry, merkle, note, pin
 from zhongshu.ledger.appender import Appender
 from zhongshu.ledger.entry import iso_ms
 from zhongshu.ledger.publisher import Publisher
@@ -53,11 +53,20 @@ class Ledger:
     def open(cls, city: City, start: bool = True) -> Ledger:
         """The ledger of ``city``'s hub (``state/ledger.db``, keys ``state/ledger.key`` and
         ``state/witness.key``, created on first use); ``start`` also starts the sequencer
-        process and the checkpoint publisher."""
+        process and the checkpoint publisher.
+
+        A log key created here is pinned in ``ledger.pin`` beside ``city.toml``
+        (:mod:`~zhongshu.ledger.pin`).
+
+        Raises:
+            LedgerInvalid: the log key is not the one the city pins.
+        """
         origin = origin_of(city)
         state = city.state_dir
-        ledger = cls(SqliteLedgerStore(state / "ledger.db"), origin,
-                     note.Signer.load_or_create(state / "ledger.key", origin, note.ED25519),
+        created = not (state / "ledger.key").exists()
+        log_key = note.Signer.load_or_create(state / "ledger.key", origin, note.ED25519)
+        pin.settle(city, log_key.verifier, created)
+        ledger = cls(SqliteLedgerStore(state / "ledger.db"), origin, log_key,
                      city.ledger,
                      note.Signer.load_or_create(state / "witness.key", f"{origin}/witness",
                                                 note.COSIGNATURE_V1))

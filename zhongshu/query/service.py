@@ -221,7 +221,18 @@ class QueryService:
         Args:
             wait: wait for a free slot of the source; when False and none is free, raise
                 ``SourceBusy`` at once.
+
+        Raises:
+            ZhongshuError: the source is down, busy or too slow, a rate limit is spent…;
+                its ``datasets`` name the plan's datasets, for the refusal's ledger entry.
         """
+        try:
+            return self._execute(plan, template, engine, wait)
+        except ZhongshuError as e:
+            e.datasets = e.datasets or tuple(plan.columns_read)
+            raise
+
+    def _execute(self, plan: Plan, template: Template, engine: str, wait: bool) -> Result:
         for grant in plan.grants:
             self.grants.spend(grant)
         # a drifted dataset never gets a plan (policy's resolve_datasets); one whose source
