@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from zhongshu.config import City, LedgerSettings
+from zhongshu.errors import LedgerInvalid
 from zhongshu.ledger import entry, merkle, note, pin
 from zhongshu.ledger.appender import Appender
 from zhongshu.ledger.entry import iso_ms
@@ -47,7 +48,8 @@ class Ledger:
         self.settings = settings or LedgerSettings()
         self.witnesses = WitnessClient(store, self.settings.witnesses, self.settings.quorum)
         self.publisher = Publisher(store, origin, log_key, self.settings, self.witnesses)
-        self.appender = Appender(store, origin, self.settings.max_batch, self.publisher.grew)
+        self.appender = Appender(store, origin, self.settings.max_batch, self.publisher.grew,
+                                 lambda: self.publisher.fault)
 
     @classmethod
     def open(cls, city: City, start: bool = True) -> Ledger:
@@ -75,9 +77,23 @@ class Ledger:
         return ledger
 
     def start(self) -> None:
-        """Start the sequencer process (for a store in a file) and the checkpoint publisher."""
+        """Check the stored tree against the last checkpoint signed, then start the sequencer
+        process (for a store in a file) and the checkpoint publisher. A tree that no longer
+        matches leaves the hub up but unready: :meth:`unready` says so, and nothing is
+        recorded (so no data is answered) until it is repaired."""
+        try:
+            self.publisher.check()
+        except LedgerInvalid as e:
+            log.error("%s", e)
         self.appender.start()
         self.publisher.start()
+
+    def unready(self) -> str | None:
+        """Why this ledger cannot record and sign now (a phrase without paths, hosts or
+        names), or None when it can."""
+        if self.appender.closed:
+            return "the ledger is closed"
+        return self.publisher.fault
 
     # --- appending --------------------------------------------------------------------------
 
