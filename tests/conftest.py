@@ -110,9 +110,9 @@ class HubProcess:
 
 def copy_demo_city(demo_dir: Path, root: Path, append: dict[str, str] | None = None
                    ) -> Path:
-    """A private copy of the demo city (without its state) at ``root``; ``append`` adds
-    text to members' files (member name → TOML), e.g. a stream declaration."""
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+    """A private copy of the demo city (without its state and its log key's pin) at ``root``;
+    ``append`` adds text to members' files (member name → TOML), e.g. a stream declaration."""
+    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state", "ledger.pin"))
     for member, text in (append or {}).items():
         with (root / "members" / f"{member}.toml").open("a", encoding="utf-8") as f:
             f.write(text)
@@ -266,7 +266,7 @@ def own_hub_factory(demo_dir: Path, city_tmp: Path) -> Iterator[Any]:
     def start(extra_members: dict[str, str] | None = None, scenarios: bool = False
               ) -> RunningHub:
         root = city_tmp / f"city{len(started)}"
-        shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+        shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state", "ledger.pin"))
         for name, text in (extra_members or {}).items():
             (root / "members" / f"{name}.toml").write_text(text)
         node = Node.open(root, serve=True, monitor=False)

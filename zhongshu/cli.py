@@ -508,7 +508,7 @@ def members_revoke(name: str, city_dir: DirOpt = Path("."),
                        "--id", help="only the token whose id (hash prefix) is this")] = None
                    ) -> None:
     """Revoke a member's tokens (all of them, or one by id); a serving hub stops accepting
-    them within 5 seconds."""
+    them within 5 seconds, and the browser sessions made from them end at once."""
     node = _node(city_dir)
     cat = node.catalog
     if name not in cat.members:

@@ -48,6 +48,9 @@ class ZhongshuError(Exception):
     code = "internal"
     status = 500
     transient = False
+    #: the datasets of the governed query the failure happened in, once it had a plan (the
+    #: caller is granted them): recorded with the refusal, so their owners see failed uses
+    datasets: tuple[str, ...] = ()
 
     def __init__(self, message: str = "internal error") -> None:
         super().__init__(message)

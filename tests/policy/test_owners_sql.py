@@ -72,7 +72,7 @@ def test_owner_sql_case(service: QueryService, path: Path) -> None:
 
 
 def _copy(demo_dir: Path, root: Path, append: dict[str, str]) -> Path:
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state", "ledger.pin"))
     for member, text in append.items():
         with (root / "members" / f"{member}.toml").open("a", encoding="utf-8") as f:
             f.write(text)

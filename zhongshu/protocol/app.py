@@ -22,7 +22,7 @@ from zhongshu.protocol.callers import ScenarioDoor
 from zhongshu.protocol.handlers import add_error_handlers
 from zhongshu.protocol.metrics import CountRequests, Metrics
 from zhongshu.protocol.models import ErrorOut
-from zhongshu.protocol.routes import Parts, catalog, grants, hub, identity, query
+from zhongshu.protocol.routes import Parts, catalog, grants, hub, identity, probes, query
 from zhongshu.protocol.routes.ledger import add_ledger_routes
 from zhongshu.protocol.routes.subscribe import add_subscribe_route
 from zhongshu.protocol.sessions import Sessions
@@ -52,7 +52,7 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
                   sessions=browser, metrics=Metrics(), errors=errors)
     add_error_handlers(app, ledger)
     app.add_middleware(CountRequests, metrics=parts.metrics)
-    for routes in (identity, hub, catalog, query, grants):
+    for routes in (probes, identity, hub, catalog, query, grants):
         routes.add_routes(app, parts)
     if ledger is not None:
         add_ledger_routes(app, ledger, service, caller, errors)

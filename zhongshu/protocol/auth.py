@@ -63,11 +63,16 @@ class Authentication:
         return Caller(who.member, signature=signed.signature, key_id=signed.key_id)
 
     def _session(self, request: Request, cookie: str) -> Caller:
-        hit = self.sessions.member(cookie)
+        hit = self.sessions.get(cookie)
         if hit is None:
             raise Unauthenticated("the session has ended or expired; sign in again")
+        try:
+            who = self.authn.token_live(hit.member, hit.token_hash)
+        except Unauthenticated:
+            self.sessions.close(cookie)  # it cannot come back: its token is not live
+            raise
         origin = request.headers.get("origin")
         if request.method not in ("GET", "HEAD") and origin and \
                 urlsplit(origin).netloc != request.headers.get("host"):
             raise Unauthenticated("a session cookie is accepted only from the hub's own pages")
-        return self.authn.member(hit[0])
+        return who

@@ -15,6 +15,7 @@ keep-alive connection was reset. The middleware answers and the connection stays
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -36,7 +37,8 @@ refusals = logging.getLogger("zhongshu.refusals")
 def add_error_handlers(app: FastAPI, ledger: Ledger | None) -> None:
     """Install the protocol's error handlers on ``app``, recording refusals on ``ledger``."""
 
-    async def record_refusal(request: Request, code: str) -> ReceiptJSON | None:
+    async def record_refusal(request: Request, code: str, datasets: Sequence[str] = ()
+                             ) -> ReceiptJSON | None:
         who: Caller | None = getattr(request.state, "caller", None)
         if ledger is None or who is None:
             return None  # anonymous requests are counted, never recorded
@@ -45,10 +47,10 @@ def add_error_handlers(app: FastAPI, ledger: Ledger | None) -> None:
             who.name, f"{request.method} {request.url.path}", code,
             purpose=q.purpose if q else None,
             query=entry.query_sha256(q.sql, q.purpose, q.format, q.limit) if q else None,
-            signature=who.signature, key_id=who.key_id, on_behalf_of=who.on_behalf_of,
-            scenario=getattr(request.state, "scenario", None))
-        try:
-            return (await ledger.record_async(fields)).to_dict()
+            datasets=datasets, signature=who.signature, key_id=who.key_id,
+            on_behalf_of=who.on_behalf_of, scenario=getattr(request.state, "scenario", None))
+        try:  # indexed under its datasets too: an owner's usage shows the failed attempts
+            return (await ledger.record_async(fields, sorted(set(datasets)))).to_dict()
         except LedgerUnavailable:
             return None  # the answer already says the hub cannot record; nothing more to do
 
@@ -62,7 +64,7 @@ def add_error_handlers(app: FastAPI, ledger: Ledger | None) -> None:
             # every refusal of a known member is logged (messages never hold data or secrets)
             refusals.warning("refused %s %s: %s: %s", request.method, request.url.path,
                              exc.code, exc.message)
-        return error_response(exc, await record_refusal(request, exc.code))
+        return error_response(exc, await record_refusal(request, exc.code, exc.datasets))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -25,7 +25,9 @@ class ErrorOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "degraded"] = Field(
+        default="ok", description='"degraded" while a guarantee is lost (the ledger cannot '
+                                  "record and sign)")
     sources: dict[str, str] = Field(description='source → "ok" or "down: REASON"')
 
 

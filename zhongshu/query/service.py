@@ -293,8 +293,17 @@ class QueryService:
         Raises:
             TypeNotSupported: a column of the answer has a type the hub cannot encode.
             QueryTimeout: past the deadline.
+            ZhongshuError: the source is down, busy or too slow, a rate limit is spent…;
+                its ``datasets`` name the plan's datasets, for the refusal's ledger entry.
         """
-        deadline = deadline or self.deadline()
+        try:
+            return self._execute(plan, template, engine, wait, deadline or self.deadline())
+        except ZhongshuError as e:
+            e.datasets = e.datasets or tuple(plan.columns_read)
+            raise
+
+    def _execute(self, plan: Plan, template: Template, engine: str, wait: bool,
+                 deadline: Deadline) -> Result:
         for grant in plan.grants:
             self.grants.spend(grant)
         # a drifted dataset never gets a plan (policy's resolve_datasets); one whose source
