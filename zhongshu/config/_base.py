@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Classification = Literal["public", "internal", "personal", "sensitive"]
 MemberKind = Literal["department", "enterprise", "district", "scenario", "hub", "cockpit",
@@ -29,3 +29,13 @@ class Column(Strict):
     expr: str | None = Field(default=None,
                              description="SQL expression over the source table (DuckDB dialect); "
                                          "default: the source column of the same name")
+    identifies: Literal["plate", "id_number"] | None = Field(
+        default=None, description="the column holds a person's identifier of this kind "
+        "(personal or sensitive columns only): lookups by it are tagged for that person")
+
+    @model_validator(mode="after")
+    def _identifies(self) -> Column:
+        if self.identifies and self.classification not in ("personal", "sensitive"):
+            raise ValueError(f"column `{self.name}` identifies a person: classify it "
+                             "`personal` or `sensitive`")
+        return self

@@ -16,9 +16,16 @@ member's file opens it::
     members = ["gate-westlake"]   # these members by name
 
 A caller is admitted by a table when it is named in ``members``, is of one of its ``kinds``,
-or holds one of its ``roles``. People (residents signed in with the city's identity provider)
-are not members; they will be admitted by a key of their own in the same table (issue 17,
-part 2), never by ``members``, ``kinds`` or ``roles``.
+or holds one of its ``roles``. People (residents signed in with the city's identity provider,
+``[people]`` of ``city.toml``) are not members: they are admitted only by ``people = true``
+(:meth:`CallerRule.admits_people`), never by ``members``, ``kinds`` or ``roles``; with
+``consent = true`` a person is admitted only while their consent to the service is in force
+(given and not withdrawn, ``POST /v1/me/consents``)::
+
+    [[callers]]
+    services = ["eligibility"]
+    people = true                 # a patient asking about themselves
+    consent = true                # … once they consented
 """
 
 from __future__ import annotations
@@ -49,12 +56,18 @@ class CallerRule(Strict):
     roles: list[str] = Field(default=[], description="members admitted by a role they hold")
     rate_limit: int | None = Field(default=None, ge=1, description="calls per minute per "
                                    "caller (each caller counted apart); none: unlimited")
+    people: bool = Field(default=False, description="people signed in with the city's "
+                         "identity provider may call, about themselves only")
+    consent: bool = Field(default=False, description="a person is admitted only while "
+                          "their consent to the service is in force")
 
     @model_validator(mode="after")
     def _check(self) -> CallerRule:
-        if not (self.members or self.kinds or self.roles):
-            raise ValueError("a callers table admits nobody: give `members`, `kinds` or "
-                             "`roles`")
+        if not (self.members or self.kinds or self.roles or self.people):
+            raise ValueError("a callers table admits nobody: give `members`, `kinds`, "
+                             "`roles` or `people = true`")
+        if self.consent and not self.people:
+            raise ValueError("`consent = true` is for people: add `people = true`")
         for s in self.services:
             if not re.match(SERVICE, s):
                 raise ValueError(f"service `{s}` is not a path segment (lower-case letters, "
@@ -75,6 +88,25 @@ class CallerRule(Strict):
         """
         return name in self.members or kind in self.kinds or \
             any(r in self.roles for r in roles)
+
+
+    def admits_people(self) -> bool:
+        """Whether people may call the table's services (a person is never admitted by
+        :meth:`admits`: they have no member name, kind or roles)."""
+        return self.people
+
+
+def people_rule(rules: Iterable[CallerRule], service: str) -> CallerRule | None:
+    """The first table admitting people to ``service``, or None (people refused).
+
+    >>> rules = [CallerRule(services=["sessions"], people=True)]
+    >>> people_rule(rules, "sessions").people, people_rule(rules, "garages")
+    (True, None)
+    """
+    for rule in rules:
+        if service in rule.services and rule.admits_people():
+            return rule
+    return None
 
 
 def rule_for(rules: Iterable[CallerRule], service: str, name: str, kind: str,

@@ -22,6 +22,7 @@ from importlib import metadata
 
 from zhongshu.config._lines import find, line_of
 from zhongshu.config.schema import City, DatasetConfig, MemberFile, SourceConfig, StreamConfig
+from zhongshu.config.people import check_people
 from zhongshu.config.streams import stream_columns
 from zhongshu.errors import ConfigError
 
@@ -304,5 +305,5 @@ def scenario_callers(city: City) -> None:
 
 
 CHECKS: tuple[Callable[[City], None], ...] = (source_kinds, unique_names, grants, owner_sql,
-                                              scenario_callers)
+                                              scenario_callers, check_people)
 """Run in this order by :func:`zhongshu.config.load.load_city`; each raises ``ConfigError``."""

@@ -73,7 +73,7 @@ def load_city(root: str | os.PathLike[str]) -> City:
         members[mf.member.name] = mf
         files[mf.member.name] = path
     city = City(root=root, info=cf.city, hub=hub, districts=cf.districts, members=members,
-                member_files=files, ledger=ledger)
+                member_files=files, ledger=ledger, people=cf.people)
     for check in CHECKS:
         check(city)
     return city

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from zhongshu.config._base import COLUMN, DATASET, NAME, Column, MemberKind, Strict
 from zhongshu.config.callers import CallerRule
 from zhongshu.config.grants import GrantConfig
+from zhongshu.config.people import PeopleSettings
 from zhongshu.config.secrets import SECRET_KEYS
 from zhongshu.config.settings import HubSettings, LedgerSettings
 
@@ -41,6 +42,7 @@ class CityFile(Strict):
     hub: HubSettings = HubSettings()
     ledger: LedgerSettings = LedgerSettings()
     districts: list[District] = []
+    people: PeopleSettings | None = None
 
 
 class SourceConfig(Strict):
@@ -276,6 +278,7 @@ class City(BaseModel):
     members: dict[str, MemberFile]
     ledger: LedgerSettings = LedgerSettings()
     member_files: dict[str, Path]
+    people: PeopleSettings | None = None  # the city's identity provider, if people sign in
 
     @property
     def state_dir(self) -> Path:
