@@ -13,7 +13,10 @@ data values, secrets or source internals.
     │   ├── PurposeNotGranted                    purpose_not_granted
     │   ├── CallerNotDeclared                    caller_not_declared — not a declared caller
     │   │                                                              of a scenario's service
-    │   └── BehalfRefused                        on_behalf_refused   — "on behalf of" refused
+    │   ├── BehalfRefused                        on_behalf_refused   — "on behalf of" refused
+    │   ├── NotYourData                          not_your_data       — a person asked about
+    │   │                                                              someone else
+    │   └── ConsentRequired                      consent_required    — no consent in force
     ├── DatasetNotFound (LookupError)            dataset_not_found   404
     ├── BadQuery (ValueError)                                        400 — the SQL itself
     │   ├── SqlSyntax                            sql_syntax
@@ -115,6 +118,21 @@ class BehalfRefused(Refused):
     a scenario member, or the named caller is unknown or not declared for that scenario."""
 
     code = "on_behalf_refused"
+
+
+class NotYourData(Refused):
+    """A request made for a person reads data about another person (another plate, another
+    id number), or rows not narrowed to the person's own identifiers."""
+
+    code = "not_your_data"
+    #: subject tags of the identifiers asked about (recorded, so their persons see the try)
+    subjects: tuple[str, ...] = ()
+
+
+class ConsentRequired(Refused):
+    """A person calls a service that needs their consent, and none is in force."""
+
+    code = "consent_required"
 
 
 class DatasetNotFound(LookupError, ZhongshuError):

@@ -29,10 +29,14 @@ from zhongshu.client.signing import Message, sign
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 ON_BEHALF_OF = "Zhongshu-On-Behalf-Of"  # the caller a scenario member acts for
+# the ID token of the person a scenario member acts for (checked by the hub itself)
+ON_BEHALF_OF_PERSON = "Zhongshu-On-Behalf-Of-Person"
+PERSON_PREFIX = "~person "  # an on_behalf value carrying a person's ID token (no member name)
 _BY_CODE: dict[str, type[errors.ZhongshuError]] = {
     cls.code: cls for cls in (
         errors.Unauthenticated, errors.Forbidden, errors.ColumnNotGranted,
         errors.PurposeNotGranted, errors.CallerNotDeclared, errors.BehalfRefused,
+        errors.NotYourData, errors.ConsentRequired,
         errors.DatasetNotFound, errors.NotFound, errors.SqlSyntax,
         errors.StatementNotAllowed, errors.FunctionNotAllowed, errors.ColumnNotFound,
         errors.QueryInvalid,
@@ -61,7 +65,9 @@ class Hub:
         on_behalf: for a scenario member: called before every request, it names the caller
             the scenario acts for (sent as ``Zhongshu-On-Behalf-Of``; the hub accepts it
             only from members of kind ``scenario``, for callers their file declares), or
-            None when the scenario acts for itself.
+            None when the scenario acts for itself — or, for a person, the person's OpenID
+            Connect ID token, sent as ``Zhongshu-On-Behalf-Of-Person`` when the value starts
+            with ``PERSON_PREFIX``: the hub verifies it and narrows every answer to them.
     """
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 60.0,
@@ -83,8 +89,11 @@ class Hub:
         """Name the caller this request is made for (or none: the member acts for itself)."""
         assert self._on_behalf is not None
         request.headers.pop(ON_BEHALF_OF, None)
+        request.headers.pop(ON_BEHALF_OF_PERSON, None)
         who = self._on_behalf()
-        if who is not None:
+        if who is not None and who.startswith(PERSON_PREFIX):
+            request.headers[ON_BEHALF_OF_PERSON] = who.removeprefix(PERSON_PREFIX)
+        elif who is not None:
             request.headers[ON_BEHALF_OF] = who
 
     def _sign(self, request: httpx.Request) -> None:

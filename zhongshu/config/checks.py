@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 
 from zhongshu.config._lines import find, line_of
-from zhongshu.config.schema import City, DatasetConfig, MemberFile, SourceConfig, StreamConfig
 from zhongshu.config.people import check_people
+from zhongshu.config.schema import City, DatasetConfig, MemberFile, SourceConfig, StreamConfig
 from zhongshu.config.streams import stream_columns
 from zhongshu.errors import ConfigError
 

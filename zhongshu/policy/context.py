@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
 from zhongshu.catalog.catalog import Catalog, Dataset
 from zhongshu.policy.grants import Access, Grant, Grants
 from zhongshu.policy.identity import Caller
+
+if TYPE_CHECKING:
+    from zhongshu.policy.subjects import Subjects
 
 REF = "zhongshu_ref"  # meta key of a table node: the index of its DatasetRef in ``Context.refs``
 
@@ -45,6 +49,7 @@ class Context:
     ctes: set[str] = field(default_factory=set)
     scoped_through: dict[str, Dataset] = field(default_factory=dict)
     scope_grants: dict[str, Grant] = field(default_factory=dict)  # read through by row scopes
+    subjects: Subjects | None = None  # set by ``subject_lookups``
 
     def ref_of(self, table: exp.Expr) -> DatasetRef | None:
         """The dataset reference ``table`` was resolved to, or None (a CTE, a raw relation,

@@ -10,10 +10,12 @@ parses the caller's text and runs ``RULES`` in order:
 4. ``allowed_functions``     scalar, aggregate and window functions from an allow-list only
 5. ``resolve_datasets``      every table reference is a dataset (or a CTE); nothing else
 6. ``authorize_columns``     every dataset granted for the purpose; every column used readable
-7. ``pseudonym_lookups``     equality with a literal on a pseudonymised column compares
+7. ``subject_lookups``       the identifiers of people the query names, and how it narrows
+                             datasets with identifying columns (recorded, never rewritten)
+8. ``pseudonym_lookups``     equality with a literal on a pseudonymised column compares
                              pseudonyms; ranges and patterns on it are refused
-8. ``aggregate_only``        aggregate-only columns only inside count/sum/avg/… over ≥ k rows
-9. ``governed_views``        each dataset reference becomes a subquery over the raw dataset
+9. ``aggregate_only``        aggregate-only columns only inside count/sum/avg/… over ≥ k rows
+10. ``governed_views``        each dataset reference becomes a subquery over the raw dataset
                              relation exposing the columns read, masked, within the row scope
 
 The result is a ``Governed``: the rewritten expression, whose only relations are raw marker
@@ -43,13 +45,15 @@ from zhongshu.policy.rules.no_forbidden_nodes import no_forbidden_nodes
 from zhongshu.policy.rules.one_select import one_select
 from zhongshu.policy.rules.pseudonym_lookups import pseudonym_lookups
 from zhongshu.policy.rules.resolve_datasets import resolve_datasets
+from zhongshu.policy.rules.subject_lookups import subject_lookups
 
 __all__ = ["ALLOWED_FUNCTIONS", "RAW_META", "RAW_PREFIX", "RULES", "TOO_DEEP", "Context",
            "DatasetRef", "Governed", "Rule", "function_name", "govern", "marked_dataset",
            "parse", "raw_table"]
 
 RULES: tuple[Rule, ...] = (one_select, bounded_nesting, no_forbidden_nodes, allowed_functions,
-                           resolve_datasets, authorize_columns, pseudonym_lookups, aggregate_only,
+                           resolve_datasets, authorize_columns, subject_lookups,
+                           pseudonym_lookups, aggregate_only,
                            governed_views)
 
 

@@ -10,6 +10,7 @@ from zhongshu.catalog.catalog import Dataset
 from zhongshu.policy.context import Context, DatasetRef
 from zhongshu.policy.grants import Grant
 from zhongshu.policy.relations import marked_dataset
+from zhongshu.policy.subjects import Subjects
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Governed:
         grants: the grants the query uses, once each (an owner reading its own data uses
             none) — those its row scopes read through (the grants' owners' grants) included;
             each is spent once per run.
+        subjects: the identifiers of people the query may name, and how it narrows the
+            datasets with identifying columns (``policy.subjects``).
     """
 
     expression: exp.Expr = field(repr=False)
@@ -37,6 +40,7 @@ class Governed:
     columns_read: dict[str, list[str]]
     row_scopes: list[dict[str, str]]
     grants: list[Grant]
+    subjects: Subjects = Subjects()
 
     @classmethod
     def of(cls, expression: exp.Expr, ctx: Context) -> Governed:
@@ -60,7 +64,8 @@ class Governed:
             grants.setdefault(g.id, g)  # its owner's grants a row scope reads through
         return cls(expression=expression, refs=tuple(ctx.refs), datasets=datasets,
                    columns_read={k: sorted(v) for k, v in columns.items()},
-                   row_scopes=list(scopes.values()), grants=list(grants.values()))
+                   row_scopes=list(scopes.values()), grants=list(grants.values()),
+                   subjects=ctx.subjects or Subjects())
 
     def raw_dataset(self, node: exp.Expr) -> Dataset | None:
         """The dataset whose raw rows ``node`` stands for, if it is one of the expression's

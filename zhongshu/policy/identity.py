@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from zhongshu.catalog.catalog import Catalog, Member
 from zhongshu.errors import NotFound, Unauthenticated
+from zhongshu.policy.subjects import PersonScope
 
 TOKEN_PREFIX = "zs_"
 _CACHE_TTL_S = 5.0
@@ -22,12 +23,18 @@ _CACHE_TTL_S = 5.0
 @dataclass(frozen=True)
 class Caller:
     """The authenticated member behind a request, and — for a scenario member acting for
-    one of its declared callers — whom it acts for (``policy.behalf``)."""
+    one of its declared callers — whom it acts for (``policy.behalf``).
+
+    A Caller is always a member: a person is never one. A scenario acting for a person
+    carries the person's scope in ``person`` (and ``on_behalf_of`` is ``"person"``); every
+    query it makes then passes :func:`zhongshu.policy.subjects.check_person`, on top of the
+    scenario member's own grants."""
 
     member: Member
     signature: str | None = None  # base64 RFC 9421 signature, when the request was signed
     key_id: str | None = None
     on_behalf_of: str | None = None  # the scenario's caller this request is made for
+    person: PersonScope | None = None  # the person a scenario acts for
 
     @property
     def name(self) -> str:

@@ -54,6 +54,8 @@ class Result:
     path: str  # "native:<source>" or "duckdb"
     _table: pa.Table | None = None
     _rows: list[list[Any]] | None = None
+    #: the people's identifiers the query named, ``(kind, normal form)`` (``policy.subjects``)
+    identifiers: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def table(self) -> pa.Table:

@@ -61,6 +61,10 @@ class Template:
         """
         return frozenset(f"{_PARAM}{i}" for i in range(len(self.params)))
 
+    def values(self) -> dict[str, Any]:
+        """Placeholder name → the caller's value it stands for."""
+        return {f"{_PARAM}{i}": v for i, v in enumerate(self.params)}
+
 
 def templatize(sql: str) -> Template:
     """Lift literals compared with a column out of ``sql``.

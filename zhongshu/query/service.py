@@ -28,6 +28,7 @@ from zhongshu.policy.firewall import govern
 from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Caller
 from zhongshu.policy.masking import PSEUDONYM_FN, PseudonymKeys
+from zhongshu.policy.subjects import SubjectKey, check_person
 from zhongshu.query.cache import PlanCache
 from zhongshu.query.deadline import Deadline
 from zhongshu.query.execute import Executor, NativeMismatch, Result
@@ -89,6 +90,8 @@ class QueryService:
         self._grants_checked = time.monotonic()
         self._lock = threading.Lock()
         keys = PseudonymKeys.load(self.city.state_dir / "pseudonym.key")
+        #: the ledger-subject key (``state/subject.key``): people's identifiers as tags
+        self.subject_key = SubjectKey.load(self.city.state_dir / "subject.key")
         for src in catalog.sources.values():
             if isinstance(src, NativeSQL) and src.kind == "sqlite":
                 # keyed pseudonyms computed inside SQLite: pushdown holds
@@ -237,14 +240,32 @@ class QueryService:
         """
         deadline = deadline or self.deadline()
         plan, template = self.plan(caller, sql, purpose, limit, deadline)
+        self.for_person(caller, plan, template)
         return self.execute(plan, template, engine, deadline=deadline)
 
     def run_found(self, found: Lookup, caller: Caller, purpose: str, limit: int | None = None,
                   deadline: Deadline | None = None) -> Result:
         """Answer a looked-up query (see :meth:`run`), building its plan if need be."""
         deadline = deadline or self.deadline()
-        return self.execute(self.prepare(found, caller, purpose, limit, deadline),
-                            found.template, deadline=deadline)
+        plan = self.prepare(found, caller, purpose, limit, deadline)
+        self.for_person(caller, plan, found.template)
+        return self.execute(plan, found.template, deadline=deadline)
+
+    def for_person(self, caller: Caller, plan: Plan, template: Template) -> None:
+        """The wall for a scenario acting for a person, checked on this run's values (a
+        cached plan serves every value of its shape, so this is never cached).
+
+        Raises:
+            NotYourData: the query names another person's identifier, or does not narrow an
+                identifying dataset to the person's own (``policy.subjects.check_person``).
+        """
+        if caller.person is not None:
+            try:
+                check_person(caller.person, plan.governance.subjects, template.values(),
+                             self.subject_key)
+            except ZhongshuError as e:
+                e.datasets = tuple(plan.columns_read)
+                raise
 
     def explain(self, caller: Caller, sql: str, purpose: str, limit: int | None = None,
                 deadline: Deadline | None = None) -> dict[str, Any]:
@@ -297,7 +318,10 @@ class QueryService:
                 its ``datasets`` name the plan's datasets, for the refusal's ledger entry.
         """
         try:
-            return self._execute(plan, template, engine, wait, deadline or self.deadline())
+            result = self._execute(plan, template, engine, wait, deadline or self.deadline())
+            result.identifiers = frozenset(plan.governance.subjects.identifiers(
+                template.values()))
+            return result
         except ZhongshuError as e:
             e.datasets = e.datasets or tuple(plan.columns_read)
             raise
