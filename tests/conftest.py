@@ -204,7 +204,7 @@ class RunningHub:
         self.url = f"http://127.0.0.1:{self.port}"
         if scenarios:
             ensure_tokens(self.service.catalog, city_dir)
-        app = node.app(cockpit=True, scenarios=self.url if scenarios else None)
+        app = node.app(cockpit=True, scenarios=self.url if scenarios else None, url=self.url)
         self.app = app
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                 log_level="warning", access_log=False)

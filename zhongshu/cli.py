@@ -114,7 +114,7 @@ def _serve(node: Any, host: str, port: int) -> None:
         streams.start()
     # scenarios talk to this hub over HTTP, as they would from another machine
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    app = node.app(cockpit=True, scenarios=f"http://{local}:{port}")
+    app = node.app(cockpit=True, scenarios=f"http://{local}:{port}", url=f"http://{local}:{port}")
     for name in app.state.scenarios:
         out.print(f"Scenario [bold]{name}[/] at /scenarios/{name}/")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -140,12 +140,16 @@ class Node:
                 "stream-enrichment").table.to_pylist())
         return service
 
-    def app(self, cockpit: bool = False, scenarios: str | None = None) -> FastAPI:
+    def app(self, cockpit: bool = False, scenarios: str | None = None,
+            url: str | None = None) -> FastAPI:
         """The protocol application over this node's query service and ledger; ``cockpit``
         also serves the cockpit, its panels' SQL checked by the firewall as they load;
         ``scenarios`` (this hub's URL, which the scenarios call back) also serves the
         installed scenarios whose member has a token, every route behind the scenario door
-        (``protocol.callers``). ``zhongshu serve`` builds it with both.
+        (``protocol.callers``). ``zhongshu serve`` builds it with both. ``url`` is this
+        hub's own address (default: ``scenarios``), against which an identity provider's
+        ``jwks_url`` given as a path is resolved; a city with the demo's identity provider
+        (``demo.idp``) also serves its public keys.
 
         Raises:
             ConfigError: a panel does not validate, or a scenario member's ``[[callers]]``
@@ -154,7 +158,18 @@ class Node:
         from zhongshu.protocol.app import create_app
 
         app = create_app(self.query, self.ledger, sessions=self.stores.sessions,
-                         nonces=self.stores.nonces, rates=self.stores.rates)
+                         nonces=self.stores.nonces, rates=self.stores.rates,
+                         own_url=url or scenarios)
+        from zhongshu.demo import idp
+
+        if idp.key_path(self.city.root).exists():
+            root = self.city.root
+
+            @app.get(idp.JWKS_PATH, tags=["demo identity provider"])
+            def demo_jwks() -> dict[str, Any]:
+                """The demo identity provider's public keys (JWKS), as a real provider
+                publishes them (public)."""
+                return idp.jwks(root)
         if cockpit:
             from zhongshu.cockpit import mount
             from zhongshu.policy.owners import panel_checker

@@ -387,6 +387,25 @@ class DemoCity:
             scores.rows.append((idn, score, limit, _at(rnd.uniform(0, 86_000)) - timedelta(
                 days=rnd.randrange(0, 60))))
         self.tables["credit-bureau"] = [scores]
+        self._registry([idn for _pid, idn in patients])
+
+    def _registry(self, patients: list[str]) -> None:
+        """The traffic police's vehicle registry: who owns which plate. Owners are residents,
+        half of them patients of the hospitals (so a driver may also be a patient); some own
+        two vehicles. Its own random stream: the other tables do not change with it."""
+        rnd = random.Random(f"{self.seed}-registry")
+        residents = sorted(set(patients))
+        vehicles = Table("vehicles", [("plate", "str"), ("owner_id_number", "str"),
+                                      ("vehicle_type", "str"), ("registered", "ts")], "plate",
+                         ("owner_id_number",))
+        owner = None
+        for i, (p, kind) in enumerate(self.vehicles):
+            if owner is None or rnd.random() > 0.15:  # 15%: the same owner's second vehicle
+                owner = residents[i % len(residents)] if i % 2 == 0 and residents \
+                    else id_number(rnd)
+            vehicles.rows.append((p, owner, kind, _at(rnd.uniform(0, 86_000)) - timedelta(
+                days=rnd.randrange(30, 3650))))
+        self.tables["traffic-police"].append(vehicles)
 
     # --- parks and civil affairs ----------------------------------------------------------
 

@@ -2,7 +2,10 @@
 
 Entries hold hashes, names and counts — never SQL text, rows or personal identifiers: the
 caller can recompute ``query_sha256`` from its own request and ``result_sha256`` from the
-bytes it received, and nobody else learns either from the log.
+bytes it received, and nobody else learns either from the log. An exchange or refusal about
+people carries their **subject tags** (``subjects``: keyed hashes of their identifiers, see
+``zhongshu.policy.subjects``), or — for a declared exclusion — ``subjects_excluded``, which
+no person's usage lists.
 """
 
 from __future__ import annotations
@@ -54,8 +57,11 @@ def result_sha256(payload: bytes) -> str:
 
 
 def _who(caller: str, signature: str | None, key_id: str | None,
-         on_behalf_of: str | None = None) -> dict[str, Any]:
+         on_behalf_of: str | None = None, subjects: Sequence[str] = (),
+         excluded: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"caller": caller}
+    if subjects:
+        out["subjects_excluded" if excluded else "subjects"] = sorted(set(subjects))
     if on_behalf_of is not None:  # a scenario member acting for its caller: both named
         out["on_behalf_of"] = on_behalf_of
     if signature:
@@ -66,10 +72,13 @@ def _who(caller: str, signature: str | None, key_id: str | None,
 def exchange(caller: str, purpose: str, query: str, columns: dict[str, list[str]],
              grants: list[str], result: str, fmt: str, rows: int, truncated: bool,
              signature: str | None = None, key_id: str | None = None,
-             on_behalf_of: str | None = None) -> dict[str, Any]:
+             on_behalf_of: str | None = None, subjects: Sequence[str] = (),
+             excluded: bool = False) -> dict[str, Any]:
     """The entry of one answered query (``on_behalf_of``: the caller a scenario member
-    asked for)."""
-    return {"kind": "exchange", **_who(caller, signature, key_id, on_behalf_of),
+    asked for; ``subjects``: the tags of the people it is about, ``excluded``: under a
+    declared exclusion)."""
+    return {"kind": "exchange", **_who(caller, signature, key_id, on_behalf_of, subjects,
+                                       excluded),
             "purpose": purpose,
             "query_sha256": query, "datasets": sorted(columns),
             "columns": {d: sorted(c) for d, c in columns.items()}, "grants": sorted(grants),
@@ -80,11 +89,13 @@ def exchange(caller: str, purpose: str, query: str, columns: dict[str, list[str]
 def refusal(caller: str, endpoint: str, code: str, purpose: str | None = None,
             query: str | None = None, datasets: Sequence[str] = (),
             signature: str | None = None, key_id: str | None = None,
-            on_behalf_of: str | None = None, scenario: str | None = None) -> dict[str, Any]:
-    """The entry of one refusal or failed request of a known member (``on_behalf_of``: the
-    caller a scenario member asked for; ``scenario``: the scenario member whose service
-    refused ``caller``)."""
-    out: dict[str, Any] = {"kind": "refusal", **_who(caller, signature, key_id, on_behalf_of),
+            on_behalf_of: str | None = None, scenario: str | None = None,
+            subjects: Sequence[str] = (), excluded: bool = False) -> dict[str, Any]:
+    """The entry of one refusal or failed request of a known member or person
+    (``on_behalf_of``: the caller a scenario member asked for; ``scenario``: the scenario
+    member whose service refused ``caller``; ``subjects``: as for :func:`exchange`)."""
+    out: dict[str, Any] = {"kind": "refusal", **_who(caller, signature, key_id, on_behalf_of,
+                                                     subjects, excluded),
                            "endpoint": endpoint, "outcome": code,
                            "datasets": sorted(datasets)}
     if scenario is not None:

@@ -39,6 +39,9 @@ from zhongshu.errors import NotYourData
 if TYPE_CHECKING:
     from sqlglot import exp
 
+PERSON = "~person"
+"""How ledger entries name a person as caller or on-behalf-of: no member name can take it
+(names start with a letter), and it holds no identifier (the entry's subject tags do)."""
 INDEX = "subject:"
 """Prefix of a subject tag in the ledger's usage index (dataset names hold no colon)."""
 

@@ -22,8 +22,10 @@ from zhongshu.protocol.callers import ScenarioDoor
 from zhongshu.protocol.handlers import add_error_handlers
 from zhongshu.protocol.metrics import CountRequests, Metrics
 from zhongshu.protocol.models import ErrorOut
+from zhongshu.protocol.people import IdTokens, People
 from zhongshu.protocol.routes import Parts, catalog, grants, hub, identity, probes, query
 from zhongshu.protocol.routes.ledger import add_ledger_routes
+from zhongshu.protocol.routes.me import add_me_routes
 from zhongshu.protocol.routes.subscribe import add_subscribe_route
 from zhongshu.protocol.sessions import Sessions
 from zhongshu.protocol.signatures import Verifier
@@ -32,13 +34,16 @@ from zhongshu.stores import NonceStore, RateCounters, SessionStore
 
 
 def create_app(service: QueryService, ledger: Ledger | None, *, sessions: SessionStore,
-               nonces: NonceStore, rates: RateCounters) -> FastAPI:
+               nonces: NonceStore, rates: RateCounters, own_url: str | None = None
+               ) -> FastAPI:
     """The protocol application serving ``service``.
 
     Every answer to ``/v1/query`` and every refusal of a known member is recorded on
     ``ledger`` (None: the city runs without one) before it is sent. The parts are built and
     closed by their owner (``zhongshu.node.Node``), not here; ``rates`` counts scenario
-    callers' calls.
+    callers' calls. When the city lets people sign in (``[people]``), ID tokens are
+    checked against its provider's keys (a ``jwks_url`` that is a path is resolved against
+    ``own_url``, this hub's own address) and the people's routes (``/v1/me/…``) are served.
     """
     app = FastAPI(title="Zhongshu hub protocol", version=f"1 ({zhongshu.__version__})",
                   description="The hub protocol of Zhongshu (中枢). See PROTOCOL.md.",
@@ -50,7 +55,7 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
     caller = Authentication(authn, Verifier(service.catalog.store.key, nonces), browser)
     parts = Parts(service=service, ledger=ledger, caller=caller, authn=authn,
                   sessions=browser, metrics=Metrics(), errors=errors)
-    add_error_handlers(app, ledger)
+    add_error_handlers(app, ledger, service)
     app.add_middleware(CountRequests, metrics=parts.metrics)
     for routes in (probes, identity, hub, catalog, query, grants):
         routes.add_routes(app, parts)
@@ -58,4 +63,10 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
         add_ledger_routes(app, ledger, service, caller, errors)
     add_subscribe_route(app, service, ledger, caller, errors)
     app.state.scenario_door = ScenarioDoor(caller, service.catalog, rates)
+    settings = service.city.people
+    if settings is not None:
+        tokens = IdTokens(settings, service.subject_key, own_url)
+        caller.people = People(settings, service, ledger, tokens)
+        if ledger is not None:
+            add_me_routes(app, caller.people, ledger, errors)
     return app

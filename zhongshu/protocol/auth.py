@@ -7,20 +7,32 @@ see :func:`zhongshu.policy.identity.must_sign`), a bearer token, or a browser se
 
 A scenario member may name the caller it acts for (``Zhongshu-On-Behalf-Of``); the name is
 checked by :func:`zhongshu.policy.behalf.acting_for` on every route, so no route can take
-it unchecked, and a refusal is recorded under the scenario member's name.
+it unchecked, and a refusal is recorded under the scenario member's name. A scenario member
+acting for a *person* forwards the person's ID token instead
+(``Zhongshu-On-Behalf-Of-Person``): the hub verifies it itself (``protocol.people``), so a
+scenario cannot name a person who did not sign in, and every query it then makes is
+narrowed to that person (``policy.subjects.check_person``).
+
+People never authenticate here: an ID token sent as a bearer to a member route is not a
+member token, so it is ``401``.
 """
 
-from typing import Annotated
+import dataclasses
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Header, Request
 
-from zhongshu.client import ON_BEHALF_OF
+from zhongshu.client import ON_BEHALF_OF, ON_BEHALF_OF_PERSON
 from zhongshu.errors import BehalfRefused, Unauthenticated
 from zhongshu.policy.behalf import acting_for
 from zhongshu.policy.identity import Authenticator, Caller
+from zhongshu.policy.subjects import PERSON
 from zhongshu.protocol.sessions import COOKIE, Sessions
 from zhongshu.protocol.signatures import Message, Verifier
+
+if TYPE_CHECKING:
+    from zhongshu.protocol.people import People
 
 
 class Authentication:
@@ -31,6 +43,7 @@ class Authentication:
         self.authn = authn
         self.verifier = verifier
         self.sessions = sessions
+        self.people: People | None = None  # set when the city's people may sign in
 
     async def __call__(self, request: Request,
                        authorization: Annotated[str | None, Header()] = None) -> Caller:
@@ -44,12 +57,42 @@ class Authentication:
             who = self.authn.bearer(authorization)
         request.state.caller = who
         named = headers.getlist(ON_BEHALF_OF)
-        if named:
+        persons = headers.getlist(ON_BEHALF_OF_PERSON)
+        if persons:
+            if named or len(persons) > 1:
+                raise BehalfRefused("name one caller, once: Zhongshu-On-Behalf-Of or "
+                                    "Zhongshu-On-Behalf-Of-Person")
+            who = await self._for_person(who, persons[0])
+            request.state.caller = who
+        elif named:
             if len(named) > 1:
                 raise BehalfRefused("name one caller in Zhongshu-On-Behalf-Of, once")
             who = acting_for(self.authn.catalog, who, named[0])
             request.state.caller = who
         return who
+
+    async def _for_person(self, who: Caller, token: str) -> Caller:
+        """``who`` (a scenario member admitting people) acting for the person whose ID
+        token it forwards.
+
+        Raises:
+            BehalfRefused: not a scenario member, its file admits no people, this city has
+                no identity provider, or the ID token is not valid.
+        """
+        mf = self.authn.catalog.city.members.get(who.name)
+        if who.member.kind != "scenario" or mf is None or \
+                not any(r.admits_people() for r in mf.callers):
+            raise BehalfRefused(f"member `{who.name}` may not act for people (only scenario "
+                                "members whose `[[callers]]` say `people = true`)")
+        if self.people is None:
+            raise BehalfRefused("this city has no identity provider for people (`[people]` "
+                                "in city.toml)")
+        try:
+            person = await self.people.tokens.verify(token)
+        except Unauthenticated as e:
+            raise BehalfRefused(f"the person's ID token: {e.message}") from None
+        scope = await self.people.scope(person)
+        return dataclasses.replace(who, on_behalf_of=PERSON, person=scope)
 
     async def _signed(self, request: Request, authorization: str | None) -> Caller:
         headers = request.headers

@@ -17,6 +17,14 @@ route can be left open by forgetting it. On each request it
    over it: ``429 rate_limited``, recorded;
 4. returns the caller's name: the scenario names it in every request it then makes to the
    hub (``Zhongshu-On-Behalf-Of``), which the hub checks again (``policy.behalf``).
+
+A person (an ID token as the bearer, ``protocol.people``) is admitted only by a table with
+``people = true`` for the service (never by ``members``, ``kinds`` or ``roles``), once their
+token is verified — an invalid one is ``401``, never recorded — and, where the table says
+``consent = true``, while their consent is in force (``403 consent_required``, recorded with
+their subject tag). The door then returns the person's token (behind
+:data:`zhongshu.client.PERSON_PREFIX`), which the scenario's client forwards to the hub,
+which verifies it again and narrows every answer to that person.
 """
 
 import logging
@@ -24,13 +32,14 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Header, Request
 
 from zhongshu.catalog.catalog import Catalog
-from zhongshu.config.callers import CallerRule, check_services, rule_for
-from zhongshu.errors import CallerNotDeclared, RateLimited
-from zhongshu.policy.identity import Caller
+from zhongshu.client import PERSON_PREFIX
+from zhongshu.config.callers import CallerRule, check_services, people_rule, rule_for
+from zhongshu.errors import CallerNotDeclared, ConsentRequired, RateLimited
 from zhongshu.protocol.auth import Authentication
+from zhongshu.protocol.people import bearer_of, looks_like_jwt
 from zhongshu.stores import RateCounters
 
 log = logging.getLogger("zhongshu.scenarios")
@@ -79,10 +88,16 @@ class ScenarioDoor:
         authenticate = self.caller
 
         async def admitted(request: Request,
-                           who: Annotated[Caller, Depends(authenticate)]) -> str:
+                           authorization: Annotated[str | None, Header()] = None) -> str:
             request.state.scenario = member
             # the route that matched, not the URL as sent: no spelling of a path picks another
             service = service_of(request.scope["route"].path, prefix)
+            credential = bearer_of(authorization)
+            people = authenticate.people
+            if people is not None and credential is not None and looks_like_jwt(credential) \
+                    and "signature-input" not in request.headers:
+                return await self._person(request, credential, name, member, service)
+            who = await authenticate(request, authorization)
             rule = rule_for(self.rules(member), service, who.name, who.member.kind,
                             who.member.roles)
             if rule is None:
@@ -100,3 +115,27 @@ class ScenarioDoor:
             return who.name
 
         return admitted
+
+    async def _person(self, request: Request, token: str, name: str, member: str,
+                      service: str) -> str:
+        """Admit a person to ``service`` of scenario ``name`` (acting as ``member``): the
+        value the scenario's client forwards (their token behind ``PERSON_PREFIX``)."""
+        people = self.caller.people
+        assert people is not None
+        person = await people.tokens.verify(token)  # 401 first: nothing recorded for junk
+        request.state.person = person.tag
+        rule = people_rule(self.rules(member), service)
+        if rule is None:
+            raise CallerNotDeclared(f"people may not call the `{service}` service of scenario "
+                                    f"`{name}`")
+        if rule.consent and not people.consented(person, member, service):
+            raise ConsentRequired(f"the `{service}` service of scenario `{name}` needs your "
+                                  "consent: give it with POST /v1/me/consents "
+                                  f"(scenario `{member}`, service `{service}`)")
+        if rule.rate_limit is not None:
+            retry = self.rates.hit(f"scenario:{member}:{service}:person:{person.tag}",
+                                   rule.rate_limit, 60.0, time.time())
+            if retry is not None:
+                raise RateLimited(f"you may call the `{service}` service of scenario `{name}` "
+                                  f"{rule.rate_limit} times per minute; retry in {retry:.0f} s")
+        return PERSON_PREFIX + token

@@ -28,29 +28,40 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from zhongshu.errors import BadRequest, LedgerUnavailable, NotFound, ZhongshuError
 from zhongshu.ledger import Ledger, ReceiptJSON, entry
 from zhongshu.policy.identity import Caller
+from zhongshu.policy.subjects import PERSON
 from zhongshu.protocol.models import QueryIn
+from zhongshu.protocol.people import index_keys, tagging
+from zhongshu.query.service import QueryService
 
 log = logging.getLogger("zhongshu.protocol")
 refusals = logging.getLogger("zhongshu.refusals")
 
 
-def add_error_handlers(app: FastAPI, ledger: Ledger | None) -> None:
-    """Install the protocol's error handlers on ``app``, recording refusals on ``ledger``."""
+def add_error_handlers(app: FastAPI, ledger: Ledger | None, service: QueryService) -> None:
+    """Install the protocol's error handlers on ``app``, recording refusals on ``ledger``
+    (tagged with the people they are about, ``protocol.people``)."""
 
-    async def record_refusal(request: Request, code: str, datasets: Sequence[str] = ()
-                             ) -> ReceiptJSON | None:
+    async def record_refusal(request: Request, code: str, datasets: Sequence[str] = (),
+                             subjects: Sequence[str] = ()) -> ReceiptJSON | None:
         who: Caller | None = getattr(request.state, "caller", None)
-        if ledger is None or who is None:
+        person: str | None = getattr(request.state, "person", None)  # a person's tag
+        if ledger is None or (who is None and person is None):
             return None  # anonymous requests are counted, never recorded
         q: QueryIn | None = getattr(request.state, "query", None)
+        tags, excluded = tagging(service, who, (), q.purpose if q else None,
+                                 [*subjects, *([person] if person else [])])
         fields = entry.refusal(
-            who.name, f"{request.method} {request.url.path}", code,
+            who.name if who is not None else PERSON, f"{request.method} {request.url.path}",
+            code,
             purpose=q.purpose if q else None,
             query=entry.query_sha256(q.sql, q.purpose, q.format, q.limit) if q else None,
-            datasets=datasets, signature=who.signature, key_id=who.key_id,
-            on_behalf_of=who.on_behalf_of, scenario=getattr(request.state, "scenario", None))
+            datasets=datasets, signature=who.signature if who else None,
+            key_id=who.key_id if who else None, on_behalf_of=who.on_behalf_of if who else None,
+            scenario=getattr(request.state, "scenario", None), subjects=tags,
+            excluded=excluded)
         try:  # indexed under its datasets too: an owner's usage shows the failed attempts
-            return (await ledger.record_async(fields, sorted(set(datasets)))).to_dict()
+            return (await ledger.record_async(
+                fields, index_keys(sorted(set(datasets)), tags, excluded))).to_dict()
         except LedgerUnavailable:
             return None  # the answer already says the hub cannot record; nothing more to do
 
@@ -64,7 +75,8 @@ def add_error_handlers(app: FastAPI, ledger: Ledger | None) -> None:
             # every refusal of a known member is logged (messages never hold data or secrets)
             refusals.warning("refused %s %s: %s: %s", request.method, request.url.path,
                              exc.code, exc.message)
-        return error_response(exc, await record_refusal(request, exc.code, exc.datasets))
+        return error_response(exc, await record_refusal(
+            request, exc.code, exc.datasets, getattr(exc, "subjects", ())))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

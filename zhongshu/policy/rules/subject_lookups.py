@@ -13,7 +13,7 @@ def _kinds(ctx: Context) -> dict[str, dict[str, str]]:
     """Dataset name → identifying column → kind, for the datasets the query reads."""
     out: dict[str, dict[str, str]] = {}
     for r in ctx.refs:
-        cols = {c.name: c.identifies for c in r.dataset.columns if c.identifies}
+        cols = {c.name: str(c.identifies) for c in r.dataset.columns if c.identifies}
         if cols:
             out[r.dataset.name] = cols
     return out

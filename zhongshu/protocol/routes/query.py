@@ -22,6 +22,7 @@ from zhongshu.ledger import entry
 from zhongshu.policy.identity import Caller
 from zhongshu.protocol import encode
 from zhongshu.protocol.models import ARROW_STREAM, QueryIn, QueryOut
+from zhongshu.protocol.people import index_keys, tagging
 from zhongshu.protocol.routes import Parts
 from zhongshu.query.service import Deadline, QueryService, Result
 
@@ -98,14 +99,16 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
             raise
         receipt = None
         if ledger is not None:
+            tags, excluded = tagging(service, who, result.identifiers, body.purpose)
             fields = entry.exchange(
                 who.name, body.purpose, entry.query_sha256(body.sql, body.purpose, body.format,
                                                            body.limit),
                 result.plan.columns_read, [g.id for g in result.plan.grants],
                 entry.result_sha256(payload), body.format, result.num_rows, result.truncated,
-                signature=who.signature, key_id=who.key_id, on_behalf_of=who.on_behalf_of)
-            receipt = (await ledger.record_async(fields, list(result.plan.columns_read))
-                       ).to_dict()
+                signature=who.signature, key_id=who.key_id, on_behalf_of=who.on_behalf_of,
+                subjects=tags, excluded=excluded)
+            receipt = (await ledger.record_async(
+                fields, index_keys(result.plan.columns_read, tags, excluded))).to_dict()
         metrics.query("ok", result.path, time.perf_counter() - t0)
         if body.format == "arrow":
             headers = {"Zhongshu-Truncated": "true" if result.truncated else "false",
