@@ -14,7 +14,9 @@ from zhongshu.errors import ConfigError
 def _city(tmp_path: Path, demo_dir: Path) -> Path:
     root = tmp_path / "city"
     root.mkdir()
-    shutil.copy(demo_dir / "city.toml", root / "city.toml")
+    # the demo's city file without its [people]: that names the demo's registry and members
+    text = (demo_dir / "city.toml").read_text(encoding="utf-8")
+    (root / "city.toml").write_text(text.split("\n[people]")[0] + "\n", encoding="utf-8")
     (root / "members").mkdir()
     return root
 

@@ -14,6 +14,9 @@ def line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     9
     >>> line_of('[[callers]]\\nservices = ["a"]\\nkinds = ["x"]\\n', ("callers", 0, "kinds", 0))
     3
+    >>> line_of('[city]\\nalgorithms = 1\\n[people]\\nalgorithms = ["x"]\\n',
+    ...         ("people", "algorithms", 0))
+    4
     """
     lines = text.splitlines()
     start, table = 0, ""
@@ -38,6 +41,14 @@ def line_of(text: str, loc: tuple[Any, ...]) -> int | None:
                 return None
             i += 2
             continue
+        if isinstance(key, str) and i + 1 < len(loc):  # a plain table: ``[people]``
+            name = f"{table}.{key}" if table else key
+            header = re.compile(r"^\s*\[\s*" + re.escape(name) + r"\s*\]\s*(#.*)?$")
+            found = next((n for n in range(start, len(lines)) if header.match(lines[n])), None)
+            if found is not None:
+                table, start = name, found
+                i += 1
+                continue
         if isinstance(key, str):
             pat = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
             for n in range(start, len(lines)):
