@@ -185,6 +185,7 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
               f"  zhongshu query --dir {city_dir} --as cockpit-city --purpose city-operations "
               "\"SELECT c.district, count(*) AS passages FROM traffic.passages p JOIN "
               "traffic.checkpoints c USING (camera_id) GROUP BY 1 ORDER BY 2 DESC\"")
+    _citizen(city_dir, node.city, host, port)
     if not no_serve:
         out.print(f"The cockpit: http://{host}:{port}/cockpit/ — sign in with the token in "
                   f"{where}/cockpit-city.token (the city) or {where}/cockpit-xihu.token (the "
@@ -544,6 +545,23 @@ def members_key(name: str, city_dir: DirOpt = Path("."),
             f.write(pem)
         err.print(f"private key written to {out_file} (keep it with the member, not the hub)")
     print(key_id)
+
+
+def _citizen(city_dir: Path, city: Any, host: str, port: int) -> None:
+    """Print an ID token of the demo's identity provider for a demo resident (valid an
+    hour) and how to use it."""
+    from zhongshu.demo import idp
+
+    who = idp.resident(city_dir)
+    if city.people is None or not who or not idp.key_path(city_dir).exists():
+        return
+    token = idp.mint(city_dir, city.people, who["id_number"])
+    plate = who["plates"][0] if who.get("plates") else "浙A12345"
+    out.print(f"A citizen signed in with the demo's identity provider (a resident owning "
+              f"{', '.join(who.get('plates', []))}), ID token valid an hour:\n{token}\n"
+              f"  curl -H 'Authorization: Bearer <token>' "
+              f"'http://{host}:{port}/scenarios/parking/sessions?plate={plate}'\n"
+              f"  curl -H 'Authorization: Bearer <token>' http://{host}:{port}/v1/me/usage")
 
 
 @members_app.command("token")

@@ -18,7 +18,8 @@ from tests.conftest import RunningHub
 
 # (method, path template) answered without credentials, each for a reason documented in
 # docs/security.md: probes, metrics, the protocol's description, signing in and out, the
-# cockpit's page data (no data of any member), and the ledger's public proofs
+# cockpit's page data (no data of any member), the ledger's public proofs, and the demo
+# identity provider's public keys
 PUBLIC = {
     ("GET", "/livez"), ("GET", "/readyz"), ("GET", "/metrics"),
     ("GET", "/v1/openapi.json"), ("GET", "/v1/docs"), ("GET", "/docs/oauth2-redirect"),
@@ -31,6 +32,7 @@ PUBLIC = {
     ("GET", "/v1/ledger/key"), ("GET", "/v1/ledger/proof/inclusion"),
     ("GET", "/v1/ledger/proof/consistency"), ("GET", "/v1/ledger/tile/{level}/{rest}"),
     ("POST", "/v1/ledger/witness/add-checkpoint"), ("GET", "/v1/ledger/witness/evidence"),
+    ("GET", "/demo/idp/jwks.json"),  # the demo identity provider's public keys
 }
 
 

@@ -470,6 +470,7 @@ def build_demo_city(root: Path, seed: int = 42, scale: float = 0.01, engines: st
     (root / "geo" / "streets.geojson").write_text(json.dumps(geojson("street"), ensure_ascii=False))
     (root / "demo.json").write_text(json.dumps({"seed": seed, "scale": scale, "engines": engines,
                                                 "db_prefix": servers.prefix,
+                                                "resident": city.resident(),
                                                 "streets": {d: [s for s, _ in v]
                                                             for d, v in STREETS.items()}}))
     return root

@@ -389,6 +389,15 @@ class DemoCity:
         self.tables["credit-bureau"] = [scores]
         self._registry([idn for _pid, idn in patients])
 
+    def resident(self) -> dict[str, Any]:
+        """A demo resident who owns a vehicle and visited a hospital: their id number and
+        plates (``zhongshu demo`` prints a citizen token for them)."""
+        rows = next(t for t in self.tables["traffic-police"] if t.name == "vehicles").rows
+        patients = {r[3] for r in next(t for t in self.tables["health"]
+                                       if t.name == "visits").rows}
+        idn = next(r[1] for r in rows if r[1] in patients)
+        return {"id_number": idn, "plates": sorted(r[0] for r in rows if r[1] == idn)}
+
     def _registry(self, patients: list[str]) -> None:
         """The traffic police's vehicle registry: who owns which plate. Owners are residents,
         half of them patients of the hospitals (so a driver may also be a patient); some own

@@ -5,7 +5,7 @@ It stands in for the city's real provider so that the hub takes the same path as
 the demo hub serves the public keys at ``GET /demo/idp/jwks.json`` (``[people] jwks_url`` of
 the demo's ``city.toml``), the hub fetches them over HTTP and caches them, and a citizen
 token (``zhongshu demo`` prints one) is checked like any provider's. The private key stays
-in ``state/idp/signing.jwk`` (0600) of the city folder; the hub itself never signs a token.
+in ``idp/signing.jwk`` (0600) of the city folder; the hub itself never signs a token.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ JWKS_PATH = "/demo/idp/jwks.json"
 
 
 def key_path(city_root: Path) -> Path:
-    """The demo provider's private signing key (a JWK) in a city folder."""
-    return city_root / "state" / "idp" / "signing.jwk"
+    """The demo provider's private signing key (a JWK) in a city folder (beside the hub's
+    state, not in it: the provider is not part of the hub)."""
+    return city_root / "idp" / "signing.jwk"
 
 
 def signing_key(city_root: Path) -> Any:
@@ -53,6 +54,14 @@ def jwks(city_root: Path) -> dict[str, Any]:
     public = key.as_dict(private=False)
     public["kid"] = key.kid
     return {"keys": [public]}
+
+
+def resident(city_root: Path) -> dict[str, Any]:
+    """The demo resident ``zhongshu demo`` prints a token for: their id number and plates
+    (from ``demo.json``, written when the city was built)."""
+    found: dict[str, Any] = json.loads((city_root / "demo.json").read_text(
+        encoding="utf-8")).get("resident", {})
+    return found
 
 
 def mint(city_root: Path, settings: PeopleSettings, id_number: str, ttl_s: int = 3600,

@@ -74,6 +74,31 @@ def normalise(kind: str, value: Any) -> str | None:
     return text if shape.match(text) else None
 
 
+def literal_identifiers(sql: str) -> set[tuple[str, str]]:
+    """Every identifier of any kind that a string or number literal of ``sql`` has the shape
+    of — for a refused query, whose plan (and so its datasets) may never have been made: a
+    refused attempt at someone's data is shown to them too.
+
+    >>> sorted(literal_identifiers("SELECT 1 FROM t WHERE plate = '浙a-12345' AND n = 7"))
+    [('plate', '浙A12345')]
+    """
+    import sqlglot
+    from sqlglot.tokenizer_core import TokenType
+
+    try:
+        tokens = sqlglot.Dialect.get_or_raise("duckdb").tokenizer_class().tokenize(sql)
+    except Exception:
+        return set()  # not SQL: a syntax refusal, about nobody we can tell
+    out: set[tuple[str, str]] = set()
+    for t in tokens:
+        if t.token_type in (TokenType.STRING, TokenType.NUMBER):
+            for kind in _SHAPES:
+                normal = normalise(kind, t.text)
+                if normal is not None:
+                    out.add((kind, normal))
+    return out
+
+
 class SubjectKey:
     """The ledger-subject key: a hub secret (``state/subject.key``, 0600, never logged)."""
 

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from zhongshu.errors import BadRequest, LedgerUnavailable, NotFound, ZhongshuError
 from zhongshu.ledger import Ledger, ReceiptJSON, entry
 from zhongshu.policy.identity import Caller
-from zhongshu.policy.subjects import PERSON
+from zhongshu.policy.subjects import PERSON, literal_identifiers
 from zhongshu.protocol.models import QueryIn
 from zhongshu.protocol.people import index_keys, tagging
 from zhongshu.query.service import QueryService
@@ -48,7 +48,9 @@ def add_error_handlers(app: FastAPI, ledger: Ledger | None, service: QueryServic
         if ledger is None or (who is None and person is None):
             return None  # anonymous requests are counted, never recorded
         q: QueryIn | None = getattr(request.state, "query", None)
-        tags, excluded = tagging(service, who, (), q.purpose if q else None,
+        # a refused query is about whoever its literals name (its plan may not exist)
+        tags, excluded = tagging(service, who, literal_identifiers(q.sql) if q else (),
+                                 q.purpose if q else None,
                                  [*subjects, *([person] if person else [])])
         fields = entry.refusal(
             who.name if who is not None else PERSON, f"{request.method} {request.url.path}",
