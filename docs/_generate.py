@@ -14,12 +14,14 @@ from zhongshu.config import (
     CallerRule,
     Column,
     DatasetConfig,
+    Exclusion,
     GrantConfig,
     HubSettings,
     LedgerSettings,
     Lookup,
     Mask,
     MemberInfo,
+    PeopleSettings,
     SourceConfig,
     StreamConfig,
     WitnessedLog,
@@ -100,6 +102,40 @@ key = "hub.xihu.hangzhou/witness+1a2b3c4d+BA…"   # `zhongshu ledger key` on th
 [[ledger.witnessing]]
 origin = "hub.xihu.hangzhou"
 key = "hub.xihu.hangzhou+5e6f7a8b+AQ…"
+```
+
+### `[people]`: people sign in with the city's identity provider
+
+A person (a driver, a patient) is not a member: they sign in with the city's OpenID Connect
+identity provider, and the hub checks their ID token (a JWT, `Authorization: Bearer`)
+against the provider's published keys — signature, algorithm, issuer, audience, times and the
+claim carrying the resident id number are all set here; the hub keeps no password of anyone.
+Without this section nobody but members may call. See
+[security.md](security.md#people-as-callers).
+
+{{table(PeopleSettings)}}
+
+#### `[[people.exclusions]]`: uses not shown entry by entry
+
+Kept by the data bureau: a member's exchanges for a purpose (e.g. investigations) that a
+person's `GET /v1/me/usage` does not list one by one. They are listed to every person as
+such, and their declaration is itself recorded on the ledger (`people.exclusions`) whenever
+it changes.
+
+{{table(Exclusion)}}
+
+```toml
+[people]
+issuer = "https://id.hangzhou.gov.cn"
+audience = "zhongshu-hangzhou"
+jwks_url = "https://id.hangzhou.gov.cn/.well-known/jwks.json"
+id_claim = "resident_id"
+algorithms = ["ES256", "RS256"]
+registry = "traffic.vehicles"          # which plates a person owns
+[[people.exclusions]]
+member = "traffic-police"
+purpose = "investigation"
+reason = "criminal investigations (Criminal Procedure Law, art. 152)"
 ```
 
 ## `members/NAME.toml`
@@ -217,7 +253,10 @@ caller_not_declared`, recorded on the ledger with the caller and the scenario me
 service no table names is closed to everyone; a table naming a service the scenario does not
 offer stops the hub when the scenario is mounted. The scenario then acts on behalf of the
 caller (see [security.md](security.md#scenario-callers-and-on-behalf-of)). People (signed in
-with the city's identity provider) will be admitted by a key of their own here.
+with the city's identity provider, `[people]`) are admitted only by `people = true` — never by
+`members`, `kinds` or `roles` — and read only data about themselves; with `consent = true`,
+only while their consent to the service is in force (`POST /v1/me/consents`, else `403
+consent_required`).
 
 {table(CallerRule)}
 
@@ -230,6 +269,12 @@ rate_limit = 60                      # calls per minute, each hospital counted a
 [[callers]]
 services = ["report"]
 kinds = ["cockpit"]
+
+[[callers]]
+services = ["eligibility"]
+people = true                        # a patient asking about themselves…
+consent = true                       # …once they consented
+rate_limit = 30
 ```
 
 ### Masks (`masking = {{ COLUMN = KIND }}` or `{{ COLUMN = {{ kind = …, … }} }}`)

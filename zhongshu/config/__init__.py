@@ -27,6 +27,7 @@ from zhongshu.config._base import Classification, Column, MemberKind
 from zhongshu.config.callers import CallerRule
 from zhongshu.config.grants import GrantConfig, Mask, MaskKind
 from zhongshu.config.load import load_city
+from zhongshu.config.people import Exclusion, IdentifierKind, PeopleSettings
 from zhongshu.config.schema import (
     AggregateConfig,
     City,
@@ -54,9 +55,9 @@ from zhongshu.config.streams import (
 
 __all__ = [
     "AggregateConfig", "CallerRule", "City", "CityFile", "CityInfo", "Classification", "Column",
-    "DatasetConfig", "District", "GrantConfig", "HubSettings", "LedgerSettings", "Lookup",
-    "Mask", "MaskKind", "MemberFile", "MemberInfo", "MemberKind", "PairsConfig",
-    "SourceConfig", "SourceKind", "StreamConfig", "WitnessPeer", "WitnessedLog",
-    "is_window_dataset", "load_city", "parse_measure", "read_secret", "stream_columns",
-    "stream_source", "stream_store",
+    "DatasetConfig", "District", "Exclusion", "GrantConfig", "HubSettings", "IdentifierKind",
+    "LedgerSettings", "Lookup", "Mask", "MaskKind", "MemberFile", "MemberInfo", "MemberKind",
+    "PairsConfig", "PeopleSettings", "SourceConfig", "SourceKind", "StreamConfig", "WitnessPeer",
+    "WitnessedLog", "is_window_dataset", "load_city", "parse_measure", "read_secret",
+    "stream_columns", "stream_source", "stream_store",
 ]
