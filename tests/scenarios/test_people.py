@@ -217,6 +217,9 @@ def test_bad_tokens_are_refused(served: RunningHub, people: dict[str, Any]) -> N
             assert r.status_code == 401, (why, r.status_code, r.text[:200])
             assert r.json()["error"]["code"] == "unauthenticated"
             assert token not in r.text and idn not in r.text  # nothing of the token echoed
+    # the provider's JWKS, public, holds public keys only
+    keys = httpx.get(f"{served.url}/demo/idp/jwks.json", timeout=30).json()["keys"]
+    assert keys and all("d" not in k for k in keys)
     # a good ID token is no member token, and a member token is no ID token
     good = _token(served, idn)
     assert httpx.get(f"{served.url}/v1/catalog", headers=_as_person(good),

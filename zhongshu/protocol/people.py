@@ -115,6 +115,7 @@ class IdTokens:
         self._transport = transport
         self._keys: Any = None
         self._fetched = 0.0
+        self._refreshed = float("-inf")  # the last fetch a token's unknown key asked for
         self._lock = asyncio.Lock()
 
     async def _fetch(self) -> Any:
@@ -143,14 +144,17 @@ class IdTokens:
                                   "again later") from None
 
     async def keys(self, refresh: bool = False) -> Any:
-        """The provider's key set (cached ``jwks_cache_s``; ``refresh``: fetched again if the
-        last fetch is older than ``_REFETCH_S``)."""
+        """The provider's key set (cached ``jwks_cache_s``; ``refresh``: fetched again now,
+        unless a refresh was already made in the last ``_REFETCH_S`` — tokens naming unknown
+        keys cannot make the hub hammer the provider)."""
         async with self._lock:
-            age = time.monotonic() - self._fetched
-            if self._keys is None or age > self.settings.jwks_cache_s or \
-                    (refresh and age > _REFETCH_S):
+            now = time.monotonic()
+            again = refresh and now - self._refreshed > _REFETCH_S
+            if self._keys is None or now - self._fetched > self.settings.jwks_cache_s or again:
+                if again:
+                    self._refreshed = now
                 self._keys = await self._fetch()
-                self._fetched = time.monotonic()
+                self._fetched = now
             return self._keys
 
     async def verify(self, token: str) -> Person:
