@@ -558,8 +558,9 @@ def _citizen(city_dir: Path, city: Any, host: str, port: int) -> None:
     token = idp.mint(city_dir, city.people, who["id_number"])
     plate = who["plates"][0] if who.get("plates") else "浙A12345"
     out.print(f"A citizen signed in with the demo's identity provider (a resident owning "
-              f"{', '.join(who.get('plates', []))}), ID token valid an hour:\n{token}\n"
-              f"  curl -H 'Authorization: Bearer <token>' "
+              f"{', '.join(who.get('plates', []))}), ID token valid an hour:")
+    out.print(token, soft_wrap=True, highlight=False)  # one line, to copy whole
+    out.print(f"  curl -H 'Authorization: Bearer <token>' "
               f"'http://{host}:{port}/scenarios/parking/sessions?plate={plate}'\n"
               f"  curl -H 'Authorization: Bearer <token>' http://{host}:{port}/v1/me/usage")
 

@@ -40,7 +40,8 @@ from zhongshu.query.service import QueryService
 FIXTURES = Path(__file__).parent / "rules"
 FILES = sorted(FIXTURES.glob("*/*.toml"))
 KEYS = {"caller", "purpose", "sql", "refused", "parameters", "access", "datasets",
-        "columns_read", "row_scopes", "calls", "hashed", "having_floor", "only_raw_relations"}
+        "columns_read", "row_scopes", "calls", "hashed", "having_floor", "only_raw_relations",
+        "identifiers"}
 
 
 class Masked:
@@ -104,6 +105,8 @@ def test_rule(service: QueryService, path: Path) -> None:
         assert sorted(governed.datasets) == sorted(case["datasets"])
     if "columns_read" in case:
         assert governed.columns_read == case["columns_read"]
+    if "identifiers" in case:  # the people the query names (policy.subjects)
+        assert governed.subjects.identifiers({}) == {tuple(i) for i in case["identifiers"]}
     if "row_scopes" in case:
         assert sorted(s["dataset"] for s in governed.row_scopes) == sorted(case["row_scopes"])
     if "calls" in case:
