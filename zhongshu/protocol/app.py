@@ -68,5 +68,5 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
         tokens = IdTokens(settings, service.subject_key, own_url)
         caller.people = People(settings, service, ledger, tokens)
         if ledger is not None:
-            add_me_routes(app, caller.people, ledger, errors)
+            add_me_routes(app, caller.people, ledger, rates, errors)
     return app

@@ -14,6 +14,7 @@ their id number and of the plates registered to them).
   consents in force, given and withdrawn, each a ledger entry.
 """
 
+import time
 from typing import Annotated, Any
 
 import orjson
@@ -21,11 +22,12 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from zhongshu.errors import NotFound, Unauthenticated
+from zhongshu.errors import NotFound, RateLimited, Unauthenticated
 from zhongshu.ledger import Ledger, iso_ms
 from zhongshu.policy.subjects import INDEX
 from zhongshu.protocol.people import People, Person, bearer_of
 from zhongshu.protocol.routes.ledger import _ms
+from zhongshu.stores import RateCounters
 
 __all__ = ["add_me_routes"]
 
@@ -37,9 +39,19 @@ class ConsentIn(BaseModel):
     days: int = Field(default=30, ge=1, le=366, description="in force for this many days")
 
 
-def add_me_routes(app: FastAPI, people: People, ledger: Ledger,
+WRITES_PER_MINUTE = 20
+"""Consents a person may give or withdraw per minute (each is a ledger entry)."""
+
+
+def add_me_routes(app: FastAPI, people: People, ledger: Ledger, rates: RateCounters,
                   errors: dict[int | str, dict[str, Any]]) -> None:
     """Mount ``/v1/me/usage`` and ``/v1/me/consents``."""
+
+    def writing(who: Person) -> None:
+        retry = rates.hit(f"people:{who.tag}:consents", WRITES_PER_MINUTE, 60.0, time.time())
+        if retry is not None:
+            raise RateLimited(f"you may give or withdraw {WRITES_PER_MINUTE} consents per "
+                              f"minute; retry in {retry:.0f} s")
 
     async def person(request: Request,
                      authorization: Annotated[str | None, Header()] = None) -> Person:
@@ -100,9 +112,11 @@ def add_me_routes(app: FastAPI, people: People, ledger: Ledger,
     @app.post("/v1/me/consents", tags=["people"], responses=errors)
     async def give(who: Me, body: ConsentIn) -> dict[str, Any]:
         """Consent to a scenario's service about you (recorded on the ledger)."""
+        writing(who)
         return await people.give(who, body.scenario, body.service, body.days)
 
     @app.delete("/v1/me/consents/{index}", tags=["people"], responses=errors)
     async def withdraw(who: Me, index: int) -> dict[str, Any]:
         """Withdraw one of your consents (recorded on the ledger); it ends at once."""
+        writing(who)
         return await people.withdraw(who, index)
