@@ -302,7 +302,7 @@ def _checkpoint(note: str, vkey: str) -> tuple[int, bytes]:
     """Size and root of a C2SP checkpoint whose log signature verifies under ``vkey``."""
     body, _, sigs = note.partition("\n\n")
     body += "\n"
-    name, key_hash, key_b64 = vkey.split("+")
+    name, key_hash, key_b64 = vkey.split("+", 2)  # base64 may hold "+" too
     raw = base64.b64decode(key_b64)
     assert raw[0] == 1  # Ed25519
     public = Ed25519PublicKey.from_public_bytes(raw[1:])
@@ -391,10 +391,15 @@ def test_each_person_sees_exactly_the_uses_of_their_data(served: RunningHub,
         expected = {i for i in mine[k] if i < size}
         assert shown == expected, (k, sorted(shown ^ expected))
         assert excluded not in shown
+        tags = pages[0]["subjects"]
         for p in pages:
             ckpt_size, root = _checkpoint(p["checkpoint"], vkey)
             for e in p["entries"]:
                 body = e["canonical"].encode()
+                # the entry is about them: one of their tags, blinded by the entry's nonce
+                nonce = e["entry"]["subject_nonce"]
+                assert {hashlib.sha256(f"{nonce}:{t}".encode()).hexdigest() for t in tags} & \
+                    set(e["entry"]["subjects"]), e["index"]
                 assert _root_from(e["index"], ckpt_size, _leaf(body),
                                   [bytes.fromhex(h) for h in e["proof"]]) == root, e["index"]
                 for forbidden in (people[k]["id"], *people[k]["plates"]):
@@ -404,6 +409,12 @@ def test_each_person_sees_exactly_the_uses_of_their_data(served: RunningHub,
         rec = httpx.get(f"{served.url}/v1/ledger/entries/{declared['recorded_at']}",
                         headers=_as(served, "auditor"), timeout=30).json()
         assert rec["action"] == "people.exclusions"
+    # no two entries hold the same blinded value: entries about a person cannot be linked by
+    # whoever reads them (owners of different datasets, say)
+    held = [v for i in range(first, size) for v in httpx.get(
+        f"{served.url}/v1/ledger/entries/{i}", headers=_as(served, "auditor"),
+        timeout=30).json().get("subjects", [])]
+    assert held and len(held) == len(set(held))
     # the excluded entry still names its subject for auditors, apart
     ex = httpx.get(f"{served.url}/v1/ledger/entries/{excluded}", headers=_as(served, "auditor"),
                    timeout=30).json()

@@ -3,14 +3,17 @@
 Entries hold hashes, names and counts — never SQL text, rows or personal identifiers: the
 caller can recompute ``query_sha256`` from its own request and ``result_sha256`` from the
 bytes it received, and nobody else learns either from the log. An exchange or refusal about
-people carries their **subject tags** (``subjects``: keyed hashes of their identifiers, see
-``zhongshu.policy.subjects``), or — for a declared exclusion — ``subjects_excluded``, which
-no person's usage lists.
+people carries their **subject tags** (keyed hashes of their identifiers, see
+``zhongshu.policy.subjects``), each blinded by a nonce of the entry (:func:`blind`): a person,
+who knows their own tag, finds it in the entry; nobody else can link two entries about the
+same person by it (owners of different datasets, say). A declared exclusion's entry holds
+them as ``subjects_excluded``, which no person's usage lists.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -56,12 +59,39 @@ def result_sha256(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
+def blind(nonce: str, tag: str) -> str:
+    """A subject tag as an entry holds it: ``SHA-256(nonce ":" tag)``, hex.
+
+    >>> blind("00", "ab") == hashlib.sha256(b"00:ab").hexdigest()
+    True
+    """
+    return hashlib.sha256(f"{nonce}:{tag}".encode()).hexdigest()
+
+
+def about(fields: dict[str, Any], tags: Sequence[str]) -> bool:
+    """Whether an entry's (not excluded) subjects hold one of ``tags``."""
+    nonce, held = fields.get("subject_nonce"), fields.get("subjects")
+    if not isinstance(nonce, str) or not isinstance(held, list):
+        return False
+    return any(blind(nonce, t) in held for t in tags)
+
+
+def with_subjects(out: dict[str, Any], subjects: Sequence[str], excluded: bool = False
+                  ) -> dict[str, Any]:
+    """``out`` given the blinded ``subjects`` tags (and their nonce), if any."""
+    if subjects:
+        nonce = secrets.token_hex(16)
+        out["subject_nonce"] = nonce
+        out["subjects_excluded" if excluded else "subjects"] = sorted(
+            {blind(nonce, t) for t in subjects})
+    return out
+
+
 def _who(caller: str, signature: str | None, key_id: str | None,
          on_behalf_of: str | None = None, subjects: Sequence[str] = (),
          excluded: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"caller": caller}
-    if subjects:
-        out["subjects_excluded" if excluded else "subjects"] = sorted(set(subjects))
+    with_subjects(out, subjects, excluded)
     if on_behalf_of is not None:  # a scenario member acting for its caller: both named
         out["on_behalf_of"] = on_behalf_of
     if signature:

@@ -29,7 +29,7 @@ import httpx
 import orjson
 
 from zhongshu.config.people import PeopleSettings
-from zhongshu.errors import BadRequest, Unauthenticated
+from zhongshu.errors import BadRequest, LedgerUnavailable, Unauthenticated
 from zhongshu.ledger import Ledger, entry
 from zhongshu.policy.identity import TOKEN_PREFIX, Caller
 from zhongshu.policy.subjects import INDEX, PERSON, PersonScope, SubjectKey, normalise
@@ -219,6 +219,13 @@ class People:
         self._exclusions: int | None = None
         self._exclusions_checked = False
         self._exclusions_lock = asyncio.Lock()
+        if ledger is not None:  # recorded when the hub starts (again later if it cannot now)
+            try:
+                self._exclusions = self._record_exclusions(ledger)
+                self._exclusions_checked = True
+            except LedgerUnavailable:
+                log.warning("the declared exclusions are not recorded yet: the ledger cannot "
+                            "record now; retried before the first answer to a person")
 
     # --- exclusions -----------------------------------------------------------------------
 
@@ -235,24 +242,29 @@ class People:
         """The index of the entry recording the exclusions in force (once checked)."""
         return self._exclusions
 
+    def _record_exclusions(self, ledger: Ledger) -> int | None:
+        """Record the declared exclusions if they differ from the last recorded ones; the
+        index of the entry recording those in force (None: none declared, ever)."""
+        found = ledger.reading(EXCLUSIONS)
+        last = found[-1] if found else None
+        body = ledger.entry(last) if last is not None else None
+        if body is not None and orjson.loads(body).get("target", {}).get(
+                "exclusions") == self.declared():
+            return last
+        if not self.declared() and last is None:
+            return None
+        fields = entry.change("city-configuration", "people.exclusions",
+                              {"exclusions": self.declared()})
+        return ledger.record(fields, [EXCLUSIONS]).index
+
     async def exclusions_recorded(self) -> int | None:
-        """The index of the entry recording the exclusions in force, recorded now if the
-        last recorded ones differ (checked once per hub process, before the first answer
-        to a person)."""
+        """The index of the entry recording the exclusions in force (recorded when the hub
+        started, or now if it could not then)."""
         async with self._exclusions_lock:
-            if self._exclusions_checked or self.ledger is None:
-                return self._exclusions
-            found = self.ledger.reading(EXCLUSIONS)
-            last = found[-1] if found else None
-            body = self.ledger.entry(last) if last is not None else None
-            if body is not None and orjson.loads(body).get("target", {}).get(
-                    "exclusions") == self.declared():
-                self._exclusions = last
-            elif self.declared() or last is not None:
-                fields = entry.change("city-configuration", "people.exclusions",
-                                      {"exclusions": self.declared()})
-                self._exclusions = (await self.ledger.record_async(fields, [EXCLUSIONS])).index
-            self._exclusions_checked = True
+            if not self._exclusions_checked and self.ledger is not None:
+                ledger = self.ledger
+                self._exclusions = await asyncio.to_thread(self._record_exclusions, ledger)
+                self._exclusions_checked = True
             return self._exclusions
 
     # --- identifiers ----------------------------------------------------------------------
@@ -316,7 +328,7 @@ class People:
         for idx in self.ledger.reading(CONSENTS + person.tag):
             body = self.ledger.entry(idx)
             fields = orjson.loads(body) if body is not None else {}
-            if person.tag not in fields.get("subjects", []):
+            if not entry.about(fields, [person.tag]):
                 continue
             target = fields.get("target", {})
             if fields.get("action") == "consent.give":
@@ -364,8 +376,7 @@ class People:
                       ) -> dict[str, Any]:
         if self.ledger is None:
             raise BadRequest("this hub keeps no ledger, so it cannot record consents")
-        fields = entry.change(PERSON, action, target)
-        fields["subjects"] = [person.tag]
+        fields = entry.with_subjects(entry.change(PERSON, action, target), [person.tag])
         receipt = await self.ledger.record_async(
             fields, [INDEX + person.tag, CONSENTS + person.tag])
         return dict(receipt.to_dict())

@@ -23,7 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from zhongshu.errors import NotFound, RateLimited, Unauthenticated
-from zhongshu.ledger import Ledger, iso_ms
+from zhongshu.ledger import Ledger, entry, iso_ms
 from zhongshu.policy.subjects import INDEX
 from zhongshu.protocol.people import People, Person, bearer_of
 from zhongshu.protocol.routes.ledger import _ms
@@ -82,7 +82,6 @@ def add_me_routes(app: FastAPI, people: People, ledger: Ledger, rates: RateCount
         if ckpt is None:
             raise NotFound("the ledger is empty: no checkpoint yet")
         floor = iso_ms(_ms(since)) if since else ""
-        mine = set(tags)
         found = sorted({i for t in tags for i in ledger.reading(INDEX + t, after + 1)})
         out: list[dict[str, Any]] = []
         nxt = None
@@ -95,7 +94,7 @@ def add_me_routes(app: FastAPI, people: People, ledger: Ledger, rates: RateCount
             body = ledger.entry(idx)
             fields = orjson.loads(body) if body is not None else {}
             # the index is a lookup aid, not the authority: the entry itself must carry a tag
-            if body is None or not mine & set(fields.get("subjects", [])) or \
+            if body is None or not entry.about(fields, tags) or \
                     fields.get("time", "") < floor:
                 continue
             out.append({"index": idx, "entry": fields, "canonical": body.decode(),
