@@ -396,6 +396,7 @@ def test_each_person_sees_exactly_the_uses_of_their_data(served: RunningHub,
             ckpt_size, root = _checkpoint(p["checkpoint"], vkey)
             for e in p["entries"]:
                 body = e["canonical"].encode()
+                assert e["receipt"]["entry_hash"] == _leaf(body).hex()
                 # the entry is about them: one of their tags, blinded by the entry's nonce
                 nonce = e["entry"]["subject_nonce"]
                 assert {hashlib.sha256(f"{nonce}:{t}".encode()).hexdigest() for t in tags} & \

@@ -8,7 +8,8 @@ their id number and of the plates registered to them).
 * ``GET /v1/me/usage`` — every exchange, refusal and consent about the person, in the shape
   and paging of the owners' ``GET /v1/ledger/usage`` (``entries`` of ``{"index", "entry",
   "proof"}`` against the latest ``checkpoint``, ``next``), each entry also as its exact
-  ``canonical`` bytes so the proof can be checked offline; and the city's declared
+  ``canonical`` bytes and its ``receipt``, so the proof can be checked offline; and the
+  city's declared
   ``exclusions`` (uses not shown entry by entry), with the index of the entry recording them.
 * ``GET /v1/me/consents``, ``POST /v1/me/consents``, ``DELETE /v1/me/consents/{index}`` —
   consents in force, given and withdrawn, each a ledger entry.
@@ -23,7 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from zhongshu.errors import NotFound, RateLimited, Unauthenticated
-from zhongshu.ledger import Ledger, entry, iso_ms
+from zhongshu.ledger import Ledger, entry, iso_ms, merkle
 from zhongshu.policy.subjects import INDEX
 from zhongshu.protocol.people import People, Person, bearer_of
 from zhongshu.protocol.routes.ledger import _ms
@@ -98,6 +99,8 @@ def add_me_routes(app: FastAPI, people: People, ledger: Ledger, rates: RateCount
                     fields.get("time", "") < floor:
                 continue
             out.append({"index": idx, "entry": fields, "canonical": body.decode(),
+                        "receipt": {"ledger": ledger.origin, "index": idx,
+                                    "entry_hash": merkle.leaf_hash(body).hex()},
                         "proof": [h.hex() for h in ledger.inclusion(idx, ckpt.size)]})
         return {"subjects": tags, "checkpoint": ckpt.text, "entries": out, "next": nxt,
                 "exclusions": {"declared": people.declared(),
