@@ -55,6 +55,9 @@ def _predicates(mine: str, other: str) -> list[tuple[str, bool]]:
         (f"s.plate = '{_spell(mine, 1)}'", True),
         (f"'{mine}' = s.plate", True),
         (f"s.plate = '{mine}' AND s.garage_no IS NOT NULL", True),
+        (f"(s.garage_no IS NOT NULL AND (s.plate = '{mine}'))", True),
+        (f"NOT (s.plate <> '{mine}')", False),
+        (f"(s.plate = '{mine}' OR s.garage_no IS NULL) AND s.garage_no IS NOT NULL", False),
         (f"s.plate = '{other}'", False),
         (f"s.plate = '{mine}' OR 1 = 1", False),
         (f"s.plate = '{mine}' OR s.plate = '{other}'", False),
@@ -78,6 +81,10 @@ SHAPES = {
     "join": ("SELECT count(*) AS n FROM parking_westlake.sessions s JOIN "
              "parking_qiantang.tickets t ON s.plate = t.car_plate WHERE {p}", False),
     "scalar": ("SELECT (SELECT count(*) FROM parking_westlake.sessions s WHERE {p}) AS n", True),
+    "union": ("SELECT count(*) AS n FROM (SELECT plate FROM parking_westlake.sessions s WHERE "
+              "{p} UNION ALL SELECT plate FROM parking_westlake.sessions) u", False),
+    "narrowed-cte": ("WITH m AS (SELECT * FROM parking_westlake.sessions s WHERE {p}) "
+                     "SELECT count(*) AS n FROM m", True),
 }
 
 

@@ -19,6 +19,14 @@ def _kinds(ctx: Context) -> dict[str, dict[str, str]]:
     return out
 
 
+def _conjuncts(e: exp.Expr) -> list[exp.Expr]:
+    """The terms of a conjunction, parentheses removed (``(a AND (b)) AND c`` → a, b, c)."""
+    e = e.unnest()
+    if isinstance(e, exp.And):
+        return [*_conjuncts(e.this), *_conjuncts(e.expression)]
+    return [e]
+
+
 def _narrowing(alias: str, select: exp.Select | None, cols: dict[str, str],
                ctx: Context) -> tuple[Slot, ...]:
     """The values ``select``'s own WHERE, as a conjunction, sets one of the reference's
@@ -27,8 +35,7 @@ def _narrowing(alias: str, select: exp.Select | None, cols: dict[str, str],
     if where is None:
         return ()
     out: list[Slot] = []
-    conjuncts = list(where.this.flatten()) if isinstance(where.this, exp.And) else [where.this]
-    for conj in conjuncts:
+    for conj in _conjuncts(where.this):
         if not isinstance(conj, exp.EQ):
             continue
         sides = (conj.this, conj.expression)
