@@ -71,6 +71,8 @@ async function show() {
   $("status").textContent = `${shown} uses, ${good} proofs verified against checkpoint`;
 }
 
+if (typeof module !== "undefined") module.exports = {rootFrom, sha256, cat, hex};  // tests
+if (typeof document !== "undefined") {
 $("signin").addEventListener("submit", (ev) => {
   ev.preventDefault(); token = $("token").value.trim(); $("token").value = "";
   show().catch((e) => { $("status").textContent = e.message; });
@@ -80,3 +82,4 @@ $("give").addEventListener("submit", (ev) => {
   call("POST", "/v1/me/consents", {scenario: $("scenario").value, service: $("service").value})
     .then(show).catch((e) => { $("status").textContent = e.message; });
 });
+}
