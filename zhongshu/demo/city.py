@@ -43,6 +43,8 @@ CONSUMERS: dict[str, tuple[str, str, list[str]]] = {
     "app-traffic": ("scenario", "Traffic management", []),
     "app-trees": ("scenario", "Count the trees", []),
     "auditor": ("auditor", "City auditor", ["auditor"]),
+    # the data bureau's staff, who run the hub: its health in detail, no data
+    "data-bureau": ("department", "Data Resources Bureau (hub operators)", ["operator"]),
     "outsider": ("enterprise", "Some company without grants", []),
     # callers of the scenarios: the operators' exit gates (leave first, pay later) and the
     # hospitals' systems (pay-once eligibility), one member per hospital of health.hospitals

@@ -24,11 +24,29 @@ class ErrorOut(BaseModel):
     receipt: Receipt | None = None
 
 
+class HealthSummary(BaseModel):
+    sources_up: int = Field(description="sources answering")
+    sources_down: int = Field(description="sources not answering")
+    ledger: Literal["ok", "unready", "none"] = Field(
+        description='"unready": the ledger cannot record or sign; "none": the city runs none')
+    finality: Literal["final", "pending", "lost", "none"] = Field(
+        description="whether the newest checkpoint is cosigned by the witnesses' quorum "
+                    '("lost": too many refuse or cannot be reached; "none": no witness)')
+    lost: list[str] = Field(description='the guarantees lost: "recording", "finality"')
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"] = Field(
         default="ok", description='"degraded" while a guarantee is lost (the ledger cannot '
-                                  "record and sign)")
-    sources: dict[str, str] = Field(description='source → "ok" or "down: REASON"')
+                                  "record and sign, or checkpoints cannot become final)")
+    summary: HealthSummary = Field(description="counts and states, for every member")
+    sources: dict[str, str] | None = Field(
+        default=None, description='operators and auditors only: source → "ok" or '
+                                  '"down: REASON" (a reason from a closed set)')
+    ledger: dict[str, Any] | None = Field(
+        default=None, description="operators and auditors only: recording, signing, size, "
+                                  "checkpoint_size, checkpoint_age_s, cosigned, quorum, "
+                                  "finality, refused_to_sign, witnesses (name → state)")
 
 
 class ColumnOut(BaseModel):
