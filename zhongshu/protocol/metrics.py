@@ -21,7 +21,8 @@ _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 class Metrics:
     """Counters and a latency histogram; cheap enough for every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: bool = False) -> None:
+        self.names = names  # label by source and witness name ([hub] metrics_names)
         self._lock = threading.Lock()
         self.requests: Counter[tuple[str, int]] = Counter()
         self.queries: Counter[tuple[str, str]] = Counter()
@@ -38,7 +39,11 @@ class Metrics:
                 self.unauthenticated += 1
 
     def query(self, outcome: str, path: str, seconds: float) -> None:
-        """Count one query by outcome (``ok`` or an error code) and path, with its latency."""
+        """Count one query by outcome (``ok`` or an error code) and path (its kind —
+        ``native``, ``duckdb``… — without the source's name unless :attr:`names`), with its
+        latency."""
+        if not self.names:
+            path = path.split(":", 1)[0]
         with self._lock:
             self.queries[(outcome, path)] += 1
             self._sum += seconds
@@ -48,11 +53,11 @@ class Metrics:
                     self._buckets[i] += 1
                     break
 
-    def render(self, sources: dict[str, str], ledger: dict[str, Any] | None = None,
-               names: bool = False) -> str:
+    def render(self, sources: dict[str, str], ledger: dict[str, Any] | None = None) -> str:
         """The exposition text: ``sources`` (name → ``ok`` or ``down``), ``ledger`` (a
-        :meth:`zhongshu.ledger.Ledger.health` report, None without a ledger); ``names``
-        labels series by source and witness name instead of counting them by state."""
+        :meth:`zhongshu.ledger.Ledger.health` report, None without a ledger); with
+        :attr:`names`, series by source and witness name besides the counts by state."""
+        names = self.names
         out = ["# HELP zhongshu_requests_total HTTP answers by route and status.",
                "# TYPE zhongshu_requests_total counter"]
         with self._lock:

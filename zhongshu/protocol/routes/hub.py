@@ -24,7 +24,6 @@ DETAIL_ROLES = ("operator", "auditor")
 def add_routes(app: FastAPI, parts: Parts) -> None:
     """Mount ``/v1/city``, ``/v1/health`` and ``/metrics``."""
     service, errors, ledger = parts.service, parts.errors, parts.ledger
-    names = service.city.hub.metrics_names
 
     @app.get("/v1/city", responses=errors, tags=["hub"])
     def city(who: Annotated[Caller, Depends(parts.caller)]) -> dict[str, Any]:
@@ -62,4 +61,4 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
         """Prometheus metrics: counts by state, no data, no identities, and no names of
         sources or witnesses unless the operator set ``[hub] metrics_names = true``."""
         return parts.metrics.render(service.sources.statuses(),
-                                    ledger.health() if ledger is not None else None, names)
+                                    ledger.health() if ledger is not None else None)
