@@ -105,11 +105,15 @@ class Ledger:
         ``finality`` (see :meth:`WitnessClient.finality
         <zhongshu.ledger.witness_client.WitnessClient.finality>`), ``refused_to_sign`` and
         ``witnesses`` (name → last outcome)."""
-        latest = self.checkpoint()
         pub = self.publisher
         unready = self.unready()
+        try:
+            latest, size = self.checkpoint(), self.size
+        except Exception:  # a store that cannot be read: the log says why, not the health
+            log.exception("ledger health: the store cannot be read")
+            latest, size, unready = None, 0, unready or "the ledger cannot be read"
         return {"recording": unready or "ok", "signing": pub.fault or "ok",
-                "size": self.size, "checkpoint_size": latest.size if latest else 0,
+                "size": size, "checkpoint_size": latest.size if latest else 0,
                 "checkpoint_age_s": None if pub.covered_at is None
                 else round(max(0.0, time.time() - pub.covered_at), 1),
                 "cosigned": len(self.cosigners(latest)) if latest else 0,
