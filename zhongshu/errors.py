@@ -20,6 +20,7 @@ data values, secrets or source internals.
     │   └── QueryInvalid                         query_invalid       — the engine refused it
     ├── BadRequest (ValueError)                  bad_request         400
     ├── RateLimited                              rate_limited        429
+    │   └── LookupBudgetExceeded                 lookup_budget_exceeded 429 — distinct lookups a day
     ├── ResultTooLarge                           result_too_large    413
     ├── QueryTimeout (TimeoutError)              query_timeout       504
     ├── SourceUnavailable                        source_unavailable  503 (transient)
@@ -142,6 +143,10 @@ class RateLimited(ZhongshuError):
     code = "rate_limited"
     status = 429
     transient = True
+
+
+class LookupBudgetExceeded(RateLimited):
+    code = "lookup_budget_exceeded"
 
 
 class ResultTooLarge(ZhongshuError):

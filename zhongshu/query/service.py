@@ -21,13 +21,16 @@ from zhongshu.errors import SourceUnavailable, ZhongshuError
 from zhongshu.policy.firewall import govern
 from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Caller
+from zhongshu.policy.lookups import LookupBudget
 from zhongshu.policy.masking import PSEUDONYM_FN, PseudonymKeys
 from zhongshu.query.cache import PlanCache
 from zhongshu.query.execute import Executor, Result
 from zhongshu.query.health import SourceHealth
+from zhongshu.query.inference import fixed_aggregate_errors, spend_lookups
 from zhongshu.query.plan import Plan, Template, build_plan, templatize
 from zhongshu.sources.base import NativeSQL
-from zhongshu.stores import RateCounters
+from zhongshu.stores import LookupCounts, RateCounters
+from zhongshu.stores.memory import MemoryLookupCounts
 
 log = logging.getLogger("zhongshu.query")
 __all__ = ["Lookup", "QueryService", "Result"]
@@ -49,9 +52,11 @@ class QueryService:
         catalog: the city's catalog (its datasets are checked against their sources here).
         rates: the rate counters grants spend from (shared across grant reloads).
         monitor: probe the sources in the background and re-attach those that come back.
+        lookups: the store of pseudonym lookups budgets spend from (default: in memory).
     """
 
-    def __init__(self, catalog: Catalog, rates: RateCounters, monitor: bool = True) -> None:
+    def __init__(self, catalog: Catalog, rates: RateCounters, monitor: bool = True,
+                 lookups: LookupCounts | None = None) -> None:
         self.catalog = catalog
         self.city = catalog.city
         self.settings = self.city.hub
@@ -63,6 +68,7 @@ class QueryService:
         self._grants_checked = time.monotonic()
         self._lock = threading.Lock()
         keys = PseudonymKeys.load(self.city.state_dir / "pseudonym.key")
+        self.lookups = LookupBudget(lookups or MemoryLookupCounts(), keys.secret)
         for src in catalog.sources.values():
             if isinstance(src, NativeSQL) and src.kind == "sqlite":
                 # keyed pseudonyms computed inside SQLite: pushdown holds
@@ -214,6 +220,7 @@ class QueryService:
                 "native_sql": plan.native_sql, "parameters": list(template.params),
                 "datasets": datasets, "row_scope": plan.row_scope}
 
+    @fixed_aggregate_errors
     def execute(self, plan: Plan, template: Template, engine: str = "auto",
                 wait: bool = True) -> Result:
         """Run a plan with the template's parameters (see :meth:`run`).
@@ -224,6 +231,7 @@ class QueryService:
         """
         for grant in plan.grants:
             self.grants.spend(grant)
+        template = spend_lookups(self.lookups, plan, template)  # before any source is read
         # a drifted dataset never gets a plan (policy's resolve_datasets); one whose source
         # is down now is refused here, from the live state: a cached plan cannot skip it, and
         # a source that comes back is re-checked, and the plans cleared, before it is up

@@ -1,0 +1,129 @@
+"""Lookups of pseudonymised values: how a looked-up value is normalised, and the budget of
+distinct values a consumer may look up per purpose.
+
+A lookup is the one place where a caller's value meets the pseudonym key: the firewall's
+``pseudonym_lookups`` rule turns ``plate = '浙A12345'`` (``=``, ``<>``, ``IN``, anywhere in the
+query: WHERE, CASE WHEN, a join condition, a select list) into a comparison of pseudonyms and
+records a ``LookupSite`` for each value. Every other comparison of such a column with a value
+(``CASE plate WHEN …``, a join to ``VALUES``, a scalar subquery, an expression) compares the
+pseudonym with the caller's *raw* text and can never match: it looks nothing up.
+
+At each run the values of a plan's sites (its literals, and the parameters the query layer
+lifted out of the text) are normalised here, and it is the **normalised** value that the
+engine pseudonymises — what is counted is exactly what is probed. ``LookupBudget.spend``
+counts the distinct values per consumer × purpose over a rolling 24 h (a value already
+looked up in the window costs nothing) and refuses the whole query, counting nothing, once
+the grant's ``lookups_per_day`` would be passed.
+
+>>> normalise("plate", "浙a-123 45"), normalise("plate", "浙A.12345"), normalise("id_number", "33010619900101123x")
+('浙A12345', '浙A12345', '33010619900101123X')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from zhongshu.errors import LookupBudgetExceeded
+from zhongshu.policy.context import LookupSite
+from zhongshu.stores import LookupCounts
+
+WINDOW_S = 86_400.0
+"""The rolling window of a lookup budget: 24 h."""
+_PLATE_DROP = re.compile(r"[\s\-.·_]+")
+_SPACES = re.compile(r"\s+")
+
+
+def normalise(kind: str, value: Any) -> str:
+    """The text a value is looked up (and counted) as, for a column normalised as ``kind``:
+    ``plate`` — spaces, hyphens, dots, middle dots and underscores removed, upper case;
+    ``id_number`` — spaces removed, upper case (the check letter ``X``); ``exact`` — the
+    text as written."""
+    text = value if isinstance(value, str) else str(value)
+    if kind == "plate":
+        return _PLATE_DROP.sub("", text).upper()
+    if kind == "id_number":
+        return _SPACES.sub("", text).upper()
+    return text
+
+
+@dataclass(frozen=True)
+class Spent:
+    """The parameters to run a plan with (lookups normalised), once its lookups are paid."""
+
+    params: tuple[Any, ...]
+    looked_up: int  # distinct values this run looked up
+
+
+class LookupBudget:
+    """Spends a consumer's lookup budget from ``counts`` (shared by every replica and grant
+    reload using the same store).
+
+    Args:
+        counts: the store of looked-up values per key (``zhongshu.stores.LookupCounts``).
+        secret: the hub's secret: values are stored as keyed digests, never in clear.
+        clock: seconds since the epoch (tests pass their own).
+    """
+
+    def __init__(self, counts: LookupCounts, secret: bytes,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.counts = counts
+        self._key = hmac.new(secret, b"zhongshu lookup budget", hashlib.sha256).digest()
+        self._clock = clock
+
+    def digest(self, key: str, kind: str, value: str) -> str:
+        """The stored form of one looked-up value: keyed, so the store reveals no value."""
+        return hmac.new(self._key, f"{key}\x00{kind}\x00{value}".encode(),
+                        hashlib.sha256).hexdigest()[:32]
+
+    def spend(self, caller: str, purpose: str, sites: Iterable[LookupSite],
+              params: tuple[Any, ...], index: Callable[[str], int]) -> Spent:
+        """Pay for the lookups of one run by ``caller`` (the member the hub records as the
+        asker — a scenario acting for a caller passes that caller) for ``purpose``.
+
+        Args:
+            sites: the plan's lookup sites.
+            params: the run's parameters, in placeholder order.
+            index: the position in ``params`` of a placeholder name.
+
+        Returns:
+            The parameters with every looked-up one normalised, and how many distinct values
+            were looked up.
+
+        Raises:
+            LookupBudgetExceeded: the distinct values looked up in the last 24 h, with this
+                run's new ones, would pass the smallest ``lookups_per_day`` of the grants
+                looked up through; nothing is counted and the query is not run.
+        """
+        sites = list(sites)
+        if not sites:
+            return Spent(params, 0)
+        out = list(params)
+        key = f"{caller}|{purpose}"
+        digests: set[str] = set()
+        limit: int | None = None
+        for s in sites:
+            if s.parameter is not None:
+                i = index(s.parameter)
+                out[i] = normalise(s.normalise, out[i])
+                value = out[i]
+            else:
+                assert s.value is not None
+                value = s.value
+            digests.add(self.digest(key, s.normalise, value))
+            limit = s.grant.lookups_per_day if limit is None else min(limit,
+                                                                     s.grant.lookups_per_day)
+        assert limit is not None
+        used = self.counts.spend(key, sorted(digests), limit, WINDOW_S, self._clock())
+        if used is not None:
+            raise LookupBudgetExceeded(
+                f"`{caller}` has looked up {used} distinct pseudonymised values for purpose "
+                f"`{purpose}` in the last 24 h; this query's {len(digests)} would pass the "
+                f"grant's budget of {limit} a day. Look up values you hold, a few at a time, "
+                "or ask the owner for a larger `lookups_per_day`")
+        return Spent(tuple(out), len(digests))
