@@ -98,8 +98,15 @@ class AggregateRequest:
 
 def is_aggregate(ref: DatasetRef) -> bool:
     """Whether ``ref`` reads an aggregate dataset (a grant with an aggregate-only column)."""
-    return ref.access is not None and ref.access.grant is not None and \
-        ref.access.grant.aggregate_only
+    a = ref.access
+    return a is not None and a.grant is not None and any(
+        m.kind == "aggregate_only" for m in a.masking.values())
+
+
+def _k(ref: DatasetRef) -> int:
+    """The group-size threshold: the largest ``k`` of the masks applied."""
+    assert ref.access is not None
+    return max(m.k for m in ref.access.masking.values() if m.kind == "aggregate_only")
 
 
 def parse_request(e: exp.Expr, ctx: Context, ref: DatasetRef) -> AggregateRequest:
@@ -342,7 +349,7 @@ def aggregate_sql(req: AggregateRequest) -> exp.Select:
     a = ref.access
     assert a is not None and a.grant is not None
     grant = a.grant
-    k = grant.k
+    k = _k(ref)
     measures = _measures(ref)
     used = sorted({o.measure for o in req.outputs if o.measure})
     dims = list(grant.dimensions)
