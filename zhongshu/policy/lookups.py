@@ -15,8 +15,10 @@ counts the distinct values per consumer × purpose over a rolling 24 h (a value 
 looked up in the window costs nothing) and refuses the whole query, counting nothing, once
 the grant's ``lookups_per_day`` would be passed.
 
->>> normalise("plate", "浙a-123 45"), normalise("plate", "浙A.12345"), normalise("id_number", "33010619900101123x")
-('浙A12345', '浙A12345', '33010619900101123X')
+>>> normalise("plate", "浙a-123 45"), normalise("plate", "浙A.12345")
+('浙A12345', '浙A12345')
+>>> normalise("id_number", "33010619900101123x")
+'33010619900101123X'
 """
 
 from __future__ import annotations
