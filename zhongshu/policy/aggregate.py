@@ -128,6 +128,11 @@ def parse_request(e: exp.Expr, ctx: Context, ref: DatasetRef) -> AggregateReques
     frm = e.args.get("from_")
     if frm is None or not isinstance(frm.this, exp.Table) or ctx.ref_of(frm.this) is not ref:
         raise _shape(name, "FROM the dataset itself")
+    extra = [k for k, v in frm.this.args.items() if v and k not in ("this", "db", "catalog",
+                                                                    "alias")]
+    if extra or frm.this.args.get("alias") is not None and frm.this.args["alias"].columns:
+        raise _shape(name, "FROM the dataset itself (no sample, hint, time travel or "
+                           "column aliases)")
     if any(isinstance(n, (exp.Query, exp.Subquery)) for n in e.find_all(exp.Query,
                                                                       exp.Subquery)
            if n is not e):
@@ -224,7 +229,7 @@ def _output(x: exp.Expr, index: int, ctx: Context, ref: DatasetRef) -> Output:
     measures = _measures(ref)
     name = _column(arg, ref) if arg is not None else None
     if name is None or name not in measures or len(node.expressions) or \
-            any(k not in ("this",) and v for k, v in node.args.items()):
+            any(v for k, v in node.args.items() if k not in ("this", "big_int")):
         raise _refuse_value(node, ref, ctx)
     family, clip = measures[name]
     if fn != "count" and (family not in _NUMERIC or clip is None):
