@@ -252,7 +252,8 @@ def _group(e: exp.Select, outputs: tuple[Output, ...], ctx: Context, ref: Datase
     g = e.args.get("group")
     if g is None:
         return ()
-    if any(v for k, v in g.args.items() if k != "expressions"):
+    if any(v for k, v in g.args.items() if k != "expressions") or any(
+            isinstance(x, (exp.Rollup, exp.Cube, exp.GroupingSets)) for x in g.expressions):
         raise _shape(ref.dataset.name, "a plain GROUP BY (no ALL, ROLLUP, CUBE or GROUPING "
                                        "SETS)")
     dims: list[str] = []
