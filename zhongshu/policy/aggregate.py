@@ -405,7 +405,14 @@ def aggregate_sql(req: AggregateRequest) -> exp.Select:
     floor = exp.GTE(this=c(CELL_SIZE), expression=exp.Literal.number(k))
     conds: list[exp.Expr] = [floor]
     for f in req.filters:
-        test: exp.Expr = exp.In(this=c(f.dimension), expressions=[x.copy() for x in f.values])
+        declared = ref.dataset.column(f.dimension)
+        assert declared is not None
+        # TRY_CAST: a value of the wrong type matches nothing, and has no error path (an
+        # error raised on some rows only would tell which rows the engine reached)
+        values = [exp.TryCast(this=x.copy(), to=exp.DataType.build(declared.type,
+                                                                  dialect="duckdb"))
+                  for x in f.values]
+        test: exp.Expr = exp.In(this=c(f.dimension), expressions=values)
         conds.append(test if f.keep else exp.Not(this=exp.Paren(this=test)))
     cells = exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(CELLS)))
     q = exp.select(*outer_cols).from_(cells).where(exp.and_(*conds))
