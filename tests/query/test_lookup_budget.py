@@ -114,7 +114,7 @@ def test_the_budget_is_per_consumer_and_purpose(hub: QueryService) -> None:
     listed = ", ".join(f"'{g}'" for g in _guesses(100))
     hub.run(parking, f"SELECT count(*) FROM {T} WHERE plate IN ({listed})", P)
     with pytest.raises(LookupBudgetExceeded):
-        hub.run(parking, f"SELECT count(*) FROM parking_qiantang.tickets WHERE car_plate = "
+        hub.run(parking, "SELECT count(*) FROM parking_qiantang.tickets WHERE car_plate = "
                          "'浙Z00001'", P)  # another dataset, the same consumer × purpose
     traffic = Caller(hub.catalog.members["app-traffic"])
     hub.run(traffic, "SELECT count(*) FROM traffic.passages WHERE plate = '浙Z00001'",
@@ -150,3 +150,29 @@ def test_a_refusal_over_budget_is_recorded(own_hub: Any) -> None:
         assert ok.status_code == 200  # an honest single lookup still works
     finally:
         c.close()
+
+
+def test_a_row_scope_is_no_way_around_its_owners_budget(hub: QueryService) -> None:
+    """An owner who holds a pseudonymised grant could put its guesses in the row scope of a
+    grant of its own, and watch what a consumer it controls gets: the scope's lookups are
+    charged to the scope's owner, at every run of every consumer's query."""
+    def grant(guesses: list[str], consumer: str) -> None:
+        listed = ", ".join(f"'{g}'" for g in guesses)
+        hub.grants.add("app-traffic", {
+            "consumer": consumer, "datasets": ["traffic_signals.recommendations"],
+            "purposes": ["traffic-management"],
+            "row_scope": f"EXISTS (SELECT 1 FROM traffic.passages WHERE plate IN ({listed}))"},
+            actor="test")
+        hub.refresh_grants(force=True)
+
+    grant(_guesses(50), "outsider")
+    sql = "SELECT count(*) FROM traffic_signals.recommendations"
+    outsider = Caller(hub.catalog.members["outsider"])
+    hub.run(outsider, sql, "traffic-management")
+    now = time.time()
+    assert hub.lookups.counts.count("app-traffic|traffic-management", WINDOW_S, now) == 50
+    assert hub.lookups.counts.count("outsider|traffic-management", WINDOW_S, now) == 0
+    grant(_guesses(60, 50), "app-parking")
+    with pytest.raises(LookupBudgetExceeded) as e:
+        hub.run(Caller(hub.catalog.members["app-parking"]), sql, "traffic-management")
+    assert "app-traffic" in e.value.message

@@ -22,10 +22,12 @@ REF = "zhongshu_ref"  # meta key of a table node: the index of its DatasetRef in
 class LookupSite:
     """One place where a caller's value is looked up in a pseudonymised column: the value
     (a literal of the query, or the name of the parameter the query layer lifted it into),
-    how it is normalised, and the grant whose lookup budget it spends."""
+    how it is normalised, the grant whose lookup budget it spends, and whose budget that is
+    (the query's caller; for a lookup inside a grant's row scope, the scope's owner)."""
 
     grant: Grant
     normalise: str
+    caller: str
     parameter: str | None = None  # placeholder name; None: ``value`` is the literal
     value: str | None = None
 

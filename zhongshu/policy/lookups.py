@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,33 +83,38 @@ class LookupBudget:
         return hmac.new(self._key, f"{key}\x00{kind}\x00{value}".encode(),
                         hashlib.sha256).hexdigest()[:32]
 
-    def spend(self, caller: str, purpose: str, sites: Iterable[LookupSite],
-              params: tuple[Any, ...], index: Callable[[str], int]) -> Spent:
-        """Pay for the lookups of one run by ``caller`` (the member the hub records as the
-        asker — a scenario acting for a caller passes that caller) for ``purpose``.
+    def spend(self, purpose: str, sites: Iterable[LookupSite], params: tuple[Any, ...],
+              index: Callable[[str], int], charge: Mapping[str, str] | None = None) -> Spent:
+        """Pay for the lookups of one run for ``purpose``: each site from the budget of its
+        ``caller`` (the member the hub records as the asker; a row scope's owner for the
+        scope's lookups).
 
         Args:
             sites: the plan's lookup sites.
             params: the run's parameters, in placeholder order.
             index: the position in ``params`` of a placeholder name.
+            charge: member → whom to charge instead (a scenario service looking up on behalf
+                of one of its callers charges that caller).
 
         Returns:
             The parameters with every looked-up one normalised, and how many distinct values
             were looked up.
 
         Raises:
-            LookupBudgetExceeded: the distinct values looked up in the last 24 h, with this
-                run's new ones, would pass the smallest ``lookups_per_day`` of the grants
-                looked up through; nothing is counted and the query is not run.
+            LookupBudgetExceeded: for some member, the distinct values looked up in the last
+                24 h with this run's new ones would pass the smallest ``lookups_per_day`` of
+                the grants looked up through; the query is not run (and the refused member's
+                values are not counted).
         """
         sites = list(sites)
         if not sites:
             return Spent(params, 0)
         out = list(params)
-        key = f"{caller}|{purpose}"
-        digests: set[str] = set()
-        limit: int | None = None
+        digests: dict[str, set[str]] = {}
+        limits: dict[str, int] = {}
         for s in sites:
+            who = (charge or {}).get(s.caller, s.caller)
+            key = f"{who}|{purpose}"
             if s.parameter is not None:
                 i = index(s.parameter)
                 out[i] = normalise(s.normalise, out[i])
@@ -117,15 +122,17 @@ class LookupBudget:
             else:
                 assert s.value is not None
                 value = s.value
-            digests.add(self.digest(key, s.normalise, value))
-            limit = s.grant.lookups_per_day if limit is None else min(limit,
-                                                                     s.grant.lookups_per_day)
-        assert limit is not None
-        used = self.counts.spend(key, sorted(digests), limit, WINDOW_S, self._clock())
-        if used is not None:
-            raise LookupBudgetExceeded(
-                f"`{caller}` has looked up {used} distinct pseudonymised values for purpose "
-                f"`{purpose}` in the last 24 h; this query's {len(digests)} would pass the "
-                f"grant's budget of {limit} a day. Look up values you hold, a few at a time, "
-                "or ask the owner for a larger `lookups_per_day`")
-        return Spent(tuple(out), len(digests))
+            digests.setdefault(key, set()).add(self.digest(key, s.normalise, value))
+            limits[key] = min(limits.get(key, s.grant.lookups_per_day),
+                              s.grant.lookups_per_day)
+        now = self._clock()
+        for key in sorted(digests):
+            used = self.counts.spend(key, sorted(digests[key]), limits[key], WINDOW_S, now)
+            if used is not None:
+                who = key.rsplit("|", 1)[0]
+                raise LookupBudgetExceeded(
+                    f"`{who}` has looked up {used} distinct pseudonymised values for purpose "
+                    f"`{purpose}` in the last 24 h; this query's {len(digests[key])} would "
+                    f"pass the grant's budget of {limits[key]} a day. Look up values you "
+                    "hold, a few at a time, or ask the owner for a larger `lookups_per_day`")
+        return Spent(tuple(out), sum(len(d) for d in digests.values()))

@@ -32,9 +32,10 @@ def spend_lookups(budget: LookupBudget, plan: Plan, template: Template,
     """The template to run ``plan`` with, once its lookups are paid.
 
     Args:
-        caller: whom to charge (default: the member the plan was governed for — the caller
-            the hub records). A scenario service looking up on behalf of one of its callers
-            passes that caller here.
+        caller: whom to charge for the plan's own lookups (default: the member the plan
+            was governed for — the caller the hub records). A scenario service looking up on
+            behalf of one of its callers passes that caller here. Lookups inside a grant's
+            row scope are charged to the scope's owner either way.
 
     Raises:
         LookupBudgetExceeded: see ``LookupBudget.spend``.
@@ -42,8 +43,8 @@ def spend_lookups(budget: LookupBudget, plan: Plan, template: Template,
     g = plan.governance
     if not g.lookups:
         return template
-    spent = budget.spend(caller or g.caller, g.purpose, g.lookups, template.params,
-                         parameter_index)
+    spent = budget.spend(g.purpose, g.lookups, template.params, parameter_index,
+                         charge={g.caller: caller} if caller else None)
     return replace(template, params=spent.params)
 
 

@@ -64,7 +64,7 @@ def pseudonym_lookups(e: exp.Expr, ctx: Context) -> exp.Expr:
                     value = exp.Literal.string(normalise(kind, other.this))
                 if grant is not None:  # an owner's own data is never pseudonymised for it
                     ctx.lookups.append(LookupSite(
-                        grant=grant, normalise=kind,
+                        grant=grant, normalise=kind, caller=ctx.caller.name,
                         parameter=other.name if isinstance(other, exp.Placeholder) else None,
                         value=value.this if isinstance(value, exp.Literal) else None))
                 other.replace(exp.func(PSEUDONYM_FN, exp.Literal.string(kid),
