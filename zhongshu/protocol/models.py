@@ -54,6 +54,11 @@ class GrantOut(BaseModel):
     row_scope: str | None = None
     expires: str | None = None
     rate_limit: int | None = None
+    dimensions: list[str] = Field(default=[], description="an aggregate dataset's dimensions")
+    k: int | None = Field(default=None, description="an aggregate dataset's group-size floor "
+                                                    "(distinct subjects)")
+    lookups_per_day: int = Field(default=100, description="distinct pseudonymised values "
+                                                          "looked up per purpose in 24 h")
 
 
 class DatasetDetailOut(DatasetOut):
