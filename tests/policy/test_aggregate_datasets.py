@@ -308,3 +308,23 @@ def test_the_demo_grant_is_an_aggregate_dataset(service: QueryService,
     with pytest.raises(ZhongshuError) as e:
         service.run(who, "SELECT * FROM health.visits", "research")
     assert e.value.code == "column_not_granted"
+
+
+def test_over_http_the_grant_says_what_it_is_and_refusals_are_recorded(own_hub: Any) -> None:
+    import httpx
+
+    c = httpx.Client(base_url=own_hub.url, timeout=30,
+                     headers={"Authorization": f"Bearer {own_hub.token('stats-bureau')}"})
+    try:
+        [g] = c.get("/v1/datasets/health.visits").json()["grants"]
+        assert g["dimensions"] == ["hospital_id", "dept"] and g["k"] == 10
+        assert g["masking"] == {"fee_yuan": "aggregate_only"}
+        r = c.post("/v1/query", json={"sql": "SELECT * FROM health.visits",
+                                      "purpose": "research"})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "column_not_granted"
+        assert r.json()["receipt"] is not None  # the refusal is on the ledger
+        ok = c.post("/v1/query", json={"sql": "SELECT dept, count(*) AS n FROM health.visits "
+                                              "GROUP BY dept", "purpose": "research"})
+        assert ok.status_code == 200 and ok.json()["rows"] == []  # every cell is < 10 here
+    finally:
+        c.close()
