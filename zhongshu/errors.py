@@ -20,7 +20,7 @@ data values, secrets or source internals.
     │   └── QueryInvalid                         query_invalid       — the engine refused it
     ├── BadRequest (ValueError)                  bad_request         400
     ├── RateLimited                              rate_limited        429
-    │   └── LookupBudgetExceeded                 lookup_budget_exceeded 429 — distinct lookups a day
+    ├── LookupBudgetExceeded                     lookup_budget_exceeded 429 — distinct lookups a day
     ├── ResultTooLarge                           result_too_large    413
     ├── QueryTimeout (TimeoutError)              query_timeout       504
     ├── SourceUnavailable                        source_unavailable  503 (transient)
@@ -145,8 +145,12 @@ class RateLimited(ZhongshuError):
     transient = True
 
 
-class LookupBudgetExceeded(RateLimited):
+class LookupBudgetExceeded(ZhongshuError):
+    """Over the distinct pseudonym lookups a day; not a ``RateLimited``: waiting a second
+    does not help, and a client must not retry it in a loop."""
+
     code = "lookup_budget_exceeded"
+    status = 429
 
 
 class ResultTooLarge(ZhongshuError):
