@@ -221,6 +221,8 @@ class Grants:
             gid = (f"{base}:{ds_name}" if len(g.datasets) > 1 else base) if base \
                 else f"{g.consumer}:{ds_name}"
             if g.subject is not None and g.subject not in declared:
+                if stored_id is not None:  # checked when made; its dataset changed since
+                    raise KeyError(g.subject)
                 raise ConfigError(f"grant to `{g.consumer}` on `{ds_name}`: subject "
                                   f"`{g.subject}` is no column of the dataset")
             grant = Grant(id=gid, owner=owner, consumer=g.consumer, dataset=ds_name,
