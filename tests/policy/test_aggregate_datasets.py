@@ -328,3 +328,22 @@ def test_over_http_the_grant_says_what_it_is_and_refusals_are_recorded(own_hub: 
         assert ok.status_code == 200 and ok.json()["rows"] == []  # every cell is < 10 here
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("spec", [
+    {"dimensions": ["plate"], "masking": {"plate": "pseudonym"}},
+    {"dimensions": ["fee"], "masking": {"fee": {"kind": "aggregate_only", "k": 5}}},
+    {"masking": {"fee": {"kind": "aggregate_only", "clip": [10, 1]}}},
+    {"masking": {"fee": {"kind": "aggregate_only", "clip": [0, 1e300]}}},
+    {"masking": {"fee": {"kind": "aggregate_only", "clip": [0, float("inf")]}}},
+    {"masking": {"fee": {"kind": "aggregate_only", "k": 1}}},
+    {"lookups_per_day": -1},
+])
+def test_grants_that_would_defeat_the_design_are_refused(spec: dict[str, Any]) -> None:
+    from pydantic import ValidationError
+
+    from zhongshu.config import GrantConfig
+
+    with pytest.raises(ValidationError):
+        GrantConfig.model_validate({"consumer": "c", "datasets": ["a.b"], "purposes": ["p"],
+                                    **spec})
