@@ -176,3 +176,22 @@ def test_a_row_scope_is_no_way_around_its_owners_budget(hub: QueryService) -> No
     with pytest.raises(LookupBudgetExceeded) as e:
         hub.run(Caller(hub.catalog.members["app-parking"]), sql, "traffic-management")
     assert "app-traffic" in e.value.message
+
+
+def test_other_forms_look_nothing_up_and_spend_nothing(hub: QueryService,
+                                                       plates: dict[str, int]) -> None:
+    """Only ``col = value`` / ``<>`` / ``IN`` pseudonymise the caller's value: every other way
+    of comparing a known plate compares its pseudonym with raw text, and finds nothing."""
+    who = Caller(hub.catalog.members["app-parking"])
+    plate = max(plates, key=lambda p: plates[p])
+    for where in (f"plate = (SELECT '{plate}')", f"plate = '{plate[:3]}' || '{plate[3:]}'",
+                  f"plate = ANY (['{plate}'])", f"plate IS NOT DISTINCT FROM '{plate}'",
+                  f"CASE plate WHEN '{plate}' THEN TRUE ELSE FALSE END",
+                  f"plate IN (SELECT p FROM (VALUES ('{plate}')) AS v(p))",
+                  f"upper(plate) = '{plate}'"):
+        rows = hub.run(who, f"SELECT count(*) FROM {T} WHERE {where}", P).rows()
+        assert rows == [[0]], where
+    joined = hub.run(who, f"SELECT count(*) FROM {T} AS s JOIN (VALUES ('{plate}')) AS v(p) "
+                          "ON s.plate = v.p", P).rows()
+    assert joined == [[0]]
+    assert _spent(hub) == 0
