@@ -100,7 +100,7 @@ def publish(topic: str, payloads: list[bytes], rate: float | None, stamp: bool,
 def city_with_stream(workdir: Path, tmp: Path, topic: str) -> Path:
     base = build(workdir, "city-sqlite", 0.3, "sqlite", ServerSettings.from_env("zs_bench_"))
     root = tmp / "city"
-    shutil.copytree(base, root, ignore=shutil.ignore_patterns("state", "streams"))
+    shutil.copytree(base, root, ignore=shutil.ignore_patterns("state", "streams", "ledger.pin"))
     with (root / "members" / "traffic-police.toml").open("a") as f:
         f.write(STREAM.format(topic=topic))
     return root
@@ -213,7 +213,7 @@ def traffic_block(base: Path, batch: int) -> float:
     os.environ.setdefault("ZHONGSHU_ROW_CAP", "10000000")  # the whole day, for the owner
     base.parent.chmod(0o755)
     root = base.parent / "traffic-city"
-    shutil.copytree(base, root, ignore=shutil.ignore_patterns("state", "streams"))
+    shutil.copytree(base, root, ignore=shutil.ignore_patterns("state", "streams", "ledger.pin"))
     text = (root / "members" / "traffic-police.toml").read_text()
     (root / "members" / "traffic-police.toml").write_text(
         text[:text.index("[[streams]]")] + counting.live_block("mqtt", "unused/bench"))

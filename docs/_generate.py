@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from zhongshu.config import (
     AggregateConfig,
+    CallerRule,
     Column,
     DatasetConfig,
     GrantConfig,
@@ -204,6 +205,31 @@ datasets = ["parking_westlake.sessions"]
 columns = ["session_id", "garage_no", "plate", "entered", "left", "fee_cents"]
 masking = {{ plate = "pseudonym" }}
 rate_limit = 600
+```
+
+### `[[callers]]`: who may call a scenario's services
+
+Only members of kind `scenario`. A scenario's **service** is the first path segment of its
+routes under `/scenarios/NAME/` (`eligibility`, `sessions`, `ngsi-ld`…). Every scenario route
+authenticates its caller as the protocol does (401 without credentials) and admits only a
+member that a table names for the service — by name, kind or role; anyone else gets `403
+caller_not_declared`, recorded on the ledger with the caller and the scenario member. A
+service no table names is closed to everyone; a table naming a service the scenario does not
+offer stops the hub when the scenario is mounted. The scenario then acts on behalf of the
+caller (see [security.md](security.md#scenario-callers-and-on-behalf-of)). People (signed in
+with the city's identity provider) will be admitted by a key of their own here.
+
+{table(CallerRule)}
+
+```toml
+[[callers]]                          # in members/app-medical.toml
+services = ["eligibility"]
+roles = ["hospital"]                 # every hospital's system
+rate_limit = 60                      # calls per minute, each hospital counted apart
+
+[[callers]]
+services = ["report"]
+kinds = ["cockpit"]
 ```
 
 ### Masks (`masking = {{ COLUMN = KIND }}` or `{{ COLUMN = {{ kind = …, … }} }}`)

@@ -110,9 +110,9 @@ class HubProcess:
 
 def copy_demo_city(demo_dir: Path, root: Path, append: dict[str, str] | None = None
                    ) -> Path:
-    """A private copy of the demo city (without its state) at ``root``; ``append`` adds
-    text to members' files (member name → TOML), e.g. a stream declaration."""
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+    """A private copy of the demo city (without its state and its log key's pin) at ``root``;
+    ``append`` adds text to members' files (member name → TOML), e.g. a stream declaration."""
+    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state", "ledger.pin"))
     for member, text in (append or {}).items():
         with (root / "members" / f"{member}.toml").open("a", encoding="utf-8") as f:
             f.write(text)
@@ -190,10 +190,11 @@ def real_service(real_dir: Path) -> Iterator[QueryService]:
 
 
 class RunningHub:
-    """A hub (protocol and cockpit) served by uvicorn on a loopback port, in a thread of the
-    test process."""
+    """A hub (protocol and cockpit; with ``scenarios``, the scenarios too, each member given
+    a token first — exactly as `zhongshu serve` builds it) served by uvicorn on a loopback
+    port, in a thread of the test process."""
 
-    def __init__(self, node: Node, city_dir: Path) -> None:
+    def __init__(self, node: Node, city_dir: Path, scenarios: bool = False) -> None:
         import uvicorn
 
         self.node = node
@@ -201,7 +202,9 @@ class RunningHub:
         self.city_dir = city_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        app = node.app(cockpit=True)  # as `zhongshu serve` does
+        if scenarios:
+            ensure_tokens(self.service.catalog, city_dir)
+        app = node.app(cockpit=True, scenarios=self.url if scenarios else None)
         self.app = app
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                 log_level="warning", access_log=False)
@@ -256,16 +259,18 @@ def hub(node: Node, demo_dir: Path) -> Iterator[RunningHub]:
 @pytest.fixture
 def own_hub_factory(demo_dir: Path, city_tmp: Path) -> Iterator[Any]:
     """Start hubs on private copies of the demo city (for tests that change grants, members
-    or keys); extra member files may be added first."""
+    or keys); extra member files may be added (or replace the demo's) first, and the
+    scenarios served too."""
     started: list[tuple[RunningHub, Node]] = []
 
-    def start(extra_members: dict[str, str] | None = None) -> RunningHub:
+    def start(extra_members: dict[str, str] | None = None, scenarios: bool = False
+              ) -> RunningHub:
         root = city_tmp / f"city{len(started)}"
-        shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+        shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state", "ledger.pin"))
         for name, text in (extra_members or {}).items():
             (root / "members" / f"{name}.toml").write_text(text)
         node = Node.open(root, serve=True, monitor=False)
-        running = RunningHub(node, root)
+        running = RunningHub(node, root, scenarios=scenarios)
         started.append((running, node))
         return running
 

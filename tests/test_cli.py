@@ -128,7 +128,7 @@ def test_members_add(city_tmp: Path, demo_dir: Path) -> None:
     import shutil
 
     root = city_tmp / "c"
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state", "ledger.pin"))
     ok = zs("members", "add", "hub-yuhang", "--kind", "hub", "--title", "Yuhang hub",
             "--dir", str(root))
     assert ok.returncode == 0, ok.stderr

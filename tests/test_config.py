@@ -134,7 +134,7 @@ def test_stream_aggregates_are_checked_and_served_as_datasets(demo_dir: Path,
     import shutil
 
     root = tmp_path / "city"
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state", "ledger.pin"))
     member = root / "members" / "traffic-police.toml"
     base = member.read_text()
     stream = ('\n[[streams]]\nname = "live"\nkind = "mqtt"\ntopic = "t"\n'

@@ -99,8 +99,6 @@ def serve(city_dir: DirOpt = Path("."),
 def _serve(node: Any, host: str, port: int) -> None:
     import uvicorn
 
-    from zhongshu.scenarios import mount as mount_scenarios
-
     service, streams = node.query, node.streams
 
     down = {n: s for n, s in service.health().items() if s != "ok"}
@@ -114,10 +112,10 @@ def _serve(node: Any, host: str, port: int) -> None:
               f"(cockpit: /cockpit/, protocol: /v1/openapi.json, metrics: /metrics)")
     if streams is not None:
         streams.start()
-    app = node.app(cockpit=True)
     # scenarios talk to this hub over HTTP, as they would from another machine
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    for name in mount_scenarios(app, f"http://{local}:{port}", service.city.root):
+    app = node.app(cockpit=True, scenarios=f"http://{local}:{port}")
+    for name in app.state.scenarios:
         out.print(f"Scenario [bold]{name}[/] at /scenarios/{name}/")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
@@ -510,7 +508,7 @@ def members_revoke(name: str, city_dir: DirOpt = Path("."),
                        "--id", help="only the token whose id (hash prefix) is this")] = None
                    ) -> None:
     """Revoke a member's tokens (all of them, or one by id); a serving hub stops accepting
-    them within 5 seconds."""
+    them within 5 seconds, and the browser sessions made from them end at once."""
     node = _node(city_dir)
     cat = node.catalog
     if name not in cat.members:

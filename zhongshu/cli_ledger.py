@@ -23,8 +23,10 @@ DirOpt = Annotated[Path | None, typer.Option("--dir", help="the city folder (loc
 UrlOpt = Annotated[str | None, typer.Option(envvar="ZHONGSHU_URL", help="a hub's URL")]
 TokenOpt = Annotated[str | None, typer.Option(envvar="ZHONGSHU_TOKEN", help="bearer token")]
 KeyOpt = Annotated[str | None, typer.Option("--log-key", help="the log's verifier key (vkey) "
-                                            "to pin; default: the hub's own key file or "
-                                            "answer")]
+                                            "to pin")]
+VerifyKeyOpt = Annotated[str | None, typer.Option(
+    "--log-key", help="the log's verifier key (vkey) to check against; with --dir, default: "
+                      "the key the city pins ([ledger] log_key in city.toml, or ledger.pin)")]
 
 
 def _ledger(city_dir: Path, existing: bool = True) -> Any:
@@ -71,6 +73,29 @@ def key(city_dir: Annotated[Path, typer.Option("--dir", help="the city folder")]
               f"witness  {lg.witness_key.verifier.vkey}", highlight=False, soft_wrap=True)
 
 
+@ledger_app.command("pin")
+def pin_key(city_dir: Annotated[Path, typer.Option("--dir", help="the city folder")] = Path(".")
+            ) -> None:
+    """Pin this hub's current log key in ledger.pin beside city.toml (the hub does it when it
+    creates the key; this is for a ledger older than pinning). Compare `zhongshu ledger key`
+    with your records or a witness's configuration first: pinning trusts the key file."""
+    from zhongshu.config import load_city
+    from zhongshu.ledger import note, origin_of, pin
+
+    city = load_city(city_dir)
+    found = pin.read(city)
+    if found is not None:
+        raise LedgerInvalid(f"the log key is already pinned in {found.where} "
+                            f"({found.key.vkey}); remove that pin first to pin another")
+    path = city.state_dir / "ledger.key"
+    if not path.exists():
+        raise NotFound(f"{city_dir} has no log key yet (the hub creates and pins it when it "
+                       "first runs)")
+    key = note.Signer.load_or_create(path, origin_of(city), note.ED25519).verifier
+    pin.record(city, key)
+    out.print(f"pinned {key.vkey} in {pin.PIN_FILE}", highlight=False, soft_wrap=True)
+
+
 def _known(files: list[Path]) -> list[Any]:
     from zhongshu.ledger import note
 
@@ -85,25 +110,28 @@ def _known(files: list[Path]) -> list[Any]:
 
 
 @ledger_app.command("verify")
-def verify(city_dir: DirOpt = None, url: UrlOpt = None, log_key: KeyOpt = None,
+def verify(city_dir: DirOpt = None, url: UrlOpt = None, log_key: VerifyKeyOpt = None,
            checkpoint: Annotated[list[Path] | None, typer.Option(
                help="a checkpoint (or receipt bundle) obtained earlier, e.g. from a witness: "
                     "the log must still agree with it")] = None) -> None:
-    """Verify a whole ledger: recompute every hash, check every checkpoint's signature and
-    that all checkpoints (and those you bring) lie on one append-only tree."""
-    from zhongshu.ledger import note
+    """Verify a whole ledger: recompute every hash, check every checkpoint's signature
+    against a pinned log key (never the key file of the folder checked) and that all
+    checkpoints (and those you bring) lie on one append-only tree."""
     from zhongshu.ledger import verify as v
 
     known = _known(checkpoint or [])
     with Progress(TextColumn("verifying"), BarColumn(), TextColumn("{task.completed:,} entries"),
                   console=err, transient=True, disable=not err.is_terminal) as bar:
         if city_dir is not None:
-            lg = _ledger(city_dir)
-            pinned = note.Verifier.parse(log_key) if log_key else lg.log_key.verifier
-            task = bar.add_task("v", total=lg.size)
-            report = v.verify_store(lg.store, pinned, known,
+            store, pinned = _local(city_dir, log_key)
+            task = bar.add_task("v", total=store.size())
+            report = v.verify_store(store, pinned, known,
                                     lambda n: bar.update(task, completed=n))
         elif url is not None:
+            if log_key is None:
+                raise LedgerInvalid("no log key pinned: give --log-key (from your records, "
+                                    "a witness's configuration or an earlier `zhongshu ledger "
+                                    "key`); a key read from the hub itself proves nothing")
             report = _verify_remote(url, log_key, known, bar)
         else:
             raise typer.BadParameter("give --dir (a local ledger) or --url (a hub)")
@@ -114,18 +142,45 @@ def verify(city_dir: DirOpt = None, url: UrlOpt = None, log_key: KeyOpt = None,
             out.print(f"[red]FAIL[/] {p}", highlight=False)
         raise LedgerInvalid(f"the ledger does not verify ({len(report.problems)} problem(s))")
     out.print(f"[green]OK[/] {report.size:,} entries, {report.checkpoints} checkpoints, every "
-              "hash and signature verified", highlight=False)
+              f"hash and signature verified against {report.key}", highlight=False)
 
 
-def _verify_remote(url: str, log_key: str | None, known: list[Any], bar: Any) -> Any:
+def _local(city_dir: Path, log_key: str | None) -> tuple[Any, Any]:
+    """The city's ledger store, opened read-side only (no key file read), and the key to
+    check it against: ``log_key``, else the city's pin.
+
+    Raises:
+        NotFound: the city has no ledger yet.
+        LedgerInvalid: no key is given and the city pins none.
+    """
+    from zhongshu.config import load_city
+    from zhongshu.ledger import note, pin
+    from zhongshu.ledger.store import SqliteLedgerStore
+
+    city = load_city(city_dir)
+    if not (city.state_dir / "ledger.db").exists():
+        raise NotFound(f"{city_dir} has no ledger yet (it is created when the hub first runs)")
+    if log_key is not None:
+        pinned = note.Verifier.parse(log_key)
+    else:
+        found = pin.read(city)
+        if found is None:
+            raise LedgerInvalid(
+                f"no log key pinned: {city_dir} has no [ledger] log_key in city.toml and no "
+                f"{pin.PIN_FILE}, and the key file in state/ cannot vouch for the log it "
+                "signs; give --log-key, or check `zhongshu ledger key` against your records "
+                "and run `zhongshu ledger pin`")
+        pinned = found.key
+        err.print(f"note: log key pinned in {found.where}", highlight=False)
+    return SqliteLedgerStore(city.state_dir / "ledger.db"), pinned
+
+
+def _verify_remote(url: str, log_key: str, known: list[Any], bar: Any) -> Any:
     from zhongshu.ledger import note
     from zhongshu.ledger import verify as v
     from zhongshu.ledger.layout import tile_path
 
     report = v.Report()
-    if log_key is None:
-        log_key = _get(url, "/v1/ledger/key").json()["log"]
-        report.notes.append("log key taken from the hub itself; pin it with --log-key")
     pinned = note.Verifier.parse(log_key)
     ckpts = [note.parse_checkpoint(c["note"]) for c in _get(url, "/v1/ledger/checkpoints").json()]
     size = max([c.size for c in ckpts] or [0])

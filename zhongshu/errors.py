@@ -10,18 +10,23 @@ data values, secrets or source internals.
     ├── Refused                                                      403 — known caller, not allowed
     │   ├── Forbidden                            forbidden
     │   ├── ColumnNotGranted                     column_not_granted
-    │   └── PurposeNotGranted                    purpose_not_granted
+    │   ├── PurposeNotGranted                    purpose_not_granted
+    │   ├── CallerNotDeclared                    caller_not_declared — not a declared caller
+    │   │                                                              of a scenario's service
+    │   └── BehalfRefused                        on_behalf_refused   — "on behalf of" refused
     ├── DatasetNotFound (LookupError)            dataset_not_found   404
     ├── BadQuery (ValueError)                                        400 — the SQL itself
     │   ├── SqlSyntax                            sql_syntax
     │   ├── StatementNotAllowed                  statement_not_allowed
     │   ├── FunctionNotAllowed                   function_not_allowed
     │   ├── ColumnNotFound                       column_not_found
-    │   └── QueryInvalid                         query_invalid       — the engine refused it
+    │   ├── QueryInvalid                         query_invalid       — the engine refused it
+    │   └── TypeNotSupported                     type_not_supported  — a result column's type
     ├── BadRequest (ValueError)                  bad_request         400
     ├── RateLimited                              rate_limited        429
     ├── LookupBudgetExceeded                     lookup_budget_exceeded 429 — distinct lookups a day
     ├── ResultTooLarge                           result_too_large    413
+    ├── QueryTooLarge                            query_too_large     413 — the SQL text itself
     ├── QueryTimeout (TimeoutError)              query_timeout       504
     ├── SourceUnavailable                        source_unavailable  503 (transient)
     │   └── SourceBusy                           source_unavailable  503 — at its concurrency cap
@@ -44,6 +49,9 @@ class ZhongshuError(Exception):
     code = "internal"
     status = 500
     transient = False
+    #: the datasets of the governed query the failure happened in, once it had a plan (the
+    #: caller is granted them): recorded with the refusal, so their owners see failed uses
+    datasets: tuple[str, ...] = ()
 
     def __init__(self, message: str = "internal error") -> None:
         super().__init__(message)
@@ -97,6 +105,19 @@ class PurposeNotGranted(Refused):
     code = "purpose_not_granted"
 
 
+class CallerNotDeclared(Refused):
+    """The caller is not declared in the scenario member's ``[[callers]]`` for the service."""
+
+    code = "caller_not_declared"
+
+
+class BehalfRefused(Refused):
+    """A request names a caller it acts for, and the hub does not accept it: the asker is not
+    a scenario member, or the named caller is unknown or not declared for that scenario."""
+
+    code = "on_behalf_refused"
+
+
 class DatasetNotFound(LookupError, ZhongshuError):
     code = "dataset_not_found"
     status = 404
@@ -134,6 +155,13 @@ class QueryInvalid(BadQuery):
     code = "query_invalid"
 
 
+class TypeNotSupported(BadQuery):
+    """A result column has a type the hub cannot encode faithfully; the message names the
+    column and the cast that makes it encodable."""
+
+    code = "type_not_supported"
+
+
 class BadRequest(ValueError, ZhongshuError):
     code = "bad_request"
     status = 400
@@ -155,6 +183,13 @@ class LookupBudgetExceeded(ZhongshuError):
 
 class ResultTooLarge(ZhongshuError):
     code = "result_too_large"
+    status = 413
+
+
+class QueryTooLarge(ZhongshuError):
+    """The SQL text is longer than the hub accepts (``query.service.MAX_SQL_CHARS``)."""
+
+    code = "query_too_large"
     status = 413
 
 

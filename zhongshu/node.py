@@ -145,18 +145,31 @@ class Node:
                 "stream-enrichment").table.to_pylist())
         return service
 
-    def app(self, cockpit: bool = False) -> FastAPI:
+    def app(self, cockpit: bool = False, scenarios: str | None = None) -> FastAPI:
         """The protocol application over this node's query service and ledger; ``cockpit``
-        also serves the cockpit, its panels' SQL checked by the firewall as they load."""
+        also serves the cockpit, its panels' SQL checked by the firewall as they load;
+        ``scenarios`` (this hub's URL, which the scenarios call back) also serves the
+        installed scenarios whose member has a token, every route behind the scenario door
+        (``protocol.callers``). ``zhongshu serve`` builds it with both.
+
+        Raises:
+            ConfigError: a panel does not validate, or a scenario member's ``[[callers]]``
+                names a service its scenario does not offer.
+        """
         from zhongshu.protocol.app import create_app
 
         app = create_app(self.query, self.ledger, sessions=self.stores.sessions,
-                         nonces=self.stores.nonces)
+                         nonces=self.stores.nonces, rates=self.stores.rates)
         if cockpit:
             from zhongshu.cockpit import mount
             from zhongshu.policy.owners import panel_checker
 
             mount(app, self.city, panel_checker(self.catalog))
+        if scenarios is not None:
+            from zhongshu.scenarios import mount as mount_scenarios
+
+            app.state.scenarios = mount_scenarios(app, scenarios, self.city.root,
+                                                  app.state.scenario_door.guard)
         return app
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ from zhongshu.policy.identity import Caller
 def drifted(demo_dir: Path, city_tmp: Path) -> Path:
     """A copy of the demo city whose departments changed their tables under the hub."""
     root = city_tmp / "city"
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state", "ledger.pin"))
     con = sqlite3.connect(root / "data" / "parking-westlake.sqlite")
     con.execute("ALTER TABLE garages DROP COLUMN addr")
     con.commit()

@@ -215,19 +215,35 @@ def test_witnessing_is_atomic(store: LedgerStore) -> None:
         w.keep(3, b"\x03" * 32, "ckpt 3")
     with store.witnessing("peer/log") as w:
         assert w.seen == (3, b"\x03" * 32, "ckpt 3")
-        w.evidence("fork", 10, "first")  # kept with no new checkpoint (a refusal)
+        assert w.evidence("fork", 10, "first", "3 aa")  # kept with no new checkpoint
     with pytest.raises(RuntimeError), store.witnessing("peer/log") as w:
         w.keep(9, b"\x09" * 32, "ckpt 9")
-        w.evidence("inconsistent", 11, "lost")
+        w.evidence("inconsistent", 11, "lost", "9 bb")
         raise RuntimeError
     with store.witnessing("other/log") as w:
         assert w.seen is None
-        w.evidence("inconsistent", 12, "second")
+        assert w.evidence("inconsistent", 12, "second", "3 aa")  # another origin's
     with store.witnessing("peer/log") as w:
         assert w.seen is not None and w.seen.size == 3
     assert store.evidence() == [
-        {"origin": "other/log", "time_ms": 12, "kind": "inconsistent", "detail": "second"},
-        {"origin": "peer/log", "time_ms": 10, "kind": "fork", "detail": "first"}]
+        {"origin": "other/log", "time_ms": 12, "kind": "inconsistent", "detail": "second",
+         "offered": 1},
+        {"origin": "peer/log", "time_ms": 10, "kind": "fork", "detail": "first", "offered": 1}]
+
+
+def test_evidence_is_kept_once_per_fork(store: LedgerStore) -> None:
+    for t in range(10):  # the same conflicting tree offered ten times, one step each
+        with store.witnessing("peer/log") as w:
+            assert w.evidence("fork", 100 + t, f"offer {t}", "7 cc") is (t == 0)
+    with store.witnessing("peer/log") as w:  # twice in one step counts twice
+        assert w.evidence("fork", 200, "x", "8 dd") and not w.evidence("fork", 201, "y", "8 dd")
+    with pytest.raises(RuntimeError), store.witnessing("peer/log") as w:
+        w.evidence("fork", 300, "rolled back", "7 cc")
+        raise RuntimeError
+    assert store.evidence() == [
+        {"origin": "peer/log", "time_ms": 200, "kind": "fork", "detail": "x", "offered": 2},
+        {"origin": "peer/log", "time_ms": 100, "kind": "fork", "detail": "offer 0",
+         "offered": 10}]
 
 
 def test_closed_store_keeps_everything(make: Maker) -> None:

@@ -105,3 +105,24 @@ def test_a_forked_log_is_caught_and_kept_as_evidence(tmp_path: Path, log: Ledger
     assert kinds == ["inconsistent", "fork"]
     assert all(fork_body in str(e["detail"]) or fork2_body in str(e["detail"])
                for e in witness.store.evidence())
+
+
+def test_a_fork_retried_ten_times_is_one_evidence_record(log: Ledger, witness: Witness,
+                                                         caplog: pytest.LogCaptureFixture
+                                                         ) -> None:
+    c1 = _grow(log, 6)
+    assert witness.add_checkpoint(_request(log, 0, c1)).status == 200
+    fork_body = note.body(ORIGIN, c1.size, bytes(32))
+    fork = f"old {c1.size}\n\n{fork_body}\n{log.log_key.sign_note(fork_body)}".encode()
+    with caplog.at_level("ERROR", logger="zhongshu.ledger.witness"):
+        answers = [witness.add_checkpoint(fork).status for _ in range(10)]
+    assert answers == [409] * 10  # refused every time…
+    kept = witness.store.evidence()  # …kept once, counted ten times, logged once
+    assert [(e["kind"], e["offered"]) for e in kept] == [("fork", 10)]
+    assert fork_body in str(kept[0]["detail"])
+    assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 1
+    # another conflicting tree of the same size is another fork: a second record
+    other_body = note.body(ORIGIN, c1.size, b"\x01" * 32)
+    other = f"old {c1.size}\n\n{other_body}\n{log.log_key.sign_note(other_body)}".encode()
+    assert witness.add_checkpoint(other).status == 409
+    assert [e["offered"] for e in witness.store.evidence()] == [1, 10]

@@ -72,7 +72,7 @@ def test_owner_sql_case(service: QueryService, path: Path) -> None:
 
 
 def _copy(demo_dir: Path, root: Path, append: dict[str, str]) -> Path:
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state", "ledger.pin"))
     for member, text in append.items():
         with (root / "members" / f"{member}.toml").open("a", encoding="utf-8") as f:
             f.write(text)
@@ -97,6 +97,7 @@ def test_by_api_refused_naming_the_dataset_and_read_through_the_owners_grant(
                       "camera_id IN (WITH t AS (SELECT hospital_id FROM health.visits) "
                       "SELECT hospital_id FROM t)",
                       "camera_id = getenv('HOME')",
+                      "no_such_column = 1",
                       "EXISTS (SELECT 1 FROM traffic.checkpoints c WHERE c.camera_id = "
                       "passages.camera_id)"):
             r = police.post("/v1/grants", json={

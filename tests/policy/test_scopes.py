@@ -636,32 +636,37 @@ def _answers(svc: QueryService, scope: str, sql: str) -> tuple[set[Any], str]:
     return got, plan.native_sql
 
 
-@pytest.mark.xfail(strict=True, reason="since row scopes are governed as their grant's owner "
-                   "(owners' SQL, issue 15), this aliased scope is refused as the owner's query "
-                   "(503 dataset_unavailable, fail-closed); the two designs are to be reconciled")
 def test_row_scope_columns_bind_to_the_view(service: QueryService) -> None:
-    """An aliased row scope and a correlated one answer the same on both paths, and a CTE
-    named like their table changes nothing."""
+    """An aliased row scope answers the same on both paths, and a CTE named like any table
+    or alias it uses changes nothing."""
     aliased = ("camera_id IN (SELECT c.camera_id FROM traffic.checkpoints AS c "
                "WHERE c.district = 'xihu')")
+    honest, _ = _answers(service, aliased, "SELECT count(*) FROM traffic.passages AS c")
+    assert len(honest) == 1, honest
+    for cte in ("checkpoints", "c", "k", "passages"):
+        got, _ = _answers(service, aliased, f"WITH {cte} AS (SELECT 'xihu' AS district, "
+                          "1000 AS speed_kmh, 'cam-000a' AS camera_id) "
+                          "SELECT count(*) FROM traffic.passages AS c")
+        assert got == honest, (cte, got, honest)
+
+
+def test_a_correlated_row_scope_is_refused_fail_closed(service: QueryService) -> None:
+    """A row scope's subquery may not refer to the row being scoped (in the consumer's query
+    that row has no name the scope could use safely): the consumer is refused, fail-closed,
+    and shown nothing of the scope; the owner is told at load and by `catalog check`
+    (tests/policy/test_owners_sql.py)."""
     correlated = ("EXISTS (SELECT 1 FROM traffic.checkpoints AS k WHERE k.district = 'xihu' "
                   "AND k.camera_id = 'cam-000a' AND speed_kmh > 50)")
-    for scope in (aliased, correlated):
-        honest, text = _answers(service, scope, "SELECT count(*) FROM traffic.passages AS c")
-        assert len(honest) == 1, (scope, honest)
-        for cte in ("checkpoints", "c", "k", "passages"):
-            got, _ = _answers(service, scope, f"WITH {cte} AS (SELECT 'xihu' AS district, "
-                              "1000 AS speed_kmh, 'cam-000a' AS camera_id) "
-                              "SELECT count(*) FROM traffic.passages AS c")
-            assert got == honest, (scope, cte, got, honest)
-        assert "__raw__traffic__passages.speed_kmh" in text or scope is aliased, text
+    with pytest.raises(ZhongshuError) as e:
+        _answers(service, correlated, "SELECT count(*) FROM traffic.passages AS c")
+    assert e.value.code == "dataset_unavailable" and e.value.status == 503
+    assert "cam-000a" not in e.value.message and "speed_kmh" not in e.value.message
 
 
-@pytest.mark.xfail(strict=True, reason="refused, but as the owner's invalid scope "
-                   "(dataset_unavailable) rather than column_not_found: owners' SQL governance "
-                   "checks the scope first; the code to give is to be decided")
 def test_a_row_scope_reading_an_undeclared_column_is_refused(service: QueryService) -> None:
+    """The consumer's query is fine; the owner's scope is not: 503 dataset_unavailable (not
+    the engine's error, not the column's name), and the owner is told at load."""
     with pytest.raises(ZhongshuError) as e:
         _answers(service, "no_such_column = 1", "SELECT count(*) FROM traffic.passages")
-    assert e.value.code == "column_not_found"
+    assert e.value.code == "dataset_unavailable"
     assert "no_such_column" not in e.value.message  # the scope is the owner's, not shown

@@ -171,7 +171,7 @@ def test_client(hub: RunningHub) -> None:
 def test_row_cap_and_byte_limit(demo_dir: Path, city_tmp: Path,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     root = city_tmp / "city"
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state", "ledger.pin"))
     monkeypatch.setenv("ZHONGSHU_ROW_CAP", "7")
     monkeypatch.setenv("ZHONGSHU_MAX_RESULT_BYTES", "4096")
     node = Node.open(root, serve=True, monitor=False)

@@ -6,9 +6,12 @@ import base64
 import time
 from typing import Any
 
+import http_sfv
 import httpx
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import RunningHub
 from zhongshu import errors
@@ -95,3 +98,117 @@ def test_hub_members_must_sign(hub_city: RunningHub) -> None:
         assert raw_client.send(req).status_code == 200
         again = raw_client.send(req)
     assert again.status_code == 401 and "replayed" in again.json()["error"]["message"]
+
+
+def _verifier() -> tuple[Any, Verifier]:
+    private = load_pem_private_key(RFC_PRIVATE, None)
+    raw = private.public_key().public_bytes_raw()  # type: ignore[union-attr]
+    return private, Verifier(lambda kid: ("hub-a", raw) if kid == "k1" else None,
+                             MemoryNonceStore())
+
+
+def _hand_signed(private: Any, msg: Message, inner: str, created: int | None = None
+                 ) -> Message:
+    """``msg`` signed over exactly the components written in ``inner`` (RFC 8941 inner
+    list text), bypassing the client's choice of components."""
+    params = (f'({inner});created={created or int(time.time())};keyid="k1";'
+              f'nonce="{time.time_ns()}"')
+    names = [c.split('"')[1] for c in inner.split()]
+    base = signature_base(names, params, msg)
+    sig = base64.b64encode(private.sign(base.encode())).decode()
+    return Message(msg.method, msg.path, msg.query, msg.authority,
+                   {**msg.headers, "signature-input": f"sig1={params}",
+                    "signature": f"sig1=:{sig}:"})
+
+
+def test_a_signature_binds_the_query_string() -> None:
+    private, verifier = _verifier()
+    q = "sql=SELECT+count(*)+FROM+traffic.segment_flow&purpose=city-operations"
+    msg = Message("GET", "/v1/subscribe", q, "hub.example", {})
+    headers = {k.lower(): v for k, v in sign(msg, b"", private, "k1").items()}
+    assert '"@query"' in headers["signature-input"]  # the client always covers it
+    assert verifier.verify(Message("GET", "/v1/subscribe", q, "hub.example", headers), b"")
+    for changed in (q.replace("count(*)", "plate"), q + "&interval_s=1", ""):
+        fresh = {k.lower(): v for k, v in sign(msg, b"", private, "k1").items()}
+        with pytest.raises(errors.Unauthenticated, match="does not verify"):
+            verifier.verify(Message("GET", "/v1/subscribe", changed, "hub.example", fresh), b"")
+    # a signature (by any signer) that leaves the query out is refused, even if it verifies
+    loose = _hand_signed(private, msg, '"@method" "@path" "@authority"')
+    with pytest.raises(errors.Unauthenticated, match="must cover it"):
+        verifier.verify(loose, b"")
+    for covers in ('"@method" "@path" "@authority" "@query"',
+                   '"@method" "@path" "@authority" "@target-uri"'):
+        assert verifier.verify(_hand_signed(private, msg, covers), b"")[0] == "hub-a"
+    # without a query string, no need to cover one
+    bare = Message("GET", "/v1/catalog", "", "hub.example", {})
+    assert verifier.verify(_hand_signed(private, bare, '"@method" "@path" "@authority"'),
+                           b"")[0] == "hub-a"
+
+
+@pytest.mark.parametrize("param", ["bs", "sf", 'key="a"', "req", "tr", 'name="sql"',
+                                   "x=1"])
+@pytest.mark.parametrize("component", ["content-type", "@query", "@method"])
+def test_component_parameters_are_refused_by_name(component: str, param: str) -> None:
+    private, verifier = _verifier()
+    msg = Message("GET", "/v1/catalog", "", "hub.example", {"content-type": "text/plain"})
+    signed = _hand_signed(private, msg, f'"@method" "@path" "@authority" "{component}";{param}')
+    name = param.split("=")[0]
+    with pytest.raises(errors.Unauthenticated, match=f"parameter `{name}`") as e:
+        verifier.verify(signed, b"")
+    assert "does not verify" not in e.value.message
+
+
+@pytest.mark.parametrize("header, says", [
+    ('sig1=("@method" "@path"', "malformed Signature-Input"),
+    ('sig1=("@method"), sig2=("@path")', "exactly one signature"),
+    ('sig1="@method"', "not a list of components"),
+    ('sig1=(method path authority);created=1;keyid="k1";nonce="n"', "quoted string"),
+    ('sig1=("@method" "@method" "@path" "@authority");created=1;keyid="k1";nonce="n"',
+     "covered twice"),
+    ('sig1=("@method" "@path" "@authority");created="1";keyid="k1";nonce="n"', "integer"),
+    ('sig1=("@method" "@path" "@authority");created=1;keyid=k1;nonce="n"', "quoted string"),
+    ('sig1=("@method" "@path" "@authority");created=1;keyid="k1";nonce="n";foo=1',
+     "`foo` is not supported"),
+])
+def test_malformed_signature_input_is_refused_clearly(header: str, says: str) -> None:
+    _, verifier = _verifier()
+    msg = Message("GET", "/v1/catalog", "", "hub.example",
+                  {"signature-input": header, "signature": "sig1=:AAAA:"})
+    with pytest.raises(errors.Unauthenticated, match=says):
+        verifier.verify(msg, b"")
+
+
+@settings(max_examples=60, deadline=None)
+@given(key_id=st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1,
+                      max_size=40),
+       query=st.text(st.sampled_from("abc=&%+*.()1"), max_size=30))
+def test_client_serialisation_is_what_the_parser_reads(key_id: str, query: str) -> None:
+    """The client writes RFC 8941 by hand; http-sfv (the hub's parser, an independent
+    implementation) must read it back to the same text and the signature must verify."""
+    private = load_pem_private_key(RFC_PRIVATE, None)
+    raw = private.public_key().public_bytes_raw()  # type: ignore[union-attr]
+    verifier = Verifier(lambda kid: ("m", raw) if kid == key_id else None, MemoryNonceStore())
+    msg = Message("GET", "/v1/catalog", query, "hub.example", {})
+    headers = {k.lower(): v for k, v in sign(msg, b"", private, key_id).items()}  # type: ignore[arg-type]
+    parsed = http_sfv.Dictionary()
+    parsed.parse(headers["signature-input"].encode())
+    assert "sig1=" + str(parsed["sig1"]) == headers["signature-input"]
+    assert parsed["sig1"].params["keyid"] == key_id
+    signed = Message("GET", "/v1/catalog", query, "hub.example", headers)
+    assert verifier.verify(signed, b"")[1].key_id == key_id
+
+
+def test_signed_get_with_a_changed_query_string_is_401(hub_city: RunningHub) -> None:
+    key_id, pem = register_key(hub_city.service.catalog, "hub-xihu")
+    assert pem is not None
+    private = load_pem_private_key(pem, None)
+    url = f"{hub_city.url}/v1/catalog?namespace=traffic"
+    req = httpx.Request("GET", url)
+    msg = Message("GET", "/v1/catalog", "namespace=traffic", req.url.netloc.decode(), {})
+    headers = sign(msg, b"", private, key_id)  # type: ignore[arg-type]
+    with httpx.Client() as raw_client:
+        moved = raw_client.get(url.replace("traffic", "health"), headers=headers)
+        assert moved.status_code == 401, moved.text
+        assert moved.json()["error"]["code"] == "unauthenticated"
+        assert raw_client.get(url, headers=sign(msg, b"", private, key_id)  # type: ignore[arg-type]
+                              ).status_code == 200

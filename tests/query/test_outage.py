@@ -8,6 +8,7 @@ shared server is never touched).
 from __future__ import annotations
 
 import glob
+import json
 import shutil
 import subprocess
 import tempfile
@@ -71,7 +72,7 @@ def outage_city(city_tmp: Path, demo_dir: Path) -> Iterator[tuple[Path, PrivateP
     try:
         pg.start()
         root = city_tmp / "city"
-        shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+        shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state", "ledger.pin"))
         city = DemoCity(SEED, SCALE)
         writers.write_postgres({"host": "127.0.0.1", "port": pg.port, "user": "postgres"},
                                "traffic", city.tables["traffic-police"])
@@ -111,11 +112,19 @@ def test_outage_and_recovery(outage_city: tuple[Path, PrivatePostgres]) -> None:
         assert _query(client, traffic_join).status_code == 200
 
         pg.stop()
+        asked = {traffic: ["traffic.passages"],
+                 traffic_join: ["parks.trees", "traffic.checkpoints", "traffic.passages"]}
         for sql in (traffic, traffic_join):
             r = _query(client, sql)
             assert r.status_code == 503, r.text
             assert r.json()["error"]["code"] == "source_unavailable"
             assert PASSWORD not in r.text
+            # the refusal names the datasets asked, and is in each owner's usage index
+            index = r.json()["receipt"]["index"]
+            refusal = json.loads(node.ledger.entry(index))
+            assert (refusal["outcome"], refusal["datasets"]) == ("source_unavailable",
+                                                                 asked[sql])
+            assert all(index in node.ledger.reading(d) for d in asked[sql])
         assert _query(client, others).status_code == 200
         health = client.get("/v1/health").json()
         assert health["sources"]["traffic-police-db"].startswith("down: ")

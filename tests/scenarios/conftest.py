@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import demo_hub
+from zhongshu.demo.tokens import read_token
 
 
 @pytest.fixture(scope="module", params=["embedded", "real"])
@@ -16,3 +17,9 @@ def hub(request: pytest.FixtureRequest) -> Iterator[tuple[str, Path]]:
     source = request.getfixturevalue("demo_dir" if request.param == "embedded" else "real_dir")
     with demo_hub(source) as served:
         yield served
+
+
+def caller(root: Path, member: str) -> dict[str, str]:
+    """The headers of a request by ``member`` of the demo city at ``root`` (every scenario
+    route authenticates its caller and admits only those its member file declares)."""
+    return {"Authorization": f"Bearer {read_token(root, member)}"}

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.scenarios.conftest import caller
 from zhongshu.client import Hub
 from zhongshu.demo.tokens import read_token
 from zhongshu.scenarios.medical import MIN_SCORE, valid_id_number
@@ -25,8 +26,10 @@ def _owner(url: str, root: Path, member: str, sql: str) -> list[list[Any]]:
         return h.query_json(sql, "x", limit=100_000)["rows"]
 
 
-def _ask(url: str, id_number: str) -> httpx.Response:
+def _ask(url: str, root: Path, id_number: str) -> httpx.Response:
+    """A hospital's system asks (a declared caller of the eligibility service)."""
     return httpx.post(f"{url}/scenarios/medical/eligibility", json={"id_number": id_number},
+                      headers=caller(root, "hospital-h01"),
                       timeout=60)
 
 
@@ -42,7 +45,7 @@ def test_eligibility_by_id_number_without_one_coming_back(hub: tuple[str, Path])
     none = next(i for i in sorted(visits) if i not in scores)
     for idn, eligible, limit in ((good, True, scores[good][1]), (low, False, 0.0),
                                  (none, False, 0.0)):
-        r = _ask(url, idn)
+        r = _ask(url, root, idn)
         assert r.status_code == 200, r.text
         body = r.json()
         assert (body["eligible"], body["credit_limit_yuan"]) == (eligible, limit), body
@@ -61,11 +64,11 @@ def test_eligibility_by_id_number_without_one_coming_back(hub: tuple[str, Path])
 
 
 def test_a_bad_id_number_is_refused_before_the_hub_is_asked(hub: tuple[str, Path]) -> None:
-    url, _ = hub
+    url, root = hub
     good = "11010519491231002X"
     assert valid_id_number(good)
     for bad in (good[:-1] + "1", "1234567890123456789"[:18].replace("1", "A", 1), "short"):
-        r = _ask(url, bad)
+        r = _ask(url, root, bad)
         assert r.status_code in (400, 422), r.text
 
 
@@ -80,7 +83,8 @@ def test_daily_report_equals_the_hospitals_own_table(hub: tuple[str, Path]) -> N
             minutes = (datetime.fromisoformat(left) - datetime.fromisoformat(arrived)
                        ).total_seconds() / 60
             per.setdefault(hid, []).append((minutes, once))
-    r = httpx.get(f"{url}/scenarios/medical/report", params={"day": day}, timeout=60)
+    r = httpx.get(f"{url}/scenarios/medical/report", params={"day": day},
+                  headers=caller(root, "cockpit-city"), timeout=60)
     assert r.status_code == 200, r.text
     got = {h["hospital_id"]: h for h in r.json()["hospitals"]}
     assert set(got) == set(per)

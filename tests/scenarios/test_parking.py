@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from tests.conftest import HubProcess, copy_demo_city, free_port, readable_dir
+from tests.scenarios.conftest import caller
 from zhongshu.client import Hub
 from zhongshu.demo.tokens import read_token
 
@@ -26,9 +27,10 @@ MODELS = Path(__file__).with_name("models")
 COMMON = "https://smart-data-models.github.io/data-models/common-schema.json"
 
 
-def _entities(url: str, **params: str) -> list[dict[str, Any]]:
+def _entities(url: str, root: Path, **params: str) -> list[dict[str, Any]]:
     r = httpx.get(f"{url}/scenarios/parking/ngsi-ld/v1/entities",
-                  params={"type": "OffStreetParking", "limit": "1000", **params}, timeout=60)
+                  params={"type": "OffStreetParking", "limit": "1000", **params},
+                  headers=caller(root, "cockpit-city"), timeout=60)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/ld+json")
     return r.json()
@@ -73,12 +75,12 @@ def _metres(a: list[float], b: list[float]) -> float:
 
 
 def test_key_values_validate_against_the_official_schema(hub: tuple[str, Path]) -> None:
-    url, _ = hub
+    url, root = hub
     common = json.loads((MODELS / "common-schema.json").read_text())
     registry = Registry().with_resource(COMMON, Resource.from_contents(common))
     validator = Draft202012Validator(
         json.loads((MODELS / "OffStreetParking.schema.json").read_text()), registry=registry)
-    entities = _entities(url, options="keyValues")
+    entities = _entities(url, root, options="keyValues")
     assert len(entities) == 24 + 18  # both operators' garages
     for e in entities:
         errors = [err.message for err in validator.iter_errors(
@@ -89,8 +91,8 @@ def test_key_values_validate_against_the_official_schema(hub: tuple[str, Path]) 
 
 
 def test_normalized_form_is_ngsi_ld(hub: tuple[str, Path]) -> None:
-    url, _ = hub
-    for e in _entities(url):
+    url, root = hub
+    for e in _entities(url, root):
         assert e["@context"][0].endswith("dataModel.Parking/master/context.jsonld")
         assert "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld" in e["@context"]
         assert e["id"].startswith("urn:ngsi-ld:OffStreetParking:") and \
@@ -108,7 +110,8 @@ def test_normalized_form_is_ngsi_ld(hub: tuple[str, Path]) -> None:
 def test_the_view_equals_the_operators_own_tables(hub: tuple[str, Path]) -> None:
     url, root = hub
     truth = _truth(url, root)
-    r = httpx.get(f"{url}/scenarios/parking/garages", timeout=60)
+    r = httpx.get(f"{url}/scenarios/parking/garages", headers=caller(root, "cockpit-city"),
+                  timeout=60)
     assert r.status_code == 200, r.text
     got = {e["id"]: (e["totalSpotNumber"], e["availableSpotNumber"],
                      e["location"]["coordinates"], e["district"]) for e in r.json()}
@@ -121,7 +124,7 @@ def test_q_and_near_equal_brute_force(hub: tuple[str, Path]) -> None:
     median = sorted(v[1] for v in truth.values())[len(truth) // 2]
     want = {k for k, v in truth.items() if v[1] > median}
     assert 0 < len(want) < len(truth)
-    got = [e["id"] for e in _entities(url, q=f"availableSpotNumber>{median}",
+    got = [e["id"] for e in _entities(url, root, q=f"availableSpotNumber>{median}",
                                       options="keyValues")]
     assert set(got) == want and len(got) == len(want)
     # around the garages' own centre, at radii that take a quarter, half and all of them
@@ -130,13 +133,13 @@ def test_q_and_near_equal_brute_force(hub: tuple[str, Path]) -> None:
     far = sorted(_metres(center, v[2]) for v in truth.values())
     radii = [round(far[len(far) // 4]), round(far[len(far) // 2]), math.ceil(far[-1])]
     for metres, share in zip(radii, (4, 2, 1), strict=True):
-        near = _entities(url, georel=f"near;maxDistance=={metres}", geometry="Point",
+        near = _entities(url, root, georel=f"near;maxDistance=={metres}", geometry="Point",
                          coords=json.dumps(center), options="keyValues")
         brute = sorted((_metres(center, v[2]), k) for k, v in truth.items()
                        if _metres(center, v[2]) <= metres)
         assert [e["id"] for e in near] == [k for _, k in brute]
         assert abs(len(near) - len(truth) / share) <= 2  # not a vacuous match
-    both = _entities(url, q=f"availableSpotNumber>{median}",
+    both = _entities(url, root, q=f"availableSpotNumber>{median}",
                      georel=f"near;maxDistance=={radii[1]}", geometry="Point",
                      coords=json.dumps(center), options="keyValues")
     expected = {k for k in want if _metres(center, truth[k][2]) <= radii[1]}
@@ -151,9 +154,10 @@ def test_q_and_near_equal_brute_force(hub: tuple[str, Path]) -> None:
 ])
 def test_bad_ngsi_queries_are_400_bad_request_data(hub: tuple[str, Path],
                                                    params: dict[str, str], words: str) -> None:
-    url, _ = hub
+    url, root = hub
     r = httpx.get(f"{url}/scenarios/parking/ngsi-ld/v1/entities",
-                  params={"type": "OffStreetParking", **params}, timeout=60)
+                  params={"type": "OffStreetParking", **params},
+                  headers=caller(root, "cockpit-city"), timeout=60)
     assert r.status_code == 400
     assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
     assert words in r.json()["detail"]
@@ -171,7 +175,8 @@ def test_without_its_grant_the_scenario_fails_with_the_hubs_error(demo_dir: Path
         member.write_text(text.replace(grant.group(0), ""))
         proc = HubProcess(root, free_port(), "demo")
         try:
-            r = httpx.get(f"{proc.url}/scenarios/parking/garages", timeout=60)
+            r = httpx.get(f"{proc.url}/scenarios/parking/garages",
+                          headers=caller(root, "gate-westlake"), timeout=60)
             assert r.status_code == 403, r.text
             assert r.json()["error"]["code"] == "forbidden"
             assert "parking_qiantang.lots" in r.json()["error"]["message"]
@@ -208,7 +213,8 @@ def test_a_drivers_stays_across_both_operators_without_a_plate_in_clear(
     mine = [s for s in stays if s[1] == plate]
     # the driver types it as Qiantang prints it
     r = httpx.get(f"{url}/scenarios/parking/sessions",
-                  params={"plate": plate[:2] + "-" + plate[2:]}, timeout=60)
+                  params={"plate": plate[:2] + "-" + plate[2:]},
+                  headers=caller(root, "gate-qiantang"), timeout=60)
     assert r.status_code == 200, r.text
     body = r.json()
     assert sorted((s["operator"], s["entered"], s["fee_yuan"]) for s in body["sessions"]) == \
@@ -216,7 +222,7 @@ def test_a_drivers_stays_across_both_operators_without_a_plate_in_clear(
     assert body["due_yuan"] == round(sum(fee or 0 for *_, left, fee in mine if left), 2)
     assert plate not in r.text and plate[2:] not in r.text  # no plate comes back
     assert httpx.get(f"{url}/scenarios/parking/sessions", params={"plate": "robert'); --"},
-                     timeout=60).status_code == 400
+                     headers=caller(root, "gate-qiantang"), timeout=60).status_code == 400
 
 
 def test_daily_settlement_joins_operators_by_pseudonym(hub: tuple[str, Path]) -> None:
@@ -224,7 +230,8 @@ def test_daily_settlement_joins_operators_by_pseudonym(hub: tuple[str, Path]) ->
     stays = _owner_stays(url, root)
     day = min(s[2] for s in stays)[:10]
     ended = [s for s in stays if s[3] and s[3][:10] == day]
-    r = httpx.get(f"{url}/scenarios/parking/settlement", params={"day": day}, timeout=60)
+    r = httpx.get(f"{url}/scenarios/parking/settlement", params={"day": day},
+                  headers=caller(root, "cockpit-city"), timeout=60)
     assert r.status_code == 200, r.text
     got = {o["operator"]: o for o in r.json()["operators"]}
     for op, other in (("parking-westlake", "parking-qiantang"),
@@ -277,7 +284,8 @@ def test_nearest_ranks_by_walk_among_garages_expected_to_have_space(
     want.sort()
     r = httpx.get(f"{url}/scenarios/parking/nearest", params={
         "lon": str(lon), "lat": str(lat), "arrive_at": arrive.isoformat(),
-        "max_walk_m": "3000", "limit": "100"}, timeout=60)
+        "max_walk_m": "3000", "limit": "100"}, headers=caller(root, "gate-westlake"),
+        timeout=60)
     assert r.status_code == 200, r.text
     got = r.json()
     assert [g["id"] for g in got] == [w[2] for w in want] and len(got) >= 3

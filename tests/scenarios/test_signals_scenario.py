@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import demo_hub, require_server
+from tests.scenarios.conftest import caller
 from zhongshu.client import Hub
 from zhongshu.demo.tokens import read_token
 
@@ -36,8 +37,9 @@ def _webster(ns: float, ew: float) -> tuple[float, float]:
     return cycle, green_ns
 
 
-def _recommend(url: str) -> dict[str, Any]:
-    r = httpx.post(f"{url}/scenarios/traffic-signals/recommend", timeout=60)
+def _recommend(url: str, root: Path) -> dict[str, Any]:
+    r = httpx.post(f"{url}/scenarios/traffic-signals/recommend",
+                   headers=caller(root, "traffic-police"), timeout=60)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -46,7 +48,7 @@ def test_plans_follow_the_live_counts(live: tuple[str, Path]) -> None:
     url, root = live
     deadline = time.monotonic() + 60
     while True:  # the feed starts at this time of day: wait for busier hours if it is night
-        first = _recommend(url)
+        first = _recommend(url, root)
         if sum(1 for p in first["plans"] if p["flow_ns_vph"] or p["flow_ew_vph"]) >= 12:
             break
         assert time.monotonic() < deadline, "too few live counts"
@@ -86,7 +88,7 @@ def test_plans_follow_the_live_counts(live: tuple[str, Path]) -> None:
     assert got[0] == len(first["plans"]) and got[1] == max(p["cycle_s"] for p in first["plans"])
     # the feed's day moves on, and the plans with it
     time.sleep(4)
-    later = _recommend(url)
+    later = _recommend(url, root)
     assert later["window_end"] > first["window_end"]
     assert [p["green_ns_s"] for p in later["plans"]] != \
         [p["green_ns_s"] for p in first["plans"]]

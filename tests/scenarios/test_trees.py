@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.scenarios.conftest import caller
 from tests.test_cli import zs
 from zhongshu.client import Hub
 from zhongshu.demo.tokens import read_token
@@ -32,8 +33,9 @@ def _owner(url: str, root: Path, member: str, sql: str) -> list[dict[str, Any]]:
     return [dict(zip(names, r, strict=True)) for r in body["rows"]]
 
 
-def _get(url: str, path: str, **params: str) -> Any:
-    r = httpx.get(f"{url}/scenarios/trees/{path}", params=params, timeout=60)
+def _get(url: str, root: Path, path: str, **params: str) -> Any:
+    r = httpx.get(f"{url}/scenarios/trees/{path}", params=params,
+                  headers=caller(root, "cockpit-city"), timeout=60)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -48,7 +50,7 @@ def test_counts_by_every_dimension(hub: tuple[str, Path]) -> None:
              "mature" if age - t["planted_year"] < 30 else "old"}
     for by, key in keyed.items():
         want = Counter(key(t) for t in trees)
-        got = {r[by]: r["trees"] for r in _get(url, "counts", by=by)}
+        got = {r[by]: r["trees"] for r in _get(url, root, "counts", by=by)}
         assert got == dict(want), by
 
 
@@ -58,7 +60,7 @@ def test_density_per_km2_and_per_resident(hub: tuple[str, Path]) -> None:
                                                   "SELECT district FROM parks.trees"))
     districts = _owner(url, root, "civil-affairs",
                        "SELECT district, population, area_km2 FROM civil.districts")
-    got = {r["district"]: r for r in _get(url, "density")}
+    got = {r["district"]: r for r in _get(url, root, "density")}
     for d in districts:
         r = got[d["district"]]
         assert r["trees"] == trees[d["district"]]
@@ -66,7 +68,7 @@ def test_density_per_km2_and_per_resident(hub: tuple[str, Path]) -> None:
                                                    abs=1e-3)
         assert r["trees_per_1000_residents"] == pytest.approx(
             1000 * trees[d["district"]] / d["population"], abs=1e-3)
-    streets = _get(url, "density", level="street")
+    streets = _get(url, root, "density", level="street")
     assert sum(s["trees"] for s in streets) == sum(trees.values())
 
 
@@ -93,11 +95,12 @@ def test_an_imported_survey_and_its_changes(hub: tuple[str, Path], tmp_path: Pat
     res = zs("trees", "import", str(path), "--survey", "2027", "--dir", str(root))
     assert res.returncode == 0, res.stderr
     assert "Imported" in res.stdout
-    assert {r["survey"]: r["trees"] for r in _get(url, "surveys")} == {
+    assert {r["survey"]: r["trees"] for r in _get(url, root, "surveys")} == {
         "2026": len(trees), "2027": len(later) + len(new)}
-    assert {r["health"]: r["trees"] for r in _get(url, "counts", by="health", survey="2027")} \
-        == dict(Counter(t["health"] for t in later + new))
-    rows = _get(url, "changes", **{"from": "2026", "to": "2027"})
+    health = _get(url, root, "counts", by="health", survey="2027")
+    assert {r["health"]: r["trees"] for r in health} == dict(Counter(t["health"]
+                                                                    for t in later + new))
+    rows = _get(url, root, "changes", **{"from": "2026", "to": "2027"})
     assert sum(r["added"] for r in rows) == len(new)
     assert sum(r["removed"] for r in rows) == len(gone)
     assert sum(r["sicker"] for r in rows) == len(sicker) > 0
@@ -136,10 +139,11 @@ def test_a_survey_with_bad_rows_is_refused_row_by_row(hub: tuple[str, Path],
 def test_the_scenario_publishes_a_derived_dataset_of_its_own_member(
         hub: tuple[str, Path]) -> None:
     url, root = hub
-    r = httpx.post(f"{url}/scenarios/trees/publish", params={"survey": "2026"}, timeout=60)
+    r = httpx.post(f"{url}/scenarios/trees/publish", params={"survey": "2026"},
+                   headers=caller(root, "parks"), timeout=60)
     assert r.status_code == 200, r.text
     assert r.json() == {"survey": "2026", "dataset": "trees.density", "districts": 6}
-    density = _get(url, "density", survey="2026")
+    density = _get(url, root, "density", survey="2026")
     with Hub(url, read_token(root, "cockpit-city")) as city:
         rows = city.query_json("SELECT district, trees, trees_per_km2 FROM trees.density "
                                "WHERE survey = '2026' ORDER BY 1", "city-operations")["rows"]
@@ -147,5 +151,6 @@ def test_the_scenario_publishes_a_derived_dataset_of_its_own_member(
     assert rows == [[d["district"], d["trees"], d["trees_per_km2"]] for d in density]
     assert ds["owner"] == "app-trees"
     assert "parks.tree_surveys" in ds["description"] and "civil.districts" in ds["description"]
-    bad = httpx.post(f"{url}/scenarios/trees/publish", params={"survey": "1999"}, timeout=60)
+    bad = httpx.post(f"{url}/scenarios/trees/publish", params={"survey": "1999"},
+                     headers=caller(root, "parks"), timeout=60)
     assert bad.status_code == 400 and "no trees" in bad.json()["error"]["message"]

@@ -114,7 +114,7 @@ def test_a_kind_installed_through_an_entry_point_is_queried(site: Path, demo_dir
     assert "tsvtest" in kinds()
     assert kind_class("tsvtest").__module__ == "zs_tsv_kind"
     root = city_tmp / "city"
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state", "ledger.pin"))
     (root / "members" / "tsv-dept.toml").write_text(MEMBER)
     data = root / "data" / "tsv-dept"
     data.mkdir()

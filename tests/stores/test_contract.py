@@ -145,17 +145,17 @@ def test_nonces_once_within_their_time(nonces: Any) -> None:
 
 
 def test_sessions(sessions: Any) -> None:
-    sessions.put(b"h1", "cockpit-city", 200.0, now=100.0)
-    sessions.put(b"h2", "cockpit-xihu", 300.0, now=100.0)
-    assert sessions.get(b"h1", now=100.0) == ("cockpit-city", 200.0)
+    sessions.put(b"h1", "cockpit-city", "t1", 200.0, now=100.0)
+    sessions.put(b"h2", "cockpit-xihu", "t2", 300.0, now=100.0)
+    assert sessions.get(b"h1", now=100.0) == ("cockpit-city", "t1", 200.0)
     assert sessions.get(b"h1", now=200.0) is None  # expiry is exclusive
     assert sessions.get(b"nope", now=100.0) is None
     sessions.delete(b"h2")
     sessions.delete(b"h2")
     assert sessions.get(b"h2", now=100.0) is None
-    sessions.put(b"h3", "cockpit-city", 900.0, now=250.0)  # drops h1, expired at 250
+    sessions.put(b"h3", "cockpit-city", "t1", 900.0, now=250.0)  # drops h1, expired at 250
     assert sessions.get(b"h1", now=150.0) is None
-    assert sessions.get(b"h3", now=250.0) == ("cockpit-city", 900.0)
+    assert sessions.get(b"h3", now=250.0) == ("cockpit-city", "t1", 900.0)
 
 
 def test_rate_counters_slide(rates: Any) -> None:

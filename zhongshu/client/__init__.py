@@ -10,6 +10,6 @@ and the hub's own parts may import it without making a cycle.
 >>> hub.query(sql, purpose="traffic-management")  # doctest: +SKIP
 """
 
-from zhongshu.client.hub import Hub, HubError
+from zhongshu.client.hub import ON_BEHALF_OF, Hub, HubError
 
-__all__ = ["Hub", "HubError"]
+__all__ = ["ON_BEHALF_OF", "Hub", "HubError"]

@@ -17,6 +17,7 @@ zhongshu.errors.Forbidden: no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -27,10 +28,12 @@ from zhongshu import errors
 from zhongshu.client.signing import Message, sign
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
+ON_BEHALF_OF = "Zhongshu-On-Behalf-Of"  # the caller a scenario member acts for
 _BY_CODE: dict[str, type[errors.ZhongshuError]] = {
     cls.code: cls for cls in (
         errors.Unauthenticated, errors.Forbidden, errors.ColumnNotGranted,
-        errors.PurposeNotGranted, errors.DatasetNotFound, errors.NotFound, errors.SqlSyntax,
+        errors.PurposeNotGranted, errors.CallerNotDeclared, errors.BehalfRefused,
+        errors.DatasetNotFound, errors.NotFound, errors.SqlSyntax,
         errors.StatementNotAllowed, errors.FunctionNotAllowed, errors.ColumnNotFound,
         errors.QueryInvalid,
         errors.BadRequest, errors.RateLimited, errors.LookupBudgetExceeded,
@@ -56,16 +59,34 @@ class Hub:
         timeout: seconds to wait for an answer.
         transport: an httpx transport to use instead of the network (e.g. an ASGI app).
         key: (key id, Ed25519 private key) to sign every request with (RFC 9421).
+        on_behalf: for a scenario member: called before every request, it names the caller
+            the scenario acts for (sent as ``Zhongshu-On-Behalf-Of``; the hub accepts it
+            only from members of kind ``scenario``, for callers their file declares), or
+            None when the scenario acts for itself.
     """
 
     def __init__(self, url: str, token: str | None = None, timeout: float = 60.0,
                  transport: httpx.BaseTransport | None = None,
-                 key: tuple[str, Ed25519PrivateKey] | None = None) -> None:
+                 key: tuple[str, Ed25519PrivateKey] | None = None,
+                 on_behalf: Callable[[], str | None] | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        hooks = {"request": [self._sign]} if key else {}
+        hooks: dict[str, list[Callable[[httpx.Request], None]]] = {"request": []}
+        if on_behalf is not None:
+            hooks["request"].append(self._behalf)
+        if key:
+            hooks["request"].append(self._sign)
+        self._on_behalf = on_behalf
         self._key = key
         self._http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, headers=headers,
                                   transport=transport, event_hooks=hooks)
+
+    def _behalf(self, request: httpx.Request) -> None:
+        """Name the caller this request is made for (or none: the member acts for itself)."""
+        assert self._on_behalf is not None
+        request.headers.pop(ON_BEHALF_OF, None)
+        who = self._on_behalf()
+        if who is not None:
+            request.headers[ON_BEHALF_OF] = who
 
     def _sign(self, request: httpx.Request) -> None:
         """Sign a request (RFC 9421, Ed25519) with this member's key."""

@@ -3,9 +3,11 @@
 
 This is the half of the signature scheme a caller needs: the signature base (shared with the
 hub's verifier, :mod:`zhongshu.protocol.signatures`, so both sides serialise a request the
-same way) and :func:`sign`. A signature covers ``@method``, ``@path``, ``@authority`` and,
-when there is a body, ``content-digest``; it carries ``created``, ``keyid``, ``alg`` and a
-fresh ``nonce``.
+same way) and :func:`sign`. A signature covers ``@method``, ``@path``, ``@query`` (always:
+the hub refuses a signature that leaves a query string out), ``@authority`` and, when there
+is a body, ``content-digest``; it carries ``created``, ``keyid``, ``alg`` and a fresh
+``nonce``. The client only serialises (RFC 8941, by hand: the base install needs no parser);
+the hub parses with ``http-sfv``, and a test checks both agree.
 
 >>> base = signature_base(["@method", "@path"], '("@method" "@path");created=1',
 ...                       Message("GET", "/v1/catalog", "", "hub.example", {}))
@@ -82,6 +84,20 @@ def signature_base(components: list[str], params: str, msg: Message) -> str:
     return "\n".join(lines)
 
 
+def _sf_string(value: str) -> str:
+    r"""``value`` as an RFC 8941 string (§4.1.6).
+
+    >>> print(_sf_string('a"b\\c'))
+    "a\"b\\c"
+
+    Raises:
+        Unauthenticated: ``value`` has a character a structured-field string cannot hold.
+    """
+    if any(not 0x20 <= ord(ch) <= 0x7E for ch in value):
+        raise Unauthenticated("a key id is printable ASCII")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def content_digest(body: bytes) -> str:
     """RFC 9530 ``Content-Digest`` value (sha-256) of ``body``.
 
@@ -102,12 +118,12 @@ def sign(msg: Message, body: bytes, key: Ed25519PrivateKey, key_id: str,
     >>> sorted(headers)
     ['Signature', 'Signature-Input', 'content-digest']
     >>> headers["Signature-Input"].split(";")[0]
-    'sig1=("@method" "@path" "@authority" "content-digest")'
+    'sig1=("@method" "@path" "@query" "@authority" "content-digest")'
     >>> headers["Signature-Input"].split(";")[1:3]
     ['created=1700000000', 'keyid="city-hub-1"']
     """
     headers = dict(msg.headers)
-    components = list(REQUIRED)
+    components = [*REQUIRED[:2], "@query", *REQUIRED[2:]]
     extra: dict[str, str] = {}
     if body:
         extra["content-digest"] = content_digest(body)
@@ -115,7 +131,7 @@ def sign(msg: Message, body: bytes, key: Ed25519PrivateKey, key_id: str,
         components.append("content-digest")
     created = int(time.time() if now is None else now)
     inner = " ".join(f'"{c}"' for c in components)
-    params = (f'({inner});created={created};keyid="{key_id}";alg="ed25519";'
+    params = (f'({inner});created={created};keyid={_sf_string(key_id)};alg="ed25519";'
               f'nonce="{secrets.token_urlsafe(12)}"')
     base = signature_base(components, params, Message(msg.method, msg.path, msg.query,
                                                       msg.authority, headers))

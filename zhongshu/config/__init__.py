@@ -19,10 +19,12 @@ One module per job:
 * :mod:`~zhongshu.config.load` — reading TOML, errors mapped to lines (``load_city``);
 * :mod:`~zhongshu.config.checks` — what spans files, checked once everything is loaded;
 * :mod:`~zhongshu.config.streams` — stream aggregates turned into datasets;
+* :mod:`~zhongshu.config.callers` — who may call a scenario's services (``[[callers]]``);
 * :mod:`~zhongshu.config.secrets` — passwords from ``secrets.toml`` or the environment.
 """
 
-from zhongshu.config._base import Classification, Column
+from zhongshu.config._base import Classification, Column, MemberKind
+from zhongshu.config.callers import CallerRule
 from zhongshu.config.grants import GrantConfig, Mask, MaskKind
 from zhongshu.config.load import load_city
 from zhongshu.config.schema import (
@@ -35,7 +37,6 @@ from zhongshu.config.schema import (
     Lookup,
     MemberFile,
     MemberInfo,
-    MemberKind,
     PairsConfig,
     SourceConfig,
     SourceKind,
@@ -52,7 +53,7 @@ from zhongshu.config.streams import (
 )
 
 __all__ = [
-    "AggregateConfig", "City", "CityFile", "CityInfo", "Classification", "Column",
+    "AggregateConfig", "CallerRule", "City", "CityFile", "CityInfo", "Classification", "Column",
     "DatasetConfig", "District", "GrantConfig", "HubSettings", "LedgerSettings", "Lookup",
     "Mask", "MaskKind", "MemberFile", "MemberInfo", "MemberKind", "PairsConfig",
     "SourceConfig", "SourceKind", "StreamConfig", "WitnessPeer", "WitnessedLog",

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Classification = Literal["public", "internal", "personal", "sensitive"]
+MemberKind = Literal["department", "enterprise", "district", "scenario", "hub", "cockpit",
+                     "auditor", "consumer"]
 
 NAME = r"^[a-z][a-z0-9_-]*$"
 DATASET = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"

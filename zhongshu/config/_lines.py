@@ -12,6 +12,8 @@ def line_of(text: str, loc: tuple[Any, ...]) -> int | None:
     >>> line_of('[member]\\nname = "m"\\n\\n[[sources]]\\nname = "a"\\n\\n[[sources]]\\n'
     ...         'name = "b"\\nkind = "x"\\n', ("sources", 1, "kind"))
     9
+    >>> line_of('[[callers]]\\nservices = ["a"]\\nkinds = ["x"]\\n', ("callers", 0, "kinds", 0))
+    3
     """
     lines = text.splitlines()
     start, table = 0, ""
@@ -28,7 +30,11 @@ def line_of(text: str, loc: tuple[Any, ...]) -> int | None:
                     if seen == loc[i + 1]:
                         start = n
                         break
-            else:
+            else:  # not a table: an item of an array value (``kinds = ["x"]``)
+                pat = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+                for n in range(start, len(lines)):
+                    if pat.match(lines[n]):
+                        return n + 1
                 return None
             i += 2
             continue

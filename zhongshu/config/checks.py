@@ -284,5 +284,25 @@ def column_line(text: str, dataset: str, column: str) -> int | None:
     return named
 
 
-CHECKS: tuple[Callable[[City], None], ...] = (source_kinds, unique_names, grants, owner_sql)
+def scenario_callers(city: City) -> None:
+    """Only scenario members declare callers, and the members they name are the city's."""
+    for name, mf in city.members.items():
+        if not mf.callers:
+            continue
+        path = city.member_files[name]
+        text = path.read_text(encoding="utf-8")
+        if mf.member.kind != "scenario":
+            raise ConfigError(f"member `{name}` is of kind `{mf.member.kind}`; only members "
+                              "of kind `scenario` declare `[[callers]]`", path=str(path),
+                              line=find(text, "[[callers]]"))
+        for i, rule in enumerate(mf.callers):
+            for m in rule.members:
+                if m not in city.members:
+                    raise ConfigError(f"callers: no member `{m}` in this city",
+                                      path=str(path),
+                                      line=line_of(text, ("callers", i, "members")))
+
+
+CHECKS: tuple[Callable[[City], None], ...] = (source_kinds, unique_names, grants, owner_sql,
+                                              scenario_callers)
 """Run in this order by :func:`zhongshu.config.load.load_city`; each raises ``ConfigError``."""

@@ -12,13 +12,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from zhongshu.config._base import COLUMN, DATASET, NAME, Column, Strict
+from zhongshu.config._base import COLUMN, DATASET, NAME, Column, MemberKind, Strict
+from zhongshu.config.callers import CallerRule
 from zhongshu.config.grants import GrantConfig
 from zhongshu.config.secrets import SECRET_KEYS
 from zhongshu.config.settings import HubSettings, LedgerSettings
 
-MemberKind = Literal["department", "enterprise", "district", "scenario", "hub", "cockpit",
-                     "auditor", "consumer"]
 # any installed kind (entry point group ``zhongshu.sources``); checked when the city loads
 SourceKind = str
 
@@ -244,6 +243,8 @@ class MemberFile(Strict):
     grants: list[GrantConfig] = []
     streams: list[StreamConfig] = []
     aggregates: list[AggregateConfig] = []
+    callers: list[CallerRule] = Field(default=[], description="a scenario member's: who may "
+                                      "call which of its services (``zhongshu.config.callers``)")
 
     @field_validator("datasets")
     @classmethod

@@ -64,6 +64,9 @@ class LedgerSettings(Strict):
     quorum: int | None = Field(default=None, ge=1, description="cosignatures that make a "
                                "checkpoint final (default: every witness)")
     witnessing: list[WitnessedLog] = Field(default=[], description="logs this hub witnesses")
+    log_key: str = Field(default="", description="this hub's log key (vkey) pinned: the hub "
+                         "refuses another and `ledger verify --dir` checks against it "
+                         "(default: the key recorded in ledger.pin at first start)")
 
 
 def env_overrides(settings: _S, prefix: str = "ZHONGSHU_") -> _S:

@@ -45,6 +45,33 @@ CONSUMERS: dict[str, tuple[str, str, list[str]]] = {
     "stats-bureau": ("consumer", "Statistics Bureau", []),
     "auditor": ("auditor", "City auditor", ["auditor"]),
     "outsider": ("enterprise", "Some company without grants", []),
+    # callers of the scenarios: the operators' exit gates (leave first, pay later) and the
+    # hospitals' systems (pay-once eligibility), one member per hospital of health.hospitals
+    "gate-westlake": ("consumer", "Westlake Parking exit gates", ["exit-gate"]),
+    "gate-qiantang": ("consumer", "Qiantang Parking exit gates", ["exit-gate"]),
+    **{f"hospital-h{n:02d}": ("consumer", f"Hospital H{n:02d}", ["hospital"])
+       for n in range(1, 2 * len(DISTRICTS) + 1)},
+}
+# who may call which service of each scenario (``[[callers]]`` of its member's file): the
+# cockpits the read-only views, the named callers the services that act for a person
+CALLERS: dict[str, list[dict[str, Any]]] = {
+    "app-parking": [
+        {"services": ["garages", "nearest", "ngsi-ld", "settlement"], "kinds": ["cockpit"]},
+        {"services": ["garages", "nearest", "ngsi-ld", "sessions"],
+         "members": ["gate-westlake", "gate-qiantang"], "rate_limit": 120},
+    ],
+    "app-medical": [
+        {"services": ["eligibility"], "roles": ["hospital"], "rate_limit": 60},
+        {"services": ["report"], "kinds": ["cockpit"]},
+    ],
+    "app-trees": [
+        {"services": ["publish", "surveys", "counts", "density", "changes"],
+         "members": ["parks"]},
+        {"services": ["surveys", "counts", "density", "changes"], "kinds": ["cockpit"]},
+    ],
+    "app-traffic": [
+        {"services": ["recommend"], "members": ["traffic-police"]},
+    ],
 }
 
 P, S, INT, PUB = "personal", "sensitive", "internal", "public"
@@ -421,6 +448,8 @@ def build_demo_city(root: Path, seed: int = 42, scale: float = 0.01, engines: st
     for member, (kind, title, roles) in CONSUMERS.items():
         doc = {"member": {"name": member, "kind": kind, "title": title, "roles": roles},
                **DERIVED.get(member, {})}
+        if member in CALLERS:
+            doc["callers"] = CALLERS[member]
         _write_toml(root / "members" / f"{member}.toml", doc, f"Member `{member}`.")
     for scenario in discover():  # the stores its members declare, empty until first written
         if scenario.store is not None and scenario.member in CONSUMERS:

@@ -42,11 +42,13 @@ class Appender:
     """
 
     def __init__(self, store: LedgerStore, origin: str, max_batch: int,
-                 grown: Callable[[int], None] = lambda size: None) -> None:
+                 grown: Callable[[int], None] = lambda size: None,
+                 blocked: Callable[[], str | None] = lambda: None) -> None:
         self.store = store
         self.origin = origin
         self.max_batch = max_batch
         self._grown = grown
+        self._blocked = blocked  # why nothing may be appended now (the log cannot be signed)
         self._local = sequencer.Sequencer(store, origin)  # in-process appends (CLI, threads)
         self._local_lock = threading.Lock()
         self._proc: BaseProcess | None = None
@@ -81,6 +83,19 @@ class Appender:
         self._proc, self._conn = proc, mine
         self._inbuf, self._outbuf, self._writing = bytearray(), bytearray(), False
 
+    def _check_open(self) -> None:
+        """Refuse an append no checkpoint could cover: closed, or the log cannot be signed.
+
+        Raises:
+            LedgerUnavailable: the ledger is closed or blocked (its reason, without paths).
+        """
+        if self._closed:
+            raise LedgerUnavailable("the ledger is closed; nothing is recorded")
+        reason = self._blocked()
+        if reason is not None:
+            raise LedgerUnavailable(f"the hub cannot record now ({reason}), so it does not "
+                                    "answer; its operator has been told")
+
     # --- from the event loop ----------------------------------------------------------------
 
     async def record_async(self, fields: dict[str, Any], datasets: Sequence[str] = ()
@@ -94,8 +109,7 @@ class Appender:
         Raises:
             LedgerUnavailable: the ledger is closed or could not write.
         """
-        if self._closed:
-            raise LedgerUnavailable("the ledger is closed; nothing is recorded")
+        self._check_open()
         loop = asyncio.get_running_loop()
         if self._proc is None or self._conn is None:  # no sequencer process: a worker thread
             return await asyncio.to_thread(self.append_now, fields, datasets)
@@ -256,8 +270,7 @@ class Appender:
         Raises:
             LedgerUnavailable: the ledger is closed or could not write.
         """
-        if self._closed:
-            raise LedgerUnavailable("the ledger is closed; nothing is recorded")
+        self._check_open()
         with self._local_lock:
             try:
                 ((idx, leaf),) = self._local.commit([(fields, list(dict.fromkeys(datasets)))])

@@ -53,8 +53,11 @@ def result_sha256(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-def _who(caller: str, signature: str | None, key_id: str | None) -> dict[str, Any]:
+def _who(caller: str, signature: str | None, key_id: str | None,
+         on_behalf_of: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"caller": caller}
+    if on_behalf_of is not None:  # a scenario member acting for its caller: both named
+        out["on_behalf_of"] = on_behalf_of
     if signature:
         out["signature"] = {"key_id": key_id, "value": signature}
     return out
@@ -62,9 +65,12 @@ def _who(caller: str, signature: str | None, key_id: str | None) -> dict[str, An
 
 def exchange(caller: str, purpose: str, query: str, columns: dict[str, list[str]],
              grants: list[str], result: str, fmt: str, rows: int, truncated: bool,
-             signature: str | None = None, key_id: str | None = None) -> dict[str, Any]:
-    """The entry of one answered query."""
-    return {"kind": "exchange", **_who(caller, signature, key_id), "purpose": purpose,
+             signature: str | None = None, key_id: str | None = None,
+             on_behalf_of: str | None = None) -> dict[str, Any]:
+    """The entry of one answered query (``on_behalf_of``: the caller a scenario member
+    asked for)."""
+    return {"kind": "exchange", **_who(caller, signature, key_id, on_behalf_of),
+            "purpose": purpose,
             "query_sha256": query, "datasets": sorted(columns),
             "columns": {d: sorted(c) for d, c in columns.items()}, "grants": sorted(grants),
             "result_sha256": result, "format": fmt, "rows": rows, "truncated": truncated,
@@ -73,11 +79,16 @@ def exchange(caller: str, purpose: str, query: str, columns: dict[str, list[str]
 
 def refusal(caller: str, endpoint: str, code: str, purpose: str | None = None,
             query: str | None = None, datasets: Sequence[str] = (),
-            signature: str | None = None, key_id: str | None = None) -> dict[str, Any]:
-    """The entry of one refusal or failed request of a known member."""
-    out: dict[str, Any] = {"kind": "refusal", **_who(caller, signature, key_id),
+            signature: str | None = None, key_id: str | None = None,
+            on_behalf_of: str | None = None, scenario: str | None = None) -> dict[str, Any]:
+    """The entry of one refusal or failed request of a known member (``on_behalf_of``: the
+    caller a scenario member asked for; ``scenario``: the scenario member whose service
+    refused ``caller``)."""
+    out: dict[str, Any] = {"kind": "refusal", **_who(caller, signature, key_id, on_behalf_of),
                            "endpoint": endpoint, "outcome": code,
                            "datasets": sorted(datasets)}
+    if scenario is not None:
+        out["scenario"] = scenario
     if purpose is not None:
         out["purpose"] = purpose
     if query is not None:
@@ -107,11 +118,12 @@ def _no_floats(v: Any) -> Any:
 
 def subscription(caller: str, phase: str, purpose: str, query: str,
                  columns: dict[str, list[str]], grants: list[str], rows_sent: int,
-                 pushes: int, signature: str | None = None, key_id: str | None = None
-                 ) -> dict[str, Any]:
+                 pushes: int, signature: str | None = None, key_id: str | None = None,
+                 on_behalf_of: str | None = None) -> dict[str, Any]:
     """The entry of a subscription: when it opens (``phase`` ``open``), for every hour of
     delivery (``hour``) and when it ends (``close``), with the rows pushed so far."""
-    return {"kind": "subscription", **_who(caller, signature, key_id), "phase": phase,
+    return {"kind": "subscription", **_who(caller, signature, key_id, on_behalf_of),
+            "phase": phase,
             "purpose": purpose, "query_sha256": query, "datasets": sorted(columns),
             "columns": {d: sorted(c) for d, c in columns.items()}, "grants": sorted(grants),
             "rows_sent": rows_sent, "pushes": pushes, "outcome": "ok"}

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from zhongshu.config import City, LedgerSettings
-from zhongshu.ledger import entry, merkle, note
+from zhongshu.errors import LedgerInvalid
+from zhongshu.ledger import entry, merkle, note, pin
 from zhongshu.ledger.appender import Appender
 from zhongshu.ledger.entry import iso_ms
 from zhongshu.ledger.publisher import Publisher
@@ -47,17 +48,27 @@ class Ledger:
         self.settings = settings or LedgerSettings()
         self.witnesses = WitnessClient(store, self.settings.witnesses, self.settings.quorum)
         self.publisher = Publisher(store, origin, log_key, self.settings, self.witnesses)
-        self.appender = Appender(store, origin, self.settings.max_batch, self.publisher.grew)
+        self.appender = Appender(store, origin, self.settings.max_batch, self.publisher.grew,
+                                 lambda: self.publisher.fault)
 
     @classmethod
     def open(cls, city: City, start: bool = True) -> Ledger:
         """The ledger of ``city``'s hub (``state/ledger.db``, keys ``state/ledger.key`` and
         ``state/witness.key``, created on first use); ``start`` also starts the sequencer
-        process and the checkpoint publisher."""
+        process and the checkpoint publisher.
+
+        A log key created here is pinned in ``ledger.pin`` beside ``city.toml``
+        (:mod:`~zhongshu.ledger.pin`).
+
+        Raises:
+            LedgerInvalid: the log key is not the one the city pins.
+        """
         origin = origin_of(city)
         state = city.state_dir
-        ledger = cls(SqliteLedgerStore(state / "ledger.db"), origin,
-                     note.Signer.load_or_create(state / "ledger.key", origin, note.ED25519),
+        created = not (state / "ledger.key").exists()
+        log_key = note.Signer.load_or_create(state / "ledger.key", origin, note.ED25519)
+        pin.settle(city, log_key.verifier, created)
+        ledger = cls(SqliteLedgerStore(state / "ledger.db"), origin, log_key,
                      city.ledger,
                      note.Signer.load_or_create(state / "witness.key", f"{origin}/witness",
                                                 note.COSIGNATURE_V1))
@@ -66,9 +77,23 @@ class Ledger:
         return ledger
 
     def start(self) -> None:
-        """Start the sequencer process (for a store in a file) and the checkpoint publisher."""
+        """Check the stored tree against the last checkpoint signed, then start the sequencer
+        process (for a store in a file) and the checkpoint publisher. A tree that no longer
+        matches leaves the hub up but unready: :meth:`unready` says so, and nothing is
+        recorded (so no data is answered) until it is repaired."""
+        try:
+            self.publisher.check()
+        except LedgerInvalid as e:
+            log.error("%s", e)
         self.appender.start()
         self.publisher.start()
+
+    def unready(self) -> str | None:
+        """Why this ledger cannot record and sign now (a phrase without paths, hosts or
+        names), or None when it can."""
+        if self.appender.closed:
+            return "the ledger is closed"
+        return self.publisher.fault
 
     # --- appending --------------------------------------------------------------------------
 

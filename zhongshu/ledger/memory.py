@@ -44,10 +44,12 @@ class _MemoryAppend:
 
 
 class _MemoryWitness:
-    def __init__(self, seen: Witnessed | None) -> None:
+    def __init__(self, seen: Witnessed | None, forks: set[str]) -> None:
         self._seen = seen
+        self._forks = forks  # the forks of this origin already kept (read only)
         self.kept: Witnessed | None = None
-        self.evidence_kept: list[tuple[str, int, str]] = []
+        self.evidence_kept: list[tuple[str, int, str, str]] = []
+        self.offered_again: list[str] = []
 
     @property
     def seen(self) -> Witnessed | None:
@@ -56,8 +58,12 @@ class _MemoryWitness:
     def keep(self, size: int, root: bytes, note: str) -> None:
         self.kept = Witnessed(size, root, note)
 
-    def evidence(self, kind: str, time_ms: int, detail: str) -> None:
-        self.evidence_kept.append((kind, time_ms, detail))
+    def evidence(self, kind: str, time_ms: int, detail: str, fork: str) -> bool:
+        if fork in self._forks or any(f == fork for *_, f in self.evidence_kept):
+            self.offered_again.append(fork)
+            return False
+        self.evidence_kept.append((kind, time_ms, detail, fork))
+        return True
 
 
 class MemoryLedgerStore:
@@ -75,6 +81,7 @@ class MemoryLedgerStore:
         self._sent: dict[str, int] = {}
         self._witnessed: dict[str, Witnessed] = {}
         self._evidence: list[dict[str, object]] = []
+        self._forks: dict[tuple[str, str], dict[str, object]] = {}  # (origin, fork) → evidence
 
     # --- the log ----------------------------------------------------------------------------
 
@@ -172,17 +179,23 @@ class MemoryLedgerStore:
     @contextmanager
     def witnessing(self, origin: str) -> Iterator[Witnessing]:
         with self._lock:
-            tx = _MemoryWitness(self._witnessed.get(origin))
+            tx = _MemoryWitness(self._witnessed.get(origin),
+                                {f for o, f in self._forks if o == origin})
             yield tx
             if tx.kept is not None:
                 self._witnessed[origin] = tx.kept
-            for kind, time_ms, detail in tx.evidence_kept:
-                self._evidence.append({"origin": origin, "time_ms": time_ms, "kind": kind,
-                                       "detail": detail})
+            for kind, time_ms, detail, fork in tx.evidence_kept:
+                kept: dict[str, object] = {"origin": origin, "time_ms": time_ms, "kind": kind,
+                                           "detail": detail, "offered": 1}
+                self._evidence.append(kept)
+                self._forks[(origin, fork)] = kept
+            for fork in tx.offered_again:
+                again = self._forks[(origin, fork)]
+                again["offered"] = int(str(again["offered"])) + 1
 
     def evidence(self) -> list[dict[str, object]]:
         with self._lock:
-            return list(reversed(self._evidence))
+            return [dict(e) for e in reversed(self._evidence)]
 
     def close(self) -> None:
         """Nothing to fold: the store lives only as long as the process."""

@@ -2,8 +2,10 @@
 
 A checkpoint is signed at most every ``checkpoint_interval_s`` when the log grew, or as soon
 as ``checkpoint_every`` entries are not in one yet; each new checkpoint is then offered to the
-witnesses. Before signing, the stored tree is checked against the last checkpoint signed: the
-hub never signs anything inconsistent with its own history.
+witnesses. Before signing (and when the hub starts), the stored tree is checked against the
+last checkpoint signed: the hub never signs anything inconsistent with its own history, and
+while it cannot sign (:attr:`Publisher.fault`) the ledger records nothing, so the hub hands out
+no receipt that no checkpoint will cover.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from zhongshu.config import LedgerSettings
 from zhongshu.errors import LedgerInvalid
 from zhongshu.ledger import merkle, note
-from zhongshu.ledger.store import LedgerStore
+from zhongshu.ledger.store import LedgerStore, StoredCheckpoint
 from zhongshu.ledger.witness_client import WitnessClient
 
 log = logging.getLogger("zhongshu.ledger")
@@ -33,6 +35,7 @@ class Publisher:
         self.settings = settings
         self.witnesses = witnesses
         self._signed = 0  # the size of the newest checkpoint signed
+        self.fault: str | None = None  # why the log cannot be signed now (no path, no host)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="ledger-publisher",
@@ -48,13 +51,19 @@ class Publisher:
             self._wake.set()
 
     def _loop(self) -> None:
+        said = ""  # a fault is logged when it starts, not once a second while it lasts
         while not self._stop.is_set():
             self._wake.wait(self.settings.checkpoint_interval_s)
             self._wake.clear()
             try:
                 self.publish()
+                if said:
+                    log.warning("checkpoints are signed again")
+                said = ""
             except Exception as e:
-                log.error("checkpoint not published: %s", e)
+                if str(e) != said:
+                    log.error("checkpoint not published: %s", e)
+                said = str(e)
 
     def publish(self) -> note.Checkpoint | None:
         """Sign a checkpoint of the log as it is now, if it grew, and ask the witnesses to
@@ -64,24 +73,41 @@ class Publisher:
             LedgerInvalid: the stored tree no longer matches a checkpoint signed before: the
                 hub refuses to sign anything inconsistent with its own history.
         """
+        last = self.check()
         size = self.store.size()
-        last = self.store.latest_checkpoint()
         if size and (last is None or size > last.size):
-            root = merkle.root(self.store.hash, size)
-            if last is not None and merkle.root(self.store.hash, last.size) != last.root:
-                raise LedgerInvalid(f"the stored log no longer matches checkpoint {last.size} "
-                                    "this hub signed; refusing to sign (run `zhongshu ledger "
-                                    "verify`)")
-            b = note.body(self.origin, size, root)
-            self.store.add_checkpoint(size, root, int(time.time() * 1000),
-                                      b + "\n" + self.log_key.sign_note(b))
+            try:
+                root = merkle.root(self.store.hash, size)
+                b = note.body(self.origin, size, root)
+                self.store.add_checkpoint(size, root, int(time.time() * 1000),
+                                          b + "\n" + self.log_key.sign_note(b))
+            except Exception:
+                self.fault = "its checkpoints cannot be signed or stored"
+                raise
             self._signed = size
         elif last is not None:
             self._signed = last.size
+        self.fault = None
         latest = self.checkpoint()
         if latest is not None:
             self.witnesses.ask_all(latest)
         return self.checkpoint()
+
+    def check(self) -> StoredCheckpoint | None:
+        """The newest checkpoint signed, once the stored tree is shown to still match it
+        (at start, and before each signature).
+
+        Raises:
+            LedgerInvalid: it does not: the log was altered under the hub, which refuses to
+                sign — and, through :attr:`fault`, to record — anything more.
+        """
+        last = self.store.latest_checkpoint()
+        if last is not None and merkle.root(self.store.hash, last.size) != last.root:
+            self.fault = "the stored log no longer matches a checkpoint it signed"
+            raise LedgerInvalid(f"the stored log no longer matches checkpoint {last.size} "
+                                "this hub signed; refusing to sign or record (run `zhongshu "
+                                "ledger verify`)")
+        return last
 
     def checkpoint(self, size: int | None = None) -> note.Checkpoint | None:
         """The newest checkpoint (or the one of ``size``) with the cosignatures collected."""

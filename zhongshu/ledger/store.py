@@ -92,8 +92,10 @@ class Witnessing(Protocol):
         """Remember the checkpoint now cosigned."""
         ...
 
-    def evidence(self, kind: str, time_ms: int, detail: str) -> None:
-        """Keep evidence that this origin's log misbehaved (``fork``, ``inconsistent``)."""
+    def evidence(self, kind: str, time_ms: int, detail: str, fork: str) -> bool:
+        """Keep evidence that this origin's log misbehaved (``fork``, ``inconsistent``),
+        once per ``fork`` (what identifies the conflicting checkpoint, e.g. its size and
+        root): a fork offered again only counts one more offer. True when it is new."""
         ...
 
 
@@ -186,8 +188,8 @@ class LedgerStore(Protocol):
         ...
 
     def evidence(self) -> list[dict[str, object]]:
-        """Evidence of misbehaving logs (``origin``, ``time_ms``, ``kind``, ``detail``),
-        newest first."""
+        """Evidence of misbehaving logs (``origin``, ``time_ms`` when first offered, ``kind``,
+        ``detail``, ``offered``: how many times), one per fork, newest first."""
         ...
 
     def close(self) -> None:
@@ -217,6 +219,9 @@ CREATE TABLE IF NOT EXISTS witnessed (origin TEXT PRIMARY KEY, size INTEGER NOT 
 CREATE TABLE IF NOT EXISTS evidence (id INTEGER PRIMARY KEY, origin TEXT NOT NULL,
                                      time_ms INTEGER NOT NULL, kind TEXT NOT NULL,
                                      detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS evidence_forks (origin TEXT NOT NULL, fork TEXT NOT NULL,
+                                           evidence INTEGER NOT NULL, offered INTEGER NOT NULL,
+                                           PRIMARY KEY (origin, fork)) WITHOUT ROWID;
 """
 
 _MAX_PARAMS = 30_000  # below SQLite's 32,766 bound variables per statement
@@ -271,9 +276,15 @@ class _SqliteWitness:
         self._c.execute("INSERT OR REPLACE INTO witnessed VALUES (?, ?, ?, ?)",
                         (self._origin, size, root, note))
 
-    def evidence(self, kind: str, time_ms: int, detail: str) -> None:
-        self._c.execute("INSERT INTO evidence (origin, time_ms, kind, detail) "
-                        "VALUES (?, ?, ?, ?)", (self._origin, time_ms, kind, detail))
+    def evidence(self, kind: str, time_ms: int, detail: str, fork: str) -> bool:
+        if self._c.execute("UPDATE evidence_forks SET offered = offered + 1 "
+                           "WHERE origin = ? AND fork = ?", (self._origin, fork)).rowcount:
+            return False
+        cur = self._c.execute("INSERT INTO evidence (origin, time_ms, kind, detail) "
+                              "VALUES (?, ?, ?, ?)", (self._origin, time_ms, kind, detail))
+        self._c.execute("INSERT INTO evidence_forks VALUES (?, ?, ?, 1)",
+                        (self._origin, fork, cur.lastrowid))
+        return True
 
 
 class SqliteLedgerStore:
@@ -504,9 +515,11 @@ class SqliteLedgerStore:
                                  else Witnessed(row[0], bytes(row[1]), row[2]))
 
     def evidence(self) -> list[dict[str, object]]:
-        return [{"origin": o, "time_ms": t, "kind": k, "detail": d} for o, t, k, d in
-                self._conn().execute("SELECT origin, time_ms, kind, detail FROM evidence "
-                                     "ORDER BY id DESC")]
+        return [{"origin": o, "time_ms": t, "kind": k, "detail": d, "offered": n}
+                for o, t, k, d, n in self._conn().execute(
+                    "SELECT e.origin, e.time_ms, e.kind, e.detail, coalesce(f.offered, 1) "
+                    "FROM evidence e LEFT JOIN evidence_forks f ON f.evidence = e.id "
+                    "ORDER BY e.id DESC")]
 
     def close(self) -> None:
         """Fold the write-ahead log into the file (a copied file is then complete)."""

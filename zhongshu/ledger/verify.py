@@ -1,10 +1,11 @@
 """Checking a ledger from the outside: the whole log, or one receipt, offline.
 
 Nothing here trusts the hub: every leaf and node hash is recomputed, every checkpoint's
-signature checked against a pinned log key, every checkpoint's root compared with the
-tree recomputed at its size (which is what consistency means), and checkpoints known from
+signature checked against a pinned log key (never one read from the hub or from the folder
+being checked: :mod:`~zhongshu.ledger.pin`), every checkpoint's root compared with the tree
+recomputed at its size (which is what consistency means), and checkpoints known from
 elsewhere (a witness, an earlier receipt) must match too — else the log was forked,
-truncated or rewritten.
+truncated or rewritten. A log with no checkpoint does not verify: nothing vouches for it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Report:
 
     size: int = 0
     checkpoints: int = 0
+    key: str = ""  # the log key checked against (a vkey)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -45,6 +47,7 @@ def check_tree(leaves: Iterable[bytes], checkpoints: list[note.Checkpoint], key:
                ) -> None:
     """Rebuild the tree from its leaf hashes; compare every stored node (when ``stored``
     gives them), every checkpoint root, signature and origin, and every known checkpoint."""
+    report.key = key.vkey
     wanted: dict[int, list[note.Checkpoint]] = {}
     for c in [*checkpoints, *known]:
         wanted.setdefault(c.size, []).append(c)
@@ -77,6 +80,12 @@ def check_tree(leaves: Iterable[bytes], checkpoints: list[note.Checkpoint], key:
             progress(f.size)
     report.size = f.size
     report.checkpoints = len(checkpoints)
+    if not checkpoints:
+        report.problem(f"no signed checkpoint: nothing vouches for the log's {f.size} "
+                       "entries (a hub signs one within seconds of its first entry)")
+    elif (last := max(c.size for c in checkpoints)) < f.size:
+        report.notes.append(f"{f.size - last} entries after the last checkpoint are not "
+                            "signed yet")
     for size in wanted:
         if size > f.size:
             report.problem(f"a checkpoint of size {size} exists but the log has only "

@@ -3,6 +3,7 @@ checking, atomically, that it extends the last one cosigned for that log.
 
 A checkpoint of the same size with another root, or one whose consistency proof fails, is
 kept as evidence of a fork: both notes are signed by the log's key, so the log cannot deny it.
+One record per conflicting tree: retries of the same fork only count (``offered``).
 """
 
 from __future__ import annotations
@@ -70,19 +71,23 @@ class Witness:
                 return Answer(409, f"{size}\n", "text/x.tlog.size")
             if old == ckpt.size and seen is not None:
                 if root != ckpt.root:
-                    self._evidence(w, ckpt.origin, "fork", text, ckpt.text)
+                    self._evidence(w, ckpt, "fork", text)
                     return Answer(409, f"{size}\n", "text/x.tlog.size")
             elif old > 0 and not merkle.verify_consistency(old, ckpt.size, root, ckpt.root,
                                                            proof):
-                self._evidence(w, ckpt.origin, "inconsistent", text, ckpt.text)
+                self._evidence(w, ckpt, "inconsistent", text)
                 return Answer(422, "the consistency proof does not verify\n")
             elif old == 0 and proof:
                 return Answer(422, "the proof must be empty from size 0\n")
             w.keep(ckpt.size, ckpt.root, ckpt.text)
         return Answer(200, self.key.cosign(ckpt.body))
 
-    def _evidence(self, w: Witnessing, origin: str, kind: str, seen: str, offered: str
-                  ) -> None:
-        log.error("ledger %s misbehaves: %s (evidence kept)", origin, kind)
-        w.evidence(kind, int(time.time() * 1000),
-                   f"cosigned before:\n{seen}\noffered now:\n{offered}")
+    def _evidence(self, w: Witnessing, ckpt: note.Checkpoint, kind: str, seen: str) -> None:
+        """Keep one record per conflicting tree (origin, size, root): a log retrying the
+        same fork is refused each time, but adds no row and no error line."""
+        fork = f"{ckpt.size} {ckpt.root.hex()}"
+        if w.evidence(kind, int(time.time() * 1000),
+                      f"cosigned before:\n{seen}\noffered now:\n{ckpt.text}", fork):
+            log.error("ledger %s misbehaves: %s (evidence kept)", ckpt.origin, kind)
+        else:
+            log.debug("ledger %s offered the same %s again", ckpt.origin, kind)

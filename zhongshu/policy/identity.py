@@ -21,11 +21,13 @@ _CACHE_TTL_S = 5.0
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated member behind a request."""
+    """The authenticated member behind a request, and — for a scenario member acting for
+    one of its declared callers — whom it acts for (``policy.behalf``)."""
 
     member: Member
     signature: str | None = None  # base64 RFC 9421 signature, when the request was signed
     key_id: str | None = None
+    on_behalf_of: str | None = None  # the scenario's caller this request is made for
 
     @property
     def name(self) -> str:
@@ -111,6 +113,22 @@ class Authenticator:
         if member is None:
             raise Unauthenticated("the signing key belongs to no member of this city")
         return Caller(member)
+
+    def token_live(self, member: str, token_hash_: str) -> Caller:
+        """The caller of a session made from the token with ``token_hash_``, checked in the
+        store on every call (no cache): revoking the token, or every token of its member,
+        ends the session at once, and so does the token's expiry.
+
+        Raises:
+            Unauthenticated: the token is revoked or expired, names another member, or the
+                member is gone or must sign.
+        """
+        name = self.catalog.store.token_member(token_hash_)
+        member_ = self.catalog.members.get(name) if name == member else None
+        if member_ is None or must_sign(member_):
+            raise Unauthenticated("the session has ended: the token it was made from is "
+                                  "revoked or expired; sign in again")
+        return Caller(member_)
 
     def bearer(self, authorization: str | None) -> Caller:
         """The caller presenting a bearer token, if its kind may use one.

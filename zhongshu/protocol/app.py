@@ -3,7 +3,9 @@
 The OpenAPI document at ``/v1/openapi.json`` is the protocol's full description and agrees
 with ``PROTOCOL.md``. Every error is ``{"error": {"code", "message"}, "receipt"?}``
 (``protocol.handlers``). Who calls is decided by ``protocol.auth``; the routes live in
-``protocol.routes``, one module per concern; bodies are ``protocol.models``.
+``protocol.routes``, one module per concern; bodies are ``protocol.models``. The door of the
+scenarios' routes (``protocol.callers``) is kept in ``app.state.scenario_door`` for the
+scenarios' mount.
 """
 
 from __future__ import annotations
@@ -16,25 +18,27 @@ import zhongshu
 from zhongshu.ledger import Ledger
 from zhongshu.policy.identity import Authenticator
 from zhongshu.protocol.auth import Authentication
+from zhongshu.protocol.callers import ScenarioDoor
 from zhongshu.protocol.handlers import add_error_handlers
 from zhongshu.protocol.metrics import CountRequests, Metrics
 from zhongshu.protocol.models import ErrorOut
-from zhongshu.protocol.routes import Parts, catalog, grants, hub, identity, query
+from zhongshu.protocol.routes import Parts, catalog, grants, hub, identity, probes, query
 from zhongshu.protocol.routes.ledger import add_ledger_routes
 from zhongshu.protocol.routes.subscribe import add_subscribe_route
 from zhongshu.protocol.sessions import Sessions
 from zhongshu.protocol.signatures import Verifier
 from zhongshu.query.service import QueryService
-from zhongshu.stores import NonceStore, SessionStore
+from zhongshu.stores import NonceStore, RateCounters, SessionStore
 
 
 def create_app(service: QueryService, ledger: Ledger | None, *, sessions: SessionStore,
-               nonces: NonceStore) -> FastAPI:
+               nonces: NonceStore, rates: RateCounters) -> FastAPI:
     """The protocol application serving ``service``.
 
     Every answer to ``/v1/query`` and every refusal of a known member is recorded on
     ``ledger`` (None: the city runs without one) before it is sent. The parts are built and
-    closed by their owner (``zhongshu.node.Node``), not here.
+    closed by their owner (``zhongshu.node.Node``), not here; ``rates`` counts scenario
+    callers' calls.
     """
     app = FastAPI(title="Zhongshu hub protocol", version=f"1 ({zhongshu.__version__})",
                   description="The hub protocol of Zhongshu (中枢). See PROTOCOL.md.",
@@ -48,9 +52,10 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
                   sessions=browser, metrics=Metrics(), errors=errors)
     add_error_handlers(app, ledger)
     app.add_middleware(CountRequests, metrics=parts.metrics)
-    for routes in (identity, hub, catalog, query, grants):
+    for routes in (probes, identity, hub, catalog, query, grants):
         routes.add_routes(app, parts)
     if ledger is not None:
         add_ledger_routes(app, ledger, service, caller, errors)
     add_subscribe_route(app, service, ledger, caller, errors)
+    app.state.scenario_door = ScenarioDoor(caller, service.catalog, rates)
     return app

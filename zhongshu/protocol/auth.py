@@ -4,6 +4,10 @@ A request names its caller by an RFC 9421 signature (required for members that m
 see :func:`zhongshu.policy.identity.must_sign`), a bearer token, or a browser session cookie
 (accepted only from the hub's own pages for anything but GET/HEAD). The caller is kept in
 ``request.state.caller`` so that a refusal can be recorded under its name.
+
+A scenario member may name the caller it acts for (``Zhongshu-On-Behalf-Of``); the name is
+checked by :func:`zhongshu.policy.behalf.acting_for` on every route, so no route can take
+it unchecked, and a refusal is recorded under the scenario member's name.
 """
 
 from typing import Annotated
@@ -11,7 +15,9 @@ from urllib.parse import urlsplit
 
 from fastapi import Header, Request
 
-from zhongshu.errors import Unauthenticated
+from zhongshu.client import ON_BEHALF_OF
+from zhongshu.errors import BehalfRefused, Unauthenticated
+from zhongshu.policy.behalf import acting_for
 from zhongshu.policy.identity import Authenticator, Caller
 from zhongshu.protocol.sessions import COOKIE, Sessions
 from zhongshu.protocol.signatures import Message, Verifier
@@ -37,6 +43,12 @@ class Authentication:
         else:
             who = self.authn.bearer(authorization)
         request.state.caller = who
+        named = headers.getlist(ON_BEHALF_OF)
+        if named:
+            if len(named) > 1:
+                raise BehalfRefused("name one caller in Zhongshu-On-Behalf-Of, once")
+            who = acting_for(self.authn.catalog, who, named[0])
+            request.state.caller = who
         return who
 
     async def _signed(self, request: Request, authorization: str | None) -> Caller:
@@ -51,11 +63,16 @@ class Authentication:
         return Caller(who.member, signature=signed.signature, key_id=signed.key_id)
 
     def _session(self, request: Request, cookie: str) -> Caller:
-        hit = self.sessions.member(cookie)
+        hit = self.sessions.get(cookie)
         if hit is None:
             raise Unauthenticated("the session has ended or expired; sign in again")
+        try:
+            who = self.authn.token_live(hit.member, hit.token_hash)
+        except Unauthenticated:
+            self.sessions.close(cookie)  # it cannot come back: its token is not live
+            raise
         origin = request.headers.get("origin")
         if request.method not in ("GET", "HEAD") and origin and \
                 urlsplit(origin).netloc != request.headers.get("host"):
             raise Unauthenticated("a session cookie is accepted only from the hub's own pages")
-        return self.authn.member(hit[0])
+        return who

@@ -5,11 +5,17 @@ handlers here turn it (and FastAPI's own validation and routing errors) into tha
 record each refusal of a known member on the ledger first, so the answer can carry its
 receipt. Anonymous refusals are counted in metrics, never recorded (nobody can flood the
 ledger). Unexpected errors answer ``internal`` without internals; the log has the details.
+
+Unexpected errors are caught by a middleware (``Unexpected``), not by an exception handler:
+Starlette answers a handler's 500 and then re-raises the error to the server, and uvicorn
+closes a connection whose application raised — so the next request a client sent on that
+keep-alive connection was reset. The middleware answers and the connection stays usable.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -17,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zhongshu.errors import BadRequest, LedgerUnavailable, NotFound, ZhongshuError
 from zhongshu.ledger import Ledger, ReceiptJSON, entry
@@ -30,7 +37,8 @@ refusals = logging.getLogger("zhongshu.refusals")
 def add_error_handlers(app: FastAPI, ledger: Ledger | None) -> None:
     """Install the protocol's error handlers on ``app``, recording refusals on ``ledger``."""
 
-    async def record_refusal(request: Request, code: str) -> ReceiptJSON | None:
+    async def record_refusal(request: Request, code: str, datasets: Sequence[str] = ()
+                             ) -> ReceiptJSON | None:
         who: Caller | None = getattr(request.state, "caller", None)
         if ledger is None or who is None:
             return None  # anonymous requests are counted, never recorded
@@ -39,9 +47,10 @@ def add_error_handlers(app: FastAPI, ledger: Ledger | None) -> None:
             who.name, f"{request.method} {request.url.path}", code,
             purpose=q.purpose if q else None,
             query=entry.query_sha256(q.sql, q.purpose, q.format, q.limit) if q else None,
-            signature=who.signature, key_id=who.key_id)
-        try:
-            return (await ledger.record_async(fields)).to_dict()
+            datasets=datasets, signature=who.signature, key_id=who.key_id,
+            on_behalf_of=who.on_behalf_of, scenario=getattr(request.state, "scenario", None))
+        try:  # indexed under its datasets too: an owner's usage shows the failed attempts
+            return (await ledger.record_async(fields, sorted(set(datasets)))).to_dict()
         except LedgerUnavailable:
             return None  # the answer already says the hub cannot record; nothing more to do
 
@@ -55,7 +64,7 @@ def add_error_handlers(app: FastAPI, ledger: Ledger | None) -> None:
             # every refusal of a known member is logged (messages never hold data or secrets)
             refusals.warning("refused %s %s: %s: %s", request.method, request.url.path,
                              exc.code, exc.message)
-        return error_response(exc, await record_refusal(request, exc.code))
+        return error_response(exc, await record_refusal(request, exc.code, exc.datasets))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -79,15 +88,48 @@ def add_error_handlers(app: FastAPI, ledger: Ledger | None) -> None:
         return JSONResponse({"error": {"code": code, "message": str(exc.detail)}},
                             status_code=exc.status_code, headers=headers)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s", request.url.path)
+    async def unexpected(request: Request) -> Response:
         try:
             receipt = await record_refusal(request, "internal")
         except Exception:
             receipt = None
         return error_response(ZhongshuError("internal error; the hub's log has the details"),
                               receipt)
+
+    app.add_middleware(Unexpected, answer=unexpected)
+
+
+class Unexpected:
+    """ASGI middleware: an error no handler took becomes the protocol's ``internal`` answer
+    (``answer(request)``), and is not raised further — the server keeps the connection. An
+    error after the answer started (a stream) is raised: the body is cut, and closing the
+    connection is the only way left to say so."""
+
+    def __init__(self, app: ASGIApp, answer: Any) -> None:
+        self.app = app
+        self.answer = answer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            request = Request(scope, receive)
+            log.exception("unexpected error on %s", request.url.path)
+            if started:
+                raise
+            response: Response = await self.answer(request)
+            await response(scope, receive, send)
 
 
 def error_response(exc: ZhongshuError, receipt: ReceiptJSON | None = None) -> Response:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from zhongshu.ledger import ReceiptJSON as Receipt
+from zhongshu.query.service import MAX_SQL_CHARS
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
@@ -24,7 +25,9 @@ class ErrorOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "degraded"] = Field(
+        default="ok", description='"degraded" while a guarantee is lost (the ledger cannot '
+                                  "record and sign)")
     sources: dict[str, str] = Field(description='source → "ok" or "down: REASON"')
 
 
@@ -66,8 +69,11 @@ class DatasetDetailOut(DatasetOut):
 
 
 class QueryIn(BaseModel):
-    sql: str = Field(min_length=1, max_length=100_000,
-                     description="one SELECT over dataset names (DuckDB dialect)")
+    # the cap is the query service's, answered ``413 query_too_large`` there for every entry
+    # point (query, explain, subscribe): a too-long text is not an invalid request (400)
+    sql: str = Field(min_length=1,
+                     description=f"one SELECT over dataset names (DuckDB dialect), at most "
+                                 f"{MAX_SQL_CHARS:,} characters (longer: `413 query_too_large`)")
     purpose: str = Field(min_length=1, max_length=200, description="why the data is needed")
     format: Literal["json", "arrow"] = "json"
     limit: int | None = Field(default=None, ge=1, description="at most this many rows")

@@ -3,9 +3,15 @@ Content-Digest (RFC 9530).
 
 The hub verifies signatures on any request that carries ``Signature-Input`` and ``Signature``;
 members of kind ``hub`` must sign. A valid signature covers at least ``@method``, ``@path``,
-``@authority`` and, when there is a body, ``content-digest``; it carries ``created``,
-``keyid`` and ``nonce``. Replays are refused: ``created`` must be within ``MAX_SKEW_S`` of the
-hub's clock and a nonce is accepted once.
+``@authority``, when there is a body ``content-digest``, and when there is a query string
+``@query`` (or ``@target-uri``) — a signature binds the whole request; it carries
+``created``, ``keyid`` and ``nonce``. Replays are refused: ``created`` must be within
+``MAX_SKEW_S`` of the hub's clock and a nonce is accepted once.
+
+Both headers are RFC 8941 structured fields, parsed by ``http-sfv`` (never by hand): one
+signature, its components quoted strings without parameters (``"content-type";bs``,
+``;sf``, ``;key``, ``;req``, ``;tr`` are refused by name — a parameter the hub ignored would
+make it verify something else than the signer meant).
 
 The signing half — the signature base, :class:`Message` and ``sign`` — lives in the client
 (:mod:`zhongshu.client.signing`), so callers and the hub serialise a request the same way.
@@ -14,13 +20,15 @@ The signing half — the signature base, :class:`Message` and ``sign`` — lives
 from __future__ import annotations
 
 import base64
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from http_sfv.dictionary import Dictionary
+from http_sfv.item import InnerList
+from http_sfv.types import Token
 
 from zhongshu.client.signing import REQUIRED, Message, content_digest, signature_base
 from zhongshu.errors import Unauthenticated
@@ -44,30 +52,72 @@ class Signed:
     params: str
 
 
-_INPUT = re.compile(r'^\s*([a-zA-Z0-9_*-]+)=(\(([^)]*)\)(.*))$')
-_PARAM = re.compile(r';\s*([a-z0-9_*-]+)=("(?:[^"\\]|\\.)*"|-?\d+)')
+SUPPORTED_PARAMS = frozenset({"created", "expires", "keyid", "nonce", "alg", "tag"})
+"""Signature parameters this hub reads; others are refused by name rather than ignored."""
+_INTEGER = ("created", "expires")
 
 
-def _parse_input(header: str) -> tuple[str, list[str], str, dict[str, str]]:
-    m = _INPUT.match(header)
-    if not m:
-        raise Unauthenticated("malformed Signature-Input: send one signature, "
-                              'e.g. sig1=("@method" "@path" ...);created=...;keyid="..."')
-    label, params, inner, rest = m.group(1), m.group(2).strip(), m.group(3), m.group(4)
-    components = re.findall(r'"([^"]+)"', inner)
-    values = {k: v.strip('"') for k, v in _PARAM.findall(rest)}
-    return label, components, params, values
+def _parse_input(header: str) -> tuple[str, list[str], str, dict[str, str | int]]:
+    """``(label, components, serialised params, params)`` of the one signature described.
+
+    Raises:
+        Unauthenticated: not one RFC 8941 dictionary member holding an inner list of
+            strings; a component with parameters (``"content-type";bs``: this hub covers
+            plain fields and derived components only); a component twice; an unknown or
+            mistyped signature parameter.
+    """
+    example = 'e.g. sig1=("@method" "@path" ...);created=...;keyid="..."'
+    try:
+        parsed = Dictionary()
+        parsed.parse(header.encode("latin-1"))
+    except (ValueError, UnicodeEncodeError):
+        raise Unauthenticated(f"malformed Signature-Input (RFC 8941 dictionary); {example}"
+                              ) from None
+    if len(parsed) != 1:
+        raise Unauthenticated(f"send exactly one signature in Signature-Input; {example}")
+    label, inner = next(iter(parsed.items()))
+    if not isinstance(inner, InnerList):
+        raise Unauthenticated(f"Signature-Input `{label}` is not a list of components; "
+                              f"{example}")
+    components: list[str] = []
+    for item in inner:
+        if not isinstance(item.value, str) or isinstance(item.value, Token):
+            raise Unauthenticated("each covered component is a quoted string, e.g. "
+                                  '"@method"')
+        for name in item.params:
+            raise Unauthenticated(f'the component "{item.value}";{name} has the parameter '
+                                  f"`{name}`, which this hub does not support (no component "
+                                  "parameters: sf, key, bs, req, tr, name…); cover the "
+                                  "plain component")
+        if item.value in components:
+            raise Unauthenticated(f'the component "{item.value}" is covered twice')
+        components.append(item.value)
+    values: dict[str, str | int] = {}
+    for name, value in inner.params.items():
+        if name not in SUPPORTED_PARAMS:
+            raise Unauthenticated(f"the signature parameter `{name}` is not supported "
+                                  f"(only {', '.join(sorted(SUPPORTED_PARAMS))})")
+        want = int if name in _INTEGER else str
+        if isinstance(value, bool) or not isinstance(value, want) or \
+                isinstance(value, Token):
+            raise Unauthenticated(f"the signature parameter `{name}` must be "
+                                  + ("an integer" if want is int else "a quoted string"))
+        values[name] = value
+    # the signature base carries the parameters as RFC 8941 serialises them
+    return label, components, str(inner), values
 
 
 def _parse_signature(header: str, label: str) -> bytes:
-    for item in header.split(","):
-        name, _, value = item.strip().partition("=")
-        if name == label and value.startswith(":") and value.endswith(":"):
-            try:
-                return base64.b64decode(value[1:-1], validate=True)
-            except ValueError:
-                break
-    raise Unauthenticated(f"malformed Signature header for label `{label}`")
+    try:
+        parsed = Dictionary()
+        parsed.parse(header.encode("latin-1"))
+        value = parsed[label].value if label in parsed else None
+    except (ValueError, UnicodeEncodeError):
+        value = None
+    if not isinstance(value, bytes) or not value:
+        raise Unauthenticated(f"malformed Signature header for label `{label}` (expected "
+                              f"{label}=:base64:)")
+    return value
 
 
 class Verifier:
@@ -94,6 +144,10 @@ class Verifier:
             missing.append("content-digest")
         if missing:
             raise Unauthenticated(f"the signature must cover {', '.join(missing)}")
+        if msg.query and not {"@query", "@target-uri"} & set(components):
+            raise Unauthenticated("the request has a query string: the signature must cover "
+                                  "it (`@query` or `@target-uri`), or it would not bind what "
+                                  "is asked")
         for p in ("created", "keyid", "nonce"):
             if p not in values:
                 raise Unauthenticated(f"the signature must carry the `{p}` parameter")
@@ -104,9 +158,10 @@ class Verifier:
                                   "hub's clock; check the caller's time")
         if "expires" in values and int(values["expires"]) < now:
             raise Unauthenticated("the signature has expired")
-        found = self._public_key(values["keyid"])
+        key_id, nonce = str(values["keyid"]), str(values["nonce"])
+        found = self._public_key(key_id)
         if found is None:
-            raise Unauthenticated(f"unknown or revoked key `{values['keyid']}`")
+            raise Unauthenticated(f"unknown or revoked key `{key_id}`")
         member, raw = found
         if "content-digest" in components and msg.headers.get("content-digest") != \
                 content_digest(body):
@@ -116,8 +171,8 @@ class Verifier:
             Ed25519PublicKey.from_public_bytes(raw).verify(sig, base.encode())
         except InvalidSignature:
             raise Unauthenticated("the request signature does not verify") from None
-        self._spend_nonce(f"{values['keyid']}|{values['nonce']}", now)
-        return member, Signed(values["keyid"], label, base64.b64encode(sig).decode(), params)
+        self._spend_nonce(f"{key_id}|{nonce}", now)
+        return member, Signed(key_id, label, base64.b64encode(sig).decode(), params)
 
     def _spend_nonce(self, nonce: str, now: float) -> None:
         # a nonce is remembered as long as its `created` could still be accepted

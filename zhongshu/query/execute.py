@@ -2,7 +2,8 @@
 module also builds and rebuilds; engine and driver errors become protocol errors here.
 
 Both paths return the same columns with the same types (those DuckDB gives the query), so an
-answer never depends on the path taken.
+answer never depends on the path taken. Each run is given the time left of its exchange's
+limit (``query.deadline``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import logging
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -26,12 +28,19 @@ from zhongshu.errors import QueryInvalid, QueryTimeout, SourceUnavailable, Zhong
 from zhongshu.query.convert import coerce_rows, rows_to_arrow
 from zhongshu.query.health import SourceHealth
 from zhongshu.query.plan import Plan, Template
+from zhongshu.query.types import ColumnType
 from zhongshu.query.worker import WorkerError, WorkerPool, WorkerSpec
 from zhongshu.sources import Source
 from zhongshu.sources.base import Files
 from zhongshu.sources.errors import safe_message
 
 log = logging.getLogger("zhongshu.query")
+_T = TypeVar("_T")
+
+
+class NativeMismatch(Exception):
+    """The source's driver gave a value that is not what DuckDB would give for the column
+    (an infinite or out-of-range date, say): the DuckDB path must answer instead."""
 
 
 @dataclass
@@ -52,6 +61,11 @@ class Result:
             assert self._rows is not None
             self._table = rows_to_arrow(self._rows, self.schema)
         return self._table
+
+    @property
+    def native_rows(self) -> list[list[Any]] | None:
+        """The driver's rows (coerced), when the source's own engine answered."""
+        return self._rows
 
     @property
     def num_rows(self) -> int:
@@ -136,21 +150,32 @@ class Executor:
 
     # --- running ----------------------------------------------------------------------------
 
-    def describe(self, plan: Plan, params: tuple[Any, ...]) -> pa.Schema:
-        """The schema DuckDB gives the plan's answer (what the native path must match)."""
-        return self.duckdb(plan, params, describe=True)[0].schema
+    def describe(self, plan: Plan, params: tuple[Any, ...], timeout_s: float | None = None
+                 ) -> tuple[pa.Schema | None, list[ColumnType]]:
+        """The schema DuckDB gives the plan's answer (what the native path must match; None
+        if a column has no Arrow form), and DuckDB's own type of each column
+        (``query.types`` decides how each travels)."""
+        sql = f"SELECT * FROM ({plan.duckdb_sql}) AS _d LIMIT 0"
+        table, types = self._on_worker(plan, lambda t: self.engine.describe(
+            sql, list(params), t), timeout_s)
+        return (None if table is None else table.schema), types
 
-    def native(self, plan: Plan, template: Template, wait: bool = True
-               ) -> tuple[list[list[Any]], float]:
+    def native(self, plan: Plan, template: Template, wait: bool = True,
+               timeout_s: float | None = None) -> tuple[list[list[Any]], float]:
         """Run the plan on its source's own engine: rows coerced to the plan's schema, and the
-        seconds the source took."""
+        seconds the source took.
+
+        Raises:
+            NativeMismatch: the rows hold a value DuckDB's type of its column cannot hold
+                as the driver gave it (the caller runs the plan on DuckDB instead).
+        """
         src = plan.native
         assert src is not None and plan.native_sql is not None and plan.schema is not None
+        timeout = self.settings.query_timeout_s if timeout_s is None else timeout_s
         for attempt in (1, 2):
             try:
                 _names, rows, seconds = src.execute_native(plan.native_sql, template.params,
-                                                           self.settings.query_timeout_s, wait)
-                return coerce_rows(rows, plan.schema), seconds
+                                                           timeout, wait)
             except ZhongshuError:
                 raise
             except Exception as e:
@@ -159,21 +184,37 @@ class Executor:
                 if attempt == 1 and src.is_transient(e) and src.health() == "ok":
                     src.close()
                     continue
+                if _conversion_error(e):
+                    raise NativeMismatch(type(e).__name__) from e
                 raise self.translate(e, plan.sources) from e
+            try:
+                return coerce_rows(rows, plan.schema), seconds
+            except (ValueError, OverflowError, TypeError) as e:
+                raise NativeMismatch(type(e).__name__) from e
         raise AssertionError("unreachable")
 
-    def duckdb(self, plan: Plan, params: tuple[Any, ...], describe: bool = False
+    def duckdb(self, plan: Plan, params: tuple[Any, ...], timeout_s: float | None = None
                ) -> tuple[pa.Table, float]:
         """Run the plan on a DuckDB worker: the table, and the seconds it took."""
         sql = plan.duckdb_sql
-        if describe:
-            sql = f"SELECT * FROM ({sql}) AS _d LIMIT 0"
-        timeout = self.settings.query_timeout_s
+        return self._on_worker(plan, lambda t: self.engine.execute(sql, list(params), t),
+                               timeout_s)
+
+    def _on_worker(self, plan: Plan, run: Callable[[float], _T], timeout_s: float | None
+                   ) -> _T:
+        """``run(seconds left)`` holding a slot of each of the plan's sources, with the
+        engine's errors translated."""
+        timeout = self.settings.query_timeout_s if timeout_s is None else timeout_s
+        t0 = time.monotonic()
         with ExitStack() as stack:
             for src in plan.sources:
                 stack.enter_context(src.slot(timeout))
+            left = timeout - (time.monotonic() - t0)
+            if left <= 0:
+                raise QueryTimeout(f"the query exceeded the hub's time limit of {timeout:g} s "
+                                   "waiting for its sources; try again shortly")
             try:
-                return self.engine.execute(sql, list(params), timeout)
+                return run(left)
             except WorkerError as e:
                 if e.kind == "InterruptException":
                     raise QueryTimeout(f"the query exceeded the hub's time limit of "
@@ -197,6 +238,14 @@ class Executor:
             self.rebuild()
             return SourceUnavailable("a source connection was reset; retry the query")
         return QueryInvalid("the query could not be run: " + safe_message(msg))
+
+
+def _conversion_error(e: BaseException) -> bool:
+    """Whether a driver failed to turn a value into Python (psycopg's loaders raise a
+    ``DataError`` without a server SQLSTATE for an infinite date), not the query."""
+    if isinstance(e, (ValueError, OverflowError)):
+        return True
+    return type(e).__name__ == "DataError" and getattr(e, "sqlstate", "") is None
 
 
 def readable_by_others(path: Path) -> bool:

@@ -6,6 +6,11 @@ shared out: ``query.health`` keeps the sources' state, ``query.cache`` the plans
 ``query.plan`` builds a plan from policy's governed query, ``query.execute`` runs it and owns
 the DuckDB workers. This class holds the grants (reloaded when the store says they changed)
 and puts the parts together.
+
+Every exchange has one time limit (``query_timeout_s``), counted from when it arrives: the
+planning of a new shape runs inside it (``query.deadline``: interrupted at the deadline,
+whichever step is slow), and running gets what is left. The text itself is capped at
+``MAX_SQL_CHARS`` (``413 query_too_large``).
 """
 
 from __future__ import annotations
@@ -13,27 +18,48 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from zhongshu.catalog.catalog import Catalog
-from zhongshu.errors import SourceUnavailable, ZhongshuError
+from zhongshu.errors import QueryTooLarge, SourceUnavailable, TypeNotSupported, ZhongshuError
 from zhongshu.policy.firewall import govern
 from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Caller
 from zhongshu.policy.lookups import LookupBudget
 from zhongshu.policy.masking import PSEUDONYM_FN, PseudonymKeys
 from zhongshu.query.cache import PlanCache
-from zhongshu.query.execute import Executor, Result
+from zhongshu.query.deadline import Deadline
+from zhongshu.query.execute import Executor, NativeMismatch, Result
 from zhongshu.query.health import SourceHealth
 from zhongshu.query.inference import fixed_aggregate_errors, spend_lookups
 from zhongshu.query.plan import Plan, Template, build_plan, templatize
+from zhongshu.query.types import native_safe, typed_sql
 from zhongshu.sources.base import NativeSQL
 from zhongshu.stores import LookupCounts, RateCounters
 from zhongshu.stores.memory import MemoryLookupCounts
 
 log = logging.getLogger("zhongshu.query")
-__all__ = ["Lookup", "QueryService", "Result"]
+__all__ = ["MAX_SQL_CHARS", "Deadline", "Lookup", "QueryService", "Result"]
+
+MAX_SQL_CHARS = 100_000
+"""The longest SQL text accepted (characters); longer is ``413 query_too_large``."""
+
+QUERY_THREADS = 32
+"""Threads that plan and run queries for the protocol (``QueryService.pool``)."""
+
+# Tokenizing is linear, a few microseconds per short text: bounding it (a timer thread) would
+# cost more than it does. Longer texts are tokenized under the deadline.
+_SHORT_TEXT = 4096
+
+
+def check_size(sql: str) -> None:
+    """Raises ``QueryTooLarge`` for a text over ``MAX_SQL_CHARS``."""
+    if len(sql) > MAX_SQL_CHARS:
+        raise QueryTooLarge(f"the query is {len(sql):,} characters, over the hub's limit of "
+                            f"{MAX_SQL_CHARS:,}; send a shorter query (e.g. join a dataset "
+                            "instead of listing values)")
 
 
 @dataclass(frozen=True)
@@ -77,6 +103,9 @@ class QueryService:
         self.plans = PlanCache(self.settings.plan_cache_size)
         self.executor = Executor(catalog, self.settings, keys.secret, self.sources,
                                  on_rebuild=self.plans.clear)
+        # the protocol's queries run here, never on its event loop, and never in the
+        # thread pool its other endpoints share: slow queries cannot starve the catalog
+        self.pool = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="zhongshu-query")
         if monitor:
             self.sources.monitor(self.settings.health_interval_s, self.check_sources)
 
@@ -102,6 +131,7 @@ class QueryService:
     def close(self) -> None:
         """Stop the monitor and close the engine and native connections."""
         self.sources.stop()
+        self.pool.shutdown(wait=False, cancel_futures=True)
         self.executor.close()
 
     # --- grants ---------------------------------------------------------------------------
@@ -122,12 +152,25 @@ class QueryService:
 
     # --- queries --------------------------------------------------------------------------
 
-    def lookup(self, caller: Caller, sql: str, purpose: str, limit: int | None = None
-               ) -> Lookup:
+    def deadline(self) -> Deadline:
+        """A new exchange's time limit, starting now."""
+        return Deadline(self.settings.query_timeout_s)
+
+    def lookup(self, caller: Caller, sql: str, purpose: str, limit: int | None = None,
+               deadline: Deadline | None = None) -> Lookup:
         """The query's template and its cached plan, if any (cheap: no parsing; grants are
-        reloaded first if they changed)."""
+        reloaded first if they changed).
+
+        Raises:
+            QueryTooLarge: the text is over ``MAX_SQL_CHARS``.
+            QueryTimeout: ``deadline`` passed while tokenizing.
+        """
+        check_size(sql)
         self.refresh_grants()
-        template = templatize(sql)
+        if len(sql) > _SHORT_TEXT:
+            template = (deadline or self.deadline()).bounded(lambda: templatize(sql))
+        else:
+            template = templatize(sql)
         key = (template.key, caller.name, purpose, limit, self.executor.generation)
         plan = self.plans.get(key)
         if plan is not None and not self._still_granted(plan, caller, purpose):
@@ -154,52 +197,71 @@ class QueryService:
                 return False
         return True
 
-    def prepare(self, found: Lookup, caller: Caller, purpose: str, limit: int | None = None
-                ) -> Plan:
-        """The plan of a looked-up query: the cached one, or one built and cached now."""
+    def prepare(self, found: Lookup, caller: Caller, purpose: str, limit: int | None = None,
+                deadline: Deadline | None = None) -> Plan:
+        """The plan of a looked-up query: the cached one, or one built and cached now.
+
+        Building it (govern: parse and the firewall's rules; then the planner's rewriting
+        and transpiling) is interrupted at ``deadline`` (default: the time limit from now).
+
+        Raises:
+            QueryTimeout: planning did not finish in time (nothing is cached).
+        """
         if found.plan is not None:
             return found.plan
-        governed = govern(found.template.text, caller=caller, purpose=purpose,
-                          catalog=self.catalog, grants=self.grants,
-                          parameters=found.template.parameters)
-        plan = build_plan(found.template, governed, self.settings.row_cap, limit)
+        grants = self.grants  # read once, outside the interruptible section
+
+        def build() -> Plan:
+            governed = govern(found.template.text, caller=caller, purpose=purpose,
+                              catalog=self.catalog, grants=grants,
+                              parameters=found.template.parameters)
+            return build_plan(found.template, governed, self.settings.row_cap, limit)
+
+        plan = (deadline or self.deadline()).bounded(build)
         self.plans.put(found.key, plan)
         return plan
 
-    def plan(self, caller: Caller, sql: str, purpose: str, limit: int | None = None
-             ) -> tuple[Plan, Template]:
+    def plan(self, caller: Caller, sql: str, purpose: str, limit: int | None = None,
+             deadline: Deadline | None = None) -> tuple[Plan, Template]:
         """The (cached) plan of ``sql`` for this caller and purpose, with its template."""
-        found = self.lookup(caller, sql, purpose, limit)
-        return self.prepare(found, caller, purpose, limit), found.template
+        deadline = deadline or self.deadline()
+        found = self.lookup(caller, sql, purpose, limit, deadline)
+        return self.prepare(found, caller, purpose, limit, deadline), found.template
 
     def run(self, caller: Caller, sql: str, purpose: str, limit: int | None = None,
-            engine: str = "auto") -> Result:
-        """Answer ``sql`` for ``caller`` and ``purpose``.
+            engine: str = "auto", deadline: Deadline | None = None) -> Result:
+        """Answer ``sql`` for ``caller`` and ``purpose``, within one time limit.
 
         Args:
             engine: ``auto`` (push down to the source when the plan allows) or ``duckdb``
                 (always the DuckDB engine; for checks and debugging).
+            deadline: when the exchange's time is up (default: the hub's limit from now);
+                planning and running both count.
 
         Raises:
             ZhongshuError: a protocol error (refusal, bad query, source down, timeout…).
         """
-        plan, template = self.plan(caller, sql, purpose, limit)
-        return self.execute(plan, template, engine)
+        deadline = deadline or self.deadline()
+        plan, template = self.plan(caller, sql, purpose, limit, deadline)
+        return self.execute(plan, template, engine, deadline=deadline)
 
-    def run_found(self, found: Lookup, caller: Caller, purpose: str, limit: int | None = None
-                  ) -> Result:
+    def run_found(self, found: Lookup, caller: Caller, purpose: str, limit: int | None = None,
+                  deadline: Deadline | None = None) -> Result:
         """Answer a looked-up query (see :meth:`run`), building its plan if need be."""
-        return self.execute(self.prepare(found, caller, purpose, limit), found.template)
+        deadline = deadline or self.deadline()
+        return self.execute(self.prepare(found, caller, purpose, limit, deadline),
+                            found.template, deadline=deadline)
 
-    def explain(self, caller: Caller, sql: str, purpose: str, limit: int | None = None
-                ) -> dict[str, Any]:
+    def explain(self, caller: Caller, sql: str, purpose: str, limit: int | None = None,
+                deadline: Deadline | None = None) -> dict[str, Any]:
         """What would leave for this query, without running it: the rewritten SQL, the path,
         and for every dataset the columns read and the grant, masks and row scope that apply.
 
         Raises:
-            ZhongshuError: the same refusal the query itself would get.
+            ZhongshuError: the same refusal the query itself would get (planning is bounded
+                by the same time limit).
         """
-        plan, template = self.plan(caller, sql, purpose, limit)
+        plan, template = self.plan(caller, sql, purpose, limit, deadline)
         datasets = []
         seen: set[str] = set()
         for ref in plan.refs:
@@ -222,13 +284,33 @@ class QueryService:
 
     @fixed_aggregate_errors
     def execute(self, plan: Plan, template: Template, engine: str = "auto",
-                wait: bool = True) -> Result:
+                wait: bool = True, deadline: Deadline | None = None) -> Result:
         """Run a plan with the template's parameters (see :meth:`run`).
+
+        The first run of a plan learns the DuckDB types of its answer (``query.types``):
+        types Arrow cannot carry faithfully are cast to text in the DuckDB SQL, a type the
+        hub cannot encode is refused naming the column, and a plan whose answer holds
+        anything but plain scalars never runs on a source's own driver.
 
         Args:
             wait: wait for a free slot of the source; when False and none is free, raise
                 ``SourceBusy`` at once.
+            deadline: when time is up (default: the hub's limit from now).
+
+        Raises:
+            TypeNotSupported: a column of the answer has a type the hub cannot encode.
+            QueryTimeout: past the deadline.
+            ZhongshuError: the source is down, busy or too slow, a rate limit is spent…;
+                its ``datasets`` name the plan's datasets, for the refusal's ledger entry.
         """
+        try:
+            return self._execute(plan, template, engine, wait, deadline or self.deadline())
+        except ZhongshuError as e:
+            e.datasets = e.datasets or tuple(plan.columns_read)
+            raise
+
+    def _execute(self, plan: Plan, template: Template, engine: str, wait: bool,
+                 deadline: Deadline) -> Result:
         for grant in plan.grants:
             self.grants.spend(grant)
         template = spend_lookups(self.lookups, plan, template)  # before any source is read
@@ -244,20 +326,46 @@ class QueryService:
                     f"{time.strftime('%H:%M:%S', time.localtime(st.since))}; other datasets "
                     "keep working")
         run = self.executor
+        if plan.schema is None:
+            self._type(plan, template, deadline)
         choice = plan.choose() if engine == "auto" else "duckdb"
-        if choice == "native" and plan.schema is None:
-            plan.schema = run.describe(plan, template.params)
         if choice == "native":
             assert plan.native is not None and plan.schema is not None
-            rows, seconds = run.native(plan, template, wait)
-            truncated = len(rows) > plan.row_limit
-            result = Result(plan.schema, truncated, plan, f"native:{plan.native.name}",
-                            _rows=rows[:plan.row_limit] if truncated else rows)
-        else:
-            table, seconds = run.duckdb(plan, template.params)
+            try:
+                rows, seconds = run.native(plan, template, wait, deadline.remaining())
+            except NativeMismatch:
+                # a value the source's driver cannot give as DuckDB types it (an infinite
+                # date, say): DuckDB, the reference path, answers this run
+                choice = "duckdb"
+            else:
+                truncated = len(rows) > plan.row_limit
+                result = Result(plan.schema, truncated, plan, f"native:{plan.native.name}",
+                                _rows=rows[:plan.row_limit] if truncated else rows)
+        if choice == "duckdb":
+            table, seconds = run.duckdb(plan, template.params, deadline.remaining())
             truncated = table.num_rows > plan.row_limit
             result = Result(table.schema, truncated, plan, "duckdb",
                             _table=table.slice(0, plan.row_limit) if truncated else table)
         if engine == "auto":
             plan.record(choice, seconds)
         return result
+
+    def _type(self, plan: Plan, template: Template, deadline: Deadline) -> None:
+        """Learn the answer's types once per plan: its schema, the DuckDB SQL with casts
+        where Arrow would lose information, and whether the native path may answer it.
+
+        Raises:
+            TypeNotSupported: a column the hub cannot encode (named in the message).
+        """
+        schema, types = self.executor.describe(plan, template.params, deadline.remaining())
+        sql, casts = typed_sql(plan.duckdb_sql, types)
+        if casts or not native_safe(types):
+            plan.native = None
+            plan.native_sql = None
+        if casts:
+            plan.duckdb_sql = sql
+            schema, _ = self.executor.describe(plan, template.params, deadline.remaining())
+        if schema is None:  # every type query.types lets through has an Arrow form
+            raise TypeNotSupported("a column of the answer has a type the hub cannot encode; "
+                                   "cast it to VARCHAR (`CAST(… AS VARCHAR)`)")
+        plan.schema = schema

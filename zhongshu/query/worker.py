@@ -11,7 +11,10 @@ directory). So every query on the DuckDB path runs in a separate process which:
    not the hub's ``state/`` (metadata, keys, tokens; mode 0700) or ``secrets.toml`` (0600),
    and can write nowhere the departments' files live.
 
-Queries travel to a worker as SQL text and parameters; answers come back as Arrow IPC bytes.
+Queries travel to a worker as SQL text and parameters; answers come back as Arrow IPC bytes
+(and, when asked to describe, DuckDB's own type of each column: ``query.types``). A worker
+that does not stop within a second of its time limit (DuckDB checks for interrupts while it
+executes, not everywhere it plans) is killed, and replaced in the background.
 If the hub does not run as root it cannot drop privileges, nor does it when the city's files
 are not readable by the unprivileged user (a city kept under a 0700 home folder): it says so in
 its log, and the wall then rests on the firewall and DuckDB's settings alone.
@@ -36,6 +39,7 @@ import pyarrow as pa
 
 from zhongshu.config import HubSettings, SourceConfig
 from zhongshu.errors import QueryTimeout, SourceBusy, ZhongshuError
+from zhongshu.query.types import ColumnType
 
 log = logging.getLogger("zhongshu.worker")
 _CTX = multiprocessing.get_context("spawn")
@@ -71,6 +75,16 @@ def _drop_privileges(user: str, tmp: Path) -> str:
     return user
 
 
+def _type_ids(t: Any) -> tuple[str, ...]:
+    """A DuckDB type's id, then those of every type nested in it (depth first)."""
+    ids = [str(t.id)]
+    if ids[0] in ("list", "array", "struct", "map", "union"):
+        for _name, child in t.children:
+            if hasattr(child, "id"):
+                ids.extend(_type_ids(child))
+    return tuple(ids)
+
+
 def _serve(conn: Connection, spec: WorkerSpec) -> None:
     # imported here: the worker is a fresh interpreter (spawn)
     import duckdb
@@ -97,19 +111,29 @@ def _serve(conn: Connection, spec: WorkerSpec) -> None:
             return
         if msg is None:
             return
-        sql, params, timeout = msg
+        sql, params, timeout, describe = msg
         timer = threading.Timer(timeout, cur.interrupt)
         timer.start()
         t0 = time.perf_counter()
         try:
-            table = cur.execute(sql, list(params)).to_arrow_table()
+            result = cur.execute(sql, list(params))
+            types = [ColumnType(str(d[0]), str(d[1]), _type_ids(d[1]))
+                     for d in result.description] if describe else None
+            try:
+                table = result.to_arrow_table()
+            except duckdb.NotImplementedException:
+                if types is None:
+                    raise
+                # a type with no Arrow export (VARIANT): its name is what was asked for
+                conn.send(("ok", None, time.perf_counter() - t0, types))
+                continue
             seconds = time.perf_counter() - t0
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, table.schema) as w:
                 w.write_table(table)
-            conn.send(("ok", sink.getvalue().to_pybytes(), seconds))
+            conn.send(("ok", sink.getvalue().to_pybytes(), seconds, types))
         except duckdb.Error as e:
-            conn.send(("error", type(e).__name__, str(e)))
+            conn.send(("error", type(e).__name__, str(e), None))
         finally:
             timer.cancel()
 
@@ -148,6 +172,7 @@ class WorkerPool:
         self.generation = spec.generation
         self._idle: queue.Queue[_Process] = queue.Queue()
         self._all: list[_Process] = []
+        self._closed = False
         for _ in range(size):
             p = _Process(spec)
             self._all.append(p)
@@ -160,41 +185,77 @@ class WorkerPool:
             log.warning("DuckDB workers run as %s; the second wall rests on the firewall and "
                         "DuckDB's settings alone", self.runs_as)
 
+    # how long past its time limit a worker may take to answer before it is killed
+    GRACE_S = 1.0
+
     def execute(self, sql: str, params: list[Any], timeout_s: float) -> tuple[pa.Table, float]:
         """Run ``sql`` in a worker; return the table and the seconds it ran.
 
         Raises:
             WorkerError: DuckDB refused or failed the query (its class name in ``kind``).
             QueryTimeout: past ``timeout_s`` (the worker interrupts DuckDB itself; one that
-                does not answer soon after is killed and replaced).
+                does not answer within ``GRACE_S`` after is killed and replaced).
+            SourceBusy: no worker became free within ``timeout_s``.
         """
+        table, seconds, _ = self._run(sql, params, timeout_s, describe=False)
+        assert isinstance(table, pa.Table)
+        return table, seconds
+
+    def describe(self, sql: str, params: list[Any], timeout_s: float
+                 ) -> tuple[pa.Table | None, list[ColumnType]]:
+        """Run ``sql`` (a query that returns no rows, e.g. ``… LIMIT 0``): its (empty) table
+        — None when DuckDB cannot export a column to Arrow — and DuckDB's type of each
+        column. Raises as :meth:`execute`."""
+        table, _, types = self._run(sql, params, timeout_s, describe=True)
+        assert types is not None
+        return table, types
+
+    def _run(self, sql: str, params: list[Any], timeout_s: float, describe: bool
+             ) -> tuple[Any, float, list[ColumnType] | None]:
+        t0 = time.monotonic()
         try:
             worker = self._idle.get(timeout=timeout_s)
         except queue.Empty:
             raise SourceBusy("every DuckDB worker is busy; try again shortly") from None
+        left = max(timeout_s - (time.monotonic() - t0), 0.001)
         try:
-            worker.conn.send((sql, params, timeout_s))
-            if not worker.conn.poll(timeout_s + 5):
+            worker.conn.send((sql, params, left, describe))
+            if not worker.conn.poll(left + self.GRACE_S):
                 raise TimeoutError
-            status, a, b = worker.conn.recv()
+            status, a, b, types = worker.conn.recv()
         except (TimeoutError, EOFError, OSError, BrokenPipeError):
             worker.kill()
-            worker = self._replace(worker)
+            self._replace(worker)  # in the background: the answer does not wait for it
             raise QueryTimeout(f"the query exceeded the hub's time limit of {timeout_s:g} s"
                                ) from None
-        finally:
-            self._idle.put(worker)
+        self._idle.put(worker)
         if status == "error":
             raise WorkerError(a, b)
-        return pa.ipc.open_stream(a).read_all(), b
+        table = None if a is None else pa.ipc.open_stream(a).read_all()
+        return table, b, types
 
-    def _replace(self, dead: _Process) -> _Process:
-        fresh = _Process(self.spec)
-        self._all = [fresh if p is dead else p for p in self._all]
-        return fresh
+    def _replace(self, dead: _Process) -> None:
+        """Start a worker in place of a dead one, in a thread; it is idle once ready."""
+        def start() -> None:
+            while not self._closed:
+                try:
+                    fresh = _Process(self.spec)
+                except ZhongshuError:
+                    log.exception("a DuckDB worker could not be replaced; retrying")
+                    time.sleep(1)
+                    continue
+                self._all = [fresh if p is dead else p for p in self._all]
+                if self._closed:
+                    fresh.kill()
+                else:
+                    self._idle.put(fresh)
+                return
+
+        threading.Thread(target=start, daemon=True, name="zhongshu-worker-replace").start()
 
     def close(self) -> None:
         """Stop every worker."""
+        self._closed = True
         for p in self._all:
             try:
                 p.conn.send(None)

@@ -10,6 +10,13 @@ member declares as a source like any department's; its ``store(home)`` creates t
 empty, so a new city (``zhongshu demo``) can declare it before the scenario first writes.
 The hub mounts the scenarios whose member has a token (``ZHONGSHU_TOKEN_<MEMBER>`` in the
 environment, or the city's token folder, which ``zhongshu demo`` fills).
+
+Every route of a scenario is behind the hub's scenario door (a ``guard`` the hub hands to
+:func:`mount`, ``zhongshu.protocol.callers``): its caller authenticates as on the protocol and
+must be declared for the service in the scenario member's file (``[[callers]]``). The
+scenario then acts *on behalf of* that caller: its client names the caller in every request
+it makes to the hub while answering (``Zhongshu-On-Behalf-Of``), so the hub's ledger entries
+name both. A scenario's own code needs nothing for this; it cannot forget it.
 """
 
 from __future__ import annotations
@@ -18,17 +25,23 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.routing import APIRoute
 
 from zhongshu.client import Hub
+from zhongshu.errors import ZhongshuError
 
 log = logging.getLogger("zhongshu.scenarios")
 ENTRY_POINTS = "zhongshu.scenarios"
+# the caller the scenario answers now (set by the door for each request, read by its client)
+CALLER: ContextVar[str | None] = ContextVar("zhongshu_scenario_caller", default=None)
+Guard = Callable[[str, str, Iterable[str]], Callable[..., Awaitable[str]]]
 
 
 @dataclass(frozen=True)
@@ -73,8 +86,33 @@ def token_for(city_root: Path, member: str) -> str | None:
     return path.read_text(encoding="utf-8").strip() if path.is_file() else None
 
 
-def mount(app: FastAPI, hub_url: str, city_root: Path) -> list[str]:
-    """Mount every installed scenario whose member has a token; the names mounted."""
+def services(router: APIRouter) -> set[str]:
+    """The services of a scenario's router: the first segment of each route's path.
+
+    Raises:
+        ZhongshuError: the router holds something other than API routes (a mounted app,
+            static files, an included router): dependencies do not reach a mounted app,
+            and a nested route's path would not name its service, so neither is served.
+    """
+    odd = [r for r in router.routes if not isinstance(r, APIRoute)]
+    if odd:
+        raise ZhongshuError(f"a scenario's router holds API routes only, not {odd[0]!r}: "
+                            "the scenario door could not guard it")
+    return {r.path.lstrip("/").split("/", 1)[0] for r in router.routes
+            if isinstance(r, APIRoute)}
+
+
+def mount(app: FastAPI, hub_url: str, city_root: Path, guard: Guard) -> list[str]:
+    """Mount every installed scenario whose member has a token; the names mounted.
+
+    Args:
+        guard: ``guard(name, member, services)`` → the dependency that admits a caller to a
+            route of scenario ``name`` and returns the caller's name (the hub's scenario
+            door); it is put on every route of the scenario.
+
+    Raises:
+        ConfigError: a scenario member declares callers for a service it does not offer.
+    """
     mounted = []
     for sc in discover():
         token = token_for(city_root, sc.member)
@@ -84,7 +122,20 @@ def mount(app: FastAPI, hub_url: str, city_root: Path) -> list[str]:
                         re.sub(r"[^A-Za-z0-9]", "_", sc.member).upper())
             continue
         home = city_root / "data" / sc.member  # the scenario's own store, if it keeps one
-        app.include_router(sc.router(Hub(hub_url, token), sc.purpose, home),
-                           prefix=f"/scenarios/{sc.name}", tags=[f"scenario: {sc.name}"])
+        router = sc.router(Hub(hub_url, token, on_behalf=CALLER.get), sc.purpose, home)
+        app.include_router(router, prefix=f"/scenarios/{sc.name}",
+                           tags=[f"scenario: {sc.name}"],
+                           dependencies=[Depends(_acting(guard(sc.name, sc.member,
+                                                               services(router))))])
         mounted.append(sc.name)
     return mounted
+
+
+def _acting(door: Callable[..., Awaitable[str]]) -> Callable[..., Awaitable[None]]:
+    """The dependency that admits the caller through ``door`` and makes the scenario's client
+    act on its behalf for the rest of the request."""
+    async def acting(caller: str = Depends(door)) -> None:
+        # async, so the value is set in the request's own context, which the thread running
+        # a sync route copies
+        CALLER.set(caller)
+    return acting

@@ -4,7 +4,7 @@
   changes and the last check of each dataset; ``on_change`` is called after each change
   (the composition root points it at the ledger).
 * ``NonceStore`` — signed-request nonces, each accepted once within its time to live.
-* ``SessionStore`` — browser sessions (hashes of session ids → member, expiry).
+* ``SessionStore`` — browser sessions (hashes of session ids → member, token hash, expiry).
 * ``RateCounters`` — sliding one-window counters (a grant's queries per minute).
 * ``LookupCounts`` — distinct values per key in a sliding window (a consumer's pseudonym
   lookups per purpose per 24 h; values arrive as keyed digests, never in clear).
@@ -93,14 +93,17 @@ class NonceStore(Protocol):
 
 
 class SessionStore(Protocol):
-    """Browser sessions by the SHA-256 of their id (an id itself is never stored)."""
+    """Browser sessions by the SHA-256 of their id (an id itself is never stored), each with
+    the hash of the token it was made from (so it can end with that token)."""
 
-    def put(self, sid_hash: bytes, member: str, expires_at: float, now: float) -> None:
-        """Open a session of ``member`` until ``expires_at``; sessions expired at ``now``
-        may be dropped on the way."""
+    def put(self, sid_hash: bytes, member: str, token_hash: str, expires_at: float,
+            now: float) -> None:
+        """Open a session of ``member``, made from the token with ``token_hash``, until
+        ``expires_at``; sessions expired at ``now`` may be dropped on the way."""
 
-    def get(self, sid_hash: bytes, now: float) -> tuple[str, float] | None:
-        """(member, expires_at) of a live session, or None if unknown or expired."""
+    def get(self, sid_hash: bytes, now: float) -> tuple[str, str, float] | None:
+        """(member, token_hash, expires_at) of a live session, or None if unknown or
+        expired."""
 
     def delete(self, sid_hash: bytes) -> None:
         """End a session (unknown ids are ignored)."""

@@ -150,17 +150,18 @@ class MemorySessionStore:
     """Sessions in a dictionary (a restarted process signs its viewers out)."""
 
     def __init__(self) -> None:
-        self._by_hash: dict[bytes, tuple[str, float]] = {}
+        self._by_hash: dict[bytes, tuple[str, str, float]] = {}
         self._lock = threading.Lock()
 
-    def put(self, sid_hash: bytes, member: str, expires_at: float, now: float) -> None:
+    def put(self, sid_hash: bytes, member: str, token_hash: str, expires_at: float,
+            now: float) -> None:
         with self._lock:
-            self._by_hash = {h: v for h, v in self._by_hash.items() if v[1] > now}
-            self._by_hash[sid_hash] = (member, expires_at)
+            self._by_hash = {h: v for h, v in self._by_hash.items() if v[2] > now}
+            self._by_hash[sid_hash] = (member, token_hash, expires_at)
 
-    def get(self, sid_hash: bytes, now: float) -> tuple[str, float] | None:
+    def get(self, sid_hash: bytes, now: float) -> tuple[str, str, float] | None:
         hit = self._by_hash.get(sid_hash)
-        return hit if hit is not None and hit[1] > now else None
+        return hit if hit is not None and hit[2] > now else None
 
     def delete(self, sid_hash: bytes) -> None:
         with self._lock:

@@ -236,25 +236,33 @@ class SqliteNonceStore(_Sqlite):
 
 
 class SqliteSessionStore(_Sqlite):
-    """Browser sessions in a SQLite file: a session opened by one process is seen by all."""
+    """Browser sessions in a SQLite file: a session opened by one process is seen by all.
+
+    The table is ``token_sessions``: sessions of the older ``sessions`` table did not record
+    their token, so they cannot end with it, and are not read (their viewers sign in again).
+    """
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, "CREATE TABLE IF NOT EXISTS sessions (sid_hash BLOB PRIMARY "
-                               "KEY, member TEXT NOT NULL, expires_at REAL NOT NULL);")
+        super().__init__(path, "CREATE TABLE IF NOT EXISTS token_sessions (sid_hash BLOB "
+                               "PRIMARY KEY, member TEXT NOT NULL, token_hash TEXT NOT NULL, "
+                               "expires_at REAL NOT NULL);")
 
-    def put(self, sid_hash: bytes, member: str, expires_at: float, now: float) -> None:
+    def put(self, sid_hash: bytes, member: str, token_hash: str, expires_at: float,
+            now: float) -> None:
         con = self._conn()
-        con.execute("DELETE FROM sessions WHERE expires_at <= ?", (now,))
-        con.execute("INSERT OR REPLACE INTO sessions (sid_hash, member, expires_at) "
-                    "VALUES (?, ?, ?)", (sid_hash, member, expires_at))
+        con.execute("DELETE FROM token_sessions WHERE expires_at <= ?", (now,))
+        con.execute("INSERT OR REPLACE INTO token_sessions (sid_hash, member, token_hash, "
+                    "expires_at) VALUES (?, ?, ?, ?)", (sid_hash, member, token_hash,
+                                                         expires_at))
 
-    def get(self, sid_hash: bytes, now: float) -> tuple[str, float] | None:
-        row = self._conn().execute("SELECT member, expires_at FROM sessions WHERE sid_hash = ? "
-                                   "AND expires_at > ?", (sid_hash, now)).fetchone()
-        return (str(row[0]), float(row[1])) if row else None
+    def get(self, sid_hash: bytes, now: float) -> tuple[str, str, float] | None:
+        row = self._conn().execute("SELECT member, token_hash, expires_at FROM token_sessions "
+                                   "WHERE sid_hash = ? AND expires_at > ?",
+                                   (sid_hash, now)).fetchone()
+        return (str(row[0]), str(row[1]), float(row[2])) if row else None
 
     def delete(self, sid_hash: bytes) -> None:
-        self._conn().execute("DELETE FROM sessions WHERE sid_hash = ?", (sid_hash,))
+        self._conn().execute("DELETE FROM token_sessions WHERE sid_hash = ?", (sid_hash,))
 
 
 class SqliteRateCounters(_Sqlite):

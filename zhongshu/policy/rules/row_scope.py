@@ -218,7 +218,7 @@ def row_scope(ref: DatasetRef, ctx: Context) -> exp.Expr:
             "reads what its owner may not read now"
         raise DatasetUnavailable(
             f"`{ref.dataset.name}` cannot be read through grant `{grant.id}` now: its row "
-            f"scope {kind}; its owner `{grant.owner}` has been told") from None
+            f"scope {kind}; its owner `{grant.owner}` must correct it") from None
     finally:
         _EXPANDING.reset(token)
     ctx.scoped_through.update(governed.datasets)

@@ -1,8 +1,9 @@
 """The protocol's routes, one module per concern, each ``add_routes(app, parts)``.
 
-``identity`` (browser sessions), ``hub`` (city, health, metrics), ``catalog`` (the data
-directory), ``query`` (answers and explanations), ``grants`` (owners' grants), ``ledger``
-(checkpoints, proofs, tiles, entries, usage, the witness), ``subscribe`` (Server-Sent Events).
+``probes`` (``/livez``, ``/readyz``), ``identity`` (browser sessions), ``hub`` (city, health,
+metrics), ``catalog`` (the data directory), ``query`` (answers and explanations), ``grants``
+(owners' grants), ``ledger`` (checkpoints, proofs, tiles, entries, usage, the witness),
+``subscribe`` (Server-Sent Events).
 """
 
 from __future__ import annotations

@@ -26,8 +26,10 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
 
     @app.get("/v1/health", response_model=HealthOut, responses=errors, tags=["hub"])
     def health(who: Annotated[Caller, Depends(parts.caller)]) -> dict[str, Any]:
-        """The hub's sources: ``ok`` or ``down: REASON``."""
-        return {"status": "ok", "sources": service.health()}
+        """The hub's sources: ``ok`` or ``down: REASON``; ``degraded`` while the ledger
+        cannot record and sign (data queries then answer ``503 ledger_unavailable``)."""
+        unready = parts.ledger is not None and parts.ledger.unready() is not None
+        return {"status": "degraded" if unready else "ok", "sources": service.health()}
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["hub"])
     def prometheus() -> str:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response
 
-from zhongshu.policy.identity import Caller
+from zhongshu.policy.identity import Caller, token_hash
 from zhongshu.protocol.models import SessionIn, SessionOut
 from zhongshu.protocol.routes import Parts
 from zhongshu.protocol.sessions import COOKIE, SESSION_S
@@ -22,7 +22,7 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
         """Exchange a member token for an HttpOnly, SameSite=Strict session cookie (for
         browsers: the token is sent once, in the body, and never kept by the page)."""
         who = parts.authn.bearer(f"Bearer {body.token}")
-        sid, expires = sessions.open(who.name)
+        sid, expires = sessions.open(who.name, token_hash(body.token.strip()))
         response.set_cookie(COOKIE, sid, max_age=SESSION_S, path="/", httponly=True,
                             samesite="strict", secure=request.url.scheme == "https")
         log.info("session opened for %s", who.name)
@@ -33,10 +33,10 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
     def session(request: Request,
                 who: Annotated[Caller, Depends(parts.caller)]) -> dict[str, Any]:
         """Who the caller is (for a page: whose session this is, until when)."""
-        hit = sessions.member(request.cookies.get(COOKIE, ""))
+        hit = sessions.get(request.cookies.get(COOKIE, ""))
         return {"member": who.name, "kind": who.member.kind,
                 "title": who.member.title,
-                "expires": hit[1] if hit else None}
+                "expires": hit.expires if hit else None}
 
     @app.delete("/v1/session", status_code=204, tags=["identity"])
     def sign_out(request: Request, response: Response) -> None:

@@ -32,9 +32,12 @@ def _parse_tile(rest: str) -> tuple[int, int]:
 
 
 def can_read(who: Caller, fields: dict[str, Any], service: QueryService) -> bool:
-    """Whether ``who`` may read an entry: its caller, an owner of a dataset it names, or an
-    auditor (and, for a governance change, the member who made it or whose grant it is)."""
+    """Whether ``who`` may read an entry: its caller (or the caller a scenario acted for), an
+    owner of a dataset it names, or an auditor (and, for a governance change, the member who
+    made it or whose grant it is)."""
     if who.has_role("auditor") or fields.get("caller") in (who.name, f"member:{who.name}"):
+        return True
+    if fields.get("on_behalf_of") == who.name:
         return True
     target = fields.get("target")
     if isinstance(target, dict) and target.get("owner") == who.name:

@@ -4,16 +4,21 @@ windowed datasets (stream aggregates) as the windows change.
 Grants apply exactly as for ``/v1/query`` (the same plan, re-run); a subscription is a
 ledger entry when it opens, one per hour of delivery and one when it closes, with the rows
 pushed. Each ``rows`` event carries the rows that are new or changed since the previous
-push (a window's row changes as its events arrive)."""
+push (a window's row changes as its events arrive).
+
+Planning, each run and its encoding happen on the query service's threads, within the
+exchange's time limit (``routes.query.off_loop``); a run that fails — a refusal, a timeout, a
+value the encoder refuses — is an ``error`` event and the stream goes on."""
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from zhongshu.config import is_window_dataset
@@ -21,8 +26,10 @@ from zhongshu.errors import BadRequest, ZhongshuError
 from zhongshu.ledger import Ledger, ReceiptJSON, entry
 from zhongshu.policy.identity import Caller
 from zhongshu.protocol import encode
-from zhongshu.query.service import QueryService
+from zhongshu.protocol.routes.query import answer_rows, off_loop
+from zhongshu.query.service import Deadline, QueryService
 
+log = logging.getLogger("zhongshu.protocol")
 HOUR_S = 3600.0
 KEEPALIVE_S = 15.0
 
@@ -44,7 +51,9 @@ def add_subscribe_route(app: FastAPI, service: QueryService, ledger: Ledger | No
                         interval_s: Annotated[float, Query(ge=0.5, le=60)] = 1.0
                         ) -> StreamingResponse:
         """Follow a governed query over windowed datasets: its new rows, as they come."""
-        plan, _ = await run_in_threadpool(service.plan, who, sql, purpose)
+        first = service.deadline()
+        plan, _ = await off_loop(service, first,
+                                 lambda: service.plan(who, sql, purpose, deadline=first))
         plain = [d for d in plan.datasets.values()
                  if not is_window_dataset(d.config, d.owner)]
         if plain:
@@ -57,10 +66,17 @@ def add_subscribe_route(app: FastAPI, service: QueryService, ledger: Ledger | No
             if ledger is None:
                 return None
             fields = entry.subscription(who.name, phase, purpose, qhash, plan.columns_read,
-                                        grants, rows, pushes, who.signature, who.key_id)
+                                        grants, rows, pushes, who.signature, who.key_id,
+                                        on_behalf_of=who.on_behalf_of)
             return (await ledger.record_async(fields, list(plan.columns_read))).to_dict()
 
         opened = await record("open", 0, 0)
+
+        def push(deadline: Deadline) -> tuple[list[dict[str, str]], list[Any]]:
+            """One run: the columns and the rows as JSON values (canonical bytes, parsed)."""
+            result = service.run(who, sql, purpose, deadline=deadline)
+            rows = orjson.loads(encode.rows_json(answer_rows(result), result.schema))
+            return encode.columns(result.schema), rows
 
         async def events() -> AsyncIterator[bytes]:
             seen: set[bytes] = set()
@@ -69,13 +85,20 @@ def add_subscribe_route(app: FastAPI, service: QueryService, ledger: Ledger | No
             try:
                 yield _event("open", {"receipt": opened})
                 while not await request.is_disconnected():
+                    deadline = service.deadline()
                     try:
-                        result = await run_in_threadpool(service.run, who, sql, purpose)
+                        columns, rows = await off_loop(service, deadline,
+                                                       partial(push, deadline))
                     except ZhongshuError as e:
                         yield _event("error", e.to_dict())
                         await asyncio.sleep(interval_s)
                         continue
-                    rows = orjson.loads(encode.rows_json(result.rows(), result.schema))
+                    except Exception:
+                        log.exception("subscription run failed")
+                        yield _event("error", ZhongshuError(
+                            "internal error; the hub's log has the details").to_dict())
+                        await asyncio.sleep(interval_s)
+                        continue
                     keys = [orjson.dumps(r) for r in rows]
                     fresh = [r for r, k in zip(rows, keys, strict=True) if k not in seen]
                     seen = set(keys)
@@ -83,8 +106,7 @@ def add_subscribe_route(app: FastAPI, service: QueryService, ledger: Ledger | No
                         rows_sent += len(fresh)
                         pushes += 1
                         last = time.monotonic()
-                        yield _event("rows", {"columns": encode.columns(result.schema),
-                                              "rows": fresh})
+                        yield _event("rows", {"columns": columns, "rows": fresh})
                     elif time.monotonic() - last > KEEPALIVE_S:
                         last = time.monotonic()
                         yield b": keep-alive\n\n"
