@@ -122,14 +122,20 @@ def test_the_budget_is_per_consumer_and_purpose(hub: QueryService) -> None:
 
 
 def test_a_scenario_spends_its_callers_budget(hub: QueryService) -> None:
-    """The hook for scenario services: a lookup made on behalf of a caller is charged to
-    that caller (keyed by whom the hub records), not to the scenario's member."""
-    who = Caller(hub.catalog.members["app-parking"])
-    plan, template = hub.plan(who, f"SELECT count(*) FROM {T} WHERE plate = '浙a-00001'", P)
-    spent = spend_lookups(hub.lookups, plan, template, caller="gate-westlake")
-    assert spent.params == ("浙A00001",)  # the value probed is the normalised one
-    assert hub.lookups.counts.count(f"gate-westlake|{P}", WINDOW_S, time.time()) == 1
-    assert _spent(hub) == 0
+    """A scenario member asking on behalf of one of its callers (``Caller.on_behalf_of``, as
+    the hub accepted it) spends that caller's budget and its own: the member's bounds what
+    its pseudonym key reveals whichever caller it names, the caller's its own share."""
+    member = hub.catalog.members["app-parking"]
+    gate = Caller(member, on_behalf_of="gate-westlake")
+    hub.run(gate, f"SELECT count(*) FROM {T} WHERE plate = '浙a-00001'", P)
+    hub.run(Caller(member, on_behalf_of="gate-qiantang"),
+            f"SELECT count(*) FROM {T} WHERE plate IN ('浙A00001', '浙A00002')", P)
+    now = time.time()
+    assert hub.lookups.counts.count(f"gate-westlake|{P}", WINDOW_S, now) == 1
+    assert hub.lookups.counts.count(f"gate-qiantang|{P}", WINDOW_S, now) == 2
+    assert _spent(hub) == 2  # the member: 浙A00001 once, whoever asked
+    plan, template = hub.plan(gate, f"SELECT count(*) FROM {T} WHERE plate = '浙a 00003'", P)
+    assert spend_lookups(hub.lookups, plan, template, "gate-westlake").params == ("浙A00003",)
 
 
 def test_a_refusal_over_budget_is_recorded(own_hub: Any) -> None:

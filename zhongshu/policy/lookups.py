@@ -84,17 +84,18 @@ class LookupBudget:
                         hashlib.sha256).hexdigest()[:32]
 
     def spend(self, purpose: str, sites: Iterable[LookupSite], params: tuple[Any, ...],
-              index: Callable[[str], int], charge: Mapping[str, str] | None = None) -> Spent:
+              index: Callable[[str], int], also: Mapping[str, str] | None = None) -> Spent:
         """Pay for the lookups of one run for ``purpose``: each site from the budget of its
         ``caller`` (the member the hub records as the asker; a row scope's owner for the
-        scope's lookups).
+        scope's lookups), and from the budget of whom ``also`` names for that caller.
 
         Args:
             sites: the plan's lookup sites.
             params: the run's parameters, in placeholder order.
             index: the position in ``params`` of a placeholder name.
-            charge: member → whom to charge instead (a scenario service looking up on behalf
-                of one of its callers charges that caller).
+            also: member → whom to charge as well: a scenario member looking up on behalf of
+                one of its callers spends that caller's budget and its own (its own bounds
+                everything its pseudonym key reveals, whichever caller it names).
 
         Returns:
             The parameters with every looked-up one normalised, and how many distinct values
@@ -112,19 +113,23 @@ class LookupBudget:
         out = list(params)
         digests: dict[str, set[str]] = {}
         limits: dict[str, int] = {}
+        normalised: set[int] = set()
         for s in sites:
-            who = (charge or {}).get(s.caller, s.caller)
-            key = f"{who}|{purpose}"
             if s.parameter is not None:
                 i = index(s.parameter)
-                out[i] = normalise(s.normalise, out[i])
+                if i not in normalised:
+                    out[i] = normalise(s.normalise, out[i])
+                    normalised.add(i)
                 value = out[i]
             else:
                 assert s.value is not None
                 value = s.value
-            digests.setdefault(key, set()).add(self.digest(key, s.normalise, value))
-            limits[key] = min(limits.get(key, s.grant.lookups_per_day),
-                              s.grant.lookups_per_day)
+            extra = (also or {}).get(s.caller)
+            for who in (s.caller, extra) if extra and extra != s.caller else (s.caller,):
+                key = f"{who}|{purpose}"
+                digests.setdefault(key, set()).add(self.digest(key, s.normalise, value))
+                limits[key] = min(limits.get(key, s.grant.lookups_per_day),
+                                  s.grant.lookups_per_day)
         now = self._clock()
         for key in sorted(digests):
             used = self.counts.spend(key, sorted(digests[key]), limits[key], WINDOW_S, now)

@@ -28,14 +28,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def spend_lookups(budget: LookupBudget, plan: Plan, template: Template,
-                  caller: str | None = None) -> Template:
-    """The template to run ``plan`` with, once its lookups are paid.
+                  on_behalf_of: str | None = None) -> Template:
+    """The template to run ``plan`` with, once its lookups are paid by the member the plan
+    was governed for (lookups inside a grant's row scope: by the scope's owner).
 
     Args:
-        caller: whom to charge for the plan's own lookups (default: the member the plan
-            was governed for — the caller the hub records). A scenario service looking up on
-            behalf of one of its callers passes that caller here. Lookups inside a grant's
-            row scope are charged to the scope's owner either way.
+        on_behalf_of: the caller a scenario member asks for (``Caller.on_behalf_of``, which
+            the hub accepted and records): that caller's budget is spent too.
 
     Raises:
         LookupBudgetExceeded: see ``LookupBudget.spend``.
@@ -44,7 +43,7 @@ def spend_lookups(budget: LookupBudget, plan: Plan, template: Template,
     if not g.lookups:
         return template
     spent = budget.spend(g.purpose, g.lookups, template.params, parameter_index,
-                         charge={g.caller: caller} if caller else None)
+                         also={g.caller: on_behalf_of} if on_behalf_of else None)
     return replace(template, params=spent.params)
 
 
@@ -58,5 +57,7 @@ def fixed_aggregate_errors(run: F) -> F:
         except QueryInvalid:
             if not plan.governance.aggregate:
                 raise
-            raise QueryInvalid(AGGREGATE_FAILED) from None
+            fixed = QueryInvalid(AGGREGATE_FAILED)
+            fixed.datasets = tuple(plan.columns_read)  # the refusal's entry names them
+            raise fixed from None
     return wrapper  # type: ignore[return-value]

@@ -243,14 +243,15 @@ class QueryService:
         """
         deadline = deadline or self.deadline()
         plan, template = self.plan(caller, sql, purpose, limit, deadline)
-        return self.execute(plan, template, engine, deadline=deadline)
+        return self.execute(plan, template, engine, deadline=deadline,
+                            on_behalf_of=caller.on_behalf_of)
 
     def run_found(self, found: Lookup, caller: Caller, purpose: str, limit: int | None = None,
                   deadline: Deadline | None = None) -> Result:
         """Answer a looked-up query (see :meth:`run`), building its plan if need be."""
         deadline = deadline or self.deadline()
         return self.execute(self.prepare(found, caller, purpose, limit, deadline),
-                            found.template, deadline=deadline)
+                            found.template, deadline=deadline, on_behalf_of=caller.on_behalf_of)
 
     def explain(self, caller: Caller, sql: str, purpose: str, limit: int | None = None,
                 deadline: Deadline | None = None) -> dict[str, Any]:
@@ -284,7 +285,8 @@ class QueryService:
 
     @fixed_aggregate_errors
     def execute(self, plan: Plan, template: Template, engine: str = "auto",
-                wait: bool = True, deadline: Deadline | None = None) -> Result:
+                wait: bool = True, deadline: Deadline | None = None,
+                on_behalf_of: str | None = None) -> Result:
         """Run a plan with the template's parameters (see :meth:`run`).
 
         The first run of a plan learns the DuckDB types of its answer (``query.types``):
@@ -296,6 +298,8 @@ class QueryService:
             wait: wait for a free slot of the source; when False and none is free, raise
                 ``SourceBusy`` at once.
             deadline: when time is up (default: the hub's limit from now).
+            on_behalf_of: the scenario caller the request is made for: its lookup budget is
+                spent too.
 
         Raises:
             TypeNotSupported: a column of the answer has a type the hub cannot encode.
@@ -304,6 +308,7 @@ class QueryService:
                 its ``datasets`` name the plan's datasets, for the refusal's ledger entry.
         """
         try:
+            template = spend_lookups(self.lookups, plan, template, on_behalf_of)
             return self._execute(plan, template, engine, wait, deadline or self.deadline())
         except ZhongshuError as e:
             e.datasets = e.datasets or tuple(plan.columns_read)
@@ -313,7 +318,6 @@ class QueryService:
                  deadline: Deadline) -> Result:
         for grant in plan.grants:
             self.grants.spend(grant)
-        template = spend_lookups(self.lookups, plan, template)  # before any source is read
         # a drifted dataset never gets a plan (policy's resolve_datasets); one whose source
         # is down now is refused here, from the live state: a cached plan cannot skip it, and
         # a source that comes back is re-checked, and the plans cleared, before it is up
