@@ -17,7 +17,6 @@ cells of at least k patients. Fixed seed (derandomized), 200 examples (about 20 
 from __future__ import annotations
 
 import math
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import copy_demo_city
 from zhongshu.errors import QueryInvalid, ZhongshuError
 from zhongshu.node import Node, Stores
 from zhongshu.policy.identity import Caller
@@ -42,7 +42,7 @@ EXAMPLES = 200
 @pytest.fixture(scope="module")
 def hub(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[QueryService]:
     root = tmp_path_factory.mktemp("agg") / "city"
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+    copy_demo_city(demo_dir, root)  # without state and the log key's pin
     with Node.open(root, stores=Stores.memory(), monitor=False) as node:
         service = node.query
         service.grants.add("health", {

@@ -10,7 +10,6 @@ plates are read from the operator's SQLite file, without the hub.
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import copy_demo_city
 from zhongshu.errors import LookupBudgetExceeded
 from zhongshu.node import Node, Stores
 from zhongshu.policy.identity import Caller
@@ -35,7 +35,7 @@ T = "parking_westlake.sessions"
 @pytest.fixture
 def hub(demo_dir: Path, tmp_path: Path) -> Iterator[QueryService]:
     root = tmp_path / "city"
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state"))
+    copy_demo_city(demo_dir, root)  # without state and the log key's pin
     with Node.open(root, stores=Stores.memory(), monitor=False) as node:
         yield node.query
 
