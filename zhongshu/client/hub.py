@@ -36,8 +36,9 @@ _BY_CODE: dict[str, type[errors.ZhongshuError]] = {
         errors.DatasetNotFound, errors.NotFound, errors.SqlSyntax,
         errors.StatementNotAllowed, errors.FunctionNotAllowed, errors.ColumnNotFound,
         errors.QueryInvalid,
-        errors.BadRequest, errors.RateLimited, errors.ResultTooLarge, errors.QueryTimeout,
-        errors.SourceUnavailable, errors.DatasetUnavailable)}
+        errors.BadRequest, errors.RateLimited, errors.LookupBudgetExceeded,
+        errors.ResultTooLarge, errors.QueryTimeout, errors.SourceUnavailable,
+        errors.DatasetUnavailable)}
 
 
 class HubError(errors.ZhongshuError):

@@ -75,6 +75,11 @@ class GrantOut(BaseModel):
     row_scope: str | None = None
     expires: str | None = None
     rate_limit: int | None = None
+    dimensions: list[str] = Field(default=[], description="an aggregate dataset's dimensions")
+    k: int | None = Field(default=None, description="an aggregate dataset's group-size floor "
+                                                    "(distinct subjects)")
+    lookups_per_day: int = Field(default=100, description="distinct pseudonymised values "
+                                                          "looked up per purpose in 24 h")
 
 
 class DatasetDetailOut(DatasetOut):
@@ -116,6 +121,14 @@ class GrantIn(BaseModel):
     row_scope: str | dict[str, str] | None = None
     expires: str | None = Field(default=None, description="ISO 8601 time")
     rate_limit: int | None = Field(default=None, ge=1)
+    dimensions: list[str] | None = Field(
+        default=None, description="aggregate-only grants: the columns a caller may group and "
+                                  "filter by")
+    subject: str | None = Field(default=None, description="aggregate-only grants: the column "
+                                "naming whom a row is about (k counts distinct subjects)")
+    lookups_per_day: int | None = Field(
+        default=None, ge=0, description="distinct pseudonym values the consumer may look up "
+                                        "per purpose in 24 h (default 100)")
 
 
 class ResultColumn(BaseModel):

@@ -27,15 +27,18 @@ from zhongshu.errors import QueryTooLarge, SourceUnavailable, TypeNotSupported, 
 from zhongshu.policy.firewall import govern
 from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Caller
+from zhongshu.policy.lookups import LookupBudget
 from zhongshu.policy.masking import PSEUDONYM_FN, PseudonymKeys
 from zhongshu.query.cache import PlanCache
 from zhongshu.query.deadline import Deadline
 from zhongshu.query.execute import Executor, NativeMismatch, Result
 from zhongshu.query.health import SourceHealth
+from zhongshu.query.inference import fixed_aggregate_errors, spend_lookups
 from zhongshu.query.plan import Plan, Template, build_plan, templatize
 from zhongshu.query.types import native_safe, typed_sql
 from zhongshu.sources.base import NativeSQL
-from zhongshu.stores import RateCounters
+from zhongshu.stores import LookupCounts, RateCounters
+from zhongshu.stores.memory import MemoryLookupCounts
 
 log = logging.getLogger("zhongshu.query")
 __all__ = ["MAX_SQL_CHARS", "Deadline", "Lookup", "QueryService", "Result"]
@@ -75,9 +78,11 @@ class QueryService:
         catalog: the city's catalog (its datasets are checked against their sources here).
         rates: the rate counters grants spend from (shared across grant reloads).
         monitor: probe the sources in the background and re-attach those that come back.
+        lookups: the store of pseudonym lookups budgets spend from (default: in memory).
     """
 
-    def __init__(self, catalog: Catalog, rates: RateCounters, monitor: bool = True) -> None:
+    def __init__(self, catalog: Catalog, rates: RateCounters, monitor: bool = True,
+                 lookups: LookupCounts | None = None) -> None:
         self.catalog = catalog
         self.city = catalog.city
         self.settings = self.city.hub
@@ -89,6 +94,7 @@ class QueryService:
         self._grants_checked = time.monotonic()
         self._lock = threading.Lock()
         keys = PseudonymKeys.load(self.city.state_dir / "pseudonym.key")
+        self.lookups = LookupBudget(lookups or MemoryLookupCounts(), keys.secret)
         for src in catalog.sources.values():
             if isinstance(src, NativeSQL) and src.kind == "sqlite":
                 # keyed pseudonyms computed inside SQLite: pushdown holds
@@ -237,14 +243,15 @@ class QueryService:
         """
         deadline = deadline or self.deadline()
         plan, template = self.plan(caller, sql, purpose, limit, deadline)
-        return self.execute(plan, template, engine, deadline=deadline)
+        return self.execute(plan, template, engine, deadline=deadline,
+                            on_behalf_of=caller.on_behalf_of)
 
     def run_found(self, found: Lookup, caller: Caller, purpose: str, limit: int | None = None,
                   deadline: Deadline | None = None) -> Result:
         """Answer a looked-up query (see :meth:`run`), building its plan if need be."""
         deadline = deadline or self.deadline()
         return self.execute(self.prepare(found, caller, purpose, limit, deadline),
-                            found.template, deadline=deadline)
+                            found.template, deadline=deadline, on_behalf_of=caller.on_behalf_of)
 
     def explain(self, caller: Caller, sql: str, purpose: str, limit: int | None = None,
                 deadline: Deadline | None = None) -> dict[str, Any]:
@@ -276,8 +283,10 @@ class QueryService:
                 "native_sql": plan.native_sql, "parameters": list(template.params),
                 "datasets": datasets, "row_scope": plan.row_scope}
 
+    @fixed_aggregate_errors
     def execute(self, plan: Plan, template: Template, engine: str = "auto",
-                wait: bool = True, deadline: Deadline | None = None) -> Result:
+                wait: bool = True, deadline: Deadline | None = None,
+                on_behalf_of: str | None = None) -> Result:
         """Run a plan with the template's parameters (see :meth:`run`).
 
         The first run of a plan learns the DuckDB types of its answer (``query.types``):
@@ -289,6 +298,8 @@ class QueryService:
             wait: wait for a free slot of the source; when False and none is free, raise
                 ``SourceBusy`` at once.
             deadline: when time is up (default: the hub's limit from now).
+            on_behalf_of: the scenario caller the request is made for: its lookup budget is
+                spent too.
 
         Raises:
             TypeNotSupported: a column of the answer has a type the hub cannot encode.
@@ -297,6 +308,7 @@ class QueryService:
                 its ``datasets`` name the plan's datasets, for the refusal's ledger entry.
         """
         try:
+            template = spend_lookups(self.lookups, plan, template, on_behalf_of)
             return self._execute(plan, template, engine, wait, deadline or self.deadline())
         except ZhongshuError as e:
             e.datasets = e.datasets or tuple(plan.columns_read)
