@@ -27,6 +27,7 @@ data values, secrets or source internals.
     │   └── TypeNotSupported                     type_not_supported  — a result column's type
     ├── BadRequest (ValueError)                  bad_request         400
     ├── RateLimited                              rate_limited        429
+    ├── LookupBudgetExceeded                     lookup_budget_exceeded 429 — distinct lookups a day
     ├── ResultTooLarge                           result_too_large    413
     ├── QueryTooLarge                            query_too_large     413 — the SQL text itself
     ├── QueryTimeout (TimeoutError)              query_timeout       504
@@ -188,6 +189,14 @@ class RateLimited(ZhongshuError):
     code = "rate_limited"
     status = 429
     transient = True
+
+
+class LookupBudgetExceeded(ZhongshuError):
+    """Over the distinct pseudonym lookups a day; not a ``RateLimited``: waiting a second
+    does not help, and a client must not retry it in a loop."""
+
+    code = "lookup_budget_exceeded"
+    status = 429
 
 
 class ResultTooLarge(ZhongshuError):

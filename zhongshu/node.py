@@ -8,9 +8,9 @@ but the CLI and the tests imports this module (``tests/test_layers.py`` checks i
     with Node.open("demo-city", serve=True) as node:
         app = node.app()        # the protocol (FastAPI), over node.query and node.ledger
 
-The embedded stores are SQLite files in the city's ``state/`` folder (metadata) and memory
-(nonces, sessions, rate counters: they need not outlive one process); ``Stores.memory()`` keeps
-everything in memory.
+The embedded stores are SQLite files in the city's ``state/`` folder (metadata, and the
+pseudonym lookups a day's budgets count) and memory (nonces, sessions, rate counters: they
+need not outlive one process); ``Stores.memory()`` keeps everything in memory.
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 from zhongshu.catalog.catalog import Catalog
 from zhongshu.config import City, load_city
-from zhongshu.stores import MetadataStore, NonceStore, RateCounters, SessionStore
+from zhongshu.stores import LookupCounts, MetadataStore, NonceStore, RateCounters, SessionStore
 from zhongshu.stores.memory import (
+    MemoryLookupCounts,
     MemoryMetadataStore,
     MemoryNonceStore,
     MemoryRateCounters,
     MemorySessionStore,
 )
-from zhongshu.stores.sqlite import SqliteMetadataStore
+from zhongshu.stores.sqlite import SqliteLookupCounts, SqliteMetadataStore
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -49,23 +50,26 @@ class Stores:
     nonces: NonceStore
     sessions: SessionStore
     rates: RateCounters
+    lookups: LookupCounts
 
     @classmethod
     def embedded(cls, city: City) -> Stores:
         """Metadata in ``state/hub.db`` (shared with the CLI and other processes on the city
-        folder); nonces, sessions and rate counters in this process's memory."""
+        folder); pseudonym lookups in ``state/lookups.db`` (a day's budget outlives a
+        restart); nonces, sessions and rate counters in this process's memory."""
         return cls(SqliteMetadataStore(city.state_dir / "hub.db"), MemoryNonceStore(),
-                   MemorySessionStore(), MemoryRateCounters())
+                   MemorySessionStore(), MemoryRateCounters(),
+                   SqliteLookupCounts(city.state_dir / "lookups.db"))
 
     @classmethod
     def memory(cls) -> Stores:
         """Everything in memory (nothing is written to the city folder's state)."""
         return cls(MemoryMetadataStore(), MemoryNonceStore(), MemorySessionStore(),
-                   MemoryRateCounters())
+                   MemoryRateCounters(), MemoryLookupCounts())
 
     def close(self) -> None:
         """Close every store."""
-        for store in (self.metadata, self.nonces, self.sessions, self.rates):
+        for store in (self.metadata, self.nonces, self.sessions, self.rates, self.lookups):
             store.close()
 
 
@@ -133,7 +137,8 @@ class Node:
         from zhongshu.query.service import QueryService
 
         streams = self.streams
-        service = QueryService(self.catalog, self.stores.rates, monitor=self._monitor)
+        service = QueryService(self.catalog, self.stores.rates, monitor=self._monitor,
+                               lookups=self.stores.lookups)
         if streams is not None:
             streams.load_lookups(lambda owner, sql: service.run(
                 Caller(service.catalog.members[owner]), sql,

@@ -45,7 +45,8 @@ def plates(demo_dir: Path) -> tuple[str, str]:
 
 
 def _spell(p: str, how: int) -> str:
-    return [p, f"{p[:2]}-{p[2:]}", f"{p[:2]} {p[2:]}", p.lower(), f"{p[:2]}.{p[2:]}"][how]
+    return [p, f"{p[:2]}-{p[2:]}", f"{p[:2]} {p[2:]}", p.lower(), f"{p[:2]}.{p[2:]}",
+            f"{p[:2]}_{p[2:]}"][how]
 
 
 # predicate over column `plate` (of `s`) → does it narrow the rows to MINE alone?
@@ -97,10 +98,10 @@ def test_a_person_reads_only_their_rows_whatever_the_shape(
     mine, other = plates
     app = Caller(service.catalog.members["app-parking"])
     me = dataclasses.replace(app, on_behalf_of="~person", person=_scope(service, mine))
-    def truth(q: str) -> int:  # the rows of the literal as written (the hub compares it so)
-        lit = next(s for s in (_spell(mine, 1), mine) if f"'{s}'" in q)
-        return int(_raw(demo_dir, "parking-westlake",
-                        f"SELECT count(*) FROM sessions WHERE plate = '{lit}'")[0][0])
+    # the person's rows as the raw file has them (a looked-up plate is normalised before it
+    # is compared, however it was written: the grant's mask says `normalise = "plate"`)
+    truth = int(_raw(demo_dir, "parking-westlake",
+                     f"SELECT count(*) FROM sessions WHERE plate = '{mine}'")[0][0])
 
     answered = refused = 0
     for (_shape, (sql, shape_ok)), (pred, pred_ok) in itertools.product(
@@ -117,7 +118,7 @@ def test_a_person_reads_only_their_rows_whatever_the_shape(
             continue
         answered += 1
         assert shape_ok and pred_ok, f"answered for a person, not narrowed to them: {q}"
-        assert rows == [{"n": truth(q)}], q  # the person's own rows, as the raw file has them
+        assert rows == [{"n": truth}], q
         # the same query for the scenario itself (no person) is not narrowed by the wall
         assert service.run(app, q, PURPOSE).table.to_pylist() == rows
     assert answered >= 4 and refused > answered
@@ -127,7 +128,7 @@ def test_every_spelling_of_a_looked_up_plate_is_named(service: QueryService,
                                                       plates: tuple[str, str]) -> None:
     mine, _ = plates
     app = Caller(service.catalog.members["app-parking"])
-    for how, (shape, (sql, _)) in itertools.product(range(5), SHAPES.items()):
+    for how, (shape, (sql, _)) in itertools.product(range(6), SHAPES.items()):
         q = sql.format(p=f"s.plate = '{_spell(mine, how)}'")
         try:
             result = service.run(app, q, PURPOSE)
@@ -139,6 +140,7 @@ def test_every_spelling_of_a_looked_up_plate_is_named(service: QueryService,
 @pytest.mark.parametrize("text,kind,normal", [
     ("浙A-12345", "plate", "浙A12345"), ("浙a 12345", "plate", "浙A12345"),
     ("浙A·12345", "plate", "浙A12345"), ("浙A.12345", "plate", "浙A12345"),
+    ("浙A_12345", "plate", "浙A12345"),
     ("33010619800101123x", "id_number", "33010619800101123X"),
     ("3301061980 0101123X", "id_number", "33010619800101123X"),
     ("浙A1234", "plate", None), ("12345", "id_number", None), (None, "plate", None),

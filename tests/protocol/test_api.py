@@ -43,10 +43,18 @@ def test_unauthenticated(hub: RunningHub) -> None:
     _error(r, 401, "unauthenticated")
 
 
-def test_health(http: httpx.Client) -> None:
-    body = http.get("/v1/health").json()
-    assert body["status"] == "ok"
-    assert body["sources"]["traffic-police-db"] == "ok"
+def test_health_is_a_summary_except_for_operators(http: httpx.Client, hub: RunningHub) -> None:
+    body = http.get("/v1/health").json()  # the city cockpit: counts and states, no names
+    assert body["status"] == "ok" and set(body) == {"status", "summary"}
+    assert body["summary"]["sources_down"] == 0 and body["summary"]["sources_up"] >= 8
+    assert body["summary"]["ledger"] == "ok" and body["summary"]["lost"] == []
+    for member in ("data-bureau", "auditor"):
+        r = httpx.get(f"{hub.url}/v1/health",
+                      headers={"Authorization": f"Bearer {hub.token(member)}"})
+        detail = r.json()
+        assert detail["sources"]["traffic-police-db"] == "ok", member
+        assert detail["ledger"]["signing"] == "ok" and detail["ledger"]["finality"] == "none"
+        assert detail["ledger"]["size"] >= 1
 
 
 def test_catalog_lists_listed_and_own(http: httpx.Client, hub: RunningHub) -> None:
@@ -149,7 +157,12 @@ def test_metrics_count_without_identities(http: httpx.Client, hub: RunningHub) -
     httpx.get(f"{hub.url}/v1/catalog")
     text = httpx.get(f"{hub.url}/metrics").text
     assert "zhongshu_unauthenticated_total" in text
-    assert 'zhongshu_source_up{source="traffic-police-db"} 1' in text
+    assert 'zhongshu_sources{state="down"} 0' in text
+    assert "traffic-police-db" not in text and "credit" not in text  # no source names
+    for series in ("zhongshu_ledger_size", "zhongshu_ledger_checkpoint_age_seconds",
+                   "zhongshu_ledger_cosigned", "zhongshu_ledger_final",
+                   "zhongshu_ledger_refused_to_sign_total"):
+        assert f"\n{series} " in text, series
     assert "cockpit-city" not in text and hub.token("cockpit-city") not in text
 
 

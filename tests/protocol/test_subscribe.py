@@ -106,3 +106,49 @@ def test_subscriptions_are_governed(live_hub: tuple[RunningHub, str]) -> None:
                                            "purpose": "city-operations"}, headers=h)
         assert r.status_code == 400 and "windowed" in r.json()["error"]["message"]
         assert c.get("/v1/subscribe", params={"sql": SQL, "purpose": "x"}).status_code == 401
+
+
+@pytest.mark.parametrize("sql", ["SELECT 1 AS one", "SELECT 1 + 2 AS three",
+                                 "WITH x AS (SELECT 1 AS a) SELECT a FROM x"])
+def test_a_subscription_over_no_dataset_is_refused(hub: RunningHub, sql: str) -> None:
+    r = httpx.get(f"{hub.url}/v1/subscribe", params={"sql": sql, "purpose": "city-operations"},
+                  headers={"Authorization": f"Bearer {hub.token('cockpit-city')}"}, timeout=30)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "bad_request"
+    assert "windowed" in r.json()["error"]["message"]
+
+
+@pytest.fixture
+def limited_hub(demo_dir: Path, city_tmp: Path, monkeypatch: pytest.MonkeyPatch
+                ) -> Iterator[RunningHub]:
+    require_server("Mosquitto", 1883)
+    monkeypatch.setenv("ZHONGSHU_SUBSCRIBE_RATE_LIMIT", "2")
+    topic = f"zhongshu-test/{uuid.uuid4().hex[:8]}/passages"
+    root = copy_demo_city(demo_dir, city_tmp / "city",
+                          {"traffic-police": stream_block("mqtt", topic) + LIVE_FLOW})
+    node = Node.open(root, serve=True, monitor=False)
+    hub = RunningHub(node, root)
+    try:
+        yield hub
+    finally:
+        hub.stop()
+        node.close()
+
+
+def test_every_subscription_is_rate_limited(limited_hub: RunningHub) -> None:
+    hub = limited_hub
+    h = {"Authorization": f"Bearer {hub.token('traffic-police')}"}  # the owner: no grant
+    codes = []
+    with httpx.Client(base_url=hub.url, timeout=30, headers=h) as c:
+        for _ in range(3):
+            with c.stream("GET", "/v1/subscribe", params={"sql": SQL, "purpose": "own"}) as r:
+                codes.append(r.status_code)
+                if r.status_code != 200:
+                    r.read()
+                    body = r.json()
+        assert codes == [200, 200, 429], codes
+        assert body["error"]["code"] == "rate_limited" and body["receipt"]["index"] >= 0
+        other = {"Authorization": f"Bearer {hub.token('cockpit-city')}"}  # its own counter
+        r = c.get("/v1/subscribe", params={"sql": "SELECT 1 AS one", "purpose": "x"},
+                  headers=other)
+        assert r.status_code == 400

@@ -172,3 +172,30 @@ def test_rate_counters_refusals_are_not_counted(rates: Any) -> None:
     for t in range(1, 10):
         assert rates.hit("g", 1, 60, now=float(t)) is not None
     assert rates.hit("g", 1, 60, now=60.0) is None
+
+
+lookups = _store_fixture(sqlite.SqliteLookupCounts, memory.MemoryLookupCounts)
+
+
+def test_lookup_counts_count_distinct_values(lookups: Any) -> None:
+    assert lookups.spend("c|p", ["a", "b"], 3, 100, now=0.0) is None
+    assert lookups.spend("c|p", ["a", "a", "b"], 3, 100, now=1.0) is None  # nothing new
+    assert lookups.count("c|p", 100, now=1.0) == 2
+    assert lookups.spend("c|p", ["c", "d"], 3, 100, now=2.0) == 2  # 4 > 3: all refused
+    assert lookups.count("c|p", 100, now=2.0) == 2  # …and nothing of it counted
+    assert lookups.spend("c|p", ["c"], 3, 100, now=3.0) is None
+    assert lookups.spend("c|p", ["d"], 3, 100, now=3.0) == 3
+    assert lookups.spend("other|p", ["d"], 3, 100, now=3.0) is None  # per key
+    assert lookups.spend("c|p", [], 3, 100, now=3.0) is None
+
+
+def test_lookup_counts_slide_and_a_repeat_refreshes(lookups: Any) -> None:
+    assert lookups.spend("k", ["a"], 2, 100, now=0.0) is None
+    assert lookups.spend("k", ["b"], 2, 100, now=50.0) is None
+    assert lookups.spend("k", ["a"], 2, 100, now=90.0) is None  # seen again: kept until 190
+    assert lookups.spend("k", ["c"], 2, 100, now=120.0) == 2  # a (90) and b (50) remain
+    assert lookups.spend("k", ["c"], 2, 100, now=150.0) is None  # b left at 150
+    assert lookups.count("k", 100, now=150.0) == 2
+    assert lookups.count("k", 100, now=240.0) == 1  # c, seen at 150 (a left at 190)
+    assert lookups.spend("k", [f"v{i}" for i in range(1200)], 2000, 100, now=300.0) is None
+    assert lookups.count("k", 100, now=300.0) == 1200

@@ -5,7 +5,7 @@ client does not know).
 
 >>> def hub_answers(request: httpx.Request) -> httpx.Response:
 ...     if request.url.path == "/v1/health":
-...         return httpx.Response(200, json={"status": "ok", "sources": {}})
+...         return httpx.Response(200, json={"status": "ok", "summary": {}})
 ...     return httpx.Response(403, json={"error": {"code": "forbidden", "message": "no"}})
 >>> hub = Hub("http://hub.example", "zs_token", transport=httpx.MockTransport(hub_answers))
 >>> hub.health()["status"]
@@ -40,8 +40,9 @@ _BY_CODE: dict[str, type[errors.ZhongshuError]] = {
         errors.DatasetNotFound, errors.NotFound, errors.SqlSyntax,
         errors.StatementNotAllowed, errors.FunctionNotAllowed, errors.ColumnNotFound,
         errors.QueryInvalid,
-        errors.BadRequest, errors.RateLimited, errors.ResultTooLarge, errors.QueryTimeout,
-        errors.SourceUnavailable, errors.DatasetUnavailable)}
+        errors.BadRequest, errors.RateLimited, errors.LookupBudgetExceeded,
+        errors.ResultTooLarge, errors.QueryTimeout, errors.SourceUnavailable,
+        errors.DatasetUnavailable)}
 
 
 class HubError(errors.ZhongshuError):
@@ -140,7 +141,8 @@ class Hub:
         return self._check(self._http.get(path, params=params))
 
     def health(self) -> dict[str, Any]:
-        """``{"status", "sources"}`` of the hub."""
+        """``{"status", "summary"}`` of the hub; for a member with the ``operator`` or
+        ``auditor`` role also ``"sources"`` and ``"ledger"`` (the detail)."""
         health: dict[str, Any] = self._check(self._http.get("/v1/health")).json()
         return health
 

@@ -29,6 +29,14 @@ class HubSettings(Strict):
     plan_cache_size: int = Field(default=4096, ge=0, description="cached query plans")
     duckdb_workers: int = Field(default=2, ge=1, le=64,
                                 description="DuckDB worker processes (queries across sources)")
+    subscribe_rate_limit: int = Field(default=30, ge=1,
+                                      description="subscriptions one member may open per "
+                                                  "minute (each push also spends the "
+                                                  "grants' own rate limits)")
+    metrics_names: bool = Field(default=False,
+                                description="label /metrics by source and witness name "
+                                            "(default: counts by state only; /metrics is "
+                                            "public, and names of unlisted sources leak)")
     worker_user: str = Field(default="nobody",
                              description="user the DuckDB workers drop to when the hub runs "
                                          "as root; empty: do not drop")

@@ -42,7 +42,10 @@ CONSUMERS: dict[str, tuple[str, str, list[str]]] = {
     "app-medical": ("scenario", "Pay-once medical", []),
     "app-traffic": ("scenario", "Traffic management", []),
     "app-trees": ("scenario", "Count the trees", []),
+    "stats-bureau": ("consumer", "Statistics Bureau", []),
     "auditor": ("auditor", "City auditor", ["auditor"]),
+    # the data bureau's staff, who run the hub: its health in detail, no data
+    "data-bureau": ("department", "Data Resources Bureau (hub operators)", ["operator"]),
     "outsider": ("enterprise", "Some company without grants", []),
     # callers of the scenarios: the operators' exit gates (leave first, pay later) and the
     # hospitals' systems (pay-once eligibility), one member per hospital of health.hospitals
@@ -290,7 +293,7 @@ GRANTS: dict[str, list[dict[str, Any]]] = {
          "datasets": ["traffic.passages"],
          "columns": ["passage_id", "camera_id", "plate", "vehicle_type", "passed_at",
                      "speed_kmh"],
-         "masking": {"plate": {"kind": "pseudonym", "rotate": "day"}}},
+         "masking": {"plate": {"kind": "pseudonym", "rotate": "day", "normalise": "plate"}}},
     ],
     "parking-westlake": [
         {"consumer": "cockpit-xihu", "purposes": ["district-operations"],
@@ -306,7 +309,8 @@ GRANTS: dict[str, list[dict[str, Any]]] = {
         {"consumer": "app-parking", "purposes": ["convenient-parking"],
          "datasets": ["parking_westlake.sessions"],
          "columns": ["session_id", "garage_no", "plate", "entered", "left", "fee_cents"],
-         "masking": {"plate": "pseudonym"}, "rate_limit": 600},
+         "masking": {"plate": {"kind": "pseudonym", "normalise": "plate"}}, "rate_limit": 600,
+         "lookups_per_day": 100},
     ],
     "parking-qiantang": [
         {"consumer": "cockpit-xihu", "purposes": ["district-operations"],
@@ -319,7 +323,8 @@ GRANTS: dict[str, list[dict[str, Any]]] = {
         {"consumer": "app-parking", "purposes": ["convenient-parking"],
          "datasets": ["parking_qiantang.tickets"],
          "columns": ["ticket", "lot_id", "car_plate", "t_in", "t_out", "amount_yuan"],
-         "masking": {"car_plate": "pseudonym"}, "rate_limit": 600},
+         "masking": {"car_plate": {"kind": "pseudonym", "normalise": "plate"}},
+         "rate_limit": 600},
     ],
     "city-parking": [
         {"consumer": "cockpit-xihu", "purposes": ["district-operations"],
@@ -331,7 +336,7 @@ GRANTS: dict[str, list[dict[str, Any]]] = {
          "datasets": ["onstreet.spots"]},
         {"consumer": "app-parking", "purposes": ["convenient-parking"],
          "datasets": ["onstreet.payments"], "columns": ["spot_id", "plate", "paid_at", "yuan"],
-         "masking": {"plate": "pseudonym"}, "rate_limit": 600},
+         "masking": {"plate": {"kind": "pseudonym", "normalise": "plate"}}, "rate_limit": 600},
     ],
     "health": [
         {"consumer": "app-medical", "purposes": ["pay-once-medical"],
@@ -340,13 +345,21 @@ GRANTS: dict[str, list[dict[str, Any]]] = {
          "datasets": ["health.visits"],
          "columns": ["visit_id", "hospital_id", "id_number", "dept", "arrived_at", "left_at",
                      "fee_yuan", "paid_once"],
-         "masking": {"id_number": "pseudonym"}, "rate_limit": 600},
+         "masking": {"id_number": {"kind": "pseudonym", "normalise": "id_number"}},
+         "rate_limit": 600, "lookups_per_day": 1000},
+        # an aggregate dataset: counts and fees by hospital and department (a hospital's
+        # district is public in health.hospitals), over at least 10 patients per cell
+        {"consumer": "stats-bureau", "purposes": ["research"], "datasets": ["health.visits"],
+         "columns": ["hospital_id", "dept", "fee_yuan"],
+         "dimensions": ["hospital_id", "dept"], "subject": "patient_id",
+         "masking": {"fee_yuan": {"kind": "aggregate_only", "k": 10, "clip": [0, 5000]}}},
     ],
     "credit-bureau": [
         {"consumer": "app-medical", "purposes": ["pay-once-medical"],
          "datasets": ["credit.scores"],
          "columns": ["id_number", "score", "limit_yuan", "updated_at"],
-         "masking": {"id_number": "pseudonym"}, "rate_limit": 600},
+         "masking": {"id_number": {"kind": "pseudonym", "normalise": "id_number"}},
+         "rate_limit": 600, "lookups_per_day": 1000},
     ],
     "parks": [
         {"consumer": "cockpit-xihu", "purposes": ["district-operations"],

@@ -10,6 +10,7 @@ proofs and the reads the protocol's ledger endpoints need.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -94,6 +95,42 @@ class Ledger:
         if self.appender.closed:
             return "the ledger is closed"
         return self.publisher.fault
+
+    def health(self) -> dict[str, Any]:
+        """The ledger's guarantees as its operator checks them — states, counts and seconds,
+        never a path, host, key or witness address: ``recording`` and ``signing`` (``ok`` or
+        why not), ``size``, ``checkpoint_size``, ``checkpoint_age_s`` (since the log was last
+        shown covered by a signed checkpoint; None before the first time), ``cosigned``
+        (witnesses whose cosignature the newest checkpoint carries), ``quorum``,
+        ``finality`` (see :meth:`WitnessClient.finality
+        <zhongshu.ledger.witness_client.WitnessClient.finality>`), ``refused_to_sign`` and
+        ``witnesses`` (name → last outcome)."""
+        pub = self.publisher
+        unready = self.unready()
+        try:
+            latest, size = self.checkpoint(), self.size
+        except Exception:  # a store that cannot be read: the log says why, not the health
+            log.exception("ledger health: the store cannot be read")
+            latest, size, unready = None, 0, unready or "the ledger cannot be read"
+        return {"recording": unready or "ok", "signing": pub.fault or "ok",
+                "size": size, "checkpoint_size": latest.size if latest else 0,
+                "checkpoint_age_s": None if pub.covered_at is None
+                else round(max(0.0, time.time() - pub.covered_at), 1),
+                "cosigned": len(self.cosigners(latest)) if latest else 0,
+                "quorum": self.quorum(), "finality": self.witnesses.finality(latest),
+                "refused_to_sign": pub.refusals,
+                "witnesses": {n: o.state for n, o in sorted(self.witnesses.outcomes().items())}}
+
+    @staticmethod
+    def lost(health: dict[str, Any]) -> list[str]:
+        """The guarantees a :meth:`health` report shows lost: ``recording`` (nothing is
+        answered), ``finality`` (checkpoints stop becoming final)."""
+        out = []
+        if health["recording"] != "ok" or health["signing"] != "ok":
+            out.append("recording")
+        if health["finality"] == "lost":
+            out.append("finality")
+        return out
 
     # --- appending --------------------------------------------------------------------------
 

@@ -36,6 +36,8 @@ class Publisher:
         self.witnesses = witnesses
         self._signed = 0  # the size of the newest checkpoint signed
         self.fault: str | None = None  # why the log cannot be signed now (no path, no host)
+        self.covered_at: float | None = None  # when the log was last shown covered (Unix s)
+        self.refusals = 0  # times this hub refused or failed to sign
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="ledger-publisher",
@@ -83,11 +85,13 @@ class Publisher:
                                           b + "\n" + self.log_key.sign_note(b))
             except Exception:
                 self.fault = "its checkpoints cannot be signed or stored"
+                self.refusals += 1
                 raise
             self._signed = size
         elif last is not None:
             self._signed = last.size
         self.fault = None
+        self.covered_at = time.time()
         latest = self.checkpoint()
         if latest is not None:
             self.witnesses.ask_all(latest)
@@ -104,6 +108,7 @@ class Publisher:
         last = self.store.latest_checkpoint()
         if last is not None and merkle.root(self.store.hash, last.size) != last.root:
             self.fault = "the stored log no longer matches a checkpoint it signed"
+            self.refusals += 1
             raise LedgerInvalid(f"the stored log no longer matches checkpoint {last.size} "
                                 "this hub signed; refusing to sign or record (run `zhongshu "
                                 "ledger verify`)")

@@ -3,12 +3,21 @@
 Each witness (a peer hub, c2sp.org/tlog-witness) is sent the checkpoint with a consistency
 proof from the size it cosigned last; its cosignature is kept with the checkpoint. A
 checkpoint is final once cosigned by :meth:`WitnessClient.quorum` of the configured witnesses.
+
+The last outcome of asking each witness is kept (:meth:`WitnessClient.outcomes`): a witness
+that refuses or cannot be reached stops checkpoints becoming final, and the operator's health
+says so (:meth:`WitnessClient.finality`). Outcomes are states from a closed set, never the
+witness's answer or its address.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import httpx
 
@@ -18,9 +27,19 @@ from zhongshu.ledger import merkle, note
 from zhongshu.ledger.store import LedgerStore
 
 log = logging.getLogger("zhongshu.ledger")
-__all__ = ["WitnessClient"]
+__all__ = ["Outcome", "WitnessClient"]
 
 TIMEOUT_S = 5.0
+
+State = Literal["not asked yet", "cosigned", "refused", "unreachable"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The last answer of one witness: its state and since when (Unix seconds)."""
+
+    state: State
+    since: float
 
 
 class WitnessClient:
@@ -31,6 +50,30 @@ class WitnessClient:
         self.store = store
         self.peers = [(w, note.Verifier.parse(w.key)) for w in peers]
         self._quorum = quorum
+        self._lock = threading.Lock()
+        now = time.time()
+        self._outcomes = {p.name: Outcome("not asked yet", now) for p in peers}
+
+    def outcomes(self) -> dict[str, Outcome]:
+        """Witness name → its last outcome."""
+        with self._lock:
+            return dict(self._outcomes)
+
+    def _keep(self, name: str, state: State) -> None:
+        with self._lock:
+            if self._outcomes[name].state != state:
+                self._outcomes[name] = Outcome(state, time.time())
+
+    def finality(self, ckpt: note.Checkpoint | None) -> str:
+        """``none`` (no witness configured), ``final`` (``ckpt`` is), ``pending`` (it may still
+        become final) or ``lost`` (too many witnesses refuse or cannot be reached for any
+        checkpoint to reach the quorum)."""
+        if not self.peers:
+            return "none"
+        if ckpt is not None and self.final(ckpt):
+            return "final"
+        failing = sum(o.state in ("refused", "unreachable") for o in self.outcomes().values())
+        return "lost" if len(self.peers) - failing < self.quorum() else "pending"
 
     def quorum(self) -> int:
         """Cosignatures needed for a checkpoint to be final (default: every witness)."""
@@ -50,8 +93,14 @@ class WitnessClient:
         for peer, key in self.peers:
             try:
                 self.ask(peer, key, ckpt)
-            except Exception as e:
+            except httpx.HTTPError as e:
+                self._keep(peer.name, "unreachable")
                 log.warning("witness %s: %s", peer.name, e)
+            except Exception as e:
+                self._keep(peer.name, "refused")
+                log.warning("witness %s: %s", peer.name, e)
+            else:
+                self._keep(peer.name, "cosigned")
 
     def ask(self, peer: WitnessPeer, key: note.Verifier, ckpt: note.Checkpoint) -> None:
         """Have ``peer`` cosign ``ckpt`` and keep its cosignature.

@@ -22,6 +22,20 @@ if TYPE_CHECKING:
 REF = "zhongshu_ref"  # meta key of a table node: the index of its DatasetRef in ``Context.refs``
 
 
+@dataclass(frozen=True)
+class LookupSite:
+    """One place where a caller's value is looked up in a pseudonymised column: the value
+    (a literal of the query, or the name of the parameter the query layer lifted it into),
+    how it is normalised, the grant whose lookup budget it spends, and whose budget that is
+    (the query's caller; for a lookup inside a grant's row scope, the scope's owner)."""
+
+    grant: Grant
+    normalise: str
+    caller: str
+    parameter: str | None = None  # placeholder name; None: ``value`` is the literal
+    value: str | None = None
+
+
 @dataclass
 class DatasetRef:
     """One reference to a dataset in the query (a dataset may be referenced several times)."""
@@ -30,6 +44,7 @@ class DatasetRef:
     alias: str
     columns: set[str] = field(default_factory=set)
     access: Access | None = None  # set by ``authorize_columns``
+    internal: set[str] = field(default_factory=set)  # read by the hub itself, never returned
 
 
 @dataclass
@@ -50,6 +65,8 @@ class Context:
     scoped_through: dict[str, Dataset] = field(default_factory=dict)
     scope_grants: dict[str, Grant] = field(default_factory=dict)  # read through by row scopes
     subjects: Subjects | None = None  # set by ``subject_lookups``
+    aggregate: bool = False  # the query is the hub's own over an aggregate dataset
+    lookups: list[LookupSite] = field(default_factory=list)  # set by ``pseudonym_lookups``
 
     def ref_of(self, table: exp.Expr) -> DatasetRef | None:
         """The dataset reference ``table`` was resolved to, or None (a CTE, a raw relation,

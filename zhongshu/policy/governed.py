@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 from zhongshu.catalog.catalog import Dataset
-from zhongshu.policy.context import Context, DatasetRef
+from zhongshu.policy.context import Context, DatasetRef, LookupSite
 from zhongshu.policy.grants import Grant
 from zhongshu.policy.relations import marked_dataset
 from zhongshu.policy.subjects import Subjects
@@ -32,6 +32,13 @@ class Governed:
             each is spent once per run.
         subjects: the identifiers of people the query may name, and how it narrows the
             datasets with identifying columns (``policy.subjects``).
+        caller: the member the query is governed for (the one whose budgets it spends).
+        purpose: the purpose it is governed for.
+        aggregate: the expression is the hub's own query over an aggregate dataset
+            (``policy.aggregate``): it runs on DuckDB, and an engine error on it is answered
+            with a fixed message.
+        lookups: every value looked up in a pseudonymised column (``policy.lookups``); each
+            run spends the caller's lookup budget for them.
     """
 
     expression: exp.Expr = field(repr=False)
@@ -41,6 +48,10 @@ class Governed:
     row_scopes: list[dict[str, str]]
     grants: list[Grant]
     subjects: Subjects = Subjects()
+    caller: str = ""
+    purpose: str = ""
+    aggregate: bool = False
+    lookups: tuple[LookupSite, ...] = ()
 
     @classmethod
     def of(cls, expression: exp.Expr, ctx: Context) -> Governed:
@@ -51,7 +62,7 @@ class Governed:
         scopes: dict[tuple[str, str], dict[str, str]] = {}
         grants: dict[str, Grant] = {}
         for r in ctx.refs:
-            columns.setdefault(r.dataset.name, set()).update(r.columns)
+            columns.setdefault(r.dataset.name, set()).update(r.columns | r.internal)
             a = r.access
             if a is None or a.grant is None:
                 continue
@@ -65,7 +76,9 @@ class Governed:
         return cls(expression=expression, refs=tuple(ctx.refs), datasets=datasets,
                    columns_read={k: sorted(v) for k, v in columns.items()},
                    row_scopes=list(scopes.values()), grants=list(grants.values()),
-                   subjects=ctx.subjects or Subjects())
+                   subjects=ctx.subjects or Subjects(),
+                   caller=ctx.caller.name, purpose=ctx.purpose, aggregate=ctx.aggregate,
+                   lookups=tuple(ctx.lookups))
 
     def raw_dataset(self, node: exp.Expr) -> Dataset | None:
         """The dataset whose raw rows ``node`` stands for, if it is one of the expression's

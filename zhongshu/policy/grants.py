@@ -75,6 +75,22 @@ class Grant:
     row_scope: str | None
     expires: datetime | None
     rate_limit: int | None
+    dimensions: tuple[str, ...] = ()
+    subject: str | None = None
+    lookups_per_day: int = 100
+
+    @property
+    def aggregate_only(self) -> bool:
+        """Whether the dataset is, under this grant, an aggregate dataset (some column is
+        granted ``aggregate_only``): read only through ``zhongshu.policy.aggregate``."""
+        return any(m.kind == "aggregate_only" for m in self.masking.values())
+
+    @property
+    def k(self) -> int:
+        """The group-size threshold of an aggregate dataset: the largest ``k`` of its
+        aggregate-only columns."""
+        return max((m.k for m in self.masking.values() if m.kind == "aggregate_only"),
+                   default=0)
 
     def expired(self, now: datetime | None = None) -> bool:
         """Whether the grant has expired."""
@@ -204,9 +220,16 @@ class Grants:
             base = stored_id or g.id
             gid = (f"{base}:{ds_name}" if len(g.datasets) > 1 else base) if base \
                 else f"{g.consumer}:{ds_name}"
+            if g.subject is not None and g.subject not in declared:
+                if stored_id is not None:  # checked when made; its dataset changed since
+                    raise KeyError(g.subject)
+                raise ConfigError(f"grant to `{g.consumer}` on `{ds_name}`: subject "
+                                  f"`{g.subject}` is no column of the dataset")
             grant = Grant(id=gid, owner=owner, consumer=g.consumer, dataset=ds_name,
                           purposes=tuple(g.purposes), columns=tuple(cols), masking=masks,
-                          row_scope=scope, expires=g.expires, rate_limit=g.rate_limit)
+                          row_scope=scope, expires=g.expires, rate_limit=g.rate_limit,
+                          dimensions=tuple(d for d in g.dimensions if d in cols),
+                          subject=g.subject, lookups_per_day=g.lookups_per_day)
             self._by.setdefault((g.consumer, ds_name), []).append(grant)
             self._origin[gid] = (owner, index)
 
@@ -236,7 +259,8 @@ class Grants:
             if ds is None or ds.owner != owner:
                 raise BadRequest(f"grant: `{ds_name}` is not a dataset of `{owner}`; a member "
                                  "grants only its own datasets")
-            for col in list(g.columns or []) + list(g.masking):
+            for col in list(g.columns or []) + list(g.masking) + list(g.dimensions) + \
+                    ([g.subject] if g.subject else []):
                 if ds.column(col) is None and len(g.datasets) == 1:
                     raise BadRequest(f"grant: `{ds_name}` has no column `{col}`")
             for existing in self.of(g.consumer, ds_name):

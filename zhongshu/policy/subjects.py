@@ -53,8 +53,10 @@ _SHAPES = {"plate": _PLATE, "id_number": _ID_NUMBER}
 def normalise(kind: str, value: Any) -> str | None:
     """The normal form of an identifier of ``kind``, or None when ``value`` has not its shape.
 
-    Plates lose spaces, hyphens, dots and middle dots and are upper-cased; id numbers lose
-    spaces and take an upper-case ``X``.
+    Plates lose spaces, hyphens, dots, middle dots and underscores and are upper-cased; id
+    numbers lose spaces and take an upper-case ``X`` — the text transformation is the one
+    lookups are normalised and counted with (``policy.lookups.normalise``), so what a
+    lookup matches and whom it is attributed to cannot differ.
 
     >>> normalise("plate", "浙a-123.45"), normalise("plate", "浙A 12345")
     ('浙A12345', '浙A12345')
@@ -63,14 +65,12 @@ def normalise(kind: str, value: Any) -> str | None:
     """
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         return None
-    text = str(value)
-    if kind == "plate":
-        text = re.sub(r"[\s\-.·]", "", text).upper()
-    elif kind == "id_number":
-        text = re.sub(r"\s", "", text).upper()
-    else:
+    from zhongshu.policy.lookups import normalise as as_looked_up  # one transformation
+
+    shape = _SHAPES.get(kind)
+    if shape is None:
         return None
-    shape = _SHAPES[kind]
+    text = as_looked_up(kind, str(value))
     return text if shape.match(text) else None
 
 

@@ -54,7 +54,7 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
         s: {"model": ErrorOut} for s in (400, 401, 403, 404, 413, 429, 503, 504)}
     caller = Authentication(authn, Verifier(service.catalog.store.key, nonces), browser)
     parts = Parts(service=service, ledger=ledger, caller=caller, authn=authn,
-                  sessions=browser, metrics=Metrics(), errors=errors)
+                  sessions=browser, metrics=Metrics(service.city.hub.metrics_names), errors=errors)
     add_error_handlers(app, ledger, service)
     app.add_middleware(CountRequests, metrics=parts.metrics)
     for routes in (probes, identity, hub, catalog, query, grants):

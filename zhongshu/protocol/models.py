@@ -24,11 +24,29 @@ class ErrorOut(BaseModel):
     receipt: Receipt | None = None
 
 
+class HealthSummary(BaseModel):
+    sources_up: int = Field(description="sources answering")
+    sources_down: int = Field(description="sources not answering")
+    ledger: Literal["ok", "unready", "none"] = Field(
+        description='"unready": the ledger cannot record or sign; "none": the city runs none')
+    finality: Literal["final", "pending", "lost", "none"] = Field(
+        description="whether the newest checkpoint is cosigned by the witnesses' quorum "
+                    '("lost": too many refuse or cannot be reached; "none": no witness)')
+    lost: list[str] = Field(description='the guarantees lost: "recording", "finality"')
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"] = Field(
         default="ok", description='"degraded" while a guarantee is lost (the ledger cannot '
-                                  "record and sign)")
-    sources: dict[str, str] = Field(description='source → "ok" or "down: REASON"')
+                                  "record and sign, or checkpoints cannot become final)")
+    summary: HealthSummary = Field(description="counts and states, for every member")
+    sources: dict[str, str] | None = Field(
+        default=None, description='operators and auditors only: source → "ok" or '
+                                  '"down: REASON" (a reason from a closed set)')
+    ledger: dict[str, Any] | None = Field(
+        default=None, description="operators and auditors only: recording, signing, size, "
+                                  "checkpoint_size, checkpoint_age_s, cosigned, quorum, "
+                                  "finality, refused_to_sign, witnesses (name → state)")
 
 
 class ColumnOut(BaseModel):
@@ -57,6 +75,11 @@ class GrantOut(BaseModel):
     row_scope: str | None = None
     expires: str | None = None
     rate_limit: int | None = None
+    dimensions: list[str] = Field(default=[], description="an aggregate dataset's dimensions")
+    k: int | None = Field(default=None, description="an aggregate dataset's group-size floor "
+                                                    "(distinct subjects)")
+    lookups_per_day: int = Field(default=100, description="distinct pseudonymised values "
+                                                          "looked up per purpose in 24 h")
 
 
 class DatasetDetailOut(DatasetOut):
@@ -98,6 +121,14 @@ class GrantIn(BaseModel):
     row_scope: str | dict[str, str] | None = None
     expires: str | None = Field(default=None, description="ISO 8601 time")
     rate_limit: int | None = Field(default=None, ge=1)
+    dimensions: list[str] | None = Field(
+        default=None, description="aggregate-only grants: the columns a caller may group and "
+                                  "filter by")
+    subject: str | None = Field(default=None, description="aggregate-only grants: the column "
+                                "naming whom a row is about (k counts distinct subjects)")
+    lookups_per_day: int | None = Field(
+        default=None, ge=0, description="distinct pseudonym values the consumer may look up "
+                                        "per purpose in 24 h (default 100)")
 
 
 class ResultColumn(BaseModel):

@@ -11,7 +11,8 @@ A plan picks its path:
   function used means the same there: the whole governed query is transpiled with sqlglot to
   the source's dialect and run through its driver on a read-only connection;
 * **duckdb** — everything else: the governed query runs on the locked-down DuckDB engine with
-  the sources attached.
+  the sources attached. A query over an aggregate dataset (``policy.aggregate``) always runs
+  here: the hub wrote it for DuckDB's semantics (distinct counts over windows, clipping).
 
 Both paths return the same columns with the same types (those DuckDB gives the query), so an
 answer does not depend on the path; ``tests/query/test_differential.py`` keeps this honest.
@@ -198,8 +199,16 @@ class Plan:
         self.timings[path] = seconds if old is None or n == 2 else 0.7 * old + 0.3 * seconds
 
 
-def _index(name: str) -> int:
+def parameter_index(name: str) -> int:
+    """The position in ``Template.params`` of the placeholder called ``name``.
+
+    >>> parameter_index(f"{_PARAM}3")
+    3
+    """
     return int(name[len(_PARAM):])
+
+
+_index = parameter_index
 
 
 def build_plan(template: Template, governed: Governed, row_cap: int, limit: int | None
@@ -221,7 +230,7 @@ def build_plan(template: Template, governed: Governed, row_cap: int, limit: int 
                           if isinstance(n, exp.Placeholder) else n)
     plan = Plan(governance=governed, sources=sources, duckdb_sql=duck.sql("duckdb"),
                 fetch_limit=fetch, row_limit=row_limit)
-    src = sources[0] if len(sources) == 1 else None
+    src = sources[0] if len(sources) == 1 and not governed.aggregate else None
     if isinstance(src, NativeSQL) and _portable(limited, governed, src):
         native = _substitute(_flatten(limited, governed), governed, native=True)
         for o in native.find_all(exp.Ordered):

@@ -27,16 +27,19 @@ from zhongshu.errors import QueryTooLarge, SourceUnavailable, TypeNotSupported, 
 from zhongshu.policy.firewall import govern
 from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Caller
+from zhongshu.policy.lookups import LookupBudget
 from zhongshu.policy.masking import PSEUDONYM_FN, PseudonymKeys
-from zhongshu.policy.subjects import SubjectKey, check_person
+from zhongshu.policy.subjects import PERSON, SubjectKey, check_person
 from zhongshu.query.cache import PlanCache
 from zhongshu.query.deadline import Deadline
 from zhongshu.query.execute import Executor, NativeMismatch, Result
 from zhongshu.query.health import SourceHealth
+from zhongshu.query.inference import fixed_aggregate_errors, spend_lookups
 from zhongshu.query.plan import Plan, Template, build_plan, templatize
 from zhongshu.query.types import native_safe, typed_sql
 from zhongshu.sources.base import NativeSQL
-from zhongshu.stores import RateCounters
+from zhongshu.stores import LookupCounts, RateCounters
+from zhongshu.stores.memory import MemoryLookupCounts
 
 log = logging.getLogger("zhongshu.query")
 __all__ = ["MAX_SQL_CHARS", "Deadline", "Lookup", "QueryService", "Result"]
@@ -50,6 +53,14 @@ QUERY_THREADS = 32
 # Tokenizing is linear, a few microseconds per short text: bounding it (a timer thread) would
 # cost more than it does. Longer texts are tokenized under the deadline.
 _SHORT_TEXT = 4096
+
+
+def budget_of(caller: Caller) -> str | None:
+    """Whose lookup budget a scenario's request spends besides its own: the caller it acts
+    for — for a person, that person alone (``~person:TAG``, no member name can take it)."""
+    if caller.person is not None:
+        return f"{PERSON}:{caller.person.tag[:16]}"
+    return caller.on_behalf_of
 
 
 def check_size(sql: str) -> None:
@@ -76,9 +87,11 @@ class QueryService:
         catalog: the city's catalog (its datasets are checked against their sources here).
         rates: the rate counters grants spend from (shared across grant reloads).
         monitor: probe the sources in the background and re-attach those that come back.
+        lookups: the store of pseudonym lookups budgets spend from (default: in memory).
     """
 
-    def __init__(self, catalog: Catalog, rates: RateCounters, monitor: bool = True) -> None:
+    def __init__(self, catalog: Catalog, rates: RateCounters, monitor: bool = True,
+                 lookups: LookupCounts | None = None) -> None:
         self.catalog = catalog
         self.city = catalog.city
         self.settings = self.city.hub
@@ -92,6 +105,7 @@ class QueryService:
         keys = PseudonymKeys.load(self.city.state_dir / "pseudonym.key")
         #: the ledger-subject key (``state/subject.key``): people's identifiers as tags
         self.subject_key = SubjectKey.load(self.city.state_dir / "subject.key")
+        self.lookups = LookupBudget(lookups or MemoryLookupCounts(), keys.secret)
         for src in catalog.sources.values():
             if isinstance(src, NativeSQL) and src.kind == "sqlite":
                 # keyed pseudonyms computed inside SQLite: pushdown holds
@@ -241,7 +255,8 @@ class QueryService:
         deadline = deadline or self.deadline()
         plan, template = self.plan(caller, sql, purpose, limit, deadline)
         self.for_person(caller, plan, template)
-        return self.execute(plan, template, engine, deadline=deadline)
+        return self.execute(plan, template, engine, deadline=deadline,
+                            on_behalf_of=budget_of(caller))
 
     def run_found(self, found: Lookup, caller: Caller, purpose: str, limit: int | None = None,
                   deadline: Deadline | None = None) -> Result:
@@ -249,7 +264,8 @@ class QueryService:
         deadline = deadline or self.deadline()
         plan = self.prepare(found, caller, purpose, limit, deadline)
         self.for_person(caller, plan, found.template)
-        return self.execute(plan, found.template, deadline=deadline)
+        return self.execute(plan, found.template, deadline=deadline,
+                            on_behalf_of=budget_of(caller))
 
     def for_person(self, caller: Caller, plan: Plan, template: Template) -> None:
         """The wall for a scenario acting for a person, checked on this run's values (a
@@ -297,8 +313,10 @@ class QueryService:
                 "native_sql": plan.native_sql, "parameters": list(template.params),
                 "datasets": datasets, "row_scope": plan.row_scope}
 
+    @fixed_aggregate_errors
     def execute(self, plan: Plan, template: Template, engine: str = "auto",
-                wait: bool = True, deadline: Deadline | None = None) -> Result:
+                wait: bool = True, deadline: Deadline | None = None,
+                on_behalf_of: str | None = None) -> Result:
         """Run a plan with the template's parameters (see :meth:`run`).
 
         The first run of a plan learns the DuckDB types of its answer (``query.types``):
@@ -310,6 +328,8 @@ class QueryService:
             wait: wait for a free slot of the source; when False and none is free, raise
                 ``SourceBusy`` at once.
             deadline: when time is up (default: the hub's limit from now).
+            on_behalf_of: the scenario caller the request is made for: its lookup budget is
+                spent too.
 
         Raises:
             TypeNotSupported: a column of the answer has a type the hub cannot encode.
@@ -318,9 +338,10 @@ class QueryService:
                 its ``datasets`` name the plan's datasets, for the refusal's ledger entry.
         """
         try:
+            named = frozenset(plan.governance.subjects.identifiers(template.values()))
+            template = spend_lookups(self.lookups, plan, template, on_behalf_of)
             result = self._execute(plan, template, engine, wait, deadline or self.deadline())
-            result.identifiers = frozenset(plan.governance.subjects.identifiers(
-                template.values()))
+            result.identifiers = named  # from the caller's own values, before any rewriting
             return result
         except ZhongshuError as e:
             e.datasets = e.datasets or tuple(plan.columns_read)

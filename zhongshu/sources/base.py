@@ -23,6 +23,7 @@ can never overload a department's production system.
 
 from __future__ import annotations
 
+import logging
 import queue
 import re
 import threading
@@ -42,7 +43,15 @@ from zhongshu.config import stream_store as _stream_store
 from zhongshu.errors import QueryInvalid, QueryTimeout, SourceBusy, SourceUnavailable, ZhongshuError
 from zhongshu.sources import _extensions
 from zhongshu.sources._types import compatible, sql_literal, type_family
-from zhongshu.sources.errors import Failure, engine_failure, generic_failure, safe_message
+from zhongshu.sources.errors import (
+    Failure,
+    engine_failure,
+    failure_reason,
+    generic_failure,
+    safe_message,
+)
+
+log = logging.getLogger("zhongshu.sources")
 
 Rows = list[tuple[Any, ...]]
 
@@ -122,12 +131,14 @@ class Source(ABC):
             return self.columns(con, table)
 
     def health(self) -> str:
-        """``"ok"`` or ``"down: REASON"`` (the reason never holds a password)."""
+        """``"ok"`` or ``"down: REASON"``, the reason from a closed set
+        (:func:`~zhongshu.sources.errors.failure_reason`): never a path, host or secret."""
         try:
             self.probe()
             return "ok"
         except Exception as e:
-            return "down: " + self.redact(_first_line(e))
+            log.debug("source %s: %s", self.name, self.redact(_first_line(e)))
+            return "down: " + failure_reason(e)
 
     # --- configuration --------------------------------------------------------------------
 
@@ -252,8 +263,11 @@ class Source(ABC):
         return re.sub(r"(?i)(password|passwd)\s*=\s*\S+", r"\1=***", text)
 
     def unavailable_message(self, err: BaseException) -> str:
-        """A safe, one-line explanation for a failure to reach this source."""
-        return f"source `{self.name}` is unavailable: {self.redact(_first_line(err))}"
+        """A safe, one-line explanation for a failure to reach this source: its name and a
+        reason from a closed set (no path, host or secret; the driver's own text, password
+        removed, goes to the hub's log)."""
+        log.warning("source %s: %s", self.name, self.redact(_first_line(err)))
+        return f"source `{self.name}` is unavailable: {failure_reason(err)}"
 
     @contextmanager
     def _scratch(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -76,3 +76,44 @@ def safe_message(msg: str) -> str:
     msg = _QUOTED.sub("…", msg)
     msg = re.sub(r"\b(src_\w+|__raw__\w+)", "…", msg)
     return msg[:300]
+
+
+# what a reason may say, first match wins: (words in the driver's message, the reason)
+_REASONS = (
+    (("refused",), "connection refused"),
+    (("timed out", "timeout"), "timed out"),
+    (("authentication", "password", "access denied", "not authorized"),
+     "authentication failed"),
+    (("could not translate host", "name or service not known", "unknown host",
+      "name resolution", "nodename nor servname"), "host name not resolved"),
+    (("unreachable", "no route"), "network unreachable"),
+    (("reset", "closed", "broken pipe", "lost connection", "server has gone away",
+      "terminating connection", "shutting down"), "connection lost"),
+    (("permission denied",), "permission denied"),
+    (("no such file", "no files found", "does not exist", "not found", "unknown database"),
+     "not found"),
+)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a source failed, as a phrase from a closed set — never the driver's own text,
+    which may carry a host, a port, a path or a user name: ``connection refused``, ``timed
+    out``, ``authentication failed``, ``host name not resolved``, ``network unreachable``,
+    ``connection lost``, ``permission denied``, ``not found`` or ``cannot be read``.
+
+    >>> failure_reason(OSError('connection to server at "10.0.0.7", port 5432 failed: '
+    ...                        'Connection refused'))
+    'connection refused'
+    >>> failure_reason(duckdb.IOException("Cannot open file /srv/city/data/x.db"))
+    'cannot be read'
+    """
+    text = f"{type(exc).__name__} {exc}".lower()
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    for words, reason in _REASONS:
+        if any(w in text for w in words):
+            return reason
+    return "cannot be read"
+
+
+REASONS = frozenset(r for _, r in _REASONS) | {"cannot be read"}

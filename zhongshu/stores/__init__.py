@@ -1,4 +1,5 @@
-"""The hub's own state, behind small interfaces: metadata, nonces, sessions, rate counters.
+"""The hub's own state, behind small interfaces: metadata, nonces, sessions, rate
+counters, lookup counts.
 
 Each interface (``zhongshu.stores.base``) has an embedded SQLite implementation
 (``zhongshu.stores.sqlite``) and an in-memory one (``zhongshu.stores.memory``); both pass the
@@ -8,6 +9,12 @@ the same shape in ``zhongshu.ledger``. Only the composition root (``zhongshu.nod
 and builds them; everything else receives them.
 """
 
-from zhongshu.stores.base import MetadataStore, NonceStore, RateCounters, SessionStore
+from zhongshu.stores.base import (
+    LookupCounts,
+    MetadataStore,
+    NonceStore,
+    RateCounters,
+    SessionStore,
+)
 
-__all__ = ["MetadataStore", "NonceStore", "RateCounters", "SessionStore"]
+__all__ = ["LookupCounts", "MetadataStore", "NonceStore", "RateCounters", "SessionStore"]

@@ -6,13 +6,15 @@
 * ``NonceStore`` — signed-request nonces, each accepted once within its time to live.
 * ``SessionStore`` — browser sessions (hashes of session ids → member, token hash, expiry).
 * ``RateCounters`` — sliding one-window counters (a grant's queries per minute).
+* ``LookupCounts`` — distinct values per key in a sliding window (a consumer's pseudonym
+  lookups per purpose per 24 h; values arrive as keyed digests, never in clear).
 
 Times are epoch seconds (``time.time()``) unless said otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 ChangeHook = Callable[[str, str, str, dict[str, Any]], None]
@@ -117,6 +119,24 @@ class RateCounters(Protocol):
         """Count one hit of ``key`` at ``now`` if fewer than ``limit`` hits fall in the
         window ending now, and return None; otherwise count nothing and return the seconds
         until a hit would be allowed again."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class LookupCounts(Protocol):
+    """Distinct values per key in a sliding window: each value counts once while it was last
+    seen within the window."""
+
+    def spend(self, key: str, values: Sequence[str], limit: int, window_s: float,
+              now: float) -> int | None:
+        """If the distinct values of ``key`` seen in the window ending ``now``, with
+        ``values``, number at most ``limit``: mark each of ``values`` seen at ``now`` and
+        return None. Otherwise mark nothing and return how many distinct values of ``key``
+        the window holds. Values older than the window are forgotten."""
+
+    def count(self, key: str, window_s: float, now: float) -> int:
+        """How many distinct values of ``key`` were seen in the window ending ``now``."""
 
     def close(self) -> None:
         """Release connections."""

@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from typing import Any
 
 from zhongshu.stores.base import ChangeHook
@@ -186,6 +187,36 @@ class MemoryRateCounters:
                 return window_s - (now - window[0])
             window.append(now)
             return None
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryLookupCounts:
+    """Distinct values per key as dictionaries of value → last seen."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def _live(self, key: str, window_s: float, now: float) -> dict[str, float]:
+        seen = {v: t for v, t in self._seen.get(key, {}).items() if t > now - window_s}
+        self._seen[key] = seen
+        return seen
+
+    def spend(self, key: str, values: Sequence[str], limit: int, window_s: float,
+              now: float) -> int | None:
+        with self._lock:
+            seen = self._live(key, window_s, now)
+            if len(seen.keys() | set(values)) > limit:
+                return len(seen)
+            for v in values:
+                seen[v] = now
+            return None
+
+    def count(self, key: str, window_s: float, now: float) -> int:
+        with self._lock:
+            return len(self._live(key, window_s, now))
 
     def close(self) -> None:
         pass

@@ -10,6 +10,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -288,3 +289,44 @@ class SqliteRateCounters(_Sqlite):
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+
+class SqliteLookupCounts(_Sqlite):
+    """Distinct values per key in a SQLite file (one row per key and value: its last sight)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, "CREATE TABLE IF NOT EXISTS lookups (key TEXT NOT NULL, "
+                               "value TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (key, value));"
+                               " CREATE INDEX IF NOT EXISTS ix_lookups ON lookups (key, at);")
+
+    def spend(self, key: str, values: Sequence[str], limit: int, window_s: float,
+              now: float) -> int | None:
+        con = self._conn()
+        con.execute("BEGIN IMMEDIATE")  # count and insert as one step across processes
+        try:
+            con.execute("DELETE FROM lookups WHERE key = ? AND at <= ?", (key, now - window_s))
+            (n,) = con.execute("SELECT count(*) FROM lookups WHERE key = ?", (key,)).fetchone()
+            distinct = sorted(set(values))
+            known = 0
+            for i in range(0, len(distinct), 500):
+                chunk = distinct[i:i + 500]
+                (m,) = con.execute(
+                    f"SELECT count(*) FROM lookups WHERE key = ? AND value IN "
+                    f"({', '.join('?' * len(chunk))})", (key, *chunk)).fetchone()
+                known += m
+            if n + len(distinct) - known > limit:
+                con.execute("COMMIT")
+                return int(n)
+            con.executemany("INSERT INTO lookups (key, value, at) VALUES (?, ?, ?) ON CONFLICT "
+                            "(key, value) DO UPDATE SET at = excluded.at",
+                            [(key, v, now) for v in distinct])
+            con.execute("COMMIT")
+            return None
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def count(self, key: str, window_s: float, now: float) -> int:
+        (n,) = self._conn().execute("SELECT count(*) FROM lookups WHERE key = ? AND at > ?",
+                                    (key, now - window_s)).fetchone()
+        return int(n)

@@ -23,6 +23,7 @@ const TEXT = {
   noLive: ["未接入实时数据流", "no live feed declared"],
   city: ["全市", "City"], loading: ["加载中…", "loading…"],
   sources: ["数据源", "sources"], up: ["正常", "up"], down: ["中断", "down"],
+  degraded: ["保障缺失", "guarantees lost"],
   checkpoint: ["账本检查点", "ledger checkpoint"], witnesses: ["见证联署", "witness cosignatures"],
   final: ["已确认", "final"], entries: ["条记录", "entries"], error: ["出错：", "error: "],
   noData: ["暂无数据", "no data yet"],
@@ -282,8 +283,7 @@ async function drawHub(el) {
   const before = el._counters;
   el._counters = now;
   const rate = (k) => (before ? Math.round(((now[k] - before[k]) * 60000) / Math.max(1, now.at - before.at)) : null);
-  const sources = Object.entries(health.sources);
-  const down = sources.filter(([, s]) => s !== "ok");
+  const sum = health.summary;
   const body = $(".body", el);
   body.textContent = "";
   const dl = document.createElement("dl");
@@ -291,14 +291,14 @@ async function drawHub(el) {
   const add = (k, v) => { const dt = document.createElement("dt"); dt.textContent = k; const dd = document.createElement("dd"); dd.textContent = v; dl.append(dt, dd); };
   add(t("exchanges"), `${fmt(now.exchanges)}${rate("exchanges") === null ? "" : ` · ${fmt(rate("exchanges"))}${t("perMinute")}`}`);
   add(t("refusals"), `${fmt(now.refusals)}${rate("refusals") === null ? "" : ` · ${fmt(rate("refusals"))}${t("perMinute")}`}`);
-  add(t("sources"), `${sources.length - down.length} ${t("up")} · ${down.length} ${t("down")}`);
-  for (const [name, s] of down) add(name, s);
+  add(t("sources"), `${sum.sources_up} ${t("up")} · ${sum.sources_down} ${t("down")}`);
+  if (health.status !== "ok") add(t("degraded"), sum.lost.join(", "));
   if (cp) {
     add(t("checkpoint"), `${fmt(cp.size)} ${t("entries")} · ${cp.root.slice(0, 12)}…`);
     add(t("witnesses"), `${(cp.cosigned_by || []).join(", ") || "—"} (${(cp.cosigned_by || []).length}/${cp.quorum})${cp.final ? " · " + t("final") : ""}`);
   }
   body.append(dl);
-  el.dataset.sources = String(sources.length);
+  el.dataset.sources = String(sum.sources_up + sum.sources_down);
 }
 
 function draw(el, panel, res, level) {

@@ -1,54 +1,36 @@
-"""Rule: a column granted ``aggregate_only`` is read only in aggregates over ≥ k rows."""
+"""Rule: a dataset read under a grant with an ``aggregate_only`` column is read only as an
+aggregate dataset — the caller's query parsed into a request, the SQL written by the hub
+(``zhongshu.policy.aggregate``)."""
 
 from __future__ import annotations
 
 from sqlglot import exp
 
-from zhongshu.errors import ColumnNotGranted
+from zhongshu.errors import StatementNotAllowed
+from zhongshu.policy.aggregate import aggregate_sql, is_aggregate, parse_request
 from zhongshu.policy.context import Context
-
-_AGGREGATES = (exp.Count, exp.Sum, exp.Avg, exp.Stddev, exp.StddevPop, exp.StddevSamp,
-               exp.Variance, exp.VariancePop)
 
 
 def aggregate_only(e: exp.Expr, ctx: Context) -> exp.Expr:
-    """Guarantee that each column granted ``aggregate_only`` appears only inside count, sum,
-    avg, stddev or variance of its own SELECT (never in a window), and add to every SELECT
-    aggregating one ``HAVING count(*) >= k`` (the largest k of the columns it aggregates).
+    """Guarantee that a query reading an aggregate dataset reads it alone, in the one shape
+    of ``zhongshu.policy.aggregate``, and is replaced whole by the query the hub writes for
+    it: the caller's SQL never reaches an engine, so no value of an aggregate-only column
+    (nor of any other column of that dataset) can be selected, compared, cast or echoed.
 
-    Returns ``e``, its aggregating SELECTs given the floor in place.
+    Returns ``e`` unchanged when no reference is to an aggregate dataset; otherwise the hub's
+    query (marked ``ctx.aggregate``).
 
     Raises:
-        ColumnNotGranted: such a column used outside an allowed aggregate.
+        StatementNotAllowed: the query reads another dataset too, or is not of the shape.
+        FunctionNotAllowed, ColumnNotGranted: see ``aggregate.parse_request``.
     """
-    limited: dict[str, int] = {}
-    for r in ctx.refs:
-        for name, mask in (r.access.masking.items() if r.access else ()):
-            if mask.kind == "aggregate_only":
-                limited[name] = max(limited.get(name, 0), mask.k)
-    if not limited:
+    refs = [r for r in ctx.refs if is_aggregate(r)]
+    if not refs:
         return e
-    selects: dict[int, tuple[exp.Select, int]] = {}
-    for col in list(e.find_all(exp.Column)):
-        name = col.name.lower()
-        if name not in limited:
-            continue
-        ref = ctx.resolve(col)
-        if ref is not None and (ref.access is None or name not in ref.access.masking
-                                or ref.access.masking[name].kind != "aggregate_only"):
-            continue  # a same-named column of another dataset
-        agg = col.find_ancestor(*_AGGREGATES)
-        select = col.find_ancestor(exp.Select)
-        if agg is None or select is None or agg.find_ancestor(exp.Select) is not select or \
-                col.find_ancestor(exp.Window) is not None:
-            raise ColumnNotGranted(
-                f"column `{name}` is granted to `{ctx.caller.name}` for aggregates only: use "
-                "it inside count, sum, avg, stddev or variance, over groups of at least "
-                f"{limited[name]} rows")
-        k = max(selects.get(id(select), (select, 0))[1], limited[name])
-        selects[id(select)] = (select, k)
-    for select, k in selects.values():
-        floor = exp.GTE(this=exp.Count(this=exp.Star()), expression=exp.Literal.number(k))
-        having = select.args.get("having")
-        select.set("having", exp.Having(this=exp.and_(having.this, floor) if having else floor))
-    return e
+    if len(ctx.refs) != 1:
+        name = refs[0].dataset.name
+        raise StatementNotAllowed(f"`{name}` is an aggregate dataset for you: read it alone "
+                                  "(no join, subquery or second reference), and combine "
+                                  "answers on your side")
+    ctx.aggregate = True
+    return aggregate_sql(parse_request(e, ctx, refs[0]))

@@ -73,6 +73,8 @@ def _view(ref: DatasetRef, ctx: Context) -> exp.Select:
         masked = mask_expr(column, mask, declared.type,
                            key_id(ctx.caller.name, ctx.purpose, mask.rotate))
         cols.append(exp.alias_(masked, name, quoted=True))
+    for name in sorted(ref.internal - set(used)):
+        cols.append(exp.column(name, quoted=True))  # an aggregate's subject: counted only
     view = exp.select(*cols).from_(raw_table(ref.dataset))
     if a.row_scope:
         view = view.where(row_scope(ref, ctx), copy=False)

@@ -187,7 +187,9 @@ def _binds_at(scope: Scope, alias: str) -> Scope | None:
 def row_scope(ref: DatasetRef, ctx: Context) -> exp.Expr:
     """The row scope of the grant ``ref`` is read under, as a predicate over the dataset's
     raw rows (see the module's docstring); datasets it reads are recorded in
-    ``ctx.scoped_through``, the grants it reads through in ``ctx.scope_grants``.
+    ``ctx.scoped_through``, the grants it reads through in ``ctx.scope_grants``, the values
+    it looks up in pseudonyms in ``ctx.lookups`` (spending its owner's budget: a row scope
+    is no way around one).
 
     Raises:
         DatasetUnavailable: the row scope does not pass as its owner's query now (its owner
@@ -220,6 +222,7 @@ def row_scope(ref: DatasetRef, ctx: Context) -> exp.Expr:
     finally:
         _EXPANDING.reset(token)
     ctx.scoped_through.update(governed.datasets)
+    ctx.lookups.extend(governed.lookups)  # charged to the scope's owner at every run
     for g in governed.grants:
         ctx.scope_grants.setdefault(g.id, g)
     return predicate

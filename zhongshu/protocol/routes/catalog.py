@@ -54,6 +54,7 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
                               "masking": {c: m.kind for c, m in g.masking.items()},
                               "row_scope": g.row_scope,
                               "expires": g.expires.isoformat() if g.expires else None,
-                              "rate_limit": g.rate_limit}
+                              "rate_limit": g.rate_limit, "dimensions": list(g.dimensions),
+                              "k": g.k or None, "lookups_per_day": g.lookups_per_day}
                              for g in grants.of(who.name, ds.name)]
         return out

@@ -6,7 +6,7 @@ owners of the datasets it names, and members with the ``auditor`` role; everyone
 ``404``, exactly as for an entry that does not exist.
 """
 
-
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -15,12 +15,13 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 
-from zhongshu.errors import BadRequest, NotFound
+from zhongshu.errors import BadRequest, LedgerInvalid, LedgerUnavailable, NotFound
 from zhongshu.ledger import Ledger, iso_ms, layout, merkle
 from zhongshu.ledger import note as notes
 from zhongshu.policy.identity import Caller
 from zhongshu.query.service import QueryService
 
+log = logging.getLogger("zhongshu.protocol")
 __all__ = ["add_ledger_routes", "bundle", "can_read"]
 
 
@@ -55,10 +56,24 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
     witness = ledger.witness({w.origin: notes.Verifier.parse(w.key)
                               for w in service.city.ledger.witnessing})
 
+    def _publish() -> notes.Checkpoint | None:
+        """Sign a checkpoint now; a hub that cannot (its log no longer matches what it signed,
+        its key or store fails) is a server-side failure: ``503 ledger_unavailable``, never
+        the caller's ``400 ledger_invalid``, and without the reason (the operator's health and
+        log have it)."""
+        try:
+            return ledger.publish()
+        except LedgerInvalid as e:
+            log.error("checkpoint not signed: %s", e)
+        except Exception:
+            log.exception("checkpoint not signed")
+        raise LedgerUnavailable("the ledger cannot sign a checkpoint now; try again "
+                                    "later (the hub's operators are told)")
+
     def _ckpt() -> notes.Checkpoint:
         c = ledger.checkpoint()
         if c is None:
-            c = ledger.publish()
+            c = _publish()
         if c is None:
             raise NotFound("the ledger is empty: no checkpoint yet")
         return c
@@ -150,7 +165,7 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
         body, _ = _entry(index, who)
         ckpt = ledger.checkpoint_covering(index)
         if ckpt is None:
-            ledger.publish()
+            _publish()
             ckpt = ledger.checkpoint_covering(index)
         if ckpt is None:
             raise NotFound(f"entry {index} is not yet in a checkpoint; try again in a second")

@@ -1,6 +1,12 @@
 """``GET /v1/subscribe``: Server-Sent Events pushing the new rows of a governed query over
 windowed datasets (stream aggregates) as the windows change.
 
+A subscription must follow at least one windowed dataset and nothing else (``400
+bad_request`` otherwise: a plain query is asked with ``POST /v1/query``). Every subscription
+is rate-limited: a member opens at most ``[hub] subscribe_rate_limit`` per minute (the hub's
+rate counters; ``429 rate_limited``), and each push spends the grants' own rate limits as a
+query does.
+
 Grants apply exactly as for ``/v1/query`` (the same plan, re-run); a subscription is a
 ledger entry when it opens, one per hour of delivery and one when it closes, with the rows
 pushed. Each ``rows`` event carries the rows that are new or changed since the previous
@@ -22,7 +28,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import StreamingResponse
 
 from zhongshu.config import is_window_dataset
-from zhongshu.errors import BadRequest, ZhongshuError
+from zhongshu.errors import BadRequest, RateLimited, ZhongshuError
 from zhongshu.ledger import Ledger, ReceiptJSON, entry
 from zhongshu.policy.identity import Caller
 from zhongshu.protocol import encode
@@ -59,6 +65,16 @@ def add_subscribe_route(app: FastAPI, service: QueryService, ledger: Ledger | No
         if plain:
             raise BadRequest(f"subscriptions follow windowed datasets (stream aggregates); "
                              f"`{plain[0].name}` is not one — ask it with POST /v1/query")
+        if not plan.datasets:
+            raise BadRequest("subscriptions follow windowed datasets (stream aggregates); "
+                             "this query reads none — ask it with POST /v1/query")
+        limit = service.city.hub.subscribe_rate_limit
+        retry = service.grants.rates.hit(f"subscribe:{who.name}", limit, 60.0, time.time())
+        if retry is not None:
+            raise RateLimited(f"a member may open {limit} subscriptions per minute; retry in "
+                              f"{max(retry, 1):.0f} s")
+        for grant in plan.grants:
+            service.grants.spend(grant)  # opening counts as one use of each grant
         qhash = entry.query_sha256(sql, purpose, "sse", None)
         grants = [g.id for g in plan.grants]
 
