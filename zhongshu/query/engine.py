@@ -17,6 +17,7 @@ from duckdb.sqltypes import VARCHAR
 from zhongshu.config import HubSettings
 from zhongshu.policy.masking import PSEUDONYM_FN, PseudonymKeys
 from zhongshu.sources import Source
+from zhongshu.sources.errors import failure_reason
 
 
 class Engine:
@@ -42,7 +43,8 @@ class Engine:
                 self.attached[src.name] = src.alias
                 allowed.extend(src.allowed_paths())
             except Exception as e:
-                self.failed[src.name] = src.unavailable_message(e)
+                src.unavailable_message(e)  # logs the driver's text, password removed
+                self.failed[src.name] = failure_reason(e)
         if keys is not None:
             self.con.create_function(PSEUDONYM_FN, keys.udf, [VARCHAR, VARCHAR], VARCHAR,
                                      type=PythonUDFType.ARROW, side_effects=False)

@@ -32,7 +32,7 @@ from zhongshu.query.types import ColumnType
 from zhongshu.query.worker import WorkerError, WorkerPool, WorkerSpec
 from zhongshu.sources import Source
 from zhongshu.sources.base import Files
-from zhongshu.sources.errors import safe_message
+from zhongshu.sources.errors import failure_reason, safe_message
 
 log = logging.getLogger("zhongshu.query")
 _T = TypeVar("_T")
@@ -232,7 +232,8 @@ class Executor:
         if any(s.is_transient(e) for s in sources):
             down = [s for s in sources if s.health() != "ok"]
             for s in down:
-                self.health.mark_down(s.name, s.unavailable_message(e))
+                s.unavailable_message(e)  # logs the driver's text, password removed
+                self.health.mark_down(s.name, failure_reason(e))
             if down:
                 return SourceUnavailable(f"source `{down[0].name}` is unavailable; other "
                                          "datasets keep working")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from zhongshu.catalog.catalog import Catalog
+from zhongshu.sources.errors import REASONS
 
 log = logging.getLogger("zhongshu.query")
 
@@ -60,7 +61,13 @@ class SourceHealth:
                 for n, s in sorted(self._state.items())}
 
     def mark_down(self, name: str, reason: str) -> None:
-        """Record that source ``name`` stopped answering (logged once per outage)."""
+        """Record that source ``name`` stopped answering (logged once per outage), with a
+        reason from the closed set of ``sources.errors.REASONS`` (anything else is recorded
+        as ``cannot be read``: a reason is shown in health, and may carry no path or host)."""
+        if reason not in REASONS:
+            log.error("source %s: reason outside the closed set, recorded as 'cannot be "
+                      "read'", name)
+            reason = "cannot be read"
         if self._state[name].status != "down":
             log.warning("source %s is down: %s", name, reason)
             self._state[name] = SourceState("down", reason, time.time())
