@@ -34,11 +34,7 @@ class _MemoryAppend:
     def write(self, batch: Batch) -> None:
         if not batch.entries:
             return
-        first = batch.entries[0][0]
-        if first != self._size + self.written or any(
-                e[0] != first + i for i, e in enumerate(batch.entries)):
-            raise LedgerInvalid(f"a batch from index {first} cannot follow a log of "
-                                f"{self._size + self.written} entries")
+        batch.check_follows(self._size + self.written)
         self.batches.append(batch)
         self.written += len(batch.entries)
 

@@ -62,6 +62,14 @@ class Batch:
     hashes: list[tuple[int, int, bytes]] = field(default_factory=list)
     datasets: list[tuple[str, int]] = field(default_factory=list)
 
+    def check_follows(self, size: int) -> None:
+        """Raises ``LedgerInvalid`` unless the entries are numbered ``size, size + 1, …``
+        (every store checks a batch this one way before it writes it)."""
+        first = self.entries[0][0]
+        if first != size or any(e[0] != first + i for i, e in enumerate(self.entries)):
+            raise LedgerInvalid(f"a batch from index {first} cannot follow a log of "
+                                f"{size} entries")
+
 
 class Appending(Protocol):
     """One append transaction, holding the store's write lock."""
@@ -254,10 +262,7 @@ class _SqliteAppend:
     def write(self, batch: Batch) -> None:
         if not batch.entries:
             return
-        first = batch.entries[0][0]
-        if first != self._size + self.written:
-            raise LedgerInvalid(f"a batch from index {first} cannot follow a log of "
-                                f"{self._size + self.written} entries")
+        batch.check_follows(self._size + self.written)
         _insert_rows(self._c, "entries", 3, list(chain.from_iterable(batch.entries)))
         self._store._put_hashes(self._c, batch.hashes)
         _insert_rows(self._c, "entry_datasets", 2, list(chain.from_iterable(batch.datasets)))
