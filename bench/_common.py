@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -49,6 +50,8 @@ def build(workdir: Path, name: str, scale: float, traffic_engine: str,
             "generator": generator_version()}
     if marker.is_file() and json.loads(marker.read_text()) == want:
         return root
+    if root.exists():  # built by another version or scale: the demo builds only new folders
+        shutil.rmtree(root)
     overrides = {"traffic-police": traffic_engine}
     build_demo_city(root, seed=42, scale=scale, engines="embedded", servers=servers,
                     overrides=overrides)
