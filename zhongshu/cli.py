@@ -44,6 +44,15 @@ _state: dict[str, bool] = {"debug": False}
 
 DirOpt = Annotated[Path, typer.Option("--dir", help="the city folder")]
 DEFAULT_URL = "http://127.0.0.1:8400"
+UnsafeWallOpt = Annotated[bool, typer.Option(
+    "--unsafe-single-wall", help="serve even where the DuckDB workers cannot be confined to "
+    "their sources (no Landlock): the SQL firewall is then the only wall; health says "
+    "degraded")]
+
+
+def _allow_single_wall(allow: bool) -> None:
+    if allow:  # read with the other [hub] settings' environment overrides
+        os.environ["ZHONGSHU_UNSAFE_SINGLE_WALL"] = "true"
 
 
 @app.callback()
@@ -90,8 +99,10 @@ def init(name: Annotated[str, typer.Argument(help="short name of the city, e.g. 
 @app.command()
 def serve(city_dir: DirOpt = Path("."),
           host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="port to listen on")] = 8400) -> None:
+          port: Annotated[int, typer.Option(help="port to listen on")] = 8400,
+          unsafe_single_wall: UnsafeWallOpt = False) -> None:
     """Serve a city's hub over the protocol (and ingest its declared streams)."""
+    _allow_single_wall(unsafe_single_wall)
     with _node(city_dir, serve=True) as node:
         _serve(node, host, port)
 
@@ -140,8 +151,8 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
                                             "Mosquitto) and serve their windows "
                                             "(traffic.segment_flow, traffic.congestion, "
                                             "parking_*.live_free…)")] = False,
-         rate: Annotated[float, typer.Option(min=1, help="live passages per second")] = 200.0
-         ) -> None:
+         rate: Annotated[float, typer.Option(min=1, help="live passages per second")] = 200.0,
+         unsafe_single_wall: UnsafeWallOpt = False) -> None:
     """Build (or reuse) the demo city and serve it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -150,6 +161,7 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
 
     if engines not in ("embedded", "real"):
         raise typer.BadParameter("--engines must be `embedded` or `real`")
+    _allow_single_wall(unsafe_single_wall)
     existing = (city_dir / "city.toml").is_file() and (city_dir / "demo.json").is_file()
     if existing and not fresh:
         meta = json.loads((city_dir / "demo.json").read_text())

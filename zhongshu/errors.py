@@ -245,3 +245,11 @@ class LedgerUnavailable(ZhongshuError):
     code = "ledger_unavailable"
     status = 503
     transient = True
+
+
+class SecondWallUnavailable(ZhongshuError):
+    """The DuckDB workers could not be confined to their sources (``zhongshu.query.wall``):
+    the hub does not serve on the firewall alone unless told to (``--unsafe-single-wall``)."""
+
+    code = "second_wall_unavailable"
+    status = 503

@@ -122,7 +122,7 @@ def test_attached_read_only(case: tuple[Case, Path]) -> None:
 def test_native_connection_read_only(native_case: tuple[Case, Path]) -> None:
     c, city_dir = native_case
     src = _source(city_dir, c.source)
-    with pytest.raises(Exception, match="(?i)read.only|readonly|attempt to write"):
+    with pytest.raises(Exception, match="(?i)read.only|readonly|attempt to write|not authorized"):
         src.execute_native(f'DELETE FROM {src.native_relation(c.table).sql(src.dialect)}', (),
                            10)
 

@@ -40,6 +40,10 @@ class HubSettings(Strict):
     worker_user: str = Field(default="nobody",
                              description="user the DuckDB workers drop to when the hub runs "
                                          "as root; empty: do not drop")
+    unsafe_single_wall: bool = Field(default=False,
+                                     description="serve even where the DuckDB workers cannot "
+                                                 "be confined to their sources (no Landlock): "
+                                                 "the firewall is then the only wall")
 
 
 class WitnessPeer(Strict):

@@ -32,13 +32,18 @@ class HealthSummary(BaseModel):
     finality: Literal["final", "pending", "lost", "none"] = Field(
         description="whether the newest checkpoint is cosigned by the witnesses' quorum "
                     '("lost": too many refuse or cannot be reached; "none": no witness)')
-    lost: list[str] = Field(description='the guarantees lost: "recording", "finality"')
+    second_wall: Literal["held", "lost"] = Field(
+        description='whether query execution is confined to the sources ("lost": the hub '
+                    "was started with --unsafe-single-wall where it cannot be)")
+    lost: list[str] = Field(description='the guarantees lost: "recording", "finality", '
+                                        '"second_wall"')
 
 
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"] = Field(
         default="ok", description='"degraded" while a guarantee is lost (the ledger cannot '
-                                  "record and sign, or checkpoints cannot become final)")
+                                  "record and sign, checkpoints cannot become final, or "
+                                  "query execution is not confined to the sources)")
     summary: HealthSummary = Field(description="counts and states, for every member")
     sources: dict[str, str] | None = Field(
         default=None, description='operators and auditors only: source → "ok" or '
@@ -47,6 +52,9 @@ class HealthOut(BaseModel):
         default=None, description="operators and auditors only: recording, signing, size, "
                                   "checkpoint_size, checkpoint_age_s, cosigned, quorum, "
                                   "finality, refused_to_sign, witnesses (name → state)")
+    second_wall: dict[str, Any] | None = Field(
+        default=None, description="operators and auditors only: held, confinement (what "
+                                  "confines the DuckDB workers), runs_as, problem")
 
 
 class ColumnOut(BaseModel):

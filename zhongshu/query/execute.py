@@ -24,7 +24,13 @@ import pyarrow as pa
 
 from zhongshu.catalog.catalog import Catalog
 from zhongshu.config import HubSettings
-from zhongshu.errors import QueryInvalid, QueryTimeout, SourceUnavailable, ZhongshuError
+from zhongshu.errors import (
+    QueryInvalid,
+    QueryTimeout,
+    SecondWallUnavailable,
+    SourceUnavailable,
+    ZhongshuError,
+)
 from zhongshu.query.convert import coerce_rows, rows_to_arrow
 from zhongshu.query.health import SourceHealth
 from zhongshu.query.plan import Plan, Template
@@ -109,10 +115,9 @@ class Executor:
         blocked = [str(p) for s in self.catalog.sources.values() if isinstance(s, Files)
                    for p in [s.path()] if not readable_by_others(p)]
         if blocked:
-            log.warning("the DuckDB workers cannot drop to `%s`: %s not readable by other "
-                        "users (chmod o+rx on every folder above it, or move the city); they "
-                        "run as root, and the second wall rests on the firewall and DuckDB's "
-                        "settings alone", user, blocked[0])
+            # Landlock confines them all the same (``query.wall``); this was a second layer
+            log.info("the DuckDB workers keep the hub's user: a source is not readable by "
+                     "`%s` (chmod o+rx on every folder above it to add that layer)", user)
             return None
         return user
 
@@ -122,6 +127,17 @@ class Executor:
         pool = WorkerPool(WorkerSpec(up, self.settings, self._secret, self._worker_user(),
                                      next(self._generation)),
                           self.settings.duckdb_workers)
+        if pool.wall is None:
+            if not self.settings.unsafe_single_wall:
+                pool.close()
+                raise SecondWallUnavailable(
+                    f"the DuckDB workers cannot be confined to their sources "
+                    f"({pool.wall_problem}); the hub does not serve on the firewall alone. "
+                    "Run it on Linux ≥ 5.13 with Landlock enabled, or start it with "
+                    "--unsafe-single-wall ([hub] unsafe_single_wall = true) to accept that")
+            log.warning("the DuckDB workers are not confined (%s): started with "
+                        "--unsafe-single-wall, the second wall rests on the firewall and "
+                        "DuckDB's settings alone", pool.wall_problem)
         for name, reason in pool.failed.items():
             self.health.mark_down(name, reason)
         return pool

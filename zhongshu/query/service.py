@@ -139,6 +139,13 @@ class QueryService:
         """Source name → ``ok`` or ``down: REASON`` (as last observed)."""
         return self.sources.report()
 
+    def second_wall(self) -> dict[str, Any]:
+        """Whether the DuckDB workers are confined to their sources (``query.wall``): held,
+        what confines them, the user they run as, and why not (no paths, hosts or names)."""
+        pool = self.executor.engine
+        return {"held": pool.wall is not None, "confinement": pool.wall,
+                "runs_as": pool.runs_as, "problem": pool.wall_problem or None}
+
     def close(self) -> None:
         """Stop the monitor and close the engine and native connections."""
         self.sources.stop()

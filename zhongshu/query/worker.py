@@ -6,20 +6,24 @@ ATTACHes any file and ``sqlite_scan()`` reads any file; ``COPY … TO`` writes i
 directory). So every query on the DuckDB path runs in a separate process which:
 
 1. attaches the sources (reading passwords) while it still has the hub's rights,
-2. locks DuckDB down, then
-3. drops to an unprivileged user (``nobody`` by default) that can read the source files but
-   not the hub's ``state/`` (metadata, keys, tokens; mode 0700) or ``secrets.toml`` (0600),
-   and can write nowhere the departments' files live.
+2. locks DuckDB down,
+3. confines itself with Landlock (:mod:`zhongshu.query.wall`) to the sources' files and ports,
+   the scanner extensions and its own scratch folder — root or not, wherever the city folder
+   is — before its engine opens, so every thread DuckDB and its scanners start is inside, and
+   then
+4. when the hub runs as root and the city's files are readable by others, also drops to an
+   unprivileged user (``nobody`` by default).
+
+A worker that cannot confine itself says why; the hub then refuses to start
+(:class:`~zhongshu.errors.SecondWallUnavailable`) unless ``[hub] unsafe_single_wall`` (the
+``--unsafe-single-wall`` option) lets it serve on the firewall and DuckDB's settings alone,
+which its health then reports as degraded.
 
 Queries travel to a worker as SQL text and parameters; answers come back as Arrow IPC bytes
 (and, when asked to describe, DuckDB's own type of each column: ``query.types``). A worker
 that does not stop within a second of its time limit (DuckDB checks for interrupts while it
 executes, not everywhere it plans) is killed, and replaced in the background.
-If the hub does not run as root it cannot drop privileges, nor does it when the city's files
-are not readable by the unprivileged user (a city kept under a 0700 home folder): it says so in
-its log, and the wall then rests on the firewall and DuckDB's settings alone.
 """
-
 from __future__ import annotations
 
 import logging
@@ -64,15 +68,33 @@ class WorkerError(Exception):
         self.kind = kind
 
 
-def _drop_privileges(user: str, tmp: Path) -> str:
-    if os.geteuid() != 0:
-        return f"uid {os.geteuid()} (not root: cannot drop privileges)"
-    pw = pwd.getpwnam(user)
+def _drop_privileges(pw: pwd.struct_passwd | None, tmp: Path) -> str:
+    if pw is None or os.geteuid() != 0:
+        return f"uid {os.geteuid()}"
     os.chown(tmp, pw.pw_uid, pw.pw_gid)
     os.setgroups([])
     os.setgid(pw.pw_gid)
     os.setuid(pw.pw_uid)
-    return user
+    return pw.pw_name
+
+
+def _confine(sources: list[Any], tmp: Path) -> tuple[str | None, str]:
+    """Build the wall around this worker before its engine opens (so that every thread
+    DuckDB and its scanners start is inside it): (what holds, or None; why not, or "")."""
+    from zhongshu.query import wall
+    from zhongshu.sources import Reach
+
+    reads: list[Path] = []
+    ports: list[int] = []
+    for src in sources:
+        src.password()  # read from secrets.toml now: the wall leaves it out of reach
+        reach = src.reach()
+        reads.extend(reach.read)
+        ports.extend(reach.connect)
+    try:
+        return wall.confine(Reach(tuple(reads), tuple(ports)), tmp).describe(), ""
+    except wall.WallError as e:
+        return None, str(e)
 
 
 def _type_ids(t: Any) -> tuple[str, ...]:
@@ -86,7 +108,13 @@ def _type_ids(t: Any) -> tuple[str, ...]:
 
 
 def _serve(conn: Connection, spec: WorkerSpec) -> None:
-    # imported here: the worker is a fresh interpreter (spawn)
+    # imported here: the worker is a fresh interpreter (spawn); and before the wall, which
+    # leaves no module file readable (what unpickling parameters needs is imported too)
+    import datetime  # noqa: F401
+    import decimal  # noqa: F401
+    import encodings.idna  # noqa: F401  (what socket.connect imports: the drivers' probes)
+    import uuid  # noqa: F401
+
     import duckdb
 
     from zhongshu.policy.masking import PseudonymKeys
@@ -96,13 +124,16 @@ def _serve(conn: Connection, spec: WorkerSpec) -> None:
     try:
         tmp = Path(tempfile.mkdtemp(prefix="zhongshu-worker-"))
         sources = [open_source(c, Path(root), owner) for c, root, owner in spec.sources]
+        pw = pwd.getpwnam(spec.user) if spec.user else None
+        held, problem = _confine(sources, tmp)
         engine = Engine(sources, spec.settings, tmp, spec.generation,
                         PseudonymKeys.from_secret(spec.pseudonym_secret))
-        runs_as = _drop_privileges(spec.user, tmp) if spec.user else f"uid {os.geteuid()}"
+        runs_as = _drop_privileges(pw, tmp)
     except Exception as e:
         conn.send({"error": f"{type(e).__name__}: {e}"})
         return
-    conn.send({"attached": engine.attached, "failed": engine.failed, "runs_as": runs_as})
+    conn.send({"attached": engine.attached, "failed": engine.failed, "runs_as": runs_as,
+               "wall": held, "wall_problem": problem})
     cur = engine.con.cursor()
     while True:
         try:
@@ -181,9 +212,9 @@ class WorkerPool:
         self.attached: dict[str, str] = first["attached"]
         self.failed: dict[str, str] = first["failed"]
         self.runs_as: str = first["runs_as"]
-        if "cannot drop" in self.runs_as:
-            log.warning("DuckDB workers run as %s; the second wall rests on the firewall and "
-                        "DuckDB's settings alone", self.runs_as)
+        #: what confines the workers (None: nothing but DuckDB's settings), and why not
+        self.wall: str | None = first["wall"]
+        self.wall_problem: str = first["wall_problem"]
 
     # how long past its time limit a worker may take to answer before it is killed
     GRACE_S = 1.0

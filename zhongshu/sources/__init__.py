@@ -5,9 +5,9 @@ all sharing :class:`~zhongshu.sources.base.Source` and discovered through the
 
 from __future__ import annotations
 
-from zhongshu.sources.base import Files, NativeSQL, Source, Streaming, Subscriber
+from zhongshu.sources.base import Files, NativeSQL, Reach, Source, Streaming, Subscriber
 from zhongshu.sources.errors import Failure
 from zhongshu.sources.registry import kind_class, kinds, open_source, open_stream
 
-__all__ = ["Failure", "Files", "NativeSQL", "Source", "Streaming", "Subscriber", "kind_class",
-           "kinds", "open_source", "open_stream"]
+__all__ = ["Failure", "Files", "NativeSQL", "Reach", "Source", "Streaming", "Subscriber",
+           "kind_class", "kinds", "open_source", "open_stream"]

@@ -31,6 +31,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -57,6 +58,21 @@ Rows = list[tuple[Any, ...]]
 
 __all__ = ["Failure", "Files", "NativeSQL", "Rows", "Source", "Streaming", "Subscriber",
            "attach_alias", "compatible", "sql_literal", "type_family"]
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What an engine must still reach once a source is attached (the second wall,
+    ``zhongshu.query.wall``, lets it reach nothing else)."""
+
+    read: tuple[Path, ...] = ()  # files or folders, read-only
+    connect: tuple[int, ...] = ()  # TCP ports
+
+
+def sqlite_files(path: Path) -> tuple[Path, ...]:
+    """``path`` and, beside it, the journals SQLite reads with it that exist now."""
+    return (path, *(j for suffix in ("-wal", "-shm", "-journal")
+                    for j in [path.with_name(path.name + suffix)] if j.exists()))
 
 
 def attach_alias(source_name: str) -> str:
@@ -225,6 +241,12 @@ class Source(ABC):
         locked (none, but for kinds read by those readers: see :class:`Files`)."""
         return []
 
+    def reach(self) -> Reach:
+        """What an engine this source is attached to must still reach behind the second wall
+        (:mod:`zhongshu.query.wall`): files read, TCP ports connected. Nothing by default: a
+        kind whose engine reads files or a server after attaching says which."""
+        return Reach()
+
     def close(self) -> None:
         """Release what the source holds open (nothing, but for pooled connections)."""
         return None
@@ -303,6 +325,10 @@ class Files(Source):
         assert self.config.path
         p = Path(self.config.path)
         return p if p.is_absolute() else (self.city_root / p)
+
+    def reach(self) -> Reach:
+        """The source's file or folder."""
+        return Reach(read=(self.path(),))
 
 
 class NativeSQL(Source):
@@ -451,6 +477,11 @@ class Streaming(Source):
     def window_store(self) -> Path:
         """The owner's window store (a SQLite file written by ``zhongshu.streams``)."""
         return self.city_root / _stream_store(self.owner)
+
+    def reach(self) -> Reach:
+        """The window store, its journals, and the sqlite scanner."""
+        return Reach(read=(*sqlite_files(self.window_store()),
+                           _extensions.extension_path("sqlite_scanner")))
 
     def attach(self, con: duckdb.DuckDBPyConnection) -> None:
         """Attach the owner's window store read-only (a missing store is an error)."""

@@ -5,8 +5,9 @@ the city cockpit's hub panel shows); only members with the ``operator`` role (th
 bureau's staff running the hub) or the ``auditor`` role see the detail — each source's state,
 the ledger's signing, checkpoint age, finality and each witness's last outcome. Reasons are
 phrases from closed sets, for everyone: never a path, a host or a secret. ``"degraded"``
-means a guarantee is lost: the ledger cannot record or sign, or checkpoints cannot become
-final (see :meth:`zhongshu.ledger.Ledger.lost`).
+means a guarantee is lost: the ledger cannot record or sign, checkpoints cannot become
+final (see :meth:`zhongshu.ledger.Ledger.lost`), or query execution is not confined to the
+sources (:meth:`zhongshu.query.service.QueryService.second_wall`).
 """
 
 from typing import Annotated, Any
@@ -44,16 +45,21 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
         sources = service.health()
         led = ledger.health() if ledger is not None else None
         lost = [] if ledger is None or led is None else ledger.lost(led)
+        wall = service.second_wall()
+        if not wall["held"]:
+            lost.append("second_wall")
         down = sum(s != "ok" for s in sources.values())
         summary = {"sources_up": len(sources) - down, "sources_down": down,
                    "ledger": "none" if led is None else
                    "ok" if "recording" not in lost else "unready",
-                   "finality": "none" if led is None else led["finality"], "lost": lost}
+                   "finality": "none" if led is None else led["finality"],
+                   "second_wall": "held" if wall["held"] else "lost", "lost": lost}
         out: dict[str, Any] = {"status": "degraded" if lost else "ok", "summary": summary}
         if any(who.has_role(r) for r in DETAIL_ROLES):
             out["sources"] = sources
             if led is not None:
                 out["ledger"] = led
+            out["second_wall"] = wall
         return out
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["hub"])

@@ -19,7 +19,7 @@ from sqlglot import exp
 
 from zhongshu.config import SourceConfig, StreamConfig
 from zhongshu.sources import _extensions
-from zhongshu.sources.base import NativeSQL, Rows
+from zhongshu.sources.base import NativeSQL, Reach, Rows
 from zhongshu.sources.errors import Failure
 from zhongshu.sources.mysql import errors
 from zhongshu.sources.mysql.config import check, connection_params
@@ -56,6 +56,12 @@ class Source(NativeSQL):
         secret = self.create_secret(con, "mysql", p["host"], p["port"], p["database"],
                                     p["user"])
         con.execute(f"ATTACH '' AS {self.alias} (TYPE mysql, SECRET {secret}, READ_ONLY)")
+
+    def reach(self) -> Reach:
+        """The server's port (the scanner opens connections as queries need them), and the
+        scanner."""
+        return Reach(read=(_extensions.extension_path("mysql_scanner"),),
+                     connect=(int(connection_params(self.config)["port"]),))
 
     def relation(self, table: str) -> exp.Table:
         return exp.table_(table, db=self.config.database, catalog=self.alias, quoted=True)

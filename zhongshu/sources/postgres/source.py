@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from zhongshu.config import SourceConfig, StreamConfig
 from zhongshu.sources import _extensions
-from zhongshu.sources.base import NativeSQL, Rows, sql_literal
+from zhongshu.sources.base import NativeSQL, Reach, Rows, sql_literal
 from zhongshu.sources.errors import Failure
 from zhongshu.sources.postgres import errors
 from zhongshu.sources.postgres.config import check, connection_params, options
@@ -52,6 +52,12 @@ class Source(NativeSQL):
                  f"options='{options(self.config)}'")
         con.execute(f"ATTACH {sql_literal(extra)} AS {self.alias} "
                     f"(TYPE postgres, SECRET {secret}, READ_ONLY)")
+
+    def reach(self) -> Reach:
+        """The server's port (the scanner opens connections as queries need them), and the
+        scanner."""
+        return Reach(read=(_extensions.extension_path("postgres_scanner"),),
+                     connect=(int(connection_params(self.config)["port"]),))
 
     def relation(self, table: str) -> exp.Table:
         return exp.table_(table, db=self.schema_name, catalog=self.alias, quoted=True)

@@ -12,9 +12,18 @@ import duckdb
 from sqlglot import exp
 
 from zhongshu.sources import _extensions
-from zhongshu.sources.base import Files, NativeSQL, Rows, sql_literal
+from zhongshu.sources.base import Files, NativeSQL, Reach, Rows, sql_literal, sqlite_files
 from zhongshu.sources.errors import Failure
 from zhongshu.sources.sqlite import errors
+
+_READS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
+                    sqlite3.SQLITE_RECURSIVE})
+
+
+def _reads_only(action: int, *_: object) -> int:
+    """SQLite's authorizer: reading tables and calling functions, nothing else (no ATTACH,
+    PRAGMA, writes or schema changes)."""
+    return sqlite3.SQLITE_OK if action in _READS else sqlite3.SQLITE_DENY
 
 
 class Source(Files, NativeSQL):
@@ -27,6 +36,11 @@ class Source(Files, NativeSQL):
         _extensions.load(con, "sqlite_scanner")
         con.execute(f"ATTACH {sql_literal(str(self.path()))} AS {self.alias} "
                     "(TYPE sqlite, READ_ONLY)")
+
+    def reach(self) -> Reach:
+        """The file, its journals, and the sqlite scanner."""
+        return Reach(read=(*sqlite_files(self.path()),
+                           _extensions.extension_path("sqlite_scanner")))
 
     def relation(self, table: str) -> exp.Table:
         return exp.table_(table, db="main", catalog=self.alias, quoted=True)
@@ -62,6 +76,9 @@ class Source(Files, NativeSQL):
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False,
                                timeout=self.config.statement_timeout_s)
         conn.execute("PRAGMA query_only = 1")
+        # the in-process path's second wall: one file, read only, whatever SQL reaches it
+        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        conn.set_authorizer(_reads_only)
         for name, (fn, arity) in self.functions.items():
             conn.create_function(name, arity, fn, deterministic=True)
         return conn
