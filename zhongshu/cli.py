@@ -152,12 +152,15 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
                                             "(traffic.segment_flow, traffic.congestion, "
                                             "parking_*.live_free…)")] = False,
          rate: Annotated[float, typer.Option(min=1, help="live passages per second")] = 200.0,
+         witness: Annotated[bool, typer.Option(help="also run a witness hub that cosigns the "
+                                               "ledger's checkpoints (its own process and "
+                                               "folder, DIR/witness-hub, on port PORT+9)")]
+         = True,
          unsafe_single_wall: UnsafeWallOpt = False) -> None:
     """Build (or reuse) the demo city and serve it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from zhongshu.demo.city import build_demo_city
-    from zhongshu.demo.tokens import ensure_tokens
 
     if engines not in ("embedded", "real"):
         raise typer.BadParameter("--engines must be `embedded` or `real`")
@@ -190,6 +193,26 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
                       "companies' member files.")
         meta = json.loads((city_dir / "demo.json").read_text())
         feed = Feed(meta["seed"], meta["scale"], rate)
+    witness_hub = None
+    if witness and not no_serve:
+        from zhongshu.cli_witness import WitnessHub, prepare, witness_port
+
+        wport = witness_port(port)
+        witness_hub = WitnessHub(prepare(city_dir, wport), wport)
+        out.print(f"A witness hub cosigns the ledger's checkpoints: http://127.0.0.1:{wport} "
+                  f"({city_dir}/{witness_hub.folder.name}/; stop it and /v1/health says "
+                  "finality lost)")
+    try:
+        _demo_serve(city_dir, host, port, no_serve, feed, rate)
+    finally:
+        if witness_hub is not None:
+            witness_hub.stop()
+
+
+def _demo_serve(city_dir: Path, host: str, port: int, no_serve: bool, feed: Any,
+                rate: float) -> None:
+    from zhongshu.demo.tokens import ensure_tokens
+
     node = _node(city_dir, serve=not no_serve)
     where = ensure_tokens(node.catalog, city_dir)
     out.print(f"Member tokens are in {where}/ (one file per member, readable by you only).")
