@@ -10,6 +10,7 @@ scenarios' mount.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -34,8 +35,8 @@ from zhongshu.stores import NonceStore, RateCounters, SessionStore
 
 
 def create_app(service: QueryService, ledger: Ledger | None, *, sessions: SessionStore,
-               nonces: NonceStore, rates: RateCounters, own_url: str | None = None
-               ) -> FastAPI:
+               nonces: NonceStore, rates: RateCounters, own_url: str | None = None,
+               streams: Callable[[], dict[str, dict[str, Any]]] | None = None) -> FastAPI:
     """The protocol application serving ``service``.
 
     Every answer to ``/v1/query`` and every refusal of a known member is recorded on
@@ -44,6 +45,7 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
     callers' calls. When the city lets people sign in (``[people]``), ID tokens are
     checked against its provider's keys (a ``jwks_url`` that is a path is resolved against
     ``own_url``, this hub's own address) and the people's routes (``/v1/me/…``) are served.
+    ``streams`` reports the ingested streams' states (health's detail for operators).
     """
     app = FastAPI(title="Zhongshu hub protocol", version=f"1 ({zhongshu.__version__})",
                   description="The hub protocol of Zhongshu (中枢). See PROTOCOL.md.",
@@ -54,7 +56,8 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
         s: {"model": ErrorOut} for s in (400, 401, 403, 404, 413, 429, 503, 504)}
     caller = Authentication(authn, Verifier(service.catalog.store.key, nonces), browser)
     parts = Parts(service=service, ledger=ledger, caller=caller, authn=authn,
-                  sessions=browser, metrics=Metrics(service.city.hub.metrics_names), errors=errors)
+                  sessions=browser, metrics=Metrics(service.city.hub.metrics_names), errors=errors,
+                  streams=streams)
     add_error_handlers(app, ledger, service)
     app.add_middleware(CountRequests, metrics=parts.metrics)
     for routes in (probes, identity, hub, catalog, query, grants):

@@ -55,6 +55,10 @@ class HealthOut(BaseModel):
     second_wall: dict[str, Any] | None = Field(
         default=None, description="operators and auditors only: held, confinement (what "
                                   "confines the DuckDB workers), runs_as, problem")
+    streams: dict[str, dict[str, Any]] | None = Field(
+        default=None, description="operators and auditors only, when the hub ingests streams: "
+                                  "stream → state (connected, disconnected, direct), messages, "
+                                  "records, rejected, last_message_age_s")
 
 
 class ColumnOut(BaseModel):
