@@ -166,6 +166,11 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
         raise typer.BadParameter("--engines must be `embedded` or `real`")
     _allow_single_wall(unsafe_single_wall)
     existing = (city_dir / "city.toml").is_file() and (city_dir / "demo.json").is_file()
+    if not existing and city_dir.is_dir() and any(city_dir.iterdir()):
+        raise ZhongshuError(f"{city_dir} is not empty and not a demo city (no demo.json): the "
+                            "demo writes only into a folder it creates; give another --dir "
+                            "(to serve your own city there: `zhongshu serve --dir "
+                            f"{city_dir}`)")
     if existing and not fresh:
         meta = json.loads((city_dir / "demo.json").read_text())
         out.print(f"Reusing the demo city in {city_dir}/ (seed {meta['seed']}, scale "
@@ -631,7 +636,9 @@ def main() -> None:
     except (ZhongshuError, ConfigError) as e:
         if _state["debug"]:
             raise
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except typer.Exit as e:
         sys.exit(e.exit_code)
