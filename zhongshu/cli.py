@@ -50,6 +50,23 @@ UnsafeWallOpt = Annotated[bool, typer.Option(
     "degraded")]
 
 
+def _port_in_use(host: str, port: int) -> None:
+    """Refuse at once (before the hub is built) a port another process listens on.
+
+    Raises:
+        ZhongshuError: the address is taken.
+    """
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise ZhongshuError(f"cannot listen on {host}:{port}: {e.strerror} (another hub or "
+                                "program is on it: stop it, or give another --port)") from None
+
+
 def _allow_single_wall(allow: bool) -> None:
     if allow:  # read with the other [hub] settings' environment overrides
         os.environ["ZHONGSHU_UNSAFE_SINGLE_WALL"] = "true"
@@ -102,6 +119,7 @@ def serve(city_dir: DirOpt = Path("."),
           port: Annotated[int, typer.Option(help="port to listen on")] = 8400,
           unsafe_single_wall: UnsafeWallOpt = False) -> None:
     """Serve a city's hub over the protocol (and ingest its declared streams)."""
+    _port_in_use(host, port)
     _allow_single_wall(unsafe_single_wall)
     with _node(city_dir, serve=True) as node:
         _serve(node, host, port)
@@ -164,6 +182,8 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
 
     if engines not in ("embedded", "real"):
         raise typer.BadParameter("--engines must be `embedded` or `real`")
+    if not no_serve:
+        _port_in_use(host, port)
     _allow_single_wall(unsafe_single_wall)
     existing = (city_dir / "city.toml").is_file() and (city_dir / "demo.json").is_file()
     if not existing and city_dir.is_dir() and any(city_dir.iterdir()):
