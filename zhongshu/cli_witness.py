@@ -23,7 +23,7 @@ import tomli_w
 
 from zhongshu.config import load_city
 from zhongshu.errors import ZhongshuError
-from zhongshu.ledger import note
+from zhongshu.ledger import Ledger, note
 from zhongshu.ledger.log import origin_of
 from zhongshu.template import scaffold
 
@@ -58,14 +58,14 @@ def prepare(city_dir: Path, port: int) -> Path:
     ``port``; returns the witness hub's folder. Idempotent: run at every demo start."""
     city = load_city(city_dir)
     origin = origin_of(city)
-    log_key = note.Signer.load_or_create(city.state_dir / "ledger.key", origin, note.ED25519)
+    log_key = Ledger.log_key(city)
     folder = city_dir / FOLDER
     if not (folder / "city.toml").exists():
         scaffold(folder, NAME)
     wdoc = tomllib.loads((folder / "city.toml").read_text(encoding="utf-8"))
     w_origin = wdoc.get("hub", {}).get("origin") or f"zhongshu/{NAME}"
     wdoc.setdefault("ledger", {})["witnessing"] = [{"origin": origin,
-                                                    "key": log_key.verifier.vkey}]
+                                                    "key": log_key.vkey}]
     (folder / "city.toml").write_text(tomli_w.dumps(wdoc), encoding="utf-8")
     state = folder / "state"
     state.mkdir(mode=0o700, exist_ok=True)
