@@ -58,7 +58,7 @@ def prepare(city_dir: Path, port: int) -> Path:
     ``port``; returns the witness hub's folder. Idempotent: run at every demo start."""
     city = load_city(city_dir)
     origin = origin_of(city)
-    log_key = Ledger.log_key(city)
+    log_key = Ledger.city_log_key(city)
     folder = city_dir / FOLDER
     if not (folder / "city.toml").exists():
         scaffold(folder, NAME)

@@ -85,7 +85,7 @@ class Ledger:
         return log_key
 
     @classmethod
-    def log_key(cls, city: City) -> note.Verifier:
+    def city_log_key(cls, city: City) -> note.Verifier:
         """The public key of ``city``'s log — created, and pinned, as at the hub's first start
         when it has none yet (what a witness of this hub must be told).
 
