@@ -78,6 +78,32 @@ def _drop_privileges(pw: pwd.struct_passwd | None, tmp: Path) -> str:
     return pw.pw_name
 
 
+def _warm_up() -> None:
+    """Run once, before the wall, what the worker runs later — a vectorised Python function
+    (the pseudonym mask), an Arrow answer of every kind of column, its IPC stream — so the
+    modules DuckDB and pyarrow import lazily on those paths (pandas, among others) are loaded
+    while their files can still be read."""
+    import duckdb
+    from duckdb.func import PythonUDFType
+    from duckdb.sqltypes import VARCHAR
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.create_function("zs_warm_up", lambda a: a, [VARCHAR], VARCHAR,
+                            type=PythonUDFType.ARROW, side_effects=False)
+        table = con.execute(
+            "SELECT zs_warm_up(x) AS v, 1.5::DECIMAL(10, 2) AS d, now() AS t, "
+            "DATE '2026-01-01' AS day, INTERVAL 1 DAY AS i, uuid() AS u, [1, 2] AS l, "
+            "{'a': 1} AS s, MAP {'k': 1} AS m, 'x'::BLOB AS b, 2::HUGEINT AS h "
+            "FROM (VALUES ('a'), ('b')) t(x)").to_arrow_table()
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table)
+        pa.ipc.open_stream(sink.getvalue()).read_all().to_pylist()
+    finally:
+        con.close()
+
+
 def _confine(sources: list[Any], tmp: Path) -> tuple[str | None, str]:
     """Build the wall around this worker before its engine opens (so that every thread
     DuckDB and its scanners start is inside it): (what holds, or None; why not, or "")."""
@@ -125,6 +151,7 @@ def _serve(conn: Connection, spec: WorkerSpec) -> None:
         tmp = Path(tempfile.mkdtemp(prefix="zhongshu-worker-"))
         sources = [open_source(c, Path(root), owner) for c, root, owner in spec.sources]
         pw = pwd.getpwnam(spec.user) if spec.user else None
+        _warm_up()
         held, problem = _confine(sources, tmp)
         engine = Engine(sources, spec.settings, tmp, spec.generation,
                         PseudonymKeys.from_secret(spec.pseudonym_secret))
