@@ -98,15 +98,23 @@ class DatasetDetailOut(DatasetOut):
     grants: list[GrantOut]
 
 
-class QueryIn(BaseModel):
+class QueryArrowIn(BaseModel):
+    """A query answered as Arrow only (``POST /v1/query/arrow``): no ``format`` to choose."""
+
+    model_config = ConfigDict(extra="forbid")
     # the cap is the query service's, answered ``413 query_too_large`` there for every entry
     # point (query, explain, subscribe): a too-long text is not an invalid request (400)
     sql: str = Field(min_length=1,
                      description=f"one SELECT over dataset names (DuckDB dialect), at most "
                                  f"{MAX_SQL_CHARS:,} characters (longer: `413 query_too_large`)")
     purpose: str = Field(min_length=1, max_length=200, description="why the data is needed")
-    format: Literal["json", "arrow"] = "json"
     limit: int | None = Field(default=None, ge=1, description="at most this many rows")
+
+
+class QueryIn(QueryArrowIn):
+    model_config = ConfigDict(extra="ignore")
+    format: Literal["json", "arrow"] = Field(
+        default="json", description="`json`: the JSON answer; `arrow`: an Arrow IPC stream")
 
 
 class SessionIn(BaseModel):
