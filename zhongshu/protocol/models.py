@@ -108,7 +108,9 @@ class QueryArrowIn(BaseModel):
                      description=f"one SELECT over dataset names (DuckDB dialect), at most "
                                  f"{MAX_SQL_CHARS:,} characters (longer: `413 query_too_large`)")
     purpose: str = Field(min_length=1, max_length=200, description="why the data is needed")
-    limit: int | None = Field(default=None, ge=1, description="at most this many rows")
+    # bounded to what RFC 8785 can write: the query's hash is over it
+    limit: int | None = Field(default=None, ge=1, le=2**53 - 1,
+                              description="at most this many rows")
 
 
 class QueryIn(QueryArrowIn):
@@ -153,7 +155,11 @@ class GrantIn(BaseModel):
 
 class ResultColumn(BaseModel):
     name: str
-    type: str
+    type: str = Field(description="DuckDB's name of the column's SQL type")
+    encoding: Literal["string"] | None = Field(
+        default=None, description='"string": the column\'s integers are sent as strings in '
+                                  "this answer (one of them is beyond ±(2^53 − 1), which JSON "
+                                  "numbers cannot carry exactly); absent otherwise")
 
 
 class QueryOut(BaseModel):

@@ -68,18 +68,20 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
                               f"{service.settings.max_result_bytes:,}; select fewer columns, "
                               "aggregate, or pass a smaller `limit`")
 
-    def payload_of(result: Result, body: QueryIn) -> bytes:
-        """The exact result bytes: an Arrow IPC stream, or the canonical JSON rows."""
+    def payload_of(result: Result, body: QueryIn) -> tuple[bytes, frozenset[int]]:
+        """The exact result bytes (an Arrow IPC stream, or the canonical JSON rows) and the
+        columns whose integers the JSON sends as strings."""
         limit = service.settings.max_result_bytes
         if result.native_rows is None and result.table.nbytes > limit:
             raise too_large(result.table.nbytes)  # refused before it is encoded
+        strings: frozenset[int] = frozenset()
         if body.format == "arrow":
             payload = encode.arrow_ipc(result.table)
         else:
-            payload = encode.rows_json(answer_rows(result), result.schema)
+            payload, strings = encode.answer(answer_rows(result), result.schema)
         if len(payload) > limit:
             raise too_large(len(payload))
-        return payload
+        return payload, strings
 
     refusals = errors | answers(400, 404, 413, 429, 503, 504)
     arrow_answer = {"schema": {"type": "string", "format": "binary"}}
@@ -120,12 +122,12 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
         deadline = service.deadline()
         request.state.query = body
 
-        def work() -> tuple[Result, bytes]:
+        def work() -> tuple[Result, tuple[bytes, frozenset[int]]]:
             result = service.run(who, body.sql, body.purpose, body.limit, deadline=deadline)
             return result, payload_of(result, body)
 
         try:
-            result, payload = await off_loop(service, deadline, work)
+            result, (payload, strings) = await off_loop(service, deadline, work)
         except ZhongshuError as e:
             metrics.query(e.code, "-", time.perf_counter() - t0)
             raise
@@ -148,7 +150,7 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
             if receipt is not None:
                 headers["Zhongshu-Receipt"] = orjson.dumps(receipt).decode()
             return Response(payload, media_type=ARROW_STREAM, headers=headers)
-        head = orjson.dumps({"columns": encode.columns(result.schema),
+        head = orjson.dumps({"columns": encode.columns(result.schema, strings),
                              "row_count": result.num_rows, "truncated": result.truncated,
                              "row_scope": result.plan.row_scope, "receipt": receipt})
         return Response(head[:-1] + b',"rows":' + payload + b"}", media_type="application/json")

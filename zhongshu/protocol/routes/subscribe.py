@@ -91,8 +91,8 @@ def add_subscribe_route(app: FastAPI, service: QueryService, ledger: Ledger | No
         def push(deadline: Deadline) -> tuple[list[dict[str, str]], list[Any]]:
             """One run: the columns and the rows as JSON values (canonical bytes, parsed)."""
             result = service.run(who, sql, purpose, deadline=deadline)
-            rows = orjson.loads(encode.rows_json(answer_rows(result), result.schema))
-            return encode.columns(result.schema), rows
+            payload, strings = encode.answer(answer_rows(result), result.schema)
+            return encode.columns(result.schema, strings), orjson.loads(payload)
 
         async def events() -> AsyncIterator[bytes]:
             seen: set[bytes] = set()
