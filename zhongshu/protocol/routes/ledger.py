@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 
@@ -23,6 +23,10 @@ from zhongshu.protocol.contract import errors as answers
 from zhongshu.query.service import QueryService
 
 log = logging.getLogger("zhongshu.protocol")
+# an index or size beyond any log (and beyond what the stores' 64-bit integers and JSON
+# numbers hold) is a bad request, not an internal error
+MAX = 2**53 - 1
+Index = Annotated[int, Path(ge=0, le=MAX)]
 __all__ = ["add_ledger_routes", "bundle", "can_read"]
 
 
@@ -116,7 +120,8 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
         return size
 
     @app.get("/v1/ledger/proof/inclusion", tags=["ledger"], responses=answers(400))
-    def inclusion(index: Annotated[int, Query(ge=0)], size: Annotated[int, Query(ge=1)]
+    def inclusion(index: Annotated[int, Query(ge=0, le=MAX)],
+                  size: Annotated[int, Query(ge=1, le=MAX)]
                   ) -> dict[str, Any]:
         """The audit path of entry ``index`` in the tree of ``size`` (RFC 9162)."""
         if index >= size:
@@ -125,8 +130,8 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
                 "hashes": [h.hex() for h in ledger.inclusion(index, _size(size))]}
 
     @app.get("/v1/ledger/proof/consistency", tags=["ledger"], responses=answers(400))
-    def consistency(from_: Annotated[int, Query(alias="from", ge=0)],
-                    to: Annotated[int, Query(ge=0)]) -> dict[str, Any]:
+    def consistency(from_: Annotated[int, Query(alias="from", ge=0, le=MAX)],
+                    to: Annotated[int, Query(ge=0, le=MAX)]) -> dict[str, Any]:
         """The proof that the tree of size ``from`` is a prefix of the tree of size ``to``."""
         if from_ > to:
             raise BadRequest("`from` must not exceed `to`")
@@ -160,7 +165,7 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
     @app.get("/v1/ledger/entries/{index}", tags=["ledger"], responses={
         200: {"content": {"application/json": {"schema": {"type": "object"}}},
               "description": "the canonical bytes"}, **errors, **answers(404)})
-    def entry_bytes(index: int, who: Annotated[Caller, Depends(caller)]) -> Response:
+    def entry_bytes(index: Index, who: Annotated[Caller, Depends(caller)]) -> Response:
         """The entry's canonical bytes (RFC 8785): to its caller, the owners of the datasets
         it names, and auditors; everyone else gets 404."""
         body, _ = _entry(index, who)
@@ -168,7 +173,7 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
 
     @app.get("/v1/ledger/receipts/{index}", tags=["ledger"],
              responses=errors | answers(404, 503))
-    def receipt(index: int, who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
+    def receipt(index: Index, who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
         """Everything needed to check an entry offline (`zhongshu ledger check-receipt`):
         the entry, the first checkpoint that includes it, the inclusion proof, the keys."""
         body, _ = _entry(index, who)
@@ -183,7 +188,7 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
     @app.get("/v1/ledger/usage", tags=["ledger"], responses=errors | answers(400, 404, 503))
     async def usage(dataset: str, who: Annotated[Caller, Depends(caller)],
                     since: str | None = None,
-                    after: Annotated[int, Query(ge=-1)] = -1,
+                    after: Annotated[int, Query(ge=-1, le=MAX)] = -1,
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict[str, Any]:
         """Every exchange, refusal and change that named ``dataset`` (owners and auditors
         only), from ``since`` (ISO 8601 UTC), at most ``limit`` after index ``after``

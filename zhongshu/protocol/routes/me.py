@@ -19,7 +19,7 @@ import time
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, Query, Request, Security
+from fastapi import Depends, FastAPI, Path, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -71,7 +71,7 @@ def add_me_routes(app: FastAPI, people: People, ledger: Ledger, rates: RateCount
 
     @app.get("/v1/me/usage", tags=["people"], responses=errors | answers(400, 404))
     async def usage(who: Me, since: str | None = None,
-                    after: Annotated[int, Query(ge=-1)] = -1,
+                    after: Annotated[int, Query(ge=-1, le=2**53 - 1)] = -1,
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict[str, Any]:
         """Every exchange that touched your identifiers (when, which member, which dataset,
         which purpose, the outcome), at most ``limit`` after index ``after`` (``next``
@@ -121,7 +121,8 @@ def add_me_routes(app: FastAPI, people: People, ledger: Ledger, rates: RateCount
 
     @app.delete("/v1/me/consents/{index}", tags=["people"],
                 responses=errors | answers(400, 429))
-    async def withdraw(who: Me, index: int) -> dict[str, Any]:
+    async def withdraw(who: Me, index: Annotated[int, Path(ge=0, le=2**53 - 1)]
+                       ) -> dict[str, Any]:
         """Withdraw one of your consents (recorded on the ledger); it ends at once."""
         writing(who)
         return await people.withdraw(who, index)
