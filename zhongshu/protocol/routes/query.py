@@ -1,6 +1,11 @@
 """``POST /v1/query`` (one governed exchange, answered once its ledger entry is durable) and
 ``POST /v1/query/explain`` (what a query would read, and why it is allowed).
 
+``POST /v1/query`` answers JSON or, with ``"format": "arrow"``, an Arrow IPC stream: two media
+types of one operation. ``POST /v1/query/arrow`` is the same exchange always answered as
+Arrow — one media type, so a client generated from the OpenAPI document reads its bytes
+without guessing which of the two came back.
+
 No query runs on the event loop: tokenizing, planning, running and encoding happen on the
 query service's own threads (``QueryService.pool``), so a slow query never delays another
 request, and the catalog and ledger endpoints never wait behind queries for a thread. Each
@@ -21,7 +26,8 @@ from zhongshu.errors import ResultTooLarge, ZhongshuError
 from zhongshu.ledger import entry
 from zhongshu.policy.identity import Caller
 from zhongshu.protocol import encode
-from zhongshu.protocol.models import ARROW_STREAM, QueryIn, QueryOut
+from zhongshu.protocol.contract import errors as answers
+from zhongshu.protocol.models import ARROW_STREAM, QueryArrowIn, QueryIn, QueryOut
 from zhongshu.protocol.people import index_keys, tagging
 from zhongshu.protocol.routes import Parts
 from zhongshu.query.service import Deadline, QueryService, Result
@@ -62,38 +68,66 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
                               f"{service.settings.max_result_bytes:,}; select fewer columns, "
                               "aggregate, or pass a smaller `limit`")
 
-    def payload_of(result: Result, body: QueryIn) -> bytes:
-        """The exact result bytes: an Arrow IPC stream, or the canonical JSON rows."""
+    def payload_of(result: Result, body: QueryIn) -> tuple[bytes, frozenset[int]]:
+        """The exact result bytes (an Arrow IPC stream, or the canonical JSON rows) and the
+        columns whose integers the JSON sends as strings."""
         limit = service.settings.max_result_bytes
         if result.native_rows is None and result.table.nbytes > limit:
             raise too_large(result.table.nbytes)  # refused before it is encoded
+        strings: frozenset[int] = frozenset()
         if body.format == "arrow":
             payload = encode.arrow_ipc(result.table)
         else:
-            payload = encode.rows_json(answer_rows(result), result.schema)
+            payload, strings = encode.answer(answer_rows(result), result.schema)
         if len(payload) > limit:
             raise too_large(len(payload))
-        return payload
+        return payload, strings
+
+    refusals = errors | answers(400, 404, 413, 429, 503, 504)
+    arrow_answer = {"schema": {"type": "string", "format": "binary"}}
+    arrow_headers = {
+        "Zhongshu-Receipt": {"description": "the ledger receipt, JSON "
+                                            '(`{"ledger", "index", "entry_hash"}`)',
+                             "schema": {"type": "string"}},
+        "Zhongshu-Row-Count": {"description": "rows in the stream",
+                               "schema": {"type": "integer"}},
+        "Zhongshu-Truncated": {"description": "whether rows were cut at the row cap or "
+                                              "`limit`", "schema": {"type": "boolean"}}}
 
     @app.post("/v1/query", response_model=QueryOut, responses={
-        **errors, 200: {"content": {ARROW_STREAM: {}}, "description":
-                        "JSON answer, or an Arrow IPC stream when `format` is `arrow` (the "
-                        "receipt then travels in the `Zhongshu-Receipt` header)"}},
+        **refusals, 200: {"content": {ARROW_STREAM: arrow_answer}, "headers": arrow_headers,
+                          "description": "the JSON answer (`format` `json`), or an Arrow IPC "
+                                         "stream (`format` `arrow`; the receipt then travels "
+                                         "in the `Zhongshu-Receipt` header)"}},
               tags=["query"])
     async def query(request: Request, body: QueryIn,
                     who: Annotated[Caller, Depends(parts.caller)]) -> Response:
         """Answer one governed SELECT over datasets; the answer is sent once its ledger
         entry is durable, and carries the receipt."""
+        return await answer(request, body, who)
+
+    @app.post("/v1/query/arrow", response_class=Response, responses={
+        **refusals, 200: {"content": {ARROW_STREAM: arrow_answer}, "headers": arrow_headers,
+                          "description": "an Arrow IPC stream; the receipt in the "
+                                         "`Zhongshu-Receipt` header"}},
+              tags=["query"])
+    async def query_arrow(request: Request, body: QueryArrowIn,
+                          who: Annotated[Caller, Depends(parts.caller)]) -> Response:
+        """The same exchange as ``POST /v1/query``, always answered as an Arrow IPC stream
+        (the body has no ``format``)."""
+        return await answer(request, QueryIn(**body.model_dump(), format="arrow"), who)
+
+    async def answer(request: Request, body: QueryIn, who: Caller) -> Response:
         t0 = time.perf_counter()
         deadline = service.deadline()
         request.state.query = body
 
-        def work() -> tuple[Result, bytes]:
+        def work() -> tuple[Result, tuple[bytes, frozenset[int]]]:
             result = service.run(who, body.sql, body.purpose, body.limit, deadline=deadline)
             return result, payload_of(result, body)
 
         try:
-            result, payload = await off_loop(service, deadline, work)
+            result, (payload, strings) = await off_loop(service, deadline, work)
         except ZhongshuError as e:
             metrics.query(e.code, "-", time.perf_counter() - t0)
             raise
@@ -116,12 +150,12 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
             if receipt is not None:
                 headers["Zhongshu-Receipt"] = orjson.dumps(receipt).decode()
             return Response(payload, media_type=ARROW_STREAM, headers=headers)
-        head = orjson.dumps({"columns": encode.columns(result.schema),
+        head = orjson.dumps({"columns": encode.columns(result.schema, strings),
                              "row_count": result.num_rows, "truncated": result.truncated,
                              "row_scope": result.plan.row_scope, "receipt": receipt})
         return Response(head[:-1] + b',"rows":' + payload + b"}", media_type="application/json")
 
-    @app.post("/v1/query/explain", responses=errors, tags=["query"])
+    @app.post("/v1/query/explain", responses=refusals, tags=["query"])
     async def explain(body: QueryIn,
                       who: Annotated[Caller, Depends(parts.caller)]) -> dict[str, Any]:
         """What a query would read and how it is governed — nothing is run.
