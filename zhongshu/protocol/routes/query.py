@@ -6,9 +6,12 @@ types of one operation. ``POST /v1/query/arrow`` is the same exchange always ans
 Arrow — one media type, so a client generated from the OpenAPI document reads its bytes
 without guessing which of the two came back.
 
-No query runs on the event loop: tokenizing, planning, running and encoding happen on the
-query service's own threads (``QueryService.pool``), so a slow query never delays another
-request, and the catalog and ledger endpoints never wait behind queries for a thread. Each
+Queries run on the query service's own threads (``QueryService.pool``): tokenizing,
+planning, running and encoding, so a slow query never delays another request, and the
+catalog and ledger endpoints never wait behind queries for a thread. One kind is answered on
+the event loop itself (``QueryService.quick``): a short query whose plan is cached and was
+measured sub-millisecond on a SQLite file, bounded at 50 ms — a thread would cost more than
+the lookup, and many threads convoy on the interpreter lock. Each
 exchange's time limit starts when its request arrives; the loop answers ``504`` at the limit
 (and one second of grace) even if the work has not given up yet.
 """
@@ -122,12 +125,22 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
         deadline = service.deadline()
         request.state.query = body
 
-        def work() -> tuple[Result, tuple[bytes, frozenset[int]]]:
-            result = service.run(who, body.sql, body.purpose, body.limit, deadline=deadline)
-            return result, payload_of(result, body)
-
         try:
-            result, (payload, strings) = await off_loop(service, deadline, work)
+            quick = service.quick(who, body.sql, body.purpose, body.limit, deadline)
+            if quick.result is not None:
+                result = quick.result
+                payload, strings = payload_of(result, body)
+            else:
+                def work() -> tuple[Result, tuple[bytes, frozenset[int]]]:
+                    charge, found = not quick.charged, quick.found
+                    result = (service.run_found(found, who, body.purpose, body.limit,
+                                                deadline=deadline, charge=charge)
+                              if found is not None else
+                              service.run(who, body.sql, body.purpose, body.limit,
+                                          deadline=deadline, charge=charge))
+                    return result, payload_of(result, body)
+
+                result, (payload, strings) = await off_loop(service, deadline, work)
         except ZhongshuError as e:
             metrics.query(e.code, "-", time.perf_counter() - t0)
             raise
