@@ -89,6 +89,7 @@ class HubProcess:
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()  # and its log closed: no file left open behind a failed start
                 raise RuntimeError(f"hub did not start: {self.log_path.read_text()}")
             time.sleep(0.1)
 

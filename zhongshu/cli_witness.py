@@ -10,10 +10,12 @@ each hub keeps them, as on first start), so nothing is shared but public keys.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -22,11 +24,11 @@ import httpx
 import tomli_w
 
 from zhongshu.config import load_city
-from zhongshu.errors import ZhongshuError
 from zhongshu.ledger import Ledger, note
 from zhongshu.ledger.log import origin_of
 from zhongshu.template import scaffold
 
+log = logging.getLogger("zhongshu.demo")
 FOLDER = "witness-hub"
 NAME = "witness"  # the witness hub's city name; its origin is hub.witness
 
@@ -93,18 +95,22 @@ class WitnessHub:
             [sys.executable, "-m", "zhongshu.cli", "serve", "--dir", str(folder), "--port",
              str(port)], stdout=self.log, stderr=self.log, env=env, start_new_session=True,
             preexec_fn=_die_with_parent)
-        deadline = time.monotonic() + 60
-        while True:
+        # not waited for: the demo's hub asks it to cosign once it listens (a witness that
+        # cannot be reached only delays finality), and both start at once
+        threading.Thread(target=self._watch, daemon=True, name="witness-hub-start").start()
+
+    def _watch(self) -> None:
+        deadline = time.monotonic() + 180
+        while self.proc.poll() is None and time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"http://127.0.0.1:{self.port}/readyz",
+                             timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise ZhongshuError(f"the demo's witness hub did not start; see "
-                                    f"{folder / 'serve.log'}")
-            time.sleep(0.2)
+            time.sleep(0.5)
+        log.warning("the demo's witness hub did not start; see %s (finality stays lost)",
+                    self.folder / "serve.log")
 
     def stop(self) -> None:
         """Stop the witness hub (SIGTERM, then SIGKILL after 10 s)."""

@@ -64,7 +64,7 @@ def test_the_demo_witness_makes_checkpoints_final_and_its_loss_is_seen(
             body = _health(hub.url, ops)
             return body if body["summary"]["finality"] == "final" else None
 
-        body = _until("a cosigned checkpoint", final)
+        body = _until("a cosigned checkpoint", final, 120)  # the witness starts meanwhile
         assert body["status"] == "ok"
         (name, state), = body["ledger"]["witnesses"].items()
         assert state == "cosigned" and body["ledger"]["cosigned"] >= 1
@@ -79,7 +79,7 @@ def test_the_demo_witness_makes_checkpoints_final_and_its_loss_is_seen(
             body = _health(hub.url, ops)
             return body if body["status"] == "degraded" else None
 
-        body = _until("finality lost", lost)
+        body = _until("finality lost", lost, 60)
         assert body["summary"]["finality"] == "lost" and "finality" in body["summary"]["lost"]
         assert body["ledger"]["witnesses"][name] != "cosigned"
         # the answers keep coming: a witness delays finality, never the log
@@ -93,6 +93,6 @@ def test_the_witness_ends_with_the_demo(demo_dir: Path, city_tmp: Path) -> None:
     root = copy_demo_city(demo_dir, city_tmp / "demo")
     hub = HubProcess(root, free_port(), "demo")
     marker = f"--dir\0{root / 'witness-hub'}\0"
-    assert len(_processes(marker)) == 1
+    _until("the witness started", lambda: {} if len(_processes(marker)) == 1 else None, 30)
     hub.kill()
     _until("the witness gone", lambda: {} if not _processes(marker) else None, 15)

@@ -50,13 +50,15 @@ import threading
 from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 
 from zhongshu.errors import TypeNotSupported
 from zhongshu.ledger import canonical
+
+if TYPE_CHECKING:  # the client's commands encode answers too, without the hub's duckdb
+    import duckdb
 
 _DESCRIBE = threading.Lock()
 
@@ -71,6 +73,8 @@ def _described(schema: pa.Schema) -> tuple[str, ...]:
 
 @lru_cache(maxsize=1)
 def _describer() -> duckdb.DuckDBPyConnection:
+    import duckdb
+
     return duckdb.connect(config={"enable_external_access": False,
                                   "autoinstall_known_extensions": False,
                                   "autoload_known_extensions": False})
@@ -316,6 +320,8 @@ def json_values(column: pa.ChunkedArray | pa.Array, name: str) -> list[Any]:
     if not _has(column.type, lambda t: not _supported(t)):
         chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
         return [v for chunk in chunks for v in _values(chunk)]
+    import duckdb
+
     try:
         named = type_names(pa.schema([("v", column.type)]))[0]
     except duckdb.Error:  # a type DuckDB cannot read either
