@@ -23,7 +23,7 @@ import httpx
 import pyarrow as pa
 import pytest
 
-from tests.conftest import CI, RunningHub, readable_dir
+from tests.conftest import CI, RunningHub, readable_dir, require_tool
 from zhongshu.node import Node
 
 TOOLS = Path(os.environ.get("ZHONGSHU_TOOLS", "/opt/zhongshu-tools"))
@@ -37,12 +37,7 @@ SQL = ("SELECT district, count(*) AS n, min(camera_id) AS first FROM traffic.che
 
 
 def _require(tool: Path, what: str) -> None:
-    if os.access(tool, os.X_OK):
-        return
-    if CI:
-        pytest.fail(f"{tool} is missing; under CI=true {what} must run "
-                    "(.ci/run calls scripts/install-tools)")
-    pytest.skip(f"{tool} not installed (scripts/install-tools)")
+    require_tool(tool, what, ".ci/run calls scripts/install-tools")
 
 
 @pytest.fixture(scope="module")
