@@ -293,3 +293,20 @@ def test_a_source_without_its_password_is_down_alone(demo_dir: Path, city_tmp: P
         table, _ = engine.execute(SOURCE_QUERY, [], 10)
         assert table.column("n").to_pylist() == [6]
         assert node.query.health()["extra-db"].startswith("down: ")
+
+
+def test_a_fresh_workers_first_query_may_be_a_pseudonym_join(demo_dir: Path,
+                                                             city_tmp: Path) -> None:
+    """The first thing new workers run is a query across two sources through the pseudonym
+    mask (a Python function building Arrow arrays inside the wall): everything it imports
+    was loaded before the wall, so it answers — on every worker of the pool."""
+    root = copy_demo_city(demo_dir, city_tmp / "city")
+    with Node.open(load_city(root), serve=True, monitor=False) as node:
+        svc = node.query
+        who = Caller(svc.catalog.members["app-parking"])
+        sql = ("SELECT count(*) AS n FROM parking_westlake.sessions s JOIN "
+               "parking_qiantang.tickets t ON s.plate = t.car_plate")
+        first = [svc.run(who, sql + f" WHERE s.session_id <> {-i}", "convenient-parking")
+                 for i in range(svc.settings.duckdb_workers * 2)]
+        assert all(r.path == "duckdb" for r in first)
+        assert len({r.table.to_pylist()[0]["n"] for r in first}) == 1

@@ -81,23 +81,27 @@ def _drop_privileges(pw: pwd.struct_passwd | None, tmp: Path) -> str:
 
 
 def _warm_up() -> None:
-    """Run once, before the wall, what the worker runs later — a vectorised Python function
-    (the pseudonym mask), an Arrow answer of every kind of column, its IPC stream — so the
-    modules DuckDB and pyarrow import lazily on those paths (pandas, among others) are loaded
-    while their files can still be read."""
+    """Run once, before the wall, what the worker runs later — the pseudonym mask itself (a
+    vectorised Python function building Arrow arrays), an Arrow answer of every kind of
+    column, its IPC stream — so the modules DuckDB and pyarrow import lazily on those paths
+    (pandas, among others) are loaded while their files can still be read."""
     import duckdb
     from duckdb.func import PythonUDFType
     from duckdb.sqltypes import VARCHAR
 
-    con = duckdb.connect(":memory:")
+    from zhongshu.policy.masking import PSEUDONYM_FN, PseudonymKeys
+
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                             "autoload_known_extensions": False})
     try:
-        con.create_function("zs_warm_up", lambda a: a, [VARCHAR], VARCHAR,
-                            type=PythonUDFType.ARROW, side_effects=False)
+        con.create_function(PSEUDONYM_FN, PseudonymKeys(bytes(32)).udf, [VARCHAR, VARCHAR],
+                            VARCHAR, type=PythonUDFType.ARROW, side_effects=False)
         table = con.execute(
-            "SELECT zs_warm_up(x) AS v, 1.5::DECIMAL(10, 2) AS d, now() AS t, "
+            f"SELECT {PSEUDONYM_FN}(k, x) AS v, 1.5::DECIMAL(10, 2) AS d, now() AS t, "
             "DATE '2026-01-01' AS day, INTERVAL 1 DAY AS i, uuid() AS u, [1, 2] AS l, "
             "{'a': 1} AS s, MAP {'k': 1} AS m, 'x'::BLOB AS b, 2::HUGEINT AS h "
-            "FROM (VALUES ('a'), ('b')) t(x)").to_arrow_table()
+            "FROM (VALUES ('a|p|fixed', 'a'), ('b|p|day', NULL), (NULL, 'c')) t(k, x)"
+        ).to_arrow_table()
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as w:
             w.write_table(table)
