@@ -127,7 +127,8 @@ PG_TABLES: dict[str, str] = {
     "pg_publication": "oid INTEGER, pubname VARCHAR, puballtables BOOLEAN, "
                       "pubinsert BOOLEAN, pubupdate BOOLEAN, pubdelete BOOLEAN, "
                       "pubtruncate BOOLEAN, pubviaroot BOOLEAN",
-    "pg_publication_rel": "oid INTEGER, prpubid INTEGER, prrelid INTEGER",
+    "pg_publication_rel": "oid INTEGER, prpubid INTEGER, prrelid INTEGER, prqual VARCHAR, "
+                          "prattrs SMALLINT[]",
     "pg_publication_namespace": "oid INTEGER, pnpubid INTEGER, pnnspid INTEGER",
     "pg_partitioned_table": "partrelid INTEGER, partstrat VARCHAR, partnatts SMALLINT",
     "pg_foreign_table": "ftrelid INTEGER, ftserver INTEGER, ftoptions VARCHAR[]",
@@ -147,6 +148,13 @@ PG_TABLES: dict[str, str] = {
     "pg_stat_activity": "datid INTEGER, datname VARCHAR, pid INTEGER, usename VARCHAR, "
                         "application_name VARCHAR, state VARCHAR, query VARCHAR",
 }
+
+#: relations that never have rows here (the hub has no such objects)
+ALWAYS_EMPTY = frozenset({
+    "pg_policy", "pg_publication", "pg_publication_rel", "pg_publication_namespace",
+    "pg_inherits", "pg_trigger", "pg_statistic_ext", "pg_rewrite", "pg_partitioned_table",
+    "pg_foreign_table", "pg_event_trigger", "pg_index", "pg_constraint", "pg_attrdef",
+    "pg_depend", "pg_enum", "pg_sequence", "pg_extension", "pg_proc"})
 
 #: emulated information_schema views (over the emulated pg tables)
 INFO_VIEWS: dict[str, str] = {
@@ -216,7 +224,8 @@ _REFUSED_PREFIXES = ("duckdb_", "pragma", "read_", "glob", "getenv", "sniff_", "
                      "checkpoint", "force_checkpoint", "current_setting", "set_config",
                      "from_", "system", "test_", "arrow_", "ducklake", "summary", "icu_",
                      "repeat_row", "range")
-_TABLE_FUNCTIONS = frozenset({"unnest", "generate_series", "generate_subscripts"})
+_TABLE_FUNCTIONS = frozenset({"unnest", "generate_series", "exploding_generate_series",
+                              "generate_subscripts", "explode"})
 
 
 @dataclass(frozen=True)
@@ -395,40 +404,42 @@ class Emulation:
         CREATE MACRO pg_type_is_visible(oid) AS true;
         CREATE MACRO pg_function_is_visible(oid) AS true;
         CREATE MACRO pg_get_userbyid(oid) AS (SELECT rolname FROM pgc.pg_roles LIMIT 1);
-        CREATE MACRO pg_get_expr(e, r) AS NULL::VARCHAR;
-        CREATE MACRO pg_get_expr(e, r, p) AS NULL::VARCHAR;
-        CREATE MACRO pg_get_indexdef(i) AS NULL::VARCHAR;
-        CREATE MACRO pg_get_indexdef(i, c, p) AS NULL::VARCHAR;
-        CREATE MACRO pg_get_constraintdef(c) AS NULL::VARCHAR;
-        CREATE MACRO pg_get_constraintdef(c, p) AS NULL::VARCHAR;
-        CREATE MACRO pg_get_viewdef(v) AS NULL::VARCHAR;
-        CREATE MACRO pg_get_viewdef(v, p) AS NULL::VARCHAR;
+        CREATE MACRO pg_get_expr(e, r) AS NULL::VARCHAR,
+            (e, r, p) AS NULL::VARCHAR;
+        CREATE MACRO pg_get_indexdef(i) AS NULL::VARCHAR,
+            (i, c, p) AS NULL::VARCHAR;
+        CREATE MACRO pg_get_constraintdef(c) AS NULL::VARCHAR,
+            (c, p) AS NULL::VARCHAR;
+        CREATE MACRO pg_get_viewdef(v) AS NULL::VARCHAR,
+            (v, p) AS NULL::VARCHAR;
         CREATE MACRO pg_get_statisticsobjdef_columns(o) AS NULL::VARCHAR;
         CREATE MACRO pg_get_partkeydef(o) AS NULL::VARCHAR;
         CREATE MACRO pg_get_triggerdef(o, p) AS NULL::VARCHAR;
         CREATE MACRO pg_relation_is_publishable(o) AS false;
+        CREATE MACRO array_upper(a, d) AS len(a);
+        CREATE MACRO array_lower(a, d) AS CASE WHEN len(a) > 0 THEN 1 END;
         CREATE MACRO pg_encoding_to_char(e) AS 'UTF8';
         CREATE MACRO pg_relation_size(o) AS 0::BIGINT;
         CREATE MACRO pg_total_relation_size(o) AS 0::BIGINT;
         CREATE MACRO pg_table_size(o) AS 0::BIGINT;
         CREATE MACRO pg_size_pretty(s) AS '0 bytes';
         CREATE MACRO obj_description(o) AS (SELECT description FROM pgc.pg_description d
-            WHERE d.objoid = o AND d.objsubid = 0 LIMIT 1);
-        CREATE MACRO obj_description(o, c) AS (SELECT description FROM pgc.pg_description d
+            WHERE d.objoid = o AND d.objsubid = 0 LIMIT 1),
+            (o, c) AS (SELECT description FROM pgc.pg_description d
             WHERE d.objoid = o AND d.objsubid = 0 LIMIT 1);
         CREATE MACRO col_description(o, n) AS (SELECT description FROM pgc.pg_description d
             WHERE d.objoid = o AND d.objsubid = n LIMIT 1);
         CREATE MACRO shobj_description(o, c) AS NULL::VARCHAR;
-        CREATE MACRO has_table_privilege(a, b) AS true;
-        CREATE MACRO has_table_privilege(a, b, c) AS true;
-        CREATE MACRO has_schema_privilege(a, b) AS true;
-        CREATE MACRO has_schema_privilege(a, b, c) AS true;
-        CREATE MACRO has_database_privilege(a, b) AS true;
-        CREATE MACRO has_database_privilege(a, b, c) AS true;
-        CREATE MACRO has_column_privilege(a, b, c) AS true;
-        CREATE MACRO has_column_privilege(a, b, c, d) AS true;
-        CREATE MACRO pg_has_role(a, b) AS true;
-        CREATE MACRO pg_has_role(a, b, c) AS true;
+        CREATE MACRO has_table_privilege(a, b) AS true,
+            (a, b, c) AS true;
+        CREATE MACRO has_schema_privilege(a, b) AS true,
+            (a, b, c) AS true;
+        CREATE MACRO has_database_privilege(a, b) AS true,
+            (a, b, c) AS true;
+        CREATE MACRO has_column_privilege(a, b, c) AS true,
+            (a, b, c, d) AS true;
+        CREATE MACRO pg_has_role(a, b) AS true,
+            (a, b, c) AS true;
         CREATE MACRO pg_is_in_recovery() AS false;
         CREATE MACRO pg_postmaster_start_time() AS TIMESTAMP '2000-01-01';
         CREATE MACRO inet_server_addr() AS NULL::VARCHAR;
@@ -461,32 +472,60 @@ class Emulation:
             FunctionNotAllowed: it calls DuckDB's own introspection or a file reader.
             SqlSyntax: it does not parse.
         """
-        text = self.rewrite(sql)
+        text, empty = self.rewrite(sql)
         with self._lock:
             db = self._open()
             try:
                 cur = db.execute(text, list(params) or None)
             except duckdb.Error as e:
+                if empty:  # PostgreSQL-only SQL over relations that are always empty here
+                    return empty, [t.TEXT] * len(empty), []
                 raise SqlSyntax(f"the catalog query failed: {str(e).splitlines()[0]}") from None
             names = [d[0] for d in cur.description or ()]
             oids = [_duck_oid(d[1]) for d in cur.description or ()]
             rows = [list(r) for r in cur.fetchall()]
         return names, oids, rows
 
-    def rewrite(self, sql: str) -> str:
-        """The DuckDB text of a PostgreSQL catalog query over the emulated relations."""
+    def rewrite(self, sql: str) -> tuple[str, list[str]]:
+        """The DuckDB text of a PostgreSQL catalog query over the emulated relations, and —
+        when it reads a relation that is always empty here (policies, publications,
+        inheritance, triggers…) — the names of its columns, to answer no rows should DuckDB
+        not take PostgreSQL's SQL."""
         try:
             tree = sqlglot.parse_one(_prepare(sql), read="postgres")
         except sqlglot.errors.ParseError as e:
             raise SqlSyntax(f"the catalog query does not parse: {str(e).splitlines()[0]}"
                             ) from None
         ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-        tree = tree.transform(lambda n: self._node(n, ctes))
-        return tree.sql("duckdb")
+        reads = {tb.name.lower() for tb in tree.find_all(exp.Table)}
+        empty: list[str] = []
+        if reads & ALWAYS_EMPTY and isinstance(tree, exp.Query):
+            empty = [n or f"?column?{i}" for i, n in enumerate(tree.named_selects)]
+        return self._walk(tree, ctes).sql("duckdb"), empty
+
+    def _walk(self, node: exp.Expr, ctes: set[str]) -> exp.Expr:
+        """Rewrite bottom-up: every node sees its children already rewritten."""
+        for key, value in list(node.args.items()):
+            if isinstance(value, exp.Expr):
+                node.set(key, self._walk(value, ctes))
+            elif isinstance(value, list):
+                node.set(key, [self._walk(v, ctes) if isinstance(v, exp.Expr) else v
+                               for v in value])
+        return self._node(node, ctes)
 
     def _node(self, node: exp.Expr, ctes: set[str]) -> exp.Expr:
+        if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func) and \
+                node.this.name.lower() == "pg_catalog":
+            out: exp.Expr = node.expression  # pg_catalog.f(…) is f(…) here
+            return out
         if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
             return self._table(node, ctes)
+        if isinstance(node, exp.Table) and isinstance(node.this, exp.Func):
+            if _func_name(node.this) not in _TABLE_FUNCTIONS:
+                raise FunctionNotAllowed(f"table function `{_func_name(node.this)}` is not "
+                                         "available in catalog queries")
+            node.set("db", None)
+            return node
         if isinstance(node, exp.Cast):
             return _cast(node)
         if isinstance(node, exp.Func):
@@ -532,8 +571,6 @@ class Emulation:
             return exp.Literal.string("public")
         if name.startswith(_REFUSED_PREFIXES) and not name.startswith("pg_"):
             raise FunctionNotAllowed(f"function `{name}` is not available in catalog queries")
-        if isinstance(node.parent, (exp.From, exp.Join)) or isinstance(node, exp.Explode):
-            pass
         return node
 
 
@@ -560,10 +597,21 @@ def _prepare(sql: str) -> str:
     return sql.strip().rstrip(";")
 
 
+def _func_name(f: exp.Expr) -> str:
+    if isinstance(f, exp.Anonymous):
+        return str(f.this).lower()
+    return f.sql_name().lower() if isinstance(f, exp.Func) else f.name.lower()
+
+
 def _cast(node: exp.Cast) -> exp.Expr:
     to = node.to
-    kind = to.sql("postgres").lower().removeprefix("pg_catalog.")
+    kind = to.sql("postgres").lower().replace("pg_catalog.", "")
     inner = node.this
+    if kind in ("text", "varchar", "name") and isinstance(inner, exp.Anonymous):
+        if str(inner.this).lower() == "zs_regtype":
+            return exp.func("zs_regtype_text", inner)
+        if str(inner.this).lower() == "zs_regclass":
+            return exp.func("zs_regclass_text", inner)
     if kind in ("regclass", "oid", "regproc", "regprocedure", "regnamespace", "regrole"):
         if kind == "regclass":
             return exp.func("zs_regclass", inner)
@@ -573,8 +621,17 @@ def _cast(node: exp.Cast) -> exp.Expr:
     if kind == "text" and isinstance(inner, exp.Anonymous) and \
             str(inner.this).lower() in ("zs_regtype",):
         return exp.func("zs_regtype_text", inner)
-    if kind in ("name", '"char"', "char"):
+    if kind in ("name", '"char"', "char", "text"):
         return exp.cast(inner, "VARCHAR")
+    if kind.endswith("[]"):
+        return exp.cast(inner, exp.DataType.build(kind.replace("int2", "smallint")
+                                                  .replace("int4", "integer")
+                                                  .replace("oid", "integer"), dialect="duckdb"))
+    if "pg_catalog." in to.sql("postgres").lower():
+        try:
+            return exp.cast(inner, exp.DataType.build(kind, dialect="postgres"))
+        except Exception:
+            return exp.cast(inner, "VARCHAR")
     return node
 
 
@@ -626,15 +683,11 @@ def is_catalog_query(sql: str) -> bool:
     tables = list(tree.find_all(exp.Table))
     for tb in tables:
         if not isinstance(tb.this, exp.Identifier):
-            if isinstance(tb.this, exp.Func) and \
-                    str(getattr(tb.this, "name", "") or tb.this.sql_name()).lower() in \
-                    _TABLE_FUNCTIONS:
+            if isinstance(tb.this, exp.Func) and _func_name(tb.this) in _TABLE_FUNCTIONS:
                 continue
             return False
         schema, name = tb.db.lower(), tb.name.lower()
         if schema in CATALOG_SCHEMAS or (not schema and (name in ctes or name in PG_TABLES)):
             continue
         return False
-    if any(isinstance(n, (exp.Unnest, exp.Explode)) for n in tree.find_all(exp.Unnest)):
-        return True
     return True

@@ -583,6 +583,10 @@ class Session:
             names, oids, rows = await asyncio.to_thread(emu.run, sql)
         except ZhongshuError as e:
             raise WireError(sqlstate(e.code), e.message, e.code) from None
+        except Exception:
+            log.exception("catalog query failed")
+            raise WireError("XX000", "the catalog query failed; the hub's log has the "
+                            "details", "internal") from None
         return Outcome(names, oids, rows, f"SELECT {len(rows)}")
 
     async def _exchange(self, sql: str) -> Outcome:
