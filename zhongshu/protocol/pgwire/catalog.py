@@ -132,7 +132,8 @@ PG_TABLES: dict[str, str] = {
     "pg_publication_namespace": "oid INTEGER, pnpubid INTEGER, pnnspid INTEGER",
     "pg_partitioned_table": "partrelid INTEGER, partstrat VARCHAR, partnatts SMALLINT",
     "pg_foreign_table": "ftrelid INTEGER, ftserver INTEGER, ftoptions VARCHAR[]",
-    "pg_sequence": "seqrelid INTEGER, seqtypid INTEGER",
+    "pg_sequence": "seqrelid INTEGER, seqtypid INTEGER, seqstart BIGINT, seqincrement BIGINT, "
+                   "seqmax BIGINT, seqmin BIGINT, seqcache BIGINT, seqcycle BOOLEAN",
     "pg_event_trigger": "oid INTEGER, evtname VARCHAR",
     "pg_settings": "name VARCHAR, setting VARCHAR, unit VARCHAR, category VARCHAR, "
                    "short_desc VARCHAR, context VARCHAR, vartype VARCHAR, source VARCHAR",
@@ -416,6 +417,9 @@ class Emulation:
         CREATE MACRO pg_get_partkeydef(o) AS NULL::VARCHAR;
         CREATE MACRO pg_get_triggerdef(o, p) AS NULL::VARCHAR;
         CREATE MACRO pg_relation_is_publishable(o) AS false;
+        CREATE MACRO pg_get_serial_sequence(t, c) AS NULL::VARCHAR;
+        CREATE MACRO pg_collation_is_visible(o) AS true;
+        CREATE MACRO pg_conversion_is_visible(o) AS true;
         CREATE MACRO array_upper(a, d) AS len(a);
         CREATE MACRO array_lower(a, d) AS CASE WHEN len(a) > 0 THEN 1 END;
         CREATE MACRO pg_encoding_to_char(e) AS 'UTF8';
@@ -497,9 +501,17 @@ class Emulation:
             raise SqlSyntax(f"the catalog query does not parse: {str(e).splitlines()[0]}"
                             ) from None
         ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-        reads = {tb.name.lower() for tb in tree.find_all(exp.Table)}
+        if isinstance(tree, exp.Select):  # the answer's columns named as PostgreSQL names them
+            tree.set("expressions", [
+                e if isinstance(e, (exp.Alias, exp.Star)) or (
+                    isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
+                else exp.alias_(e, _pg_name(e), quoted=True)
+                for e in tree.expressions])
+        # the relations the outer query (each part of a union) reads rows from, not those its
+        # subqueries read: only when one of these is always empty is the answer empty
+        branches = _branches(tree)
         empty: list[str] = []
-        if reads & ALWAYS_EMPTY and isinstance(tree, exp.Query):
+        if branches and all(_reads_empty(sel) for sel in branches):
             empty = [n or f"?column?{i}" for i, n in enumerate(tree.named_selects)]
         return self._walk(tree, ctes).sql("duckdb"), empty
 
@@ -514,8 +526,8 @@ class Emulation:
         return self._node(node, ctes)
 
     def _node(self, node: exp.Expr, ctes: set[str]) -> exp.Expr:
-        if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Func) and \
-                node.this.name.lower() == "pg_catalog":
+        if isinstance(node, exp.Dot) and not isinstance(node.expression, exp.Identifier) \
+                and node.this.name.lower() == "pg_catalog":
             out: exp.Expr = node.expression  # pg_catalog.f(…) is f(…) here
             return out
         if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
@@ -525,6 +537,11 @@ class Emulation:
                 raise FunctionNotAllowed(f"table function `{_func_name(node.this)}` is not "
                                          "available in catalog queries")
             node.set("db", None)
+            return node
+        if isinstance(node, exp.Column) and node.args.get("db") is not None:
+            schema = node.db.lower()  # pg_catalog.pg_class.relname: the table's new schema
+            if schema in CATALOG_SCHEMAS:
+                node.set("db", exp.to_identifier("pgc" if schema == "pg_catalog" else "isc"))
             return node
         if isinstance(node, exp.Cast):
             return _cast(node)
@@ -562,8 +579,12 @@ class Emulation:
             if fname == "set_config" and len(args) >= 2:
                 value: exp.Expr = args[1]
                 return value
-            if fname in ("to_regclass",) and args:
+            if fname == "to_regclass" and args:
                 return exp.func("zs_regclass", args[0])
+            if fname in ("json_build_object", "jsonb_build_object"):
+                return exp.Anonymous(this="json_object", expressions=args)
+            if fname == "to_regtype" and args:
+                return exp.func("zs_regtype", args[0])
             name = fname
         elif isinstance(node, exp.CurrentUser):
             return exp.Literal.string(self.user)
@@ -595,6 +616,43 @@ def _prepare(sql: str) -> str:
                  flags=re.IGNORECASE)
     sql = re.sub(r"COLLATE\s+pg_catalog\s*\.\s*\"?default\"?", "", sql, flags=re.IGNORECASE)
     return sql.strip().rstrip(";")
+
+
+def _branches(tree: exp.Expr) -> list[exp.Select]:
+    """The SELECTs whose rows make the answer: the query, or each part of a union."""
+    if isinstance(tree, exp.Select):
+        return [tree]
+    if isinstance(tree, exp.Union):
+        return _branches(tree.this) + _branches(tree.expression)
+    return []
+
+
+def _reads_empty(sel: exp.Select) -> bool:
+    """Whether the SELECT's own FROM or joins (not its subqueries) read an always-empty
+    relation (then, inner joins or not, it is answered with no rows when DuckDB cannot run
+    PostgreSQL's SQL)."""
+    parts = [sel.args.get("from_") or sel.args.get("from"), *(sel.args.get("joins") or [])]
+    return any(p is not None and isinstance(p.this, exp.Table) and
+               p.this.name.lower() in ALWAYS_EMPTY for p in parts)
+
+
+def _pg_name(e: exp.Expr) -> str:
+    """The name PostgreSQL gives an unaliased output column."""
+    if isinstance(e, exp.Column):
+        return e.name
+    if isinstance(e, exp.Dot):
+        return _pg_name(e.expression)
+    if isinstance(e, exp.Cast):
+        inner = e.this
+        return _pg_name(inner) if isinstance(inner, (exp.Column, exp.Func, exp.Dot)) else \
+            e.to.sql("postgres").lower().replace("pg_catalog.", "")
+    if isinstance(e, exp.Count):
+        return "count"
+    if isinstance(e, exp.CurrentUser):
+        return "current_user"
+    if isinstance(e, exp.Func):
+        return _func_name(e)
+    return "?column?"
 
 
 def _func_name(f: exp.Expr) -> str:
