@@ -507,12 +507,10 @@ class Emulation:
                     isinstance(e, exp.Column) and isinstance(e.this, exp.Star))
                 else exp.alias_(e, _pg_name(e), quoted=True)
                 for e in tree.expressions])
-        # the relations the outer query (each part of a union) reads rows from, not those its
-        # subqueries read: only when one of these is always empty is the answer empty
         branches = _branches(tree)
         empty: list[str] = []
         if branches and all(_reads_empty(sel) for sel in branches):
-            empty = [n or f"?column?{i}" for i, n in enumerate(tree.named_selects)]
+            empty = [n or f"?column?{i}" for i, n in enumerate(branches[0].named_selects)]
         return self._walk(tree, ctes).sql("duckdb"), empty
 
     def _walk(self, node: exp.Expr, ctes: set[str]) -> exp.Expr:
