@@ -159,12 +159,12 @@ ALWAYS_EMPTY = frozenset({
 
 #: emulated information_schema views (over the emulated pg tables)
 INFO_VIEWS: dict[str, str] = {
-    "schemata": """SELECT current_database() AS catalog_name, nspname AS schema_name,
+    "schemata": """SELECT zs_db() AS catalog_name, nspname AS schema_name,
         'hub' AS schema_owner, NULL::VARCHAR AS default_character_set_catalog,
         NULL::VARCHAR AS default_character_set_schema,
         NULL::VARCHAR AS default_character_set_name, NULL::VARCHAR AS sql_path
         FROM pgc.pg_namespace""",
-    "tables": """SELECT current_database() AS table_catalog, n.nspname AS table_schema,
+    "tables": """SELECT zs_db() AS table_catalog, n.nspname AS table_schema,
         c.relname AS table_name, CASE WHEN n.nspname IN ('pg_catalog', 'information_schema')
         THEN 'VIEW' ELSE 'BASE TABLE' END AS table_type,
         NULL::VARCHAR AS self_referencing_column_name, NULL::VARCHAR AS reference_generation,
@@ -173,7 +173,7 @@ INFO_VIEWS: dict[str, str] = {
         NULL::VARCHAR AS commit_action
         FROM pgc.pg_class c JOIN pgc.pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'v')""",
-    "columns": """SELECT current_database() AS table_catalog, n.nspname AS table_schema,
+    "columns": """SELECT zs_db() AS table_catalog, n.nspname AS table_schema,
         c.relname AS table_name, a.attname AS column_name, a.attnum::INTEGER AS
         ordinal_position, NULL::VARCHAR AS column_default, 'YES' AS is_nullable,
         zs_info_type(a.atttypid) AS data_type, NULL::INTEGER AS character_maximum_length,
@@ -192,7 +192,7 @@ INFO_VIEWS: dict[str, str] = {
         NULL::VARCHAR AS character_set_name, NULL::VARCHAR AS collation_catalog,
         NULL::VARCHAR AS collation_schema, NULL::VARCHAR AS collation_name,
         NULL::VARCHAR AS domain_catalog, NULL::VARCHAR AS domain_schema,
-        NULL::VARCHAR AS domain_name, current_database() AS udt_catalog,
+        NULL::VARCHAR AS domain_name, zs_db() AS udt_catalog,
         'pg_catalog' AS udt_schema, t.typname AS udt_name, NULL::VARCHAR AS scope_catalog,
         NULL::VARCHAR AS scope_schema, NULL::VARCHAR AS scope_name,
         NULL::INTEGER AS maximum_cardinality, a.attnum::VARCHAR AS dtd_identifier,
@@ -383,14 +383,17 @@ class Emulation:
         db.execute("INSERT INTO pgc.pg_am VALUES (2, 'heap', 'heap_tableam_handler', 't')")
         db.execute("INSERT INTO pgc.pg_collation VALUES (100, 'default', 11, 10)")
         db.execute("INSERT INTO pgc.pg_tablespace VALUES (1663, 'pg_default', 10)")
-        db.executemany("INSERT INTO pgc.pg_tables VALUES (?, ?, ?, NULL, false, false, false, "
-                       "false)", [(r.schema, r.table, self.user) for r in self.relations])
+        if self.relations:  # (DuckDB's executemany refuses an empty list)
+            db.executemany("INSERT INTO pgc.pg_tables VALUES (?, ?, ?, NULL, false, false, "
+                           "false, false)", [(r.schema, r.table, self.user)
+                                             for r in self.relations])
         db.executemany("INSERT INTO pgc.pg_settings (name, setting, context, vartype, source) "
                        "VALUES (?, ?, 'user', 'string', 'session')",
                        sorted(self.settings().items()))
 
     def _macros(self, db: duckdb.DuckDBPyConnection) -> None:
         spelled = " ".join(f"WHEN {o} THEN '{s}'" for o, s in t.PG_SPELLING.items())
+        db.execute("CREATE MACRO zs_db() AS " + exp.Literal.string(self.database).sql("duckdb"))
         db.execute(f"""
         CREATE MACRO zs_info_type(oid) AS CASE oid {spelled} ELSE 'text' END;
         CREATE MACRO zs_typmod_precision(m) AS CASE WHEN m >= 4 THEN ((m - 4) >> 16) END;
@@ -566,12 +569,12 @@ class Emulation:
     def _function(self, node: exp.Func) -> exp.Expr:
         name = (node.sql_name() if not isinstance(node, exp.Anonymous)
                 else str(node.this)).lower()
+        simple = _SIMPLE.get(_func_name(node))
+        if simple is not None:
+            return simple(self)
         if isinstance(node, exp.Anonymous):
             fname = str(node.this).lower().removeprefix("pg_catalog.")
             args = node.expressions
-            simple = _SIMPLE.get(fname)
-            if simple is not None:
-                return simple(self)
             if fname == "current_setting" and args:
                 return _setting(self, args[0])
             if fname == "set_config" and len(args) >= 2:
@@ -648,6 +651,8 @@ def _pg_name(e: exp.Expr) -> str:
         return "count"
     if isinstance(e, exp.CurrentUser):
         return "current_user"
+    if isinstance(e, exp.CurrentVersion):
+        return "version"
     if isinstance(e, exp.Func):
         return _func_name(e)
     return "?column?"
@@ -704,6 +709,7 @@ def _setting(emu: Emulation, arg: exp.Expr) -> exp.Expr:
 
 _SIMPLE: dict[str, Callable[[Emulation], exp.Expr]] = {
     "version": lambda e: exp.Literal.string(version_text()),
+    "current_version": lambda e: exp.Literal.string(version_text()),
     "current_database": lambda e: exp.Literal.string(e.database),
     "current_catalog": lambda e: exp.Literal.string(e.database),
     "current_schema": lambda e: exp.Literal.string("public"),
