@@ -23,6 +23,7 @@ from zhongshu.demo.tokens import read_token
 README_SQL = ("SELECT c.district, count(*) AS passages FROM traffic.passages p "
               "JOIN traffic.checkpoints c USING (camera_id) GROUP BY 1 ORDER BY 2 DESC")
 CITY = ("cockpit-city", "city-operations")
+TIME_LIMIT_S = 3.0
 
 
 @dataclass
@@ -73,7 +74,9 @@ class WireHub:
 @pytest.fixture(scope="session")
 def wire_hub(demo_dir: Path) -> Iterator[WireHub]:
     """``zhongshu demo --pg-port N`` serving a private copy of the demo city."""
-    with readable_dir("zs-wire-hub-") as base:
+    with readable_dir("zs-wire-hub-") as base, pytest.MonkeyPatch.context() as mp:
+        # the firewall suite's heavy cases end at the limit on both paths: a short one
+        mp.setenv("ZHONGSHU_QUERY_TIMEOUT_S", str(TIME_LIMIT_S))
         root = copy_demo_city(demo_dir, base / "city")
         pg_port = free_port()
         proc = HubProcess(root, free_port(), "demo", "--pg-port", str(pg_port))

@@ -30,7 +30,13 @@ import sqlglot
 from sqlglot import exp
 
 from zhongshu.catalog.catalog import Catalog
-from zhongshu.errors import DatasetNotFound, FunctionNotAllowed, SqlSyntax, ZhongshuError
+from zhongshu.errors import (
+    DatasetNotFound,
+    FunctionNotAllowed,
+    QueryTimeout,
+    SqlSyntax,
+    ZhongshuError,
+)
 from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Caller
 from zhongshu.protocol.pgwire import types as t
@@ -39,6 +45,8 @@ PG_VERSION = "16.0"
 CATALOG_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
 NS_PG_CATALOG, NS_INFO, NS_PUBLIC = 11, 13000, 2200
 FIRST_OID = 16384
+CATALOG_ROW_CAP = 10_000
+TIME_LIMIT_S = 5.0  # a catalog query is small: at most this long (and the hub's own limit)
 OWNER_OID = 10
 
 #: emulated pg_catalog relations: name → column definitions (DuckDB types)
@@ -297,6 +305,7 @@ class Emulation:
     database: str
     user: str
     settings: Callable[[], dict[str, str]]
+    time_limit_s: float = TIME_LIMIT_S
     _db: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -482,15 +491,26 @@ class Emulation:
         text, empty = self.rewrite(sql)
         with self._lock:
             db = self._open()
+            timer = threading.Timer(self.time_limit_s, db.interrupt)  # the engine's wall
+            timer.start()
             try:
                 cur = db.execute(text, list(params) or None)
+            except duckdb.InterruptException:
+                raise QueryTimeout(f"the catalog query took more than {self.time_limit_s:g} s; "
+                                   "ask for less") from None
             except duckdb.Error as e:
                 if empty:  # PostgreSQL-only SQL over relations that are always empty here
                     return empty, [t.TEXT] * len(empty), []
-                raise SqlSyntax(f"the catalog query failed: {str(e).splitlines()[0]}") from None
+                # DuckDB's message may quote the query's literals: only its kind is said
+                kind = str(e).split(":", 1)[0].strip()
+                raise SqlSyntax(f"the catalog query failed ({kind}); the emulated catalog "
+                                "answers what PostgreSQL clients ask of pg_catalog and "
+                                "information_schema") from None
+            finally:
+                timer.cancel()
             names = [d[0] for d in cur.description or ()]
             oids = [_duck_oid(d[1]) for d in cur.description or ()]
-            rows = [list(r) for r in cur.fetchall()]
+            rows = [list(r) for r in cur.fetchmany(CATALOG_ROW_CAP)]
         return names, oids, rows
 
     def rewrite(self, sql: str) -> tuple[str, list[str]]:
@@ -500,9 +520,10 @@ class Emulation:
         not take PostgreSQL's SQL."""
         try:
             tree = sqlglot.parse_one(_prepare(sql), read="postgres")
-        except sqlglot.errors.ParseError as e:
-            raise SqlSyntax(f"the catalog query does not parse: {str(e).splitlines()[0]}"
-                            ) from None
+        except sqlglot.errors.ParseError:
+            raise SqlSyntax("the catalog query does not parse as PostgreSQL") from None
+        if any(w.args.get("recursive") for w in tree.find_all(exp.With)):
+            raise FunctionNotAllowed("WITH RECURSIVE is not available in catalog queries")
         ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
         if isinstance(tree, exp.Select):  # the answer's columns named as PostgreSQL names them
             tree.set("expressions", [
@@ -730,11 +751,22 @@ def version_text() -> str:
             "endpoint) on x86_64-pc-linux-gnu")
 
 
+#: functions that make a query without relations a catalog query (answered here): what
+#: clients ask of the server itself; any other query without relations (``SELECT 1 / 0``) is
+#: a data query, governed and answered as over HTTP
+CATALOG_FUNCTIONS = frozenset({
+    *_SIMPLE, "current_setting", "set_config", "to_regclass", "to_regtype", "format_type",
+    "obj_description", "col_description", "shobj_description", "has_table_privilege",
+    "has_schema_privilege", "has_database_privilege", "has_column_privilege", "pg_has_role",
+    "inet_server_addr", "inet_server_port", "txid_current"})
+
+
 def is_catalog_query(sql: str) -> bool:
     """Whether a statement is answered from the emulated catalog: every relation it reads is
     an emulated ``pg_catalog``/``information_schema`` one (or a CTE of it), or it reads none
-    and calls no table function. Anything else (a dataset, a file reader, DuckDB's own
-    tables) is a data query, governed as over HTTP."""
+    and asks something of the server (``version()``, ``current_setting()``…:
+    ``CATALOG_FUNCTIONS``). Anything else (a dataset, a file reader, DuckDB's own tables, a
+    bare expression) is a data query, governed as over HTTP."""
     try:
         tree = sqlglot.parse_one(_prepare(sql), read="postgres")
     except sqlglot.errors.ParseError:
@@ -742,14 +774,20 @@ def is_catalog_query(sql: str) -> bool:
     if tree is None or not isinstance(tree, exp.Query):
         return False
     ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
-    tables = list(tree.find_all(exp.Table))
-    for tb in tables:
+    relations = 0
+    for tb in tree.find_all(exp.Table):
         if not isinstance(tb.this, exp.Identifier):
             if isinstance(tb.this, exp.Func) and _func_name(tb.this) in _TABLE_FUNCTIONS:
                 continue
             return False
         schema, name = tb.db.lower(), tb.name.lower()
-        if schema in CATALOG_SCHEMAS or (not schema and (name in ctes or name in PG_TABLES)):
+        if not schema and name in ctes:
+            continue  # a CTE's own name: it reads what its body reads
+        if schema in CATALOG_SCHEMAS or (not schema and name in PG_TABLES):
+            relations += 1
             continue
         return False
-    return True
+    if relations:
+        return True
+    return any(_func_name(f) in CATALOG_FUNCTIONS or _func_name(f).startswith("pg_")
+               for f in tree.find_all(exp.Func))

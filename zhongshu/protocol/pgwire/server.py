@@ -484,8 +484,9 @@ class Session:
             service.refresh_grants()
             rels = emulated.visible_relations(service.catalog, service.grants, self.who,
                                               self.purpose)
-            self._emulation = emulated.Emulation(rels, self.purpose, self.who.name,
-                                                 self._catalog_settings)
+            self._emulation = emulated.Emulation(
+                rels, self.purpose, self.who.name, self._catalog_settings,
+                min(service.settings.query_timeout_s, emulated.TIME_LIMIT_S))
         return self._emulation
 
     def _catalog_settings(self) -> dict[str, str]:
