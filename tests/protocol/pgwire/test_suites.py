@@ -26,12 +26,24 @@ from tests.policy.test_cases import FILES, LEAKS
 from tests.protocol.pgwire.conftest import WireHub
 from zhongshu.protocol.pgwire.catalog import is_catalog_query
 
-#: cases refused over HTTP that the wire answers from the emulated catalog (why: each reads
-#: only pg_catalog / information_schema, or calls a function the emulation answers)
-ANSWERED_FROM_EMULATION = {
+#: cases refused over HTTP that the wire answers from the session: from the caller's
+#: emulated catalog (each reads only pg_catalog / information_schema — a CTE or subquery
+#: named ``pg_settings`` included — or asks the server what PostgreSQL clients ask), or as a
+#: client command (transaction control); docs/pgwire.md gives the list and the reasons
+ANSWERED_BY_THE_SESSION = {
     "metadata_leakage/01-select-from-information-schema-tables",
     "metadata_leakage/02-select-from-information-schema-columns",
     "metadata_leakage/07-select-from-pg-catalog-pg-class",
+    "metadata_leakage/11-select-current-database",
+    "scalar_function_abuse/02-select-version",
+    "scalar_function_abuse/07-select-current-user",
+    "scalar_function_abuse/13-select-current-catalog",
+    "scope_escape/09-lateral-reading-an-alias-as-a-table",
+    "statement_types/11-begin-transaction",
+}
+#: refused on both faces with the same code, the wire with the emulation's own message
+REFUSED_BY_THE_EMULATION = {
+    "metadata_leakage/10-select-current-setting-allowed-directori",  # no such setting here
 }
 
 
@@ -68,10 +80,15 @@ def _receipt(conn: psycopg.Connection[Any]) -> int | None:
 
 
 def _wire(conn: psycopg.Connection[Any], sql: str) -> tuple[str, str, list[Any] | None]:
-    """(code, message, rows) of one statement over the wire."""
+    """(code, message, rows) of one statement over the wire (``undecodable``: answered, but
+    psycopg cannot load a value — a date past year 9999 — into Python)."""
     try:
-        rows = conn.execute(sql).fetchall()
-        return "ok", "", rows
+        cur = conn.execute(sql)
+        return "ok", "", cur.fetchall() if cur.description else []
+    except psycopg.DataError as e:
+        if e.sqlstate is None:
+            return "undecodable", str(e), None
+        raise
     except psycopg.Error as e:
         detail = e.diag.message_detail or ""
         code = detail.split(";")[0].removeprefix("code: ") if detail.startswith("code: ") \
@@ -84,32 +101,48 @@ def test_case_over_the_wire(wire_hub: WireHub, sessions: Sessions, path: Path) -
     case = tomllib.loads(path.read_text(encoding="utf-8"))
     case_id = f"{path.parent.name}/{path.stem}"
     member, purpose, sql = case["caller"], case["purpose"], case["sql"]
-    http = wire_hub.http(member, sql, purpose)
-    body = http.json()
-    http_code = "ok" if http.status_code == 200 else body["error"]["code"]
     conn = sessions.get(member, purpose)
-    before = _receipt(conn)
-    code, message, rows = _wire(conn, sql)
+    for _attempt in (1, 2):
+        http = wire_hub.http(member, sql, purpose)
+        body = http.json()
+        http_code = "ok" if http.status_code == 200 else body["error"]["code"]
+        before = _receipt(conn)
+        try:
+            code, message, rows = _wire(conn, sql)
+        finally:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")  # a case that opened (or failed in) a transaction
+        if code == "undecodable":  # the wire answered; compare what it recorded
+            code = "ok"
+        # once more when the faces disagree on an engine failure (`query_invalid`): the
+        # first pseudonymising run of a DuckDB worker can fail on its key file (seen on this
+        # hub over HTTP alone), which is not the wire's doing
+        if code == http_code or "query_invalid" not in (code, http_code):
+            break
     if http_code != "ok" and code == "ok":
-        assert case_id in ANSWERED_FROM_EMULATION, (case_id, http_code)
-        assert is_catalog_query(sql)
+        assert case_id in ANSWERED_BY_THE_SESSION, (case_id, http_code)
+        assert is_catalog_query(sql) or sql.upper().startswith("BEGIN")
         assert _receipt(conn) == before  # catalog answers are counted, not recorded
         for leak in LEAKS:
             assert leak not in repr(rows), (leak, rows)
         return
-    assert case_id not in ANSWERED_FROM_EMULATION
+    assert case_id not in ANSWERED_BY_THE_SESSION
     if http_code == "query_timeout" or code == "query_timeout":
         assert {http_code, code} <= {"ok", "query_timeout"}, (http_code, code)
         return  # a heavy case may finish on one path and not the other, near the limit
     assert code == http_code, (sql, code, message, body)
     if code != "ok":
-        assert message == body["error"]["message"]
+        if case_id in REFUSED_BY_THE_EMULATION:
+            assert message != body["error"]["message"]
+        else:
+            assert message == body["error"]["message"]
         return
     got = wire_hub.entry(member, _receipt(conn) or -1)
     want = wire_hub.entry(member, body["receipt"]["index"])
     assert got["kind"] == want["kind"] == "exchange"
     assert got["result_sha256"] == want["result_sha256"], sql  # the same rows
-    assert got["rows"] == want["rows"] == len(rows or [])
+    assert got["rows"] == want["rows"]
+    assert rows is None or len(rows) == got["rows"]
 
 
 # --- the property tests' queries -------------------------------------------------------------

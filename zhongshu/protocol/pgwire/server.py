@@ -521,9 +521,20 @@ class Session:
         return Outcome([f.name for f in schema], [t.oid_of(f.type) for f in schema], [], "")
 
     async def outcome(self, portal: Portal) -> Outcome | None:
-        """Run a bound statement once (the portal keeps its answer for ``Execute``)."""
+        """Run a bound statement once (the portal keeps its answer for ``Execute``); an
+        unexpected error is ``XX000`` (the session goes on), its details in the log."""
         if portal.outcome is not None:
             return portal.outcome
+        try:
+            return await self._outcome(portal)
+        except WireError:
+            raise
+        except Exception:
+            log.exception("wire statement failed")
+            raise WireError("XX000", "internal error; the hub's log has the details",
+                            "internal") from None
+
+    async def _outcome(self, portal: Portal) -> Outcome | None:
         sql = portal.sql
         cmd = statements.command(sql)
         if cmd is not None:
