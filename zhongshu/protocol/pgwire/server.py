@@ -51,6 +51,7 @@ log = logging.getLogger("zhongshu.pgwire")
 refusals = logging.getLogger("zhongshu.refusals")
 ENDPOINT = "pgwire"
 READ_CHUNK = 1 << 16
+ROWS_PER_WRITE = 2000
 
 
 class WireError(Exception):
@@ -469,10 +470,10 @@ class Session:
         for i, oid in enumerate(out.oids):
             fmt = formats[i] if len(formats) > 1 else (formats[0] if formats else 0)
             encs.append(t.encoder(oid, fmt))
-        write = self.writer.write
-        for row in out.rows[start:end]:
-            # rows do not change the connection's phase: encoded without the state machine
-            write(m.DataRow(columns=[e(v) for e, v in zip(encs, row, strict=True)]).to_wire())
+        # rows do not change the connection's phase: encoded without the state machine, in
+        # chunks (one write each, not one per row)
+        for i in range(start, end, ROWS_PER_WRITE):
+            self.writer.write(t.data_rows(out.rows[i:min(i + ROWS_PER_WRITE, end)], encs))
 
     # --- statements -------------------------------------------------------------------------
 

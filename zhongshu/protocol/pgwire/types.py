@@ -277,11 +277,79 @@ def binary(value: Any, oid: int) -> bytes | None:
     return enc(value)
 
 
+def _fast_int_text(v: Any) -> bytes | None:
+    return None if v is None else str(v).encode()
+
+
+def _fast_str_text(v: Any) -> bytes | None:
+    if v is None:
+        return None
+    return v.encode() if type(v) is str else text(v, TEXT)
+
+
+def _fast_float_text(v: Any) -> bytes | None:
+    if type(v) is float and v == v and v not in (_INF, -_INF):
+        return repr(v).encode()
+    return text(v, FLOAT8)
+
+
+def _fast_ts_text(v: Any) -> bytes | None:
+    if type(v) is str:
+        return v.replace("T", " ", 1).encode()
+    return text(v, TIMESTAMP)
+
+
+_INF = float("inf")
+
+
 def encoder(oid: int, fmt: int) -> Callable[[Any], bytes | None]:
-    """The encoder of one column: text (``fmt`` 0) or binary (1)."""
+    """The encoder of one column: text (``fmt`` 0) or binary (1); the common ones direct."""
     if fmt == 1:
-        return lambda v: binary(v, oid)
+        enc = _BINARY.get(oid)
+        if enc is None:
+            return _fast_str_text if oid in (TEXT, VARCHAR, NAME) else (
+                lambda v: text(v, oid))
+        return lambda v: None if v is None else enc(v)
+    if oid in (INT2, INT4, INT8, OID):
+        return _fast_int_text
+    if oid in (TEXT, VARCHAR, NAME):
+        return _fast_str_text
+    if oid in (FLOAT4, FLOAT8):
+        return _fast_float_text
+    if oid in (TIMESTAMP, TIMESTAMPTZ):
+        return _fast_ts_text
     return lambda v: text(v, oid)
+
+
+_ROW_HEAD = struct.Struct("!cih")
+_LEN = struct.Struct("!i")
+_NULL = _LEN.pack(-1)
+
+
+def data_rows(rows: list[list[Any]], encoders: list[Callable[[Any], bytes | None]]) -> bytes:
+    """``DataRow`` messages for ``rows``, as one buffer (a message per row, written at once).
+
+    The same bytes as pygwire's ``DataRow(columns=…).to_wire()`` (a test checks it), built
+    here column by column without a message object per row: a 10,000-row answer is a few
+    writes, not 10,000, and each column's values go through one encoder in one loop.
+
+    >>> data_rows([[1, None]], [encoder(INT4, 0), encoder(TEXT, 0)])
+    b'D\\x00\\x00\\x00\\x0f\\x00\\x02\\x00\\x00\\x00\\x011\\xff\\xff\\xff\\xff'
+    """
+    if not rows:
+        return b""
+    n = len(encoders)
+    pack_len, head, null = _LEN.pack, _ROW_HEAD.pack, _NULL
+    columns = []
+    for enc, col in zip(encoders, zip(*rows, strict=True), strict=True):
+        columns.append([null if b is None else pack_len(len(b)) + b
+                        for b in map(enc, col)])
+    out = []
+    for parts in zip(*columns, strict=True):
+        body = b"".join(parts)
+        out.append(head(b"D", len(body) + 6, n))
+        out.append(body)
+    return b"".join(out)
 
 
 def decode_param(raw: bytes | None, oid: int, fmt: int) -> Any:
