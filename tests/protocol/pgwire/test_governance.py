@@ -134,6 +134,24 @@ def test_callers_see_only_what_they_may_read(wire: Wire) -> None:
         assert status == 200 and body["rows"] == [["xihu"]]
 
 
+def test_catalog_queries_are_counted_not_recorded(wire: Wire) -> None:
+    import httpx
+
+    def catalog_count() -> int:
+        text = httpx.get(f"{wire.hub.url}/metrics", timeout=10).text
+        line = [ln for ln in text.splitlines()
+                if ln.startswith('zhongshu_wire_events_total{event="catalog"}')]
+        return int(line[0].split()[-1]) if line else 0
+
+    with wire.connect("cockpit-city", "city-operations") as conn:
+        login = conn.execute("SHOW zhongshu.receipt").fetchone()[0]
+        before = catalog_count()
+        for _ in range(3):
+            conn.execute("SELECT relname FROM pg_catalog.pg_class").fetchall()
+        assert catalog_count() == before + 3
+        assert conn.execute("SHOW zhongshu.receipt").fetchone()[0] == login  # no entry
+
+
 def test_a_wrong_token_says_nothing_of_the_member(wire: Wire) -> None:
     messages = []
     for member in ("cockpit-city", "no-such-member"):
