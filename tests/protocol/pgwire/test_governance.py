@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import RunningHub, free_port, readable_dir
 from zhongshu.node import Node
-from zhongshu.policy.identity import issue_token
+from zhongshu.policy.identity import issue_token, token_hash
 from zhongshu.protocol.pgwire import server
 
 RATE_LIMITED_GRANT = """
@@ -172,6 +172,21 @@ def test_a_hub_member_is_refused(wire: Wire) -> None:
     with pytest.raises(psycopg.OperationalError) as e:
         wire.connect("hub-peer", "city-operations", password=token)
     assert "must sign" in str(e.value)
+
+
+def test_a_revoked_token_ends_its_sessions(wire: Wire, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    monkeypatch.setattr(server, "LIVE_CHECK_S", 0.0)  # re-checked before every statement
+    catalog = wire.hub.service.catalog
+    token = issue_token(catalog, "outsider", label="wire-revoke")
+    with wire.connect("outsider", "wire-test", password=token) as conn:
+        sql = "SELECT count(*) FROM pg_catalog.pg_class"  # (its rate limit is for another test)
+        assert conn.execute(sql).fetchone()[0] >= 0
+        catalog.store.revoke_tokens("outsider", token_hash(token)[:12])
+        with pytest.raises(psycopg.OperationalError) as e:
+            conn.execute(sql).fetchall()
+        assert "revoked or expired" in str(e.value)
+        assert conn.closed or conn.broken
 
 
 def test_password_login_off_loopback_needs_tls(wire: Wire, monkeypatch: pytest.MonkeyPatch

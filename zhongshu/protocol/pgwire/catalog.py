@@ -477,6 +477,14 @@ class Emulation:
             pgc.pg_class c JOIN pgc.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = x);
         """)
 
+    def close(self) -> None:
+        """Close the DuckDB (a query running there is interrupted first)."""
+        db, self._db = self._db, None
+        if db is not None:
+            db.interrupt()
+            with self._lock:
+                db.close()
+
     # --- queries ----------------------------------------------------------------------------
 
     def run(self, sql: str, params: Iterable[Any] = ()) -> tuple[list[str], list[int],

@@ -38,7 +38,7 @@ from pygwire import messages as m
 
 from zhongshu.errors import LedgerUnavailable, Unauthenticated, ZhongshuError
 from zhongshu.ledger import Ledger, ReceiptJSON, entry
-from zhongshu.policy.identity import Authenticator, Caller, must_sign
+from zhongshu.policy.identity import Authenticator, Caller, must_sign, token_hash
 from zhongshu.protocol import exchange
 from zhongshu.protocol.metrics import Metrics
 from zhongshu.protocol.pgwire import catalog as emulated
@@ -51,6 +51,13 @@ log = logging.getLogger("zhongshu.pgwire")
 refusals = logging.getLogger("zhongshu.refusals")
 ENDPOINT = "pgwire"
 READ_CHUNK = 1 << 16
+MAX_SESSIONS = 512
+"""Wire sessions open at once at most (more: ``53300 too_many_connections``)."""
+MAX_MESSAGE = 8 << 20
+"""Bytes of one client message at most (SQL is capped at 100,000 characters anyway);
+before login, 64 KiB — an anonymous client cannot make the hub buffer more."""
+LIVE_CHECK_S = 5.0
+"""How often a session re-checks that its token is still live (as the bearer cache does)."""
 ROWS_PER_WRITE = 2000
 
 
@@ -157,6 +164,13 @@ class Endpoint:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
                       ) -> None:
         self._next_pid += 1
+        if len(self.sessions) >= MAX_SESSIONS:
+            writer.write(m.ErrorResponse(fields={
+                "S": "FATAL", "V": "FATAL", "C": "53300",
+                "M": "too many wire sessions are open; try again later"}).to_wire())
+            await writer.drain()
+            writer.close()
+            return
         session = Session(self, reader, writer, self._next_pid)
         self.sessions[session.pid] = session
         try:
@@ -167,6 +181,7 @@ class Endpoint:
             log.exception("wire session failed")
         finally:
             self.sessions.pop(session.pid, None)
+            session.close()
             writer.close()
 
     def cancel(self, pid: int, key: bytes) -> None:
@@ -197,7 +212,17 @@ class Session:
     failed: bool = False
     running: asyncio.Task[Any] | None = None
     _inbox: deque[Any] = field(default_factory=deque)
+    _pending: int = 0
+    _token_hash: str = ""
+    _live_at: float = 0.0
+    _grants: Any = None
     _emulation: emulated.Emulation | None = None
+
+    def close(self) -> None:
+        """Free what the session holds (its emulated catalog)."""
+        if self._emulation is not None:
+            self._emulation.close()
+            self._emulation = None
 
     # --- I/O --------------------------------------------------------------------------------
 
@@ -206,7 +231,12 @@ class Session:
             data = await self.reader.read(READ_CHUNK)
             if not data:
                 raise Closed
+            self._pending += len(data)
             self._inbox.extend(self.conn.receive(data))
+            if self._inbox:
+                self._pending = 0
+            elif self._pending > (MAX_MESSAGE if self.who is not None else 1 << 16):
+                raise Closed  # a message larger than any statement the hub takes
         return self._inbox.popleft()
 
     def send(self, msg: Any) -> None:
@@ -292,6 +322,8 @@ class Session:
             ep.metrics.wire("login_refused")
             raise failed  # the same answer as an unknown token: it says nothing of `user`
         self.who = who
+        self._token_hash = token_hash(password.rstrip("\x00"))
+        self._live_at = time.monotonic()
         if must_sign(who.member):
             ep.metrics.wire("login_refused")
             receipt = await exchange.record_refusal(ep.service, ep.ledger, who, ENDPOINT,
@@ -342,7 +374,11 @@ class Session:
                 continue
             if isinstance(msg, m.Query):
                 self.failed = False
-                await self._simple(msg.query_string)
+                try:
+                    await self._simple(msg.query_string)
+                except WireError:  # fatal: already sent
+                    await self.writer.drain()
+                    return
                 self.ready()
                 await self.writer.drain()
                 continue
@@ -352,6 +388,9 @@ class Session:
                 await self._extended(msg)
             except WireError as e:
                 self.send_error(e)
+                if e.fatal:
+                    await self.writer.drain()
+                    return
                 self.failed = True
                 if self.status == "T":
                     self.status = "E"
@@ -367,6 +406,8 @@ class Session:
             out = await self.outcome(Portal(prepared, sql, [0]))
         except WireError as e:
             self.send_error(e)
+            if e.fatal:
+                raise
             if self.status == "T":
                 self.status = "E"
             return
@@ -477,12 +518,33 @@ class Session:
 
     # --- statements -------------------------------------------------------------------------
 
+    def check_live(self) -> None:
+        """The session's token is still live (checked every ``LIVE_CHECK_S``): revoking a
+        token, or its expiry, ends the sessions made with it, as it ends HTTP sessions.
+
+        Raises:
+            WireError: ``28P01``, fatal (the session is closed).
+        """
+        now = time.monotonic()
+        if now - self._live_at < LIVE_CHECK_S:
+            return
+        assert self.who is not None
+        try:
+            self.endpoint.authn.token_live(self.who.name, self._token_hash)
+        except Unauthenticated:
+            raise WireError("28P01", "the token this session logged in with is revoked or "
+                            "expired; log in again", "unauthenticated", fatal=True) from None
+        self._live_at = now
+
     def emulation(self) -> emulated.Emulation:
-        """The session's emulated catalog, built under the grants in force at first use."""
-        if self._emulation is None:
+        """The session's emulated catalog, rebuilt whenever the grants in force change."""
+        service = self.endpoint.service
+        service.refresh_grants()
+        if self._emulation is None or self._grants is not service.grants:
             assert self.who is not None
-            service = self.endpoint.service
-            service.refresh_grants()
+            if self._emulation is not None:
+                self._emulation.close()
+            self._grants = service.grants
             rels = emulated.visible_relations(service.catalog, service.grants, self.who,
                                               self.purpose)
             self._emulation = emulated.Emulation(
@@ -590,6 +652,7 @@ class Session:
         return value
 
     async def _catalog(self, sql: str) -> Outcome:
+        self.check_live()
         self.endpoint.metrics.wire("catalog")
         emu = self.emulation()
         try:
@@ -603,6 +666,7 @@ class Session:
         return Outcome(names, oids, rows, f"SELECT {len(rows)}")
 
     async def _exchange(self, sql: str) -> Outcome:
+        self.check_live()
         ep = self.endpoint
         assert self.who is not None
         t0 = time.perf_counter()
