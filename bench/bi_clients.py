@@ -49,11 +49,12 @@ def install(venv: Path, version: str) -> Path:
     marker = venv / f"installed-{version}"
     if not marker.exists():
         # Superset pins its dependencies in its repository, not on PyPI: its CLI imports
-        # `rich` without declaring it, and flask-caching 2.3 changed an argument its
-        # metastore cache does not take
+        # `rich` and its PostgreSQL engine spec `cachetools` without declaring them, and
+        # flask-caching 2.3 changed an argument its metastore cache does not take
         step(f"installing apache-superset=={version} and psycopg2-binary (minutes)")
         subprocess.run([str(py), "-m", "pip", "install", "-q", f"apache-superset=={version}",
-                        "psycopg2-binary", "rich", "flask-caching<2.3"], check=True)
+                        "psycopg2-binary", "rich", "cachetools", "flask-caching<2.3"],
+                       check=True)
         marker.touch()
     return venv / "bin" / "superset"
 
