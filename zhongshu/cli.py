@@ -122,7 +122,8 @@ def _pg_free(host: str, port: int) -> bool:
     return True
 
 
-def _serve(node: Any, host: str, port: int, pg_port: int = 0) -> None:
+def _serve(node: Any, host: str, port: int, pg_port: int = 0,
+           pg_optional: bool = False) -> None:
     import asyncio
 
     import uvicorn
@@ -153,7 +154,15 @@ def _serve(node: Any, host: str, port: int, pg_port: int = 0) -> None:
                                            access_log=False))
 
     async def main() -> None:
-        pg = await wire.start(host, pg_port)
+        try:
+            pg = await wire.start(host, pg_port)
+        except OSError as e:
+            if not pg_optional:
+                raise
+            err.print(f"[yellow]warning:[/] the wire endpoint's port {pg_port} is taken "
+                      f"({e.strerror}); serving without it")
+            await server.serve()
+            return
         out.print(f"PostgreSQL wire endpoint on {host}:{pg_port} — e.g. PGPASSWORD=<token> "
                   f"psql -h {local} -p {pg_port} -U cockpit-city -d city-operations "
                   "(user = member, password = one of its tokens, database = purpose; TLS: "
@@ -244,6 +253,7 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
         feed.start()
         out.print(f"Publishing {rate:g} live passages/s on mqtt://127.0.0.1:1883 "
                   f"({feed_topic()}); watch them: SELECT * FROM traffic.district_flow")
+    default_pg = pg_port is None
     if pg_port is None:
         pg_port = 15432 if _pg_free(host, 15432) else 0
     if pg_port and not no_serve:
@@ -251,7 +261,7 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
                   f"-p {pg_port} -U cockpit-city -d city-operations")
     try:
         if not no_serve:
-            _serve(node, host, port, pg_port)
+            _serve(node, host, port, pg_port, pg_optional=default_pg)
     finally:
         if feed is not None and not no_serve:
             feed.stop()
