@@ -20,6 +20,7 @@ and a locked configuration, and holds no data: at worst a query there learns the
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -778,7 +779,22 @@ def is_catalog_query(sql: str) -> bool:
     an emulated ``pg_catalog``/``information_schema`` one (or a CTE of it), or it reads none
     and asks something of the server (``version()``, ``current_setting()``…:
     ``CATALOG_FUNCTIONS``). Anything else (a dataset, a file reader, DuckDB's own tables, a
-    bare expression) is a data query, governed as over HTTP."""
+    bare expression) is a data query, governed as over HTTP.
+
+    >>> is_catalog_query("SELECT relname FROM pg_catalog.pg_class")
+    True
+    >>> is_catalog_query("SELECT * FROM traffic.passages, pg_catalog.pg_class")
+    False
+    """
+    low = sql.lower()
+    if "pg_" not in low and "information_schema" not in low and \
+            not any(f in low for f in CATALOG_FUNCTIONS):
+        return False  # names nothing the emulation answers: not worth parsing
+    return _is_catalog_query(sql)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_catalog_query(sql: str) -> bool:
     try:
         tree = sqlglot.parse_one(_prepare(sql), read="postgres")
     except (sqlglot.errors.SqlglotError, RecursionError):

@@ -213,6 +213,7 @@ class Session:
     running: asyncio.Task[Any] | None = None
     _inbox: deque[Any] = field(default_factory=deque)
     _pending: int = 0
+    _inferred: dict[str, list[int]] = field(default_factory=dict)
     _token_hash: str = ""
     _live_at: float = 0.0
     _grants: Any = None
@@ -424,8 +425,12 @@ class Session:
             n = statements.placeholders(msg.query)
             types = list(msg.param_types) + [0] * max(n - len(msg.param_types), 0)
             if any(x == 0 for x in types):
-                inferred = statements.infer_param_types(msg.query, len(types),
-                                                        self._column_types())
+                inferred = self._inferred.get(msg.query)
+                if inferred is None or len(inferred) != len(types):
+                    inferred = statements.infer_param_types(msg.query, len(types),
+                                                            self._column_types())
+                    if len(self._inferred) < 1024:
+                        self._inferred[msg.query] = inferred
                 types = [x or inferred[i] for i, x in enumerate(types)]
             self.prepared[msg.statement] = Prepared(msg.query, types)
             self.send(m.ParseComplete())
