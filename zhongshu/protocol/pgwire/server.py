@@ -213,6 +213,7 @@ class Session:
     running: asyncio.Task[Any] | None = None
     _inbox: deque[Any] = field(default_factory=deque)
     _pending: int = 0
+    _out: list[bytes] = field(default_factory=list)
     _inferred: dict[str, list[int]] = field(default_factory=dict)
     _token_hash: str = ""
     _live_at: float = 0.0
@@ -240,8 +241,16 @@ class Session:
                 raise Closed  # a message larger than any statement the hub takes
         return self._inbox.popleft()
 
+    async def flush(self) -> None:
+        """Write what the session has to say in one go (a reply of several messages is one
+        segment, not one per message) and wait until the socket takes it."""
+        if self._out:
+            data, self._out = b"".join(self._out), []
+            self.writer.write(data)
+        await self.writer.drain()
+
     def send(self, msg: Any) -> None:
-        self.writer.write(self.conn.send(msg))
+        self._out.append(self.conn.send(msg))
 
     def send_error(self, e: WireError) -> None:
         self.send(m.ErrorResponse(fields=e.fields()))
@@ -260,7 +269,7 @@ class Session:
             await self._login(startup.params)
         except WireError as e:
             self.send_error(e)
-            await self.writer.drain()
+            await self.flush()
             return
         await self._serve()
 
@@ -270,15 +279,15 @@ class Session:
             if isinstance(msg, m.SSLRequest):
                 if self.endpoint.tls is None or self.tls:
                     self.send(m.SSLResponse(accepted=False))
-                    await self.writer.drain()
+                    await self.flush()
                     continue
                 self.send(m.SSLResponse(accepted=True))
-                await self.writer.drain()
+                await self.flush()
                 await self.writer.start_tls(self.endpoint.tls)
                 self.tls = True
             elif isinstance(msg, m.GSSEncRequest):
-                self.writer.write(b"N")  # no GSSAPI: the client goes on in clear or asks TLS
-                await self.writer.drain()
+                self._out.append(b"N")  # no GSSAPI: the client goes on in clear or asks TLS
+                await self.flush()
             elif isinstance(msg, m.CancelRequest):
                 self.endpoint.cancel(msg.process_id, msg.secret_key)
                 return None
@@ -306,7 +315,7 @@ class Session:
             raise WireError("28000", "password login off loopback needs TLS: connect with "
                             "sslmode=require", "unauthenticated", fatal=True)
         self.send(m.AuthenticationCleartextPassword())
-        await self.writer.drain()
+        await self.flush()
         msg = await self.next()
         if not isinstance(msg, m.PasswordMessage):
             raise Closed
@@ -353,7 +362,7 @@ class Session:
         if self.receipt is not None:
             self.notice("zhongshu login recorded: " + orjson.dumps(self.receipt).decode())
         self.ready()
-        await self.writer.drain()
+        await self.flush()
 
     def ready(self) -> None:
         self.send(m.ReadyForQuery(status=TransactionStatus(self.status)))
@@ -368,20 +377,20 @@ class Session:
             if isinstance(msg, m.Sync):
                 self.failed = False
                 self.ready()
-                await self.writer.drain()
+                await self.flush()
                 continue
             if isinstance(msg, m.Flush):
-                await self.writer.drain()
+                await self.flush()
                 continue
             if isinstance(msg, m.Query):
                 self.failed = False
                 try:
                     await self._simple(msg.query_string)
                 except WireError:  # fatal: already sent
-                    await self.writer.drain()
+                    await self.flush()
                     return
                 self.ready()
-                await self.writer.drain()
+                await self.flush()
                 continue
             if self.failed:
                 continue  # after an error, the extended protocol skips to the next Sync
@@ -390,13 +399,13 @@ class Session:
             except WireError as e:
                 self.send_error(e)
                 if e.fatal:
-                    await self.writer.drain()
+                    await self.flush()
                     return
                 self.failed = True
                 if self.status == "T":
                     self.status = "E"
-            if self.writer.transport.get_write_buffer_size() > 1 << 20:
-                await self.writer.drain()  # a pipelining client: do not buffer without end
+            if sum(map(len, self._out)) > 1 << 20:
+                await self.flush()  # a pipelining client: do not buffer without end
 
     async def _simple(self, sql: str) -> None:
         try:
@@ -519,7 +528,7 @@ class Session:
         # rows do not change the connection's phase: encoded without the state machine, in
         # chunks (one write each, not one per row)
         for i in range(start, end, ROWS_PER_WRITE):
-            self.writer.write(t.data_rows(out.rows[i:min(i + ROWS_PER_WRITE, end)], encs))
+            self._out.append(t.data_rows(out.rows[i:min(i + ROWS_PER_WRITE, end)], encs))
 
     # --- statements -------------------------------------------------------------------------
 
