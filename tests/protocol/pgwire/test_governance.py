@@ -200,6 +200,17 @@ def test_password_login_off_loopback_needs_tls(wire: Wire, monkeypatch: pytest.M
         assert conn.execute("SELECT count(*) FROM traffic.checkpoints").fetchone()[0] > 0
 
 
+def test_a_silent_client_loses_its_slot(wire: Wire, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import time
+
+    monkeypatch.setattr(server, "LOGIN_TIMEOUT_S", 0.5)
+    with socket.create_connection(("127.0.0.1", wire.port), timeout=10) as s:
+        t0 = time.monotonic()
+        assert s.recv(1) == b""  # closed by the hub, not by us
+        assert time.monotonic() - t0 < 5
+
+
 def test_a_remote_peer_is_not_loopback() -> None:
     class Writer:
         def __init__(self, peer: tuple[str, int]) -> None:

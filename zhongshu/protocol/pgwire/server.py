@@ -56,6 +56,8 @@ MAX_SESSIONS = 512
 MAX_MESSAGE = 8 << 20
 """Bytes of one client message at most (SQL is capped at 100,000 characters anyway);
 before login, 64 KiB — an anonymous client cannot make the hub buffer more."""
+LOGIN_TIMEOUT_S = 30.0
+"""Seconds a client has from connecting to being logged in."""
 LIVE_CHECK_S = 5.0
 """How often a session re-checks that its token is still live (as the bearer cache does)."""
 ROWS_PER_WRITE = 2000
@@ -262,14 +264,17 @@ class Session:
     # --- startup ----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        startup = await self._negotiate()
-        if startup is None:
-            return
         try:
-            await self._login(startup.params)
+            async with asyncio.timeout(LOGIN_TIMEOUT_S):  # a slot is not held by a silent peer
+                startup = await self._negotiate()
+                if startup is None:
+                    return
+                await self._login(startup.params)
         except WireError as e:
             self.send_error(e)
             await self.flush()
+            return
+        except TimeoutError:
             return
         await self._serve()
 
