@@ -218,3 +218,32 @@ def test_pgjdbc(wire_hub: WireHub) -> None:
     assert got["REFUSAL"] == "42501"
     receipt = json.loads(got["RECEIPT"])
     assert wire_hub.entry(MEMBER, receipt["index"])["kind"] == "exchange"
+
+
+# --- zhongshu serve and [hub] pg_port ---------------------------------------------------------
+
+def test_serve_takes_the_pg_port_setting(demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    """`zhongshu serve` opens the wire endpoint on `[hub] pg_port` (here from the
+    environment, ZHONGSHU_PG_PORT), with its self-signed certificate made in state/."""
+    import psycopg
+
+    from tests.conftest import HubProcess, copy_demo_city, free_port, readable_dir
+    from zhongshu.node import Node
+    from zhongshu.policy.identity import issue_token
+
+    with readable_dir("zs-wire-serve-") as base:
+        root = copy_demo_city(demo_dir, base / "city")
+        with Node.open(root) as node:
+            token = issue_token(node.catalog, MEMBER)
+        pg_port = free_port()
+        monkeypatch.setenv("ZHONGSHU_PG_PORT", str(pg_port))
+        proc = HubProcess(root, free_port(), "serve")
+        try:
+            with psycopg.connect(host="127.0.0.1", port=pg_port, user=MEMBER,
+                                 password=token, dbname=PURPOSE, autocommit=True) as conn:
+                assert conn.execute("SELECT count(*) FROM traffic.checkpoints").fetchone()[0]
+        finally:
+            proc.stop()
+        assert (root / "state" / "pg-tls.crt").is_file()
+        assert (root / "state" / "pg-tls.key").stat().st_mode & 0o077 == 0
