@@ -63,12 +63,14 @@ def build(workdir: Path, name: str, scale: float, traffic_engine: str,
 def serve(city: Path, extra_env: dict[str, str] | None = None, *args: str,
           start_s: float = 120) -> Iterator[tuple[str, str]]:
     """Run `zhongshu demo` (reusing the city, which also issues tokens; ``args`` are more of
-    its options) in a subprocess; yield (url, cockpit-city token)."""
+    its options) in a subprocess, without its witness hub (a second process cosigning once a
+    second, not what is measured); yield (url, cockpit-city token)."""
     port = free_port()
     env = {**os.environ, **(extra_env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "zhongshu.cli", "demo", "--dir", str(city),
-                             "--port", str(port), *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                             "--port", str(port), "--no-witness", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
     try:
         deadline = time.monotonic() + start_s
         while True:

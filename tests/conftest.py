@@ -52,6 +52,16 @@ def require_server(name: str, port: int) -> None:
     pytest.skip(f"{name} not running on 127.0.0.1:{port}")
 
 
+def require_tool(tool: Path, what: str, install: str) -> None:
+    """Skip (or, under CI, fail) when ``tool`` is not an executable here; ``what`` needs it,
+    ``install`` says how to get it (what ``.ci/run`` does)."""
+    if os.access(tool, os.X_OK):
+        return
+    if CI:
+        pytest.fail(f"{tool} is missing; under CI=true {what} must run ({install})")
+    pytest.skip(f"{tool} not installed ({install})")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -89,6 +99,7 @@ class HubProcess:
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()  # and its log closed: no file left open behind a failed start
                 raise RuntimeError(f"hub did not start: {self.log_path.read_text()}")
             time.sleep(0.1)
 

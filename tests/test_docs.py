@@ -62,6 +62,32 @@ def test_every_allowed_function_documented() -> None:
         assert f"`{f}`" in text, f
 
 
+# the allowed names DuckDB does not list as functions: syntax (or sqlglot's spelling of it),
+# each shown to run as the hub sends it — the SQL read and written again by sqlglot
+SYNTAX = {"coalesce": "coalesce(NULL, 1)", "extract": "extract(year FROM DATE '2024-01-02')",
+          "if": "if(true, 1, 2)", "ifnull": "ifnull(NULL, 1)", "iif": "iif(true, 1, 2)",
+          "try_cast": "try_cast('1' AS INTEGER)"}
+
+
+def test_the_documented_functions_exist() -> None:
+    """Every function docs/query.md lists is allowed by the firewall and exists in DuckDB (a
+    documented `haversine` that DuckDB 1.5.5 does not have would fail every query)."""
+    import duckdb
+    import sqlglot
+
+    text = (ROOT / "docs" / "query.md").read_text()
+    section = text.split("## Functions you can use", 1)[1].split("\n\nAny other function")[0]
+    listed = {line.strip("`") for line in section.split() if line.startswith("`")}
+    assert listed == set(ALLOWED_FUNCTIONS)
+    known = {r[0] for r in duckdb.sql("SELECT DISTINCT function_name FROM duckdb_functions()"
+                                      ).fetchall()}
+    missing = sorted(listed - known - set(SYNTAX))
+    assert missing == [], f"documented and allowed, but DuckDB has no such function: {missing}"
+    for name, call in SYNTAX.items():
+        sql = sqlglot.transpile(f"SELECT {call}", read="duckdb", write="duckdb")[0]
+        assert duckdb.sql(sql).fetchone() is not None, name
+
+
 def _import(name: str) -> object:
     """Import ``name``; a module that needs an optional package not installed here is skipped
     with the package named (under ``CI=true``, where every extra is installed, it fails)."""

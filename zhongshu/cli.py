@@ -50,6 +50,23 @@ UnsafeWallOpt = Annotated[bool, typer.Option(
     "degraded")]
 
 
+def _port_in_use(host: str, port: int) -> None:
+    """Refuse at once (before the hub is built) a port another process listens on.
+
+    Raises:
+        ZhongshuError: the address is taken.
+    """
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise ZhongshuError(f"cannot listen on {host}:{port}: {e.strerror} (another hub or "
+                                "program is on it: stop it, or give another --port)") from None
+
+
 def _allow_single_wall(allow: bool) -> None:
     if allow:  # read with the other [hub] settings' environment overrides
         os.environ["ZHONGSHU_UNSAFE_SINGLE_WALL"] = "true"
@@ -106,6 +123,7 @@ def serve(city_dir: DirOpt = Path("."),
                    "member, password = token, database = purpose; default: [hub] pg_port, "
                    "0 = off)")] = None) -> None:
     """Serve a city's hub over the protocol (and ingest its declared streams)."""
+    _port_in_use(host, port)
     _allow_single_wall(unsafe_single_wall)
     with _node(city_dir, serve=True) as node:
         _serve(node, host, port, node.city.hub.pg_port if pg_port is None else pg_port)
@@ -196,6 +214,10 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
                                             "(traffic.segment_flow, traffic.congestion, "
                                             "parking_*.live_free…)")] = False,
          rate: Annotated[float, typer.Option(min=1, help="live passages per second")] = 200.0,
+         witness: Annotated[bool, typer.Option(help="also run a witness hub that cosigns the "
+                                               "ledger's checkpoints (its own process and "
+                                               "folder, DIR/witness-hub, on port PORT+9)")]
+         = True,
          unsafe_single_wall: UnsafeWallOpt = False,
          pg_port: Annotated[int | None, typer.Option(
              help="PostgreSQL wire endpoint port (default: 15432 when free; 0 = off)")]
@@ -204,12 +226,18 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from zhongshu.demo.city import build_demo_city
-    from zhongshu.demo.tokens import ensure_tokens
 
     if engines not in ("embedded", "real"):
         raise typer.BadParameter("--engines must be `embedded` or `real`")
+    if not no_serve:
+        _port_in_use(host, port)
     _allow_single_wall(unsafe_single_wall)
     existing = (city_dir / "city.toml").is_file() and (city_dir / "demo.json").is_file()
+    if not existing and city_dir.is_dir() and any(city_dir.iterdir()):
+        raise ZhongshuError(f"{city_dir} is not empty and not a demo city (no demo.json): the "
+                            "demo writes only into a folder it creates; give another --dir "
+                            "(to serve your own city there: `zhongshu serve --dir "
+                            f"{city_dir}`)")
     if existing and not fresh:
         meta = json.loads((city_dir / "demo.json").read_text())
         out.print(f"Reusing the demo city in {city_dir}/ (seed {meta['seed']}, scale "
@@ -237,6 +265,26 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
                       "companies' member files.")
         meta = json.loads((city_dir / "demo.json").read_text())
         feed = Feed(meta["seed"], meta["scale"], rate)
+    witness_hub = None
+    if witness and not no_serve:
+        from zhongshu.cli_witness import WitnessHub, prepare, witness_port
+
+        wport = witness_port(port)
+        witness_hub = WitnessHub(prepare(city_dir, wport), wport)
+        out.print(f"A witness hub cosigns the ledger's checkpoints: http://127.0.0.1:{wport} "
+                  f"({city_dir}/{witness_hub.folder.name}/; stop it and /v1/health says "
+                  "finality lost)")
+    try:
+        _demo_serve(city_dir, host, port, no_serve, feed, rate, pg_port)
+    finally:
+        if witness_hub is not None:
+            witness_hub.stop()
+
+
+def _demo_serve(city_dir: Path, host: str, port: int, no_serve: bool, feed: Any,
+                rate: float, pg_port: int | None = None) -> None:
+    from zhongshu.demo.tokens import ensure_tokens
+
     node = _node(city_dir, serve=not no_serve)
     where = ensure_tokens(node.catalog, city_dir)
     out.print(f"Member tokens are in {where}/ (one file per member, readable by you only).")
@@ -661,7 +709,9 @@ def main() -> None:
     except (ZhongshuError, ConfigError) as e:
         if _state["debug"]:
             raise
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except typer.Exit as e:
         sys.exit(e.exit_code)

@@ -263,7 +263,7 @@ def usage(dataset: Annotated[str, typer.Option(help="one of your datasets")],
           ) -> None:
     """Every exchange that read DATASET (for its owner or an auditor), each with its
     inclusion proof checked against the hub's latest checkpoint."""
-    from zhongshu.ledger import canonical, merkle, note
+    from zhongshu.ledger import entry, merkle, note
 
     if url is None:
         raise typer.BadParameter("give --url and --token (the owner's), or ZHONGSHU_URL")
@@ -271,7 +271,7 @@ def usage(dataset: Annotated[str, typer.Option(help="one of your datasets")],
                 **({"since": since} if since else {})).json()
     ckpt = note.parse_checkpoint(data["checkpoint"])
     bad = [e["index"] for e in data["entries"] if not merkle.verify_inclusion(
-        e["index"], ckpt.size, merkle.leaf_hash(canonical.dumps(e["entry"])),
+        e["index"], ckpt.size, merkle.leaf_hash(entry.canonical_bytes(e["entry"])),
         [bytes.fromhex(h) for h in e["proof"]], ckpt.root)]
     if fmt == "json":
         out.print_json(json.dumps(data))

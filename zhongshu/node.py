@@ -165,7 +165,8 @@ class Node:
 
         app = create_app(self.query, self.ledger, sessions=self.stores.sessions,
                          nonces=self.stores.nonces, rates=self.stores.rates,
-                         own_url=url or scenarios)
+                         own_url=url or scenarios,
+                         streams=None if self.streams is None else self.streams.health)
         from zhongshu.demo import idp
 
         if idp.key_path(self.city.root).exists():

@@ -7,7 +7,6 @@ Screenshots of the three levels go to docs/img/."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CI, demo_hub, require_server
+from tests.conftest import demo_hub, require_server, require_tool
 from zhongshu.client import Hub
 from zhongshu.demo.tokens import read_token
 
@@ -27,12 +26,8 @@ PURPOSE = {"cockpit-city": "city-operations", "cockpit-xihu": "district-operatio
 
 
 def _require_chromium() -> None:
-    if os.access(CHROMIUM, os.X_OK):
-        return
-    if CI:
-        pytest.fail(f"{CHROMIUM} is missing; under CI=true the cockpit tests must run "
-                    "(.ci/run installs Debian's chromium)")
-    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium fonts-noto-cjk)")
+    require_tool(CHROMIUM, "the cockpit tests", "apt-get install chromium fonts-noto-cjk, as "
+                 ".ci/run does")
 
 
 @pytest.fixture(scope="module")

@@ -90,7 +90,6 @@ SCALARS: dict[str, tuple[list[str], str]] = {
     "age": ([TM, TM], "other"), "time_bucket": (["interval", TM], TM), "last_day": ([TM], TM),
     "monthname": ([TM], T), "dayname": ([TM], T), "to_timestamp": (["epoch"], TM),
     "current_date": ([], TM), "today": ([], TM), "list_value": ([A, "=0"], "other"),
-    "haversine": ([N, N, N, N], N),
 }
 del SCALARS["reverse2"]
 # allowed names that are syntax rather than calls: written by the builder directly

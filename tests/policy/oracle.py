@@ -352,12 +352,8 @@ def family(sql_type: str) -> str:
                                                                              "text")
 
 
-# DuckDB has no haversine; the allow-list names it, so the oracle defines the usual formula
-_MACROS = ("CREATE MACRO haversine(lon1, lat1, lon2, lat2) AS 2 * 6371000 * asin(sqrt("
-           "pow(sin(radians(lat2 - lat1) / 2), 2) + cos(radians(lat1)) * cos(radians(lat2)) * "
-           "pow(sin(radians(lon2 - lon1) / 2), 2)))",
-           # sqlglot reads iif as IF; DuckDB itself has no iif
-           "CREATE MACRO iif(c, a, b) AS CASE WHEN c THEN a ELSE b END")
+# sqlglot reads iif as IF; DuckDB itself has no iif
+_MACROS = ("CREATE MACRO iif(c, a, b) AS CASE WHEN c THEN a ELSE b END",)
 
 
 @dataclass

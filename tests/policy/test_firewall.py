@@ -126,3 +126,16 @@ def test_nested_queries_are_answered_or_refused_cleanly(service: QueryService,
         assert depth > 32 and e.code == "sql_syntax", (e.code, e.message)
     else:
         assert depth <= 32 and result.table.num_rows == 1
+
+
+def test_a_shape_the_analyser_cannot_handle_is_refused_not_a_500(service: QueryService) -> None:
+    """Found by the attack grammar (on MariaDB; the firewall is the same for every path):
+    `ORDER BY` positions over a `*` of a self-join made sqlglot's optimizer assert — an
+    internal error. What the hub cannot analyse it refuses with a stable code."""
+    who = Caller(service.catalog.members["cockpit-city"])
+    sql = ("SELECT * FROM (SELECT * FROM parking_westlake.garages AS r1 LEFT JOIN "
+           "parking_westlake.garages AS r2 ON r1.lat = r2.lat WHERE r2.lat IN (120.04, 1.5)) "
+           "AS zq ORDER BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14 LIMIT 17")
+    with pytest.raises(ZhongshuError) as e:
+        service.run(who, sql, "city-operations")
+    assert e.value.code == "query_invalid" and e.value.status == 400

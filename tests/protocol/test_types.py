@@ -66,8 +66,13 @@ TYPES: dict[str, tuple[str, Any, Callable[[pa.DataType], bool] | str]] = {
                 "170141183460469231731687303715884105727", pa.types.is_decimal),
     "uhugeint": ("CAST('340282366920938463463374607431768211455' AS UHUGEINT)",
                  "340282366920938463463374607431768211455", AS_TEXT),
-    "ubigint": ("CAST(18446744073709551615 AS UBIGINT)", 18446744073709551615,
+    # beyond 2^53 - 1: a string (RFC 8785 has no such number), its column says so
+    "ubigint": ("CAST(18446744073709551615 AS UBIGINT)", "18446744073709551615",
                 pa.types.is_uint64),
+    "bigint_unsafe": ("CAST(-9007199254740992 AS BIGINT)", "-9007199254740992",
+                      pa.types.is_int64),
+    "bigint_safe": ("CAST(9007199254740991 AS BIGINT)", 9007199254740991, pa.types.is_int64),
+    "list_of_big": ("[1, 9007199254740992]", ["1", "9007199254740992"], pa.types.is_list),
     "decimal_38": ("CAST('12345678901234567890.123456789012345678' AS DECIMAL(38,18))",
                    "12345678901234567890.123456789012345678", pa.types.is_decimal),
     "bignum": ("CAST('123456789012345678901234567890123456789012' AS BIGNUM)",
@@ -126,8 +131,10 @@ def test_json(http: httpx.Client, name: str) -> None:
     assert r.status_code == 200, r.text
     rows = _rows_bytes(r.content)
     assert json.loads(rows) == [[want]]
-    if name != "ubigint":  # integers beyond 2^53 have no RFC 8785 form yet: issue 23
-        assert canonical.dumps(json.loads(rows)) == rows  # RFC 8785: the hashed bytes
+    assert canonical.dumps(json.loads(rows)) == rows  # RFC 8785: the hashed bytes
+    column = r.json()["columns"][0]
+    as_strings = name in ("ubigint", "bigint_unsafe", "list_of_big")
+    assert column.get("encoding") == ("string" if as_strings else None), column
     receipt = r.json()["receipt"]
     logged = json.loads(http.get(f"/v1/ledger/entries/{receipt['index']}").text)
     assert logged["result_sha256"] == entry.result_sha256(rows)
@@ -229,14 +236,14 @@ def _raw(sock: socket.socket, path: str, body: dict[str, Any], token: str
 def test_connection_survives_refusals_and_internal_errors(
         own_hub: RunningHub, monkeypatch: pytest.MonkeyPatch) -> None:
     token = own_hub.token("cockpit-city")
-    real = encode.rows_json
+    real = encode.answer
 
-    def broken(rows: Any, schema: Any = None) -> bytes:
+    def broken(rows: Any, schema: Any = None) -> tuple[bytes, frozenset[int]]:
         if rows and rows[0] and rows[0][0] == "boom":
             raise RuntimeError("an encoder bug")
         return real(rows, schema)
 
-    monkeypatch.setattr(encode, "rows_json", broken)
+    monkeypatch.setattr(encode, "answer", broken)
     host, port = own_hub.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as sock:
         asks = [(_sql("'boom'"), 500), (_sql("1"), 200), (_sql(REFUSED["struct_of_bit"]), 400),

@@ -23,3 +23,39 @@ def test_one_plan_per_query_shape(service: QueryService) -> None:
     d, _ = service.plan(other, "SELECT * FROM traffic.passages WHERE passage_id = 5",
                         "district-operations")
     assert d is not a
+
+
+def test_quick_answers_measured_sqlite_lookups_inline_and_gives_way(
+        service: QueryService) -> None:
+    """A short query whose cached plan ran sub-millisecond on a SQLite file is answered on
+    the calling thread, with the same rows as the DuckDB path; one whose source is at its
+    concurrency cap is handed back (already charged) and is not quick any more."""
+    caller = Caller(service.catalog.members["cockpit-city"])
+    purpose = "city-operations"
+
+    def sql(k: int) -> str:
+        return f"SELECT passage_id, camera_id FROM traffic.passages WHERE passage_id = {k}"
+
+    fresh = "SELECT camera_id FROM traffic.passages WHERE passage_id = 1 AND speed_kmh > -1"
+    q = service.quick(caller, fresh, purpose, None, service.deadline())
+    assert q.result is None and not q.charged
+    for k in range(1, 6):
+        service.run(caller, sql(k), purpose)
+    q = service.quick(caller, sql(7), purpose, None, service.deadline())
+    result = q.result
+    assert result is not None and q.charged
+    assert result.path == "native:traffic-police-db"
+    oracle = service.run(caller, sql(7), purpose, engine="duckdb").table.to_pylist()
+    assert result.table.to_pylist() == oracle
+    src = service.catalog.sources["traffic-police-db"]
+    held = 0
+    try:
+        while src._slots.acquire(False):
+            held += 1
+        q = service.quick(caller, sql(8), purpose, None, service.deadline())
+        assert q.result is None and q.charged and q.found is not None
+    finally:
+        for _ in range(held):
+            src._slots.release()
+    q = service.quick(caller, sql(9), purpose, None, service.deadline())
+    assert q.result is None and not q.charged

@@ -276,3 +276,20 @@ def test_servers_are_reached_through_the_wall(real_service: QueryService) -> Non
                 "SELECT count(*) FROM traffic.passages p JOIN parking_westlake.garages g "
                 "ON p.camera_id = g.garage_no"):
         assert real_service.run(caller, sql, "city-operations").table.num_rows == 1
+
+
+def test_a_source_without_its_password_is_down_alone(demo_dir: Path, city_tmp: Path) -> None:
+    """Passwords are read before the wall: a source whose secret is set nowhere is down
+    ("cannot be read"-like reason from the closed set), and the worker and every other
+    source work."""
+    extra = ('[member]\nname = "extra-dept"\nkind = "department"\ntitle = "Extra"\n\n'
+             '[[sources]]\nname = "extra-db"\nkind = "postgres"\ndatabase = "test"\n'
+             'user = "postgres"\npassword_secret = "extra-db-password-set-nowhere"\n')
+    root = copy_demo_city(demo_dir, city_tmp / "city")
+    (root / "members" / "extra-dept.toml").write_text(extra)
+    with Node.open(load_city(root), serve=True, monitor=False) as node:
+        engine = node.query.executor.engine
+        assert "extra-db" in engine.failed and engine.wall is not None
+        table, _ = engine.execute(SOURCE_QUERY, [], 10)
+        assert table.column("n").to_pylist() == [6]
+        assert node.query.health()["extra-db"].startswith("down: ")

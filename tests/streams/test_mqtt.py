@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -192,3 +193,43 @@ def test_messages_sent_while_the_hub_is_down_are_not_lost(city: tuple[Path, str]
     finally:
         pub.disconnect()
         pub.loop_stop()
+
+
+def test_operators_see_each_streams_state_and_counts(city: tuple[Path, str]) -> None:
+    """Health's detail for operators names each ingested stream with its state and counts
+    (counted here against what the test published); other members see none of it."""
+    from tests.conftest import RunningHub
+
+    root, topic = city
+    with Node.open(root, serve=True, monitor=False) as node:
+        assert node.streams is not None
+        node.streams.start()
+        hub = RunningHub(node, root)
+        pub = _publisher()
+        try:
+            def detail(member: str) -> dict[str, Any]:
+                r = httpx.get(f"{hub.url}/v1/health",
+                              headers={"Authorization": f"Bearer {hub.token(member)}"})
+                assert r.status_code == 200, r.text
+                return r.json()  # type: ignore[no-any-return]
+
+            deadline = time.monotonic() + 10
+            while not node.streams.connected():
+                assert time.monotonic() < deadline, "no MQTT connection"
+                time.sleep(0.05)
+            before = detail("data-bureau")["streams"]["passages-live"]
+            assert before["state"] == "connected" and before["last_message_age_s"] is None
+            events = _events(120)
+            for i in range(0, 120, 40):
+                _send(pub, topic, events[i:i + 40])
+            _send(pub, topic, b"{not json")
+            _wait(node.streams, 4)
+            got = detail("data-bureau")["streams"]["passages-live"]
+            assert (got["messages"], got["records"], got["rejected"]) == (4, 120, 1)
+            assert 0 <= got["last_message_age_s"] < 10
+            assert "streams" not in detail("cockpit-city")
+            assert topic not in json.dumps(detail("data-bureau"))  # no topic, no broker host
+        finally:
+            pub.disconnect()
+            pub.loop_stop()
+            hub.stop()

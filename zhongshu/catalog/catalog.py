@@ -88,12 +88,26 @@ class Dataset:
             self._query = query_definition(self.config.query)
         return self._query.copy()
 
-    def relation(self, native: bool, columns: list[str] | None = None) -> exp.Select:
+    def typed_expr(self, column: Column) -> exp.Expr:
+        """The column's expression, cast to its declared type where the source holds another
+        type of the same family (a SQLite column declared ``DECIMAL(10,2)`` holds doubles;
+        a CSV's money is read as DOUBLE): the catalog's type is the type answered, on every
+        path. The source's type is the one the last drift check observed."""
+        e = self.column_expr(column)
+        held = self.observed.get(column.name)
+        if held is None or same_type(column.type, held) or not compatible(column.type, held):
+            return e
+        return exp.Cast(this=e, to=exp.DataType.build(column.type, dialect="duckdb"))
+
+    def relation(self, native: bool, columns: list[str] | None = None,
+                 typed: bool = True) -> exp.Select:
         """``SELECT <column exprs> FROM <source relation>`` for the chosen path.
 
         Args:
             native: build for the source's own engine instead of DuckDB.
             columns: only these columns (default: all declared).
+            typed: each column of its declared type (:meth:`typed_expr`); False: as the
+                source holds it (what the drift check observes).
         """
         if not native:
             rel = self.source.relation
@@ -123,9 +137,22 @@ class Dataset:
         for name in wanted:
             col = self.column(name)
             assert col is not None, name
-            select = select.select(exp.alias_(self.column_expr(col), col.name, quoted=True),
-                                   copy=False)
+            e = self.typed_expr(col) if typed else self.column_expr(col)
+            select = select.select(exp.alias_(e, col.name, quoted=True), copy=False)
         return select
+
+
+def same_type(a: str, b: str) -> bool:
+    """Whether two DuckDB type names name one type (``decimal(10, 2)``, ``DECIMAL(10,2)``).
+
+    >>> same_type("decimal(10, 2)", "DECIMAL(10,2)"), same_type("DOUBLE", "DECIMAL(10,2)")
+    (True, False)
+    """
+    try:
+        return bool(exp.DataType.build(a, dialect="duckdb") ==
+                    exp.DataType.build(b, dialect="duckdb"))
+    except (sqlglot.ParseError, ValueError):
+        return a.replace(" ", "").upper() == b.replace(" ", "").upper()
 
 
 def _one(text: str, what: str) -> exp.Expr:
@@ -293,7 +320,7 @@ class Catalog:
         observed: dict[str, str] = {}
         problems: list[str] = []
         for col in d.columns:
-            sql = d.relation(native=False, columns=[col.name]).sql("duckdb")
+            sql = d.relation(native=False, columns=[col.name], typed=False).sql("duckdb")
             try:
                 observed[col.name] = con.execute(f"DESCRIBE {sql}").fetchall()[0][1]
             except duckdb.Error as e:

@@ -91,7 +91,8 @@ def mount(app: FastAPI, city: City, check: Check | None = None) -> None:
         return {"level": level, "area": area,
                 "panels": [p.bound(level, area) for p in panels if level in p.shown_on()]}
 
-    @app.get("/cockpit/geo/{level}.geojson", tags=["cockpit"], responses=ERRORS)
+    @app.get("/cockpit/geo/{level}.geojson", tags=["cockpit"],
+             responses={404: ERRORS[404]})
     def geo(level: str) -> JSONResponse:
         """District or street polygons."""
         if level not in areas.geo:

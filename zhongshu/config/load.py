@@ -38,14 +38,22 @@ def parse(path: Path, model: type[BaseModel]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = tuple(err["loc"])
+        errors = e.errors()
+        # a value that may be one of several shapes (a mask: a table, or one of a few
+        # names) fails once per shape: the list of names is what a person can act on
+        err = next((x for x in errors if x["type"] == "literal_error"), errors[0])
+        # pydantic names the shapes it tried in the location (``function-after[…]``,
+        # ``literal['a','b']``): they are not keys of the file
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
         field = ".".join(str(p) for p in loc)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = f"unknown key `{loc[-1]}` (check its spelling against docs/configuration.md)"
         elif err["type"] == "missing":
             msg = f"`{loc[-1]}` is required"
+        elif err["type"] == "literal_error":
+            msg = (f"`{err['input']}` is not one of "
+                   f"{str(err['ctx']['expected']).replace(chr(39), '`')}")
         raise ConfigError(f"{field}: {msg}", path=str(path), line=line_of(text, loc)) from None
 
 
@@ -65,8 +73,20 @@ def load_city(root: str | os.PathLike[str]) -> City:
     ledger = env_overrides(cf.ledger, "ZHONGSHU_LEDGER_")
     members: dict[str, MemberFile] = {}
     files: dict[str, Path] = {}
+    for other in sorted((root / "members").glob("*")):
+        if other.is_file() and other.suffix != ".toml" and not other.name.endswith(
+                ".example") and not other.name.startswith("."):
+            raise ConfigError("not a member file: member files end in .toml (rename it; or "
+                              "end its name in .example to keep it as an example)",
+                              path=str(other))
     for path in sorted((root / "members").glob("*.toml")):
         mf = with_stream_datasets(parse(path, MemberFile), path)
+        if mf.member.name != path.stem:
+            text = path.read_text(encoding="utf-8")
+            raise ConfigError(f"[member] name `{mf.member.name}` differs from the file's name: "
+                              f"name the file {mf.member.name}.toml, or the member "
+                              f"`{path.stem}`", path=str(path),
+                              line=line_of(text, ("member", "name")))
         if mf.member.name in members:
             raise ConfigError(f"member `{mf.member.name}` is also declared in "
                               f"{files[mf.member.name].name}", path=str(path))

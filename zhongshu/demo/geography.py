@@ -7,9 +7,10 @@ the district (and street) of the intersection they leave.
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass
+
+from zhongshu.traffic.geo import distance_m
 
 DISTRICTS: tuple[tuple[str, str, str, str], ...] = (
     # name, code, Chinese name, English title
@@ -81,15 +82,6 @@ def street_at(i: int, j: int) -> str:
     return f"{d}-{STREETS[d][q][0]}"
 
 
-def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Great-circle distance in metres."""
-    r = 6_371_000.0
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * r * math.asin(math.sqrt(a))
-
-
 class Grid:
     """The road network: nodes by (i, j) and directed segments by their end nodes."""
 
@@ -112,7 +104,7 @@ class Grid:
                 seg = Segment(
                     segment_id=f"seg-{a.node_id[1:]}-{b.node_id[1:]}",
                     from_node=a, to_node=b, district=a.district, street=a.street,
-                    length_m=round(haversine_m(a.lon, a.lat, b.lon, b.lat), 1),
+                    length_m=round(distance_m(a.lon, a.lat, b.lon, b.lat), 1),
                     free_flow_kmh=60.0 if arterial else 40.0,
                     lanes=3 if arterial else 2, direction=heading)
                 self.segments[((i, j), (b.i, b.j))] = seg

@@ -36,10 +36,14 @@ def read_token(city_dir: Path, member: str) -> str:
     """The demo token of ``member``.
 
     Raises:
-        NotFound: no token file (run ``zhongshu demo`` first).
+        NotFound: no token file (the hint names ``zhongshu demo`` only for a demo city's
+            folder, or one that holds no city yet).
     """
     path = tokens_dir(city_dir) / f"{member}.token"
     if not path.is_file():
-        raise NotFound(f"no token for `{member}` in {path.parent}; run `zhongshu demo --dir "
-                       f"{city_dir}` first, or `zhongshu members token {member} --dir {city_dir}`")
+        issue = f"`zhongshu members token {member} --dir {city_dir}` issues one"
+        if (city_dir / "demo.json").is_file() or not (city_dir / "city.toml").is_file():
+            issue = f"run `zhongshu demo --dir {city_dir}` first, or {issue}"
+        raise NotFound(f"no token for `{member}` in {path.parent}; {issue} (pass it with "
+                       "--token)")
     return path.read_text().strip()

@@ -2,7 +2,17 @@
 
 Anyone can recompute an entry's hash from its parsed JSON: keys sorted by UTF-16 code units,
 no whitespace, strings escaped as ECMAScript's ``JSON.stringify`` does, numbers in
-ECMAScript's shortest round-trip form (``1``, not ``1.0``; ``1e+21``; ``1e-7``).
+ECMAScript's shortest round-trip form (``1``, not ``1.0``; ``1e+21``; ``1e-7``). Integers
+are numbers only within ±(2⁵³ − 1), as RFC 8785 (I-JSON) allows: a larger one is refused
+(``ValueError``), never written exactly — the caller sends it as a string (the protocol's
+``"encoding": "string"`` columns).
+
+The fast paths (orjson) are taken only where orjson's output is exactly RFC 8785: no float
+(written in ECMAScript form instead), no integer beyond the safe range, and object keys in
+ASCII (orjson sorts keys by UTF-8 bytes, RFC 8785 by UTF-16 code units: the two differ for
+keys holding characters above U+FFFF and between U+E000 and U+FFFF). Anything else goes
+through the general writer. ``tests/ledger/test_canonical.py`` checks both against the
+``rfc8785`` package on generated values.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ from typing import Any
 
 import orjson
 
-_MAX_SAFE = 2**53
+MAX_SAFE = 2**53 - 1  # RFC 8785 §3.2.2.3 / I-JSON: integers exact in an IEEE 754 double
 
 
 def number(x: float | int) -> str:
@@ -29,7 +39,7 @@ def number(x: float | int) -> str:
     if isinstance(x, bool):
         raise ValueError("a boolean is not a number")
     if isinstance(x, int):
-        if abs(x) > _MAX_SAFE:
+        if abs(x) > MAX_SAFE:
             raise ValueError(f"integer {x} exceeds IEEE 754 double precision")
         return str(x)
     if not math.isfinite(x):
@@ -64,7 +74,7 @@ def _string(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
 
-def _write(v: Any, out: list[str]) -> None:
+def _write(v: Any, out: list[str], default: Any = None) -> None:
     if v is None:
         out.append("null")
     elif v is True:
@@ -75,6 +85,8 @@ def _write(v: Any, out: list[str]) -> None:
         out.append(_string(v))
     elif isinstance(v, (int, float)):
         out.append(number(v))
+    elif isinstance(v, orjson.Fragment):
+        out.append(v.contents.decode() if isinstance(v.contents, bytes) else v.contents)
     elif isinstance(v, dict):
         if not all(isinstance(k, str) for k in v):
             raise ValueError("object keys must be strings")
@@ -84,30 +96,35 @@ def _write(v: Any, out: list[str]) -> None:
                 out.append(",")
             out.append(_string(k))
             out.append(":")
-            _write(v[k], out)
+            _write(v[k], out, default)
         out.append("}")
     elif isinstance(v, (list, tuple)):
         out.append("[")
         for i, item in enumerate(v):
             if i:
                 out.append(",")
-            _write(item, out)
+            _write(item, out, default)
         out.append("]")
+    elif default is not None:
+        _write(default(v), out)
     else:
         raise ValueError(f"{type(v).__name__} has no JSON form")
 
 
-def dumps(value: Any) -> bytes:
+def dumps(value: Any, default: Any = None) -> bytes:
     """The RFC 8785 canonical UTF-8 bytes of a JSON value (dict, list, str, number, bool, None).
 
     >>> dumps({"b": [1, 2.50, None, True], "a": "x"})
     b'{"a":"x","b":[1,2.5,null,true]}'
 
+    ``default`` turns any other value into one that has a JSON form (as orjson's does).
+
     Raises:
-        ValueError: the value has no canonical JSON form (NaN, a lone surrogate, a set…).
+        ValueError: the value has no canonical JSON form (NaN, a lone surrogate, an integer
+            beyond ±(2⁵³ − 1), a set…).
     """
     out: list[str] = []
-    _write(value, out)
+    _write(value, out, default)
     return "".join(out).encode("utf-8")
 
 
@@ -121,28 +138,74 @@ def _jcs_float(v: Any) -> Any:
     return v
 
 
-def rows(values: list[list[Any]], float_columns: list[int], default: Any = None) -> bytes:
-    """A result's rows as RFC 8785 canonical JSON, fast: orjson writes everything but the
-    floats, which are written in ECMAScript form. ``float_columns`` are the positions of
-    columns that may hold floats (directly or nested); NaN and infinities become ``null``.
+def _finite(v: Any) -> Any:
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, list):
+        return [_finite(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    return v
 
-    >>> rows([[1, 2.0, {"k": 1e21}], [2, float("nan"), None]], [1, 2])
+
+def rows(values: list[list[Any]], float_columns: list[int], default: Any = None,
+         nested_columns: list[int] | tuple[int, ...] = (),
+         int_columns: list[int] | tuple[int, ...] = ()) -> bytes:
+    """A result's rows as RFC 8785 canonical JSON, fast: orjson writes the scalars, floats in
+    ECMAScript form; NaN and infinities become ``null``. ``float_columns`` are the positions
+    of scalar columns that may hold floats, ``nested_columns`` those of nested values (lists,
+    objects: written by the general writer, keys in UTF-16 order), ``int_columns`` those of
+    integers that may be beyond ±(2⁵³ − 1) (64-bit ones).
+
+    >>> rows([[1, 2.0, {"k": 1e21}], [2, float("nan"), None]], [1], nested_columns=[2])
     b'[[1,2,{"k":1e+21}],[2,null,null]]'
+
+    Raises:
+        ValueError: an integer beyond ±(2⁵³ − 1) (send it as a string), or a value with no
+            canonical form.
     """
-    if float_columns:
+    for r in values:
+        for i in int_columns:
+            v = r[i]
+            if v is not None and not -MAX_SAFE <= v <= MAX_SAFE:
+                raise ValueError(f"integer {v} is beyond ±(2^53 - 1): send it as a string")
+    nested = set(nested_columns)
+    scalar_floats = [i for i in float_columns if i not in nested]
+    if scalar_floats or nested:
         values = [list(r) for r in values]
         for r in values:
-            for i in float_columns:
+            for i in scalar_floats:
                 r[i] = _jcs_float(r[i])
+            for i in nested:
+                if r[i] is not None:
+                    r[i] = orjson.Fragment(dumps(_finite(r[i]), default))
     return orjson.dumps(values, default=default, option=orjson.OPT_SORT_KEYS)
 
 
+def _plain(v: Any) -> bool:
+    """Whether orjson's sorted, compact output of ``v`` is exactly RFC 8785."""
+    if isinstance(v, str) or v is None or isinstance(v, bool):
+        return True
+    if isinstance(v, int):
+        return -MAX_SAFE <= v <= MAX_SAFE
+    if isinstance(v, dict):
+        return all(isinstance(k, str) and k.isascii() and _plain(x) for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return all(_plain(x) for x in v)
+    return False  # floats, and anything orjson would write in a form of its own
+
+
 def dumps_plain(value: Any) -> bytes:
-    """:func:`dumps` for values without floats whose object keys are ASCII — entries, by
-    construction — at orjson's speed (100× the general path). For such values orjson's
-    sorted, compact output is exactly RFC 8785 (``tests/ledger`` checks it property-wise).
+    """:func:`dumps`, at orjson's speed (100× the general path) for the values it writes
+    exactly — no floats, integers within ±(2⁵³ − 1), ASCII keys: entries, by construction —
+    and through the general writer for any other (which refuses what RFC 8785 has no form
+    for, such as an integer beyond the safe range).
 
     >>> dumps_plain({"z": 1, "a": [None, "x"]}) == dumps({"z": 1, "a": [None, "x"]})
     True
+    >>> dumps_plain({"\U0001f600": 1, "\uff61": 2})  # UTF-16 order, not UTF-8's
+    b'{"\xf0\x9f\x98\x80":1,"\xef\xbd\xa1":2}'
     """
+    if not _plain(value):
+        return dumps(value)
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)

@@ -18,9 +18,34 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from zhongshu.ledger import canonical
 
-VERSION = 1  # the ``v`` every entry carries
+VERSION = 2
+"""The ``v`` every entry carries: the format its bytes are in. ``1``: orjson's sorted,
+compact output (RFC 8785 for every entry the hub wrote, whose keys are ASCII and whose
+integers are small — but it would have written a larger integer exactly, which RFC 8785
+does not allow); ``2``: RFC 8785 for every value (``canonical.dumps_plain``). Entries keep
+the version they were written with, so old ones verify as they were written."""
+
+
+def canonical_bytes(fields: dict[str, Any]) -> bytes:
+    """The bytes an entry with these parsed ``fields`` was written as, by its version ``v``
+    (what verifiers hash to recompute its leaf).
+
+    >>> canonical_bytes({"v": 1, "n": 2**60}), canonical_bytes({"v": 2, "kind": "change"})
+    (b'{"n":1152921504606846976,"v":1}', b'{"kind":"change","v":2}')
+
+    Raises:
+        ValueError: a version this hub does not know, or fields with no form in it.
+    """
+    v = fields.get("v")
+    if v == 1:
+        return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+    if v == 2:
+        return canonical.dumps(fields)
+    raise ValueError(f"unknown entry format version {v!r}")
 
 
 def iso_ms(ms: int) -> str:
@@ -38,7 +63,7 @@ def stamp(fields: dict[str, Any], origin: str, time: str) -> bytes:
     ``time``, an :func:`iso_ms` string), RFC 8785.
 
     >>> stamp({"kind": "change"}, "zhongshu/hz", "2026-11-25T10:32:01.123Z")
-    b'{"kind":"change","log":"zhongshu/hz","time":"2026-11-25T10:32:01.123Z","v":1}'
+    b'{"kind":"change","log":"zhongshu/hz","time":"2026-11-25T10:32:01.123Z","v":2}'
 
     Raises:
         TypeError: ``fields`` holds a value JSON cannot carry (a set, bytes…).

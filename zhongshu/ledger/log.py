@@ -66,9 +66,7 @@ class Ledger:
         """
         origin = origin_of(city)
         state = city.state_dir
-        created = not (state / "ledger.key").exists()
-        log_key = note.Signer.load_or_create(state / "ledger.key", origin, note.ED25519)
-        pin.settle(city, log_key.verifier, created)
+        log_key = cls._log_signer(city)
         ledger = cls(SqliteLedgerStore(state / "ledger.db"), origin, log_key,
                      city.ledger,
                      note.Signer.load_or_create(state / "witness.key", f"{origin}/witness",
@@ -76,6 +74,25 @@ class Ledger:
         if start:
             ledger.start()
         return ledger
+
+    @staticmethod
+    def _log_signer(city: City) -> note.Signer:
+        origin = origin_of(city)
+        state = city.state_dir
+        created = not (state / "ledger.key").exists()
+        log_key = note.Signer.load_or_create(state / "ledger.key", origin, note.ED25519)
+        pin.settle(city, log_key.verifier, created)
+        return log_key
+
+    @classmethod
+    def city_log_key(cls, city: City) -> note.Verifier:
+        """The public key of ``city``'s log — created, and pinned, as at the hub's first start
+        when it has none yet (what a witness of this hub must be told).
+
+        Raises:
+            LedgerInvalid: the log key is not the one the city pins.
+        """
+        return cls._log_signer(city).verifier
 
     def start(self) -> None:
         """Check the stored tree against the last checkpoint signed, then start the sequencer

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from zhongshu.ledger import canonical, merkle, note
+from zhongshu.ledger import entry, merkle, note
 from zhongshu.ledger.layout import TILE, tiles_of
 from zhongshu.ledger.store import LedgerStore
 
@@ -119,7 +119,7 @@ def verify_store(store: LedgerStore, key: note.Verifier, known: Sequence[note.Ch
                 report.problem(f"entries {expect}…{idx - 1} are missing")
                 expect = idx
             try:
-                if canonical.dumps(orjson.loads(body)) != body:
+                if entry.canonical_bytes(orjson.loads(body)) != body:
                     report.problem(f"entry {idx} is not in canonical form")
             except (ValueError, orjson.JSONDecodeError):
                 report.problem(f"entry {idx} is not JSON")

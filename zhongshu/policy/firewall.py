@@ -25,10 +25,11 @@ path it chooses (DuckDB or the source's own engine), and what it reads under whi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from zhongshu.catalog.catalog import Catalog
-from zhongshu.errors import SqlSyntax
+from zhongshu.errors import QueryInvalid, SqlSyntax, ZhongshuError
 from zhongshu.policy.context import Context, DatasetRef, Rule
 from zhongshu.policy.functions import ALLOWED_FUNCTIONS, function_name
 from zhongshu.policy.governed import Governed
@@ -46,6 +47,8 @@ from zhongshu.policy.rules.one_select import one_select
 from zhongshu.policy.rules.pseudonym_lookups import pseudonym_lookups
 from zhongshu.policy.rules.resolve_datasets import resolve_datasets
 from zhongshu.policy.rules.subject_lookups import subject_lookups
+
+log = logging.getLogger("zhongshu.policy")
 
 __all__ = ["ALLOWED_FUNCTIONS", "RAW_META", "RAW_PREFIX", "RULES", "TOO_DEEP", "Context",
            "DatasetRef", "Governed", "Rule", "function_name", "govern", "marked_dataset",
@@ -84,4 +87,13 @@ def govern(sql: str, *, caller: Caller, purpose: str, catalog: Catalog, grants: 
             e = rule(e, ctx)
     except RecursionError:
         raise SqlSyntax(TOO_DEEP) from None
+    except ZhongshuError:
+        raise
+    except Exception as err:
+        # sqlglot's optimizer meeting a shape it does not handle (an assertion, say, for
+        # `ORDER BY 1` over a `*` it cannot expand): what the hub cannot analyse it refuses
+        log.warning("the firewall could not analyse a query (%s: %s); refused",
+                    type(err).__name__, err)
+        raise QueryInvalid("the hub cannot analyse this query; name the columns instead of "
+                           "`*` and `ORDER BY` them by name, or simplify it") from None
     return Governed.of(e, ctx)

@@ -26,7 +26,6 @@ dayofweek dayofyear isodow quarter epoch epoch_ms strftime strptime make_date ma
 make_timestamp date_diff datediff date_sub date_add age time_bucket last_day
 monthname dayname to_timestamp current_date today
 try_cast struct_pack list_value unnest
-haversine
 """.split())
 
 # sqlglot models operators and syntax as functions too; these are not calls

@@ -10,6 +10,7 @@ scenarios' mount.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -17,11 +18,11 @@ from fastapi import FastAPI
 import zhongshu
 from zhongshu.ledger import Ledger
 from zhongshu.policy.identity import Authenticator
+from zhongshu.protocol import contract
 from zhongshu.protocol.auth import Authentication
 from zhongshu.protocol.callers import ScenarioDoor
 from zhongshu.protocol.handlers import add_error_handlers
 from zhongshu.protocol.metrics import CountRequests, Metrics
-from zhongshu.protocol.models import ErrorOut
 from zhongshu.protocol.people import IdTokens, People
 from zhongshu.protocol.routes import Parts, catalog, grants, hub, identity, probes, query
 from zhongshu.protocol.routes.ledger import add_ledger_routes
@@ -34,8 +35,8 @@ from zhongshu.stores import NonceStore, RateCounters, SessionStore
 
 
 def create_app(service: QueryService, ledger: Ledger | None, *, sessions: SessionStore,
-               nonces: NonceStore, rates: RateCounters, own_url: str | None = None
-               ) -> FastAPI:
+               nonces: NonceStore, rates: RateCounters, own_url: str | None = None,
+               streams: Callable[[], dict[str, dict[str, Any]]] | None = None) -> FastAPI:
     """The protocol application serving ``service``.
 
     Every answer to ``/v1/query`` and every refusal of a known member is recorded on
@@ -44,17 +45,20 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
     callers' calls. When the city lets people sign in (``[people]``), ID tokens are
     checked against its provider's keys (a ``jwks_url`` that is a path is resolved against
     ``own_url``, this hub's own address) and the people's routes (``/v1/me/…``) are served.
+    ``streams`` reports the ingested streams' states (health's detail for operators).
     """
     app = FastAPI(title="Zhongshu hub protocol", version=f"1 ({zhongshu.__version__})",
-                  description="The hub protocol of Zhongshu (中枢). See PROTOCOL.md.",
-                  openapi_url="/v1/openapi.json", docs_url="/v1/docs", redoc_url=None)
+                  description=contract.DESCRIPTION, openapi_url=contract.OPENAPI,
+                  docs_url=None, redoc_url=None)
+    contract.install(app)
     authn = Authenticator(service.catalog)
     browser = Sessions(sessions)
-    errors: dict[int | str, dict[str, Any]] = {
-        s: {"model": ErrorOut} for s in (400, 401, 403, 404, 413, 429, 503, 504)}
+    # what an authenticated route answers whatever it does; routes add their own statuses
+    errors = contract.errors(*contract.AUTHENTICATED)
     caller = Authentication(authn, Verifier(service.catalog.store.key, nonces), browser)
     parts = Parts(service=service, ledger=ledger, caller=caller, authn=authn,
-                  sessions=browser, metrics=Metrics(service.city.hub.metrics_names), errors=errors)
+                  sessions=browser, metrics=Metrics(service.city.hub.metrics_names), errors=errors,
+                  streams=streams)
     app.state.metrics, app.state.authn = parts.metrics, authn  # the wire endpoint's too
     add_error_handlers(app, ledger, service)
     app.add_middleware(CountRequests, metrics=parts.metrics)
@@ -62,12 +66,13 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
         routes.add_routes(app, parts)
     if ledger is not None:
         add_ledger_routes(app, ledger, service, caller, errors)
-    add_subscribe_route(app, service, ledger, caller, errors)
+    add_subscribe_route(app, service, ledger, caller,
+                        errors | contract.errors(400, 404, 413, 429, 503, 504))
     app.state.scenario_door = ScenarioDoor(caller, service.catalog, rates)
     settings = service.city.people
     if settings is not None:
         tokens = IdTokens(settings, service.subject_key, own_url)
         caller.people = People(settings, service, ledger, tokens)
         if ledger is not None:
-            add_me_routes(app, caller.people, ledger, rates, errors)
+            add_me_routes(app, caller.people, ledger, rates, contract.errors(401, 503))
     return app

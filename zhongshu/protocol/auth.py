@@ -15,13 +15,19 @@ narrowed to that person (``policy.subjects.check_person``).
 
 People never authenticate here: an ID token sent as a bearer to a member route is not a
 member token, so it is ``401``.
+
+The three ways in are declared as the OpenAPI document's security schemes (``BEARER``,
+``SIGNATURE``, ``SESSION``: any one of them admits a caller), through FastAPI's security
+dependencies, so generated clients know how to authenticate. Those dependencies only
+describe; the credentials are read and checked here.
 """
 
 import dataclasses
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Header, Request
+from fastapi import Request, Security
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPBearer
 
 from zhongshu.client import ON_BEHALF_OF, ON_BEHALF_OF_PERSON
 from zhongshu.errors import BehalfRefused, Unauthenticated
@@ -35,6 +41,31 @@ if TYPE_CHECKING:
     from zhongshu.protocol.people import People
 
 
+BEARER = HTTPBearer(
+    scheme_name="bearer", auto_error=False, bearerFormat="zs_…",
+    description="A member token (`Authorization: Bearer <token>`); `zhongshu members token "
+                "NAME` issues one. Accepted for every member except those of kind `hub`.")
+SIGNATURE = APIKeyHeader(
+    name="Signature-Input", scheme_name="httpSignature", auto_error=False,
+    description="HTTP Message Signatures (RFC 9421) with the member's Ed25519 key "
+                "(`alg=\"ed25519\"`): send `Signature-Input` and `Signature` (one signature, "
+                "with `created`, `keyid` and `nonce`) covering `@method`, `@authority` and "
+                "`@path`, `@query` when there is a query string and `content-digest` (RFC "
+                "9530) when there is a body. Required for members of kind `hub`, optional "
+                "for others.")
+SESSION = APIKeyCookie(
+    name=COOKIE, scheme_name="session", auto_error=False,
+    description="A browser session (HttpOnly, SameSite=Strict), made by `POST /v1/session` "
+                "from a member token; accepted for anything but GET/HEAD only from the hub's "
+                "own pages.")
+
+ID_TOKEN = HTTPBearer(
+    scheme_name="idToken", auto_error=False, bearerFormat="JWT",
+    description="A person's OpenID Connect ID token from the city's identity provider "
+                "(`Authorization: Bearer <JWT>`), for the people's routes (`/v1/me/…`) and "
+                "the scenario services that admit people.")
+
+
 class Authentication:
     """The ``caller`` dependency: resolves a request to a :class:`Caller` or raises
     ``Unauthenticated`` (401)."""
@@ -46,7 +77,19 @@ class Authentication:
         self.people: People | None = None  # set when the city's people may sign in
 
     async def __call__(self, request: Request,
-                       authorization: Annotated[str | None, Header()] = None) -> Caller:
+                       _bearer: Annotated[object, Security(BEARER)] = None,
+                       _signed: Annotated[object, Security(SIGNATURE)] = None,
+                       _session: Annotated[object, Security(SESSION)] = None) -> Caller:
+        # the three parameters document the schemes; the request is read as it came
+        return await self.resolve(request, request.headers.get("authorization"))
+
+    async def resolve(self, request: Request, authorization: str | None) -> Caller:
+        """The caller of ``request`` (whose ``Authorization`` header is ``authorization``).
+
+        Raises:
+            Unauthenticated: no valid identity.
+            BehalfRefused: it names a caller it may not act for.
+        """
         # async: a token lookup is a dict hit (or one indexed SQLite read), not worth a thread
         headers = request.headers
         if "signature-input" in headers:

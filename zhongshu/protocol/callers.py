@@ -32,13 +32,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Annotated
 
-from fastapi import Header, Request
+from fastapi import Request, Security
 
 from zhongshu.catalog.catalog import Catalog
 from zhongshu.client import PERSON_PREFIX
 from zhongshu.config.callers import CallerRule, check_services, people_rule, rule_for
 from zhongshu.errors import CallerNotDeclared, ConsentRequired, RateLimited
-from zhongshu.protocol.auth import Authentication
+from zhongshu.protocol.auth import BEARER, ID_TOKEN, SESSION, SIGNATURE, Authentication
 from zhongshu.protocol.people import bearer_of, looks_like_jwt
 from zhongshu.stores import RateCounters
 
@@ -88,7 +88,11 @@ class ScenarioDoor:
         authenticate = self.caller
 
         async def admitted(request: Request,
-                           authorization: Annotated[str | None, Header()] = None) -> str:
+                           _bearer: Annotated[object, Security(BEARER)] = None,
+                           _signed: Annotated[object, Security(SIGNATURE)] = None,
+                           _session: Annotated[object, Security(SESSION)] = None,
+                           _person: Annotated[object, Security(ID_TOKEN)] = None) -> str:
+            authorization = request.headers.get("authorization")
             request.state.scenario = member
             # the route that matched, not the URL as sent: no spelling of a path picks another
             service = service_of(request.scope["route"].path, prefix)
@@ -97,7 +101,7 @@ class ScenarioDoor:
             if people is not None and credential is not None and looks_like_jwt(credential) \
                     and "signature-input" not in request.headers:
                 return await self._person(request, credential, name, member, service)
-            who = await authenticate(request, authorization)
+            who = await authenticate.resolve(request, authorization)
             rule = rule_for(self.rules(member), service, who.name, who.member.kind,
                             who.member.roles)
             if rule is None:

@@ -33,86 +33,69 @@ VARIANT
 ============================  =============================================================
 
 Floats are written as ECMAScript writes them (NaN and infinities as ``null``); the rows are
-RFC 8785 canonical, the bytes the ledger hashes.
+RFC 8785 canonical, the bytes the ledger hashes. RFC 8785 has no form for an integer beyond
+±(2⁵³ − 1), and JavaScript clients would lose its digits: in an answer where a 64-bit integer
+column (or one nesting such integers) holds one, every integer of that column is sent as a
+string (``"18446744073709551615"``), and the column says ``"encoding": "string"`` beside its
+SQL ``type``.
+
+Column types are named by DuckDB itself (:func:`type_names`: the Arrow schema read back by
+DuckDB, once per schema), so the JSON answer, the Arrow one and the catalog speak the same
+names.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from zhongshu.errors import TypeNotSupported
 from zhongshu.ledger import canonical
 
+if TYPE_CHECKING:  # the client's commands encode answers too, without the hub's duckdb
+    import duckdb
 
-def duckdb_type(t: pa.DataType) -> str:
-    """The DuckDB type name the protocol reports for an Arrow type.
+_DESCRIBE = threading.Lock()
 
-    >>> duckdb_type(pa.struct([("a", pa.int32()), ("b", pa.list_(pa.string()))]))
-    'STRUCT(a INTEGER, b VARCHAR[])'
+
+@lru_cache(maxsize=1024)
+def _described(schema: pa.Schema) -> tuple[str, ...]:
+    with _DESCRIBE:  # one small in-memory database for every lookup
+        con = _describer()
+        rel = con.from_arrow(pa.RecordBatchReader.from_batches(schema, []))
+        return tuple(str(t) for t in rel.types)
+
+
+@lru_cache(maxsize=1)
+def _describer() -> duckdb.DuckDBPyConnection:
+    import duckdb
+
+    return duckdb.connect(config={"enable_external_access": False,
+                                  "autoinstall_known_extensions": False,
+                                  "autoload_known_extensions": False})
+
+
+def type_names(schema: pa.Schema) -> list[str]:
+    """DuckDB's names of the types of ``schema``'s columns: DuckDB reads the (empty) Arrow
+    stream and says (cached per schema).
+
+    >>> type_names(pa.schema([("a", pa.uint8()), ("s", pa.struct([("K", pa.int32())]))]))
+    ['UTINYINT', 'STRUCT(K INTEGER)']
     """
-    if pa.types.is_int64(t):
-        return "BIGINT"
-    if pa.types.is_int32(t):
-        return "INTEGER"
-    if pa.types.is_int16(t):
-        return "SMALLINT"
-    if pa.types.is_int8(t):
-        return "TINYINT"
-    if pa.types.is_unsigned_integer(t):
-        return {8: "UTINYINT", 16: "USMALLINT", 32: "UINTEGER"}.get(t.bit_width, "UBIGINT")
-    if pa.types.is_float64(t):
-        return "DOUBLE"
-    if pa.types.is_float32(t):
-        return "FLOAT"
-    if pa.types.is_decimal(t):
-        return f"DECIMAL({t.precision},{t.scale})"
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        return "VARCHAR"
-    if pa.types.is_boolean(t):
-        return "BOOLEAN"
-    if pa.types.is_timestamp(t):
-        if t.tz:
-            return "TIMESTAMP WITH TIME ZONE"
-        return {"s": "TIMESTAMP_S", "ms": "TIMESTAMP_MS", "ns": "TIMESTAMP_NS"}.get(
-            t.unit, "TIMESTAMP")
-    if pa.types.is_date(t):
-        return "DATE"
-    if pa.types.is_time(t):
-        return "TIME_NS" if t.unit == "ns" else "TIME"
-    if pa.types.is_interval(t) or pa.types.is_duration(t):
-        return "INTERVAL"
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t):
-        return "BLOB"
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        return duckdb_type(t.value_type) + "[]"
-    if pa.types.is_fixed_size_list(t):
-        return f"{duckdb_type(t.value_type)}[{t.list_size}]"
-    if pa.types.is_map(t):
-        return f"MAP({duckdb_type(t.key_type)}, {duckdb_type(t.item_type)})"
-    if pa.types.is_struct(t) or pa.types.is_union(t):
-        fields = ", ".join(f"{_name(t.field(i).name)} {duckdb_type(t.field(i).type)}"
-                           for i in range(t.num_fields))
-        return f"{'STRUCT' if pa.types.is_struct(t) else 'UNION'}({fields})"
-    if isinstance(t, pa.DictionaryType):
-        return duckdb_type(t.value_type)  # an ENUM: its values' type
-    if pa.types.is_null(t):
-        return "NULL"
-    return str(t).upper()
+    return list(_described(schema.remove_metadata()))
 
 
-def _name(name: str) -> str:
-    if name.isidentifier() and name.isascii():
-        return name
-    return '"' + name.replace('"', '""') + '"'
-
-
-def columns(schema: pa.Schema) -> list[dict[str, str]]:
-    """``[{"name", "type"}]`` of a result."""
-    return [{"name": f.name, "type": duckdb_type(f.type)} for f in schema]
+def columns(schema: pa.Schema, strings: frozenset[int] | set[int] = frozenset()
+            ) -> list[dict[str, str]]:
+    """``[{"name", "type"}]`` of a result; ``"encoding": "string"`` on the columns at
+    ``strings`` (whose integers travel as strings: :func:`answer`)."""
+    return [{"name": f.name, "type": t, **({"encoding": "string"} if i in strings else {})}
+            for i, (f, t) in enumerate(zip(schema, type_names(schema), strict=True))]
 
 
 def table_rows(table: pa.Table) -> list[list[Any]]:
@@ -337,7 +320,13 @@ def json_values(column: pa.ChunkedArray | pa.Array, name: str) -> list[Any]:
     if not _has(column.type, lambda t: not _supported(t)):
         chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
         return [v for chunk in chunks for v in _values(chunk)]
-    raise TypeNotSupported(f"column `{name}` has type {duckdb_type(column.type)}, which the "
+    import duckdb
+
+    try:
+        named = type_names(pa.schema([("v", column.type)]))[0]
+    except duckdb.Error:  # a type DuckDB cannot read either
+        named = str(column.type)
+    raise TypeNotSupported(f"column `{name}` has type {named}, which the "
                            "hub cannot encode; cast it to VARCHAR (`CAST(… AS VARCHAR)`)")
 
 
@@ -349,19 +338,66 @@ def _default(v: Any) -> Any:
     raise TypeError(f"cannot encode {type(v).__name__}")
 
 
-def rows_json(rows: list[list[Any]], schema: pa.Schema | None = None) -> bytes:
-    """The JSON ``rows`` array in RFC 8785 canonical form: one array per row, times as ISO
-    8601, decimals as strings, floats as ECMAScript writes them.
+def _wide(t: pa.DataType) -> bool:
+    return bool(pa.types.is_int64(t) or pa.types.is_uint64(t))
+
+
+def _too_big(v: Any) -> bool:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return not -canonical.MAX_SAFE <= v <= canonical.MAX_SAFE
+    if isinstance(v, list):
+        return any(_too_big(x) for x in v)
+    if isinstance(v, dict):
+        return any(_too_big(x) for x in v.values())
+    return False
+
+
+def _as_strings(v: Any) -> Any:
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    if isinstance(v, list):
+        return [_as_strings(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _as_strings(x) for k, x in v.items()}
+    return v
+
+
+def answer(rows: list[list[Any]], schema: pa.Schema | None = None
+           ) -> tuple[bytes, frozenset[int]]:
+    """The JSON ``rows`` array in RFC 8785 canonical form (one array per row, times as ISO
+    8601, decimals as strings, floats as ECMAScript writes them), and the positions of the
+    columns whose integers it sends as strings (one of them is beyond ±(2⁵³ − 1)).
 
     These are the exact bytes the answer carries and whose SHA-256 the ledger records, so
-    anyone can re-canonicalize the parsed ``rows`` and compare. Columns that may hold
-    floats are found from ``schema`` (every column when it is not given).
+    anyone can re-canonicalize the parsed ``rows`` and compare. Which columns may hold
+    floats, nested values or 64-bit integers is read from ``schema`` (from the values when
+    it is not given).
+
+    >>> answer([[1, 2**63 - 1], [2, None]], pa.schema([("a", pa.int64()), ("b", pa.int64())]))
+    (b'[[1,"9223372036854775807"],[2,null]]', frozenset({1}))
     """
+    width = len(rows[0]) if rows else 0
     if schema is None:
-        floats = list(range(len(rows[0]))) if rows else []
+        floats = wide = list(range(width))
+        nested = [i for i in range(width)
+                  if any(isinstance(r[i], (list, dict)) for r in rows)]
     else:
         floats = [i for i, f in enumerate(schema) if _has_float(f.type)]
-    return canonical.rows(rows, floats, default=_default)
+        wide = [i for i, f in enumerate(schema) if _has(f.type, _wide)]
+        nested = [i for i, f in enumerate(schema) if _children(f.type)]
+    strings = frozenset(i for i in wide if any(_too_big(r[i]) for r in rows))
+    if strings:
+        rows = [[_as_strings(v) if i in strings else v for i, v in enumerate(r)]
+                for r in rows]
+    ints = [i for i in wide if i not in strings and i not in nested]
+    payload = canonical.rows(rows, floats, default=_default, nested_columns=nested,
+                             int_columns=[] if schema is None else ints)
+    return payload, strings
+
+
+def rows_json(rows: list[list[Any]], schema: pa.Schema | None = None) -> bytes:
+    """The bytes of :func:`answer` (the canonical JSON ``rows``)."""
+    return answer(rows, schema)[0]
 
 
 def arrow_ipc(table: pa.Table) -> bytes:

@@ -51,9 +51,11 @@ def too_large(service: QueryService, size: int) -> ResultTooLarge:
                           "aggregate, or pass a smaller `limit`")
 
 
-def payload_of(service: QueryService, result: Result, fmt: str) -> bytes:
-    """The exact result bytes: an Arrow IPC stream (``arrow``), or the canonical JSON rows
-    (``json``, and the wire endpoint's ``pgwire``: its rows are these values).
+def payload_of(service: QueryService, result: Result, fmt: str
+               ) -> tuple[bytes, frozenset[int]]:
+    """The exact result bytes — an Arrow IPC stream (``arrow``), or the canonical JSON rows
+    (``json``, and the wire endpoint's ``pgwire``: its rows are these values) — and the
+    columns whose integers the JSON sends as strings.
 
     Raises:
         ResultTooLarge: over the hub's byte limit.
@@ -61,38 +63,52 @@ def payload_of(service: QueryService, result: Result, fmt: str) -> bytes:
     limit = service.settings.max_result_bytes
     if result.native_rows is None and result.table.nbytes > limit:
         raise too_large(service, result.table.nbytes)  # refused before it is encoded
+    strings: frozenset[int] = frozenset()
     if fmt == "arrow":
         payload = encode.arrow_ipc(result.table)
     else:
-        payload = encode.rows_json(answer_rows(result), result.schema)
+        payload, strings = encode.answer(answer_rows(result), result.schema)
     if len(payload) > limit:
         raise too_large(service, len(payload))
-    return payload
+    return payload, strings
 
 
 @dataclass(frozen=True)
 class Answer:
-    """A recorded answer: the result, its exact bytes, and its receipt (None: no ledger)."""
+    """A recorded answer: the result, its exact bytes, its receipt (None: no ledger), and
+    the columns whose integers the JSON sends as strings."""
 
     result: Result
     payload: bytes
     receipt: ReceiptJSON | None
+    strings: frozenset[int] = frozenset()
 
 
 async def answer(service: QueryService, ledger: Ledger | None, who: Caller, sql: str,
                  purpose: str, limit: int | None, fmt: str, deadline: Deadline) -> Answer:
     """Run one governed query for ``who`` and record it; returns once the entry is durable.
 
+    A short query whose plan is cached and measured sub-millisecond is answered on the event
+    loop itself (``QueryService.quick``); any other on the query service's threads.
+
     Raises:
         ZhongshuError: the refusal or failure (not recorded here: see
             :func:`record_refusal`).
     """
+    quick = service.quick(who, sql, purpose, limit, deadline)
+    if quick.result is not None:
+        result = quick.result
+        payload, strings = payload_of(service, result, fmt)
+    else:
+        def work() -> tuple[Result, tuple[bytes, frozenset[int]]]:
+            charge, found = not quick.charged, quick.found
+            result = (service.run_found(found, who, purpose, limit, deadline=deadline,
+                                        charge=charge)
+                      if found is not None else
+                      service.run(who, sql, purpose, limit, deadline=deadline, charge=charge))
+            return result, payload_of(service, result, fmt)
 
-    def work() -> tuple[Result, bytes]:
-        result = service.run(who, sql, purpose, limit, deadline=deadline)
-        return result, payload_of(service, result, fmt)
-
-    result, payload = await off_loop(service, deadline, work)
+        result, (payload, strings) = await off_loop(service, deadline, work)
     receipt = None
     if ledger is not None:
         tags, excluded = tagging(service, who, result.identifiers, purpose)
@@ -104,7 +120,7 @@ async def answer(service: QueryService, ledger: Ledger | None, who: Caller, sql:
             subjects=tags, excluded=excluded)
         receipt = (await ledger.record_async(
             fields, index_keys(result.plan.columns_read, tags, excluded))).to_dict()
-    return Answer(result, payload, receipt)
+    return Answer(result, payload, receipt, strings)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,10 @@ class HealthOut(BaseModel):
     second_wall: dict[str, Any] | None = Field(
         default=None, description="operators and auditors only: held, confinement (what "
                                   "confines the DuckDB workers), runs_as, problem")
+    streams: dict[str, dict[str, Any]] | None = Field(
+        default=None, description="operators and auditors only, when the hub ingests streams: "
+                                  "stream → state (connected, disconnected, direct), messages, "
+                                  "records, rejected, last_message_age_s")
 
 
 class ColumnOut(BaseModel):
@@ -94,15 +98,25 @@ class DatasetDetailOut(DatasetOut):
     grants: list[GrantOut]
 
 
-class QueryIn(BaseModel):
+class QueryArrowIn(BaseModel):
+    """A query answered as Arrow only (``POST /v1/query/arrow``): no ``format`` to choose."""
+
+    model_config = ConfigDict(extra="forbid")
     # the cap is the query service's, answered ``413 query_too_large`` there for every entry
     # point (query, explain, subscribe): a too-long text is not an invalid request (400)
     sql: str = Field(min_length=1,
                      description=f"one SELECT over dataset names (DuckDB dialect), at most "
                                  f"{MAX_SQL_CHARS:,} characters (longer: `413 query_too_large`)")
     purpose: str = Field(min_length=1, max_length=200, description="why the data is needed")
-    format: Literal["json", "arrow"] = "json"
-    limit: int | None = Field(default=None, ge=1, description="at most this many rows")
+    # bounded to what RFC 8785 can write: the query's hash is over it
+    limit: int | None = Field(default=None, ge=1, le=2**53 - 1,
+                              description="at most this many rows")
+
+
+class QueryIn(QueryArrowIn):
+    model_config = ConfigDict(extra="ignore")
+    format: Literal["json", "arrow"] = Field(
+        default="json", description="`json`: the JSON answer; `arrow`: an Arrow IPC stream")
 
 
 class SessionIn(BaseModel):
@@ -141,7 +155,11 @@ class GrantIn(BaseModel):
 
 class ResultColumn(BaseModel):
     name: str
-    type: str
+    type: str = Field(description="DuckDB's name of the column's SQL type")
+    encoding: Literal["string"] | None = Field(
+        default=None, description='"string": the column\'s integers are sent as strings in '
+                                  "this answer (one of them is beyond ±(2^53 − 1), which JSON "
+                                  "numbers cannot carry exactly); absent otherwise")
 
 
 class QueryOut(BaseModel):

@@ -2,13 +2,18 @@
 
 Drivers disagree on types (SQLite keeps times as text and booleans as integers, PostgreSQL
 returns ``Decimal`` for sums); converting to one schema makes both paths' answers identical.
+A float where the schema says DECIMAL (SQLite has no decimals: a column declared
+``DECIMAL(10,2)`` there holds doubles, cast by the dataset's view) is rounded exactly as
+DuckDB casts a DOUBLE to that DECIMAL.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -40,9 +45,20 @@ def _to_int(v: Any) -> Any:
     return None if v is None else int(v)
 
 
-def _to_decimal(v: Any) -> Any:
+def _to_decimal(v: Any, scale: int = 0) -> Any:
+    """``v`` as a DECIMAL of ``scale`` digits after the point; a float as DuckDB's
+    ``CAST(DOUBLE AS DECIMAL)`` gives it (scaled in double arithmetic, rounded half away
+    from zero).
+
+    >>> _to_decimal(2.675, 2), _to_decimal(1.005, 2), _to_decimal(-0.125, 2), _to_decimal(7, 2)
+    (Decimal('2.68'), Decimal('1.00'), Decimal('-0.13'), Decimal('7'))
+    """
     if v is None or isinstance(v, Decimal):
         return v
+    if isinstance(v, float):
+        x = v * 10**scale
+        n = math.floor(abs(x) + 0.5)
+        return Decimal(-n if x < 0 else n).scaleb(-scale)
     return Decimal(str(v))
 
 
@@ -85,6 +101,11 @@ def coerce_rows(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> list[list[A
     if not out:
         return out
     for i, f in enumerate(schema):
+        if pa.types.is_decimal(f.type):  # always: a float's digits must be DuckDB's
+            dec = partial(_to_decimal, scale=f.type.scale)
+            for r in out:
+                r[i] = dec(r[i])
+            continue
         coerce = _coercer(f.type)
         if coerce is None:
             continue

@@ -187,6 +187,16 @@ class Plan:
         close = max(native, duck) < 3 * min(native, duck)
         return other if close and self.runs % self.REPROBE_EVERY == 0 else best
 
+    # a plan measured under this on its source's own engine may be answered inline
+    QUICK_S = 0.0005
+
+    def is_quick(self) -> bool:
+        """Whether this plan runs natively and was measured under ``QUICK_S`` (twice at
+        least, and no slower than DuckDB)."""
+        native, duck = self.timings.get("native"), self.timings.get("duckdb")
+        return (self.native is not None and native is not None and native < self.QUICK_S
+                and self.samples.get("native", 0) >= 2 and (duck is None or native <= duck))
+
     def record(self, path: str, seconds: float) -> None:
         """Fold one measured run into the path's moving average.
 

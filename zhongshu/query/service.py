@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from zhongshu.catalog.catalog import Catalog
-from zhongshu.errors import QueryTooLarge, SourceUnavailable, TypeNotSupported, ZhongshuError
+from zhongshu.errors import (
+    QueryTimeout,
+    QueryTooLarge,
+    SourceBusy,
+    SourceUnavailable,
+    TypeNotSupported,
+    ZhongshuError,
+)
 from zhongshu.policy.firewall import govern
 from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Caller
@@ -53,6 +60,16 @@ QUERY_THREADS = 32
 # Tokenizing is linear, a few microseconds per short text: bounding it (a timer thread) would
 # cost more than it does. Longer texts are tokenized under the deadline.
 _SHORT_TEXT = 4096
+
+
+@dataclass(frozen=True)
+class Quick:
+    """What :meth:`QueryService.quick` did: the answer, if it gave one; whether the grants'
+    rate limits were spent; the query's lookup (None: not looked up)."""
+
+    result: Result | None
+    charged: bool
+    found: Lookup | None
 
 
 def budget_of(caller: Caller) -> str | None:
@@ -247,7 +264,8 @@ class QueryService:
         return self.prepare(found, caller, purpose, limit, deadline), found.template
 
     def run(self, caller: Caller, sql: str, purpose: str, limit: int | None = None,
-            engine: str = "auto", deadline: Deadline | None = None) -> Result:
+            engine: str = "auto", deadline: Deadline | None = None,
+            charge: bool = True) -> Result:
         """Answer ``sql`` for ``caller`` and ``purpose``, within one time limit.
 
         Args:
@@ -255,6 +273,8 @@ class QueryService:
                 (always the DuckDB engine; for checks and debugging).
             deadline: when the exchange's time is up (default: the hub's limit from now);
                 planning and running both count.
+            charge: spend the grants' rate limits (False: :meth:`quick` spent them already
+                for this exchange).
 
         Raises:
             ZhongshuError: a protocol error (refusal, bad query, source down, timeout…).
@@ -263,7 +283,40 @@ class QueryService:
         plan, template = self.plan(caller, sql, purpose, limit, deadline)
         self.for_person(caller, plan, template)
         return self.execute(plan, template, engine, deadline=deadline,
-                            on_behalf_of=budget_of(caller))
+                            on_behalf_of=budget_of(caller), charge=charge)
+
+    # how long an inline answer (:meth:`quick`) may hold the calling thread at most
+    INLINE_LIMIT_S = 0.05
+
+    def quick(self, caller: Caller, sql: str, purpose: str, limit: int | None,
+              deadline: Deadline) -> Quick:
+        """Answer at once, on the calling thread (the protocol's event loop), a short query
+        whose plan is cached and was measured sub-millisecond on a SQLite source's own engine
+        (no network to wait on, no lookups to count). Otherwise its ``result`` is None: run
+        ``found`` (when the query was looked up) with :meth:`run_found`, or the text with
+        :meth:`run`, on a query thread, passing ``charge=not charged``.
+
+        Handing a 50 µs lookup to a thread costs more than the lookup, and under load the
+        threads convoy on the interpreter lock (measured: half the throughput). The run is
+        bounded by ``INLINE_LIMIT_S``; a plan that overruns it, or finds its source's slots
+        taken, is not quick any more and goes to a thread. Anything a refusal would be is
+        raised as from :meth:`run`.
+        """
+        if len(sql) > _SHORT_TEXT or caller.person is not None:
+            return Quick(None, False, None)
+        found = self.lookup(caller, sql, purpose, limit, deadline)
+        plan = found.plan
+        if (plan is None or not plan.is_quick() or plan.governance.lookups
+                or plan.native is None or plan.native.kind != "sqlite"):
+            return Quick(None, False, found)
+        inline = Deadline(min(deadline.remaining(), self.INLINE_LIMIT_S))
+        try:
+            return Quick(self.execute(plan, found.template, "native", wait=False,
+                                      deadline=inline, on_behalf_of=budget_of(caller)),
+                         True, found)
+        except (SourceBusy, QueryTimeout):
+            plan.record("native", self.INLINE_LIMIT_S)  # not quick from now on
+            return Quick(None, True, found)
 
     def describe(self, caller: Caller, sql: str, purpose: str,
                  deadline: Deadline | None = None) -> Any:
@@ -281,13 +334,13 @@ class QueryService:
         return plan.schema
 
     def run_found(self, found: Lookup, caller: Caller, purpose: str, limit: int | None = None,
-                  deadline: Deadline | None = None) -> Result:
+                  deadline: Deadline | None = None, charge: bool = True) -> Result:
         """Answer a looked-up query (see :meth:`run`), building its plan if need be."""
         deadline = deadline or self.deadline()
         plan = self.prepare(found, caller, purpose, limit, deadline)
         self.for_person(caller, plan, found.template)
         return self.execute(plan, found.template, deadline=deadline,
-                            on_behalf_of=budget_of(caller))
+                            on_behalf_of=budget_of(caller), charge=charge)
 
     def for_person(self, caller: Caller, plan: Plan, template: Template) -> None:
         """The wall for a scenario acting for a person, checked on this run's values (a
@@ -338,7 +391,7 @@ class QueryService:
     @fixed_aggregate_errors
     def execute(self, plan: Plan, template: Template, engine: str = "auto",
                 wait: bool = True, deadline: Deadline | None = None,
-                on_behalf_of: str | None = None) -> Result:
+                on_behalf_of: str | None = None, charge: bool = True) -> Result:
         """Run a plan with the template's parameters (see :meth:`run`).
 
         The first run of a plan learns the DuckDB types of its answer (``query.types``):
@@ -352,6 +405,9 @@ class QueryService:
             deadline: when time is up (default: the hub's limit from now).
             on_behalf_of: the scenario caller the request is made for: its lookup budget is
                 spent too.
+            engine: ``auto``, ``duckdb``, or ``native`` (the source's own engine, when the
+                plan can run there; measured like ``auto``).
+            charge: spend the grants' rate limits (False: already spent for this exchange).
 
         Raises:
             TypeNotSupported: a column of the answer has a type the hub cannot encode.
@@ -362,7 +418,8 @@ class QueryService:
         try:
             named = frozenset(plan.governance.subjects.identifiers(template.values()))
             template = spend_lookups(self.lookups, plan, template, on_behalf_of)
-            result = self._execute(plan, template, engine, wait, deadline or self.deadline())
+            result = self._execute(plan, template, engine, wait, deadline or self.deadline(),
+                                   charge)
             result.identifiers = named  # from the caller's own values, before any rewriting
             return result
         except ZhongshuError as e:
@@ -370,8 +427,8 @@ class QueryService:
             raise
 
     def _execute(self, plan: Plan, template: Template, engine: str, wait: bool,
-                 deadline: Deadline) -> Result:
-        for grant in plan.grants:
+                 deadline: Deadline, charge: bool = True) -> Result:
+        for grant in plan.grants if charge else ():
             self.grants.spend(grant)
         # a drifted dataset never gets a plan (policy's resolve_datasets); one whose source
         # is down now is refused here, from the live state: a cached plan cannot skip it, and
@@ -387,7 +444,10 @@ class QueryService:
         run = self.executor
         if plan.schema is None:
             self._type(plan, template, deadline)
-        choice = plan.choose() if engine == "auto" else "duckdb"
+        if engine == "native" and plan.native is not None:
+            choice = "native"
+        else:
+            choice = plan.choose() if engine == "auto" else "duckdb"
         if choice == "native":
             assert plan.native is not None and plan.schema is not None
             try:
@@ -405,7 +465,7 @@ class QueryService:
             truncated = table.num_rows > plan.row_limit
             result = Result(table.schema, truncated, plan, "duckdb",
                             _table=table.slice(0, plan.row_limit) if truncated else table)
-        if engine == "auto":
+        if engine in ("auto", "native"):
             plan.record(choice, seconds)
         return result
 

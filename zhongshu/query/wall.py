@@ -1,10 +1,12 @@
 """The second wall's kernel half: Landlock confines a DuckDB worker to its sources.
 
-After a worker has attached its sources (with the hub's rights), :func:`confine` asks the
-kernel (Landlock, Linux ≥ 5.13; no privilege needed, root or not) to let the process from
-then on open only:
+Before a worker opens its engine (having read its sources' passwords with the hub's rights),
+:func:`confine` asks the kernel (Landlock, Linux ≥ 5.13; no privilege needed, root or not) to
+let the process from then on open only:
 
-- the sources' files and folders, read-only (:attr:`Reach.read`),
+- the sources' files and folders and the scanner extensions, read-only (``Source.reach``),
+  and what DuckDB reads of the system when it opens (``SYSTEM_READS``: its cgroup, memory
+  and CPU counts),
 - its own scratch folder (DuckDB's spill files), read and write,
 - TCP connections to the sources' ports only (Landlock ABI ≥ 4), and
 - no abstract Unix sockets or signals outside itself (ABI ≥ 6).
@@ -15,16 +17,16 @@ folder is. The restriction is irreversible; it binds the calling thread and ever
 child it starts afterwards (not threads already running: the worker builds it before its
 engine opens, and reads what attaching needs — passwords — first).
 
-Chosen over bubblewrap (measured on this machine: Landlock adds well under a millisecond to a
-worker's start and nothing per query; bubblewrap needs a package, user namespaces or a setuid
-helper, and a process per sandbox) and over passing opened descriptors (DuckDB opens files by
-path, and the scanners reopen them).
+Chosen over bubblewrap and over handing workers opened file descriptors: Landlock needs no
+package, no user namespaces or setuid helper, and works for root and any user alike; building
+it takes a fraction of a millisecond once per worker start (median 0.3 ms here: `python
+-c` timing ``confine`` over 10 paths and 2 ports, 15 runs) and costs nothing per query. Opened
+descriptors would not do: DuckDB opens files by path, and its scanners reopen them.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import platform
@@ -89,7 +91,7 @@ class _NetPortAttr(ctypes.Structure):
 
 
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    return ctypes.CDLL(None, use_errno=True)  # the process's own symbols: libc's syscall()
 
 
 def abi() -> int:

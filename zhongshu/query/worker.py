@@ -5,12 +5,13 @@ DuckDB's own settings are not enough (measured with DuckDB 1.5.5: after
 ATTACHes any file and ``sqlite_scan()`` reads any file; ``COPY … TO`` writes into an allowed
 directory). So every query on the DuckDB path runs in a separate process which:
 
-1. attaches the sources (reading passwords) while it still has the hub's rights,
-2. locks DuckDB down,
-3. confines itself with Landlock (:mod:`zhongshu.query.wall`) to the sources' files and ports,
-   the scanner extensions and its own scratch folder — root or not, wherever the city folder
-   is — before its engine opens, so every thread DuckDB and its scanners start is inside, and
-   then
+1. reads the sources' passwords and runs once what queries will run (so that what they
+   import lazily is loaded), with the hub's rights;
+2. confines itself with Landlock (:mod:`zhongshu.query.wall`) to the sources' files and
+   ports, the scanner extensions and its own scratch folder — root or not, wherever the city
+   folder is — before its engine opens, so every thread DuckDB and its scanners start is
+   inside;
+3. attaches the sources through the wall and locks DuckDB down, then
 4. when the hub runs as root and the city's files are readable by others, also drops to an
    unprivileged user (``nobody`` by default).
 
@@ -24,6 +25,7 @@ Queries travel to a worker as SQL text and parameters; answers come back as Arro
 that does not stop within a second of its time limit (DuckDB checks for interrupts while it
 executes, not everywhere it plans) is killed, and replaced in the background.
 """
+
 from __future__ import annotations
 
 import logging
@@ -78,6 +80,48 @@ def _drop_privileges(pw: pwd.struct_passwd | None, tmp: Path) -> str:
     return pw.pw_name
 
 
+def _warm_up() -> None:
+    """Run once, before the wall, what the worker runs later — a vectorised Python function
+    (the pseudonym mask), an Arrow answer of every kind of column, its IPC stream — so the
+    modules DuckDB and pyarrow import lazily on those paths (pandas, among others) are loaded
+    while their files can still be read."""
+    import duckdb
+    from duckdb.func import PythonUDFType
+    from duckdb.sqltypes import VARCHAR
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.create_function("zs_warm_up", lambda a: a, [VARCHAR], VARCHAR,
+                            type=PythonUDFType.ARROW, side_effects=False)
+        table = con.execute(
+            "SELECT zs_warm_up(x) AS v, 1.5::DECIMAL(10, 2) AS d, now() AS t, "
+            "DATE '2026-01-01' AS day, INTERVAL 1 DAY AS i, uuid() AS u, [1, 2] AS l, "
+            "{'a': 1} AS s, MAP {'k': 1} AS m, 'x'::BLOB AS b, 2::HUGEINT AS h "
+            "FROM (VALUES ('a'), ('b')) t(x)").to_arrow_table()
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table)
+        pa.ipc.open_stream(sink.getvalue()).read_all().to_pylist()
+    finally:
+        con.close()
+
+
+def _with_passwords(sources: list[Any]) -> tuple[list[Any], dict[str, str]]:
+    """The sources whose password (if any) could be read now — the wall leaves
+    ``secrets.toml`` out of reach — and why each other one is down."""
+    from zhongshu.sources.errors import failure_reason
+
+    usable, failed = [], {}
+    for src in sources:
+        try:
+            src.password()
+            usable.append(src)
+        except Exception as e:
+            src.unavailable_message(e)  # logs why (no secret in it)
+            failed[src.name] = failure_reason(e)
+    return usable, failed
+
+
 def _confine(sources: list[Any], tmp: Path) -> tuple[str | None, str]:
     """Build the wall around this worker before its engine opens (so that every thread
     DuckDB and its scanners start is inside it): (what holds, or None; why not, or "")."""
@@ -87,7 +131,6 @@ def _confine(sources: list[Any], tmp: Path) -> tuple[str | None, str]:
     reads: list[Path] = []
     ports: list[int] = []
     for src in sources:
-        src.password()  # read from secrets.toml now: the wall leaves it out of reach
         reach = src.reach()
         reads.extend(reach.read)
         ports.extend(reach.connect)
@@ -125,9 +168,12 @@ def _serve(conn: Connection, spec: WorkerSpec) -> None:
         tmp = Path(tempfile.mkdtemp(prefix="zhongshu-worker-"))
         sources = [open_source(c, Path(root), owner) for c, root, owner in spec.sources]
         pw = pwd.getpwnam(spec.user) if spec.user else None
+        sources, no_password = _with_passwords(sources)
+        _warm_up()
         held, problem = _confine(sources, tmp)
         engine = Engine(sources, spec.settings, tmp, spec.generation,
                         PseudonymKeys.from_secret(spec.pseudonym_secret))
+        engine.failed.update(no_password)
         runs_as = _drop_privileges(pw, tmp)
     except Exception as e:
         conn.send({"error": f"{type(e).__name__}: {e}"})

@@ -103,7 +103,9 @@ def services(router: APIRouter) -> set[str]:
 
 
 def mount(app: FastAPI, hub_url: str, city_root: Path, guard: Guard) -> list[str]:
-    """Mount every installed scenario whose member has a token; the names mounted.
+    """Mount every installed scenario whose member has a token; the names mounted. A
+    scenario whose member the city does not declare (no ``members/<member>.toml``) is not
+    this city's: it is skipped without a word.
 
     Args:
         guard: ``guard(name, member, services)`` → the dependency that admits a caller to a
@@ -115,6 +117,8 @@ def mount(app: FastAPI, hub_url: str, city_root: Path, guard: Guard) -> list[str
     """
     mounted = []
     for sc in discover():
+        if not (city_root / "members" / f"{sc.member}.toml").is_file():
+            continue
         token = token_for(city_root, sc.member)
         if token is None:
             log.warning("scenario %s not started: no token for member %s (set "

@@ -80,6 +80,8 @@ class StreamService:
         self._closing = False
         self._stop = threading.Event()
         self._subscribers: list[Subscriber] = []
+        self._by_stream: dict[str, Subscriber] = {}
+        self._last: dict[str, float] = {}  # stream → when its last message arrived (monotonic)
         self._committer = threading.Thread(target=self._run, name="stream-committer",
                                            daemon=True)
 
@@ -120,10 +122,31 @@ class StreamService:
                 sub = open_stream(st, mf, self.city.root).subscriber(client_id, self.deliver)
                 sub.start()
                 self._subscribers.append(sub)
+                self._by_stream[st.name] = sub
 
     def connected(self) -> bool:
         """Whether every subscription is connected to its broker."""
         return all(s.connected for s in self._subscribers)
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        """Stream → its state for operators: ``connected`` or ``disconnected`` (``direct``
+        when messages are handed in, not subscribed), messages, records and rejected records
+        so far, and seconds since the last message (None before the first). Counts and
+        states only: no broker host, topic or payload."""
+        now = time.monotonic()
+        out: dict[str, dict[str, Any]] = {}
+        for mf in self.city.members.values():
+            for st in mf.streams:
+                sub = self._by_stream.get(st.name)
+                last = self._last.get(st.name)
+                out[st.name] = {
+                    "state": "direct" if sub is None else
+                    "connected" if sub.connected else "disconnected",
+                    "messages": self.counters.messages.get(st.name, 0),
+                    "records": self.counters.records.get(st.name, 0),
+                    "rejected": self.counters.rejected.get(st.name, 0),
+                    "last_message_age_s": None if last is None else round(now - last, 1)}
+        return out
 
     def deliver(self, stream: str, payload: bytes, ack: Callable[[], None] | None = None,
                 seq: int | None = None) -> None:
@@ -132,6 +155,7 @@ class StreamService:
         count once."""
         if self._closing:
             return  # not acknowledged: the broker delivers it again after the restart
+        self._last[stream] = time.monotonic()
         self._queue.put((stream, payload, ack, seq))
 
     def flush(self, timeout: float = 10.0) -> None:

@@ -8,6 +8,7 @@ metrics), ``catalog`` (the data directory), ``query`` (answers and explanations)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,3 +34,5 @@ class Parts:
     sessions: Sessions
     metrics: Metrics
     errors: Responses
+    #: the streams' states for operators (``StreamService.health``); None: no streams served
+    streams: Callable[[], dict[str, dict[str, Any]]] | None = None

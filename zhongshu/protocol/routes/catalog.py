@@ -8,6 +8,7 @@ from zhongshu.catalog.catalog import Dataset
 from zhongshu.errors import DatasetNotFound
 from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Caller
+from zhongshu.protocol.contract import errors as answers
 from zhongshu.protocol.models import DatasetDetailOut, DatasetOut
 from zhongshu.protocol.routes import Parts
 
@@ -35,8 +36,8 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
                 for d in sorted(service.catalog.datasets.values(), key=lambda d: d.name)
                 if grants.visible(who, d)]
 
-    @app.get("/v1/datasets/{name}", response_model=DatasetDetailOut, responses=errors,
-             tags=["catalog"])
+    @app.get("/v1/datasets/{name}", response_model=DatasetDetailOut,
+             responses=errors | answers(404), tags=["catalog"])
     def dataset(name: str, who: Annotated[Caller, Depends(parts.caller)]) -> dict[str, Any]:
         """One dataset, with what the caller may read of it."""
         grants = service.grants

@@ -6,6 +6,7 @@ from fastapi import Depends, FastAPI
 
 from zhongshu.policy.grants import Grant
 from zhongshu.policy.identity import Caller
+from zhongshu.protocol.contract import errors as answers
 from zhongshu.protocol.models import GrantIn
 from zhongshu.protocol.routes import Parts
 
@@ -34,7 +35,7 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
                     for g in current.of(who.name, d.name)]
         return {"given": given, "received": received}
 
-    @app.post("/v1/grants", status_code=201, responses=errors, tags=["grants"])
+    @app.post("/v1/grants", status_code=201, responses=errors | answers(400), tags=["grants"])
     def add_grant(body: GrantIn,
                   who: Annotated[Caller, Depends(parts.caller)]) -> dict[str, str]:
         """Grant some of the caller's own datasets to another member (recorded with who)."""
@@ -43,7 +44,7 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
         service.refresh_grants(force=True)
         return {"id": gid}
 
-    @app.delete("/v1/grants/{grant_id}", responses=errors, tags=["grants"])
+    @app.delete("/v1/grants/{grant_id}", responses=errors | answers(404), tags=["grants"])
     def revoke_grant(grant_id: str,
                      who: Annotated[Caller, Depends(parts.caller)]) -> dict[str, str]:
         """Revoke a grant the caller made through the API or CLI (recorded with who)."""

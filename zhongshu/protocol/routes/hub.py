@@ -3,7 +3,8 @@
 ``/v1/health`` tells every member the hub's status and a summary in counts and states (what
 the city cockpit's hub panel shows); only members with the ``operator`` role (the data
 bureau's staff running the hub) or the ``auditor`` role see the detail — each source's state,
-the ledger's signing, checkpoint age, finality and each witness's last outcome. Reasons are
+the ledger's signing, checkpoint age, finality and each witness's last outcome, the second
+wall, and each ingested stream's state and counts. Reasons are
 phrases from closed sets, for everyone: never a path, a host or a secret. ``"degraded"``
 means a guarantee is lost: the ledger cannot record or sign, checkpoints cannot become
 final (see :meth:`zhongshu.ledger.Ledger.lost`), or query execution is not confined to the
@@ -60,6 +61,8 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
             if led is not None:
                 out["ledger"] = led
             out["second_wall"] = wall
+            if parts.streams is not None:
+                out["streams"] = parts.streams()
         return out
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["hub"])

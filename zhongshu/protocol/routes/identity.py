@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request, Response
 
 from zhongshu.policy.identity import Caller, token_hash
+from zhongshu.protocol.contract import errors as answers
 from zhongshu.protocol.models import SessionIn, SessionOut
 from zhongshu.protocol.routes import Parts
 from zhongshu.protocol.sessions import COOKIE, SESSION_S
@@ -17,7 +18,8 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
     """Mount sign-in, who-am-I and sign-out."""
     sessions, errors = parts.sessions, parts.errors
 
-    @app.post("/v1/session", response_model=SessionOut, responses=errors, tags=["identity"])
+    @app.post("/v1/session", response_model=SessionOut, responses=answers(401),
+              tags=["identity"])
     def sign_in(body: SessionIn, response: Response, request: Request) -> dict[str, Any]:
         """Exchange a member token for an HttpOnly, SameSite=Strict session cookie (for
         browsers: the token is sent once, in the body, and never kept by the page)."""

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 
@@ -19,9 +19,14 @@ from zhongshu.errors import BadRequest, LedgerInvalid, LedgerUnavailable, NotFou
 from zhongshu.ledger import Ledger, iso_ms, layout, merkle
 from zhongshu.ledger import note as notes
 from zhongshu.policy.identity import Caller
+from zhongshu.protocol.contract import errors as answers
 from zhongshu.query.service import QueryService
 
 log = logging.getLogger("zhongshu.protocol")
+# an index or size beyond any log (and beyond what the stores' 64-bit integers and JSON
+# numbers hold) is a bad request, not an internal error
+MAX = 2**53 - 1
+Index = Annotated[int, Path(ge=0, le=MAX)]
 __all__ = ["add_ledger_routes", "bundle", "can_read"]
 
 
@@ -84,7 +89,10 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
                 "cosigned_by": cosigned, "quorum": ledger.quorum(), "final": ledger.final(c)}
 
     @app.get("/v1/ledger/checkpoint", tags=["ledger"], responses={
-        200: {"content": {"text/plain": {}}, "description": "C2SP signed note"}, **errors})
+        200: {"content": {"text/plain": {"schema": {"type": "string"}},
+                          "application/json": {"schema": {"type": "object"}}},
+              "description": "the C2SP signed note, or (`?format=json`) it and whether it is "
+                             "final"}, **answers(404, 503)})
     def checkpoint(format: Annotated[str, Query(pattern="^(note|json)$")] = "note"
                    ) -> Response:
         """The latest signed checkpoint (C2SP signed note: origin, size, base64 root,
@@ -95,7 +103,7 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
             return Response(orjson.dumps(_ckpt_json(c)), media_type="application/json")
         return PlainTextResponse(c.text)
 
-    @app.get("/v1/ledger/checkpoints", tags=["ledger"], responses=errors)
+    @app.get("/v1/ledger/checkpoints", tags=["ledger"])
     def checkpoints() -> list[dict[str, Any]]:
         """Every checkpoint this hub has signed, oldest first, with cosignatures."""
         return [_ckpt_json(c) for c in ledger.checkpoints()]
@@ -111,8 +119,9 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
             raise BadRequest(f"the log has {ledger.size} entries; no tree of size {size} yet")
         return size
 
-    @app.get("/v1/ledger/proof/inclusion", tags=["ledger"], responses=errors)
-    def inclusion(index: Annotated[int, Query(ge=0)], size: Annotated[int, Query(ge=1)]
+    @app.get("/v1/ledger/proof/inclusion", tags=["ledger"], responses=answers(400))
+    def inclusion(index: Annotated[int, Query(ge=0, le=MAX)],
+                  size: Annotated[int, Query(ge=1, le=MAX)]
                   ) -> dict[str, Any]:
         """The audit path of entry ``index`` in the tree of ``size`` (RFC 9162)."""
         if index >= size:
@@ -120,16 +129,20 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
         return {"index": index, "size": size,
                 "hashes": [h.hex() for h in ledger.inclusion(index, _size(size))]}
 
-    @app.get("/v1/ledger/proof/consistency", tags=["ledger"], responses=errors)
-    def consistency(from_: Annotated[int, Query(alias="from", ge=0)],
-                    to: Annotated[int, Query(ge=0)]) -> dict[str, Any]:
+    @app.get("/v1/ledger/proof/consistency", tags=["ledger"], responses=answers(400))
+    def consistency(from_: Annotated[int, Query(alias="from", ge=0, le=MAX)],
+                    to: Annotated[int, Query(ge=0, le=MAX)]) -> dict[str, Any]:
         """The proof that the tree of size ``from`` is a prefix of the tree of size ``to``."""
         if from_ > to:
             raise BadRequest("`from` must not exceed `to`")
         return {"from": from_, "to": to,
                 "hashes": [h.hex() for h in ledger.consistency(from_, _size(to))]}
 
-    @app.get("/v1/ledger/tile/{level}/{rest:path}", tags=["ledger"], responses=errors)
+    @app.get("/v1/ledger/tile/{level}/{rest:path}", tags=["ledger"], response_class=Response,
+             responses={
+        200: {"content": {"application/octet-stream": {
+            "schema": {"type": "string", "format": "binary"}}}, "description": "the hashes"},
+        **answers(404)})
     def tile(level: int, rest: str) -> Response:
         """A hash tile (c2sp.org/tlog-tiles): the hashes of subtrees of height 8·L, 256 to
         a tile (``.p/W`` for a partial one), concatenated."""
@@ -150,16 +163,17 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
         return body, fields
 
     @app.get("/v1/ledger/entries/{index}", tags=["ledger"], responses={
-        200: {"content": {"application/json": {}}, "description": "the canonical bytes"},
-        **errors})
-    def entry_bytes(index: int, who: Annotated[Caller, Depends(caller)]) -> Response:
+        200: {"content": {"application/json": {"schema": {"type": "object"}}},
+              "description": "the canonical bytes"}, **errors, **answers(404)})
+    def entry_bytes(index: Index, who: Annotated[Caller, Depends(caller)]) -> Response:
         """The entry's canonical bytes (RFC 8785): to its caller, the owners of the datasets
         it names, and auditors; everyone else gets 404."""
         body, _ = _entry(index, who)
         return Response(body, media_type="application/json")
 
-    @app.get("/v1/ledger/receipts/{index}", tags=["ledger"], responses=errors)
-    def receipt(index: int, who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
+    @app.get("/v1/ledger/receipts/{index}", tags=["ledger"],
+             responses=errors | answers(404, 503))
+    def receipt(index: Index, who: Annotated[Caller, Depends(caller)]) -> dict[str, Any]:
         """Everything needed to check an entry offline (`zhongshu ledger check-receipt`):
         the entry, the first checkpoint that includes it, the inclusion proof, the keys."""
         body, _ = _entry(index, who)
@@ -171,10 +185,10 @@ def add_ledger_routes(app: FastAPI, ledger: Ledger, service: QueryService, calle
             raise NotFound(f"entry {index} is not yet in a checkpoint; try again in a second")
         return bundle(ledger, index, body, ckpt)
 
-    @app.get("/v1/ledger/usage", tags=["ledger"], responses=errors)
+    @app.get("/v1/ledger/usage", tags=["ledger"], responses=errors | answers(400, 404, 503))
     async def usage(dataset: str, who: Annotated[Caller, Depends(caller)],
                     since: str | None = None,
-                    after: Annotated[int, Query(ge=-1)] = -1,
+                    after: Annotated[int, Query(ge=-1, le=MAX)] = -1,
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict[str, Any]:
         """Every exchange, refusal and change that named ``dataset`` (owners and auditors
         only), from ``since`` (ISO 8601 UTC), at most ``limit`` after index ``after``

@@ -19,13 +19,15 @@ import time
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from zhongshu.errors import NotFound, RateLimited, Unauthenticated
 from zhongshu.ledger import Ledger, entry, iso_ms, merkle
 from zhongshu.policy.subjects import INDEX
+from zhongshu.protocol.auth import ID_TOKEN
+from zhongshu.protocol.contract import errors as answers
 from zhongshu.protocol.people import People, Person, bearer_of
 from zhongshu.protocol.routes.ledger import _ms
 from zhongshu.stores import RateCounters
@@ -55,8 +57,8 @@ def add_me_routes(app: FastAPI, people: People, ledger: Ledger, rates: RateCount
                               f"minute; retry in {retry:.0f} s")
 
     async def person(request: Request,
-                     authorization: Annotated[str | None, Header()] = None) -> Person:
-        token = bearer_of(authorization)
+                     _token: Annotated[object, Security(ID_TOKEN)] = None) -> Person:
+        token = bearer_of(request.headers.get("authorization"))
         if token is None:
             raise Unauthenticated("sign in with the city's identity provider and send its ID "
                                   "token: `Authorization: Bearer <ID token>`")
@@ -67,9 +69,9 @@ def add_me_routes(app: FastAPI, people: People, ledger: Ledger, rates: RateCount
 
     Me = Annotated[Person, Depends(person)]
 
-    @app.get("/v1/me/usage", tags=["people"], responses=errors)
+    @app.get("/v1/me/usage", tags=["people"], responses=errors | answers(400, 404))
     async def usage(who: Me, since: str | None = None,
-                    after: Annotated[int, Query(ge=-1)] = -1,
+                    after: Annotated[int, Query(ge=-1, le=2**53 - 1)] = -1,
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict[str, Any]:
         """Every exchange that touched your identifiers (when, which member, which dataset,
         which purpose, the outcome), at most ``limit`` after index ``after`` (``next``
@@ -111,14 +113,16 @@ def add_me_routes(app: FastAPI, people: People, ledger: Ledger, rates: RateCount
         """Your consents in force: which scenario's service, until when."""
         return {"consents": await run_in_threadpool(people.consents, who)}
 
-    @app.post("/v1/me/consents", tags=["people"], responses=errors)
+    @app.post("/v1/me/consents", tags=["people"], responses=errors | answers(400, 429))
     async def give(who: Me, body: ConsentIn) -> dict[str, Any]:
         """Consent to a scenario's service about you (recorded on the ledger)."""
         writing(who)
         return await people.give(who, body.scenario, body.service, body.days)
 
-    @app.delete("/v1/me/consents/{index}", tags=["people"], responses=errors)
-    async def withdraw(who: Me, index: int) -> dict[str, Any]:
+    @app.delete("/v1/me/consents/{index}", tags=["people"],
+                responses=errors | answers(400, 429))
+    async def withdraw(who: Me, index: Annotated[int, Path(ge=0, le=2**53 - 1)]
+                       ) -> dict[str, Any]:
         """Withdraw one of your consents (recorded on the ledger); it ends at once."""
         writing(who)
         return await people.withdraw(who, index)

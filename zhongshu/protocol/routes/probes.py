@@ -23,7 +23,9 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
         """The hub process answers (``200 {"status": "live"}``)."""
         return {"status": "live"}
 
-    @app.get("/readyz", tags=["hub"], responses={503: {"description": "not ready"}})
+    @app.get("/readyz", tags=["hub"], responses={503: {"description": "not ready", "content": {
+        "application/json": {"schema": {"type": "object", "properties": {
+            "status": {"type": "string", "enum": ["unready"]}}}}}}})
     def readyz() -> JSONResponse:
         """``200 {"status": "ready"}`` when the hub can answer and record; ``503
         {"status": "unready"}`` otherwise (the operator's health and log say why)."""

@@ -49,9 +49,9 @@ def add_subscribe_route(app: FastAPI, service: QueryService, ledger: Ledger | No
     """Mount ``GET /v1/subscribe``."""
 
     @app.get("/v1/subscribe", tags=["query"], responses={
-        **errors, 200: {"content": {"text/event-stream": {}}, "description":
-                        "events `open` (the ledger receipt), `rows` ({columns, rows}), "
-                        "`error` ({code, message}); comments as keep-alives"}})
+        **errors, 200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+                        "description": "events `open` (the ledger receipt), `rows` "
+                        "({columns, rows}), `error` ({code, message}); comments as keep-alives"}})
     async def subscribe(request: Request, sql: str, purpose: str,
                         who: Annotated[Caller, Depends(caller)],
                         interval_s: Annotated[float, Query(ge=0.5, le=60)] = 1.0
@@ -91,8 +91,8 @@ def add_subscribe_route(app: FastAPI, service: QueryService, ledger: Ledger | No
         def push(deadline: Deadline) -> tuple[list[dict[str, str]], list[Any]]:
             """One run: the columns and the rows as JSON values (canonical bytes, parsed)."""
             result = service.run(who, sql, purpose, deadline=deadline)
-            rows = orjson.loads(encode.rows_json(answer_rows(result), result.schema))
-            return encode.columns(result.schema), rows
+            payload, strings = encode.answer(answer_rows(result), result.schema)
+            return encode.columns(result.schema, strings), orjson.loads(payload)
 
         async def events() -> AsyncIterator[bytes]:
             seen: set[bytes] = set()

@@ -4,7 +4,6 @@ scenario's member."""
 
 from __future__ import annotations
 
-import math
 import re
 import tomllib
 from datetime import UTC, datetime
@@ -15,11 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from zhongshu.client import Hub
 from zhongshu.scenarios.parking import forecast
+from zhongshu.traffic import geo
 
 MAPPING = Path(__file__).with_name("mapping.toml")
 _COL = r"^[a-z_][a-z0-9_]*$"
 _DATASET = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
-EARTH_M = 6_371_008.8  # mean Earth radius (IUGG), metres
 
 
 class Available(BaseModel):
@@ -132,11 +131,9 @@ def garages(hub: Hub, purpose: str, operators: list[Operator]) -> list[dict[str,
 
 
 def distance_m(a: list[float], b: list[float]) -> float:
-    """Great-circle distance in metres between two [lon, lat] points (haversine)."""
-    lon1, lat1, lon2, lat2 = map(math.radians, (a[0], a[1], b[0], b[1]))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * \
-        math.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_M * math.asin(math.sqrt(h))
+    """Great-circle distance in metres between two [lon, lat] points
+    (:func:`zhongshu.traffic.geo.distance_m`)."""
+    return geo.distance_m(a[0], a[1], b[0], b[1])
 
 
 WALK_DETOUR = 1.25  # walking on a street grid, against the straight line
