@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import CI, require_tool
 from tests.protocol.pgwire.conftest import CITY, README_SQL, WireHub
 
 MEMBER, PURPOSE = CITY
@@ -73,8 +74,13 @@ def _psql(hub: WireHub, *commands: str, sslmode: str = "disable"
     return subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
 
 
-@pytest.mark.skipif(shutil.which("psql") is None, reason="psql (postgresql-client) missing")
+def _need_psql() -> None:
+    require_tool(Path(shutil.which("psql") or "/usr/bin/psql"), "the psql client test",
+                 "apt-get install postgresql-client")
+
+
 def test_psql(wire_hub: WireHub) -> None:
+    _need_psql()
     out = _psql(wire_hub, r"\dt", README_SQL, "SHOW zhongshu.receipt")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
@@ -97,8 +103,8 @@ def test_psql(wire_hub: WireHub) -> None:
     assert _http_refusal(wire_hub, REFUSED_SQL)["message"] in refused.stderr
 
 
-@pytest.mark.skipif(shutil.which("psql") is None, reason="psql (postgresql-client) missing")
 def test_psql_over_tls_with_the_hubs_certificate(wire_hub: WireHub) -> None:
+    _need_psql()
     cert = wire_hub.root / "state" / "pg-tls.crt"
     out = _psql(wire_hub, "SHOW zhongshu.purpose", sslmode="require")
     assert out.returncode == 0, out.stderr
@@ -202,9 +208,11 @@ def test_sqlalchemy_and_pandas(wire_hub: WireHub) -> None:
 
 # --- pgJDBC -------------------------------------------------------------------------------
 
-@pytest.mark.skipif(shutil.which("java") is None or not JDBC_JAR.is_file(),
-                    reason="a JDK and Debian's libpostgresql-jdbc-java are needed")
 def test_pgjdbc(wire_hub: WireHub) -> None:
+    install = "apt-get install default-jdk-headless libpostgresql-jdbc-java"
+    require_tool(Path(shutil.which("java") or "/usr/bin/java"), "the pgJDBC test", install)
+    if not JDBC_JAR.is_file():
+        (pytest.fail if CI else pytest.skip)(f"{JDBC_JAR} is missing ({install})")
     url = f"jdbc:postgresql://127.0.0.1:{wire_hub.pg_port}/{PURPOSE}"
     out = subprocess.run(
         ["java", "-cp", str(JDBC_JAR), str(JAVA), url, MEMBER, wire_hub.token(MEMBER),
