@@ -145,6 +145,56 @@ def test_case_over_the_wire(wire_hub: WireHub, sessions: Sessions, path: Path) -
     assert rows is None or len(rows) == got["rows"]
 
 
+# --- the property tests, through the wire --------------------------------------------------
+
+
+class _Rows:
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def to_pylist(self) -> list[dict[str, Any]]:
+        return self.rows
+
+
+class _Answer:
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.table = _Rows(rows)
+
+
+class WireService:
+    """What ``tests/policy/test_properties.py`` asks of the query service, answered over the
+    wire: ``run(caller, sql, purpose)`` is the statement sent as ``caller`` to the database
+    ``purpose``, its rows read back by psycopg."""
+
+    def __init__(self, hub: WireHub, sessions: Sessions) -> None:
+        from types import SimpleNamespace
+
+        self.sessions = sessions
+        self.asked = 0
+        names = [p.stem for p in (hub.root / "members").glob("*.toml")]
+        self.catalog = SimpleNamespace(members={n: SimpleNamespace(name=n) for n in names})
+
+    def run(self, caller: Any, sql: str, purpose: str) -> _Answer:
+        self.asked += 1
+        cur = self.sessions.get(caller.name, purpose).execute(sql)
+        names = [d.name for d in cur.description or ()]
+        return _Answer([dict(zip(names, r, strict=True)) for r in cur.fetchall()])
+
+
+def test_the_property_tests_over_the_wire(wire_hub: WireHub, sessions: Sessions,
+                                          demo_dir: Path) -> None:
+    """``tests/policy/test_properties.py``'s two Hypothesis properties, run as they are
+    (their strategies, their examples, their oracles over the raw rows), each query sent
+    over the wire instead of to the query service."""
+    import tests.policy.test_properties as props
+
+    raw = props.raw.__wrapped__(demo_dir)  # type: ignore[attr-defined]
+    service = WireService(wire_hub, sessions)
+    props.test_row_scope_is_exact(service=service, raw=raw)
+    props.test_pseudonyms_never_leak_and_lookups_are_exact(service=service, raw=raw)
+    assert service.asked >= 100  # both properties' examples went over the wire
+
+
 # --- the property tests' queries -------------------------------------------------------------
 
 OPS = {"=": operator.eq, "<>": operator.ne, "<": operator.lt, ">": operator.gt,
