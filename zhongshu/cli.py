@@ -117,15 +117,33 @@ def init(name: Annotated[str, typer.Argument(help="short name of the city, e.g. 
 def serve(city_dir: DirOpt = Path("."),
           host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="port to listen on")] = 8400,
-          unsafe_single_wall: UnsafeWallOpt = False) -> None:
+          unsafe_single_wall: UnsafeWallOpt = False,
+          pg_port: Annotated[int | None, typer.Option(
+              help="also serve the PostgreSQL wire endpoint on this port (BI tools: user = "
+                   "member, password = token, database = purpose; default: [hub] pg_port, "
+                   "0 = off)")] = None) -> None:
     """Serve a city's hub over the protocol (and ingest its declared streams)."""
     _port_in_use(host, port)
     _allow_single_wall(unsafe_single_wall)
     with _node(city_dir, serve=True) as node:
-        _serve(node, host, port)
+        _serve(node, host, port, node.city.hub.pg_port if pg_port is None else pg_port)
 
 
-def _serve(node: Any, host: str, port: int) -> None:
+def _pg_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _serve(node: Any, host: str, port: int, pg_port: int = 0,
+           pg_optional: bool = False) -> None:
+    import asyncio
+
     import uvicorn
 
     service, streams = node.query, node.streams
@@ -146,7 +164,33 @@ def _serve(node: Any, host: str, port: int) -> None:
     app = node.app(cockpit=True, scenarios=f"http://{local}:{port}", url=f"http://{local}:{port}")
     for name in app.state.scenarios:
         out.print(f"Scenario [bold]{name}[/] at /scenarios/{name}/")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    if not pg_port:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        return
+    wire = node.wire(app)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           access_log=False))
+
+    async def main() -> None:
+        try:
+            pg = await wire.start(host, pg_port)
+        except OSError as e:
+            if not pg_optional:
+                raise
+            err.print(f"[yellow]warning:[/] the wire endpoint's port {pg_port} is taken "
+                      f"({e.strerror}); serving without it")
+            await server.serve()
+            return
+        out.print(f"PostgreSQL wire endpoint on {host}:{pg_port} — e.g. PGPASSWORD=<token> "
+                  f"psql -h {local} -p {pg_port} -U cockpit-city -d city-operations "
+                  "(user = member, password = one of its tokens, database = purpose; TLS: "
+                  "sslmode=require, needed off loopback)")
+        try:
+            await server.serve()
+        finally:
+            pg.close()
+
+    asyncio.run(main())
 
 
 # --- demo -------------------------------------------------------------------------------------
@@ -174,7 +218,10 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
                                                "ledger's checkpoints (its own process and "
                                                "folder, DIR/witness-hub, on port PORT+9)")]
          = True,
-         unsafe_single_wall: UnsafeWallOpt = False) -> None:
+         unsafe_single_wall: UnsafeWallOpt = False,
+         pg_port: Annotated[int | None, typer.Option(
+             help="PostgreSQL wire endpoint port (default: 15432 when free; 0 = off)")]
+         = None) -> None:
     """Build (or reuse) the demo city and serve it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -228,14 +275,14 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
                   f"({city_dir}/{witness_hub.folder.name}/; stop it and /v1/health says "
                   "finality lost)")
     try:
-        _demo_serve(city_dir, host, port, no_serve, feed, rate)
+        _demo_serve(city_dir, host, port, no_serve, feed, rate, pg_port)
     finally:
         if witness_hub is not None:
             witness_hub.stop()
 
 
 def _demo_serve(city_dir: Path, host: str, port: int, no_serve: bool, feed: Any,
-                rate: float) -> None:
+                rate: float, pg_port: int | None = None) -> None:
     from zhongshu.demo.tokens import ensure_tokens
 
     node = _node(city_dir, serve=not no_serve)
@@ -254,9 +301,15 @@ def _demo_serve(city_dir: Path, host: str, port: int, no_serve: bool, feed: Any,
         feed.start()
         out.print(f"Publishing {rate:g} live passages/s on mqtt://127.0.0.1:1883 "
                   f"({feed_topic()}); watch them: SELECT * FROM traffic.district_flow")
+    default_pg = pg_port is None
+    if pg_port is None:
+        pg_port = 15432 if _pg_free(host, 15432) else 0
+    if pg_port and not no_serve:
+        out.print(f"BI tools: PGPASSWORD=$(cat {where}/cockpit-city.token) psql -h {host} "
+                  f"-p {pg_port} -U cockpit-city -d city-operations")
     try:
         if not no_serve:
-            _serve(node, host, port)
+            _serve(node, host, port, pg_port, pg_optional=default_pg)
     finally:
         if feed is not None and not no_serve:
             feed.stop()

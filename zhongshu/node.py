@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from zhongshu.ledger import Ledger
+    from zhongshu.protocol.pgwire import Endpoint
     from zhongshu.query.service import QueryService
     from zhongshu.streams.service import StreamService
 
@@ -187,6 +188,23 @@ class Node:
             app.state.scenarios = mount_scenarios(app, scenarios, self.city.root,
                                                   app.state.scenario_door.guard)
         return app
+
+    def wire(self, app: FastAPI) -> Endpoint:
+        """The PostgreSQL wire endpoint over the same query service, ledger, token check and
+        metrics as ``app`` (:meth:`app`), with TLS from ``[hub] pg_tls_cert``/``pg_tls_key``
+        or a self-signed certificate made once in ``state/``."""
+        from zhongshu.protocol.pgwire import Endpoint, tls
+
+        hub = self.city.hub
+        if hub.pg_tls_cert:
+            cert = self.city.root / hub.pg_tls_cert
+            key = self.city.root / (hub.pg_tls_key or hub.pg_tls_cert)
+        else:
+            cert, key = self.city.state_dir / "pg-tls.crt", self.city.state_dir / "pg-tls.key"
+            tls.ensure_self_signed(cert, key, ["localhost", "127.0.0.1",
+                                               *([hub.origin] if hub.origin else [])])
+        return Endpoint(self.query, self.ledger, app.state.authn, app.state.metrics,
+                        tls.server_context(cert, key))
 
     def close(self) -> None:
         """Stop and close every part this node built."""

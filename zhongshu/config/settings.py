@@ -40,6 +40,15 @@ class HubSettings(Strict):
     worker_user: str = Field(default="nobody",
                              description="user the DuckDB workers drop to when the hub runs "
                                          "as root; empty: do not drop")
+    pg_port: int = Field(default=0, ge=0, le=65535,
+                         description="port of the PostgreSQL wire endpoint for BI tools "
+                                     "(user = member, password = token, database = purpose); "
+                                     "0: not served (`zhongshu serve --pg-port N`)")
+    pg_tls_cert: str = Field(default="",
+                             description="PEM certificate of the wire endpoint's TLS (default: "
+                                         "a self-signed one made in state/pg-tls.crt)")
+    pg_tls_key: str = Field(default="", description="PEM key of pg_tls_cert (default: "
+                                                    "state/pg-tls.key)")
     unsafe_single_wall: bool = Field(default=False,
                                      description="serve even where the DuckDB workers cannot "
                                                  "be confined to their sources (no Landlock): "

@@ -162,6 +162,13 @@ def refusal(caller: str, endpoint: str, code: str, purpose: str | None = None,
     return out
 
 
+def login(caller: str, endpoint: str, purpose: str, tls: bool) -> dict[str, Any]:
+    """The entry of one session opened by a known member on another face of the protocol
+    (``endpoint``: ``pgwire``), for ``purpose``; each query in it is an exchange of its own."""
+    return {"kind": "login", "caller": caller, "endpoint": endpoint, "purpose": purpose,
+            "tls": tls, "outcome": "ok"}
+
+
 def change(actor: str, action: str, target: dict[str, Any]) -> dict[str, Any]:
     """The entry of one governance change (grant, token, key, member): who changed what.
 

@@ -59,6 +59,7 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
     parts = Parts(service=service, ledger=ledger, caller=caller, authn=authn,
                   sessions=browser, metrics=Metrics(service.city.hub.metrics_names), errors=errors,
                   streams=streams)
+    app.state.metrics, app.state.authn = parts.metrics, authn  # the wire endpoint's too
     add_error_handlers(app, ledger, service)
     app.add_middleware(CountRequests, metrics=parts.metrics)
     for routes in (probes, identity, hub, catalog, query, grants):

@@ -25,12 +25,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from zhongshu.errors import BadRequest, LedgerUnavailable, NotFound, ZhongshuError
-from zhongshu.ledger import Ledger, ReceiptJSON, entry
-from zhongshu.policy.identity import Caller
-from zhongshu.policy.subjects import PERSON, literal_identifiers
+from zhongshu.errors import BadRequest, NotFound, ZhongshuError
+from zhongshu.ledger import Ledger, ReceiptJSON
+from zhongshu.protocol import exchange
 from zhongshu.protocol.models import QueryIn
-from zhongshu.protocol.people import index_keys, tagging
 from zhongshu.query.service import QueryService
 
 log = logging.getLogger("zhongshu.protocol")
@@ -43,29 +41,13 @@ def add_error_handlers(app: FastAPI, ledger: Ledger | None, service: QueryServic
 
     async def record_refusal(request: Request, code: str, datasets: Sequence[str] = (),
                              subjects: Sequence[str] = ()) -> ReceiptJSON | None:
-        who: Caller | None = getattr(request.state, "caller", None)
-        person: str | None = getattr(request.state, "person", None)  # a person's tag
-        if ledger is None or (who is None and person is None):
-            return None  # anonymous requests are counted, never recorded
         q: QueryIn | None = getattr(request.state, "query", None)
-        # a refused query is about whoever its literals name (its plan may not exist)
-        tags, excluded = tagging(service, who, literal_identifiers(q.sql) if q else (),
-                                 q.purpose if q else None,
-                                 [*subjects, *([person] if person else [])])
-        fields = entry.refusal(
-            who.name if who is not None else PERSON, f"{request.method} {request.url.path}",
-            code,
-            purpose=q.purpose if q else None,
-            query=entry.query_sha256(q.sql, q.purpose, q.format, q.limit) if q else None,
-            datasets=datasets, signature=who.signature if who else None,
-            key_id=who.key_id if who else None, on_behalf_of=who.on_behalf_of if who else None,
-            scenario=getattr(request.state, "scenario", None), subjects=tags,
-            excluded=excluded)
-        try:  # indexed under its datasets too: an owner's usage shows the failed attempts
-            return (await ledger.record_async(
-                fields, index_keys(sorted(set(datasets)), tags, excluded))).to_dict()
-        except LedgerUnavailable:
-            return None  # the answer already says the hub cannot record; nothing more to do
+        return await exchange.record_refusal(
+            service, ledger, getattr(request.state, "caller", None),
+            f"{request.method} {request.url.path}", code,
+            exchange.Asked(q.sql, q.purpose, q.format, q.limit) if q else None,
+            datasets, subjects, person=getattr(request.state, "person", None),
+            scenario=getattr(request.state, "scenario", None))
 
     @app.exception_handler(ZhongshuError)
     async def _zhongshu_error(request: Request, exc: ZhongshuError) -> Response:

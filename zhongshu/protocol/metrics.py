@@ -27,6 +27,7 @@ class Metrics:
         self.requests: Counter[tuple[str, int]] = Counter()
         self.queries: Counter[tuple[str, str]] = Counter()
         self.unauthenticated = 0
+        self.wire_events: Counter[str] = Counter()
         self._buckets = [0] * len(_BUCKETS)
         self._sum = 0.0
         self._count = 0
@@ -36,6 +37,15 @@ class Metrics:
         with self._lock:
             self.requests[(route, status)] += 1
             if status == 401:
+                self.unauthenticated += 1
+
+    def wire(self, event: str) -> None:
+        """Count one event of the PostgreSQL wire endpoint: ``login``, ``login_refused``
+        (wrong token, no TLS off loopback, a member that must sign), ``catalog`` (a query
+        answered from the emulated catalog: counted, not recorded)."""
+        with self._lock:
+            self.wire_events[event] += 1
+            if event == "login_refused":
                 self.unauthenticated += 1
 
     def query(self, outcome: str, path: str, seconds: float) -> None:
@@ -70,6 +80,11 @@ class Metrics:
                     "# TYPE zhongshu_queries_total counter"]
             for (outcome, path), n in sorted(self.queries.items()):
                 out.append(f'zhongshu_queries_total{{outcome="{outcome}",path="{path}"}} {n}')
+            out += ["# HELP zhongshu_wire_events_total PostgreSQL wire endpoint: logins, "
+                    "refused logins, catalog queries.",
+                    "# TYPE zhongshu_wire_events_total counter"]
+            for event, n in sorted(self.wire_events.items()):
+                out.append(f'zhongshu_wire_events_total{{event="{event}"}} {n}')
             out += ["# HELP zhongshu_query_seconds Time to answer a query.",
                     "# TYPE zhongshu_query_seconds histogram"]
             acc = 0

@@ -318,6 +318,21 @@ class QueryService:
             plan.record("native", self.INLINE_LIMIT_S)  # not quick from now on
             return Quick(None, True, found)
 
+    def describe(self, caller: Caller, sql: str, purpose: str,
+                 deadline: Deadline | None = None) -> Any:
+        """The Arrow schema the answer to ``sql`` would have, without running it (the wire
+        endpoint's drivers describe a prepared statement before they bind it); planned,
+        and so refused, exactly as :meth:`run` would.
+
+        Raises:
+            ZhongshuError: the refusal the query itself would get.
+        """
+        deadline = deadline or self.deadline()
+        plan, template = self.plan(caller, sql, purpose, None, deadline)
+        if plan.schema is None:
+            self._type(plan, template, deadline)
+        return plan.schema
+
     def run_found(self, found: Lookup, caller: Caller, purpose: str, limit: int | None = None,
                   deadline: Deadline | None = None, charge: bool = True) -> Result:
         """Answer a looked-up query (see :meth:`run`), building its plan if need be."""

@@ -1,4 +1,5 @@
-"""``POST /v1/query`` (one governed exchange, answered once its ledger entry is durable) and
+"""``POST /v1/query`` (one governed exchange, answered once its ledger entry is durable;
+the exchange itself is ``protocol.exchange``, shared with the wire endpoint) and
 ``POST /v1/query/explain`` (what a query would read, and why it is allowed).
 
 ``POST /v1/query`` answers JSON or, with ``"format": "arrow"``, an Arrow IPC stream: two media
@@ -16,46 +17,21 @@ exchange's time limit starts when its request arrives; the loop answers ``504`` 
 (and one second of grace) even if the work has not given up yet.
 """
 
-import asyncio
 import sys
 import time
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, FastAPI, Request, Response
 
-from zhongshu.errors import ResultTooLarge, ZhongshuError
-from zhongshu.ledger import entry
+from zhongshu.errors import ZhongshuError
 from zhongshu.policy.identity import Caller
-from zhongshu.protocol import encode
+from zhongshu.protocol import encode, exchange
 from zhongshu.protocol.contract import errors as answers
 from zhongshu.protocol.models import ARROW_STREAM, QueryArrowIn, QueryIn, QueryOut
-from zhongshu.protocol.people import index_keys, tagging
 from zhongshu.protocol.routes import Parts
-from zhongshu.query.service import Deadline, QueryService, Result
 
-_T = TypeVar("_T")
-GRACE_S = 1.0
 SWITCH_INTERVAL_S = 0.001
-
-
-async def off_loop(service: QueryService, deadline: Deadline, work: Callable[[], _T]) -> _T:
-    """``work()`` on the query service's threads; ``QueryTimeout`` once ``deadline`` (and
-    ``GRACE_S``) passed, whether or not the work has stopped (it stops itself: the deadline
-    bounds planning and every engine)."""
-    loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(service.pool, work)
-    try:
-        return await asyncio.wait_for(future, max(deadline.at - time.monotonic(), 0) + GRACE_S)
-    except TimeoutError:
-        raise deadline.timeout() from None
-
-
-def answer_rows(result: Result) -> list[list[Any]]:
-    """An answer's rows as JSON-ready values: the driver's (already plain) or the table's."""
-    rows = result.native_rows
-    return rows if rows is not None else encode.table_rows(result.table)
 
 
 def add_routes(app: FastAPI, parts: Parts) -> None:
@@ -65,26 +41,6 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
     # switch interval each time the loop asks for it. At CPython's default 5 ms, 20
     # concurrent catalog requests took 0.6 s while a large query planned; at 1 ms, 0.1 s.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-
-    def too_large(size: int) -> ResultTooLarge:
-        return ResultTooLarge(f"the answer is {size:,} bytes, over the hub's limit of "
-                              f"{service.settings.max_result_bytes:,}; select fewer columns, "
-                              "aggregate, or pass a smaller `limit`")
-
-    def payload_of(result: Result, body: QueryIn) -> tuple[bytes, frozenset[int]]:
-        """The exact result bytes (an Arrow IPC stream, or the canonical JSON rows) and the
-        columns whose integers the JSON sends as strings."""
-        limit = service.settings.max_result_bytes
-        if result.native_rows is None and result.table.nbytes > limit:
-            raise too_large(result.table.nbytes)  # refused before it is encoded
-        strings: frozenset[int] = frozenset()
-        if body.format == "arrow":
-            payload = encode.arrow_ipc(result.table)
-        else:
-            payload, strings = encode.answer(answer_rows(result), result.schema)
-        if len(payload) > limit:
-            raise too_large(len(payload))
-        return payload, strings
 
     refusals = errors | answers(400, 404, 413, 429, 503, 504)
     arrow_answer = {"schema": {"type": "string", "format": "binary"}}
@@ -126,36 +82,13 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
         request.state.query = body
 
         try:
-            quick = service.quick(who, body.sql, body.purpose, body.limit, deadline)
-            if quick.result is not None:
-                result = quick.result
-                payload, strings = payload_of(result, body)
-            else:
-                def work() -> tuple[Result, tuple[bytes, frozenset[int]]]:
-                    charge, found = not quick.charged, quick.found
-                    result = (service.run_found(found, who, body.purpose, body.limit,
-                                                deadline=deadline, charge=charge)
-                              if found is not None else
-                              service.run(who, body.sql, body.purpose, body.limit,
-                                          deadline=deadline, charge=charge))
-                    return result, payload_of(result, body)
-
-                result, (payload, strings) = await off_loop(service, deadline, work)
+            done = await exchange.answer(service, ledger, who, body.sql, body.purpose,
+                                         body.limit, body.format, deadline)
         except ZhongshuError as e:
             metrics.query(e.code, "-", time.perf_counter() - t0)
             raise
-        receipt = None
-        if ledger is not None:
-            tags, excluded = tagging(service, who, result.identifiers, body.purpose)
-            fields = entry.exchange(
-                who.name, body.purpose, entry.query_sha256(body.sql, body.purpose, body.format,
-                                                           body.limit),
-                result.plan.columns_read, [g.id for g in result.plan.grants],
-                entry.result_sha256(payload), body.format, result.num_rows, result.truncated,
-                signature=who.signature, key_id=who.key_id, on_behalf_of=who.on_behalf_of,
-                subjects=tags, excluded=excluded)
-            receipt = (await ledger.record_async(
-                fields, index_keys(result.plan.columns_read, tags, excluded))).to_dict()
+        result, payload, receipt, strings = done.result, done.payload, done.receipt, \
+            done.strings
         metrics.query("ok", result.path, time.perf_counter() - t0)
         if body.format == "arrow":
             headers = {"Zhongshu-Truncated": "true" if result.truncated else "false",
@@ -178,5 +111,5 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
         with the grant that allows each, its mask, and the row scope.
         """
         deadline = service.deadline()
-        return await off_loop(service, deadline, lambda: service.explain(
+        return await exchange.off_loop(service, deadline, lambda: service.explain(
             who, body.sql, body.purpose, body.limit, deadline=deadline))

@@ -13,7 +13,7 @@ pushed. Each ``rows`` event carries the rows that are new or changed since the p
 push (a window's row changes as its events arrive).
 
 Planning, each run and its encoding happen on the query service's threads, within the
-exchange's time limit (``routes.query.off_loop``); a run that fails — a refusal, a timeout, a
+exchange's time limit (``protocol.exchange.off_loop``); a run that fails — a refusal, a timeout, a
 value the encoder refuses — is an ``error`` event and the stream goes on."""
 
 import asyncio
@@ -32,7 +32,7 @@ from zhongshu.errors import BadRequest, RateLimited, ZhongshuError
 from zhongshu.ledger import Ledger, ReceiptJSON, entry
 from zhongshu.policy.identity import Caller
 from zhongshu.protocol import encode
-from zhongshu.protocol.routes.query import answer_rows, off_loop
+from zhongshu.protocol.exchange import answer_rows, off_loop
 from zhongshu.query.service import Deadline, QueryService
 
 log = logging.getLogger("zhongshu.protocol")
