@@ -220,13 +220,22 @@ def client(limited_hub: RunningHub) -> Iterator[httpx.Client]:
 
 
 def test_http_heavy_shapes_answer_504_within_the_limit(client: httpx.Client) -> None:
+    """The promise: an answer within the limit, or 504 by the limit + 1 s. The shapes are
+    built to outlast 2 s of planning, but on a quiet machine one may finish in time (a
+    14,000-value IN list did, once): that is an answer, not a failure — most must not."""
+    timeouts = 0
     for name in sorted(SHAPES):
         t0 = time.monotonic()
         r = client.post("/v1/query", json={"sql": _shape(name), "purpose": P})
         elapsed = time.monotonic() - t0
-        assert r.status_code == 504, (name, r.text[:200])
+        assert r.status_code in (200, 504), (name, r.text[:200])
+        if r.status_code == 200:
+            assert elapsed < LIMIT_S + SLOP_S, (name, elapsed)
+            continue
+        timeouts += 1
         assert r.json()["error"]["code"] == "query_timeout"
         assert elapsed < LIMIT_S + 1.0 + SLOP_S, (name, elapsed)
+    assert timeouts >= len(SHAPES) - 2, timeouts
     # the same connection answers at once afterwards
     assert client.get("/v1/catalog").status_code == 200
 
