@@ -201,20 +201,26 @@ OPS = {"=": operator.eq, "<>": operator.ne, "<": operator.lt, ">": operator.gt,
        "<=": operator.le, ">=": operator.ge}
 
 
+def _raw_rows(demo_dir: Path, member: str, table: str) -> list[dict[str, Any]]:
+    """Every row of ``table`` in a member's SQLite file, read directly (the oracle's side)."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{demo_dir / 'data' / f'{member}.sqlite'}?mode=ro", uri=True)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(f"SELECT * FROM {table}")]
+    finally:
+        con.close()
+
+
 def test_row_scope_is_exact_over_the_wire(wire_hub: WireHub, sessions: Sessions,
                                           demo_dir: Path) -> None:
     """``tests/policy/test_properties.py``'s row-scope property, on a fixed sample of its
     shapes (every column alone and together, each operator): the wire answer is exactly the
     Xihu rows that the predicate keeps, computed in Python from the raw rows."""
-    import sqlite3
-
     from tests.policy.test_properties import CHECKPOINT_COLS, _lit
 
-    con = sqlite3.connect(f"file:{demo_dir / 'data' / 'traffic-police.sqlite'}?mode=ro",
-                          uri=True)
-    con.row_factory = sqlite3.Row
-    raw = [dict(r) for r in con.execute("SELECT * FROM checkpoints")]
-    con.close()
+    raw = _raw_rows(demo_dir, "traffic-police", "checkpoints")
     conn = sessions.get("cockpit-xihu", "district-operations")
     shapes = [[c] for c in CHECKPOINT_COLS] + [CHECKPOINT_COLS]
     for i, names in enumerate(shapes):
@@ -233,13 +239,7 @@ def test_pseudonyms_never_leak_over_the_wire(wire_hub: WireHub, sessions: Sessio
                                              demo_dir: Path) -> None:
     """The pseudonym property on the wire: no clear plate leaves, a plate lookup finds
     exactly that plate's sessions, and the prepared form answers as the literal one."""
-    import sqlite3
-
-    con = sqlite3.connect(f"file:{demo_dir / 'data' / 'parking-westlake.sqlite'}?mode=ro",
-                          uri=True)
-    con.row_factory = sqlite3.Row
-    raw = [dict(r) for r in con.execute("SELECT * FROM sessions")]
-    con.close()
+    raw = _raw_rows(demo_dir, "parking-westlake", "sessions")
     conn = sessions.get("app-parking", "convenient-parking")
     clear = {r["plate"] for r in raw}
     every = conn.execute("SELECT session_id, plate FROM parking_westlake.sessions").fetchall()
