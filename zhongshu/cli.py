@@ -168,8 +168,11 @@ def _serve(node: Any, host: str, port: int, pg_port: int = 0,
     # scenarios talk to this hub over HTTP, as they would from another machine
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{local}:{port}"
+    from rich.markup import escape
+
     reloader = Reloader(node, lambda n, state: n.app(cockpit=True, scenarios=url, url=url,
-                                                     config=state))
+                                                     config=state),
+                        report=lambda line: err.print(escape(line)))
     for name in reloader.app.current.state.scenarios:
         out.print(f"Scenario [bold]{name}[/] at /scenarios/{name}/")
     if watch:
@@ -607,7 +610,7 @@ def members_add(name: str,
                 title: Annotated[str, typer.Option(help="display name")] = "",
                 role: Annotated[list[str] | None, typer.Option(help="e.g. auditor")] = None
                 ) -> None:
-    """Add a member (writes members/NAME.toml; a serving hub needs a restart to see it)."""
+    """Add a member (writes members/NAME.toml; a serving hub applies it within seconds)."""
     import tomli_w
 
     from zhongshu.config import MemberFile, load_city

@@ -90,16 +90,20 @@ class Reloader:
         wire: the PostgreSQL wire endpoint (also settable later as :attr:`wire`).
         grace_s: how long an old query service lives after a swap (default: the hub's
             query time limit plus five seconds).
+        report: told each outcome in one line, for the operator's console (it is logged
+            besides).
     """
 
     def __init__(self, node: Node, build: Build, wire: Endpoint | None = None,
-                 grace_s: float | None = None) -> None:
+                 grace_s: float | None = None,
+                 report: Callable[[str], None] | None = None) -> None:
         self.node = self._first = node
         self.root = node.city.root
         self._build = build
         #: the PostgreSQL wire endpoint, pointed at each new query service (None: none)
         self.wire = wire
         self._grace_s = grace_s
+        self._report = report or (lambda line: None)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -143,8 +147,9 @@ class Reloader:
                 app = self._build(new, self.state)
             except ZhongshuError as e:
                 self._refused = {"error": str(e), "at": _now()}
-                log.error("configuration change refused; the last good configuration keeps "
-                          "serving: %s", e)
+                line = f"configuration change refused (the last good one serves on): {e}"
+                log.error("%s", line)
+                self._report(line)
                 if new is not None:
                     new.close_query()
                 return False
@@ -159,11 +164,12 @@ class Reloader:
             self._applied, self._refused = _now(), None
             self._reloads += 1
             self._took_s = round(time.monotonic() - t0, 2)
-        log.warning("configuration reloaded from %s in %.1f s (%d members, %d datasets)",
-                    self.root, self._took_s, len(city.members), len(new.catalog.datasets))
+        line = (f"configuration applied in {self._took_s:.1f} s ({len(city.members)} members, "
+                f"{len(new.catalog.datasets)} datasets)")
         if self._restart:
-            log.warning("changed but not applied until a restart: %s",
-                        ", ".join(self._restart))
+            line += f"; changed but applied only by a restart: {', '.join(self._restart)}"
+        log.warning("%s", line)
+        self._report(line)
         return True
 
     def _retire(self, everything: bool = False) -> None:
