@@ -150,6 +150,8 @@ def _serve(node: Any, host: str, port: int, pg_port: int = 0,
            pg_optional: bool = False, watch: bool = True) -> None:
 
 
+    from rich.markup import escape
+
     from zhongshu.reload import Reloader
 
     service, streams = node.query, node.streams
@@ -158,9 +160,10 @@ def _serve(node: Any, host: str, port: int, pg_port: int = 0,
     for n, s in down.items():
         err.print(f"[yellow]warning:[/] source {n} is {s}; its datasets answer "
                   "source_unavailable until it is back")
-    drift = [d for d in service.catalog.datasets.values() if d.status == "drift"]
-    for d in drift:
-        err.print(f"[yellow]warning:[/] dataset {d.name} is unavailable: {d.reason}")
+    for d in service.catalog.datasets.values():
+        if d.status in ("drift", "invalid"):
+            err.print(f"[yellow]warning:[/] dataset {d.name} is unavailable: "
+                      f"{escape(d.reason)}")
     out.print(f"Hub for [bold]{service.city.info.name}[/] on http://{host}:{port}  "
               f"(cockpit: /cockpit/, protocol: /v1/openapi.json, metrics: /metrics)")
     if streams is not None:
@@ -168,8 +171,6 @@ def _serve(node: Any, host: str, port: int, pg_port: int = 0,
     # scenarios talk to this hub over HTTP, as they would from another machine
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{local}:{port}"
-    from rich.markup import escape
-
     reloader = Reloader(node, lambda n, state: n.app(cockpit=True, scenarios=url, url=url,
                                                      config=state),
                         report=lambda line: err.print(escape(line)))
@@ -251,7 +252,8 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
          unsafe_single_wall: UnsafeWallOpt = False,
          pg_port: Annotated[int | None, typer.Option(
              help="PostgreSQL wire endpoint port (default: 15432 when free; 0 = off)")]
-         = None) -> None:
+         = None,
+         watch: WatchOpt = True) -> None:
     """Build (or reuse) the demo city and serve it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -305,14 +307,14 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
                   f"({city_dir}/{witness_hub.folder.name}/; stop it and /v1/health says "
                   "finality lost)")
     try:
-        _demo_serve(city_dir, host, port, no_serve, feed, rate, pg_port)
+        _demo_serve(city_dir, host, port, no_serve, feed, rate, pg_port, watch)
     finally:
         if witness_hub is not None:
             witness_hub.stop()
 
 
 def _demo_serve(city_dir: Path, host: str, port: int, no_serve: bool, feed: Any,
-                rate: float, pg_port: int | None = None) -> None:
+                rate: float, pg_port: int | None = None, watch: bool = True) -> None:
     from zhongshu.demo.tokens import ensure_tokens
 
     node = _node(city_dir, serve=not no_serve)
@@ -339,7 +341,7 @@ def _demo_serve(city_dir: Path, host: str, port: int, no_serve: bool, feed: Any,
                   f"-p {pg_port} -U cockpit-city -d city-operations")
     try:
         if not no_serve:
-            _serve(node, host, port, pg_port, pg_optional=default_pg)
+            _serve(node, host, port, pg_port, pg_optional=default_pg, watch=watch)
     finally:
         if feed is not None and not no_serve:
             feed.stop()
@@ -595,7 +597,7 @@ def catalog_check(city_dir: DirOpt = Path(".")) -> None:
             out.print(f"[green]ok[/]          {d.name}")
         else:
             bad += 1
-            out.print(f"[red]{d.status:<11}[/] {d.name}: {d.reason}")
+            out.print(f"[red]{d.status:<11}[/] {d.name}: {escape(d.reason)}", soft_wrap=True)
     if bad:
         raise typer.Exit(1)
 

@@ -1,4 +1,6 @@
-"""Schema drift: a column gone or retyped marks the dataset unavailable, clearly."""
+"""Schema drift: a column gone or retyped marks the dataset unavailable, clearly; an owner's
+declaration that never matched its source is the owner's mistake (``invalid``), named with its
+file and line, never called drift."""
 
 from __future__ import annotations
 
@@ -17,9 +19,12 @@ from zhongshu.policy.identity import Caller
 
 @pytest.fixture
 def drifted(demo_dir: Path, city_tmp: Path) -> Path:
-    """A copy of the demo city whose departments changed their tables under the hub."""
+    """A copy of the demo city whose departments changed their tables under the hub (which
+    had read them as declared first)."""
     root = city_tmp / "city"
     shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state", "ledger.pin"))
+    with Node.open(root) as node:
+        node.catalog.check()
     con = sqlite3.connect(root / "data" / "parking-westlake.sqlite")
     con.execute("ALTER TABLE garages DROP COLUMN addr")
     con.commit()
@@ -71,3 +76,56 @@ def test_catalog_check_command(drifted: Path, demo_dir: Path) -> None:
     ok = subprocess.run([sys.executable, "-m", "zhongshu.cli", "catalog", "check", "--dir",
                          str(demo_dir)], capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stdout
+
+
+def test_a_declaration_that_never_matched_is_the_owners_mistake(demo_dir: Path,
+                                                                city_tmp: Path) -> None:
+    root = city_tmp / "city"
+    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state", "ledger.pin"))
+    path = root / "members" / "parking-westlake.toml"
+    text = path.read_text(encoding="utf-8")
+    assert text.count('name = "addr"') == 1
+    path.write_text(text.replace('name = "addr"', 'name = "address"'), encoding="utf-8")
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1)
+                if t == 'name = "address"')
+    text = (root / "members" / "traffic-police.toml").read_text(encoding="utf-8")
+    assert text.count('table = "checkpoints"') == 1
+    (root / "members" / "traffic-police.toml").write_text(
+        text.replace('table = "checkpoints"', 'table = "checkpoint"'), encoding="utf-8")
+    node = Node.open(root)
+    try:
+        garages = node.query.catalog.datasets["parking_westlake.garages"]
+        assert garages.status == "invalid"
+        assert garages.reason.startswith(f"{path}:{line}: dataset `parking_westlake.garages`: "
+                                         "column `address` cannot be read"), garages.reason
+        cameras = node.query.catalog.datasets["traffic.checkpoints"]
+        assert cameras.status == "invalid"
+        assert cameras.reason.count("cannot read it") == 1, cameras.reason  # once, not per column
+        assert "members/traffic-police.toml:" in cameras.reason
+        caller = Caller(node.query.catalog.members["cockpit-city"])
+        with pytest.raises(DatasetUnavailable) as refused:
+            node.query.run(caller, "SELECT garage_no FROM parking_westlake.garages",
+                           "city-operations")
+        said = refused.value.message
+        assert "drift" not in said and "schema changed" not in said and "told" not in said
+        assert str(root) not in said  # the owner's file is not the consumer's business
+    finally:
+        node.close()
+
+
+def test_a_row_scope_on_a_column_the_dataset_lacks_is_refused_by_catalog_check(
+        demo_dir: Path, city_tmp: Path) -> None:
+    root = city_tmp / "city"
+    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state", "ledger.pin"))
+    path = root / "members" / "parks.toml"
+    text = path.read_text(encoding="utf-8")
+    assert text.count('row_scope = "district = \'xihu\'"') == 1
+    path.write_text(text.replace('row_scope = "district = \'xihu\'"',
+                                 'row_scope = "distrct = \'xihu\'"'), encoding="utf-8")
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "distrct" in t)
+    res = subprocess.run([sys.executable, "-m", "zhongshu.cli", "catalog", "check", "--dir",
+                          str(root)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    said = res.stdout + res.stderr
+    assert f"parks.toml:{line}:" in said and "`distrct`" in said, said
+    assert "Traceback" not in said

@@ -118,6 +118,16 @@ def test_dataset_status(metadata: Any) -> None:
     assert metadata.dataset_status("traffic.passages") == ("drift", "column gone")
 
 
+def test_the_columns_seen_outlive_the_check_that_lost_them(metadata: Any) -> None:
+    assert metadata.dataset_seen("parks.trees") == set()
+    metadata.record_dataset("parks.trees", "parks", "p", True, "ok", "",
+                            {"tree_id": "BIGINT", "species": "VARCHAR"})
+    metadata.record_dataset("parks.trees", "parks", "p", True, "drift", "species gone",
+                            {"tree_id": "BIGINT"})
+    assert metadata.dataset_seen("parks.trees") == {"tree_id", "species"}
+    assert metadata.dataset_seen("parks.other") == set()
+
+
 def test_metadata_is_thread_safe(metadata: Any) -> None:
     def issue(i: int) -> None:
         for j in range(20):

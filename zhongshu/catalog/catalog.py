@@ -30,7 +30,7 @@ from zhongshu.sources import NativeSQL, Source, open_source
 from zhongshu.sources.base import compatible
 from zhongshu.stores import MetadataStore
 
-Status = Literal["ok", "drift", "source_down"]
+Status = Literal["ok", "drift", "invalid", "source_down"]
 _SOURCE_TABLE = "zhongshu_source_table"  # meta mark of a query's tables that are the source's
 
 
@@ -317,25 +317,59 @@ class Catalog:
         return self.datasets
 
     def _check_one(self, con: duckdb.DuckDBPyConnection, d: Dataset) -> None:
+        """Mark ``d`` ``ok``; ``drift`` when its source lost or retyped a column that was
+        read from it before; ``invalid`` when its declaration names a table or column the
+        source never had (the owner's configuration mistake, with the member file and line)."""
         observed: dict[str, str] = {}
-        problems: list[str] = []
+        seen = self.store.dataset_seen(d.name)
+        drift: list[str] = []
+        failures: dict[str, str] = {}
         for col in d.columns:
             sql = d.relation(native=False, columns=[col.name], typed=False).sql("duckdb")
             try:
                 observed[col.name] = con.execute(f"DESCRIBE {sql}").fetchall()[0][1]
             except duckdb.Error as e:
-                msg = str(e).splitlines()[0]
-                problems.append(f"column `{col.name}` cannot be read from source "
-                                f"`{d.source.name}` ({d.source.redact(msg)})")
+                failures[col.name] = d.source.redact(str(e).splitlines()[0])
                 continue
             if not compatible(col.type, observed[col.name]):
-                problems.append(f"column `{col.name}` is declared {col.type} but the source "
-                                f"now holds {observed[col.name]}")
-        if problems:
-            self._mark(d, "drift", "; ".join(problems) + f". Update the dataset in the member "
-                       f"file of `{d.owner}` or ask the department what changed.", observed)
+                problem = (f"column `{col.name}` is declared {col.type} but the source holds "
+                           f"{observed[col.name]}")
+                if col.name in seen:
+                    drift.append(problem.replace("holds", "now holds"))
+                else:
+                    self._mark(d, "invalid", self._where(d, col.name) + problem + "; declare "
+                               f"the type the source has ({observed[col.name]})", observed)
+                    return
+        lost = {c: m for c, m in failures.items() if c in seen}
+        never = {c: m for c, m in failures.items() if c not in seen}
+        if never and not observed and len(set(never.values())) == 1:
+            # not one column reads, all for one reason: the table (or query) itself
+            self._mark(d, "invalid", self._where(d, None) + f"source `{d.source.name}` "
+                       f"cannot read it ({next(iter(never.values()))})", observed)
+            return
+        if never:
+            name, msg = next(iter(never.items()))
+            others = f" (and {len(never) - 1} more column(s))" if len(never) > 1 else ""
+            self._mark(d, "invalid", self._where(d, name) + f"column `{name}` cannot be read "
+                       f"from source `{d.source.name}`{others}: {msg}", observed)
+            return
+        drift += [f"column `{c}` cannot be read from source `{d.source.name}` any more "
+                  f"({m})" for c, m in lost.items()]
+        if drift:
+            self._mark(d, "drift", "; ".join(drift) + f". The source changed since it was "
+                       f"declared: update the dataset in the member file of `{d.owner}` or ask "
+                       "the department what changed.", observed)
         else:
             self._mark(d, "ok", "", observed)
+
+    def _where(self, d: Dataset, column: str | None) -> str:
+        """``FILE:LINE: dataset `NAME`[ column `C`]: `` — where an owner fixes ``d``."""
+        path = self.city.member_files.get(d.owner)
+        text = path.read_text(encoding="utf-8") if path is not None else ""
+        line = column_line(text, d.name, column) if column else (
+            dataset_line(text, d.name, "table") or dataset_line(text, d.name, "query"))
+        at = f"{path}:{line}: " if path and line else (f"{path}: " if path else "")
+        return at + f"dataset `{d.name}`: "
 
     def _mark(self, d: Dataset, status: Status, reason: str, observed: dict[str, str]) -> None:
         d.status, d.reason, d.observed = status, reason, observed

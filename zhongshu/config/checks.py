@@ -150,6 +150,7 @@ def owner_sql(city: City) -> None:
     """Each row scope parses as one predicate, each dataset ``query =`` as one query, each
     column ``expr`` as one expression (what they may read and call is checked later, by the
     catalog and the firewall)."""
+    declared = {name: [c.name for c in d.columns] for name, (_, d) in city.datasets().items()}
     for owner, mf in city.members.items():
         path = city.member_files[owner]
         text: str | None = None
@@ -158,6 +159,8 @@ def owner_sql(city: City) -> None:
                 {ds: g.row_scope for ds in g.datasets}
             for ds, scope in scopes.items():
                 problem = _sql_problem(scope, "predicate") if scope else None
+                if problem is None and scope and ds in declared:
+                    problem = _unknown_columns(scope, declared[ds])
                 if problem is not None:
                     text = text if text is not None else path.read_text(encoding="utf-8")
                     raise ConfigError(f"grant to `{g.consumer}`: row_scope on `{ds}`: "
@@ -175,6 +178,30 @@ def owner_sql(city: City) -> None:
                     column_line(text, d.name, column)
                 where = f"dataset `{d.name}`" + (f" column `{column}`" if column else "")
                 raise ConfigError(f"{where}: {key}: {problem}", path=str(path), line=line)
+
+
+def _unknown_columns(predicate: str, columns: list[str]) -> str | None:
+    """What is wrong with a row scope's own columns (those outside its subqueries, which
+    read other datasets): each must be a column the dataset declares.
+
+    >>> _unknown_columns("district = 'xihu'", ["district", "id"]) is None
+    True
+    >>> _unknown_columns("distrct = 'xihu'", ["district", "id"])
+    'names column `distrct`, which the dataset does not declare (its columns: district, id)'
+    >>> _unknown_columns("id IN (SELECT id FROM x.y WHERE zone = 1)", ["id"]) is None
+    True
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(predicate, read="duckdb")
+    known = {c.lower() for c in columns}
+    for col in tree.find_all(exp.Column):
+        if col.find_ancestor(exp.Select) is None and not col.table \
+                and col.name.lower() not in known:
+            return (f"names column `{col.name}`, which the dataset does not declare (its "
+                    f"columns: {', '.join(columns)})")
+    return None
 
 
 def _sql_problem(sql: str, kind: str) -> str | None:

@@ -72,10 +72,16 @@ class MetadataStore(Protocol):
 
     def record_dataset(self, name: str, owner: str, source: str, listed: bool, status: str,
                        reason: str, observed: dict[str, str]) -> None:
-        """Record a dataset's last check: ``ok``, ``drift`` or ``source_down``."""
+        """Record a dataset's last check: ``ok``, ``drift``, ``invalid`` or ``source_down``,
+        and the columns read from the source (``observed``: column → type), added to those
+        seen before (:meth:`dataset_seen`)."""
 
     def dataset_status(self, name: str) -> tuple[str, str] | None:
         """(status, reason) of a dataset's last check, or None if never checked."""
+
+    def dataset_seen(self, name: str) -> set[str]:
+        """The columns ever read from the source for this dataset: a declared column the
+        source lacks now is drift if it was seen, an owner's mistake if it never was."""
 
     def close(self) -> None:
         """Release connections (the store may not be used afterwards)."""

@@ -26,6 +26,7 @@ class MemoryMetadataStore:
         self._grants: dict[str, dict[str, Any]] = {}
         self._changes: list[dict[str, Any]] = []
         self._datasets: dict[str, tuple[str, str]] = {}
+        self._seen: dict[str, set[str]] = {}
 
     def upsert_member(self, name: str, kind: str, title: str, roles: list[str]) -> None:
         with self._lock:
@@ -118,9 +119,13 @@ class MemoryMetadataStore:
     def record_dataset(self, name: str, owner: str, source: str, listed: bool, status: str,
                        reason: str, observed: dict[str, str]) -> None:
         self._datasets[name] = (status, reason)
+        self._seen.setdefault(name, set()).update(observed)
 
     def dataset_status(self, name: str) -> tuple[str, str] | None:
         return self._datasets.get(name)
+
+    def dataset_seen(self, name: str) -> set[str]:
+        return set(self._seen.get(name, ()))
 
     def close(self) -> None:
         pass

@@ -204,8 +204,12 @@ class SqliteMetadataStore(_Sqlite):
 
     def record_dataset(self, name: str, owner: str, source: str, listed: bool, status: str,
                        reason: str, observed: dict[str, str]) -> None:
-        """Record a dataset's last check: ``ok``, ``drift`` or ``source_down``."""
-        self._conn().execute(
+        """Record a dataset's last check: ``ok``, ``drift``, ``invalid`` or ``source_down``;
+        ``observed`` is kept merged over what was seen before."""
+        con = self._conn()
+        row = con.execute("SELECT observed FROM datasets WHERE name = ?", (name,)).fetchone()
+        observed = {**(json.loads(row[0]) if row and row[0] else {}), **observed}
+        con.execute(
             "INSERT INTO datasets (name, owner, source, listed, status, reason, observed, "
             "checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
             "owner = excluded.owner, source = excluded.source, listed = excluded.listed, "
@@ -218,6 +222,12 @@ class SqliteMetadataStore(_Sqlite):
         row = self._conn().execute("SELECT status, reason FROM datasets WHERE name = ?",
                                    (name,)).fetchone()
         return (row[0], row[1]) if row else None
+
+    def dataset_seen(self, name: str) -> set[str]:
+        """The columns ever read from the source for this dataset."""
+        row = self._conn().execute("SELECT observed FROM datasets WHERE name = ?",
+                                   (name,)).fetchone()
+        return set(json.loads(row[0])) if row and row[0] else set()
 
 
 class SqliteNonceStore(_Sqlite):

@@ -81,8 +81,13 @@ def resolve_datasets(e: exp.Expr, ctx: Context) -> exp.Expr:
             raise DatasetNotFound(f"no dataset `{name}`; `GET /v1/catalog` lists the datasets "
                                   "you can use")
         if ds.status == "drift":
-            raise DatasetUnavailable(f"dataset `{ds.name}` is unavailable: its source schema "
-                                     "changed; the owner has been told")
+            raise DatasetUnavailable(f"dataset `{ds.name}` is unavailable: its source's "
+                                     "schema changed since its owner declared it, and the "
+                                     "owner must update the declaration")
+        if ds.status == "invalid":
+            raise DatasetUnavailable(f"dataset `{ds.name}` is unavailable: its owner's "
+                                     "declaration does not match its source yet (`zhongshu "
+                                     "catalog check` shows the owner where)")
         table.meta[REF] = len(ctx.refs)
         ctx.refs.append(DatasetRef(ds, (table.alias or table.name).lower()))
     return e
