@@ -1,4 +1,4 @@
-"""The ``zhongshu`` command: init | serve | demo | query | catalog | members.
+"""The ``zhongshu`` command: init | connect | serve | demo | query | catalog | sources | members.
 
 Errors are one clear line (exit status 1, or 2 for bad usage); ``--debug`` shows tracebacks.
 """
@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from zhongshu.cli_connect import connect, sources_app
 from zhongshu.cli_ledger import ledger_app
 from zhongshu.cli_traffic import traffic_app
 from zhongshu.cli_trees import trees_app
@@ -36,6 +37,8 @@ app.add_typer(grants_app, name="grants")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(trees_app, name="trees")
 app.add_typer(traffic_app, name="traffic")
+app.add_typer(sources_app, name="sources")
+app.command("connect")(connect)
 
 # piped output is not wrapped at 80 columns (scripts should prefer --format csv/json)
 out = Console(width=None if sys.stdout.isatty() else 240)
