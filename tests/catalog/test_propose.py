@@ -62,7 +62,8 @@ def test_plates_phones_and_names() -> None:
         assert not is_mobile(not_phone), not_phone
     for name in ("王伟", "张秀英", "司马相如", "欧阳修"):
         assert is_person_name(name), name
-    for not_name in ("西湖区", "思茅区", "灵隐街道", "张家港市", "王府井", "中医院", "ginkgo", "王"):
+    for not_name in ("西湖区", "思茅区", "灵隐街道", "张家港市", "王府井", "中医院", "ginkgo",
+                     "王"):
         assert not is_person_name(not_name), not_name
 
 

@@ -301,8 +301,11 @@ def _area(columns: list[ColumnProposal], samples: dict[str, _Values],
     for names, what in ((short, "short names"), (other, "names")):
         if not names:
             continue
+        def known(t: str, names: set[str] = names) -> bool:
+            return t.lower() in names or t in names
+
         for c in text:
-            hit, total = samples[c.name].share(lambda t, n=names: t.lower() in n or t in n)
+            hit, total = samples[c.name].share(known)
             if _enough(hit, total):
                 return c.name, _of(hit, total, f"the city's district {what} (city.toml)")
     for c in text:

@@ -47,8 +47,10 @@ class Location:
 
     def config(self, name: str, kind: str, password_secret: str | None = None) -> SourceConfig:
         """The ``[[sources]]`` entry named ``name`` for one of :attr:`kinds`."""
-        extra = {"password_secret": password_secret} if password_secret else {}
-        return SourceConfig(name=name, kind=kind, **self.fields, **extra)
+        data: dict[str, Any] = {**self.fields, "name": name, "kind": kind}
+        if password_secret:
+            data["password_secret"] = password_secret
+        return SourceConfig.model_validate(data)
 
     def shown(self) -> str:
         """The location as a URL without any password (safe to print)."""
