@@ -204,6 +204,15 @@ def test_connect_mariadb(my_db: str, city_tmp: Path) -> None:
     listed = zs("sources", "list", "--dir", str(root))
     assert listed.returncode == 0, listed.stderr
     assert "land-bureau-db" in listed.stdout and "mysql" in listed.stdout
+    if (SERVERS.mysql["port"], SERVERS.mysql["user"]) != (3306, "root"):
+        return
+    # the same system named with the defaults left out: recognised, nothing added
+    text = (root / "members" / "land-bureau.toml").read_text(encoding="utf-8")
+    again = zs("connect", "--dir", str(root), "--member", "land-bureau", "--url",
+               f"mysql://127.0.0.1/{my_db}")
+    assert again.returncode == 0, again.stderr
+    assert "already land_bureau.registrations" in again.stdout
+    assert (root / "members" / "land-bureau.toml").read_text(encoding="utf-8") == text
 
 
 def test_connect_a_csv_folder_with_chinese_headers(city_tmp: Path) -> None:

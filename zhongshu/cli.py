@@ -109,8 +109,9 @@ def init(name: Annotated[str, typer.Argument(help="short name of the city, e.g. 
 
     target = directory or Path(name)
     scaffold(target, name)
-    out.print(f"Created city [bold]{name}[/] in {target}/. Next: describe your departments in "
-              f"{target}/members/, then `zhongshu catalog check --dir {target}` and "
+    out.print(f"Created city [bold]{name}[/] in {target}/. Next: connect your departments' "
+              f"systems (`zhongshu connect --dir {target} --member NAME --url URL`) or describe "
+              f"them in {target}/members/, then `zhongshu catalog check --dir {target}` and "
               f"`zhongshu serve --dir {target}`.")
 
 

@@ -31,9 +31,12 @@ def connect(
         namespace: Annotated[str | None, typer.Option(
             help="the datasets' namespace (default: the member's name, - as _)")] = None
         ) -> None:
-    """Read a system's tables (read-only, 200 rows each at most) and propose a dataset per
-    table in the member's file: types, area column, and a classification per column with the
-    evidence beside it. Nothing is listed or granted until the owner confirms."""
+    """Propose a dataset per table of a department's system, in the member's file.
+
+    The system is read, never written: its tables, their types, at most 200 rows each. Each
+    column gets a classification proposal with the evidence beside it; nothing is listed or
+    granted until the owner confirms. A password in the URL goes to secrets.toml.
+    """
     from zhongshu.catalog.connect import connect as run
 
     done = run(city_dir, member, url, kind=kind, title=title, namespace=namespace)
@@ -77,8 +80,7 @@ def connect(
 
 @sources_app.command("list")
 def sources_list(city_dir: DirOpt = Path(".")) -> None:
-    """Each member's sources and streams, their kind, where they are (never a password) and
-    their health: ok, or why they are down."""
+    """Each member's sources and streams: kind, where (never a password), health."""
     from zhongshu.config import load_city
     from zhongshu.sources import open_source, open_stream
 

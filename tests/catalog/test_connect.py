@@ -115,6 +115,8 @@ def test_bad_urls_and_unreachable_sources_write_nothing(city_tmp: Path) -> None:
     assert not list((root / "members").iterdir()) and not (root / "secrets.toml").exists()
     with pytest.raises(BadRequest, match="member name"):
         connect(root, "Dept", "sqlite:///x.db")
+    with pytest.raises(BadRequest, match="member kind `agency` is not one of department"):
+        connect(root, "dept", "sqlite:///x.db", kind="agency")
 
 
 class socket_closed:

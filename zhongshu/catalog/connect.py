@@ -14,17 +14,22 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import get_args
 
 from zhongshu.catalog.propose import TableProposal, propose_table
 from zhongshu.catalog.render import member_header, proposal_text
-from zhongshu.config import City, MemberFile, SourceConfig, load_city
+from zhongshu.config import City, MemberFile, MemberKind, SourceConfig, load_city
 from zhongshu.config._base import NAME
 from zhongshu.config.secrets import stored_secret, write_secret
 from zhongshu.errors import BadRequest, ConfigError, SourceUnavailable
-from zhongshu.sources.discover import SAMPLE_ROWS, Location, locate, open_located, read_shapes
-
-# what makes two source entries the same system
-_IDENTITY = ("kind", "path", "host", "port", "database", "schema_", "user")
+from zhongshu.sources.discover import (
+    SAMPLE_ROWS,
+    Location,
+    locate,
+    open_located,
+    read_shapes,
+    same_system,
+)
 
 
 @dataclass
@@ -55,6 +60,8 @@ def connect(city_root: Path, member: str, url: str, kind: str = "department",
     if not re.fullmatch(NAME, member):
         raise BadRequest(f"member name `{member}` must be lower-case letters, digits, - or _ "
                          "(e.g. parks)")
+    if kind not in get_args(MemberKind):
+        raise BadRequest(f"member kind `{kind}` is not one of {', '.join(get_args(MemberKind))}")
     namespace = namespace or member.replace("-", "_")
     if not re.fullmatch(r"[a-z][a-z0-9_]*", namespace):
         raise BadRequest(f"namespace `{namespace}` must be lower-case letters, digits or _")
@@ -107,7 +114,7 @@ def _source_for(where: Location, kind: str, member: str, mf: MemberFile | None,
     has one, stored under a new secret name)."""
     probe = where.config("probe", kind)
     for s in (mf.sources if mf else ()):
-        if all(getattr(s, k) == getattr(probe, k) for k in _IDENTITY):
+        if same_system(s, probe, root):
             if where.password is not None and s.password_secret and \
                     stored_secret(root, s.password_secret) not in (None, where.password):
                 raise BadRequest(f"source `{s.name}` of {member} is already connected with "

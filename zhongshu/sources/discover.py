@@ -116,6 +116,27 @@ def locate(url: str, city_root: Path) -> Location:
     return Location(kind, (kind,), fields, password or None)
 
 
+_DEFAULTS = {"postgres": (5432, "postgres", "public"), "mysql": (3306, "root", None)}
+
+
+def same_system(a: SourceConfig, b: SourceConfig, city_root: Path) -> bool:
+    """Whether two ``[[sources]]`` entries reach the same system, defaults filled in
+    (``port``, ``user``, ``schema``; paths resolved against the city folder).
+
+    >>> x = SourceConfig(name="a", kind="postgres", database="parks")
+    >>> same_system(x, SourceConfig(name="b", kind="postgres", database="parks", port=5432,
+    ...                             user="postgres", schema="public"), Path("."))
+    True
+    """
+    def key(c: SourceConfig) -> tuple[Any, ...]:
+        port, user, schema = _DEFAULTS.get(c.kind, (None, None, None))
+        path = _local(c.path, city_root) if c.path else None
+        return (c.kind, path, None if path else c.host, c.port or port, c.database,
+                c.user or user, c.schema_ or schema)
+
+    return key(a) == key(b)
+
+
 def _local(text: str, city_root: Path) -> Path:
     p = Path(text)
     if not text.startswith("/"):
