@@ -20,6 +20,7 @@ from zhongshu.catalog.propose import TableProposal, propose_table
 from zhongshu.catalog.render import member_header, proposal_text
 from zhongshu.config import City, MemberFile, MemberKind, SourceConfig, load_city
 from zhongshu.config._base import NAME
+from zhongshu.config._toml import replace_file
 from zhongshu.config.secrets import stored_secret, write_secret
 from zhongshu.errors import BadRequest, ConfigError, SourceUnavailable
 from zhongshu.sources.discover import (
@@ -161,14 +162,15 @@ def _write(city: City, path: Path, member: str, kind: str, title: str, text: str
             stored_secret(city.root, result.secret) is None:
         write_secret(city.root, result.secret, where.password)
     path.parent.mkdir(exist_ok=True)
-    path.write_text(new, encoding="utf-8")
+    mode = path.stat().st_mode & 0o777 if old is not None else 0o644
+    replace_file(path, new, mode)
     try:
         load_city(city.root)
     except Exception:
         if old is None:
             path.unlink()
         else:
-            path.write_text(old, encoding="utf-8")
+            replace_file(path, old, mode)
         if old_secrets is None:
             secrets.unlink(missing_ok=True)
         else:

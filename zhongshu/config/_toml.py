@@ -1,8 +1,12 @@
-"""TOML values written by hand (where ``tomli_w`` cannot keep a file's comments)."""
+"""TOML written by hand (where ``tomli_w`` cannot keep a file's comments), and files
+replaced in one step (a reader never sees half of one)."""
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
+from pathlib import Path
 
 
 def toml_key(name: str) -> str:
@@ -30,3 +34,17 @@ def toml_string(value: str) -> str:
         else:
             out.append(ch)
     return '"' + "".join(out) + '"'
+
+
+def replace_file(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write ``text`` to ``path`` in one step: a hidden file beside it (which a city's
+    loader skips), then renamed over it, so a reader sees the old file or the new one."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

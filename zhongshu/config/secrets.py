@@ -8,7 +8,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from zhongshu.config._toml import toml_key, toml_string
+from zhongshu.config._toml import replace_file, toml_key, toml_string
 from zhongshu.errors import ConfigError
 
 # keys a member file may not hold: their values would be credentials
@@ -76,8 +76,5 @@ def write_secret(city_root: Path, name: str, value: str) -> None:
         text = text[:end] + line + text[end:] if end <= len(text) else text + "\n" + line
     else:
         text = text + ("" if text.endswith("\n") else "\n") + "[secrets]\n" + line
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    path.chmod(0o600)
+    replace_file(path, text, 0o600)
 
