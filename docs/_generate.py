@@ -160,6 +160,54 @@ MariaDB / `max_execution_time` on MySQL, a progress handler on SQLite). File sou
 Parquet, CSV) must be readable by the DuckDB workers' user (`worker_user`, `nobody` by
 default): keep the city folder traversable (mode 755) and the files readable (644).
 
+### Connecting a system: `zhongshu connect`
+
+Rather than typing every dataset by hand, let the hub look at the system first:
+
+```sh
+zhongshu connect --dir puer --member parks --url 'postgresql://zhongshu_ro:PASSWORD@10.0.0.5:5432/parks'
+zhongshu connect --dir puer --member parks --url mysql://zhongshu_ro@10.0.0.6:3306/greening
+zhongshu connect --dir puer --member parks --url sqlite:///srv/parks/inventory.db   # or sqlite:data/x.db
+zhongshu connect --dir puer --member civil --url file:///srv/civil/exports          # .parquet and .csv files
+zhongshu sources list --dir puer     # each member's sources, kind, where, and health
+```
+
+`connect` reads the system's tables (`?schema=NAME` for a PostgreSQL schema other than
+`public`): their columns and types as the hub will read them, and at most 200 rows of each,
+through the same read-only connections the hub uses — it never writes to the source. It then
+appends to `members/MEMBER.toml` (created if the member has none; `--kind`, `--title` for a
+new one) a `[[sources]]` entry and one `[[datasets]]` per table, named `NAMESPACE.TABLE`
+(`--namespace`, default the member's name with `-` as `_`). What the owner wrote stays byte
+for byte; a table already declared over that source is left alone, so running it again
+proposes only new tables.
+
+Each proposed dataset is `listed = false`, has no grant and a description to write; nothing
+is offered until the owner confirms. Each column has a type, a **classification proposal**
+and, as a comment beside it, the evidence — counts, never a sampled value (the file may go
+into version control):
+
+| proposed | when |
+| --- | --- |
+| `sensitive`, `identifies = "id_number"` | at least 80 % of the sampled values are 18-character resident id numbers with a valid GB 11643-1999 check character (ISO 7064 MOD 11-2) and birth date; a wrong check character is not an id |
+| `personal`, `identifies = "plate"` | … are Chinese licence plates (`浙A12345`, `浙A·D12345` new energy, with or without a separator) |
+| `personal` | … are mainland mobile numbers (`1[3-9]` and nine digits), or people's names (two to four Chinese characters, a common surname first, not a place's ending such as 区 or 街道) |
+| `sensitive` / `personal` | the column's name says so when its values cannot: an id number (`id_number`, `身份证号`), diagnosis, religion, bank card; a plate, phone, name (`姓名`), or a person's number (`patient_id`, `owner_name`) |
+| `personal` | an address (by name or value), or a coordinate with three decimals or more (~100 m), in a table that is about people — or an address named as a home (`住址`, `home_address`) |
+| `internal` | everything else: whether a column is `public` is a choice to publish that no sample can tell (grants read both alike) |
+
+The comment also says how a grant could mask the column (`pseudonym` with `normalise =
+"plate"`, `partial`, `generalize`…). A column whose name is not a dataset column name is
+renamed (`姓名` → `name`, `车牌号` → `plate`, otherwise `column_N`) with `expr` reading the
+source column. `area_column` is proposed for a column whose values are the districts of
+`city.toml` (short names first, then Chinese or English names), else for one named
+`district`, `area`, `region`, `区县`…
+
+A password in the URL is written to `secrets.toml` (mode 0600) under a new name that the
+source's `password_secret` refers to; it is never written to the member file, printed or
+logged. If the system cannot be reached (wrong host, port, database, user or password), the
+command says why in one line and writes nothing. After it: review the proposals, set `listed
+= true`, add `[[grants]]`, and run `zhongshu catalog check`.
+
 ### `[[datasets]]`
 
 {table(DatasetConfig)}

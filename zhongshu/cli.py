@@ -1,4 +1,4 @@
-"""The ``zhongshu`` command: init | serve | demo | query | catalog | members.
+"""The ``zhongshu`` command: init | connect | serve | demo | query | catalog | sources | members.
 
 Errors are one clear line (exit status 1, or 2 for bad usage); ``--debug`` shows tracebacks.
 """
@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from zhongshu.cli_connect import connect, sources_app
 from zhongshu.cli_ledger import ledger_app
 from zhongshu.cli_traffic import traffic_app
 from zhongshu.cli_trees import trees_app
@@ -36,6 +37,8 @@ app.add_typer(grants_app, name="grants")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(trees_app, name="trees")
 app.add_typer(traffic_app, name="traffic")
+app.add_typer(sources_app, name="sources")
+app.command("connect")(connect)
 
 # piped output is not wrapped at 80 columns (scripts should prefer --format csv/json)
 out = Console(width=None if sys.stdout.isatty() else 240)
@@ -110,8 +113,9 @@ def init(name: Annotated[str, typer.Argument(help="short name of the city, e.g. 
 
     target = directory or Path(name)
     scaffold(target, name)
-    out.print(f"Created city [bold]{name}[/] in {target}/. Next: describe your departments in "
-              f"{target}/members/, then `zhongshu catalog check --dir {target}` and "
+    out.print(f"Created city [bold]{name}[/] in {target}/. Next: connect your departments' "
+              f"systems (`zhongshu connect --dir {target} --member NAME --url URL`) or describe "
+              f"them in {target}/members/, then `zhongshu catalog check --dir {target}` and "
               f"`zhongshu serve --dir {target}`.")
 
 
