@@ -21,8 +21,7 @@ import pytest
 from tests.conftest import HubProcess, copy_demo_city, free_port, readable_dir
 from zhongshu.demo.tokens import ensure_tokens, read_token
 from zhongshu.node import Node
-
-pytestmark = pytest.mark.slow
+from zhongshu.reload import Reloader
 
 APPLIED_S = 60.0
 
@@ -98,6 +97,7 @@ def config_state(url: str, root: Path) -> dict[str, Any]:
     return state
 
 
+@pytest.mark.slow
 def test_a_new_member_its_dataset_and_token_answer_without_a_restart(
         served: tuple[str, Path]) -> None:
     url, root = served
@@ -121,6 +121,7 @@ def test_a_new_member_its_dataset_and_token_answer_without_a_restart(
           f"the last reload took {config_state(url, root)['took_s']} s")
 
 
+@pytest.mark.slow
 def test_a_broken_edit_is_refused_with_file_and_line_and_the_last_good_one_serves(
         served: tuple[str, Path]) -> None:
     url, root = served
@@ -149,3 +150,45 @@ def test_a_broken_edit_is_refused_with_file_and_line_and_the_last_good_one_serve
     assert "refused" not in config_state(url, root)
     assert query(url, token, sql).json()["rows"] == before.json()["rows"]
 
+
+
+def test_a_reload_swaps_the_whole_node_and_an_unforeseen_failure_refuses_it(
+        demo_dir: Path, city_tmp: Path) -> None:
+    root = copy_demo_city(demo_dir, city_tmp / "city")
+    node = Node.open(root, serve=True, monitor=False)
+    fail: list[Exception] = []
+
+    def build(n: Node, state: Any) -> Any:
+        if fail:
+            raise fail[0]
+        return n.app(config=state)
+
+    reloader = Reloader(node, build, grace_s=0)
+    try:
+        first = reloader.app.current
+        with (root / "members" / "probe-dept.toml").open("w", encoding="utf-8") as f:
+            f.write('[member]\nname = "probe-dept"\nkind = "department"\n' + PROBE)
+        assert reloader.reload() is True
+        assert reloader.app.current is not first
+        assert "probe.cameras" in reloader.node.catalog.datasets
+        assert reloader.node.stores is node.stores and reloader.node.ledger is node.ledger
+        assert reloader.state()["reloads"] == 1 and "refused" not in reloader.state()
+
+        serving = reloader.app.current
+        fail.append(RuntimeError("/secret/path password=hunter2"))
+        (root / "members" / "probe-dept.toml").write_text(
+            (root / "members" / "probe-dept.toml").read_text() + "\n# touched\n")
+        assert reloader.reload() is False
+        assert reloader.app.current is serving
+        refused = reloader.state()["refused"]["error"]
+        assert refused.startswith("RuntimeError") and "hunter2" not in refused
+        fail.clear()
+
+        (root / "members" / "probe-dept.toml").write_text("[member]\nname = 1\n")
+        assert reloader.reload() is False
+        assert "probe-dept.toml" in reloader.state()["refused"]["error"]
+        assert reloader.app.current is serving
+        assert "probe.cameras" in reloader.node.catalog.datasets
+    finally:
+        reloader.close()
+        node.close()

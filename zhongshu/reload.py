@@ -145,10 +145,14 @@ class Reloader:
                 new = Node(city, old.stores, old.ledger, monitor=old.monitoring, serve=True)
                 new.adopt(old)
                 app = self._build(new, self.state)
-            except ZhongshuError as e:
-                self._refused = {"error": str(e), "at": _now()}
-                line = f"configuration change refused (the last good one serves on): {e}"
-                log.error("%s", line)
+            except Exception as e:
+                # an unforeseen failure refuses the change too: the watch goes on, and only
+                # the kind of error is shown (its text is in the log, as for any other)
+                said = str(e) if isinstance(e, ZhongshuError) else \
+                    f"{type(e).__name__} while loading it (see the hub's log)"
+                self._refused = {"error": said, "at": _now()}
+                line = f"configuration change refused (the last good one serves on): {said}"
+                log.error("%s", line, exc_info=not isinstance(e, ZhongshuError))
                 self._report(line)
                 if new is not None:
                     new.close_query()
