@@ -24,7 +24,7 @@ WHAT = {
 EXTRA_OF = {
     "duckdb": "hub", "duckdb_extension_sqlite_scanner": "hub", "sqlglot": "hub",
     "fastapi": "hub", "starlette": "hub", "uvicorn": "hub", "numpy": "hub", "tomli_w": "hub",
-    "http_sfv": "hub", "joserfc": "hub", "pygwire": "hub",
+    "http_sfv": "hub", "joserfc": "hub", "pygwire": "hub", "watchfiles": "hub",
     "psycopg": "postgres", "duckdb_extension_postgres_scanner": "postgres",
     "pymysql": "mysql", "duckdb_extension_mysql_scanner": "mysql",
     "paho": "streams", "nats": "streams",
