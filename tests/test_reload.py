@@ -7,6 +7,7 @@ must apply within ``APPLIED_S``, a bound for a loaded CI machine, not the target
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -168,8 +169,17 @@ def test_a_reload_swaps_the_whole_node_and_an_unforeseen_failure_refuses_it(
         first = reloader.app.current
         with (root / "members" / "probe-dept.toml").open("w", encoding="utf-8") as f:
             f.write('[member]\nname = "probe-dept"\nkind = "department"\n' + PROBE)
+        size = node.ledger.size if node.ledger is not None else 0
         assert reloader.reload() is True
         assert reloader.app.current is not first
+        change = node.stores.metadata.changes()[-1]
+        assert (change["actor"], change["action"]) == ("hub:reload", "config.apply")
+        details = change["details"] if isinstance(change["details"], dict) else \
+            json.loads(change["details"])
+        assert "probe.cameras" in details["datasets"]
+        assert "members/probe-dept.toml" in details["files"]
+        assert len(details["files"]) == 1  # only the file that changed
+        assert node.ledger is None or node.ledger.size > size
         assert "probe.cameras" in reloader.node.catalog.datasets
         assert reloader.node.stores is node.stores and reloader.node.ledger is node.ledger
         assert reloader.state()["reloads"] == 1 and "refused" not in reloader.state()

@@ -9,7 +9,10 @@ confined to the new sources' reach) and its protocol application, swapped in beh
 :class:`Swap` between two requests; the old query service is closed once the exchanges it
 was running have had their time limit. A configuration that does not load is refused with
 its file and line, logged, and shown in the operators' health (``config``), while the last
-good one keeps serving.
+good one keeps serving. Each applied change is a governance change on the ledger first
+(``config.apply``: the digests of the files that changed, and the datasets whose declaration or
+grants changed — their owners see it in their usage); a change the ledger cannot record is
+refused.
 
 What a swap does not change is named in ``config.restart_needed``: the streams (their
 subscriptions are kept), the ledger's settings, and the listening ports.
@@ -17,6 +20,7 @@ subscriptions are kept), the ledger's settings, and the listening ports.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -63,6 +67,35 @@ class Swap:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def digests(root: Path) -> dict[str, str]:
+    """SHA-256 of each configuration file a reload reads (``secrets.toml`` left out: not even
+    a digest of a secret goes on the ledger), by path relative to ``root``."""
+    files = [root / f for f in WATCHED_FILES if f != "secrets.toml"]
+    files += [p for d in WATCHED_FOLDERS for p in sorted((root / d).glob("*"))]
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in files if p.is_file()}
+
+
+def changed_datasets(old: City, new: City) -> list[str]:
+    """The datasets whose declaration, or a grant on which, differs between two
+    configurations (added and removed ones included)."""
+    before, after = old.datasets(), new.datasets()
+    changed = {n for n in set(before) | set(after)
+               if (before.get(n) or (None, None))[1] != (after.get(n) or (None, None))[1]}
+
+    def grants(city: City) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for mf in city.members.values():
+            for g in mf.grants:
+                for ds in g.datasets:
+                    out.setdefault(ds, []).append(g.model_dump(mode="json"))
+        return out
+
+    g0, g1 = grants(old), grants(new)
+    changed |= {n for n in set(g0) | set(g1) if g0.get(n) != g1.get(n)}
+    return sorted(changed)
 
 
 def _restart_needed(old: City, new: City) -> list[str]:
@@ -114,6 +147,7 @@ class Reloader:
         self._took_s = 0.0
         self._refused: dict[str, str] | None = None
         self._restart: list[str] = []
+        self._files = digests(self.root)
 
     # --- what operators see ----------------------------------------------------------------
 
@@ -145,6 +179,13 @@ class Reloader:
                 new = Node(city, old.stores, old.ledger, monitor=old.monitoring, serve=True)
                 new.adopt(old)
                 app = self._build(new, self.state)
+                files = digests(self.root)
+                # on the ledger before it applies, as every governance change
+                new.stores.metadata.record_change(
+                    "hub:reload", "config.apply", city.info.name,
+                    {"files": {f: h for f, h in files.items() if self._files.get(f) != h},
+                     "removed": sorted(set(self._files) - set(files)),
+                     "datasets": changed_datasets(old.city, city)})
             except Exception as e:
                 # an unforeseen failure refuses the change too: the watch goes on, and only
                 # the kind of error is shown (its text is in the log, as for any other)
@@ -165,7 +206,7 @@ class Reloader:
             grace = self._grace_s if self._grace_s is not None else (
                 old.city.hub.query_timeout_s + 5)
             self._retired.append((time.monotonic() + grace, old))
-            self._applied, self._refused = _now(), None
+            self._applied, self._refused, self._files = _now(), None, files
             self._reloads += 1
             self._took_s = round(time.monotonic() - t0, 2)
         line = (f"configuration applied in {self._took_s:.1f} s ({len(city.members)} members, "
