@@ -24,8 +24,21 @@ SourceKind = str
 
 
 class District(Strict):
+    """One district (区县) of the city: short name, 6-digit administrative code, labels."""
+
     name: str = Field(pattern=NAME)
     code: str = Field(pattern=r"^\d{6}$")
+    name_zh: str = ""
+    title: str = ""
+
+
+class Street(Strict):
+    """One street (街道, township) of a district: short name (unique city-wide, e.g.
+    ``xihu-lingyin``), its district, its 9-digit administrative code if known, labels."""
+
+    name: str = Field(pattern=NAME)
+    district: str = Field(pattern=NAME)
+    code: str = Field(default="", pattern=r"^(\d{9})?$")
     name_zh: str = ""
     title: str = ""
 
@@ -42,6 +55,7 @@ class CityFile(Strict):
     hub: HubSettings = HubSettings()
     ledger: LedgerSettings = LedgerSettings()
     districts: list[District] = []
+    streets: list[Street] = []
     people: PeopleSettings | None = None
 
 
@@ -276,6 +290,7 @@ class City(BaseModel):
     hub: HubSettings
     districts: list[District]
     members: dict[str, MemberFile]
+    streets: list[Street] = []
     ledger: LedgerSettings = LedgerSettings()
     member_files: dict[str, Path]
     people: PeopleSettings | None = None  # the city's identity provider, if people sign in
