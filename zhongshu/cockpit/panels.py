@@ -108,10 +108,10 @@ def _parse(items: list[dict[str, Any]], where: str,
         except ValidationError as e:
             err = e.errors()[0]
             loc = ".".join(str(x) for x in err["loc"])
-            key = ("panels", n, *err["loc"][:1])
+            at = ("panels", n, *err["loc"][:1])
             raise ConfigError(f"panel {n + 1} ({item.get('id', '?')}): {loc}: "
                               f"{err['msg'].removeprefix('Value error, ')}", path=where,
-                              line=line_of(text, key) if text else None) from None
+                              line=line_of(text, at) if text else None) from None
         for key, sql in _bound_sql(panel):
             problem = _problem(sql, panel, check)
             if problem is not None:
@@ -265,7 +265,7 @@ def made_panels(cf: CockpitFile, datasets: Mapping[str, DatasetConfig],
     def fault(level: str, key: str, message: str) -> ConfigError:
         return ConfigError(f"population.{level}.{key}: {message}",
                            path=str(path) if path else None,
-                           line=line_of(text, ("population", level, key)) if text else None)
+                           line=line_of(text, (f"population.{level}", key)) if text else None)
 
     out: list[tuple[str, list[dict[str, Any]]]] = []
     items: list[dict[str, Any]] = []

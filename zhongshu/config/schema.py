@@ -26,21 +26,23 @@ SourceKind = str
 class District(Strict):
     """One district (区县) of the city: short name, 6-digit administrative code, labels."""
 
-    name: str = Field(pattern=NAME)
-    code: str = Field(pattern=r"^\d{6}$")
-    name_zh: str = ""
-    title: str = ""
+    name: str = Field(pattern=NAME, description="short name, used in data and URLs (`xihu`)")
+    code: str = Field(pattern=r"^\d{6}$", description="6-digit administrative code")
+    name_zh: str = Field(default="", description="Chinese name (西湖区)")
+    title: str = Field(default="", description="English name")
 
 
 class Street(Strict):
     """One street (街道, township) of a district: short name (unique city-wide, e.g.
     ``xihu-lingyin``), its district, its 9-digit administrative code if known, labels."""
 
-    name: str = Field(pattern=NAME)
-    district: str = Field(pattern=NAME)
-    code: str = Field(default="", pattern=r"^(\d{9})?$")
-    name_zh: str = ""
-    title: str = ""
+    name: str = Field(pattern=NAME, description="short name, unique in the city "
+                      "(`xihu-lingyin`)")
+    district: str = Field(pattern=NAME, description="the `name` of its district")
+    code: str = Field(default="", pattern=r"^(\d{9})?$",
+                      description="9-digit administrative code (optional)")
+    name_zh: str = Field(default="", description="Chinese name (灵隐街道)")
+    title: str = Field(default="", description="English name")
 
 
 class CityInfo(Strict):

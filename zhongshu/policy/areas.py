@@ -36,6 +36,7 @@ import sqlglot
 from sqlglot import exp
 
 from zhongshu.catalog.catalog import Catalog
+from zhongshu.config import District, Street
 
 Areas = frozenset[str] | None
 """The areas rows may come from; None: any."""
@@ -60,7 +61,7 @@ class AreaReader:
     def of_catalog(cls, catalog: Catalog) -> AreaReader:
         """The reader for a catalog's city and datasets."""
         city = catalog.city
-        areas = [*city.districts, *city.streets]
+        areas: list[District | Street] = [*city.districts, *city.streets]
 
         def area_column(name: str) -> str | None:
             ds = catalog.dataset(name)
@@ -81,7 +82,7 @@ class AreaReader:
         found = self._areas(tree, dataset)
         return None if found is None else sorted(found)
 
-    def _areas(self, node: exp.Expression, dataset: str) -> Areas:
+    def _areas(self, node: exp.Expr, dataset: str) -> Areas:
         if isinstance(node, exp.Paren):
             return self._areas(node.this, dataset)
         if isinstance(node, exp.And):
@@ -117,7 +118,7 @@ class AreaReader:
             v in self.names for v in named)
         return frozenset(named) if by_area else None
 
-    def _through(self, query: exp.Expression) -> Areas:
+    def _through(self, query: exp.Expr) -> Areas:
         """The areas of a subquery ``SELECT … FROM <dataset> WHERE <scope>``."""
         if not isinstance(query, exp.Select):
             return None
@@ -128,7 +129,7 @@ class AreaReader:
         return self._areas(where.this, f"{tables[0].db}.{tables[0].name}".lower())
 
 
-def _column_and_value(a: exp.Expression, b: exp.Expression
+def _column_and_value(a: exp.Expr, b: exp.Expr
                       ) -> tuple[exp.Column, str] | None:
     if isinstance(a, exp.Column) and isinstance(b, exp.Literal) and b.is_string:
         return a, b.name
