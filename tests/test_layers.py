@@ -38,6 +38,8 @@ demo       catalog and policy (it issues the demo members' tokens), scenarios (i
 template   config, errors: ``zhongshu init`` scaffolds configuration files
 extras     nothing: which extra brings which module (the CLI's hint for a missing one)
 node       everything: the composition root
+reload     node, protocol (the wire endpoint it repoints), config, errors: a serving
+           hub's configuration followed without a restart (it builds nodes)
 cli        everything (``zhongshu/cli.py`` and ``zhongshu/cli_*.py``)
 =========  ===============================================================================
 
@@ -80,6 +82,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "template": BASE,
     "extras": (),
     "node": (EVERYTHING,),
+    "reload": ("node", "protocol", *BASE),
     "cli": (EVERYTHING,),
 }
 WHY = {
@@ -97,6 +100,7 @@ WHY = {
     "template": "template scaffolds configuration",
     "extras": "extras only names the distribution's extras",
     "streams": "streams consume the stream sources; windows reach query as datasets",
+    "reload": "reload rebuilds the node; only the CLI and tests use it",
 }
 PUBLIC_ONLY = ("ledger",)  # parts others may use only through their package's __all__
 

@@ -49,6 +49,10 @@ UnsafeWallOpt = Annotated[bool, typer.Option(
     "their sources (no Landlock): the SQL firewall is then the only wall; health says "
     "degraded")]
 
+WatchOpt = Annotated[bool, typer.Option(
+    "--watch/--no-watch", help="apply changes to the city's configuration files while "
+    "serving (a change that does not load is refused and the last good one serves on)")]
+
 
 def _port_in_use(host: str, port: int) -> None:
     """Refuse at once (before the hub is built) a port another process listens on.
@@ -121,12 +125,14 @@ def serve(city_dir: DirOpt = Path("."),
           pg_port: Annotated[int | None, typer.Option(
               help="also serve the PostgreSQL wire endpoint on this port (BI tools: user = "
                    "member, password = token, database = purpose; default: [hub] pg_port, "
-                   "0 = off)")] = None) -> None:
+                   "0 = off)")] = None,
+          watch: WatchOpt = True) -> None:
     """Serve a city's hub over the protocol (and ingest its declared streams)."""
     _port_in_use(host, port)
     _allow_single_wall(unsafe_single_wall)
     with _node(city_dir, serve=True) as node:
-        _serve(node, host, port, node.city.hub.pg_port if pg_port is None else pg_port)
+        _serve(node, host, port, node.city.hub.pg_port if pg_port is None else pg_port,
+               watch=watch)
 
 
 def _pg_free(host: str, port: int) -> bool:
@@ -141,10 +147,10 @@ def _pg_free(host: str, port: int) -> bool:
 
 
 def _serve(node: Any, host: str, port: int, pg_port: int = 0,
-           pg_optional: bool = False) -> None:
-    import asyncio
+           pg_optional: bool = False, watch: bool = True) -> None:
 
-    import uvicorn
+
+    from zhongshu.reload import Reloader
 
     service, streams = node.query, node.streams
 
@@ -161,15 +167,39 @@ def _serve(node: Any, host: str, port: int, pg_port: int = 0,
         streams.start()
     # scenarios talk to this hub over HTTP, as they would from another machine
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    app = node.app(cockpit=True, scenarios=f"http://{local}:{port}", url=f"http://{local}:{port}")
-    for name in app.state.scenarios:
+    url = f"http://{local}:{port}"
+    from rich.markup import escape
+
+    reloader = Reloader(node, lambda n, state: n.app(cockpit=True, scenarios=url, url=url,
+                                                     config=state),
+                        report=lambda line: err.print(escape(line)))
+    for name in reloader.app.current.state.scenarios:
         out.print(f"Scenario [bold]{name}[/] at /scenarios/{name}/")
+    if watch:
+        reloader.start()
+        out.print("Following the configuration: changes to city.toml, members/, "
+                  "cockpit.toml, secrets.toml and geo/ apply without a restart")
+    try:
+        _run(reloader, host, port, pg_port, pg_optional, local)
+    finally:
+        reloader.close()
+
+
+def _run(reloader: Any, host: str, port: int, pg_port: int, pg_optional: bool,
+         local: str) -> None:
+    import asyncio
+
+    import uvicorn
+
     if not pg_port:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(reloader.app, host=host, port=port, log_level="warning", access_log=False,
+                    lifespan="off")
         return
-    wire = node.wire(app)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                           access_log=False))
+    wire = reloader.node.wire(reloader.app.current)
+    reloader.wire = wire
+    server = uvicorn.Server(uvicorn.Config(reloader.app, host=host, port=port,
+                                           log_level="warning", access_log=False,
+                                           lifespan="off"))
 
     async def main() -> None:
         try:
@@ -581,7 +611,7 @@ def members_add(name: str,
                 title: Annotated[str, typer.Option(help="display name")] = "",
                 role: Annotated[list[str] | None, typer.Option(help="e.g. auditor")] = None
                 ) -> None:
-    """Add a member (writes members/NAME.toml; a serving hub needs a restart to see it)."""
+    """Add a member (writes members/NAME.toml; a serving hub applies it within seconds)."""
     import tomli_w
 
     from zhongshu.config import MemberFile, load_city

@@ -16,6 +16,7 @@ need not outlive one process); ``Stores.memory()`` keeps everything in memory.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -86,8 +87,12 @@ class Node:
         self.city = city
         self.stores = stores
         self.ledger = ledger
-        self._monitor = monitor
+        #: whether the sources are probed in the background
+        self.monitoring = monitor
         self._serve = serve
+        self._metrics: Any = None
+        #: the metrics of the last application built (:meth:`app`)
+        self.metrics: Any = None
         if ledger is not None:
             stores.metadata.on_change = ledger.change_recorder()
         self.catalog = Catalog(city, stores.metadata)
@@ -121,6 +126,12 @@ class Node:
             _ = node.streams  # the streams' window tables exist before the catalog reads them
         return node
 
+    def adopt(self, old: Node) -> None:
+        """Take over ``old``'s streams and metrics (a reload: ``zhongshu.reload``), so that
+        subscriptions and counters run on; this node then owns them."""
+        self.__dict__["streams"] = old.streams
+        self._metrics = old.metrics
+
     @cached_property
     def streams(self) -> StreamService | None:
         """The city's stream service (None when it declares no streams or is not served)."""
@@ -138,7 +149,7 @@ class Node:
         from zhongshu.query.service import QueryService
 
         streams = self.streams
-        service = QueryService(self.catalog, self.stores.rates, monitor=self._monitor,
+        service = QueryService(self.catalog, self.stores.rates, monitor=self.monitoring,
                                lookups=self.stores.lookups)
         if streams is not None:
             streams.load_lookups(lambda owner, sql: service.run(
@@ -147,7 +158,8 @@ class Node:
         return service
 
     def app(self, cockpit: bool = False, scenarios: str | None = None,
-            url: str | None = None) -> FastAPI:
+            url: str | None = None,
+            config: Callable[[], dict[str, Any]] | None = None) -> FastAPI:
         """The protocol application over this node's query service and ledger; ``cockpit``
         also serves the cockpit, its panels' SQL checked by the firewall as they load;
         ``scenarios`` (this hub's URL, which the scenarios call back) also serves the
@@ -155,7 +167,8 @@ class Node:
         (``protocol.callers``). ``zhongshu serve`` builds it with both. ``url`` is this
         hub's own address (default: ``scenarios``), against which an identity provider's
         ``jwks_url`` given as a path is resolved; a city with the demo's identity provider
-        (``demo.idp``) also serves its public keys.
+        (``demo.idp``) also serves its public keys. ``config`` reports the configuration's
+        state (``zhongshu.reload``) in the operators' health.
 
         Raises:
             ConfigError: a panel does not validate, or a scenario member's ``[[callers]]``
@@ -166,7 +179,9 @@ class Node:
         app = create_app(self.query, self.ledger, sessions=self.stores.sessions,
                          nonces=self.stores.nonces, rates=self.stores.rates,
                          own_url=url or scenarios,
-                         streams=None if self.streams is None else self.streams.health)
+                         streams=None if self.streams is None else self.streams.health,
+                         metrics=self._metrics, config=config)
+        self.metrics = app.state.metrics
         from zhongshu.demo import idp
 
         if idp.key_path(self.city.root).exists():
@@ -208,11 +223,17 @@ class Node:
         return Endpoint(self.query, self.ledger, app.state.authn, app.state.metrics,
                         tls.server_context(cert, key))
 
+    def close_query(self) -> None:
+        """Close the query service alone (a node replaced by a reload: its stores, ledger and
+        streams live on in the node that replaced it). Closing twice does nothing."""
+        service = self.__dict__.pop("query", None)
+        if service is not None:
+            service.close()
+
     def close(self) -> None:
         """Stop and close every part this node built."""
         parts: dict[str, Any] = self.__dict__
-        if "query" in parts:
-            parts["query"].close()
+        self.close_query()
         if parts.get("streams") is not None:
             parts["streams"].stop()
         if self.ledger is not None:

@@ -36,7 +36,9 @@ from zhongshu.stores import NonceStore, RateCounters, SessionStore
 
 def create_app(service: QueryService, ledger: Ledger | None, *, sessions: SessionStore,
                nonces: NonceStore, rates: RateCounters, own_url: str | None = None,
-               streams: Callable[[], dict[str, dict[str, Any]]] | None = None) -> FastAPI:
+               streams: Callable[[], dict[str, dict[str, Any]]] | None = None,
+               metrics: Metrics | None = None,
+               config: Callable[[], dict[str, Any]] | None = None) -> FastAPI:
     """The protocol application serving ``service``.
 
     Every answer to ``/v1/query`` and every refusal of a known member is recorded on
@@ -45,7 +47,9 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
     callers' calls. When the city lets people sign in (``[people]``), ID tokens are
     checked against its provider's keys (a ``jwks_url`` that is a path is resolved against
     ``own_url``, this hub's own address) and the people's routes (``/v1/me/…``) are served.
-    ``streams`` reports the ingested streams' states (health's detail for operators).
+    ``streams`` reports the ingested streams' states and ``config`` the configuration's
+    (``zhongshu.reload``), both in health's detail for operators; ``metrics`` carries the
+    counters of the application this one replaces (default: new counters).
     """
     app = FastAPI(title="Zhongshu hub protocol", version=f"1 ({zhongshu.__version__})",
                   description=contract.DESCRIPTION, openapi_url=contract.OPENAPI,
@@ -57,8 +61,8 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
     errors = contract.errors(*contract.AUTHENTICATED)
     caller = Authentication(authn, Verifier(service.catalog.store.key, nonces), browser)
     parts = Parts(service=service, ledger=ledger, caller=caller, authn=authn,
-                  sessions=browser, metrics=Metrics(service.city.hub.metrics_names), errors=errors,
-                  streams=streams)
+                  sessions=browser, errors=errors, streams=streams, config=config,
+                  metrics=metrics or Metrics(service.city.hub.metrics_names))
     app.state.metrics, app.state.authn = parts.metrics, authn  # the wire endpoint's too
     add_error_handlers(app, ledger, service)
     app.add_middleware(CountRequests, metrics=parts.metrics)

@@ -59,6 +59,11 @@ class HealthOut(BaseModel):
         default=None, description="operators and auditors only, when the hub ingests streams: "
                                   "stream → state (connected, disconnected, direct), messages, "
                                   "records, rejected, last_message_age_s")
+    config: dict[str, Any] | None = Field(
+        default=None, description="operators and auditors only, when the hub follows its "
+                                  "city folder: loaded_at, reloads, watching, refused (the "
+                                  "last refused change: error with file and line, at), "
+                                  "restart_needed (changes a reload does not apply)")
 
 
 class ColumnOut(BaseModel):

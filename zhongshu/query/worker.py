@@ -28,6 +28,7 @@ executes, not everywhere it plans) is killed, and replaced in the background.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -180,10 +181,14 @@ def _serve(conn: Connection, spec: WorkerSpec) -> None:
         engine.failed.update(no_password)
         runs_as = _drop_privileges(pw, tmp)
     except Exception as e:
-        conn.send({"error": f"{type(e).__name__}: {e}"})
+        with contextlib.suppress(OSError):  # the hub may be gone already
+            conn.send({"error": f"{type(e).__name__}: {e}"})
         return
-    conn.send({"attached": engine.attached, "failed": engine.failed, "runs_as": runs_as,
-               "wall": held, "wall_problem": problem})
+    try:
+        conn.send({"attached": engine.attached, "failed": engine.failed, "runs_as": runs_as,
+                   "wall": held, "wall_problem": problem})
+    except OSError:
+        return  # the pool was closed while this worker started (a hub stopping)
     cur = engine.con.cursor()
     while True:
         try:

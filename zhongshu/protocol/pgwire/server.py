@@ -159,6 +159,11 @@ class Endpoint:
         self.sessions: dict[int, Session] = {}
         self._next_pid = 1000
 
+    def use(self, service: QueryService, authn: Authenticator, metrics: Metrics) -> None:
+        """Serve from now on with these parts (a reloaded configuration: ``zhongshu.reload``);
+        open sessions run their next statement on them."""
+        self.service, self.authn, self.metrics = service, authn, metrics
+
     async def start(self, host: str, port: int) -> asyncio.Server:
         """Listen on ``host:port``; returns the server (close it to stop)."""
         return await asyncio.start_server(self._client, host, port, limit=READ_CHUNK)

@@ -36,3 +36,5 @@ class Parts:
     errors: Responses
     #: the streams' states for operators (``StreamService.health``); None: no streams served
     streams: Callable[[], dict[str, dict[str, Any]]] | None = None
+    #: the configuration's state for operators (``zhongshu.reload``); None: not followed
+    config: Callable[[], dict[str, Any]] | None = None

@@ -63,6 +63,8 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
             out["second_wall"] = wall
             if parts.streams is not None:
                 out["streams"] = parts.streams()
+            if parts.config is not None:
+                out["config"] = parts.config()
         return out
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["hub"])
