@@ -7,6 +7,12 @@ it is shown on (and its ``trigger``), it must parse as one statement; and, given
 (the firewall, as a viewer who may read exactly the panel's declared ``datasets``: see
 ``zhongshu.policy.owners.panel_checker``, which this part may not import), pass it — an error
 names the file and the line of the panel's ``sql``. A page runs it as its viewer.
+
+A city's ``cockpit.toml`` is checked whole (:class:`CockpitFile`): its keys, its panels, the
+datasets they read (the city's own, given them), and the panels it asks to be made — residents
+and area from a declared dataset (``[population]``), one for each dataset no other panel reads
+(``dataset_panels``). A default or scenario panel of datasets the city lacks is loaded but not
+served (:func:`served`).
 """
 
 from __future__ import annotations
