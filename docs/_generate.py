@@ -14,6 +14,7 @@ from zhongshu.config import (
     CallerRule,
     Column,
     DatasetConfig,
+    District,
     Exclusion,
     GrantConfig,
     HubSettings,
@@ -24,6 +25,7 @@ from zhongshu.config import (
     PeopleSettings,
     SourceConfig,
     StreamConfig,
+    Street,
     WitnessedLog,
     WitnessPeer,
 )
@@ -71,7 +73,28 @@ name = "xihu"
 code = "330106"        # 6-digit administrative code
 name_zh = "西湖区"
 title = "Xihu"
+
+[[streets]]
+name = "xihu-lingyin"  # unique in the city
+district = "xihu"
+code = "330106001"     # 9-digit administrative code (optional)
+name_zh = "灵隐街道"
+title = "Lingyin"
 ```
+
+### `[[districts]]` and `[[streets]]`
+
+The city's areas: the cockpit has a page per district and per street, with these names and
+labels; a grant's row scope that compares a column with an area's name or code
+(`district = 'xihu'`, `area_code = '330106'`) limits its consumer's cockpit to that area's
+pages (docs/cockpit.md). Each name and code is used once; each street's `district` is a
+declared district. Their polygons are in `geo/districts.geojson` and `geo/streets.geojson`
+(`geo/README.md`, written by `zhongshu init`, says how to make them); the cockpit works
+without them, with no maps.
+
+{table(District)}
+
+{table(Street)}
 
 ### `[hub]`
 

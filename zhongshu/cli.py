@@ -589,7 +589,8 @@ def catalog_check(city_dir: DirOpt = Path(".")) -> None:
     problems: list[ConfigError] = []
     Grants(cat, node.stores.rates, problems=problems)
     try:
-        load_panels(cat.city.root, check=panel_checker(cat))
+        load_panels(cat.city.root, check=panel_checker(cat),
+                    datasets={name: ds for name, (_, ds) in cat.city.datasets().items()})
     except ConfigError as e:
         problems.append(e)
     for problem in problems:  # one line each, naming the file and line

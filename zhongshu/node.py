@@ -196,7 +196,9 @@ class Node:
             from zhongshu.cockpit import mount
             from zhongshu.policy.owners import panel_checker
 
-            mount(app, self.city, panel_checker(self.catalog))
+            service = self.query
+            mount(app, self.city, panel_checker(self.catalog),
+                  lambda: service.catalog.datasets.keys())
         if scenarios is not None:
             from zhongshu.scenarios import mount as mount_scenarios
 

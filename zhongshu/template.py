@@ -20,12 +20,64 @@ row_cap = 10000       # rows returned at most per query
 query_timeout_s = 30  # per-query time limit
 # every setting can be overridden by ZHONGSHU_<SETTING> in the environment
 
-# One table per district: short name, 6-digit administrative code, names
+# One table per district: short name, 6-digit administrative code, names. The cockpit has a
+# page per district and per street; a viewer opens those its grants' row scopes allow.
 # [[districts]]
 # name = "xihu"
 # code = "330106"
 # name_zh = "西湖区"
 # title = "Xihu"
+
+# One table per street (街道): a short name unique in the city, its district, its 9-digit code
+# [[streets]]
+# name = "xihu-lingyin"
+# district = "xihu"
+# code = "330106001"
+# name_zh = "灵隐街道"
+# title = "Lingyin"
+'''
+
+_COCKPIT = '''# The cockpit of {name} (/cockpit/ on the hub). Reference: docs/cockpit.md
+# The default panels whose datasets this city has are shown to viewers who may read them.
+
+# a panel for each dataset no other panel reads: its rows by district, and counted
+dataset_panels = true
+
+# hide = ["hub"]              # default panels not to show, by id
+# order = ["trees-species"]   # the first panels, by id
+
+# Residents and area per district from a dataset with one row per district (none without):
+# [population.districts]
+# dataset = "civil.districts"
+# area = "district"           # its column naming the district
+# residents = "population"
+# area_km2 = "area_km2"
+
+# A panel of your own: SQL run as the viewer; {{where}} becomes the page's area predicate
+# [[panels]]
+# id = "trees-species"
+# title = "Trees by species"
+# title_zh = "树木（按树种）"
+# kind = "bar"                # number | bar | line | table | map | segments
+# datasets = ["parks.trees"]
+# area = {{ district = "district" }}
+# sql = "SELECT species, count(*) AS trees FROM parks.trees WHERE {{where}} GROUP BY 1"
+'''
+
+_GEO = '''# geo/: the city's polygons, for the cockpit's maps
+
+Two GeoJSON files (WGS 84 longitude/latitude), each a `FeatureCollection` of `Polygon` or
+`MultiPolygon` features:
+
+* `districts.geojson` — one feature per district of `city.toml`, with the properties
+  `district` (its `name` in `city.toml`), and optionally `name` and `name_zh`;
+* `streets.geojson` — one feature per street, with `street` (its `name` in `city.toml`) and
+  `district`.
+
+Without them the cockpit works, with no maps. A district's boundary can be exported from the
+city's GIS or from the national administrative boundaries as GeoJSON (e.g. with `ogr2ogr -f
+GeoJSON districts.geojson boundaries.shp`); keep the `district` property equal to the names
+in `city.toml`. See docs/cockpit.md.
 '''
 
 _MEMBER = '''# One file per member. This example is a department with a PostgreSQL system.
@@ -74,7 +126,8 @@ description = "district short name"
 
 
 def scaffold(target: Path, name: str) -> None:
-    """Create ``target`` with a city.toml, an example member, secrets and data folders.
+    """Create ``target`` with a city.toml, a starter cockpit.toml, an example member, secrets,
+    a data folder and an empty geo folder (its README says how to fill it).
 
     Raises:
         ConfigError: the name is not a valid city name, or the folder already holds a city.
@@ -95,3 +148,6 @@ def scaffold(target: Path, name: str) -> None:
                        "[secrets]\n# example-db-password = \"...\"\n", encoding="utf-8")
     secrets.chmod(0o600)
     (target / ".gitignore").write_text("secrets.toml\nstate/\n", encoding="utf-8")
+    (target / "cockpit.toml").write_text(_COCKPIT.format(name=name), encoding="utf-8")
+    (target / "geo").mkdir(exist_ok=True)
+    (target / "geo" / "README.md").write_text(_GEO, encoding="utf-8")

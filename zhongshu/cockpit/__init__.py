@@ -10,6 +10,7 @@ page's area (SQL text, run by the page as the viewer).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from fastapi import FastAPI, Query
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from zhongshu.cockpit.panels import LEVELS, Check, Level, load_panels
+from zhongshu.cockpit.panels import LEVELS, Check, Level, load_panels, served
 from zhongshu.config import City
 from zhongshu.errors import NotFound
 
@@ -34,7 +35,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 class _Areas:
-    """The city's districts and streets (names, Chinese and English labels, parents)."""
+    """The city's districts and streets (names, codes, Chinese and English labels, parents)
+    from ``city.toml``, and their polygons from ``geo/*.geojson`` (a street drawn there but
+    not declared is taken from its polygon's properties)."""
 
     def __init__(self, city: City) -> None:
         self.geo: dict[str, Any] = {}
@@ -42,15 +45,18 @@ class _Areas:
             path = city.root / "geo" / f"{level}.geojson"
             self.geo[level] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() \
                 else {"type": "FeatureCollection", "features": []}
-        self.districts = {d.name: {"name": d.name, "name_zh": d.name_zh,
+        self.districts = {d.name: {"name": d.name, "code": d.code, "name_zh": d.name_zh,
                                    "title": d.title or d.name} for d in city.districts}
-        self.streets: dict[str, dict[str, str]] = {}
+        self.streets: dict[str, dict[str, str]] = {
+            s.name: {"name": s.name, "district": s.district, "code": s.code,
+                     "name_zh": s.name_zh, "title": s.title or s.name} for s in city.streets}
         for f in self.geo["streets"]["features"]:
             props = f.get("properties", {})
-            if "street" in props:
+            if "street" in props and props["street"] not in self.streets:
                 self.streets[props["street"]] = {
                     "name": props["street"], "district": props.get("district", ""),
-                    "name_zh": props.get("name_zh", ""), "title": props.get("name", "")}
+                    "code": str(props.get("code", "")), "name_zh": props.get("name_zh", ""),
+                    "title": props.get("name", "")}
 
     def check(self, level: Level, area: str | None) -> None:
         if level == "city":
@@ -60,17 +66,22 @@ class _Areas:
             raise NotFound(f"no {level} `{area}` in this city")
 
 
-def mount(app: FastAPI, city: City, check: Check | None = None) -> None:
+def mount(app: FastAPI, city: City, check: Check | None = None,
+          datasets: Callable[[], Collection[str]] | None = None) -> None:
     """Serve the cockpit for ``city`` on ``app`` under ``/cockpit/``.
 
     Args:
         check: run over each panel's SQL when the panels load (the hub passes the firewall's
             check as a viewer of the panel's datasets: ``policy.owners.panel_checker``).
+        datasets: the names of the datasets the hub serves now (default: the city's); a
+            panel reading one it does not is not served.
 
     Raises:
         ConfigError: a panel that does not validate or that ``check`` refuses.
     """
-    panels = load_panels(city.root, check)
+    declared = city.datasets()
+    panels = load_panels(city.root, check, {name: ds for name, (_, ds) in declared.items()})
+    served_now = datasets or (lambda: declared.keys())
     areas = _Areas(city)
     info = {"name": city.info.name, "title": city.info.title or city.info.name,
             "name_zh": city.info.name_zh, "districts": list(areas.districts.values()),
@@ -85,11 +96,13 @@ def mount(app: FastAPI, city: City, check: Check | None = None) -> None:
     def panels_json(level: Annotated[Level, Query()] = "city",
                     area: Annotated[str | None, Query(max_length=100)] = None
                     ) -> dict[str, Any]:
-        """The panels of one page, their SQL bound to its area (run by the page as the
-        viewer: the hub's grants decide what comes back)."""
+        """The panels of one page that read datasets this city has, their SQL bound to its
+        area (run by the page as the viewer: the hub's grants decide what comes back)."""
         areas.check(level, area)
+        have = set(served_now())
         return {"level": level, "area": area,
-                "panels": [p.bound(level, area) for p in panels if level in p.shown_on()]}
+                "panels": [p.bound(level, area) for p in panels
+                           if level in p.shown_on() and served(p, have)]}
 
     @app.get("/cockpit/geo/{level}.geojson", tags=["cockpit"],
              responses={404: ERRORS[404]})

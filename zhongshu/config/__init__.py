@@ -3,7 +3,7 @@
 ::
 
     my-city/
-      city.toml              name, districts, hub settings
+      city.toml              name, districts and streets, hub settings
       members/*.toml         one member each: its sources and datasets (and, later, grants)
       secrets.toml           passwords, by secret name (or ZHONGSHU_SECRET_<NAME> variables)
       data/                  files of embedded sources (SQLite, Parquet, CSV)
@@ -42,6 +42,7 @@ from zhongshu.config.schema import (
     SourceConfig,
     SourceKind,
     StreamConfig,
+    Street,
 )
 from zhongshu.config.secrets import read_secret
 from zhongshu.config.settings import HubSettings, LedgerSettings, WitnessedLog, WitnessPeer
@@ -57,7 +58,8 @@ __all__ = [
     "AggregateConfig", "CallerRule", "City", "CityFile", "CityInfo", "Classification", "Column",
     "DatasetConfig", "District", "Exclusion", "GrantConfig", "HubSettings", "IdentifierKind",
     "LedgerSettings", "Lookup", "Mask", "MaskKind", "MemberFile", "MemberInfo", "MemberKind",
-    "PairsConfig", "PeopleSettings", "SourceConfig", "SourceKind", "StreamConfig", "WitnessPeer",
+    "PairsConfig", "PeopleSettings", "SourceConfig", "SourceKind", "StreamConfig", "Street",
+    "WitnessPeer",
     "WitnessedLog", "is_window_dataset", "load_city", "parse_measure", "read_secret",
     "stream_columns", "stream_source", "stream_store",
 ]

@@ -57,6 +57,35 @@ def parse(path: Path, model: type[BaseModel]) -> Any:
         raise ConfigError(f"{field}: {msg}", path=str(path), line=line_of(text, loc)) from None
 
 
+def check_areas(cf: CityFile, path: Path) -> None:
+    """Districts and streets are named (and coded) once each, and each street lies in a
+    declared district.
+
+    Raises:
+        ConfigError: naming ``city.toml``, the line and the fix.
+    """
+    text = path.read_text(encoding="utf-8")
+    seen: dict[str, str] = {}
+    areas = [("districts", i, a) for i, a in enumerate(cf.districts)] + \
+        [("streets", i, a) for i, a in enumerate(cf.streets)]
+    for table, i, area in areas:
+        for key in ("name", "code"):
+            value = getattr(area, key)
+            if not value:
+                continue
+            if value in seen:
+                raise ConfigError(f"{table}[{i}].{key}: `{value}` is also the name or code of "
+                                  f"{seen[value]}: each area has its own", path=str(path),
+                                  line=line_of(text, (table, i, key)))
+            seen[value] = f"the {table[:-1]} `{area.name}`"
+    districts = {d.name for d in cf.districts}
+    for i, street in enumerate(cf.streets):
+        if street.district not in districts:
+            raise ConfigError(f"streets[{i}].district: no district `{street.district}` is "
+                              "declared; add it under [[districts]] or correct the name",
+                              path=str(path), line=line_of(text, ("streets", i, "district")))
+
+
 def load_city(root: str | os.PathLike[str]) -> City:
     """Load and cross-check a city folder.
 
@@ -69,6 +98,7 @@ def load_city(root: str | os.PathLike[str]) -> City:
         raise ConfigError("no city.toml here; create one with `zhongshu init NAME`",
                           path=str(root))
     cf: CityFile = parse(city_file, CityFile)
+    check_areas(cf, city_file)
     hub = env_overrides(cf.hub)
     ledger = env_overrides(cf.ledger, "ZHONGSHU_LEDGER_")
     members: dict[str, MemberFile] = {}
@@ -92,7 +122,8 @@ def load_city(root: str | os.PathLike[str]) -> City:
                               f"{files[mf.member.name].name}", path=str(path))
         members[mf.member.name] = mf
         files[mf.member.name] = path
-    city = City(root=root, info=cf.city, hub=hub, districts=cf.districts, members=members,
+    city = City(root=root, info=cf.city, hub=hub, districts=cf.districts, streets=cf.streets,
+                members=members,
                 member_files=files, ledger=ledger, people=cf.people)
     for check in CHECKS:
         check(city)

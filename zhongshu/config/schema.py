@@ -24,10 +24,25 @@ SourceKind = str
 
 
 class District(Strict):
-    name: str = Field(pattern=NAME)
-    code: str = Field(pattern=r"^\d{6}$")
-    name_zh: str = ""
-    title: str = ""
+    """One district (区县) of the city: short name, 6-digit administrative code, labels."""
+
+    name: str = Field(pattern=NAME, description="short name, used in data and URLs (`xihu`)")
+    code: str = Field(pattern=r"^\d{6}$", description="6-digit administrative code")
+    name_zh: str = Field(default="", description="Chinese name (西湖区)")
+    title: str = Field(default="", description="English name")
+
+
+class Street(Strict):
+    """One street (街道, township) of a district: short name (unique city-wide, e.g.
+    ``xihu-lingyin``), its district, its 9-digit administrative code if known, labels."""
+
+    name: str = Field(pattern=NAME, description="short name, unique in the city "
+                      "(`xihu-lingyin`)")
+    district: str = Field(pattern=NAME, description="the `name` of its district")
+    code: str = Field(default="", pattern=r"^(\d{9})?$",
+                      description="9-digit administrative code (optional)")
+    name_zh: str = Field(default="", description="Chinese name (灵隐街道)")
+    title: str = Field(default="", description="English name")
 
 
 class CityInfo(Strict):
@@ -42,6 +57,7 @@ class CityFile(Strict):
     hub: HubSettings = HubSettings()
     ledger: LedgerSettings = LedgerSettings()
     districts: list[District] = []
+    streets: list[Street] = []
     people: PeopleSettings | None = None
 
 
@@ -276,6 +292,7 @@ class City(BaseModel):
     hub: HubSettings
     districts: list[District]
     members: dict[str, MemberFile]
+    streets: list[Street] = []
     ledger: LedgerSettings = LedgerSettings()
     member_files: dict[str, Path]
     people: PeopleSettings | None = None  # the city's identity provider, if people sign in

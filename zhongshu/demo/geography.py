@@ -145,6 +145,16 @@ def _rect(i0: float, j0: float, w: float, h: float) -> list[list[float]]:
                                                      (x0, y0))]
 
 
+def street_code(district_code: str, quarter: int) -> str:
+    """The 9-digit administrative code of a district's ``quarter``-th street (its district's
+    code and a 3-digit number, as township codes are built).
+
+    >>> street_code("330106", 0)
+    '330106001'
+    """
+    return f"{district_code}{quarter + 1:03d}"
+
+
 def geojson(level: str) -> dict[str, object]:
     """FeatureCollection of ``district`` or ``street`` polygons with Chinese and English names."""
     feats = []
@@ -156,7 +166,8 @@ def geojson(level: str) -> dict[str, object]:
         for q, (sname, szh) in enumerate(STREETS[name]):
             feats.append(_feature(street_polygon(name, q),
                                   {"street": f"{name}-{sname}", "district": name,
-                                   "name": sname.capitalize(), "name_zh": szh}))
+                                   "code": street_code(code, q), "name": sname.capitalize(),
+                                   "name_zh": szh}))
     return {"type": "FeatureCollection", "features": feats}
 
 

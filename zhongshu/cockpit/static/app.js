@@ -10,6 +10,7 @@ const LABELS = {
   segment_id: ["路段", "segment"], street: ["街道", "street"], hour: ["时", "hour"],
   species: ["树种", "species"], district: ["区", "district"], minute: ["分钟", "minute"],
   time: ["时间", "time"], occupancy_pct: ["占用率 %", "occupancy %"], area: ["区域", "area"],
+  records: ["条记录", "records"], residents: ["常住人口", "residents"], area_km2: ["面积 km²", "area km²"],
 };
 const LEVEL_NAMES = { smooth: ["畅通", "smooth"], slow: ["缓行", "slow"],
   congested: ["拥堵", "congested"], jammed: ["严重拥堵", "jammed"] };
@@ -39,7 +40,7 @@ function settled(id) {
   }
 }
 const state = { lang: localStorage.getItem("zs-lang") || (navigator.language.startsWith("zh") ? "zh" : "en"),
-  purpose: null, city: null, streams: [], charts: [], downSince: {} };
+  purpose: null, city: null, streams: [], charts: [], downSince: {}, streetOk: () => false };
 
 const t = (key) => TEXT[key][state.lang === "zh" ? 0 : 1];
 const label = (col) => (LABELS[col] ? LABELS[col][state.lang === "zh" ? 0 : 1] : col);
@@ -125,7 +126,7 @@ function areaLinks(level, area, scope) {
   box.textContent = "";
   let items = [];
   if (level === "city") items = state.city.districts.filter((d) => scope.has(d.name)).map((d) => ["district", d.name]);
-  if (level === "district") items = state.city.streets.filter((s) => s.district === area).map((s) => ["street", s.name]);
+  if (level === "district") items = state.city.streets.filter((s) => s.district === area && state.streetOk(s.name)).map((s) => ["street", s.name]);
   for (const [lv, name] of items) {
     const a = document.createElement("a");
     a.href = `/cockpit/${lv}/${encodeURIComponent(name)}`;
@@ -397,14 +398,21 @@ async function main() {
     setStatus(t("noArea"), true);
     return;
   }
-  // the areas this viewer may see: the districts whose row the hub lets it read
-  let scope;
-  try {
-    scope = new Set((await query("SELECT district FROM civil.districts ORDER BY 1")).rows.map((r) => r[0]));
-  } catch (e) { scope = new Set(); }
+  // the areas this viewer may see, as the hub says of its grants for this purpose (each
+  // grant's `areas`: those whose rows its row scope lets through, null for any); its own
+  // datasets it reads whole
+  const used = grants.received.filter((g) => g.purposes.includes(state.purpose));
+  const everywhere = catalog.some((d) => d.owner === me.member) || used.some((g) => g.areas === null);
+  const named = new Set(used.flatMap((g) => g.areas || []));
+  const streetOf = new Map(city.streets.map((s) => [s.name, s.district]));
+  const districtOk = (d) => everywhere || named.has(d) || [...named].some((a) => streetOf.get(a) === d);
+  const streetOk = (s) => everywhere || named.has(s) || named.has(streetOf.get(s));
+  state.streetOk = streetOk;
+  const scope = new Set(city.districts.map((d) => d.name).filter(districtOk));
   document.body.dataset.scope = [...scope].join(" ");
-  const everything = city.districts.every((d) => scope.has(d.name));
-  if ((level === "city" && !everything) || (district && !scope.has(district))) {
+  const allDistricts = city.districts.every((d) => scope.has(d.name));
+  if ((level === "city" && !allDistricts) || (district && !scope.has(district))
+      || (level === "street" && !streetOk(area))) {
     if (level === "city" && scope.size === 1) { location.replace(`/cockpit/district/${encodeURIComponent([...scope][0])}`); return; }
     setStatus(t("notPermitted"), true);
     document.body.dataset.denied = "true";
@@ -413,8 +421,8 @@ async function main() {
   }
   const access = new Map(catalog.map((d) => [d.name, d.access]));
   const bound = await api(`/cockpit/panels.json?${new URLSearchParams(area ? { level, area } : { level })}`);
-  const panels = bound.panels.filter((p) => p.datasets.every((d) => (access.get(d) || "none") !== "none")
-    || (p.live && p.datasets.every((d) => !access.has(d) || access.get(d) !== "none")));
+  // the hub serves the panels of this city's datasets; shown are those the viewer may read
+  const panels = bound.panels.filter((p) => p.datasets.every((d) => (access.get(d) || "none") !== "none"));
   setStatus("");
   areaLinks(level, area, scope);
   await Promise.all([

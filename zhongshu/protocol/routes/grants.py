@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
 
+from zhongshu.policy.areas import AreaReader
 from zhongshu.policy.grants import Grant
 from zhongshu.policy.identity import Caller
 from zhongshu.protocol.contract import errors as answers
@@ -15,11 +16,13 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
     """Mount listing, adding and revoking grants."""
     service, errors = parts.service, parts.errors
 
-    def grant_out(g: Grant) -> dict[str, Any]:
+    def grant_out(g: Grant, areas: AreaReader) -> dict[str, Any]:
         return {"id": g.id, "owner": g.owner, "consumer": g.consumer, "dataset": g.dataset,
                 "columns": list(g.columns), "purposes": list(g.purposes),
                 "masking": {c: m.kind for c, m in g.masking.items()},
                 "row_scope": g.row_scope,
+                # which areas' rows the scope lets through (None: any): the cockpit's pages
+                "areas": areas.of(g.row_scope, g.dataset),
                 "expires": g.expires.isoformat() if g.expires else None,
                 "rate_limit": g.rate_limit, "expired": g.expired(),
                 "managed_by": "api" if g.id.split(":")[0] in service.grants.stored
@@ -27,11 +30,14 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
 
     @app.get("/v1/grants", responses=errors, tags=["grants"])
     def grants(who: Annotated[Caller, Depends(parts.caller)]) -> dict[str, Any]:
-        """The grants the caller has made on its datasets, and those made to it."""
+        """The grants the caller has made on its datasets, and those made to it; each with
+        the ``areas`` (district and street names of ``city.toml``) whose rows its row scope
+        lets through, ``null`` for any (``zhongshu.policy.areas``)."""
         service.refresh_grants()
         current = service.grants
-        given = [grant_out(g) for g in current.given(who.name)]
-        received = [grant_out(g) for d in service.catalog.datasets.values()
+        areas = AreaReader.of_catalog(service.catalog)
+        given = [grant_out(g, areas) for g in current.given(who.name)]
+        received = [grant_out(g, areas) for d in service.catalog.datasets.values()
                     for g in current.of(who.name, d.name)]
         return {"given": given, "received": received}
 
