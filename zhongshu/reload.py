@@ -137,7 +137,8 @@ class Reloader:
         self.wire = wire
         self._grace_s = grace_s
         self._report = report or (lambda line: None)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the state's fields
+        self._reloading = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._retired: list[tuple[float, Node]] = []
@@ -172,7 +173,7 @@ class Reloader:
         """Load the city folder again and apply it; False (and the error recorded) when it
         does not load or check — the configuration serving now is kept."""
         t0 = time.monotonic()
-        with self._lock:
+        with self._reloading:  # one at a time; health reads the state meanwhile
             old, new = self.node, None
             try:
                 city = load_city(self.root)
@@ -191,24 +192,31 @@ class Reloader:
                 # the kind of error is shown (its text is in the log, as for any other)
                 said = str(e) if isinstance(e, ZhongshuError) else \
                     f"{type(e).__name__} while loading it (see the hub's log)"
-                self._refused = {"error": said, "at": _now()}
+                with self._lock:
+                    self._refused = {"error": said, "at": _now()}
                 line = f"configuration change refused (the last good one serves on): {said}"
                 log.error("%s", line, exc_info=not isinstance(e, ZhongshuError))
                 self._report(line)
                 if new is not None:
+                    if "query" not in new.__dict__:  # its catalog opened the sources
+                        for src in new.catalog.sources.values():
+                            src.close()
                     new.close_query()
                 return False
             self.app.current = app
             if self.wire is not None:
                 self.wire.use(new.query, app.state.authn, app.state.metrics)
             self.node = new
-            self._restart = sorted(set(self._restart) | set(_restart_needed(old.city, city)))
             grace = self._grace_s if self._grace_s is not None else (
                 old.city.hub.query_timeout_s + 5)
-            self._retired.append((time.monotonic() + grace, old))
-            self._applied, self._refused, self._files = _now(), None, files
-            self._reloads += 1
-            self._took_s = round(time.monotonic() - t0, 2)
+            self._files = files
+            with self._lock:
+                self._restart = sorted(set(self._restart)
+                                       | set(_restart_needed(old.city, city)))
+                self._retired.append((time.monotonic() + grace, old))
+                self._applied, self._refused = _now(), None
+                self._reloads += 1
+                self._took_s = round(time.monotonic() - t0, 2)
         line = (f"configuration applied in {self._took_s:.1f} s ({len(city.members)} members, "
                 f"{len(new.catalog.datasets)} datasets)")
         if self._restart:
