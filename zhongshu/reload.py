@@ -4,8 +4,8 @@
 ``cockpit.toml``, ``members/*.toml`` and ``geo/`` (``watchfiles``; never ``data/`` or
 ``state/``) — and, a moment after they settle, loads the whole city again. A configuration
 that loads and checks is applied as a whole: a new node over the same stores, ledger and
-streams, its query service (datasets checked against their sources, fresh DuckDB workers
-confined to the new sources' reach) and its protocol application, swapped in behind
+streams, its query service (new or changed datasets checked against their sources, fresh
+DuckDB workers confined to the new sources' reach) and its protocol application, swapped in behind
 :class:`Swap` between two requests; the old query service is closed once the exchanges it
 was running have had their time limit. A configuration that does not load is refused with
 its file and line, logged, and shown in the operators' health (``config``), while the last
@@ -179,6 +179,7 @@ class Reloader:
                 city = load_city(self.root)
                 new = Node(city, old.stores, old.ledger, monitor=old.monitoring, serve=True)
                 new.adopt(old)
+                new.catalog.adopt_checks(old.catalog)  # only what changed is checked again
                 app = self._build(new, self.state)
                 files = digests(self.root)
                 # on the ledger before it applies, as every governance change

@@ -129,3 +129,28 @@ def test_a_row_scope_on_a_column_the_dataset_lacks_is_refused_by_catalog_check(
     said = res.stdout + res.stderr
     assert f"parks.toml:{line}:" in said and "`distrct`" in said, said
     assert "Traceback" not in said
+
+
+def test_a_reload_adopts_the_checks_of_unchanged_datasets_only(drifted: Path) -> None:
+    from zhongshu.catalog.catalog import Catalog
+    from zhongshu.config import load_city
+
+    with Node.open(drifted) as node:
+        old = node.catalog
+        old.check()
+        assert old.datasets["traffic.segments"].status == "drift"
+        path = drifted / "members" / "parking-westlake.toml"
+        path.write_text(path.read_text(encoding="utf-8").replace('name = "addr"',
+                                                                 'name = "address"'))
+        new = Catalog(load_city(drifted), node.stores.metadata)
+        taken = new.adopt_checks(old)
+        assert taken == len(new.datasets) - 1  # every dataset but the edited one
+        new.datasets["traffic.segments"].status = "ok"  # were it checked again, drift again
+        new.check()
+        # adopted: not checked again (the drift it carried was the old catalog's finding)
+        assert new.datasets["traffic.segments"].status == "ok"
+        assert old.datasets["traffic.segments"].status == "drift"
+        # the edited dataset was checked: its renamed column was never seen at the source
+        assert new.datasets["parking_westlake.garages"].status == "invalid"
+        new.check()  # the next full check checks everything again
+        assert new.datasets["traffic.segments"].status == "drift"

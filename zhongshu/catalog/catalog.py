@@ -250,8 +250,22 @@ class Catalog:
         self.members: dict[str, Member] = {}
         self.sources: dict[str, Source] = {}
         self.datasets: dict[str, Dataset] = {}
+        self._adopted: set[str] = set()
         for mf in city.members.values():
             self._add_member(mf)
+
+    def adopt_checks(self, old: Catalog) -> int:
+        """Take ``old``'s last check of each dataset declared, and sourced, exactly as there
+        (a reload: those were checked against the same sources when ``old`` was built), so
+        that the next full :meth:`check` checks only the others; how many were taken."""
+        self._adopted = set()
+        for name, d in self.datasets.items():
+            o = old.datasets.get(name)
+            if o is not None and o.status != "source_down" and o.config == d.config \
+                    and o.source.config == d.source.config:
+                d.status, d.reason, d.observed = o.status, o.reason, dict(o.observed)
+                self._adopted.add(name)
+        return len(self._adopted)
 
     def _add_member(self, mf: MemberFile) -> None:
         m = mf.member
@@ -293,11 +307,13 @@ class Catalog:
 
         A dataset whose source has lost a column, or retyped one beyond its type family, is
         marked ``drift`` and will not be served; one whose source is down is marked
-        ``source_down``. Results are stored in the metadata store.
+        ``source_down``. Results are stored in the metadata store. Datasets whose check was
+        adopted (:meth:`adopt_checks`) are not checked again by the next full check.
         """
         by_source: dict[str, list[Dataset]] = {}
+        skip, self._adopted = (self._adopted if only_source is None else set()), set()
         for d in self.datasets.values():
-            if only_source is None or d.source.name == only_source:
+            if (only_source is None or d.source.name == only_source) and d.name not in skip:
                 by_source.setdefault(d.source.name, []).append(d)
         for source_name, datasets in by_source.items():
             source = self.sources[source_name]
