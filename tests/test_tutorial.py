@@ -135,7 +135,8 @@ def _shown_per_district(url: str, token: str) -> list[list[Any]]:
 
 @pytest.mark.slow
 @pytest.mark.server
-def test_the_tutorial_runs_as_written(parks_db: str) -> None:
+def test_the_tutorial_runs_as_written(parks_db: str, capsys: pytest.CaptureFixture[str]
+                                      ) -> None:
     before, after, city = _script(PAGES["en"])
     pg = SERVERS.pg
     with psycopg.connect(**pg, dbname=parks_db) as c:
@@ -172,5 +173,6 @@ def test_the_tutorial_runs_as_written(parks_db: str) -> None:
         finally:
             hub.stop()
     assert shown == want
-    print(f"\ntutorial: commands {commands_s:.1f} s; from `zhongshu init` to trees per "
-          f"district on the cockpit {total_s:.1f} s")
+    with capsys.disabled():  # shown without -s too
+        print(f"\ntutorial: commands {commands_s:.1f} s; from `zhongshu init` to trees per "
+              f"district on the cockpit {total_s:.1f} s")
