@@ -63,11 +63,20 @@ def _page(browser: Any, url: str, root: Path, member: str) -> Any:
 def _until(page: Any, js: str, timeout_s: float, what: str) -> Any:
     """Poll ``js`` (a function) in the page until it returns something truthy (the page's
     CSP forbids the string evaluation Playwright's wait_for_function relies on)."""
+    from playwright.sync_api import Error
+
     deadline = time.monotonic() + timeout_s
-    while not (value := page.evaluate(js)):
+    while True:
+        try:
+            value = page.evaluate(js)
+        except Error as e:  # the page navigated (a redirect) while it was asked: ask again
+            if "context was destroyed" not in str(e):
+                raise
+            value = None
+        if value:
+            return value
         assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
         time.sleep(0.1)
-    return value
 
 
 def _settle(page: Any, timeout_s: float = 30) -> None:

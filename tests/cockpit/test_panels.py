@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import RunningHub
 from zhongshu.cockpit.panels import load_panels
-from zhongshu.errors import ConfigError
+from zhongshu.errors import ColumnNotFound, ConfigError
 
 
 def test_binding_fills_the_area_predicate_and_the_child_column(tmp_path: Path) -> None:
@@ -49,6 +49,29 @@ sql = "SELECT 1 AS lakes"
     assert ids[:2] == ["lakes", "trees-species"] and "hub" not in ids
     trees = next(p for p in panels if p.id == "trees-species")
     assert trees.kind == "number" and trees.shown_on() == ["city", "district"]
+
+
+def _no_street(sql: str, datasets: object) -> None:
+    """The firewall's answer in a city whose parks.trees has no `street` column."""
+    if "street" in sql and "parks.trees" in sql:
+        raise ColumnNotFound("unknown column: 'street'")
+
+
+def test_a_default_panel_leaves_out_the_levels_this_citys_dataset_cannot_answer(
+        tmp_path: Path) -> None:
+    """A new city's parks.trees without `street` once refused the whole city at `catalog
+    check` and `serve`, naming the package's panels.toml; now the default trees panels are
+    shown where the city's columns answer them, and a city's own panel is still refused."""
+    panels = {p.id: p for p in load_panels(tmp_path, check=_no_street)}
+    assert panels["trees-species"].shown_on() == ["city", "district"]
+    assert panels["trees-area"].shown_on() == ["city"]  # its district page groups by street
+    (tmp_path / "cockpit.toml").write_text(
+        '[[panels]]\nid = "streets"\ntitle = "S"\nkind = "bar"\ndatasets = ["parks.trees"]\n'
+        'sql = "SELECT street, count(*) FROM parks.trees WHERE {where} GROUP BY 1"\n',
+        encoding="utf-8")
+    with pytest.raises(ConfigError, match="street") as e:
+        load_panels(tmp_path, check=_no_street)
+    assert "cockpit.toml" in str(e.value.to_dict())
 
 
 def test_fragments_are_shared_sql_a_city_may_use_and_add(tmp_path: Path) -> None:

@@ -103,7 +103,13 @@ def _read(path: Path) -> tuple[dict[str, Any], str]:
 
 def _parse(items: list[dict[str, Any]], where: str,
            fragments: dict[str, str] | None = None, text: str = "",
-           check: Check | None = None) -> list[Panel]:
+           check: Check | None = None, shipped: bool = False) -> list[Panel]:
+    """The panels of ``items``, validated and their SQL checked.
+
+    ``shipped`` (the defaults, scenarios' panels): written for a dataset's usual shape, so a
+    level whose bound SQL ``check`` refuses here (a city's ``parks.trees`` without a
+    ``street`` column) is left out of the panel's levels, and a panel with no level left (or
+    whose trigger is refused) is left out; SQL that does not parse still raises."""
     out = []
     for n, item in enumerate(items):
         if isinstance(item.get("sql"), str):
@@ -118,41 +124,53 @@ def _parse(items: list[dict[str, Any]], where: str,
             raise ConfigError(f"panel {n + 1} ({item.get('id', '?')}): {loc}: "
                               f"{err['msg'].removeprefix('Value error, ')}", path=where,
                               line=line_of(text, at) if text else None) from None
-        for key, sql in _bound_sql(panel):
-            problem = _problem(sql, panel, check)
-            if problem is not None:
-                raise ConfigError(f"panel {n + 1} ({panel.id}): {key}: {problem}", path=where,
-                                  line=line_of(text, ("panels", n, key)) if text else None)
+        refused: set[Level | None] = set()
+        for key, level, sql in _bound_sql(panel):
+            problem, by_firewall = _problem(sql, panel, check)
+            if problem is None:
+                continue
+            if shipped and by_firewall:
+                refused.add(level)
+                continue
+            raise ConfigError(f"panel {n + 1} ({panel.id}): {key}: {problem}", path=where,
+                              line=line_of(text, ("panels", n, key)) if text else None)
+        if refused:
+            levels = [lv for lv in panel.shown_on() if lv not in refused]
+            if not levels or None in refused:
+                continue
+            panel = panel.model_copy(update={"levels": levels})
         out.append(panel)
     return out
 
 
-def _bound_sql(panel: Panel) -> list[tuple[str, str]]:
+def _bound_sql(panel: Panel) -> list[tuple[str, Level | None, str]]:
     """The panel's SQL bound to each page level it is shown on (a sample area), and its
-    trigger."""
-    out = []
+    trigger (level ``None``)."""
+    out: list[tuple[str, Level | None, str]] = []
     for level in panel.shown_on():
         bound = panel.bound(level, None if level == "city" else "area")
         if "sql" in bound:
-            out.append(("sql", str(bound["sql"])))
+            out.append(("sql", level, str(bound["sql"])))
     if panel.trigger:
-        out.append(("trigger", panel.trigger))
+        out.append(("trigger", None, panel.trigger))
     return out
 
 
-def _problem(sql: str, panel: Panel, check: Check | None) -> str | None:
+def _problem(sql: str, panel: Panel, check: Check | None) -> tuple[str | None, bool]:
+    """What is wrong with one bound SQL of ``panel``, if anything, and whether it is the
+    firewall's refusal (rather than SQL that does not parse)."""
     try:
         statements = [s for s in sqlglot.parse(sql, read="duckdb") if s is not None]
     except (sqlglot.ParseError, sqlglot.errors.TokenError, RecursionError):
-        return "not valid SQL"
+        return "not valid SQL", False
     if len(statements) != 1:
-        return "must be exactly one query"
+        return "must be exactly one query", False
     if check is not None:
         try:
             check(sql, panel.datasets)
         except ZhongshuError as e:
-            return f"refused by the firewall ({e.code}): {e.message}"
-    return None
+            return f"refused by the firewall ({e.code}): {e.message}", True
+    return None, False
 
 
 class _Population(BaseModel):
@@ -217,9 +235,10 @@ def load_panels(city_root: Path, check: Check | None = None,
     defaults, text = _read(DEFAULTS)
     fragments: dict[str, str] = dict(defaults.get("fragments", {}))
     panels = {p.id: p for p in _parse(defaults["panels"], str(DEFAULTS), fragments, text,
-                                      check)}
+                                      check, shipped=True)}
     for ep in metadata.entry_points(group=ENTRY_POINTS):
-        for p in _parse(ep.load()(), f"entry point {ep.name}", fragments, check=check):
+        for p in _parse(ep.load()(), f"entry point {ep.name}", fragments, check=check,
+                        shipped=True):
             panels[p.id] = p
     own = city_root / "cockpit.toml"
     if not own.is_file():
