@@ -578,6 +578,8 @@ def catalog_check(city_dir: DirOpt = Path(".")) -> None:
     """Validate the configuration — owners' SQL (row scopes, dataset definitions, panels)
     checked like queries as their authors — and compare every dataset with its source
     (schema drift)."""
+    import re
+
     from rich.markup import escape
 
     from zhongshu.cockpit.panels import load_panels
@@ -597,9 +599,13 @@ def catalog_check(city_dir: DirOpt = Path(".")) -> None:
         out.print(f"[red]refused[/]     {escape(str(problem))}", soft_wrap=True)
     cat.check()
     bad = len(problems)
+    # a dataset whose definition was refused above fails against its source for that reason
+    refused = {m for p in problems for m in re.findall(r"dataset `([^`]+)`", str(p))}
     for d in sorted(cat.datasets.values(), key=lambda d: d.name):
         if d.status == "ok":
             out.print(f"[green]ok[/]          {d.name}")
+        elif d.name in refused:
+            out.print(f"[red]refused[/]     {d.name} (its definition, above)")
         else:
             bad += 1
             out.print(f"[red]{d.status:<11}[/] {d.name}: {escape(d.reason)}", soft_wrap=True)
