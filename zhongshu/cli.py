@@ -152,8 +152,6 @@ def _pg_free(host: str, port: int) -> bool:
 
 def _serve(node: Any, host: str, port: int, pg_port: int = 0,
            pg_optional: bool = False, watch: bool = True) -> None:
-
-
     from rich.markup import escape
 
     from zhongshu.reload import Reloader

@@ -348,10 +348,11 @@ class Catalog:
                 failures[col.name] = d.source.redact(str(e).splitlines()[0])
                 continue
             if not compatible(col.type, observed[col.name]):
-                problem = (f"column `{col.name}` is declared {col.type} but the source holds "
-                           f"{observed[col.name]}")
+                holds = "now holds" if col.name in seen else "holds"
+                problem = (f"column `{col.name}` is declared {col.type} but the source "
+                           f"{holds} {observed[col.name]}")
                 if col.name in seen:
-                    drift.append(problem.replace("holds", "now holds"))
+                    drift.append(problem)
                 else:
                     self._mark(d, "invalid", self._where(d, col.name) + problem + "; declare "
                                f"the type the source has ({observed[col.name]})", observed)
