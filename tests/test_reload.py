@@ -202,3 +202,46 @@ def test_a_reload_swaps_the_whole_node_and_an_unforeseen_failure_refuses_it(
     finally:
         reloader.close()
         node.close()
+
+
+def test_a_reload_keeps_the_workers_when_the_sources_are_the_same(
+        demo_dir: Path, city_tmp: Path) -> None:
+    """A change of grants or datasets only keeps the DuckDB workers (what makes a reload take
+    less than starting a hub); a new source starts workers that reach it; the shared workers
+    serve on after the node that started them is retired."""
+    root = copy_demo_city(demo_dir, city_tmp / "city")
+    node = Node.open(root, serve=True, monitor=False)
+    reloader = Reloader(node, lambda n, state: n.app(config=state), grace_s=0)
+    try:
+        first = node.query.executor.engine
+        member = root / "members" / "civil-affairs.toml"
+        member.write_text(member.read_text() + "\n# a comment: nothing else changes\n")
+        assert reloader.reload() is True
+        assert reloader.node.query.executor.engine is first
+        reloader._retire(everything=True)  # the first node closes its query service
+        assert _count(reloader.node, "civil-affairs", "civil.districts") == \
+            _rows(root / "data" / "civil-affairs" / "districts.csv")
+        with (root / "members" / "probe-dept.toml").open("w", encoding="utf-8") as f:
+            f.write('[member]\nname = "probe-dept"\nkind = "department"\n' + PROBE)
+        assert reloader.reload() is True
+        second = reloader.node.query.executor.engine
+        assert second is not first and "probe-db" in second.attached
+        reloader._retire(everything=True)
+        with sqlite3.connect(root / "data" / "traffic-police.sqlite") as c:
+            assert _count(reloader.node, "probe-dept", "probe.cameras") == \
+                c.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
+    finally:
+        reloader.close()
+        node.close()
+
+
+def _count(node: Node, owner: str, dataset: str) -> int:
+    from zhongshu.policy.identity import Caller
+
+    rows = node.query.run(Caller(node.catalog.members[owner]),
+                          f"SELECT count(*) AS n FROM {dataset}", "check").table.to_pylist()
+    return int(rows[0]["n"])
+
+
+def _rows(csv: Path) -> int:
+    return len(csv.read_text(encoding="utf-8").strip().splitlines()) - 1

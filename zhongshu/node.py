@@ -91,6 +91,7 @@ class Node:
         self.monitoring = monitor
         self._serve = serve
         self._metrics: Any = None
+        self._before: Node | None = None  # the node a reload replaces (its workers)
         #: the metrics of the last application built (:meth:`app`)
         self.metrics: Any = None
         if ledger is not None:
@@ -128,9 +129,11 @@ class Node:
 
     def adopt(self, old: Node) -> None:
         """Take over ``old``'s streams and metrics (a reload: ``zhongshu.reload``), so that
-        subscriptions and counters run on; this node then owns them."""
+        subscriptions and counters run on; this node then owns them. Its DuckDB workers are
+        shared too when this node's sources are exactly ``old``'s."""
         self.__dict__["streams"] = old.streams
         self._metrics = old.metrics
+        self._before = old
 
     @cached_property
     def streams(self) -> StreamService | None:
@@ -149,8 +152,11 @@ class Node:
         from zhongshu.query.service import QueryService
 
         streams = self.streams
+        before = self._before.__dict__.get("query") if self._before is not None else None
         service = QueryService(self.catalog, self.stores.rates, monitor=self.monitoring,
-                               lookups=self.stores.lookups)
+                               lookups=self.stores.lookups,
+                               workers=None if before is None else before.executor.engine)
+        self._before = None  # the old node is retired on its own schedule
         if streams is not None:
             streams.load_lookups(lambda owner, sql: service.run(
                 Caller(service.catalog.members[owner]), sql,

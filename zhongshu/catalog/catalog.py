@@ -319,6 +319,7 @@ class Catalog:
             source = self.sources[source_name]
             con = duckdb.connect(config={"autoinstall_known_extensions": False,
                                          "autoload_known_extensions": False})
+            con.execute("SET enable_progress_bar = false")  # not on the hub's console
             try:
                 try:
                     source.attach(con)

@@ -50,6 +50,7 @@ class Engine:
                                      type=PythonUDFType.ARROW, side_effects=False)
         if allowed:
             self.con.execute("SET allowed_directories = ?", [allowed])
+        self.con.execute("SET enable_progress_bar = false")  # not on the hub's console
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET allow_community_extensions = false")
         self.con.execute("SET lock_configuration = true")

@@ -92,18 +92,21 @@ class Executor:
 
     Args:
         on_rebuild: called after the engine was replaced (cached plans name the old one).
+        reuse: the workers of the configuration serving before a reload; shared instead of
+            starting new ones when they reach exactly the sources this one would.
     """
 
     def __init__(self, catalog: Catalog, settings: HubSettings, pseudonym_secret: bytes,
-                 health: SourceHealth, on_rebuild: Callable[[], None]) -> None:
+                 health: SourceHealth, on_rebuild: Callable[[], None],
+                 reuse: WorkerPool | None = None) -> None:
         self.catalog = catalog
         self.settings = settings
         self.health = health
         self._secret = pseudonym_secret
         self._on_rebuild = on_rebuild
-        self._generation = itertools.count(1)
+        self._generation = itertools.count(1 if reuse is None else reuse.generation + 1)
         self._lock = threading.Lock()
-        self.engine = self._build()
+        self.engine = self._build(reuse=reuse)
 
     # --- the DuckDB workers -------------------------------------------------------------------
 
@@ -121,12 +124,19 @@ class Executor:
             return None
         return user
 
-    def _build(self, include: frozenset[str] = frozenset()) -> WorkerPool:
+    def _build(self, include: frozenset[str] = frozenset(),
+               reuse: WorkerPool | None = None) -> WorkerPool:
         up = [(s.config, str(self.catalog.city.root), s.owner)
               for n, s in self.catalog.sources.items() if self.health.is_up(n) or n in include]
-        pool = WorkerPool(WorkerSpec(up, self.settings, self._secret, self._worker_user(),
-                                     next(self._generation)),
-                          self.settings.duckdb_workers)
+        spec = WorkerSpec(up, self.settings, self._secret, self._worker_user(),
+                          next(self._generation))
+        if reuse is not None and reuse.serves(spec):
+            try:
+                pool = reuse.share()
+            except ZhongshuError:  # stopped meanwhile: start our own
+                pool = WorkerPool(spec, self.settings.duckdb_workers)
+        else:
+            pool = WorkerPool(spec, self.settings.duckdb_workers)
         if pool.wall is None:
             if not self.settings.unsafe_single_wall:
                 pool.close()

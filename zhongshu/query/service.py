@@ -44,6 +44,7 @@ from zhongshu.query.health import SourceHealth
 from zhongshu.query.inference import fixed_aggregate_errors, spend_lookups
 from zhongshu.query.plan import Plan, Template, build_plan, templatize
 from zhongshu.query.types import native_safe, typed_sql
+from zhongshu.query.worker import WorkerPool
 from zhongshu.sources.base import NativeSQL
 from zhongshu.stores import LookupCounts, RateCounters
 from zhongshu.stores.memory import MemoryLookupCounts
@@ -105,10 +106,13 @@ class QueryService:
         rates: the rate counters grants spend from (shared across grant reloads).
         monitor: probe the sources in the background and re-attach those that come back.
         lookups: the store of pseudonym lookups budgets spend from (default: in memory).
+        workers: the DuckDB workers of the configuration serving before a reload, kept when
+            they reach exactly the sources this service's would (``zhongshu.reload``).
     """
 
     def __init__(self, catalog: Catalog, rates: RateCounters, monitor: bool = True,
-                 lookups: LookupCounts | None = None) -> None:
+                 lookups: LookupCounts | None = None,
+                 workers: WorkerPool | None = None) -> None:
         self.catalog = catalog
         self.city = catalog.city
         self.settings = self.city.hub
@@ -130,7 +134,7 @@ class QueryService:
         self.sources = SourceHealth(catalog)
         self.plans = PlanCache(self.settings.plan_cache_size)
         self.executor = Executor(catalog, self.settings, keys.secret, self.sources,
-                                 on_rebuild=self.plans.clear)
+                                 on_rebuild=self.plans.clear, reuse=workers)
         # the protocol's queries run here, never on its event loop, and never in the
         # thread pool its other endpoints share: slow queries cannot starve the catalog
         self.pool = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="zhongshu-query")

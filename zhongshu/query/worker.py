@@ -37,7 +37,7 @@ import queue
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -225,16 +225,23 @@ def _serve(conn: Connection, spec: WorkerSpec) -> None:
 
 
 class _Process:
+    """One worker process: started on construction; :meth:`wait` for it to be ready (several
+    start side by side: each spends its first seconds importing)."""
+
     def __init__(self, spec: WorkerSpec) -> None:
         self.conn, child = _CTX.Pipe()
         self.proc = _CTX.Process(target=_serve, args=(child, spec), daemon=True,
                                  name="zhongshu-duckdb-worker")
         self.proc.start()
         child.close()
+        self.ready: dict[str, Any] = {}
+
+    def wait(self) -> _Process:
+        """Wait until the worker is ready; kill it and raise when it does not start."""
         try:
             if not self.conn.poll(120):
                 raise EOFError
-            self.ready: dict[str, Any] = self.conn.recv()
+            self.ready = self.conn.recv()
         except (EOFError, OSError):
             self.kill()
             raise ZhongshuError("the DuckDB worker process did not start; see the hub's "
@@ -242,6 +249,7 @@ class _Process:
         if "error" in self.ready:
             self.kill()
             raise ZhongshuError(f"the DuckDB worker could not start: {self.ready['error']}")
+        return self
 
     def kill(self) -> None:
         if self.proc.is_alive():
@@ -251,7 +259,9 @@ class _Process:
 
 
 class WorkerPool:
-    """A few worker processes, each answering one query at a time."""
+    """A few worker processes, each answering one query at a time. A pool may be shared
+    (:meth:`share`: a reloaded configuration whose sources did not change keeps its
+    workers); it stops when its last holder closes it."""
 
     def __init__(self, spec: WorkerSpec, size: int) -> None:
         self.spec = spec
@@ -259,8 +269,17 @@ class WorkerPool:
         self._idle: queue.Queue[_Process] = queue.Queue()
         self._all: list[_Process] = []
         self._closed = False
-        for _ in range(size):
-            p = _Process(spec)
+        self._holders = 1
+        self._holders_lock = threading.Lock()
+        started = [_Process(spec) for _ in range(size)]
+        try:
+            for p in started:
+                p.wait()
+        except ZhongshuError:
+            for p in started:
+                p.kill()
+            raise
+        for p in started:
             self._all.append(p)
             self._idle.put(p)
         first = self._all[0].ready
@@ -325,7 +344,7 @@ class WorkerPool:
         def start() -> None:
             while not self._closed:
                 try:
-                    fresh = _Process(self.spec)
+                    fresh = _Process(self.spec).wait()
                 except ZhongshuError:
                     log.exception("a DuckDB worker could not be replaced; retrying")
                     time.sleep(1)
@@ -339,8 +358,25 @@ class WorkerPool:
 
         threading.Thread(target=start, daemon=True, name="zhongshu-worker-replace").start()
 
+    def serves(self, spec: WorkerSpec) -> bool:
+        """Whether this pool's workers are what ``spec`` asks for (its generation aside)."""
+        return not self._closed and replace(spec, generation=0) == replace(self.spec,
+                                                                             generation=0)
+
+    def share(self) -> WorkerPool:
+        """One more holder of this pool (it stops when every holder has closed it)."""
+        with self._holders_lock:
+            if self._closed:
+                raise ZhongshuError("the DuckDB workers were stopped")
+            self._holders += 1
+        return self
+
     def close(self) -> None:
-        """Stop every worker."""
+        """Stop every worker, once no other holder keeps the pool."""
+        with self._holders_lock:
+            self._holders -= 1
+            if self._holders > 0:
+                return
         self._closed = True
         for p in self._all:
             try:

@@ -86,8 +86,10 @@ def attach_alias(source_name: str) -> str:
 
 def scratch_engine() -> duckdb.DuckDBPyConnection:
     """A private DuckDB connection that loads nothing by itself (for introspection)."""
-    return duckdb.connect(config={"autoinstall_known_extensions": False,
-                                  "autoload_known_extensions": False})
+    con = duckdb.connect(config={"autoinstall_known_extensions": False,
+                                 "autoload_known_extensions": False})
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 class Source(ABC):
