@@ -331,6 +331,13 @@ def _demo_serve(city_dir: Path, host: str, port: int, no_serve: bool, feed: Any,
         out.print(f"The cockpit: http://{host}:{port}/cockpit/ — sign in with the token in "
                   f"{where}/cockpit-city.token (the city) or {where}/cockpit-xihu.token (the "
                   "Xihu district: it sees only Xihu)")
+    if not no_serve:
+        from zhongshu.demo.story import Story
+
+        local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        Story(f"http://{local}:{port}", city_dir, lambda line: out.print(line, markup=False,
+                                                                         highlight=False)
+              ).start()
     if feed is not None and not no_serve:
         feed.start()
         out.print(f"Publishing {rate:g} live passages/s on mqtt://127.0.0.1:1883 "

@@ -97,5 +97,5 @@ def test_daily_report_equals_the_hospitals_own_table(hub: tuple[str, Path]) -> N
         if once and each:
             saved = sum(each) / len(each) - sum(once) / len(once)
             assert h["minutes_saved"] == pytest.approx(saved, abs=0.06)
-    # paying once saves time in the demo's hospitals, as it does in the city's reports
-    assert sum(h["minutes_saved"] or 0 for h in got.values()) > 0
+    # the scenario's claim: paying once saves time, at every hospital (the demo models it)
+    assert all(h["minutes_saved"] > 0 for h in got.values()), got

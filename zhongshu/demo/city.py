@@ -114,7 +114,8 @@ DERIVED: dict[str, dict[str, Any]] = {
         "name": "traffic_signals.recommendations",
         "title": "Recommended signal plans per intersection",
         "description": "Derived by the traffic-signals scenario (app-traffic) from the live "
-                       "traffic.segment_flow, traffic.segments and traffic.signals: Webster's "
+                       "traffic.segment_flow (or the recorded day's traffic.passages and "
+                       "traffic.checkpoints), traffic.segments and traffic.signals: Webster's "
                        "cycle and green split (POST /scenarios/traffic-signals/recommend)"},
         "recommendations", (
             ("intersection_id", "VARCHAR"), ("district", "VARCHAR"), ("window_end", "VARCHAR"),

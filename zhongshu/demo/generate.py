@@ -57,6 +57,20 @@ def _departure(rnd: random.Random) -> float:
     return min(max(h, 0.0), 23.99) * 3600
 
 
+# a visit: time with doctors, examinations and the pharmacy, plus a queue at the payment
+# window for each payment (paying once: one, at the end; paying each step: two to four)
+CARE_MIN, CARE_SIGMA = 60, 0.2
+QUEUE_MIN = (8, 16)
+PAYMENTS_EACH_STEP = (2, 3, 3, 4)
+
+
+def _stay(rnd: random.Random, paid_once: bool) -> float:
+    """Seconds from arrival to departure of one hospital visit."""
+    payments = 1 if paid_once else rnd.choice(PAYMENTS_EACH_STEP)
+    care = rnd.lognormvariate(math.log(CARE_MIN * 60), CARE_SIGMA)
+    return care + sum(rnd.uniform(*QUEUE_MIN) * 60 for _ in range(payments))
+
+
 def plate(rnd: random.Random) -> str:
     """A synthetic Zhejiang-A plate in canonical form, e.g. ``浙A3K8Z1``."""
     return "浙A" + "".join(rnd.choice(_PLATE_CHARS) for _ in range(5))
@@ -366,8 +380,7 @@ class DemoCity:
                 else rnd.uniform(0, 23.5)
             t_in = min(max(hour, 0.0), 23.5) * 3600
             paid_once = rnd.random() < 0.35
-            stay = rnd.lognormvariate(math.log(95 * 60), 0.45) - (22 * 60 if paid_once else 0)
-            t_out = t_in + max(stay, 15 * 60)
+            t_out = t_in + _stay(rnd, paid_once)
             fee = Decimal(round(rnd.lognormvariate(math.log(260), 0.8), 2)).quantize(
                 Decimal("0.01"))
             rows.append((h[0], pid, idn, rnd.choice(depts), _at(t_in),

@@ -8,16 +8,17 @@ Flows: the vehicles counted on each segment arriving at the intersection over th
 ``WINDOW_MIN`` closed minutes of the live ``traffic.segment_flow`` (ending ``SETTLED_MIN``
 minutes before the newest, so late events have been folded; per hour and lane); a phase's
 critical flow is its busiest approach (north–south: segments heading N or S; east–west: E
-or W)."""
+or W). A city without a live feed yet asks for ``from=recorded``: the busiest hour of the
+recorded ``traffic.passages`` (each segment counted by its busiest camera)."""
 
 from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from zhongshu.client import Hub
@@ -40,25 +41,49 @@ def create(home: Path) -> Path:
     return own_store(home, FILE, DDL)
 
 
-def recommend(hub: Hub, purpose: str) -> list[dict[str, Any]]:
-    """A plan per intersection from the last ``WINDOW_MIN`` minutes of live counts."""
-    sql = f"""
+_LIVE = f"""
 WITH latest AS (SELECT max(window_end) - INTERVAL {SETTLED_MIN} MINUTE AS t
                 FROM traffic.segment_flow),
 recent AS (
-  SELECT f.segment_id, any_value(f.direction) AS direction, sum(f.vehicles) AS vehicles
+  SELECT f.segment_id, any_value(f.direction) AS direction,
+         60.0 * sum(f.vehicles) / {WINDOW_MIN} AS per_hour
   FROM traffic.segment_flow f, latest
   WHERE f.window_end > latest.t - INTERVAL {WINDOW_MIN} MINUTE AND f.window_end <= latest.t
-  GROUP BY 1)
+  GROUP BY 1),
+ending AS (SELECT t FROM latest)"""
+
+# the recorded day's busiest hour; a segment's count is its busiest camera's (two cameras on
+# one segment see the same vehicles)
+_RECORDED = """
+WITH hourly AS (
+  SELECT c.segment_id, c.direction, date_trunc('hour', p.passed_at) AS hour, count(*) AS n
+  FROM traffic.passages p JOIN traffic.checkpoints c ON c.camera_id = p.camera_id
+  GROUP BY c.camera_id, 1, 2, 3),
+peak AS (SELECT hour FROM hourly GROUP BY 1 ORDER BY sum(n) DESC, 1 LIMIT 1),
+recent AS (
+  SELECT h.segment_id, any_value(h.direction) AS direction, max(h.n) AS per_hour
+  FROM hourly h, peak WHERE h.hour = peak.hour GROUP BY 1),
+ending AS (SELECT hour + INTERVAL 1 HOUR AS t FROM peak)"""
+
+_PLAN = """
 SELECT s.to_node AS intersection_id, g.district, g.cycle_s AS current_cycle_s,
-  (SELECT t FROM latest) AS window_end,
-  max(CASE WHEN r.direction IN ('N', 'S') THEN 60.0 * r.vehicles / {WINDOW_MIN} / s.lanes END)
-    AS flow_ns_vph,
-  max(CASE WHEN r.direction IN ('E', 'W') THEN 60.0 * r.vehicles / {WINDOW_MIN} / s.lanes END)
-    AS flow_ew_vph
+  (SELECT t FROM ending) AS window_end,
+  max(CASE WHEN r.direction IN ('N', 'S') THEN r.per_hour / s.lanes END) AS flow_ns_vph,
+  max(CASE WHEN r.direction IN ('E', 'W') THEN r.per_hour / s.lanes END) AS flow_ew_vph
 FROM traffic.segments s JOIN traffic.signals g ON g.intersection_id = s.to_node
 LEFT JOIN recent r ON r.segment_id = s.segment_id
 GROUP BY 1, 2, 3 ORDER BY 1"""
+
+FROM = ("live", "recorded")
+
+
+def recommend(hub: Hub, purpose: str, counts: str = "live") -> list[dict[str, Any]]:
+    """A plan per intersection from the last ``WINDOW_MIN`` minutes of live counts, or
+    (``counts="recorded"``) from the busiest hour of the recorded passages — for a city
+    without a live feed yet."""
+    if counts not in FROM:
+        raise ValueError(f"counts must be one of {', '.join(FROM)}")
+    sql = (_LIVE if counts == "live" else _RECORDED) + _PLAN
     out = []
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for r in hub.query(sql, purpose).to_pylist():
@@ -86,11 +111,13 @@ def router(hub: Hub, purpose: str, home: Path) -> APIRouter:
     api = APIRouter()
 
     @api.post("/recommend")
-    def recommend_now() -> Any:
-        """Recompute every intersection's plan from the live counts and publish them as
+    def recommend_now(counts: Annotated[Literal["live", "recorded"], Query(
+            alias="from", description="the live feed's last minutes, or the recorded "
+                                      "day's busiest hour")] = "live") -> Any:
+        """Recompute every intersection's plan from the counts and publish them as
         ``traffic_signals.recommendations``."""
         try:
-            rows = recommend(hub, purpose)
+            rows = recommend(hub, purpose, counts)
         except ZhongshuError as e:  # e.g. no live feed: the hub's own answer
             return JSONResponse({"error": e.to_dict()}, status_code=e.status)
         publish(home, rows)
