@@ -11,7 +11,12 @@ const LABELS = {
   species: ["树种", "species"], district: ["区", "district"], minute: ["分钟", "minute"],
   time: ["时间", "time"], occupancy_pct: ["占用率 %", "occupancy %"], area: ["区域", "area"],
   records: ["条记录", "records"], residents: ["常住人口", "residents"], area_km2: ["面积 km²", "area km²"],
+  direction: ["方向", "direction"], intersection_id: ["路口", "intersection"],
+  cycle_s: ["建议周期 s", "cycle s"], green_ns_s: ["南北绿灯 s", "green N–S s"],
+  green_ew_s: ["东西绿灯 s", "green E–W s"], current_cycle_s: ["现行周期 s", "current cycle s"],
 };
+const DIRECTION_NAMES = { N: ["北向", "northbound"], S: ["南向", "southbound"],
+  E: ["东向", "eastbound"], W: ["西向", "westbound"] };
 const LEVEL_NAMES = { smooth: ["畅通", "smooth"], slow: ["缓行", "slow"],
   congested: ["拥堵", "congested"], jammed: ["严重拥堵", "jammed"] };
 const LEVEL_COLORS = { smooth: "#22c55e", slow: "#eab308", congested: "#f97316",
@@ -28,6 +33,8 @@ const TEXT = {
   checkpoint: ["账本检查点", "ledger checkpoint"], witnesses: ["见证联署", "witness cosignatures"],
   final: ["已确认", "final"], entries: ["条记录", "entries"], error: ["出错：", "error: "],
   noData: ["暂无数据", "no data yet"],
+  noWitness: ["未配置见证方（检查点仅由本中枢签名）", "no witness configured (checkpoints signed by this hub alone)"],
+  waiting: ["等待联署", "awaiting cosignature"],
   exchanges: ["数据交换", "exchanges"], refusals: ["拒绝", "refusals"], perMinute: ["/分钟", "/min"],
 };
 const $ = (sel, el = document) => el.querySelector(sel);
@@ -140,7 +147,7 @@ function areaLinks(level, area, scope) {
 function card(panel) {
   const el = document.createElement("article");
   el.className = "panel";
-  if (panel.kind === "segments") el.classList.add("wide");
+  if (panel.kind === "segments") el.classList.add("tall");  // a map is about as tall as wide
   el.dataset.panel = panel.id;
   el.dataset.state = "loading";
   const h = document.createElement("h2");
@@ -204,7 +211,10 @@ function drawTable(el, res) {
     const tr = document.createElement("tr");
     row.forEach((v, i) => {
       const td = document.createElement("td");
-      if (res.columns[i].name === "level") { td.className = `level-${v}`; td.textContent = levelName(v); }
+      const name = res.columns[i].name;
+      if (name === "level") { td.className = `level-${v}`; td.textContent = levelName(v); }
+      else if (name === "street" || name === "district") td.textContent = anyAreaName(v);
+      else if (name === "direction" && DIRECTION_NAMES[v]) td.textContent = DIRECTION_NAMES[v][state.lang === "zh" ? 0 : 1];
       else td.textContent = fmt(v);
       tr.append(td);
     });
@@ -237,7 +247,7 @@ function drawMap(el, res, level) {
     visualMap: { min: 0, max, left: 0, bottom: 0, itemHeight: 80, text: [fmt(max), "0"],
       textStyle: { color: "#cfe0f5" }, inRange: { color: ["#12324f", "#1d6fa5", "#38bdf8", "#e0f2fe"] } },
     series: [{ type: "map", map: child === "district" ? "districts" : "streets", nameProperty: child,
-      roam: false, layoutCenter: ["55%", "50%"], layoutSize: "95%", data, label: { show: true, color: "#e6edf7", textBorderColor: "#0b1220", textBorderWidth: 3,
+      roam: false, left: 70, right: 4, top: 4, bottom: 4, data, label: { show: true, color: "#e6edf7", textBorderColor: "#0b1220", textBorderWidth: 3,
         formatter: (p) => areaName(child, p.name) },
       itemStyle: { borderColor: "#0b1220" }, emphasis: { label: { color: "#fff" } } }] }, true);
   c.off("click");
@@ -256,7 +266,7 @@ function drawSegments(el, res, level) {
   c.setOption({ backgroundColor: "transparent", animation: false,
     tooltip: { formatter: (p) => `${p.name}: ${Number(p.value).toFixed(2)}` },
     geo: { map: level === "city" ? "districts" : "streets", roam: true,
-      layoutCenter: ["50%", "50%"], layoutSize: "100%",
+      left: 4, right: 4, top: 4, bottom: 4,
       itemStyle: { areaColor: "#0f1a2c", borderColor: "#22324d" }, silent: true },
     series: [{ type: "lines", coordinateSystem: "geo", polyline: false, data: lines }] }, true);
   el.dataset.segments = String(lines.length);
@@ -296,7 +306,8 @@ async function drawHub(el) {
   if (health.status !== "ok") add(t("degraded"), sum.lost.join(", "));
   if (cp) {
     add(t("checkpoint"), `${fmt(cp.size)} ${t("entries")} · ${cp.root.slice(0, 12)}…`);
-    add(t("witnesses"), `${(cp.cosigned_by || []).join(", ") || "—"} (${(cp.cosigned_by || []).length}/${cp.quorum})${cp.final ? " · " + t("final") : ""}`);
+    if (!cp.quorum) add(t("witnesses"), t("noWitness"));
+    else add(t("witnesses"), `${(cp.cosigned_by || []).join(", ") || t("waiting")} (${(cp.cosigned_by || []).length}/${cp.quorum})${cp.final ? " · " + t("final") : ""}`);
   }
   body.append(dl);
   el.dataset.sources = String(sum.sources_up + sum.sources_down);
