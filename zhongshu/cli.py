@@ -583,8 +583,6 @@ def catalog_check(city_dir: DirOpt = Path(".")) -> None:
     """Validate the configuration — owners' SQL (row scopes, dataset definitions, panels)
     checked like queries as their authors — and compare every dataset with its source
     (schema drift)."""
-    import re
-
     from rich.markup import escape
 
     from zhongshu.cockpit.panels import load_panels
@@ -605,7 +603,7 @@ def catalog_check(city_dir: DirOpt = Path(".")) -> None:
     cat.check()
     bad = len(problems)
     # a dataset whose definition was refused above fails against its source for that reason
-    refused = {m for p in problems for m in re.findall(r"dataset `([^`]+)`", str(p))}
+    refused = {p.dataset for p in problems if p.dataset is not None}
     for d in sorted(cat.datasets.values(), key=lambda d: d.name):
         if d.status == "ok":
             out.print(f"[green]ok[/]          {d.name}")

@@ -75,13 +75,16 @@ class ConfigError(ValueError, ZhongshuError):
     code = "config_invalid"
     status = 500
 
-    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
+                 dataset: str | None = None) -> None:
         where = ""
         if path:
             where = f"{path}:{line}: " if line else f"{path}: "
         super().__init__(where + message)
         self.path = path
         self.line = line
+        #: the dataset whose own definition is refused, when it is one
+        self.dataset = dataset
 
 
 class Unauthenticated(ZhongshuError):

@@ -114,7 +114,8 @@ def definition_problems(catalog: Catalog, grants: Grants) -> list[ConfigError]:
                 else:
                     where, line = f"column `{column}`: expr", column_line(text, ds.name, column)
                 problems.append(ConfigError(f"dataset `{ds.name}` {where}: {err.message}",
-                                            path=str(path or ""), line=line))
+                                            path=str(path or ""), line=line,
+                                            dataset=ds.name))
     return problems
 
 
