@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import random
 import subprocess
 import sys
@@ -30,7 +31,12 @@ from zhongshu.query.service import MAX_SQL_CHARS, QueryService
 
 P = "city-operations"
 SIZE = 99_000
-SLOP_S = 0.5  # scheduling on a loaded machine, on top of what the hub promises
+
+
+def slop_s() -> float:
+    """Scheduling on a loaded machine, on top of what the hub promises: half a second, more
+    when more runs than there are cores (the load average over a minute)."""
+    return 0.5 * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
 COLS = ("passage_id", "speed_kmh")
 CAMS = ("camera_id", "vehicle_type")
 
@@ -101,7 +107,7 @@ def test_bounding_interrupts_pure_python_at_the_deadline() -> None:
 
     with pytest.raises(QueryTimeout):
         d.bounded(forever)
-    assert time.monotonic() - t0 < 0.3 + SLOP_S
+    assert time.monotonic() - t0 < 0.3 + slop_s()
 
 
 def test_bounding_leaves_nothing_pending() -> None:
@@ -157,7 +163,7 @@ def test_an_interrupt_swallowed_is_raised_again() -> None:
             t0 = time.monotonic()
             with pytest.raises(QueryTimeout):
                 Deadline(0.2).bounded(fn)
-            assert time.monotonic() - t0 < 0.2 + 0.5 + SLOP_S, fn.__name__
+            assert time.monotonic() - t0 < 0.2 + 0.5 + slop_s(), fn.__name__
     finally:
         gc.callbacks.remove(on_gc)
     assert calls
@@ -230,11 +236,11 @@ def test_http_heavy_shapes_answer_504_within_the_limit(client: httpx.Client) -> 
         elapsed = time.monotonic() - t0
         assert r.status_code in (200, 504), (name, r.text[:200])
         if r.status_code == 200:
-            assert elapsed < LIMIT_S + SLOP_S, (name, elapsed)
+            assert elapsed < LIMIT_S + slop_s(), (name, elapsed)
             continue
         timeouts += 1
         assert r.json()["error"]["code"] == "query_timeout"
-        assert elapsed < LIMIT_S + 1.0 + SLOP_S, (name, elapsed)
+        assert elapsed < LIMIT_S + 1.0 + slop_s(), (name, elapsed)
     assert timeouts >= len(SHAPES) - 2, timeouts
     # the same connection answers at once afterwards
     assert client.get("/v1/catalog").status_code == 200
