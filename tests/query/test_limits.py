@@ -37,6 +37,8 @@ def slop_s() -> float:
     """Scheduling on a loaded machine, on top of what the hub promises: half a second, more
     when more runs than there are cores (the load average over a minute)."""
     return 0.5 * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
 COLS = ("passage_id", "speed_kmh")
 CAMS = ("camera_id", "vehicle_type")
 
