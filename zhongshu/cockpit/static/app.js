@@ -197,6 +197,8 @@ function drawNumber(el, res) {
     $(".label", n).textContent = label(col.name);
     box.append(n);
   });
+  // long figures side by side fit one panel only in a smaller type
+  if (row.reduce((n, v) => n + String(fmt(v)).length, 0) > 10) box.classList.add("long");
   body.append(box);
 }
 
