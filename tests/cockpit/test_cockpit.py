@@ -160,6 +160,19 @@ def test_the_showroom_has_no_empty_panel(hub: tuple[str, Path], browser: Any) ->
     cells = page.eval_on_selector_all("[data-panel=worst-segments] tr:nth-child(2) td",
                                       "els => els.map(e => e.textContent)")
     assert re.fullmatch(r".+街道", cells[0]) and cells[1] in ("北向", "南向", "东向", "西向"), cells
+    # the congestion map fills its panel: the segments drawn span most of the chart
+    _until(page, "() => document.querySelector('[data-panel=congestion-map]').dataset.segments"
+                 " > 0", 60, "the congestion map")
+    share = page.evaluate("""() => {
+        const el = document.querySelector('[data-panel=congestion-map]');
+        const c = el._chart, res = window.__zs.results['congestion-map'];
+        const at = (n) => res.columns.findIndex((x) => x.name === n);
+        const px = res.rows.flatMap((r) => [c.convertToPixel('geo', [r[at('lon0')], r[at('lat0')]]),
+                                            c.convertToPixel('geo', [r[at('lon1')], r[at('lat1')]])]);
+        const xs = px.map((p) => p[0]), ys = px.map((p) => p[1]);
+        return (Math.max(...xs) - Math.min(...xs)) * (Math.max(...ys) - Math.min(...ys))
+               / (c.getWidth() * c.getHeight()); }""")
+    assert share > 0.4, share
     page.context.close()
 
 
