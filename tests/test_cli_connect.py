@@ -245,6 +245,25 @@ def test_connect_a_csv_folder_with_chinese_headers(city_tmp: Path) -> None:
     assert doc["sources"] == [{"name": "civil-db", "kind": "csv", "path": "data/registry"}]
     check = zs("catalog", "check", "--dir", str(root))
     assert check.returncode == 0, check.stdout + check.stderr
+    # the owner confirms one, then the rest: only the `listed` lines change
+    text = (root / "members" / "civil.toml").read_text(encoding="utf-8")
+    one = zs("catalog", "confirm", "civil.districts", "--dir", str(root))
+    assert one.returncode == 0, one.stderr
+    assert "Listed civil.districts" in one.stdout
+    rest = zs("catalog", "confirm", "--member", "civil", "--dir", str(root))
+    assert rest.returncode == 0, rest.stderr
+    assert "Listed civil.registrations" in rest.stdout and "civil.districts" not in rest.stdout
+    assert "has no description yet" in rest.stderr
+    after = (root / "members" / "civil.toml").read_text(encoding="utf-8")
+    assert after.splitlines() == [line.replace("listed = false", "listed = true")
+                                  for line in text.splitlines()]
+    assert all(d["listed"] for d in _proposed(root, "civil").values())
+    again = zs("catalog", "confirm", "--member", "civil", "--dir", str(root))
+    assert again.returncode == 0 and "listed already" in again.stdout
+    wrong = zs("catalog", "confirm", "civil.nothing", "--dir", str(root))
+    assert wrong.returncode != 0 and "no dataset `civil.nothing`" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    assert (root / "members" / "civil.toml").read_text(encoding="utf-8") == after
 
 
 def test_connect_errors_are_one_line_and_keep_the_password(city_tmp: Path) -> None:

@@ -578,6 +578,73 @@ def catalog_show(name: str, city_dir: DirOpt = Path(".")) -> None:
     out.print(t)
 
 
+@catalog_app.command("confirm")
+def catalog_confirm(
+        datasets: Annotated[list[str] | None, typer.Argument(
+            help="the datasets to list (default with --member: every unlisted one of it)")]
+        = None,
+        member: Annotated[str | None, typer.Option(
+            help="confirm every unlisted dataset of this member")] = None,
+        city_dir: DirOpt = Path(".")) -> None:
+    """List datasets once their owner has checked them (those `zhongshu connect` proposed):
+    each one's `listed = false` becomes `listed = true` in its member file, comments kept.
+    A serving hub applies it within seconds; consumers still need a grant."""
+    from zhongshu.catalog.confirm import confirm
+    from zhongshu.config import load_city
+    from zhongshu.config._toml import replace_file
+
+    city = load_city(city_dir)
+    declared = city.datasets()
+    if member is not None and member not in city.members:
+        raise ConfigError(f"no member `{member}` in {city_dir}; `zhongshu members list` "
+                          "shows them")
+    names = list(datasets or [])
+    if not names:
+        if member is None:
+            raise typer.BadParameter("name the datasets to confirm, or give --member")
+        names = sorted(n for n, (owner, ds) in declared.items()
+                       if owner == member and not ds.listed)
+        if not names:
+            out.print(f"Every dataset of {member} is listed already.")
+            return
+    for name in names:
+        if name not in declared:
+            raise ConfigError(f"no dataset `{name}` in {city_dir}; `zhongshu catalog list` "
+                              "shows them")
+        if member is not None and declared[name][0] != member:
+            raise ConfigError(f"dataset `{name}` belongs to `{declared[name][0]}`, not "
+                              f"`{member}`")
+    before: dict[Path, str] = {}
+    now: dict[Path, str] = {}
+    listed = []
+    for name in names:
+        owner, ds = declared[name]
+        path = city.member_files[owner]
+        if path not in now:
+            before[path] = now[path] = path.read_text(encoding="utf-8")
+        now[path], did = confirm(now[path], name, str(path))
+        if did:
+            replace_file(path, now[path])
+            listed.append((name, path, ds))
+        else:
+            out.print(f"{name} is listed already ({path})", highlight=False)
+    try:
+        load_city(city_dir)
+    except ConfigError:
+        for path, text in before.items():  # never leave a member file that does not load
+            replace_file(path, text)
+        raise
+    for name, path, ds in listed:
+        out.print(f"Listed [bold]{name}[/] ({path})", highlight=False)
+        if ds.description.startswith("TODO") or not ds.description:
+            err.print(f"[yellow]note:[/] {name} has no description yet: its consumers read "
+                      "it in the catalog", highlight=False)
+    if listed:
+        out.print("It is in the catalog now (a serving hub applies it within seconds); a "
+                  "consumer reads it once granted (`[[grants]]` in the member file, or "
+                  "`zhongshu grants add`).")
+
+
 @catalog_app.command("check")
 def catalog_check(city_dir: DirOpt = Path(".")) -> None:
     """Validate the configuration — owners' SQL (row scopes, dataset definitions, panels)
