@@ -102,6 +102,20 @@ class HubProcess:
                 self.kill()  # and its log closed: no file left open behind a failed start
                 raise RuntimeError(f"hub did not start: {self.log_path.read_text()}")
             time.sleep(0.1)
+        if (command or ("serve",))[0] == "demo":
+            self._wait_for_the_story(deadline + 60)
+
+    def _wait_for_the_story(self, deadline: float) -> None:
+        """``zhongshu demo`` publishes the scenarios' derived data once ready (its first
+        acts, on the ledger): a test sees the hub after them, its ledger quiet."""
+        from zhongshu.demo.story import DONE
+
+        while DONE not in self.log_path.read_text(errors="replace"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"the demo's first acts did not end: "
+                                   f"{self.log_path.read_text()}")
+            time.sleep(0.1)
 
     def kill(self) -> None:
         """SIGKILL: no chance to finish anything."""

@@ -335,9 +335,11 @@ def _demo_serve(city_dir: Path, host: str, port: int, no_serve: bool, feed: Any,
         from zhongshu.demo.story import Story
 
         local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        Story(f"http://{local}:{port}", city_dir, lambda line: out.print(line, markup=False,
-                                                                         highlight=False)
-              ).start()
+        def told(line: str) -> None:
+            out.print(line, markup=False, highlight=False)
+            out.file.flush()  # seen at once, also when the console is a file
+
+        Story(f"http://{local}:{port}", city_dir, told).start()
     if feed is not None and not no_serve:
         feed.start()
         out.print(f"Publishing {rate:g} live passages/s on mqtt://127.0.0.1:1883 "

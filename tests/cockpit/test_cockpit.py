@@ -167,8 +167,9 @@ def test_the_showroom_has_no_empty_panel(hub: tuple[str, Path], browser: Any) ->
         const el = document.querySelector('[data-panel=congestion-map]');
         const c = el._chart, res = window.__zs.results['congestion-map'];
         const at = (n) => res.columns.findIndex((x) => x.name === n);
-        const px = res.rows.flatMap((r) => [c.convertToPixel('geo', [r[at('lon0')], r[at('lat0')]]),
-                                            c.convertToPixel('geo', [r[at('lon1')], r[at('lat1')]])]);
+        const px = res.rows.flatMap((r) => [
+            c.convertToPixel('geo', [r[at('lon0')], r[at('lat0')]]),
+            c.convertToPixel('geo', [r[at('lon1')], r[at('lat1')]])]);
         const xs = px.map((p) => p[0]), ys = px.map((p) => p[1]);
         return (Math.max(...xs) - Math.min(...xs)) * (Math.max(...ys) - Math.min(...ys))
                / (c.getWidth() * c.getHeight()); }""")

@@ -16,6 +16,8 @@ import httpx
 
 from zhongshu.demo.tokens import read_token
 
+DONE = "The demo's first acts are done"
+"""The line that ends them on the console (tests wait for it before reading the ledger)."""
 READY_S = 120.0  # a first start on a loaded machine: the hub's workers take a while
 
 
@@ -90,7 +92,9 @@ class Story:
                 self.report(f"The demo's first acts did not run: the hub was not ready within "
                             f"{READY_S:.0f} s")
                 return
-            for published, line in acts(self.url, self.root):
+            told = acts(self.url, self.root)
+            for published, line in told:
                 self.report(f"Published {line}" if published else line)
+            self.report(f"{DONE} ({sum(p for p, _ in told)} of {len(told)} published)")
         finally:
             self.done.set()

@@ -143,6 +143,61 @@ def test_psycopg(wire_hub: WireHub) -> None:
         assert f"code: {err['code']}" in (refused.value.diag.message_detail or "")
 
 
+# what DBeaver's PostgreSQL driver sends to open a connection and fill its navigator
+# (schemas, tables of one, columns of one), as it sends them: extended protocol, parameters
+DBEAVER_SCHEMAS = (
+    "SELECT n.oid,n.*,d.description FROM pg_catalog.pg_namespace n LEFT OUTER JOIN "
+    "pg_catalog.pg_description d ON d.objoid=n.oid AND d.objsubid=0 AND "
+    "d.classoid='pg_namespace'::regclass ORDER BY nspname")
+DBEAVER_TABLES = (
+    "select c.oid,c.*,t.relname as tabrelname,rt.relnamespace as refnamespace,d.description, "
+    "case when c.relpartbound is not null then pg_get_expr(c.relpartbound, c.oid, true) end "
+    "as partition_expr, case when c.relpartbound is not null then pg_get_partkeydef(c.oid) "
+    "end as partition_key from pg_catalog.pg_class c left outer join pg_catalog.pg_description "
+    "d on d.objoid=c.oid and d.objsubid=0 and d.classoid='pg_class'::regclass left outer join "
+    "pg_catalog.pg_class t on t.oid=c.reltoastrelid left outer join pg_catalog.pg_class rt on "
+    "rt.oid=c.reloftype where c.relnamespace=%s and c.relkind not in ('i','I','c')")
+DBEAVER_COLUMNS = (
+    "select c.relname,a.*,pg_catalog.pg_get_expr(ad.adbin, ad.adrelid, true) as def_value,"
+    "dsc.description,dep.objid from pg_catalog.pg_attribute a inner join pg_catalog.pg_class c "
+    "on (a.attrelid=c.oid) left outer join pg_catalog.pg_attrdef ad on (a.attrelid=ad.adrelid "
+    "and a.attnum = ad.adnum) left outer join pg_catalog.pg_description dsc on "
+    "(c.oid=dsc.objoid and a.attnum = dsc.objsubid) left outer join pg_depend dep on "
+    "dep.refobjid = a.attrelid AND dep.deptype = 'i' and dep.refobjsubid = a.attnum and "
+    "dep.classid = dep.refclassid where a.attnum > 0 and NOT a.attisdropped and c.oid=%s "
+    "order by a.attnum")
+DBEAVER_CONNECT = (
+    "SELECT current_schema(),session_user",
+    "SELECT db.oid,db.* FROM pg_catalog.pg_database db WHERE datname=%s",
+    "SELECT a.oid,a.* FROM pg_catalog.pg_roles a ORDER BY a.rolname",
+    "select string_agg(word, ',') from pg_catalog.pg_get_keywords()",
+    "SELECT t.oid,t.*,pg_tablespace_location(t.oid) loc FROM pg_catalog.pg_tablespace t "
+    "ORDER BY t.oid")
+
+
+def test_dbeaver_navigator_queries(wire_hub: WireHub) -> None:
+    """DBeaver's own catalog queries answer from the emulated catalog, with what the caller
+    may read (the grants, as the HTTP protocol says) and nothing else."""
+    import psycopg
+
+    visible = wire_hub.visible(MEMBER, PURPOSE)
+    with psycopg.connect(wire_hub.dsn(MEMBER, PURPOSE), autocommit=True) as conn:
+        for sql in DBEAVER_CONNECT:
+            rows = conn.execute(sql, (PURPOSE,) if "%s" in sql else None,
+                                prepare=True).fetchall()
+            assert rows, sql
+        keywords = conn.execute(DBEAVER_CONNECT[3]).fetchone()[0].split(",")
+        assert {"select", "from", "where"} <= set(keywords)
+        schemas = {r[2]: r[0] for r in conn.execute(DBEAVER_SCHEMAS, prepare=True)}
+        assert {d.split(".")[0] for d in visible} <= set(schemas)
+        seen: dict[str, set[str]] = {}
+        for schema in sorted({d.split(".")[0] for d in visible}):
+            for rel in conn.execute(DBEAVER_TABLES, (schemas[schema],), prepare=True):
+                columns = conn.execute(DBEAVER_COLUMNS, (rel[0],), prepare=True).fetchall()
+                seen[f"{schema}.{rel[2]}"] = {c[2] for c in columns}  # attname
+        assert seen == visible
+
+
 # --- asyncpg ------------------------------------------------------------------------------
 
 def test_asyncpg(wire_hub: WireHub) -> None:

@@ -235,7 +235,17 @@ _REFUSED_PREFIXES = ("duckdb_", "pragma", "read_", "glob", "getenv", "sniff_", "
                      "from_", "system", "test_", "arrow_", "ducklake", "summary", "icu_",
                      "repeat_row", "range", "pg_sleep")
 _TABLE_FUNCTIONS = frozenset({"unnest", "generate_series", "exploding_generate_series",
-                              "generate_subscripts", "explode"})
+                              "generate_subscripts", "explode", "pg_get_keywords"})
+_CATALOG_TABLES = frozenset({"pg_get_keywords"})  # table functions only the catalog has
+# PostgreSQL's reserved key words (its manual, appendix C): what pg_get_keywords() lists, for
+# the editors that highlight SQL with it (DBeaver asks at connect)
+_RESERVED = """all analyse analyze and any array as asc asymmetric both case cast check collate
+column constraint create current_catalog current_date current_role current_time
+current_timestamp current_user default deferrable desc distinct do else end except false
+fetch for foreign from grant group having in initially intersect into lateral leading limit
+localtime localtimestamp not null offset on only or order placing primary references
+returning select session_user some symmetric table then to trailing true union unique user
+using variadic when where window with""".split()
 
 
 @dataclass(frozen=True)
@@ -403,6 +413,7 @@ class Emulation:
 
     def _macros(self, db: duckdb.DuckDBPyConnection) -> None:
         spelled = " ".join(f"WHEN {o} THEN '{s}'" for o, s in t.PG_SPELLING.items())
+        words = "[" + ", ".join(f"'{w}'" for w in _RESERVED) + "]"  # constants, no quotes
         db.execute("CREATE MACRO zs_db() AS " + exp.Literal.string(self.database).sql("duckdb"))
         db.execute(f"""
         CREATE MACRO zs_info_type(oid) AS CASE oid {spelled} ELSE 'text' END;
@@ -440,6 +451,7 @@ class Emulation:
         CREATE MACRO pg_total_relation_size(o) AS 0::BIGINT;
         CREATE MACRO pg_table_size(o) AS 0::BIGINT;
         CREATE MACRO pg_size_pretty(s) AS '0 bytes';
+        CREATE MACRO pg_tablespace_location(o) AS '';
         CREATE MACRO obj_description(o) AS (SELECT description FROM pgc.pg_description d
             WHERE d.objoid = o AND d.objsubid = 0 LIMIT 1),
             (o, c) AS (SELECT description FROM pgc.pg_description d
@@ -474,6 +486,10 @@ class Emulation:
             ELSE (SELECT oid FROM pgc.pg_type WHERE typname = lower(CAST(x AS VARCHAR))
                   LIMIT 1) END;
         CREATE MACRO zs_regtype_text(x) AS format_type(x, -1);
+        CREATE MACRO pg_get_keywords() AS TABLE SELECT word, 'R' AS catcode,
+            word NOT IN ('as', 'from', 'into', 'to', 'with') AS barelabel,
+            'reserved' AS catdesc, 'can be bare label' AS baredesc
+            FROM (SELECT unnest({words}) AS word);
         CREATE MACRO zs_regclass_text(x) AS (SELECT n.nspname || '.' || c.relname FROM
             pgc.pg_class c JOIN pgc.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = x);
         """)
@@ -806,6 +822,7 @@ def _is_catalog_query(sql: str) -> bool:
     for tb in tree.find_all(exp.Table):
         if not isinstance(tb.this, exp.Identifier):
             if isinstance(tb.this, exp.Func) and _func_name(tb.this) in _TABLE_FUNCTIONS:
+                relations += _func_name(tb.this) in _CATALOG_TABLES  # a catalog of its own
                 continue
             return False
         schema, name = tb.db.lower(), tb.name.lower()
