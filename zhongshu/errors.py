@@ -34,6 +34,8 @@ data values, secrets or source internals.
     ├── SourceUnavailable                        source_unavailable  503 (transient)
     │   └── SourceBusy                           source_unavailable  503 — at its concurrency cap
     ├── DatasetUnavailable                       dataset_unavailable 503 (schema drift)
+    ├── PeerUnavailable                          peer_unavailable    503 — a peer hub cannot
+    │                                                              answer (down, slow, stale)
     └── NotFound (LookupError)                   not_found           404
 """
 
@@ -230,6 +232,19 @@ class SourceBusy(SourceUnavailable):
 class DatasetUnavailable(ZhongshuError):
     code = "dataset_unavailable"
     status = 503
+
+
+class PeerUnavailable(ZhongshuError):
+    """A peer hub (a district hub) cannot answer now: unreachable, too slow, its circuit
+    breaker open, its catalog stale or its answer malformed. ``hub`` names it."""
+
+    code = "peer_unavailable"
+    status = 503
+    transient = True
+
+    def __init__(self, message: str = "a peer hub is unavailable", hub: str = "") -> None:
+        super().__init__(message)
+        self.hub = hub
 
 
 class LedgerInvalid(ValueError, ZhongshuError):

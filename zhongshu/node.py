@@ -38,6 +38,7 @@ from zhongshu.stores.sqlite import SqliteLookupCounts, SqliteMetadataStore
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from zhongshu.federation import CatalogSync, Offer, Peers
     from zhongshu.ledger import Ledger
     from zhongshu.protocol.pgwire import Endpoint
     from zhongshu.query.service import QueryService
@@ -149,13 +150,54 @@ class Node:
         from zhongshu.query.service import QueryService
 
         streams = self.streams
+        fed = self.federation
         service = QueryService(self.catalog, self.stores.rates, monitor=self.monitoring,
-                               lookups=self.stores.lookups)
+                               lookups=self.stores.lookups, federation=fed)
+        if fed is not None:
+            fed[1].on_change = self._remote_changed
+            if self._serve:
+                fed[1].start()
         if streams is not None:
             streams.load_lookups(lambda owner, sql: service.run(
                 Caller(service.catalog.members[owner]), sql,
                 "stream-enrichment").table.to_pylist())
         return service
+
+    @cached_property
+    def federation(self) -> tuple[Peers, CatalogSync] | None:
+        """This hub's peers and their catalogs' sync (None: no ``[federation]``). Each
+        peer's key from ``city.toml`` is registered for its member here (kind ``hub``), so
+        its signed requests verify; this hub's own key is made in ``[federation] key``."""
+        fed = self.city.federation
+        if fed is None:
+            return None
+        from zhongshu.federation import CatalogSync, Peers, load_key
+        from zhongshu.federation.keys import key_id
+        from zhongshu.policy.identity import register_key
+
+        for peer in fed.peers:
+            if self.stores.metadata.key(key_id(peer.name, peer.key_bytes)) is None:
+                register_key(self.catalog, peer.name, peer.key_bytes, actor="federation")
+        peers = Peers(fed, load_key(self.city.root / fed.key), self.peer_transport)
+        return peers, CatalogSync(peers)
+
+    #: how peers are reached (tests: an in-process transport per peer); None: the network
+    peer_transport: Any = None
+
+    def _remote_changed(self, peer: str, offer: Offer | None) -> None:
+        """A peer's offered datasets changed: they replace its remote datasets in the
+        catalog, and the grants (and cached plans) are rebuilt over them."""
+        configs = [o.config for o in offer.datasets] if offer is not None else []
+        refused = self.catalog.set_remote(peer, configs)
+        if refused:
+            import logging
+
+            logging.getLogger("zhongshu.federation").error(
+                "peer %s offers datasets named like this hub's own: refused %s", peer,
+                ", ".join(refused[:5]))
+        service = self.__dict__.get("query")
+        if service is not None:
+            service.refresh_grants(force=True)
 
     def app(self, cockpit: bool = False, scenarios: str | None = None,
             url: str | None = None,
@@ -229,6 +271,10 @@ class Node:
         service = self.__dict__.pop("query", None)
         if service is not None:
             service.close()
+        fed = self.__dict__.pop("federation", None)
+        if fed is not None:
+            fed[1].stop()
+            fed[0].close()
 
     def close(self) -> None:
         """Stop and close every part this node built."""
