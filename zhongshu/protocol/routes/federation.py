@@ -9,7 +9,6 @@ from other peers are not offered on: a peer offers its own. The catalog is signe
 hub's federation key and valid for ``catalog_valid_s``.
 """
 
-from __future__ import annotations
 
 import time
 from typing import Annotated, Any
