@@ -133,6 +133,7 @@ origin = "hub.city.example"
 member = "hub-city"
 refresh_s = 3600
 timeout_s = 0.5
+answer_timeout_s = 1.0
 breaker_failures = 2
 breaker_open_s = 30
 {peer_tables}''')
@@ -164,6 +165,33 @@ columns = ["event_id", "street", "category", "reported_at", "lon", "lat", "repor
     for consumer in ("cockpit-city", "app-narrow", "app-wide"):
         (root / "members" / f"{consumer}.toml").write_text(
             f'[member]\nname = "{consumer}"\nkind = "consumer"\n')
+    # one local dataset of the city's own
+    (root / "data").mkdir()
+    db = sqlite3.connect(root / "data" / "civil.db")
+    db.execute("CREATE TABLE districts (district TEXT, population INTEGER)")
+    db.executemany("INSERT INTO districts VALUES (?, ?)", [("xihu", 1), ("binjiang", 2)])
+    db.commit()
+    db.close()
+    (root / "members" / "civil-affairs.toml").write_text(f'''[member]
+name = "civil-affairs"
+kind = "department"
+
+[[sources]]
+name = "civil-db"
+kind = "sqlite"
+path = "data/civil.db"
+
+[[datasets]]
+name = "civil.districts"
+source = "civil-db"
+table = "districts"
+columns = [{{ name = "district", type = "VARCHAR" }}, {{ name = "population", type = "BIGINT" }}]
+
+[[grants]]
+consumer = "cockpit-city"
+datasets = ["civil.districts"]
+purposes = ["{PURPOSE}"]
+''')
 
 
 class Served:
@@ -260,10 +288,21 @@ def stop_federation(fed: Federated) -> None:
         s.node.close()
 
 
+@pytest.fixture(scope="module")
+def federated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federated]:
+    """A city hub over one district hub, `xihu` (shared by a module's tests: they change
+    nothing)."""
+    fed = start_federation(tmp_path_factory.mktemp("fed"))
+    try:
+        yield fed
+    finally:
+        stop_federation(fed)
+
+
 @pytest.fixture
-def federated(tmp_path: Path) -> Iterator[Federated]:
-    """A city hub over one district hub, `xihu`."""
-    fed = start_federation(tmp_path)
+def two_districts(tmp_path: Path) -> Iterator[Federated]:
+    """A city hub over `xihu` and `binjiang` (for tests that stop one)."""
+    fed = start_federation(tmp_path, ("xihu", "binjiang"))
     try:
         yield fed
     finally:

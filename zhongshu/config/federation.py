@@ -8,7 +8,8 @@ their catalogs are kept.
     key = "state/federation.key"     # its Ed25519 key: signs requests and catalogs
     refresh_s = 30                   # a peer's catalog is fetched this often
     catalog_valid_s = 600            # the catalog this hub publishes is valid this long
-    timeout_s = 1.0                  # per-peer answer time limit
+    timeout_s = 1.0                  # per-peer time limit to connect
+    answer_timeout_s = 10.0          # per-peer time limit to answer a query
 
     [[federation.peers]]
     name = "hub-xihu"                # the peer's member name here (a member of kind hub)
@@ -89,7 +90,10 @@ class FederationSettings(Strict):
                              "fetched")
     catalog_valid_s: float = Field(default=600.0, gt=0, description="how long the catalog "
                                    "this hub publishes is valid")
-    timeout_s: float = Field(default=1.0, gt=0, description="per-peer answer time limit")
+    timeout_s: float = Field(default=1.0, gt=0, description="per-peer time limit to connect "
+                             "(and to answer a catalog request)")
+    answer_timeout_s: float = Field(default=10.0, gt=0, description="per-peer time limit to "
+                                    "answer a query (within the query's own time limit)")
     breaker_failures: int = Field(default=3, ge=1, description="consecutive failures that "
                                   "open a peer's circuit breaker")
     breaker_open_s: float = Field(default=5.0, gt=0, description="how long an open breaker "

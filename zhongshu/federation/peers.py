@@ -36,7 +36,6 @@ from zhongshu.federation.breaker import Breaker
 from zhongshu.federation.catalogs import CATALOG_PATH
 from zhongshu.federation.keys import key_id, public_raw
 
-ANSWER_TIMEOUT_S = 10.0
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 
 Transport = Callable[[PeerConfig], httpx.BaseTransport | None]
@@ -76,14 +75,14 @@ class Peer:
     """One peer hub (see the module docstring)."""
 
     def __init__(self, config: PeerConfig, settings: FederationSettings,
-                 key: Ed25519PrivateKey, transport: httpx.BaseTransport | None = None,
-                 answer_timeout_s: float = ANSWER_TIMEOUT_S) -> None:
+                 key: Ed25519PrivateKey, transport: httpx.BaseTransport | None = None
+                 ) -> None:
         self.config = config
         self.name = config.name
         self.settings = settings
         self.breaker = Breaker(settings.breaker_failures, settings.breaker_open_s)
         self._behalf = threading.local()
-        self.answer_timeout_s = answer_timeout_s
+        self.answer_timeout_s = settings.answer_timeout_s
         self.hub = Hub(config.url, timeout=settings.timeout_s, transport=transport,
                        key=(key_id(settings.member, public_raw(key)), key),
                        on_behalf=lambda: getattr(self._behalf, "who", None))
@@ -95,9 +94,12 @@ class Peer:
     def _unavailable(self, why: str) -> PeerUnavailable:
         return PeerUnavailable(f"peer hub `{self.name}` is unavailable: {why}", hub=self.name)
 
-    def _call(self, send: Callable[[], httpx.Response]) -> httpx.Response:
-        """``send()`` through the breaker, its failures translated (module docstring)."""
-        if not self.breaker.allow():
+    def _call(self, send: Callable[[], httpx.Response], probe: bool = False
+              ) -> httpx.Response:
+        """``send()`` through the breaker, its failures translated (module docstring). A
+        ``probe`` (the catalog refresh) goes out even when the breaker is open, and its
+        success closes it: a peer that comes back is used again within one refresh."""
+        if not probe and not self.breaker.allow():
             since = self.breaker.down_since
             at = time.strftime("%H:%M:%S", time.localtime(since)) if since else "now"
             raise self._unavailable(f"not answering since {at} (circuit open)")
@@ -131,7 +133,7 @@ class Peer:
             PeerUnavailable: it could not be fetched, or is not JSON.
             ZhongshuError: the peer refused (forwarded, naming it).
         """
-        r = self._call(lambda: self.hub.get(CATALOG_PATH))
+        r = self._call(lambda: self.hub.get(CATALOG_PATH), probe=True)
         try:
             return r.json()
         except ValueError:

@@ -1,0 +1,184 @@
+"""A city hub over a real district hub: remote datasets governed twice, rights composed as
+an intersection, raw personal values never leaving the district, both ledgers telling the
+story, failures never silent."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import time
+
+import httpx
+import pytest
+
+from tests.federation.conftest import EVENTS, PURPOSE, Federated, Served
+from zhongshu.node import Node
+
+pytestmark = pytest.mark.slow
+
+ALL = "SELECT * FROM xihu_grid.events ORDER BY event_id"
+RAW_PERSONAL = [v for e in EVENTS for v in (e[6], e[7])]
+SEALED = [e for e in EVENTS if e[2] == "sealed"]
+VISIBLE = [e for e in EVENTS if e[2] != "sealed"]  # the district's row scope for hub-city
+
+
+def _rows(r: httpx.Response) -> list[list[object]]:
+    assert r.status_code == 200, r.text
+    rows: list[list[object]] = r.json()["rows"]
+    return rows
+
+
+def test_the_city_catalog_holds_what_the_district_offers_it(federated: Federated) -> None:
+    r = httpx.get(f"{federated.city.url}/v1/datasets/xihu_grid.events",
+                  headers={"Authorization": f"Bearer {federated.token('cockpit-city')}"})
+    assert r.status_code == 200, r.text
+    ds = r.json()
+    assert ds["owner"] == "hub-xihu"
+    cols = [c["name"] for c in ds["columns"]]
+    # never granted to the city hub, so never offered, so not a column here at all
+    assert "reporter_phone" not in cols
+    assert cols == ["event_id", "street", "category", "reported_at", "lon", "lat",
+                    "reporter_name"]
+
+
+def test_the_answer_is_the_district_grant_and_carries_its_receipt(federated: Federated
+                                                                   ) -> None:
+    r = federated.ask("cockpit-city", "SELECT event_id, street, category FROM "
+                      "xihu_grid.events ORDER BY event_id")
+    assert _rows(r) == [[e[0], e[1], e[2]] for e in VISIBLE]  # the district's row scope
+    body = r.json()
+    [up] = body["upstream_receipts"]
+    assert up["hub"] == "hub-xihu" and up["ledger"] == "hub.xihu.example"
+    assert up["dataset"] == "xihu_grid.events"
+    # the district's ledger entry names the city hub, the original caller and the purpose
+    district = federated.districts["xihu"].node.ledger
+    assert district is not None
+    entry = json.loads(district.entry(up["index"]) or b"{}")
+    assert (entry["caller"], entry["on_behalf_of"], entry["purpose"]) == \
+        ("hub-city", "cockpit-city", PURPOSE)
+    assert entry["signature"]  # the city hub's request was signed
+    assert entry["result_sha256"] == up["result_sha256"]  # the bytes the city received
+    # the city's ledger entry holds the district's receipt
+    city = federated.city.node.ledger
+    assert city is not None
+    mine = json.loads(city.entry(body["receipt"]["index"]) or b"{}")
+    assert mine["upstream_receipts"] == [up]
+    assert mine["caller"] == "cockpit-city"
+
+
+def test_a_consumer_granted_less_at_the_city_sees_less(federated: Federated) -> None:
+    # app-narrow: two columns, litter only — inside the district's grant to the city hub
+    rows = _rows(federated.ask("app-narrow", "SELECT * FROM xihu_grid.events ORDER BY 1"))
+    assert rows == [[e[0], e[2]] for e in VISIBLE if e[2] == "litter"]
+    r = federated.ask("app-narrow", "SELECT street FROM xihu_grid.events")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "column_not_granted"
+
+
+def test_a_consumer_granted_more_sees_no_more_than_the_district_grant(federated: Federated
+                                                                      ) -> None:
+    # app-wide's city grant names the phone: the district never offered it to the city
+    r = federated.ask("app-wide", "SELECT reporter_phone FROM xihu_grid.events")
+    assert r.status_code in (400, 403, 404), r.text
+    rows = _rows(federated.ask("app-wide", "SELECT event_id, reporter_name FROM "
+                               "xihu_grid.events ORDER BY 1"))
+    assert [r[0] for r in rows] == [e[0] for e in VISIBLE]  # never the sealed row
+    names = [r[1] for r in rows]
+    assert all(isinstance(n, str) for n in names)
+    assert not set(names) & set(RAW_PERSONAL)  # the district's pseudonym, not the name
+
+
+def test_no_raw_personal_value_reaches_the_city(federated: Federated) -> None:
+    """Whatever the city's consumers write, the bytes the district sends the city hold
+    none of its raw personal values nor anything of a row its scope keeps."""
+    attempts = [
+        ALL,
+        "SELECT reporter_name, count(*) FROM xihu_grid.events GROUP BY 1",
+        "SELECT * FROM xihu_grid.events WHERE reporter_name = '王小明'",
+        "SELECT * FROM xihu_grid.events WHERE category = 'sealed' OR 1 = 1",
+        "SELECT event_id FROM xihu_grid.events UNION ALL SELECT event_id FROM "
+        "xihu_grid.events",
+    ]
+    for member in ("cockpit-city", "app-wide", "app-narrow"):
+        for sql in attempts:
+            federated.ask(member, sql)
+    received = b"".join(federated.traffic)
+    assert len(federated.traffic) > 5
+    for value in RAW_PERSONAL:
+        assert value.encode() not in received
+    for row in SEALED:
+        assert struct.pack("<d", row[4]) not in received  # its longitude, as Arrow holds it
+        assert row[3].encode() not in received
+
+
+def test_a_refusal_of_the_district_is_forwarded_naming_it(federated: Federated) -> None:
+    # the city hub asks for a purpose the district did not grant it
+    node = federated.city.node
+    node.query.grants.add("hub-xihu", {"consumer": "cockpit-city",
+                                       "datasets": ["xihu_grid.events"],
+                                       "purposes": ["planning"]}, "test")
+    node.query.refresh_grants(force=True)
+    r = httpx.post(f"{federated.city.url}/v1/query", timeout=30,
+                   headers={"Authorization": f"Bearer {federated.token('cockpit-city')}"},
+                   json={"sql": "SELECT count(*) FROM xihu_grid.events",
+                         "purpose": "planning"})
+    assert r.status_code == 403, r.text
+    err = r.json()["error"]
+    assert err["code"] == "purpose_not_granted" and "hub-xihu" in err["message"]
+
+
+def test_a_query_mixing_remote_and_local_datasets_is_refused_clearly(federated: Federated
+                                                                     ) -> None:
+    assert _rows(federated.ask("cockpit-city", "SELECT count(*) FROM civil.districts")) == \
+        [[2]]
+    r = federated.ask("cockpit-city", "SELECT d.population, count(*) FROM xihu_grid.events e "
+                      "JOIN civil.districts d ON d.district = 'xihu' GROUP BY 1")
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "query_invalid"
+    assert "civil.districts" in r.json()["error"]["message"]
+
+
+def test_a_dead_district_is_peer_unavailable_within_a_second(two_districts: Federated
+                                                             ) -> None:
+    fed = two_districts
+    both = ("SELECT 'xihu' AS district, count(*) AS n FROM xihu_grid.events UNION ALL "
+            "SELECT 'binjiang', count(*) FROM binjiang_grid.events ORDER BY 1")
+    assert _rows(fed.ask("cockpit-city", both)) == [["binjiang", 4], ["xihu", 4]]
+    fed.districts["binjiang"].stop()  # its port now refuses connections
+    for _ in range(3):  # before and after its breaker opens
+        t0 = time.monotonic()
+        r = fed.ask("cockpit-city", both)
+        took = time.monotonic() - t0
+        assert r.status_code == 503, r.text
+        err = r.json()["error"]
+        assert err["code"] == "peer_unavailable" and "hub-binjiang" in err["message"]
+        assert took <= 1.0, took
+    r = fed.ask("cockpit-city", both, allow_partial=True)
+    assert _rows(r) == [["binjiang", 0], ["xihu", 4]]
+    [missing] = r.json()["partial"]
+    assert missing["hub"] == "hub-binjiang" and missing["code"] == "peer_unavailable"
+    assert [u["hub"] for u in r.json()["upstream_receipts"]] == ["hub-xihu"]
+
+    # a district that hangs (accepts, never answers): each query costs at most its answer
+    # time limit until the breaker opens, then nothing
+    with socket.socket() as hang:
+        hang.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        hang.bind(("127.0.0.1", fed.districts["binjiang"].port))
+        hang.listen(16)
+        fed.sync.refresh()  # its catalog cannot be fetched: the breaker counts that too
+        took = []
+        for _ in range(4):
+            t0 = time.monotonic()
+            r = fed.ask("cockpit-city", both)
+            took.append(time.monotonic() - t0)
+            assert r.status_code == 503 and "hub-binjiang" in r.json()["error"]["message"]
+        assert max(took) <= 1.6, took  # the answer time limit (1 s) and the query's own work
+        assert took[-1] <= 1.0, took  # once open, the breaker answers at once
+
+    # it comes back: full answers again within one catalog refresh, the city never restarted
+    old = fed.districts["binjiang"]
+    old.node.close()
+    fed.districts["binjiang"] = Served(Node.open(fed.roots["binjiang"], serve=True,
+                                                 monitor=False), old.port)
+    fed.sync.refresh()
+    assert _rows(fed.ask("cockpit-city", both)) == [["binjiang", 4], ["xihu", 4]]
