@@ -11,9 +11,17 @@ import time
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.federation.conftest import EVENTS, PURPOSE, Federated, Served
+from zhongshu.client import ON_BEHALF_OF
+from zhongshu.client.signing import Message, sign
+from zhongshu.config import Column, DatasetConfig
+from zhongshu.federation import CATALOG_PATH, load_key
+from zhongshu.federation.keys import key_id
 from zhongshu.node import Node
+from zhongshu.policy.identity import issue_token, register_key
 
 pytestmark = pytest.mark.slow
 
@@ -182,3 +190,69 @@ def test_a_dead_district_is_peer_unavailable_within_a_second(two_districts: Fede
                                                  monitor=False), old.port)
     fed.sync.refresh()
     assert _rows(fed.ask("cockpit-city", both)) == [["binjiang", 4], ["xihu", 4]]
+
+
+def _signed(key: Ed25519PrivateKey, url: str, path: str, body: bytes = b"",
+            behalf: str | None = None, cover: bool = True) -> httpx.Response:
+    """A request to ``url`` signed as ``hub-city`` with ``key``; ``behalf`` named in the
+    header, covered by the signature or not."""
+    netloc = url.removeprefix("http://")
+    headers = {"zhongshu-on-behalf-of": behalf} if behalf and cover else {}
+    msg = Message("POST" if body else "GET", path, "", netloc, headers)
+    pub = key.public_key().public_bytes(serialization.Encoding.Raw,
+                                        serialization.PublicFormat.Raw)
+    sig = sign(msg, body, key, key_id("hub-city", pub), cover=tuple(headers))
+    if behalf:
+        sig[ON_BEHALF_OF] = behalf
+    if body:
+        sig["content-type"] = "application/json"
+        return httpx.post(url + path, content=body, headers=sig, timeout=10)
+    return httpx.get(url + path, headers=sig, timeout=10)
+
+
+def test_the_district_speaks_only_to_its_pinned_peer(federated: Federated) -> None:
+    district = federated.districts["xihu"]
+    city_key = load_key(federated.roots["city"] / "state" / "federation.key")
+    assert _signed(city_key, district.url, CATALOG_PATH).status_code == 200
+    # another key claiming to be the city hub
+    other = Ed25519PrivateKey.generate()
+    r = _signed(other, district.url, CATALOG_PATH)
+    assert r.status_code == 401, r.text
+    # even registered for hub-city at the district (a key since replaced in city.toml): only
+    # the key [[federation.peers]] pins verifies a peer's request
+    register_key(district.node.catalog, "hub-city", other.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+    r = _signed(other, district.url, CATALOG_PATH)
+    assert r.status_code == 401, r.text
+    # a member of the district that is no peer hub
+    token = issue_token(district.node.catalog, "xihu-grid")
+    r = httpx.get(district.url + CATALOG_PATH, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    # a hub member cannot use a bearer token at all
+    token = issue_token(district.node.catalog, "hub-city")
+    r = httpx.get(district.url + CATALOG_PATH, headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401
+
+
+def test_on_behalf_of_a_peer_is_bound_by_its_signature(federated: Federated) -> None:
+    district = federated.districts["xihu"]
+    city_key = load_key(federated.roots["city"] / "state" / "federation.key")
+    body = json.dumps({"sql": "SELECT count(*) FROM xihu_grid.events",
+                       "purpose": PURPOSE}).encode()
+    ok = _signed(city_key, district.url, "/v1/query", body, behalf="cockpit-city")
+    assert ok.status_code == 200, ok.text
+    r = _signed(city_key, district.url, "/v1/query", body, behalf="cockpit-city", cover=False)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "on_behalf_refused"
+    r = _signed(city_key, district.url, "/v1/query", body, behalf="Robert'); DROP")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "on_behalf_refused"
+
+
+def test_a_peer_cannot_shadow_a_local_dataset(federated: Federated) -> None:
+    catalog = federated.city.node.catalog
+    mine = catalog.datasets["civil.districts"]
+    theirs = [d.config for d in catalog.datasets.values() if d.owner == "hub-xihu"]
+    fake = DatasetConfig(name="civil.districts", source="hub-xihu", table="civil.districts",
+                         columns=[Column(name="district", type="VARCHAR")])
+    assert catalog.set_remote("hub-xihu", [*theirs, fake]) == ["civil.districts"]
+    assert catalog.datasets["civil.districts"] is mine
+    assert [d.config for d in catalog.datasets.values() if d.owner == "hub-xihu"] == theirs
