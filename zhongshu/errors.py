@@ -57,6 +57,9 @@ class ZhongshuError(Exception):
     #: the datasets of the governed query the failure happened in, once it had a plan (the
     #: caller is granted them): recorded with the refusal, so their owners see failed uses
     datasets: tuple[str, ...] = ()
+    #: the peer hub the error comes from (a federated query: its refusal forwarded, or it
+    #: is unavailable); "" for this hub's own
+    hub: str = ""
 
     def __init__(self, message: str = "internal error") -> None:
         super().__init__(message)

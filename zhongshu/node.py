@@ -188,6 +188,11 @@ class Node:
         """A peer's offered datasets changed: they replace its remote datasets in the
         catalog, and the grants (and cached plans) are rebuilt over them."""
         configs = [o.config for o in offer.datasets] if offer is not None else []
+        # a dataset the peer withdrew stays, so that asking for it says the peer refused
+        # (403 naming it) rather than that it never existed
+        offered = {c.name for c in configs}
+        configs += [d.config for d in self.catalog.datasets.values()
+                    if self.catalog.is_remote(d) and d.owner == peer and d.name not in offered]
         refused = self.catalog.set_remote(peer, configs)
         if refused:
             import logging

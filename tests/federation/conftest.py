@@ -133,7 +133,7 @@ origin = "hub.city.example"
 member = "hub-city"
 refresh_s = 3600
 timeout_s = 0.5
-answer_timeout_s = 1.0
+answer_timeout_s = 3.0
 breaker_failures = 2
 breaker_open_s = 30
 {peer_tables}''')
@@ -297,6 +297,26 @@ def federated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federated]:
         yield fed
     finally:
         stop_federation(fed)
+
+
+@pytest.fixture
+def one_district(tmp_path: Path) -> Iterator[Federated]:
+    """A city hub over `xihu`, for a test that changes the district."""
+    fed = start_federation(tmp_path)
+    try:
+        yield fed
+    finally:
+        stop_federation(fed)
+
+
+def restart_district(fed: Federated, name: str) -> None:
+    """Stop the district hub and serve its folder again on the same port (a new process,
+    as far as the city can tell)."""
+    old = fed.districts[name]
+    old.stop()
+    old.node.close()
+    fed.districts[name] = Served(Node.open(fed.roots[name], serve=True, monitor=False),
+                                 old.port)
 
 
 @pytest.fixture

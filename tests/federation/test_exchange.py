@@ -14,13 +14,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.federation.conftest import EVENTS, PURPOSE, Federated, Served
+from tests.federation.conftest import EVENTS, PURPOSE, Federated, restart_district
 from zhongshu.client import ON_BEHALF_OF
 from zhongshu.client.signing import Message, sign
 from zhongshu.config import Column, DatasetConfig
 from zhongshu.federation import CATALOG_PATH, load_key
 from zhongshu.federation.keys import key_id
-from zhongshu.node import Node
 from zhongshu.policy.identity import issue_token, register_key
 
 pytestmark = pytest.mark.slow
@@ -180,14 +179,11 @@ def test_a_dead_district_is_peer_unavailable_within_a_second(two_districts: Fede
             r = fed.ask("cockpit-city", both)
             took.append(time.monotonic() - t0)
             assert r.status_code == 503 and "hub-binjiang" in r.json()["error"]["message"]
-        assert max(took) <= 1.6, took  # the answer time limit (1 s) and the query's own work
+        assert max(took) <= 3.6, took  # the answer time limit (3 s) and the query's own work
         assert took[-1] <= 1.0, took  # once open, the breaker answers at once
 
     # it comes back: full answers again within one catalog refresh, the city never restarted
-    old = fed.districts["binjiang"]
-    old.node.close()
-    fed.districts["binjiang"] = Served(Node.open(fed.roots["binjiang"], serve=True,
-                                                 monitor=False), old.port)
+    restart_district(fed, "binjiang")
     fed.sync.refresh()
     assert _rows(fed.ask("cockpit-city", both)) == [["binjiang", 4], ["xihu", 4]]
 
@@ -256,3 +252,36 @@ def test_a_peer_cannot_shadow_a_local_dataset(federated: Federated) -> None:
     assert catalog.set_remote("hub-xihu", [*theirs, fake]) == ["civil.districts"]
     assert catalog.datasets["civil.districts"] is mine
     assert [d.config for d in catalog.datasets.values() if d.owner == "hub-xihu"] == theirs
+
+
+def test_the_district_grants_change_at_the_city_within_one_refresh(one_district: Federated
+                                                                   ) -> None:
+    fed = one_district
+    district = fed.districts["xihu"].node
+    sql = "SELECT count(*) FROM xihu_grid.events"
+    # a grant added at the district (another purpose) is offered at the next refresh
+    gid = district.query.grants.add("xihu-grid", {
+        "consumer": "hub-city", "datasets": ["xihu_grid.events"], "purposes": ["planning"],
+        "columns": ["event_id", "category"]}, "test")
+    district.query.refresh_grants(force=True)
+    fed.sync.refresh()
+    offer = fed.sync.offer("hub-xihu")
+    assert offer is not None
+    assert offer.datasets[0].purposes == ("city-operations", "planning")
+    district.query.grants.revoke("xihu-grid", gid, "test")
+    district.query.refresh_grants(force=True)
+    fed.sync.refresh()
+    offer = fed.sync.offer("hub-xihu")
+    assert offer is not None and offer.datasets[0].purposes == ("city-operations",)
+    assert _rows(fed.ask("cockpit-city", sql)) == [[len(VISIBLE)]]
+    # the district revokes its grant to the city hub: the city's query is 403, naming it —
+    # before the city has refreshed (the district refuses) and after (it no longer offers)
+    member = fed.roots["xihu"] / "members" / "xihu-grid.toml"
+    member.write_text(member.read_text().split("[[grants]]")[0])
+    restart_district(fed, "xihu")
+    for refreshed in (False, True):
+        if refreshed:
+            fed.sync.refresh()
+        r = fed.ask("cockpit-city", sql)
+        assert r.status_code == 403, (refreshed, r.text)
+        assert "hub-xihu" in r.json()["error"]["message"]

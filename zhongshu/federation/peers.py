@@ -83,7 +83,9 @@ class Peer:
         self.breaker = Breaker(settings.breaker_failures, settings.breaker_open_s)
         self._behalf = threading.local()
         self.answer_timeout_s = settings.answer_timeout_s
-        self.hub = Hub(config.url, timeout=settings.timeout_s, transport=transport,
+        # catalogs are fetched in the background within the answer time limit; a query
+        # sets its own limits (connect within timeout_s)
+        self.hub = Hub(config.url, timeout=settings.answer_timeout_s, transport=transport,
                        key=(key_id(settings.member, public_raw(key)), key),
                        on_behalf=lambda: getattr(self._behalf, "who", None))
 
@@ -173,7 +175,7 @@ def _forwarded(e: ZhongshuError, hub: str) -> ZhongshuError:
     out = cls(f"peer hub `{hub}` refused: {e.message}")
     if isinstance(e, HubError):
         out.code, out.status = e.code, e.status
-    out.hub = hub  # type: ignore[attr-defined]
+    out.hub = hub
     return out
 
 

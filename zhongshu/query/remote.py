@@ -37,6 +37,7 @@ from zhongshu.catalog.catalog import Catalog, Dataset
 from zhongshu.catalog.remote import RemoteSource
 from zhongshu.config import HubSettings
 from zhongshu.errors import (
+    Forbidden,
     PeerUnavailable,
     QueryInvalid,
     QueryTimeout,
@@ -121,7 +122,7 @@ class RemoteRunner:
             except TimeoutError:
                 raise deadline.timeout() from None
             except ZhongshuError as e:
-                hub = getattr(e, "hub", "") or d.source.name
+                hub = e.hub or d.source.name
                 if not allow_partial or isinstance(e, (QueryTimeout, ResultTooLarge)):
                     raise
                 if not any(p["hub"] == hub for p in partial):
@@ -145,8 +146,10 @@ class RemoteRunner:
         peer_name = d.source.name
         offer = self.sync.check_fresh(peer_name)
         if not any(o.config.name == d.name for o in offer.datasets):
-            raise PeerUnavailable(f"peer hub `{peer_name}` no longer offers `{d.name}`",
-                                  hub=peer_name)
+            refused = Forbidden(f"peer hub `{peer_name}` no longer grants `{d.name}` to this "
+                                "hub; its owners there decide")
+            refused.hub = peer_name
+            raise refused
         sql, columns = fetch_sql(d)
         answer = self.peers[peer_name].query(sql, purpose, caller, columns,
                                              max(deadline.remaining(), 0.05))
