@@ -38,7 +38,6 @@ from zhongshu.catalog.remote import RemoteSource
 from zhongshu.config import HubSettings
 from zhongshu.errors import (
     Forbidden,
-    PeerUnavailable,
     QueryInvalid,
     QueryTimeout,
     ResultTooLarge,
