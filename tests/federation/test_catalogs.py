@@ -68,6 +68,9 @@ def test_a_good_catalog_becomes_remote_dataset_configs() -> None:
     assert [c.name for c in d.config.columns] == ["event_id", "street"]
     assert d.purposes == ("city-operations",)
     assert not offer.stale(NOW) and offer.stale(NOW + 600)
+    assert d.config.listed
+    [hidden] = verify(sign_catalog(with_dataset(listed=False), KEY)).datasets
+    assert not hidden.config.listed  # unlisted at the district, unlisted here
 
 
 @pytest.mark.parametrize("doc", [
@@ -87,6 +90,7 @@ def test_a_good_catalog_becomes_remote_dataset_configs() -> None:
     with_dataset(purposes=["city operations'--"]),
     with_dataset(columns=[]),
     with_dataset(area_column="nowhere"),
+    with_dataset(listed="yes"),
     with_column(name='event_id" FROM secret --'),
     with_column(name="EventId"),
     with_column(type="VARCHAR); ATTACH '/etc/passwd' AS p; SELECT (1"),

@@ -1,11 +1,12 @@
 """The catalog a hub offers one peer: signed, expiring, and checked as data by the receiver.
 
 A hub publishes to each peer (``GET /v1/federation/catalog``, asked by the peer as its
-member of kind ``hub``) the datasets it grants that peer, with only the granted columns::
+member of kind ``hub``) the datasets it grants that peer, with only the granted columns (an unlisted dataset stays unlisted at the receiver)::
 
     {"catalog": {"version": 1, "hub": "hub-xihu", "for": "hub-city",
                  "issued_at": 1764690000, "expires_at": 1764690600,
                  "datasets": [{"name": "xihu_grid.events", "title": "…", "description": "…",
+                               "listed": true,
                                "purposes": ["city-operations"], "area_column": null,
                                "columns": [{"name", "type", "classification",
                                             "description"}]}]},
@@ -177,6 +178,9 @@ def _dataset(item: Any, hub: str, namespace: str, seen: set[str]) -> OfferedData
             raise _bad(hub, f"`{name}`: column `{cname}` has no known classification")
         columns.append(Column(name=cname, type=ctype, classification=cls,
                               description=_text(c.get("description"), "a description", hub)))
+    listed = item.get("listed", True)
+    if not isinstance(listed, bool):
+        raise _bad(hub, f"`{name}`: listed is true or false")
     area = item.get("area_column")
     if area is not None and area not in {c.name for c in columns}:
         raise _bad(hub, f"`{name}`: area_column is not one of its columns")
@@ -184,7 +188,8 @@ def _dataset(item: Any, hub: str, namespace: str, seen: set[str]) -> OfferedData
         config = DatasetConfig(name=name, title=_text(item.get("title"), "a title", hub),
                                description=_text(item.get("description"), "a description",
                                                  hub),
-                               source=hub, table=name, columns=columns, area_column=area)
+                               source=hub, table=name, columns=columns, area_column=area,
+                               listed=listed)
     except ValueError:
         raise _bad(hub, f"`{name}` does not describe a dataset") from None
     return OfferedDataset(config, tuple(purposes))

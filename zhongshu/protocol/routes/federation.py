@@ -43,7 +43,7 @@ def offer(catalog: Catalog, grants: Grants, peer: str, member: str, valid_s: flo
         if not columns:
             continue
         area = d.config.area_column if d.config.area_column in granted else None
-        datasets.append({"name": d.name, "title": d.config.title,
+        datasets.append({"name": d.name, "title": d.config.title, "listed": d.listed,
                          "description": d.config.description,
                          "purposes": sorted({p for g in gs for p in g.purposes}),
                          "area_column": area, "columns": columns})
