@@ -1,7 +1,8 @@
 """The catalog a hub offers one peer: signed, expiring, and checked as data by the receiver.
 
 A hub publishes to each peer (``GET /v1/federation/catalog``, asked by the peer as its
-member of kind ``hub``) the datasets it grants that peer, with only the granted columns (an unlisted dataset stays unlisted at the receiver)::
+member of kind ``hub``) the datasets it grants that peer, with only the granted columns
+(an unlisted dataset stays unlisted at the receiver)::
 
     {"catalog": {"version": 1, "hub": "hub-xihu", "for": "hub-city",
                  "issued_at": 1764690000, "expires_at": 1764690600,
