@@ -221,13 +221,18 @@ class Served:
 class Recording(httpx.BaseTransport):
     """The city's transport to a peer: every response body it receives is kept."""
 
-    def __init__(self, received: list[bytes]) -> None:
+    def __init__(self, received: list[bytes], sent: list[httpx.Request],
+                 bodies: list[bytes]) -> None:
         self.inner = httpx.HTTPTransport()
-        self.received = received
+        self.received = received  # headers and body of each answer
+        self.sent = sent
+        self.bodies = bodies
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(request)
         r = self.inner.handle_request(request)
         body = r.read()
+        self.bodies.append(body)
         self.received.append(b"".join(f"{k}: {v}\n".encode() for k, v in r.headers.items())
                              + body)
         return httpx.Response(r.status_code, headers=r.headers, content=body,
@@ -242,6 +247,8 @@ class Federated:
     districts: dict[str, Served]
     roots: dict[str, Path]
     traffic: list[bytes] = field(default_factory=list)
+    sent: list[httpx.Request] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
 
     @property
     def sync(self) -> Any:
@@ -276,8 +283,10 @@ def start_federation(tmp: Path, districts: tuple[str, ...] = ("xihu",),
               for n in districts}
     city_node = Node.open(roots["city"], serve=True, monitor=False)
     traffic: list[bytes] = []
-    city_node.peer_transport = lambda peer: Recording(traffic)
-    fed = Federated(Served(city_node, ports["city"]), served, roots, traffic)
+    sent: list[httpx.Request] = []
+    bodies: list[bytes] = []
+    city_node.peer_transport = lambda peer: Recording(traffic, sent, bodies)
+    fed = Federated(Served(city_node, ports["city"]), served, roots, traffic, sent, bodies)
     fed.sync.refresh()
     return fed
 

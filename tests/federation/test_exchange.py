@@ -10,6 +10,7 @@ import struct
 import time
 
 import httpx
+import pyarrow as pa
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -72,6 +73,31 @@ def test_the_answer_is_the_district_grant_and_carries_its_receipt(federated: Fed
     mine = json.loads(city.entry(body["receipt"]["index"]) or b"{}")
     assert mine["upstream_receipts"] == [up]
     assert mine["caller"] == "cockpit-city"
+
+
+def test_a_query_is_pushed_down_to_the_district_not_a_row_scan(federated: Federated) -> None:
+    """cockpit-city's access is columns alone: the district receives the aggregate with its
+    filter, and answers one row per group."""
+    sql = ("SELECT category, count(*) AS n, min(event_id) AS first FROM xihu_grid.events "
+           "WHERE street = 'xihu-beishan' GROUP BY category ORDER BY category")
+    before = len(federated.sent)
+    rows = _rows(federated.ask("cockpit-city", sql))
+    expected: dict[str, list[int]] = {}
+    for e in VISIBLE:
+        if e[1] == "xihu-beishan":
+            expected.setdefault(e[2], []).append(e[0])
+    assert rows == [[c, len(ids), min(ids)] for c, ids in sorted(expected.items())]
+    [asked] = [r for r in federated.sent[before:] if r.url.path == "/v1/query"]
+    received = json.loads(asked.content)["sql"].lower()
+    assert "group by" in received and "count(" in received and "xihu-beishan" in received
+    table = pa.ipc.open_stream(federated.bodies[-1]).read_all()
+    assert table.num_rows == len(expected)  # the bytes: no more rows than groups
+    # an access with a row scope here is not delegated: the rows come, the scope applies here
+    before = len(federated.sent)
+    _rows(federated.ask("app-narrow", "SELECT category, count(*) FROM xihu_grid.events "
+                        "GROUP BY 1"))
+    [asked] = [r for r in federated.sent[before:] if r.url.path == "/v1/query"]
+    assert "group by" not in json.loads(asked.content)["sql"].lower()
 
 
 def test_a_consumer_granted_less_at_the_city_sees_less(federated: Federated) -> None:

@@ -11,6 +11,12 @@ DuckDB engine with nothing attached, and the governed query runs over it. Rights
 an intersection: the peer's grant bounds what this hub receives, the caller's grant here
 bounds what the caller sees of that.
 
+**Pushdown.** When the caller's access here is columns alone and the query reads one
+remote dataset (:func:`pushable`), the governed query itself is sent instead — this hub's
+governed view over the dataset's name, values inline, the row limit — so the peer runs the
+filters and aggregates and answers only the rows asked for (a per-district aggregate, not a
+row scan). Its answer must have exactly the columns the plan's answer has.
+
 Peers are asked in parallel. A peer that fails makes the query fail (``peer_unavailable``
 naming it, or its refusal forwarded naming it) unless the request allows a partial answer:
 then its datasets read as empty and the answer's ``partial`` says which peer, and why. A
@@ -26,6 +32,7 @@ import logging
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +59,61 @@ from zhongshu.query.plan import Plan, Template
 
 log = logging.getLogger("zhongshu.query")
 FAN_OUT = 16
+
+
+def pushable(plan: Plan) -> Dataset | None:
+    """The one remote dataset a plan may be sent to whole, or None.
+
+    A plan is sent whole to its dataset's hub when it reads that one remote dataset only and
+    the caller's access to it here is columns alone (no masks: a keyed pseudonym exists only
+    here; no row scope: this hub's rule is kept here, not delegated) and it is no aggregate
+    dataset. The peer then runs the filters, projections and aggregates itself — it governs
+    the query again under its grant to this hub — and answers only what the caller asked.
+    """
+    datasets = list(plan.datasets.values())
+    if len(datasets) != 1 or not isinstance(datasets[0].source, RemoteSource) or \
+            plan.governance.aggregate or plan.governance.lookups:
+        return None
+    for ref in plan.refs:
+        if ref.access is not None and (ref.access.masking or ref.access.row_scope):
+            return None
+    return datasets[0]
+
+
+def pushdown_sql(plan: Plan, template: Template, dataset: Dataset) -> str:
+    """The governed query as the dataset's hub receives it: this hub's governed view over
+    the dataset's name (no raw marker: the peer governs its own), the caller's values
+    inline, and the plan's row limit (one more, to tell a cut answer).
+
+    Only names the catalog checked and SQL this hub's firewall produced go into it.
+    """
+    governed = plan.governance
+    values = template.values()
+    alias = "zs_r"
+    marker: str | None = None
+
+    def swap(node: exp.Expr) -> exp.Expr:
+        nonlocal marker
+        if isinstance(node, exp.Placeholder):
+            value = values[node.name]
+            if isinstance(value, Decimal):
+                return exp.Literal.number(str(value))
+            return exp.convert(value)
+        if governed.raw_dataset(node) is not None:
+            assert isinstance(node, exp.Table)
+            marker = node.alias_or_name
+            ns, _, table = dataset.name.partition(".")
+            return exp.table_(table, db=ns, alias=alias)
+        return node
+
+    e = governed.expression.copy().transform(swap)
+    if marker is not None:
+        for col in e.find_all(exp.Column):
+            if col.table == marker:
+                col.set("table", exp.to_identifier(alias))
+    wrapped = exp.select("*").from_(exp.Subquery(this=e, alias=exp.TableAlias(
+        this=exp.to_identifier("zs_q")))).limit(plan.fetch_limit)
+    return wrapped.sql("duckdb")
 
 
 def fetch_sql(dataset: Dataset) -> tuple[str, list[str]]:
@@ -110,6 +172,9 @@ class RemoteRunner:
                                f"this version; `{local[0]}` is a local dataset (query them "
                                "separately)")
         caller, purpose = plan.governance.caller, plan.governance.purpose
+        whole = pushable(plan)
+        if whole is not None:
+            return self._pushed(plan, template, whole, deadline)
         futures = {d.name: self.pool.submit(self._fetch, d, caller, purpose, deadline)
                    for d in remote}
         tables: dict[str, pa.Table] = {}
@@ -141,7 +206,28 @@ class RemoteRunner:
         result.partial = partial
         return result
 
-    def _fetch(self, d: Dataset, caller: str, purpose: str, deadline: Deadline) -> PeerAnswer:
+    def _pushed(self, plan: Plan, template: Template, d: Dataset, deadline: Deadline
+                ) -> Result:
+        """The plan answered whole by the dataset's hub (:func:`pushable`)."""
+        if plan.schema is None:  # the answer's columns, learnt once over no rows
+            plan.schema = self._execute(plan, template, {d.name: self._empty(d)},
+                                        deadline).schema
+        self._offered(d)
+        peer = d.source.name
+        answer = self.peers[peer].query(pushdown_sql(plan, template, d),
+                                        plan.governance.purpose, plan.governance.caller,
+                                        list(plan.schema.names),
+                                        max(deadline.remaining(), 0.05))
+        table = answer.table
+        truncated = answer.truncated or table.num_rows > plan.row_limit
+        if table.num_rows > plan.row_limit:
+            table = table.slice(0, plan.row_limit)
+        result = Result(table.schema, truncated, plan, "remote", _table=table)
+        result.upstream = [{**answer.receipt, "dataset": d.name}]
+        return result
+
+    def _offered(self, d: Dataset) -> None:
+        """Raises unless the peer's catalog in force is fresh and still offers ``d``."""
         peer_name = d.source.name
         offer = self.sync.check_fresh(peer_name)
         if not any(o.config.name == d.name for o in offer.datasets):
@@ -149,6 +235,10 @@ class RemoteRunner:
                                 "hub; its owners there decide")
             refused.hub = peer_name
             raise refused
+
+    def _fetch(self, d: Dataset, caller: str, purpose: str, deadline: Deadline) -> PeerAnswer:
+        peer_name = d.source.name
+        self._offered(d)
         sql, columns = fetch_sql(d)
         answer = self.peers[peer_name].query(sql, purpose, caller, columns,
                                              max(deadline.remaining(), 0.05))
