@@ -200,9 +200,32 @@ class Node:
             logging.getLogger("zhongshu.federation").error(
                 "peer %s offers datasets named like this hub's own: refused %s", peer,
                 ", ".join(refused[:5]))
+        self._rebuild_unions()
         service = self.__dict__.get("query")
         if service is not None:
             service.refresh_grants(force=True)
+
+    def _rebuild_unions(self) -> None:
+        """Each union dataset over its parts offered now (``[[federation.unions]]``)."""
+        from zhongshu.catalog.remote import union_config
+
+        fed = self.city.federation
+        if fed is None:
+            return
+        for u in fed.unions:
+            every = {}
+            offered = {}
+            for part in u.parts:
+                holder = fed.owner_of(part)
+                assert holder is not None  # checked when the city loaded
+                every[holder.namespace] = part
+                d = self.catalog.datasets.get(part)
+                if d is not None and self.catalog.is_remote(d):
+                    offered[holder.namespace] = d.config
+            config = union_config(u.name, u.column, offered, u.title, u.description,
+                                  u.listed, every) if offered else None
+            self.catalog.set_union(u.name, u.owner, config,
+                                   {part: ns for ns, part in every.items()})
 
     def app(self, cockpit: bool = False, scenarios: str | None = None,
             url: str | None = None,

@@ -136,7 +136,21 @@ timeout_s = 0.5
 answer_timeout_s = 3.0
 breaker_failures = 2
 breaker_open_s = 30
-{peer_tables}''')
+{peer_tables}
+[[federation.unions]]
+name = "grid.events"
+owner = "city-grid"
+parts = [{", ".join(f'"{n}_grid.events"' for n in peers)}]
+''')
+    (root / "members" / "city-grid.toml").write_text(f'''[member]
+name = "city-grid"
+kind = "department"
+
+[[grants]]
+consumer = "cockpit-city"
+datasets = ["grid.events"]
+purposes = ["{PURPOSE}"]
+''')
     for n in peers:
         (root / "members" / f"hub-{n}.toml").write_text(f'''[member]
 name = "hub-{n}"

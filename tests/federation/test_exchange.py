@@ -177,6 +177,12 @@ def test_a_dead_district_is_peer_unavailable_within_a_second(two_districts: Fede
     both = ("SELECT 'xihu' AS district, count(*) AS n FROM xihu_grid.events UNION ALL "
             "SELECT 'binjiang', count(*) FROM binjiang_grid.events ORDER BY 1")
     assert _rows(fed.ask("cockpit-city", both)) == [["binjiang", 4], ["xihu", 4]]
+    # the union dataset over both districts, with its district column
+    union = "SELECT district, count(*) AS n FROM grid.events GROUP BY district ORDER BY 1"
+    r = fed.ask("cockpit-city", union)
+    assert _rows(r) == [["binjiang", 4], ["xihu", 4]]
+    assert sorted(u["hub"] for u in r.json()["upstream_receipts"]) == ["hub-binjiang",
+                                                                       "hub-xihu"]
     fed.districts["binjiang"].stop()  # its port now refuses connections
     for _ in range(3):  # before and after its breaker opens
         t0 = time.monotonic()
@@ -191,6 +197,11 @@ def test_a_dead_district_is_peer_unavailable_within_a_second(two_districts: Fede
     [missing] = r.json()["partial"]
     assert missing["hub"] == "hub-binjiang" and missing["code"] == "peer_unavailable"
     assert [u["hub"] for u in r.json()["upstream_receipts"]] == ["hub-xihu"]
+    r = fed.ask("cockpit-city", union)
+    assert r.status_code == 503 and "hub-binjiang" in r.json()["error"]["message"]
+    r = fed.ask("cockpit-city", union, allow_partial=True)
+    assert _rows(r) == [["xihu", 4]]
+    assert [p["hub"] for p in r.json()["partial"]] == ["hub-binjiang"]
 
     # a district that hangs (accepts, never answers): each query costs at most its answer
     # time limit until the breaker opens, then nothing
@@ -212,6 +223,7 @@ def test_a_dead_district_is_peer_unavailable_within_a_second(two_districts: Fede
     restart_district(fed, "binjiang")
     fed.sync.refresh()
     assert _rows(fed.ask("cockpit-city", both)) == [["binjiang", 4], ["xihu", 4]]
+    assert _rows(fed.ask("cockpit-city", union)) == [["binjiang", 4], ["xihu", 4]]
 
 
 def _signed(key: Ed25519PrivateKey, url: str, path: str, body: bytes = b"",

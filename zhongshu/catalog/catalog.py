@@ -325,6 +325,21 @@ class Catalog:
         self.datasets = new
         return refused
 
+    def set_union(self, name: str, owner: str, config: DatasetConfig | None,
+                  parts: dict[str, str]) -> None:
+        """Make ``config`` the union dataset ``name`` of ``owner`` over ``parts`` (remote
+        dataset → its value of the peer column), or remove it (None)."""
+        from zhongshu.catalog.remote import UnionSource
+
+        new = dict(self.datasets)
+        old = new.get(name)
+        if old is not None and not isinstance(old.source, UnionSource):
+            raise ValueError(f"`{name}` is a dataset of this hub, not a union")
+        new.pop(name, None)
+        if config is not None:
+            new[name] = Dataset(name, owner, config, UnionSource(name, parts))
+        self.datasets = new
+
     def is_remote(self, dataset: Dataset) -> bool:
         """Whether ``dataset`` is a peer hub's (fetched through the federation)."""
         from zhongshu.catalog.remote import RemoteSource

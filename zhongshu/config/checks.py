@@ -89,8 +89,10 @@ def _check_grants(city: City, owner: str, mf: MemberFile,
             fail("an owner needs no grant on its own datasets")
         own = {d.name for d in mf.datasets}
         peer = city.federation.peer(owner) if city.federation is not None else None
+        unions = {u.name for u in city.federation.unions if u.owner == owner} \
+            if city.federation is not None else set()
         for ds in g.datasets:
-            if peer is not None and peer.owns(ds):
+            if peer is not None and peer.owns(ds) or ds in unions:
                 # a remote dataset, granted onward: its columns are the peer's catalog's,
                 # known only once it is fetched (a column it does not offer is never read)
                 for purpose in g.purposes:
@@ -356,6 +358,14 @@ def federation(city: City) -> None:
             raise ConfigError(f"federation.peers `{peer.name}`: declare it as a member of kind "
                               f"`hub` (members/{peer.name}.toml)", path=str(path),
                               line=find(text, f'"{peer.name}"'))
+    for union in fed.unions:
+        if union.owner not in city.members:
+            raise ConfigError(f"federation.unions `{union.name}`: owner `{union.owner}` is no "
+                              "member of this city", path=str(path),
+                              line=find(text, f'"{union.owner}"'))
+        if union.name in city.datasets():
+            raise ConfigError(f"federation.unions `{union.name}` is also a local dataset",
+                              path=str(path), line=find(text, f'"{union.name}"'))
     for name, (owner, _) in city.datasets().items():
         holder = fed.owner_of(name)
         if holder is not None:

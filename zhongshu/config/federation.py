@@ -18,6 +18,12 @@ their catalogs are kept.
     role = "district"
     namespace = "xihu"               # its datasets are named xihu_*.* (default: name - hub-)
 
+    [[federation.unions]]
+    name = "grid.events"             # one dataset over the districts' own
+    owner = "city-grid"              # the member here who grants it
+    parts = ["xihu_grid.events", "binjiang_grid.events"]
+    column = "district"              # holds each row's district (its peer's namespace)
+
 A peer is also a member of this city (``members/hub-xihu.toml``, kind ``hub``): the owner,
 here, of the datasets the peer offers, and so the member whose file grants them onward.
 """
@@ -30,7 +36,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from zhongshu.config._base import NAME, Strict
+from zhongshu.config._base import COLUMN, DATASET, NAME, Strict
 
 PeerRole = Literal["district", "city", "peer"]
 
@@ -80,6 +86,20 @@ class PeerConfig(Strict):
         return dataset.startswith(f"{self.namespace}_")
 
 
+class UnionConfig(Strict):
+    """One dataset over the same dataset of several peers (``grid.events`` = the union of
+    ``<district>_grid.events``), with a column naming each row's peer by its namespace."""
+
+    name: str = Field(pattern=DATASET, description="the union dataset's name")
+    owner: str = Field(pattern=NAME, description="the member of this hub who grants it")
+    parts: list[str] = Field(min_length=1, description="the peers' datasets it spans")
+    column: str = Field(default="district", pattern=COLUMN,
+                        description="the column holding each row's peer namespace")
+    title: str = ""
+    description: str = ""
+    listed: bool = True
+
+
 class FederationSettings(Strict):
     """This hub's place in a federation (``[federation]``)."""
 
@@ -99,6 +119,7 @@ class FederationSettings(Strict):
     breaker_open_s: float = Field(default=5.0, gt=0, description="how long an open breaker "
                                   "refuses at once before one trial request")
     peers: list[PeerConfig] = []
+    unions: list[UnionConfig] = []
 
     @model_validator(mode="after")
     def _unique(self) -> FederationSettings:
@@ -109,6 +130,16 @@ class FederationSettings(Strict):
                 raise ValueError(f"peers: {what} used twice: {', '.join(sorted(dup))}")
         if self.member in {p.name for p in self.peers}:
             raise ValueError(f"`{self.member}` is this hub's own name, not a peer's")
+        for u in self.unions:
+            if self.owner_of(u.name) is not None:
+                raise ValueError(f"union `{u.name}` is named in a peer's namespace")
+            holders = [self.owner_of(p) for p in u.parts]
+            if any(h is None for h in holders):
+                raise ValueError(f"union `{u.name}`: each part is a dataset of a peer "
+                                 "(in its namespace)")
+            names = [h.name for h in holders if h is not None]
+            if len(set(names)) != len(names):
+                raise ValueError(f"union `{u.name}`: one part per peer")
         return self
 
     def peer(self, name: str) -> PeerConfig | None:

@@ -41,10 +41,11 @@ import pyarrow as pa
 from sqlglot import exp
 
 from zhongshu.catalog.catalog import Catalog, Dataset
-from zhongshu.catalog.remote import RemoteSource
-from zhongshu.config import HubSettings
+from zhongshu.catalog.remote import RemoteSource, UnionSource
+from zhongshu.config import Column, HubSettings
 from zhongshu.errors import (
     Forbidden,
+    PeerUnavailable,
     QueryInvalid,
     QueryTimeout,
     ResultTooLarge,
@@ -71,7 +72,7 @@ def pushable(plan: Plan) -> Dataset | None:
     the query again under its grant to this hub — and answers only what the caller asked.
     """
     datasets = list(plan.datasets.values())
-    if len(datasets) != 1 or not isinstance(datasets[0].source, RemoteSource) or \
+    if len(datasets) != 1 or type(datasets[0].source) is not RemoteSource or \
             plan.governance.aggregate or plan.governance.lookups:
         return None
     for ref in plan.refs:
@@ -116,8 +117,9 @@ def pushdown_sql(plan: Plan, template: Template, dataset: Dataset) -> str:
     return wrapped.sql("duckdb")
 
 
-def fetch_sql(dataset: Dataset) -> tuple[str, list[str]]:
-    """The query sent to the dataset's hub, and the columns its answer must have.
+def fetch_sql(dataset: Dataset, columns: list[Column] | None = None) -> tuple[str, list[str]]:
+    """The query sent to the dataset's hub for ``columns`` (default: all it offers), and
+    the columns its answer must have.
 
     >>> from zhongshu.config import Column, DatasetConfig
     >>> dc = DatasetConfig(name="xihu_grid.events", source="hub-xihu", table="xihu_grid.events",
@@ -126,7 +128,7 @@ def fetch_sql(dataset: Dataset) -> tuple[str, list[str]]:
     >>> fetch_sql(Dataset(dc.name, "hub-xihu", dc, RemoteSource("hub-xihu")))[0]
     'SELECT "event_id", "street" FROM xihu_grid.events'
     """
-    names = [c.name for c in dataset.columns]
+    names = [c.name for c in (dataset.columns if columns is None else columns)]
     ns, _, table = dataset.name.partition(".")
     select = exp.select(*[exp.column(n, quoted=True) for n in names]).from_(
         exp.table_(table, db=ns))
@@ -175,26 +177,27 @@ class RemoteRunner:
         whole = pushable(plan)
         if whole is not None:
             return self._pushed(plan, template, whole, deadline)
-        futures = {d.name: self.pool.submit(self._fetch, d, caller, purpose, deadline)
-                   for d in remote}
+        jobs = [job for d in remote for job in self._jobs(d)]
+        futures = {name: self.pool.submit(self._fetch, name, cols, caller, purpose, deadline)
+                   for name, cols in jobs}
         tables: dict[str, pa.Table] = {}
         upstream: list[dict[str, Any]] = []
         partial: list[dict[str, str]] = []
-        for d in remote:
+        for name, cols in jobs:
             try:
-                answer = futures[d.name].result(timeout=max(deadline.remaining(), 0) + 1)
+                answer = futures[name].result(timeout=max(deadline.remaining(), 0) + 1)
             except TimeoutError:
                 raise deadline.timeout() from None
             except ZhongshuError as e:
-                hub = e.hub or d.source.name
+                hub = e.hub or self._peer_of(name)
                 if not allow_partial or isinstance(e, (QueryTimeout, ResultTooLarge)):
                     raise
                 if not any(p["hub"] == hub for p in partial):
                     partial.append({"hub": hub, "code": e.code, "message": e.message})
-                tables[d.name] = self._empty(d)
+                tables[name] = self._empty(cols)
                 continue
-            upstream.append({**answer.receipt, "dataset": d.name})
-            tables[d.name] = answer.table
+            upstream.append({**answer.receipt, "dataset": name})
+            tables[name] = answer.table
         table = self._execute(plan, template, tables, deadline)
         truncated = table.num_rows > plan.row_limit
         if truncated:
@@ -210,8 +213,8 @@ class RemoteRunner:
                 ) -> Result:
         """The plan answered whole by the dataset's hub (:func:`pushable`)."""
         if plan.schema is None:  # the answer's columns, learnt once over no rows
-            plan.schema = self._execute(plan, template, {d.name: self._empty(d)},
-                                        deadline).schema
+            empty = {d.name: self._empty(list(d.columns))}
+            plan.schema = self._execute(plan, template, empty, deadline).schema
         self._offered(d)
         peer = d.source.name
         answer = self.peers[peer].query(pushdown_sql(plan, template, d),
@@ -236,11 +239,31 @@ class RemoteRunner:
             refused.hub = peer_name
             raise refused
 
-    def _fetch(self, d: Dataset, caller: str, purpose: str, deadline: Deadline) -> PeerAnswer:
+    def _jobs(self, d: Dataset) -> list[tuple[str, list[Column]]]:
+        """The remote datasets to fetch for ``d`` and their columns: ``d`` itself, or each
+        part of a union (its columns but the peer column)."""
+        if not isinstance(d.source, UnionSource):
+            return [(d.name, list(d.columns))]
+        label = d.columns[0].name
+        cols = [c for c in d.columns if c.name != label]
+        return [(part, cols) for part in d.source.parts]
+
+    def _peer_of(self, dataset: str) -> str:
+        holder = self.peers.settings.owner_of(dataset)
+        return holder.name if holder is not None else ""
+
+    def _fetch(self, name: str, columns: list[Column], caller: str, purpose: str,
+               deadline: Deadline) -> PeerAnswer:
+        d = self.catalog.datasets.get(name)
+        if d is None or not isinstance(d.source, RemoteSource) or \
+                isinstance(d.source, UnionSource):
+            peer = self._peer_of(name)
+            raise PeerUnavailable(f"peer hub `{peer}` is unavailable: it offers no `{name}` "
+                                  "(yet)", hub=peer)
         peer_name = d.source.name
         self._offered(d)
-        sql, columns = fetch_sql(d)
-        answer = self.peers[peer_name].query(sql, purpose, caller, columns,
+        sql, names = fetch_sql(d, columns)
+        answer = self.peers[peer_name].query(sql, purpose, caller, names,
                                              max(deadline.remaining(), 0.05))
         if answer.truncated:
             raise ResultTooLarge(f"`{d.name}` at peer hub `{peer_name}` has more rows than "
@@ -249,12 +272,12 @@ class RemoteRunner:
                                  "row cap, or query a smaller dataset")
         return answer
 
-    def _empty(self, d: Dataset) -> pa.Table:
-        """An empty table of the dataset's declared columns (a missing peer's, when a
-        partial answer is allowed)."""
+    def _empty(self, columns: list[Column]) -> pa.Table:
+        """An empty table of ``columns`` (a missing peer's, when a partial answer is
+        allowed)."""
         cols = ", ".join(
             exp.alias_(exp.cast(exp.null(), exp.DataType.build(c.type, dialect="duckdb")),
-                       c.name, quoted=True).sql("duckdb") for c in d.columns)
+                       c.name, quoted=True).sql("duckdb") for c in columns)
         cur = self.engine.con.cursor()
         try:
             return cur.execute(f"SELECT {cols} LIMIT 0").to_arrow_table()
