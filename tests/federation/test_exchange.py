@@ -92,12 +92,17 @@ def test_a_query_is_pushed_down_to_the_district_not_a_row_scan(federated: Federa
     assert "group by" in received and "count(" in received and "xihu-beishan" in received
     table = pa.ipc.open_stream(federated.bodies[-1]).read_all()
     assert table.num_rows == len(expected)  # the bytes: no more rows than groups
-    # an access with a row scope here is not delegated: the rows come, the scope applies here
+    # an access with a row scope here is not delegated: the rows come, the scope applies
+    # here — but the caller's own filter is pushed, so only rows it wants travel
     before = len(federated.sent)
-    _rows(federated.ask("app-narrow", "SELECT category, count(*) FROM xihu_grid.events "
-                        "GROUP BY 1"))
+    rows = _rows(federated.ask("app-narrow", "SELECT category, count(*) FROM xihu_grid.events "
+                               "WHERE event_id >= 3 GROUP BY 1"))
+    assert rows == [["litter", 1]]  # event 3; the scope (litter) applied here
     [asked] = [r for r in federated.sent[before:] if r.url.path == "/v1/query"]
-    assert "group by" not in json.loads(asked.content)["sql"].lower()
+    sent = json.loads(asked.content)["sql"].lower()
+    assert "group by" not in sent and '"event_id" >= 3' in sent
+    assert pa.ipc.open_stream(federated.bodies[-1]).read_all().num_rows == \
+        len([e for e in VISIBLE if e[0] >= 3])
 
 
 def test_a_consumer_granted_less_at_the_city_sees_less(federated: Federated) -> None:
@@ -183,6 +188,15 @@ def test_a_dead_district_is_peer_unavailable_within_a_second(two_districts: Fede
     assert _rows(r) == [["binjiang", 4], ["xihu", 4]]
     assert sorted(u["hub"] for u in r.json()["upstream_receipts"]) == ["hub-binjiang",
                                                                        "hub-xihu"]
+    # a filter on the district column is pushed to each part: the other district sends none
+    before = len(fed.sent)
+    assert _rows(fed.ask("cockpit-city", "SELECT count(*) FROM grid.events WHERE "
+                         "district = 'xihu' AND category = 'litter'")) == [[2]]
+    asked = {r.url.host + str(r.url.port): json.loads(r.content)["sql"]
+             for r in fed.sent[before:] if r.url.path == "/v1/query"}
+    assert len(asked) == 2 and all("'litter'" in q for q in asked.values())
+    sizes = sorted(pa.ipc.open_stream(b).read_all().num_rows for b in fed.bodies[-2:])
+    assert sizes == [0, 2]
     fed.districts["binjiang"].stop()  # its port now refuses connections
     for _ in range(3):  # before and after its breaker opens
         t0 = time.monotonic()

@@ -97,9 +97,7 @@ def pushdown_sql(plan: Plan, template: Template, dataset: Dataset) -> str:
         nonlocal marker
         if isinstance(node, exp.Placeholder):
             value = values[node.name]
-            if isinstance(value, Decimal):
-                return exp.Literal.number(str(value))
-            return exp.convert(value)
+            return _literal(value)
         if governed.raw_dataset(node) is not None:
             assert isinstance(node, exp.Table)
             marker = node.alias_or_name
@@ -117,7 +115,72 @@ def pushdown_sql(plan: Plan, template: Template, dataset: Dataset) -> str:
     return wrapped.sql("duckdb")
 
 
-def fetch_sql(dataset: Dataset, columns: list[Column] | None = None) -> tuple[str, list[str]]:
+def pushed_filter(plan: Plan, template: Template, dataset: Dataset) -> exp.Expr | None:
+    """The part of the caller's WHERE that the dataset's hub may apply itself, or None.
+
+    Only when the caller's access here has no masks (a filter on a masked column must see
+    the masked value, so it is applied here, after the mask) and the dataset is read once;
+    then each conjunct of the WHERE right over its governed view that reads only the
+    dataset's own columns — no subquery, no other relation — with the caller's values
+    inline. Every conjunct is applied here again all the same: pushing one only saves rows.
+    For a union, its peer column stays in (``union_part_filter`` replaces it per part).
+    """
+    governed = plan.governance
+    if governed.aggregate or governed.lookups:
+        return None
+    for ref in plan.refs:
+        if ref.dataset is dataset and ref.access is not None and ref.access.masking:
+            return None
+    markers = [t for t in governed.expression.find_all(exp.Table)
+               if governed.raw_dataset(t) is dataset]
+    if len(markers) != 1:
+        return None
+    view = markers[0].find_ancestor(exp.Subquery)
+    outer = view.parent if view is not None else None
+    while outer is not None and not isinstance(outer, exp.Select):
+        outer = outer.parent
+    if view is None or not isinstance(outer, exp.Select) or outer.args.get("joins") or \
+            outer.args.get("from_") is None or outer.args["from_"].this is not view:
+        return None
+    where = outer.args.get("where")
+    if where is None:
+        return None
+    alias = view.alias_or_name
+    names = {c.name for c in dataset.columns}
+    values = template.values()
+    kept = []
+    for conj in where.this.flatten() if isinstance(where.this, exp.And) else [where.this]:
+        if any(isinstance(n, (exp.Query, exp.Subquery, exp.Table, exp.Window, exp.AggFunc))
+               for n in conj.walk()):
+            continue
+        cols = list(conj.find_all(exp.Column))
+        if not cols or any(c.table not in ("", alias) or c.name.lower() not in names
+                           for c in cols):
+            continue
+        c = conj.copy()
+        for col in list(c.find_all(exp.Column)):
+            col.replace(exp.column(col.name.lower(), quoted=True))
+        kept.append(c.transform(lambda n: _literal(values[n.name])
+                                if isinstance(n, exp.Placeholder) else n))
+    return exp.and_(*kept) if kept else None
+
+
+def union_part_filter(condition: exp.Expr, label: str, value: str) -> exp.Expr:
+    """A union's pushed filter for one part: its peer column replaced by the part's value
+    (so ``district = 'xihu'`` is false at every other district's hub)."""
+    return condition.copy().transform(
+        lambda n: exp.Literal.string(value) if isinstance(n, exp.Column) and
+        n.name == label else n)
+
+
+def _literal(value: Any) -> exp.Expr:
+    if isinstance(value, Decimal):
+        return exp.Literal.number(str(value))
+    return exp.convert(value)
+
+
+def fetch_sql(dataset: Dataset, columns: list[Column] | None = None,
+              where: exp.Expr | None = None) -> tuple[str, list[str]]:
     """The query sent to the dataset's hub for ``columns`` (default: all it offers), and
     the columns its answer must have.
 
@@ -132,6 +195,8 @@ def fetch_sql(dataset: Dataset, columns: list[Column] | None = None) -> tuple[st
     ns, _, table = dataset.name.partition(".")
     select = exp.select(*[exp.column(n, quoted=True) for n in names]).from_(
         exp.table_(table, db=ns))
+    if where is not None:
+        select = select.where(where)
     return select.sql("duckdb"), names
 
 
@@ -177,13 +242,14 @@ class RemoteRunner:
         whole = pushable(plan)
         if whole is not None:
             return self._pushed(plan, template, whole, deadline)
-        jobs = [job for d in remote for job in self._jobs(d)]
-        futures = {name: self.pool.submit(self._fetch, name, cols, caller, purpose, deadline)
-                   for name, cols in jobs}
+        jobs = [job for d in remote for job in self._jobs(d, plan, template)]
+        futures = {name: self.pool.submit(self._fetch, name, cols, where, caller, purpose,
+                                          deadline)
+                   for name, cols, where in jobs}
         tables: dict[str, pa.Table] = {}
         upstream: list[dict[str, Any]] = []
         partial: list[dict[str, str]] = []
-        for name, cols in jobs:
+        for name, cols, _ in jobs:
             try:
                 answer = futures[name].result(timeout=max(deadline.remaining(), 0) + 1)
             except TimeoutError:
@@ -239,21 +305,25 @@ class RemoteRunner:
             refused.hub = peer_name
             raise refused
 
-    def _jobs(self, d: Dataset) -> list[tuple[str, list[Column]]]:
-        """The remote datasets to fetch for ``d`` and their columns: ``d`` itself, or each
-        part of a union (its columns but the peer column)."""
+    def _jobs(self, d: Dataset, plan: Plan, template: Template
+              ) -> list[tuple[str, list[Column], exp.Expr | None]]:
+        """The remote datasets to fetch for ``d``, their columns and the filter their hub
+        may apply (:func:`pushed_filter`): ``d`` itself, or each part of a union (its
+        columns but the peer column)."""
+        where = pushed_filter(plan, template, d)
         if not isinstance(d.source, UnionSource):
-            return [(d.name, list(d.columns))]
+            return [(d.name, list(d.columns), where)]
         label = d.columns[0].name
         cols = [c for c in d.columns if c.name != label]
-        return [(part, cols) for part in d.source.parts]
+        return [(part, cols, None if where is None else union_part_filter(where, label, ns))
+                for part, ns in d.source.parts.items()]
 
     def _peer_of(self, dataset: str) -> str:
         holder = self.peers.settings.owner_of(dataset)
         return holder.name if holder is not None else ""
 
-    def _fetch(self, name: str, columns: list[Column], caller: str, purpose: str,
-               deadline: Deadline) -> PeerAnswer:
+    def _fetch(self, name: str, columns: list[Column], where: exp.Expr | None, caller: str,
+               purpose: str, deadline: Deadline) -> PeerAnswer:
         d = self.catalog.datasets.get(name)
         if d is None or not isinstance(d.source, RemoteSource) or \
                 isinstance(d.source, UnionSource):
@@ -262,7 +332,7 @@ class RemoteRunner:
                                   "(yet)", hub=peer)
         peer_name = d.source.name
         self._offered(d)
-        sql, names = fetch_sql(d, columns)
+        sql, names = fetch_sql(d, columns, where)
         answer = self.peers[peer_name].query(sql, purpose, caller, names,
                                              max(deadline.remaining(), 0.05))
         if answer.truncated:
