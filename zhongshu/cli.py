@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zhongshu.cli_connect import connect, sources_app
+from zhongshu.cli_federation import federation_app
 from zhongshu.cli_ledger import ledger_app
 from zhongshu.cli_traffic import traffic_app
 from zhongshu.cli_trees import trees_app
@@ -38,6 +39,7 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(trees_app, name="trees")
 app.add_typer(traffic_app, name="traffic")
 app.add_typer(sources_app, name="sources")
+app.add_typer(federation_app, name="federation")
 app.command("connect")(connect)
 
 # piped output is not wrapped at 80 columns (scripts should prefer --format csv/json)

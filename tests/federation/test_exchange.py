@@ -14,12 +14,14 @@ import pyarrow as pa
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
 
 from tests.federation.conftest import EVENTS, PURPOSE, Federated, restart_district
+from zhongshu.cli import app as cli_app
 from zhongshu.client import ON_BEHALF_OF
 from zhongshu.client.signing import Message, sign
 from zhongshu.config import Column, DatasetConfig
-from zhongshu.federation import CATALOG_PATH, load_key
+from zhongshu.federation import CATALOG_PATH, load_key, public_key_b64
 from zhongshu.federation.keys import key_id
 from zhongshu.policy.identity import issue_token, register_key
 
@@ -337,3 +339,15 @@ def test_the_district_grants_change_at_the_city_within_one_refresh(one_district:
         r = fed.ask("cockpit-city", sql)
         assert r.status_code == 403, (refreshed, r.text)
         assert "hub-xihu" in r.json()["error"]["message"]
+
+
+def test_the_cli_prints_the_key_and_each_peer_state(federated: Federated) -> None:
+    runner = CliRunner()
+    root = federated.roots["city"]
+    r = runner.invoke(cli_app, ["federation", "key", "--dir", str(root)])
+    assert r.exit_code == 0, r.output
+    want = public_key_b64(load_key(root / "state" / "federation.key"))
+    assert f"public_key  {want}" in r.output and "hub-city" in r.output
+    r = runner.invoke(cli_app, ["federation", "peers", "--dir", str(root)])
+    assert r.exit_code == 0, r.output
+    assert "hub-xihu  ok  xihu_grid.events" in r.output

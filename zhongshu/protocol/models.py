@@ -62,6 +62,10 @@ class HealthOut(BaseModel):
     second_wall: dict[str, Any] | None = Field(
         default=None, description="operators and auditors only: held, confinement (what "
                                   "confines the DuckDB workers), runs_as, problem")
+    peers: dict[str, str] | None = Field(
+        default=None, description="operators and auditors only, when the hub is federated: "
+                                  'peer hub → "ok", "degraded: …" (its last catalog refresh '
+                                  'failed), "stale" (its catalog expired) or "down: …"')
     streams: dict[str, dict[str, Any]] | None = Field(
         default=None, description="operators and auditors only, when the hub ingests streams: "
                                   "stream → state (connected, disconnected, direct), messages, "
