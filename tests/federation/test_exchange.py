@@ -186,14 +186,36 @@ def test_a_dead_district_is_peer_unavailable_within_a_second(two_districts: Fede
     assert _rows(fed.ask("cockpit-city", both)) == [["binjiang", 4], ["xihu", 4]]
     # the union dataset over both districts, with its district column
     union = "SELECT district, count(*) AS n FROM grid.events GROUP BY district ORDER BY 1"
+    before = len(fed.sent)
     r = fed.ask("cockpit-city", union)
     assert _rows(r) == [["binjiang", 4], ["xihu", 4]]
+    # rolled up: each district was sent its partial aggregate and answered one row a group
+    asked = [json.loads(q.content)["sql"].lower() for q in fed.sent[before:]
+             if q.url.path == "/v1/query"]
+    assert len(asked) == 2 and all("group by" in q and "count(" in q for q in asked)
+    assert [pa.ipc.open_stream(b).read_all().num_rows for b in fed.bodies[-2:]] == [1, 1]
+    # decomposable aggregates merge exactly: avg as sums over counts, min, max, a filter
+    r = fed.ask("cockpit-city", "SELECT category, count(*) AS n, avg(lon) AS lon, "
+                "min(event_id) AS lo, max(event_id) AS hi FROM grid.events WHERE event_id > 1 "
+                "GROUP BY category HAVING count(*) > 1 ORDER BY n DESC, category")
+    rows = [e for e in VISIBLE if e[0] > 1] * 2  # both districts hold the same events
+    want = []
+    for cat in sorted({e[2] for e in rows}):
+        mine = [e for e in rows if e[2] == cat]
+        if len(mine) > 1:
+            want.append([cat, len(mine), sum(e[4] for e in mine) / len(mine),
+                         min(e[0] for e in mine), max(e[0] for e in mine)])
+    want.sort(key=lambda w: (-int(str(w[1])), str(w[0])))
+    got = _rows(r)
+    assert [[g[0], g[1], g[3], g[4]] for g in got] == [[w[0], w[1], w[3], w[4]] for w in want]
+    assert all(abs(float(str(g[2])) - float(str(w[2]))) < 1e-9 for g, w in zip(got, want,
+                                                                            strict=True))
     assert sorted(u["hub"] for u in r.json()["upstream_receipts"]) == ["hub-binjiang",
                                                                        "hub-xihu"]
     # a filter on the district column is pushed to each part: the other district sends none
     before = len(fed.sent)
-    assert _rows(fed.ask("cockpit-city", "SELECT count(*) FROM grid.events WHERE "
-                         "district = 'xihu' AND category = 'litter'")) == [[2]]
+    assert _rows(fed.ask("cockpit-city", "SELECT event_id FROM grid.events WHERE "
+                         "district = 'xihu' AND category = 'litter' ORDER BY 1")) == [[1], [3]]
     asked = {r.url.host + str(r.url.port): json.loads(r.content)["sql"]
              for r in fed.sent[before:] if r.url.path == "/v1/query"}
     assert len(asked) == 2 and all("'litter'" in q for q in asked.values())

@@ -57,6 +57,7 @@ from zhongshu.query.deadline import Deadline
 from zhongshu.query.engine import Engine
 from zhongshu.query.execute import Result
 from zhongshu.query.plan import Plan, Template
+from zhongshu.query.rollup import PARTIALS, Rollup, decompose
 
 log = logging.getLogger("zhongshu.query")
 FAN_OUT = 16
@@ -242,6 +243,9 @@ class RemoteRunner:
         whole = pushable(plan)
         if whole is not None:
             return self._pushed(plan, template, whole, deadline)
+        rolled = self._rolled_up(plan, template, deadline, allow_partial)
+        if rolled is not None:
+            return rolled
         jobs = [job for d in remote for job in self._jobs(d, plan, template)]
         futures = {name: self.pool.submit(self._fetch, name, cols, where, caller, purpose,
                                           deadline)
@@ -294,6 +298,109 @@ class RemoteRunner:
         result = Result(table.schema, truncated, plan, "remote", _table=table)
         result.upstream = [{**answer.receipt, "dataset": d.name}]
         return result
+
+    def _rolled_up(self, plan: Plan, template: Template, deadline: Deadline,
+                   allow_partial: bool) -> Result | None:
+        """The plan answered from each district's partial aggregates (``query.rollup``),
+        or None when it is no roll-up over one union dataset with columns-only access."""
+        datasets = list(plan.datasets.values())
+        if len(datasets) != 1 or not isinstance(datasets[0].source, UnionSource) or \
+                plan.governance.aggregate or plan.governance.lookups or any(
+                    r.access is not None and (r.access.masking or r.access.row_scope)
+                    for r in plan.refs):
+            return None
+        union = datasets[0]
+        assert isinstance(union.source, UnionSource)
+        if plan.schema is None:
+            empty = {part: self._empty([c for c in union.columns[1:]])
+                     for part in union.source.parts}
+            plan.schema = self._execute(plan, template, empty, deadline).schema
+        rollup = decompose(plan.governance.expression, list(plan.schema.names))
+        if rollup is None:
+            return None
+        governed, values = plan.governance, template.values()
+        label = union.columns[0].name
+        jobs = {}
+        for part, ns in union.source.parts.items():
+            jobs[part] = self.pool.submit(self._partial, rollup, part, ns, label, values,
+                                          governed, deadline)
+        answers: dict[str, PeerAnswer] = {}
+        partial: list[dict[str, str]] = []
+        for part, future in jobs.items():
+            try:
+                answers[part] = future.result(timeout=max(deadline.remaining(), 0) + 1)
+            except TimeoutError:
+                raise deadline.timeout() from None
+            except ZhongshuError as e:
+                if not allow_partial or isinstance(e, (QueryTimeout, ResultTooLarge)):
+                    raise
+                partial.append({"hub": e.hub or self._peer_of(part), "code": e.code,
+                                "message": e.message})
+        if not answers:
+            return None  # nothing to merge: the rows path says what is missing
+        cur = self.engine.con.cursor()
+        try:
+            names = []
+            for i, answer in enumerate(answers.values()):
+                cur.register(f"zs_p{i}", answer.table)
+                names.append(f'SELECT * FROM "zs_p{i}"')
+            final = rollup.final.transform(lambda n: _literal(values[n.name])
+                                           if isinstance(n, exp.Placeholder) else n)
+            sql = (f"WITH {PARTIALS} AS ({' UNION ALL BY NAME '.join(names)}) "
+                   + final.sql("duckdb"))
+            table = cur.execute(sql).to_arrow_table().cast(plan.schema)
+        except (duckdb.Error, pa.ArrowInvalid, ValueError) as e:
+            log.info("roll-up over %s did not merge: %s", union.name, type(e).__name__)
+            raise QueryInvalid("the districts' partial answers do not merge (a type they "
+                               "do not share)") from None
+        finally:
+            cur.close()
+        truncated = table.num_rows > plan.row_limit
+        if truncated:
+            table = table.slice(0, plan.row_limit)
+        result = Result(table.schema, truncated, plan, "remote", _table=table)
+        result.upstream = [{**a.receipt, "dataset": part} for part, a in answers.items()]
+        result.partial = partial
+        return result
+
+    def _partial(self, rollup: Rollup, part: str, ns: str, label: str,
+                 values: dict[str, Any], governed: Any, deadline: Deadline) -> PeerAnswer:
+        """One district's partial aggregate of its part of the union."""
+        d = self.catalog.datasets.get(part)
+        if d is None or type(d.source) is not RemoteSource:
+            peer = self._peer_of(part)
+            raise PeerUnavailable(f"peer hub `{peer}` is unavailable: it offers no `{part}` "
+                                  "(yet)", hub=peer)
+        self._offered(d)
+        ns_, _, table = part.partition(".")
+        marker: list[str] = []
+
+        def swap(node: exp.Expr) -> exp.Expr:
+            if isinstance(node, exp.Placeholder):
+                return _literal(values[node.name])
+            if governed.raw_dataset(node) is not None:
+                assert isinstance(node, exp.Table)
+                marker.append(node.alias_or_name)
+                return exp.table_(table, db=ns_, alias="zs_r")
+            return node
+
+        q = rollup.partial.copy().transform(swap)
+        for col in list(q.find_all(exp.Column)):
+            if marker and col.table == marker[0]:
+                if col.name == label:
+                    lit = exp.Literal.string(ns)
+                    col.replace(exp.alias_(lit, label, quoted=True)
+                                if isinstance(col.parent, exp.Select) else lit)
+                else:
+                    col.set("table", exp.to_identifier("zs_r"))
+        names = [e.alias_or_name for e in rollup.partial.expressions]
+        answer = self.peers[d.source.name].query(q.sql("duckdb"), governed.purpose,
+                                                 governed.caller, names,
+                                                 max(deadline.remaining(), 0.05))
+        if answer.truncated:
+            raise ResultTooLarge(f"`{part}` at peer hub `{d.source.name}` has more groups "
+                                 "than that hub answers at once (its row cap)")
+        return answer
 
     def _offered(self, d: Dataset) -> None:
         """Raises unless the peer's catalog in force is fresh and still offers ``d``."""
