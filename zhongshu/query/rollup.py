@@ -56,12 +56,17 @@ def decompose(query: exp.Expr, names: list[str] | None = None) -> Rollup | None:
             if part is None:
                 continue
             for n in part.walk():
-                if isinstance(n, (exp.Window, exp.Query, exp.Subquery)) or (
+                if isinstance(n, (exp.Window, exp.Query, exp.Subquery, exp.Filter,
+                                  exp.WithinGroup, exp.Ordered)) and arg != "order" or \
+                        isinstance(n, (exp.Window, exp.Query, exp.Subquery)) or (
                         isinstance(n, exp.Star) and not isinstance(n.parent, exp.Count)):
                     return None
     if query.args.get("qualify") is not None:
         return None
     group = query.args.get("group")
+    if group is not None and any(group.args.get(a) for a in ("rollup", "cube",
+                                                             "grouping_sets", "all")):
+        return None
     keys = list(group.expressions) if group is not None else []
     selects = list(query.expressions)
     for i, k in enumerate(keys):  # GROUP BY 1, or a select item's alias
