@@ -23,7 +23,7 @@ from zhongshu.client.signing import Message, sign
 from zhongshu.config import Column, DatasetConfig
 from zhongshu.federation import CATALOG_PATH, load_key, public_key_b64
 from zhongshu.federation.keys import key_id
-from zhongshu.policy.identity import issue_token, register_key
+from zhongshu.policy.identity import Caller, issue_token, register_key
 
 pytestmark = pytest.mark.slow
 
@@ -373,3 +373,15 @@ def test_the_cli_prints_the_key_and_each_peer_state(federated: Federated) -> Non
     r = runner.invoke(cli_app, ["federation", "peers", "--dir", str(root)])
     assert r.exit_code == 0, r.output
     assert "hub-xihu  ok  xihu_grid.events" in r.output
+
+
+def test_a_remote_query_is_described_without_asking_the_district(federated: Federated
+                                                                  ) -> None:
+    """The wire endpoint describes a statement before it runs: learnt over no rows."""
+    service = federated.city.node.query
+    before = len(federated.sent)
+    schema = service.describe(Caller(service.catalog.members["cockpit-city"]),
+                              "SELECT category, count(*) AS n, avg(lon) AS lon FROM "
+                              "grid.events GROUP BY 1", PURPOSE)
+    assert schema.names == ["category", "n", "lon"]
+    assert len(federated.sent) == before

@@ -279,17 +279,28 @@ class RemoteRunner:
         result.partial = partial
         return result
 
+    def describe(self, plan: Plan, template: Template, deadline: Deadline) -> pa.Schema:
+        """The answer's schema, learnt once per plan by running it over no rows."""
+        if plan.schema is None:
+            empty: dict[str, pa.Table] = {}
+            for d in plan.datasets.values():
+                if isinstance(d.source, UnionSource):
+                    empty.update({part: self._empty(list(d.columns[1:]))
+                                  for part in d.source.parts})
+                elif isinstance(d.source, RemoteSource):
+                    empty[d.name] = self._empty(list(d.columns))
+            plan.schema = self._execute(plan, template, empty, deadline).schema
+        return plan.schema
+
     def _pushed(self, plan: Plan, template: Template, d: Dataset, deadline: Deadline
                 ) -> Result:
         """The plan answered whole by the dataset's hub (:func:`pushable`)."""
-        if plan.schema is None:  # the answer's columns, learnt once over no rows
-            empty = {d.name: self._empty(list(d.columns))}
-            plan.schema = self._execute(plan, template, empty, deadline).schema
+        schema = self.describe(plan, template, deadline)
         self._offered(d)
         peer = d.source.name
         answer = self.peers[peer].query(pushdown_sql(plan, template, d),
                                         plan.governance.purpose, plan.governance.caller,
-                                        list(plan.schema.names),
+                                        list(schema.names),
                                         max(deadline.remaining(), 0.05))
         table = answer.table
         truncated = answer.truncated or table.num_rows > plan.row_limit
@@ -311,11 +322,8 @@ class RemoteRunner:
             return None
         union = datasets[0]
         assert isinstance(union.source, UnionSource)
-        if plan.schema is None:
-            empty = {part: self._empty([c for c in union.columns[1:]])
-                     for part in union.source.parts}
-            plan.schema = self._execute(plan, template, empty, deadline).schema
-        rollup = decompose(plan.governance.expression, list(plan.schema.names))
+        schema = self.describe(plan, template, deadline)
+        rollup = decompose(plan.governance.expression, list(schema.names))
         if rollup is None:
             return None
         governed, values = plan.governance, template.values()
@@ -348,7 +356,7 @@ class RemoteRunner:
                                            if isinstance(n, exp.Placeholder) else n)
             sql = (f"WITH {PARTIALS} AS ({' UNION ALL BY NAME '.join(names)}) "
                    + final.sql("duckdb"))
-            table = cur.execute(sql).to_arrow_table().cast(plan.schema)
+            table = cur.execute(sql).to_arrow_table().cast(schema)
         except (duckdb.Error, pa.ArrowInvalid, ValueError) as e:
             log.info("roll-up over %s did not merge: %s", union.name, type(e).__name__)
             raise QueryInvalid("the districts' partial answers do not merge (a type they "

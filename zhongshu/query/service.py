@@ -342,6 +342,8 @@ class QueryService:
         """
         deadline = deadline or self.deadline()
         plan, template = self.plan(caller, sql, purpose, None, deadline)
+        if self.remote is not None and self.remote.reads_remote(plan):
+            return self.remote.describe(plan, template, deadline)
         if plan.schema is None:
             self._type(plan, template, deadline)
         return plan.schema
