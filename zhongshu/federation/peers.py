@@ -116,13 +116,13 @@ class Peer:
         except HubError as e:
             if e.status >= 500:
                 self.breaker.failed()
-                raise self._unavailable(f"it answered `{e.code}`") from None
+                raise self._unavailable(f"it answered `{said(e.code)}`") from None
             self.breaker.succeeded()
             raise _forwarded(e, self.name) from None
         except ZhongshuError as e:
             if e.status >= 500:
                 self.breaker.failed()
-                raise self._unavailable(f"it answered `{e.code}`: {e.message}") from None
+                raise self._unavailable(f"it answered `{e.code}`: {said(e.message)}") from None
             self.breaker.succeeded()
             raise _forwarded(e, self.name) from None
         self.breaker.succeeded()
@@ -169,10 +169,25 @@ class Peer:
         return PeerAnswer(table, r.headers.get("Zhongshu-Truncated") == "true", receipt)
 
 
+MAX_MESSAGE = 300
+
+
+def said(text: str) -> str:
+    r"""A peer's message as this hub repeats it: printable, one line, at most
+    ``MAX_MESSAGE`` characters (it is the peer's text, shown to callers and in logs).
+
+    >>> said("no\nsuch\x1b[31m dataset" + "!" * 400)[:24], len(said("x" * 400))
+    ('no such [31m dataset!!!!', 301)
+    """
+    clean = "".join(ch if ch.isprintable() else " " for ch in text)
+    clean = " ".join(clean.split())
+    return clean if len(clean) <= MAX_MESSAGE else clean[:MAX_MESSAGE] + "…"
+
+
 def _forwarded(e: ZhongshuError, hub: str) -> ZhongshuError:
     """The peer's refusal as the same protocol error, naming the peer."""
     cls: type[ZhongshuError] = type(e) if not isinstance(e, HubError) else errors.BadRequest
-    out = cls(f"peer hub `{hub}` refused: {e.message}")
+    out = cls(f"peer hub `{hub}` refused: {said(e.message)}")
     if isinstance(e, HubError):
         out.code, out.status = e.code, e.status
     out.hub = hub
