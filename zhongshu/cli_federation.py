@@ -54,3 +54,36 @@ def peers(city_dir: DirOpt = Path(".")) -> None:
             out.print(f"{name}  {state}  {offered or '-'}"
                       + (f"  ({st.error})" if st.error else ""), highlight=False,
                       soft_wrap=True)
+
+
+class DistrictHub:
+    """A district hub's process for ``zhongshu demo --federated`` (``zhongshu serve`` on its
+    folder), its output in ``<folder>/serve.log``; it ends with the demo."""
+
+    def __init__(self, folder: Path, port: int, unsafe_single_wall: bool = False) -> None:
+        import os
+        import subprocess
+        import sys
+
+        from zhongshu.cli_witness import _die_with_parent
+
+        self.folder, self.port = folder, port
+        self.log = open(folder / "serve.log", "ab")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ZHONGSHU_")}
+        args = [sys.executable, "-m", "zhongshu.cli", "serve", "--dir", str(folder), "--port",
+                str(port), *(["--unsafe-single-wall"] if unsafe_single_wall else [])]
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, env=env,
+                                     start_new_session=True, preexec_fn=_die_with_parent)
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, then SIGKILL after 10 s)."""
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
