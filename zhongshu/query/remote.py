@@ -23,7 +23,14 @@ then its datasets read as empty and the answer's ``partial`` says which peer, an
 peer's answer cut at its row cap is never used silently: the query fails with
 ``result_too_large`` naming the dataset (filter or aggregate, or raise that hub's cap).
 
-In this first version a query reads remote datasets only (no join with local ones).
+**Union datasets** (``catalog.remote.UnionSource``) fetch each part from its hub in
+parallel, the caller's filters pushed to each part with the union's peer column replaced by
+the part's value; a decomposable aggregate over a union is rolled up instead
+(``query.rollup``): each hub sends its partial aggregate, merged here.
+
+In this first version a query reads remote datasets only (no join with local ones). The
+answers are combined on a DuckDB engine in the hub's process with nothing attached,
+external access off and its configuration locked (not in the confined workers yet).
 """
 
 from __future__ import annotations
@@ -212,7 +219,6 @@ class RemoteRunner:
         self._tmp = Path(tempfile.mkdtemp(prefix="zhongshu-remote-"))
         self.engine = Engine([], settings, self._tmp, 0, keys)
         self.pool = ThreadPoolExecutor(FAN_OUT, thread_name_prefix="zhongshu-peer")
-        self._lock = threading.Lock()
 
     def close(self) -> None:
         """Close the engine and the fan-out threads."""
