@@ -254,7 +254,7 @@ def test_a_dead_district_is_peer_unavailable_within_a_second(two_districts: Fede
             r = fed.ask("cockpit-city", both)
             took.append(time.monotonic() - t0)
             assert r.status_code == 503 and "hub-binjiang" in r.json()["error"]["message"]
-        assert max(took) <= 3.6, took  # the answer time limit (3 s) and the query's own work
+        assert max(took) <= 4.5, took  # the answer time limit (3 s), the query's own work
         assert took[-1] <= 1.0, took  # once open, the breaker answers at once
 
     # it comes back: full answers again within one catalog refresh, the city never restarted
