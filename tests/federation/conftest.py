@@ -73,10 +73,19 @@ name = "hub-city"
 url = "{city_url}"
 public_key = "{city_key}"
 role = "city"
-namespace = "city"
 ''')
-    (root / "members" / "hub-city.toml").write_text(
-        '[member]\nname = "hub-city"\nkind = "hub"\n')
+    # the city's datasets granted down to this district, granted onward to its cockpit
+    (root / "members" / "hub-city.toml").write_text(f'''[member]
+name = "hub-city"
+kind = "hub"
+
+[[grants]]
+consumer = "{name}-cockpit"
+datasets = ["civil.districts"]
+purposes = ["district-operations"]
+''')
+    (root / "members" / f"{name}-cockpit.toml").write_text(
+        f'[member]\nname = "{name}-cockpit"\nkind = "cockpit"\n')
     (root / "members" / f"{name}-grid.toml").write_text(f'''[member]
 name = "{name}-grid"
 kind = "department"
@@ -205,7 +214,13 @@ columns = [{{ name = "district", type = "VARCHAR" }}, {{ name = "population", ty
 consumer = "cockpit-city"
 datasets = ["civil.districts"]
 purposes = ["{PURPOSE}"]
-''')
+{"".join(f"""
+[[grants]]
+consumer = "hub-{n}"
+datasets = ["civil.districts"]
+purposes = ["district-operations"]
+row_scope = "district = '{n}'"
+""" for n in peers)}''')
 
 
 class Served:

@@ -253,3 +253,25 @@ def test_refusals_are_forwarded_and_failures_open_the_breaker() -> None:
     assert peer.breaker.is_open()
     peer.catalog()  # a catalog refresh is the probe: it goes out and closes the breaker
     assert not peer.breaker.is_open()
+
+
+def test_a_city_catalog_keeps_its_names_but_names_no_district_dataset() -> None:
+    c = with_dataset(name="traffic.passages")
+    offer = verify_catalog(sign_catalog(c, KEY), KEY.public_key(), hub="hub-xihu",
+                           for_="hub-city", namespace="", now=NOW)
+    assert offer.datasets[0].config.name == "traffic.passages"
+    settings = FederationSettings(member="hub-xihu", peers=[
+        PeerConfig(name="hub-city", url="http://city.test", public_key=public_key_b64(KEY),
+                   role="city"),
+        PeerConfig(name="hub-binjiang", url="http://b.test",
+                   public_key=public_key_b64(Ed25519PrivateKey.generate()))])
+    stub = Stub()
+    doc = copy.deepcopy(stub.doc["catalog"])
+    doc["hub"], doc["for"] = "hub-city", "hub-xihu"
+    doc["datasets"][0]["name"] = "binjiang_grid.events"  # another peer's namespace
+    stub.doc = sign_catalog(doc, KEY)
+    sync = CatalogSync(Peers(settings, Ed25519PrivateKey.generate(),
+                             lambda p: httpx.MockTransport(stub)))
+    sync.refresh("hub-city")
+    assert sync.offer("hub-city") is None
+    assert "another peer's" in sync.state["hub-city"].error

@@ -101,3 +101,20 @@ purposes = ["p"]
         consumer="hub-xihu", dataset="xihu_grid.events")
     with pytest.raises(ConfigError, match="not a dataset of `app`"):
         load_city(city(tmp_path / "c", PEER, {"hub-xihu": HUB, "app": stolen}))
+
+
+def test_a_city_peer_keeps_its_names_and_yields_to_local_and_district_ones(tmp_path: Path
+                                                                          ) -> None:
+    fed = PEER + f'''
+[[federation.peers]]
+name = "hub-city2"
+url = "http://127.0.0.1:8400"
+public_key = "{KEY}"
+role = "city"
+'''
+    hub2 = '[member]\nname = "hub-city2"\nkind = "hub"\n'
+    c = load_city(city(tmp_path, fed, {"hub-xihu": HUB, "hub-city2": hub2}))
+    assert c.federation is not None
+    owner = c.federation.owner_of
+    assert owner("traffic.passages").name == "hub-city2"  # type: ignore[union-attr]
+    assert owner("xihu_grid.events").name == "hub-xihu"  # type: ignore[union-attr]

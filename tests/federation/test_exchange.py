@@ -385,3 +385,20 @@ def test_a_remote_query_is_described_without_asking_the_district(federated: Fede
                               "grid.events GROUP BY 1", PURPOSE)
     assert schema.names == ["category", "n", "lon"]
     assert len(federated.sent) == before
+
+
+def test_the_district_reads_city_data_scoped_to_it(federated: Federated) -> None:
+    """Both directions: the city grants the district hub its own row of a city dataset;
+    the district's cockpit reads it through the district hub, which asks the city."""
+    district = federated.districts["xihu"]
+    fed = district.node.federation
+    assert fed is not None
+    fed[1].refresh()
+    token = issue_token(district.node.catalog, "xihu-cockpit")
+    r = httpx.post(f"{district.url}/v1/query", timeout=30,
+                   headers={"Authorization": f"Bearer {token}"},
+                   json={"sql": "SELECT district, population FROM civil.districts",
+                         "purpose": "district-operations"})
+    assert r.status_code == 200, r.text
+    assert r.json()["rows"] == [["xihu", 1]]  # the city's row scope: its own row only
+    assert [u["hub"] for u in r.json()["upstream_receipts"]] == ["hub-city"]

@@ -368,7 +368,7 @@ def federation(city: City) -> None:
                               path=str(path), line=find(text, f'"{union.name}"'))
     for name, (owner, _) in city.datasets().items():
         holder = fed.owner_of(name)
-        if holder is not None:
+        if holder is not None and holder.namespace:  # a city peer's names yield to local ones
             raise ConfigError(f"dataset `{name}` of `{owner}` is in the namespace of peer "
                               f"`{holder.name}` (`{holder.namespace}_`): rename it",
                               path=str(city.member_files[owner]))

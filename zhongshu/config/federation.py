@@ -52,7 +52,10 @@ class PeerConfig(Strict):
     role: PeerRole = "district"
     namespace: str = Field(default="", pattern=r"^([a-z][a-z0-9]*)?$",
                            description="its datasets' names begin with `NAMESPACE_` "
-                                       "(default: its name without `hub-`)")
+                                       "(default: its name without `hub-`; for the role "
+                                       "`city`: none — the city's datasets keep their names, "
+                                       "and any name that is not this hub's own nor another "
+                                       "peer's is the city's)")
 
     @field_validator("public_key")
     @classmethod
@@ -68,7 +71,7 @@ class PeerConfig(Strict):
 
     @model_validator(mode="after")
     def _namespace(self) -> PeerConfig:
-        if not self.namespace:
+        if not self.namespace and self.role != "city":
             ns = self.name.removeprefix("hub-").replace("-", "").replace("_", "")
             if not ns or not ns[0].isalpha():
                 raise ValueError(f"peer `{self.name}`: give `namespace` (its datasets' prefix)")
@@ -82,8 +85,9 @@ class PeerConfig(Strict):
 
     def owns(self, dataset: str) -> bool:
         """Whether ``dataset`` is in this peer's namespace (``xihu_grid.events`` for
-        ``xihu``)."""
-        return dataset.startswith(f"{self.namespace}_")
+        ``xihu``; any name for a city peer without one — this hub's own names and the other
+        peers' namespaces are decided before, see :meth:`FederationSettings.owner_of`)."""
+        return not self.namespace or dataset.startswith(f"{self.namespace}_")
 
 
 class UnionConfig(Strict):
@@ -147,5 +151,7 @@ class FederationSettings(Strict):
         return next((p for p in self.peers if p.name == name), None)
 
     def owner_of(self, dataset: str) -> PeerConfig | None:
-        """The peer whose namespace ``dataset`` is in, or None (a local name)."""
-        return next((p for p in self.peers if p.owns(dataset)), None)
+        """The peer whose namespace ``dataset`` is in (a peer with a namespace before the
+        city peer without one), or None."""
+        return next((p for p in sorted(self.peers, key=lambda p: not p.namespace)
+                     if p.owns(dataset)), None)

@@ -154,8 +154,9 @@ def _dataset(item: Any, hub: str, namespace: str, seen: set[str]) -> OfferedData
         raise _bad(hub, "a dataset is not an object")
     name = item.get("name")
     if not isinstance(name, str) or not re.fullmatch(DATASET, name) or \
-            not name.startswith(f"{namespace}_"):
-        raise _bad(hub, f"a dataset name is not of the form `{namespace}_<ns>.<name>`")
+            namespace and not name.startswith(f"{namespace}_"):
+        form = f"{namespace}_<ns>.<name>" if namespace else "<ns>.<name>"
+        raise _bad(hub, f"a dataset name is not of the form `{form}`")
     if name in seen:
         raise _bad(hub, f"`{name}` is offered twice")
     seen.add(name)

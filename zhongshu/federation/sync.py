@@ -70,6 +70,11 @@ class CatalogSync:
             offer = verify_catalog(doc, Ed25519PublicKey.from_public_bytes(
                 peer.config.key_bytes), hub=peer.name, for_=self.settings.member,
                 namespace=peer.config.namespace, now=now)
+            for d in offer.datasets:  # a city peer (no namespace) names no other peer's
+                if self.settings.owner_of(d.config.name) is not peer.config:
+                    raise PeerUnavailable(f"the catalog of `{peer.name}` is refused: it "
+                                          f"names `{d.config.name}`, another peer's",
+                                          hub=peer.name)
         except ZhongshuError as e:
             with self._lock:
                 st.error = e.message
