@@ -82,8 +82,8 @@ def _district(folder: Path, name: str, city_url: str, city_key: str, streets: li
     doc = {"city": {"name": name, "title": f"{name.title()} district hub"},
            "hub": {"origin": f"hub.{name}.demo"},
            "federation": {"member": f"hub-{name}", "peers": [
-               {"name": "hub-city", "url": city_url, "public_key": city_key, "role": "city",
-                }]}}
+               {"name": "hub-city", "url": city_url, "public_key": city_key,
+                "role": "city"}]}}
     (folder / "city.toml").write_text(tomli_w.dumps(doc), encoding="utf-8")
     (folder / "members" / "hub-city.toml").write_text(tomli_w.dumps(
         {"member": {"name": "hub-city", "kind": "hub", "title": "The city hub"}}))
