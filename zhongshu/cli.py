@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zhongshu.cli_connect import connect, sources_app
+from zhongshu.cli_federation import federation_app
 from zhongshu.cli_ledger import ledger_app
 from zhongshu.cli_traffic import traffic_app
 from zhongshu.cli_trees import trees_app
@@ -38,6 +39,7 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(trees_app, name="trees")
 app.add_typer(traffic_app, name="traffic")
 app.add_typer(sources_app, name="sources")
+app.add_typer(federation_app, name="federation")
 app.command("connect")(connect)
 
 # piped output is not wrapped at 80 columns (scripts should prefer --format csv/json)
@@ -255,7 +257,12 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
          pg_port: Annotated[int | None, typer.Option(
              help="PostgreSQL wire endpoint port (default: 15432 when free; 0 = off)")]
          = None,
-         watch: WatchOpt = True) -> None:
+         watch: WatchOpt = True,
+         federated: Annotated[bool, typer.Option(
+             help="also serve district hubs for xihu and binjiang (each its own process and "
+                  "folder, DIR/districts/NAME, on ports PORT+1 and PORT+2) under the city "
+                  "hub, which reads their grid events through the protocol "
+                  "(docs/federation.md)")] = False) -> None:
     """Build (or reuse) the demo city and serve it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -299,6 +306,19 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
                       "companies' member files.")
         meta = json.loads((city_dir / "demo.json").read_text())
         feed = Feed(meta["seed"], meta["scale"], rate)
+    districts: list[Any] = []
+    if federated:
+        from zhongshu.cli_federation import DistrictHub
+        from zhongshu.demo import federation as demo_federation
+
+        meta = json.loads((city_dir / "demo.json").read_text())
+        folders = demo_federation.prepare(city_dir, port, meta["seed"], meta["scale"])
+        for i, (name, folder) in enumerate(folders.items(), start=1):
+            if not no_serve:
+                _port_in_use(host, port + i)
+                districts.append(DistrictHub(folder, port + i, unsafe_single_wall))
+            out.print(f"District hub `hub-{name}`: http://127.0.0.1:{port + i} ({folder}/); "
+                      f"the city reads {name}_grid.events and grid.events through it")
     witness_hub = None
     if witness and not no_serve:
         from zhongshu.cli_witness import WitnessHub, prepare, witness_port
@@ -313,6 +333,8 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
     finally:
         if witness_hub is not None:
             witness_hub.stop()
+        for district in districts:
+            district.stop()
 
 
 def _demo_serve(city_dir: Path, host: str, port: int, no_serve: bool, feed: Any,

@@ -34,6 +34,8 @@ data values, secrets or source internals.
     ├── SourceUnavailable                        source_unavailable  503 (transient)
     │   └── SourceBusy                           source_unavailable  503 — at its concurrency cap
     ├── DatasetUnavailable                       dataset_unavailable 503 (schema drift)
+    ├── PeerUnavailable                          peer_unavailable    503 — a peer hub cannot
+    │                                                              answer (down, slow, stale)
     └── NotFound (LookupError)                   not_found           404
 """
 
@@ -55,6 +57,9 @@ class ZhongshuError(Exception):
     #: the datasets of the governed query the failure happened in, once it had a plan (the
     #: caller is granted them): recorded with the refusal, so their owners see failed uses
     datasets: tuple[str, ...] = ()
+    #: the peer hub the error comes from (a federated query: its refusal forwarded, or it
+    #: is unavailable); "" for this hub's own
+    hub: str = ""
 
     def __init__(self, message: str = "internal error") -> None:
         super().__init__(message)
@@ -233,6 +238,19 @@ class SourceBusy(SourceUnavailable):
 class DatasetUnavailable(ZhongshuError):
     code = "dataset_unavailable"
     status = 503
+
+
+class PeerUnavailable(ZhongshuError):
+    """A peer hub (a district hub) cannot answer now: unreachable, too slow, its circuit
+    breaker open, its catalog stale or its answer malformed. ``hub`` names it."""
+
+    code = "peer_unavailable"
+    status = 503
+    transient = True
+
+    def __init__(self, message: str = "a peer hub is unavailable", hub: str = "") -> None:
+        super().__init__(message)
+        self.hub = hub
 
 
 class LedgerInvalid(ValueError, ZhongshuError):

@@ -38,6 +38,7 @@ from zhongshu.stores.sqlite import SqliteLookupCounts, SqliteMetadataStore
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from zhongshu.federation import CatalogSync, Offer, Peers
     from zhongshu.ledger import Ledger
     from zhongshu.protocol.pgwire import Endpoint
     from zhongshu.query.service import QueryService
@@ -153,15 +154,84 @@ class Node:
 
         streams = self.streams
         before = self._before.__dict__.get("query") if self._before is not None else None
+        fed = self.federation
         service = QueryService(self.catalog, self.stores.rates, monitor=self.monitoring,
-                               lookups=self.stores.lookups,
+                               lookups=self.stores.lookups, federation=fed,
                                workers=None if before is None else before.executor.engine)
         self._before = None  # the old node is retired on its own schedule
+        if fed is not None:
+            fed[1].on_change = self._remote_changed
+            if self._serve:
+                fed[1].start()
         if streams is not None:
             streams.load_lookups(lambda owner, sql: service.run(
                 Caller(service.catalog.members[owner]), sql,
                 "stream-enrichment").table.to_pylist())
         return service
+
+    @cached_property
+    def federation(self) -> tuple[Peers, CatalogSync] | None:
+        """This hub's peers and their catalogs' sync (None: no ``[federation]``). Each
+        peer's key from ``city.toml`` is registered for its member here (kind ``hub``), so
+        its signed requests verify; this hub's own key is made in ``[federation] key``."""
+        fed = self.city.federation
+        if fed is None:
+            return None
+        from zhongshu.federation import CatalogSync, Peers, load_key
+        from zhongshu.federation.keys import key_id
+        from zhongshu.policy.identity import register_key
+
+        for peer in fed.peers:
+            if self.stores.metadata.key(key_id(peer.name, peer.key_bytes)) is None:
+                register_key(self.catalog, peer.name, peer.key_bytes, actor="federation")
+        peers = Peers(fed, load_key(self.city.root / fed.key), self.peer_transport)
+        return peers, CatalogSync(peers)
+
+    #: how peers are reached (tests: an in-process transport per peer); None: the network
+    peer_transport: Any = None
+
+    def _remote_changed(self, peer: str, offer: Offer | None) -> None:
+        """A peer's offered datasets changed: they replace its remote datasets in the
+        catalog, and the grants (and cached plans) are rebuilt over them."""
+        configs = [o.config for o in offer.datasets] if offer is not None else []
+        # a dataset the peer withdrew stays, so that asking for it says the peer refused
+        # (403 naming it) rather than that it never existed
+        offered = {c.name for c in configs}
+        configs += [d.config for d in self.catalog.datasets.values()
+                    if self.catalog.is_remote(d) and d.owner == peer and d.name not in offered]
+        refused = self.catalog.set_remote(peer, configs)
+        if refused:
+            import logging
+
+            logging.getLogger("zhongshu.federation").error(
+                "peer %s offers datasets named like this hub's own: refused %s", peer,
+                ", ".join(refused[:5]))
+        self._rebuild_unions()
+        service = self.__dict__.get("query")
+        if service is not None:
+            service.refresh_grants(force=True)
+
+    def _rebuild_unions(self) -> None:
+        """Each union dataset over its parts offered now (``[[federation.unions]]``)."""
+        from zhongshu.catalog.remote import union_config
+
+        fed = self.city.federation
+        if fed is None:
+            return
+        for u in fed.unions:
+            every = {}
+            offered = {}
+            for part in u.parts:
+                holder = fed.owner_of(part)
+                assert holder is not None  # checked when the city loaded
+                every[holder.namespace] = part
+                d = self.catalog.datasets.get(part)
+                if d is not None and self.catalog.is_remote(d):
+                    offered[holder.namespace] = d.config
+            config = union_config(u.name, u.column, offered, u.title, u.description,
+                                  u.listed, every) if offered else None
+            self.catalog.set_union(u.name, u.owner, config,
+                                   {part: ns for ns, part in every.items()})
 
     def app(self, cockpit: bool = False, scenarios: str | None = None,
             url: str | None = None,
@@ -235,6 +305,10 @@ class Node:
         service = self.__dict__.pop("query", None)
         if service is not None:
             service.close()
+        fed = self.__dict__.pop("federation", None)
+        if fed is not None:
+            fed[1].stop()
+            fed[0].close()
 
     def close(self) -> None:
         """Stop and close every part this node built."""

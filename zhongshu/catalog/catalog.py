@@ -300,6 +300,52 @@ class Catalog:
         """The dataset called ``name`` (case-insensitive), or None."""
         return self.datasets.get(name.lower())
 
+    # --- remote datasets (zhongshu.catalog.remote) ----------------------------------------
+
+    def set_remote(self, peer: str, configs: list[DatasetConfig]) -> list[str]:
+        """Make ``configs`` the remote datasets of ``peer`` (a member of kind ``hub``),
+        replacing those it offered before; returns the names refused (one that is a local
+        dataset's, or another peer's, is never taken: a peer cannot shadow them).
+
+        The dataset map is replaced as a whole, so readers see the old or the new one."""
+        from zhongshu.catalog.remote import RemoteSource
+
+        member = self.members.get(peer)
+        if member is None or member.kind != "hub":
+            raise ValueError(f"`{peer}` is no member of kind hub")
+        new = {n: d for n, d in self.datasets.items()
+               if not (isinstance(d.source, RemoteSource) and d.source.name == peer)}
+        refused = []
+        source = RemoteSource(peer)
+        for dc in configs:
+            if dc.name in new or dc.source != peer:
+                refused.append(dc.name)
+                continue
+            new[dc.name] = Dataset(dc.name, peer, dc, source)
+        self.datasets = new
+        return refused
+
+    def set_union(self, name: str, owner: str, config: DatasetConfig | None,
+                  parts: dict[str, str]) -> None:
+        """Make ``config`` the union dataset ``name`` of ``owner`` over ``parts`` (remote
+        dataset → its value of the peer column), or remove it (None)."""
+        from zhongshu.catalog.remote import UnionSource
+
+        new = dict(self.datasets)
+        old = new.get(name)
+        if old is not None and not isinstance(old.source, UnionSource):
+            raise ValueError(f"`{name}` is a dataset of this hub, not a union")
+        new.pop(name, None)
+        if config is not None:
+            new[name] = Dataset(name, owner, config, UnionSource(name, parts))
+        self.datasets = new
+
+    def is_remote(self, dataset: Dataset) -> bool:
+        """Whether ``dataset`` is a peer hub's (fetched through the federation)."""
+        from zhongshu.catalog.remote import RemoteSource
+
+        return isinstance(dataset.source, RemoteSource)
+
     # --- schema drift ---------------------------------------------------------------------
 
     def check(self, only_source: str | None = None) -> dict[str, Dataset]:
@@ -313,6 +359,8 @@ class Catalog:
         by_source: dict[str, list[Dataset]] = {}
         skip, self._adopted = (self._adopted if only_source is None else set()), set()
         for d in self.datasets.values():
+            if self.is_remote(d):
+                continue  # checked by its own hub; its catalog's freshness is the federation's
             if (only_source is None or d.source.name == only_source) and d.name not in skip:
                 by_source.setdefault(d.source.name, []).append(d)
         for source_name, datasets in by_source.items():

@@ -42,7 +42,7 @@ _BY_CODE: dict[str, type[errors.ZhongshuError]] = {
         errors.QueryInvalid,
         errors.BadRequest, errors.RateLimited, errors.LookupBudgetExceeded,
         errors.ResultTooLarge, errors.QueryTimeout, errors.SourceUnavailable,
-        errors.DatasetUnavailable)}
+        errors.DatasetUnavailable, errors.PeerUnavailable)}
 
 
 class HubError(errors.ZhongshuError):
@@ -102,9 +102,12 @@ class Hub:
         assert self._key is not None
         key_id, private = self._key
         body = request.read()
+        # the caller acted for is part of what is signed: nobody on the way can change it
+        behalf = {h.lower(): request.headers[h] for h in (ON_BEHALF_OF,)
+                  if h in request.headers}
         msg = Message(request.method, request.url.path, request.url.query.decode(),
-                      request.url.netloc.decode(), {})
-        request.headers.update(sign(msg, body, private, key_id))
+                      request.url.netloc.decode(), behalf)
+        request.headers.update(sign(msg, body, private, key_id, cover=tuple(behalf)))
 
     def close(self) -> None:
         """Close the underlying connections."""
@@ -139,6 +142,18 @@ class Hub:
             ZhongshuError: the hub's answer was an error (its code's class when known).
         """
         return self._check(self._http.get(path, params=params))
+
+    def post(self, path: str, body: dict[str, Any],
+             timeout: httpx.Timeout | float | None = None) -> httpx.Response:
+        """``POST path`` with a JSON body (within ``timeout``, default the connection's),
+        its error raised as the protocol's error.
+
+        Raises:
+            ZhongshuError: the hub's answer was an error (its code's class when known).
+        """
+        if timeout is None:
+            return self._check(self._http.post(path, json=body))
+        return self._check(self._http.post(path, json=body, timeout=timeout))
 
     def health(self) -> dict[str, Any]:
         """``{"status", "summary"}`` of the hub; for a member with the ``operator`` or

@@ -108,9 +108,12 @@ def content_digest(body: bytes) -> str:
 
 
 def sign(msg: Message, body: bytes, key: Ed25519PrivateKey, key_id: str,
-         now: float | None = None, label: str = "sig1") -> dict[str, str]:
+         now: float | None = None, label: str = "sig1",
+         cover: tuple[str, ...] = ()) -> dict[str, str]:
     """Headers that sign ``msg`` (Signature-Input, Signature and, with a body,
     Content-Digest): each call carries a new nonce, so no two signatures are alike.
+    ``cover`` names headers of ``msg.headers`` (lower case) the signature covers too (a peer
+    hub's ``zhongshu-on-behalf-of``).
 
     >>> key = Ed25519PrivateKey.generate()
     >>> headers = sign(Message("POST", "/v1/query", "", "hub.example", {}), b"{}", key,
@@ -129,6 +132,7 @@ def sign(msg: Message, body: bytes, key: Ed25519PrivateKey, key_id: str,
         extra["content-digest"] = content_digest(body)
         headers["content-digest"] = extra["content-digest"]
         components.append("content-digest")
+    components += [h for h in cover if h in headers]
     created = int(time.time() if now is None else now)
     inner = " ".join(f'"{c}"' for c in components)
     params = (f'({inner});created={created};keyid={_sf_string(key_id)};alg="ed25519";'

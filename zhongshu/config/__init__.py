@@ -25,6 +25,7 @@ One module per job:
 
 from zhongshu.config._base import Classification, Column, MemberKind
 from zhongshu.config.callers import CallerRule
+from zhongshu.config.federation import FederationSettings, PeerConfig
 from zhongshu.config.grants import GrantConfig, Mask, MaskKind
 from zhongshu.config.load import load_city
 from zhongshu.config.people import Exclusion, IdentifierKind, PeopleSettings
@@ -56,9 +57,10 @@ from zhongshu.config.streams import (
 
 __all__ = [
     "AggregateConfig", "CallerRule", "City", "CityFile", "CityInfo", "Classification", "Column",
-    "DatasetConfig", "District", "Exclusion", "GrantConfig", "HubSettings", "IdentifierKind",
-    "LedgerSettings", "Lookup", "Mask", "MaskKind", "MemberFile", "MemberInfo", "MemberKind",
-    "PairsConfig", "PeopleSettings", "SourceConfig", "SourceKind", "StreamConfig", "Street",
+    "DatasetConfig", "District", "Exclusion", "FederationSettings", "GrantConfig",
+    "HubSettings", "IdentifierKind", "LedgerSettings", "Lookup", "Mask", "MaskKind",
+    "MemberFile", "MemberInfo", "MemberKind", "PairsConfig", "PeerConfig", "PeopleSettings",
+    "SourceConfig", "SourceKind", "StreamConfig", "Street",
     "WitnessPeer",
     "WitnessedLog", "is_window_dataset", "load_city", "parse_measure", "read_secret",
     "stream_columns", "stream_source", "stream_store",

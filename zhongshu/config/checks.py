@@ -88,7 +88,20 @@ def _check_grants(city: City, owner: str, mf: MemberFile,
         if g.consumer == owner:
             fail("an owner needs no grant on its own datasets")
         own = {d.name for d in mf.datasets}
+        peer = city.federation.peer(owner) if city.federation is not None else None
+        unions = {u.name for u in city.federation.unions if u.owner == owner} \
+            if city.federation is not None else set()
         for ds in g.datasets:
+            if peer is not None and peer.owns(ds) or ds in unions:
+                # a remote dataset, granted onward: its columns are the peer's catalog's,
+                # known only once it is fetched (a column it does not offer is never read)
+                for purpose in g.purposes:
+                    key = (g.consumer, ds, purpose)
+                    if key in seen:
+                        fail(f"`{ds}` is granted twice for purpose `{purpose}`; merge the "
+                             "grants")
+                    seen.add(key)
+                continue
             if ds not in own:
                 fail(f"`{ds}` is not a dataset of `{owner}`; a member grants only its own "
                      "datasets")
@@ -331,6 +344,36 @@ def scenario_callers(city: City) -> None:
                                       line=line_of(text, ("callers", i, "members")))
 
 
+def federation(city: City) -> None:
+    """Each peer is a member of kind ``hub``; no local dataset is named in a peer's namespace
+    (a peer's catalog can then never shadow a local dataset)."""
+    fed = city.federation
+    if fed is None:
+        return
+    path = city.root / "city.toml"
+    text = path.read_text(encoding="utf-8")
+    for peer in fed.peers:
+        mf = city.members.get(peer.name)
+        if mf is None or mf.member.kind != "hub":
+            raise ConfigError(f"federation.peers `{peer.name}`: declare it as a member of kind "
+                              f"`hub` (members/{peer.name}.toml)", path=str(path),
+                              line=find(text, f'"{peer.name}"'))
+    for union in fed.unions:
+        if union.owner not in city.members:
+            raise ConfigError(f"federation.unions `{union.name}`: owner `{union.owner}` is no "
+                              "member of this city", path=str(path),
+                              line=find(text, f'"{union.owner}"'))
+        if union.name in city.datasets():
+            raise ConfigError(f"federation.unions `{union.name}` is also a local dataset",
+                              path=str(path), line=find(text, f'"{union.name}"'))
+    for name, (owner, _) in city.datasets().items():
+        holder = fed.owner_of(name)
+        if holder is not None and holder.namespace:  # a city peer's names yield to local ones
+            raise ConfigError(f"dataset `{name}` of `{owner}` is in the namespace of peer "
+                              f"`{holder.name}` (`{holder.namespace}_`): rename it",
+                              path=str(city.member_files[owner]))
+
+
 CHECKS: tuple[Callable[[City], None], ...] = (source_kinds, unique_names, grants, owner_sql,
-                                              scenario_callers, check_people)
+                                              scenario_callers, check_people, federation)
 """Run in this order by :func:`zhongshu.config.load.load_city`; each raises ``ConfigError``."""

@@ -124,7 +124,8 @@ def load_city(root: str | os.PathLike[str]) -> City:
         files[mf.member.name] = path
     city = City(root=root, info=cf.city, hub=hub, districts=cf.districts, streets=cf.streets,
                 members=members,
-                member_files=files, ledger=ledger, people=cf.people)
+                member_files=files, ledger=ledger, people=cf.people,
+                federation=cf.federation)
     for check in CHECKS:
         check(city)
     return city

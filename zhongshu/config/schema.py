@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from zhongshu.config._base import COLUMN, DATASET, NAME, Column, MemberKind, Strict
 from zhongshu.config.callers import CallerRule
+from zhongshu.config.federation import FederationSettings
 from zhongshu.config.grants import GrantConfig
 from zhongshu.config.people import PeopleSettings
 from zhongshu.config.secrets import SECRET_KEYS
@@ -59,6 +60,7 @@ class CityFile(Strict):
     districts: list[District] = []
     streets: list[Street] = []
     people: PeopleSettings | None = None
+    federation: FederationSettings | None = None
 
 
 class SourceConfig(Strict):
@@ -296,6 +298,7 @@ class City(BaseModel):
     ledger: LedgerSettings = LedgerSettings()
     member_files: dict[str, Path]
     people: PeopleSettings | None = None  # the city's identity provider, if people sign in
+    federation: FederationSettings | None = None  # this hub's peers, if it is federated
 
     @property
     def state_dir(self) -> Path:

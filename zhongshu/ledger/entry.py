@@ -128,17 +128,24 @@ def exchange(caller: str, purpose: str, query: str, columns: dict[str, list[str]
              grants: list[str], result: str, fmt: str, rows: int, truncated: bool,
              signature: str | None = None, key_id: str | None = None,
              on_behalf_of: str | None = None, subjects: Sequence[str] = (),
-             excluded: bool = False) -> dict[str, Any]:
-    """The entry of one answered query (``on_behalf_of``: the caller a scenario member
-    asked for; ``subjects``: the tags of the people it is about, ``excluded``: under a
-    declared exclusion)."""
-    return {"kind": "exchange", **_who(caller, signature, key_id, on_behalf_of, subjects,
-                                       excluded),
-            "purpose": purpose,
-            "query_sha256": query, "datasets": sorted(columns),
-            "columns": {d: sorted(c) for d, c in columns.items()}, "grants": sorted(grants),
-            "result_sha256": result, "format": fmt, "rows": rows, "truncated": truncated,
-            "outcome": "ok"}
+             excluded: bool = False, upstream: Sequence[dict[str, Any]] = (),
+             partial: Sequence[str] = ()) -> dict[str, Any]:
+    """The entry of one answered query (``on_behalf_of``: the caller a scenario member —
+    or a peer hub — asked for; ``subjects``: the tags of the people it is about,
+    ``excluded``: under a declared exclusion; ``upstream``: the receipts of the peer hubs'
+    answers it was built from; ``partial``: the peer hubs missing from it)."""
+    out = {"kind": "exchange", **_who(caller, signature, key_id, on_behalf_of, subjects,
+                                      excluded),
+           "purpose": purpose,
+           "query_sha256": query, "datasets": sorted(columns),
+           "columns": {d: sorted(c) for d, c in columns.items()}, "grants": sorted(grants),
+           "result_sha256": result, "format": fmt, "rows": rows, "truncated": truncated,
+           "outcome": "ok"}
+    if upstream:
+        out["upstream_receipts"] = [dict(r) for r in upstream]
+    if partial:
+        out["partial"] = sorted(partial)
+    return out
 
 
 def refusal(caller: str, endpoint: str, code: str, purpose: str | None = None,

@@ -209,7 +209,10 @@ class Grants:
     def _add(self, owner: str, g: GrantConfig, stored_id: str | None,
              index: int | None = None) -> None:
         for ds_name in g.datasets:
-            ds = self.catalog.datasets[ds_name]
+            ds = self.catalog.datasets.get(ds_name)
+            if ds is None:
+                # a peer's remote dataset it does not offer (now): granted once it does
+                continue
             declared = [c.name for c in ds.columns]
             if g.columns is None:
                 cols = [c.name for c in ds.columns if c.classification in _OPEN]

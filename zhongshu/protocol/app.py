@@ -24,12 +24,21 @@ from zhongshu.protocol.callers import ScenarioDoor
 from zhongshu.protocol.handlers import add_error_handlers
 from zhongshu.protocol.metrics import CountRequests, Metrics
 from zhongshu.protocol.people import IdTokens, People
-from zhongshu.protocol.routes import Parts, catalog, grants, hub, identity, probes, query
+from zhongshu.protocol.routes import (
+    Parts,
+    catalog,
+    federation,
+    grants,
+    hub,
+    identity,
+    probes,
+    query,
+)
 from zhongshu.protocol.routes.ledger import add_ledger_routes
 from zhongshu.protocol.routes.me import add_me_routes
 from zhongshu.protocol.routes.subscribe import add_subscribe_route
 from zhongshu.protocol.sessions import Sessions
-from zhongshu.protocol.signatures import Verifier
+from zhongshu.protocol.signatures import PublicKeyOf, Verifier
 from zhongshu.query.service import QueryService
 from zhongshu.stores import NonceStore, RateCounters, SessionStore
 
@@ -59,14 +68,17 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
     browser = Sessions(sessions)
     # what an authenticated route answers whatever it does; routes add their own statuses
     errors = contract.errors(*contract.AUTHENTICATED)
-    caller = Authentication(authn, Verifier(service.catalog.store.key, nonces), browser)
+    keys: PublicKeyOf = service.catalog.store.key
+    if service.remote is not None:
+        keys = federation.pin_peer_keys(keys, service.remote.peers.settings)
+    caller = Authentication(authn, Verifier(keys, nonces), browser)
     parts = Parts(service=service, ledger=ledger, caller=caller, authn=authn,
                   sessions=browser, errors=errors, streams=streams, config=config,
                   metrics=metrics or Metrics(service.city.hub.metrics_names))
     app.state.metrics, app.state.authn = parts.metrics, authn  # the wire endpoint's too
     add_error_handlers(app, ledger, service)
     app.add_middleware(CountRequests, metrics=parts.metrics)
-    for routes in (probes, identity, hub, catalog, query, grants):
+    for routes in (probes, identity, hub, catalog, query, grants, federation):
         routes.add_routes(app, parts)
     if ledger is not None:
         add_ledger_routes(app, ledger, service, caller, errors)

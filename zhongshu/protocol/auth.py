@@ -23,6 +23,7 @@ describe; the credentials are read and checked here.
 """
 
 import dataclasses
+import re
 from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 
@@ -64,6 +65,26 @@ ID_TOKEN = HTTPBearer(
     description="A person's OpenID Connect ID token from the city's identity provider "
                 "(`Authorization: Bearer <JWT>`), for the people's routes (`/v1/me/…`) and "
                 "the scenario services that admit people.")
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,99}$")
+
+
+def _for_peer_caller(who: Caller, named: str, covered: str) -> Caller:
+    """A peer hub's request made for one of its own callers (``named``, a member *of that
+    hub*): recorded in the ledger entry as ``on_behalf_of``; it changes no right — the peer
+    hub reads under its own grants here.
+
+    Raises:
+        BehalfRefused: the signature does not cover the header, or the name is not a name.
+    """
+    if f'"{ON_BEHALF_OF.lower()}"' not in covered:
+        raise BehalfRefused("a peer hub's Zhongshu-On-Behalf-Of must be covered by its "
+                            "request's signature")
+    if not _NAME.fullmatch(named):
+        raise BehalfRefused("Zhongshu-On-Behalf-Of names a member (lower-case letters, "
+                            "digits, - and _)")
+    return dataclasses.replace(who, on_behalf_of=named)
 
 
 class Authentication:
@@ -110,7 +131,10 @@ class Authentication:
         elif named:
             if len(named) > 1:
                 raise BehalfRefused("name one caller in Zhongshu-On-Behalf-Of, once")
-            who = acting_for(self.authn.catalog, who, named[0])
+            if who.member.kind == "hub":
+                who = _for_peer_caller(who, named[0], getattr(request.state, "covered", ""))
+            else:
+                who = acting_for(self.authn.catalog, who, named[0])
             request.state.caller = who
         return who
 
@@ -143,6 +167,7 @@ class Authentication:
         msg = Message(request.method, request.url.path, request.url.query,
                       headers.get("host", ""), dict(headers.items()))
         name, signed = self.verifier.verify(msg, body)
+        request.state.covered = signed.params  # the components it covers, serialised
         who = self.authn.member(name)
         if authorization and self.authn.authenticate(authorization).name != name:
             raise Unauthenticated("the bearer token and the signature name different members")

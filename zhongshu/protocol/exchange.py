@@ -85,8 +85,11 @@ class Answer:
 
 
 async def answer(service: QueryService, ledger: Ledger | None, who: Caller, sql: str,
-                 purpose: str, limit: int | None, fmt: str, deadline: Deadline) -> Answer:
+                 purpose: str, limit: int | None, fmt: str, deadline: Deadline,
+                 allow_partial: bool = False) -> Answer:
     """Run one governed query for ``who`` and record it; returns once the entry is durable.
+    ``allow_partial``: over peer hubs' datasets, answer from those that answer (the result's
+    ``partial`` names the others).
 
     A short query whose plan is cached and measured sub-millisecond is answered on the event
     loop itself (``QueryService.quick``); any other on the query service's threads.
@@ -103,9 +106,10 @@ async def answer(service: QueryService, ledger: Ledger | None, who: Caller, sql:
         def work() -> tuple[Result, tuple[bytes, frozenset[int]]]:
             charge, found = not quick.charged, quick.found
             result = (service.run_found(found, who, purpose, limit, deadline=deadline,
-                                        charge=charge)
+                                        charge=charge, allow_partial=allow_partial)
                       if found is not None else
-                      service.run(who, sql, purpose, limit, deadline=deadline, charge=charge))
+                      service.run(who, sql, purpose, limit, deadline=deadline, charge=charge,
+                                  allow_partial=allow_partial))
             return result, payload_of(service, result, fmt)
 
         result, (payload, strings) = await off_loop(service, deadline, work)
@@ -117,7 +121,8 @@ async def answer(service: QueryService, ledger: Ledger | None, who: Caller, sql:
             result.plan.columns_read, [g.id for g in result.plan.grants],
             entry.result_sha256(payload), fmt, result.num_rows, result.truncated,
             signature=who.signature, key_id=who.key_id, on_behalf_of=who.on_behalf_of,
-            subjects=tags, excluded=excluded)
+            subjects=tags, excluded=excluded, upstream=result.upstream,
+            partial=[p["hub"] for p in result.partial])
         receipt = (await ledger.record_async(
             fields, index_keys(result.plan.columns_read, tags, excluded))).to_dict()
     return Answer(result, payload, receipt, strings)

@@ -22,6 +22,13 @@ class ErrorBody(BaseModel):
 class ErrorOut(BaseModel):
     error: ErrorBody
     receipt: Receipt | None = None
+    upstream_receipts: list[dict[str, Any]] | None = Field(
+        default=None, description="over datasets of peer hubs: the receipts of the peers' "
+        "answers it was built from (`{hub, ledger, index, entry_hash, result_sha256, "
+        "dataset}`)")
+    partial: list[dict[str, str]] | None = Field(
+        default=None, description="with `allow_partial`: the peer hubs missing from the "
+        "answer (`{hub, code, message}`)")
 
 
 class HealthSummary(BaseModel):
@@ -55,6 +62,10 @@ class HealthOut(BaseModel):
     second_wall: dict[str, Any] | None = Field(
         default=None, description="operators and auditors only: held, confinement (what "
                                   "confines the DuckDB workers), runs_as, problem")
+    peers: dict[str, str] | None = Field(
+        default=None, description="operators and auditors only, when the hub is federated: "
+                                  'peer hub → "ok", "degraded: …" (its last catalog refresh '
+                                  'failed), "stale" (its catalog expired) or "down: …"')
     streams: dict[str, dict[str, Any]] | None = Field(
         default=None, description="operators and auditors only, when the hub ingests streams: "
                                   "stream → state (connected, disconnected, direct), messages, "
@@ -116,6 +127,9 @@ class QueryArrowIn(BaseModel):
     # bounded to what RFC 8785 can write: the query's hash is over it
     limit: int | None = Field(default=None, ge=1, le=2**53 - 1,
                               description="at most this many rows")
+    allow_partial: bool = Field(
+        default=False, description="over datasets of peer hubs: answer from the peers that "
+        "answer, naming the others in `partial` (default: fail with `503 peer_unavailable`)")
 
 
 class QueryIn(QueryArrowIn):

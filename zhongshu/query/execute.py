@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,6 +62,10 @@ class Result:
     _rows: list[list[Any]] | None = None
     #: the people's identifiers the query named, ``(kind, normal form)`` (``policy.subjects``)
     identifiers: frozenset[tuple[str, str]] = frozenset()
+    #: the receipts of the peer hubs' answers it was built from (``query.remote``)
+    upstream: list[dict[str, Any]] = field(default_factory=list)
+    #: the peers missing from a partial answer: ``{"hub", "code", "message"}``
+    partial: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def table(self) -> pa.Table:

@@ -31,6 +31,7 @@ from zhongshu.errors import (
     TypeNotSupported,
     ZhongshuError,
 )
+from zhongshu.federation import CatalogSync, Peers
 from zhongshu.policy.firewall import govern
 from zhongshu.policy.grants import Grants
 from zhongshu.policy.identity import Caller
@@ -43,6 +44,7 @@ from zhongshu.query.execute import Executor, NativeMismatch, Result
 from zhongshu.query.health import SourceHealth
 from zhongshu.query.inference import fixed_aggregate_errors, spend_lookups
 from zhongshu.query.plan import Plan, Template, build_plan, templatize
+from zhongshu.query.remote import RemoteRunner
 from zhongshu.query.types import native_safe, typed_sql
 from zhongshu.query.worker import WorkerPool
 from zhongshu.sources.base import NativeSQL
@@ -108,10 +110,13 @@ class QueryService:
         lookups: the store of pseudonym lookups budgets spend from (default: in memory).
         workers: the DuckDB workers of the configuration serving before a reload, kept when
             they reach exactly the sources this service's would (``zhongshu.reload``).
+        federation: this hub's peers and their catalogs' sync, when it is federated: plans
+            over remote datasets run through them (``query.remote``).
     """
 
     def __init__(self, catalog: Catalog, rates: RateCounters, monitor: bool = True,
                  lookups: LookupCounts | None = None,
+                 federation: tuple[Peers, CatalogSync] | None = None,
                  workers: WorkerPool | None = None) -> None:
         self.catalog = catalog
         self.city = catalog.city
@@ -135,6 +140,9 @@ class QueryService:
         self.plans = PlanCache(self.settings.plan_cache_size)
         self.executor = Executor(catalog, self.settings, keys.secret, self.sources,
                                  on_rebuild=self.plans.clear, reuse=workers)
+        #: runs plans over remote datasets (None: this hub has no peers)
+        self.remote = RemoteRunner(catalog, *federation, self.settings, keys) \
+            if federation is not None else None
         # the protocol's queries run here, never on its event loop, and never in the
         # thread pool its other endpoints share: slow queries cannot starve the catalog
         self.pool = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="zhongshu-query")
@@ -172,6 +180,8 @@ class QueryService:
         self.sources.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.executor.close()
+        if self.remote is not None:
+            self.remote.close()
 
     # --- grants ---------------------------------------------------------------------------
 
@@ -269,7 +279,7 @@ class QueryService:
 
     def run(self, caller: Caller, sql: str, purpose: str, limit: int | None = None,
             engine: str = "auto", deadline: Deadline | None = None,
-            charge: bool = True) -> Result:
+            charge: bool = True, allow_partial: bool = False) -> Result:
         """Answer ``sql`` for ``caller`` and ``purpose``, within one time limit.
 
         Args:
@@ -279,6 +289,8 @@ class QueryService:
                 planning and running both count.
             charge: spend the grants' rate limits (False: :meth:`quick` spent them already
                 for this exchange).
+            allow_partial: over remote datasets, answer from the peers that answer and
+                name the others in ``Result.partial`` (default: fail).
 
         Raises:
             ZhongshuError: a protocol error (refusal, bad query, source down, timeout…).
@@ -287,7 +299,8 @@ class QueryService:
         plan, template = self.plan(caller, sql, purpose, limit, deadline)
         self.for_person(caller, plan, template)
         return self.execute(plan, template, engine, deadline=deadline,
-                            on_behalf_of=budget_of(caller), charge=charge)
+                            on_behalf_of=budget_of(caller), charge=charge,
+                            allow_partial=allow_partial)
 
     # how long an inline answer (:meth:`quick`) may hold the calling thread at most
     INLINE_LIMIT_S = 0.05
@@ -333,18 +346,22 @@ class QueryService:
         """
         deadline = deadline or self.deadline()
         plan, template = self.plan(caller, sql, purpose, None, deadline)
+        if self.remote is not None and self.remote.reads_remote(plan):
+            return self.remote.describe(plan, template, deadline)
         if plan.schema is None:
             self._type(plan, template, deadline)
         return plan.schema
 
     def run_found(self, found: Lookup, caller: Caller, purpose: str, limit: int | None = None,
-                  deadline: Deadline | None = None, charge: bool = True) -> Result:
+                  deadline: Deadline | None = None, charge: bool = True,
+                  allow_partial: bool = False) -> Result:
         """Answer a looked-up query (see :meth:`run`), building its plan if need be."""
         deadline = deadline or self.deadline()
         plan = self.prepare(found, caller, purpose, limit, deadline)
         self.for_person(caller, plan, found.template)
         return self.execute(plan, found.template, deadline=deadline,
-                            on_behalf_of=budget_of(caller), charge=charge)
+                            on_behalf_of=budget_of(caller), charge=charge,
+                            allow_partial=allow_partial)
 
     def for_person(self, caller: Caller, plan: Plan, template: Template) -> None:
         """The wall for a scenario acting for a person, checked on this run's values (a
@@ -395,7 +412,8 @@ class QueryService:
     @fixed_aggregate_errors
     def execute(self, plan: Plan, template: Template, engine: str = "auto",
                 wait: bool = True, deadline: Deadline | None = None,
-                on_behalf_of: str | None = None, charge: bool = True) -> Result:
+                on_behalf_of: str | None = None, charge: bool = True,
+                allow_partial: bool = False) -> Result:
         """Run a plan with the template's parameters (see :meth:`run`).
 
         The first run of a plan learns the DuckDB types of its answer (``query.types``):
@@ -412,6 +430,7 @@ class QueryService:
             engine: ``auto``, ``duckdb``, or ``native`` (the source's own engine, when the
                 plan can run there; measured like ``auto``).
             charge: spend the grants' rate limits (False: already spent for this exchange).
+            allow_partial: see :meth:`run`.
 
         Raises:
             TypeNotSupported: a column of the answer has a type the hub cannot encode.
@@ -423,7 +442,7 @@ class QueryService:
             named = frozenset(plan.governance.subjects.identifiers(template.values()))
             template = spend_lookups(self.lookups, plan, template, on_behalf_of)
             result = self._execute(plan, template, engine, wait, deadline or self.deadline(),
-                                   charge)
+                                   charge, allow_partial)
             result.identifiers = named  # from the caller's own values, before any rewriting
             return result
         except ZhongshuError as e:
@@ -431,9 +450,12 @@ class QueryService:
             raise
 
     def _execute(self, plan: Plan, template: Template, engine: str, wait: bool,
-                 deadline: Deadline, charge: bool = True) -> Result:
+                 deadline: Deadline, charge: bool = True, allow_partial: bool = False
+                 ) -> Result:
         for grant in plan.grants if charge else ():
             self.grants.spend(grant)
+        if self.remote is not None and self.remote.reads_remote(plan):
+            return self.remote.run(plan, template, deadline, allow_partial)
         # a drifted dataset never gets a plan (policy's resolve_datasets); one whose source
         # is down now is refused here, from the live state: a cached plan cannot skip it, and
         # a source that comes back is re-checked, and the plans cleared, before it is up

@@ -61,6 +61,8 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
             if led is not None:
                 out["ledger"] = led
             out["second_wall"] = wall
+            if service.remote is not None:
+                out["peers"] = service.remote.sync.report()
             if parts.streams is not None:
                 out["streams"] = parts.streams()
             if parts.config is not None:

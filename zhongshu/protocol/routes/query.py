@@ -17,6 +17,7 @@ exchange's time limit starts when its request arrives; the loop answers ``504`` 
 (and one second of grace) even if the work has not given up yet.
 """
 
+import json
 import sys
 import time
 from typing import Annotated, Any
@@ -83,7 +84,8 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
 
         try:
             done = await exchange.answer(service, ledger, who, body.sql, body.purpose,
-                                         body.limit, body.format, deadline)
+                                         body.limit, body.format, deadline,
+                                         allow_partial=body.allow_partial)
         except ZhongshuError as e:
             metrics.query(e.code, "-", time.perf_counter() - t0)
             raise
@@ -95,10 +97,19 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
                        "Zhongshu-Row-Count": str(result.num_rows)}
             if receipt is not None:
                 headers["Zhongshu-Receipt"] = orjson.dumps(receipt).decode()
+            if result.upstream:
+                headers["Zhongshu-Upstream-Receipts"] = json.dumps(result.upstream)
+            if result.partial:
+                headers["Zhongshu-Partial"] = json.dumps(result.partial)  # ASCII
             return Response(payload, media_type=ARROW_STREAM, headers=headers)
+        fed: dict[str, Any] = {}
+        if result.upstream:
+            fed["upstream_receipts"] = result.upstream
+        if result.partial:
+            fed["partial"] = result.partial
         head = orjson.dumps({"columns": encode.columns(result.schema, strings),
                              "row_count": result.num_rows, "truncated": result.truncated,
-                             "row_scope": result.plan.row_scope, "receipt": receipt})
+                             "row_scope": result.plan.row_scope, "receipt": receipt, **fed})
         return Response(head[:-1] + b',"rows":' + payload + b"}", media_type="application/json")
 
     @app.post("/v1/query/explain", responses=refusals, tags=["query"])
