@@ -45,7 +45,13 @@ from zhongshu.config.schema import (
     Street,
 )
 from zhongshu.config.secrets import read_secret
-from zhongshu.config.settings import HubSettings, LedgerSettings, WitnessedLog, WitnessPeer
+from zhongshu.config.settings import (
+    HubSettings,
+    LedgerSettings,
+    StoreSettings,
+    WitnessedLog,
+    WitnessPeer,
+)
 from zhongshu.config.streams import (
     is_window_dataset,
     parse_measure,
@@ -58,7 +64,8 @@ __all__ = [
     "AggregateConfig", "CallerRule", "City", "CityFile", "CityInfo", "Classification", "Column",
     "DatasetConfig", "District", "Exclusion", "GrantConfig", "HubSettings", "IdentifierKind",
     "LedgerSettings", "Lookup", "Mask", "MaskKind", "MemberFile", "MemberInfo", "MemberKind",
-    "PairsConfig", "PeopleSettings", "SourceConfig", "SourceKind", "StreamConfig", "Street",
+    "PairsConfig", "PeopleSettings", "SourceConfig", "SourceKind", "StoreSettings",
+    "StreamConfig", "Street",
     "WitnessPeer",
     "WitnessedLog", "is_window_dataset", "load_city", "parse_measure", "read_secret",
     "stream_columns", "stream_source", "stream_store",

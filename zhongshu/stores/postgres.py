@@ -62,6 +62,14 @@ def label_of(url: str) -> str:
     return f"postgresql://{host}:{port}/{parts.get('dbname') or parts.get('user') or ''}"
 
 
+def _reason(error: psycopg.Error) -> str:
+    """What the server or libpq said, without the address (already in the label): its last
+    line, e.g. ``FATAL:  database "city" does not exist``. libpq never repeats a password."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    said = [ln.rpartition(" failed: ")[2] for ln in lines if " failed: " in ln]
+    return said[-1] if said else (lines[-1] if lines else type(error).__name__)
+
+
 def _key(text: str) -> int:
     """A signed 32-bit lock key of ``text`` (the second of an advisory lock's two keys)."""
     return zlib.crc32(text.encode()) - 2**31
@@ -78,6 +86,11 @@ class Database:
     def __init__(self, url: str, *, max_size: int = 8, timeout_s: float = 10.0) -> None:
         self.label = label_of(url)
         self._url = url
+        try:  # one connection first: a wrong address or password fails at once, saying why
+            psycopg.connect(url, connect_timeout=max(1, round(timeout_s))).close()
+        except psycopg.Error as e:
+            raise StoreUnavailable(f"the hub's store {self.label} cannot be reached: "
+                                   f"{_reason(e)}") from None
         self.pool = ConnectionPool(url, min_size=1, max_size=max_size, open=False,
                                    kwargs={"autocommit": True}, timeout=timeout_s,
                                    name="zhongshu-store")
