@@ -137,6 +137,16 @@ class Stores:
             self.database.close()
 
 
+def _ledger_store(stores: Stores) -> Any:
+    """The ledger's store beside ``stores``: in their PostgreSQL database (sharing its
+    connections), or None for the embedded file (``state/ledger.db``)."""
+    if stores.database is None:
+        return None
+    from zhongshu.ledger.postgres import PostgresLedgerStore
+
+    return PostgresLedgerStore(stores.database.url, pool=stores.database.pool)
+
+
 class Node:
     """The parts of one hub process: stores, ledger, catalog, query, streams, protocol.
 
@@ -183,7 +193,7 @@ class Node:
         if city.ledger.enabled:
             from zhongshu.ledger import Ledger
 
-            ledger = Ledger.open(city, start=serve)
+            ledger = Ledger.open(city, start=serve, store=_ledger_store(stores))
         node = cls(city, stores, ledger, monitor=serve if monitor is None else monitor,
                    serve=serve)
         if serve:

@@ -1,6 +1,6 @@
 """The ledger store contract: one suite, run on every implementation of ``LedgerStore``.
 
-A third store (PostgreSQL) joins by adding one entry to ``STORES``.
+The PostgreSQL store runs it on a fresh database per test (marked ``server``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.stores.pg import fresh_database
 from zhongshu.errors import LedgerInvalid
 from zhongshu.ledger import merkle, note
 from zhongshu.ledger.layout import TILE, tile_key
@@ -24,10 +25,24 @@ ORIGIN = "contract.zhongshu/log"
 Maker = Callable[[], LedgerStore]
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", pytest.param("postgres", marks=pytest.mark.server)])
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Maker]:
-    """A factory of stores of one kind; stores it makes share their data (one file)."""
-    if request.param == "sqlite":
+    """A factory of stores of one kind; stores it makes share their data (one file, one
+    database)."""
+    if request.param == "postgres":
+        from zhongshu.ledger.postgres import PostgresLedgerStore
+
+        made: list[PostgresLedgerStore] = []
+
+        def pg() -> LedgerStore:
+            made.append(PostgresLedgerStore(url))
+            return made[-1]
+
+        with fresh_database() as url:
+            yield pg
+            for s in made:
+                s.close()
+    elif request.param == "sqlite":
         yield lambda: SqliteLedgerStore(tmp_path / "ledger.db")
     else:
         shared = MemoryLedgerStore()

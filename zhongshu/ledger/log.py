@@ -53,10 +53,10 @@ class Ledger:
                                  lambda: self.publisher.fault)
 
     @classmethod
-    def open(cls, city: City, start: bool = True) -> Ledger:
-        """The ledger of ``city``'s hub (``state/ledger.db``, keys ``state/ledger.key`` and
-        ``state/witness.key``, created on first use); ``start`` also starts the sequencer
-        process and the checkpoint publisher.
+    def open(cls, city: City, start: bool = True, store: LedgerStore | None = None) -> Ledger:
+        """The ledger of ``city``'s hub (in ``store``, default ``state/ledger.db``; keys
+        ``state/ledger.key`` and ``state/witness.key``, created on first use); ``start``
+        also starts the sequencer process and the checkpoint publisher.
 
         A log key created here is pinned in ``ledger.pin`` beside ``city.toml``
         (:mod:`~zhongshu.ledger.pin`).
@@ -67,7 +67,7 @@ class Ledger:
         origin = origin_of(city)
         state = city.state_dir
         log_key = cls._log_signer(city)
-        ledger = cls(SqliteLedgerStore(state / "ledger.db"), origin, log_key,
+        ledger = cls(store or SqliteLedgerStore(state / "ledger.db"), origin, log_key,
                      city.ledger,
                      note.Signer.load_or_create(state / "witness.key", f"{origin}/witness",
                                                 note.COSIGNATURE_V1))

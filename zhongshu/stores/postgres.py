@@ -360,7 +360,7 @@ class PostgresRateCounters(_Postgres):
                         (key, now - window_s))
             row = con.execute("SELECT count(*), min(at) FROM rate_hits WHERE key = %s",
                               (key,)).fetchone()
-            n, oldest = (int(row[0]), float(row[1] or now)) if row else (0, now)
+            n, oldest = (int(row[0]), now if row[1] is None else float(row[1])) if row else (0, now)
             if n >= limit:
                 return float(window_s - (now - oldest))
             con.execute("INSERT INTO rate_hits (key, at) VALUES (%s, %s)", (key, now))
