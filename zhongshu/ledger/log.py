@@ -10,6 +10,7 @@ proofs and the reads the protocol's ledger endpoints need.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -103,8 +104,39 @@ class Ledger:
             self.publisher.check()
         except LedgerInvalid as e:
             log.error("%s", e)
+        self._lead()
         self.appender.start()
         self.publisher.start()
+
+    def _lead(self) -> None:
+        """On a log shared by replicas (a store in PostgreSQL), contend for the sequencer's
+        lease: only its holder signs checkpoints (:mod:`~zhongshu.ledger.lease`)."""
+        from zhongshu.ledger.sequencer import location
+
+        where = location(self.store)
+        if where is None or where[0] != "postgresql":
+            return
+        from zhongshu.ledger.lease import Lease
+
+        lease, lock = Lease(where[1]), threading.Lock()
+        self._lease = lease
+
+        def leads() -> bool:
+            with lock:
+                try:
+                    return lease.try_take()
+                except Exception as e:  # the database is away: not leading, said once a try
+                    log.warning("the sequencer's lease cannot be checked: %s",
+                                type(e).__name__)
+                    return False
+
+        self.publisher.leads = leads
+
+    @property
+    def leading(self) -> bool:
+        """Whether this process signs the log's checkpoints (always, but for a replica that
+        does not hold the sequencer's lease)."""
+        return self.publisher.leads is None or self.publisher.leads()
 
     def unready(self) -> str | None:
         """Why this ledger cannot record and sign now (a phrase without paths, hosts or
@@ -293,3 +325,6 @@ class Ledger:
             self.store.close()
         except Exception as e:
             log.warning("last checkpoint not published: %s", e)
+        lease = getattr(self, "_lease", None)
+        if lease is not None:
+            lease.release()
