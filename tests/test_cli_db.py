@@ -83,3 +83,12 @@ def test_demo_store_creates_the_schema_and_writes_the_setting(demo_dir: Path,
         res = zs("demo", "--dir", str(city), "--store", url, "--no-serve", "--no-witness",
                  "--no-live")  # again: nothing to create
         assert res.returncode == 0 and "up to date" in res.stdout
+        # the governance changes (tokens issued) are on the ledger in PostgreSQL, and verify
+        with psycopg.connect(url) as con:
+            entries = con.execute("SELECT count(*) FROM ledger_entries").fetchone()
+        assert entries is not None and entries[0] == after[0]
+        assert not (city / "state" / "ledger.db").exists()
+        res = zs("ledger", "verify", "--dir", str(city))  # reads the log in PostgreSQL: no
+        # hub has served it yet, so no checkpoint signs its entries
+        assert f"nothing vouches for the log's {entries[0]} entries" in res.stdout, res.stderr
+        assert res.returncode == 1 and "Traceback" not in res.stderr
