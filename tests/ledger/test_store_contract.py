@@ -284,3 +284,24 @@ def test_a_store_verifies(store: LedgerStore, tmp_path: Path) -> None:
     report = verify_store(store, key.verifier)
     assert report.ok, report.problems
     assert (report.size, report.checkpoints) == (300, 2)
+
+
+def test_a_reader_sees_what_another_writer_appends_later(make: Maker) -> None:
+    """A store that read a tile while it filled (and may keep what it read) still serves
+    every hash and tile once another store on the same data appended more."""
+    writer, reader = make(), make()
+    seq = Sequencer(writer, ORIGIN)
+    _append(writer, seq, 0, 100)
+    f, nodes = _tree(100)
+    assert reader.tile(0, 0) == b"".join(nodes[(0, i)] for i in range(100))
+    assert reader.hash(0, 99) == nodes[(0, 99)]
+    with pytest.raises(LedgerInvalid):
+        reader.hash(0, 100)
+    _append(writer, seq, 100, 2 * TILE + 3)  # fills tile 0, starts a level-8 tile
+    n = 2 * TILE + 3
+    f, nodes = _tree(n)
+    assert reader.hash(0, 100) == nodes[(0, 100)] and reader.hash(0, n - 1) == nodes[(0, n - 1)]
+    assert reader.tile(0, 0) == b"".join(nodes[(0, i)] for i in range(TILE))
+    assert reader.tile(0, 2) == b"".join(nodes[(0, i)] for i in range(2 * TILE, n))
+    assert reader.tile(8, 0) == nodes[(8, 0)] + nodes[(8, 1)]
+    assert merkle.root(reader.hash, n) == f.root()

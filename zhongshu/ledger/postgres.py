@@ -118,6 +118,9 @@ class PostgresLedgerStore:
         self._full_lock = threading.Lock()
         self._edge: dict[int, bytes] = {}  # the writer's partial tiles, by key…
         self._edge_size: int | None = None  # …as of a log of this size
+        # what readers saw of partial tiles: a committed hash never changes, so a prefix
+        # read once serves every later proof (one query per tile extends it)
+        self._seen: dict[int, bytes] = {}
 
     def _one(self, sql: str, args: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
         with self.pool.connection() as con:
@@ -181,16 +184,32 @@ class PostgresLedgerStore:
                     self._full.popitem(last=False)
         return blob
 
+    def _partial(self, key: int, want: int | None) -> bytes:
+        """The hashes of a tile still filling, back to back: those seen before, extended from
+        the database when they hold fewer than ``want`` bytes (None: always)."""
+        with self._full_lock:
+            blob = self._seen.get(key, b"")
+        if want is not None and len(blob) >= want:
+            return blob
+        more = self._rows("SELECT hash FROM ledger_edge WHERE key = %s AND pos >= %s "
+                          "ORDER BY pos", (key, len(blob) // HASH))
+        blob += b"".join(bytes(r[0]) for r in more)
+        with self._full_lock:
+            if len(self._seen) > 64:
+                self._seen.clear()
+            if len(blob) > len(self._seen.get(key, b"")):
+                self._seen[key] = blob
+        return blob
+
     def hash(self, level: int, idx: int) -> bytes:
         key = key_of(level, idx)
+        at = offset(idx)
         blob = self._written(key)
-        if blob is None:  # its tile is still filling: one row of the edge
-            row = self._one("SELECT hash FROM ledger_edge WHERE key = %s AND pos = %s",
-                            (key, position(idx)))
-            h = b"" if row is None else bytes(row[0])
-        else:
-            at = offset(idx)
-            h = blob[at:at + HASH]
+        if blob is None:  # its tile is still filling: the edge (or it just filled up)
+            blob = self._partial(key, at + HASH)
+            if len(blob) < at + HASH:
+                blob = self._written(key) or blob
+        h = blob[at:at + HASH]
         if len(h) != HASH:
             raise LedgerInvalid(f"the ledger's database lacks the hash of subtree {level}/{idx}")
         return h
@@ -200,8 +219,10 @@ class PostgresLedgerStore:
         blob = self._written(key)
         if blob is not None:
             return blob
-        return b"".join(bytes(r[0]) for r in self._rows(
-            "SELECT hash FROM ledger_edge WHERE key = %s ORDER BY pos", (key,)))
+        blob = self._partial(key, None)  # not full yet: its hashes so far
+        if len(blob) == 0:
+            blob = self._written(key) or b""  # it filled up meanwhile (or does not exist)
+        return blob
 
     def _put_hashes(self, con: psycopg.Connection[Any],
                     nodes: list[tuple[int, int, bytes]]) -> None:
