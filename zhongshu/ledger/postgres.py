@@ -204,8 +204,11 @@ class PostgresLedgerStore:
     def hash(self, level: int, idx: int) -> bytes:
         key = key_of(level, idx)
         at = offset(idx)
-        blob = self._written(key)
-        if blob is None:  # its tile is still filling: the edge (or it just filled up)
+        with self._full_lock:  # in memory first: a full tile, or a filling one seen far enough
+            blob = self._full.get(key) or self._seen.get(key, b"")
+        if len(blob) < at + HASH:
+            blob = self._written(key) or b""
+        if len(blob) < at + HASH:  # its tile is still filling: the edge (or it just filled up)
             blob = self._partial(key, at + HASH)
             if len(blob) < at + HASH:
                 blob = self._written(key) or blob
