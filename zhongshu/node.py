@@ -94,7 +94,7 @@ class Stores:
         return cls.embedded(city)
 
     @classmethod
-    def postgres(cls, url: str, *, pool_size: int = 8) -> Stores:
+    def postgres(cls, url: str, *, pool_size: int = 16) -> Stores:
         """Every store in one PostgreSQL database, whose schema must be current (it is
         never migrated here).
 

@@ -101,7 +101,7 @@ class StoreSettings(Strict):
     password_secret: str = Field(default="", description="the secret (secrets.toml or "
                                  "ZHONGSHU_SECRET_<NAME>) holding the store's password, so "
                                  "that the url in city.toml holds none")
-    pool_size: int = Field(default=8, ge=1, le=100, description="connections to the store "
+    pool_size: int = Field(default=16, ge=1, le=100, description="connections to the store "
                            "at most per hub process")
 
     @field_validator("url")
