@@ -63,7 +63,7 @@ def test_demo_store_creates_the_schema_and_writes_the_setting(demo_dir: Path,
         res = zs("demo", "--dir", str(city), "--store", _with_password(url), "--no-serve",
                  "--no-witness", "--no-live")
         assert res.returncode == 0, res.stderr
-        assert "Creating the hub's schema" in res.stdout
+        assert "Creating the hub's schema" in res.stdout and "Wrote [store] url" in res.stdout
         assert SECRET not in res.stdout + res.stderr
         text = (city / "city.toml").read_text()
         assert SECRET not in text

@@ -155,7 +155,7 @@ def use_store(city_dir: Path, url: str) -> None:
                 table += 'password_secret = "store"\n'
             replace_file(path, text.rstrip("\n") + "\n" + table)
             out.print(f"Wrote [store] url into {path} (every command on {city_dir}/ now uses "
-                      "that store).", highlight=False)
+                      "that store).", highlight=False, markup=False)
         elif have != bare:
             raise ConfigError("city.toml names another store already ([store] url); edit "
                               "it, or rebuild the demo with --fresh", path=str(path))

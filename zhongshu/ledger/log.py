@@ -52,6 +52,7 @@ class Ledger:
         self.publisher = Publisher(store, origin, log_key, self.settings, self.witnesses)
         self.appender = Appender(store, origin, self.settings.max_batch, self.publisher.grew,
                                  lambda: self.publisher.fault)
+        self._lease: Any = None  # the sequencer's lease, on a log shared by replicas
 
     @classmethod
     def open(cls, city: City, start: bool = True, store: LedgerStore | None = None) -> Ledger:
@@ -325,6 +326,5 @@ class Ledger:
             self.store.close()
         except Exception as e:
             log.warning("last checkpoint not published: %s", e)
-        lease = getattr(self, "_lease", None)
-        if lease is not None:
-            lease.release()
+        if self._lease is not None:
+            self._lease.release()
