@@ -106,7 +106,7 @@ def test_grants_and_revocations_reach_the_other_replica_within_1_s(
         revoked = _until(lambda: not allowed(), 5)
         print(f"grant seen by the other replica after {granted:.2f} s, revocation after "
               f"{revoked:.2f} s")
-        assert revoked <= 1.1  # the query service rechecks the store's version each second
+        assert granted < 1 and revoked < 1  # rechecked every GRANTS_CHECK_S (0.25 s)
     # a token revoked through one replica's store is refused by the other within the 5 s
     # its token cache may keep it (zhongshu.policy.identity), as on one hub
     token = a.token("cockpit-city")
