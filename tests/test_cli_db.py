@@ -55,6 +55,7 @@ def test_serve_refuses_an_old_schema_until_db_upgrade(tmp_path: Path) -> None:
 
 
 @pytest.mark.server
+@pytest.mark.slow
 def test_demo_store_creates_the_schema_and_writes_the_setting(demo_dir: Path,
                                                               tmp_path: Path) -> None:
     city = tmp_path / "city"
