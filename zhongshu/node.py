@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from zhongshu.catalog.catalog import Catalog
 from zhongshu.config import City, load_city
+from zhongshu.errors import ConfigError
 from zhongshu.stores import LookupCounts, MetadataStore, NonceStore, RateCounters, SessionStore
 from zhongshu.stores.memory import (
     MemoryLookupCounts,
@@ -59,12 +60,18 @@ def store_url(city: City) -> str:
     settings = city.store
     if not settings.url or not settings.password_secret:
         return settings.url
+    import psycopg
     from psycopg.conninfo import make_conninfo
 
     from zhongshu.config import read_secret
 
-    return make_conninfo(settings.url, password=read_secret(city.root,
-                                                            settings.password_secret))
+    try:
+        return make_conninfo(settings.url, password=read_secret(city.root,
+                                                                settings.password_secret))
+    except psycopg.ProgrammingError:  # its text quotes what does not parse: never shown
+        raise ConfigError("[store] url does not parse: write it as "
+                          "postgresql://user@host:port/database",
+                          path=str(city.root / "city.toml")) from None
 
 
 @dataclass

@@ -166,6 +166,14 @@ def test_the_password_is_never_in_a_message() -> None:
     assert e.value.__cause__ is None and e.value.__suppress_context__
 
 
+@pytest.mark.parametrize("secret", ["ab%zzXYZZY", "se XYZZY"])
+def test_a_url_that_does_not_parse_is_refused_without_quoting_it(secret: str) -> None:
+    with pytest.raises(StoreUnavailable) as e:
+        postgres.Database(f"postgresql://hub:{secret}@127.0.0.1:5432/city", timeout_s=1)
+    assert "does not parse" in str(e.value)
+    assert "XYZZY" not in str(e.value)
+
+
 def test_a_label_never_holds_the_password_in_any_form() -> None:
     for url in ("postgresql://hub:hunter22@db:5433/city",
                 "host=db port=5433 dbname=city user=hub password=hunter22",

@@ -88,6 +88,10 @@ class Database:
         self._url = url
         try:  # one connection first: a wrong address or password fails at once, saying why
             psycopg.connect(url, connect_timeout=max(1, round(timeout_s))).close()
+        except psycopg.ProgrammingError:  # libpq quotes the part it cannot parse: a password
+            raise StoreUnavailable(f"the hub's store URL does not parse ({self.label}); write "
+                                   "it as postgresql://user@host:port/database, with any "
+                                   "password percent-encoded or in password_secret") from None
         except psycopg.Error as e:
             raise StoreUnavailable(f"the hub's store {self.label} cannot be reached: "
                                    f"{_reason(e)}") from None
