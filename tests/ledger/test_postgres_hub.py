@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import RunningHub
+from tests.conftest import RunningHub, readable_dir
 from tests.stores.pg import fresh_database
 from zhongshu.config import StoreSettings, load_city
 from zhongshu.ledger import merkle, note
@@ -27,12 +27,13 @@ SQL = "SELECT district, count(*) AS n FROM traffic.checkpoints GROUP BY 1 ORDER 
 SEGMENTS = "SELECT count(*) AS n FROM traffic.segments"
 
 
-@pytest.fixture
-def replicas(demo_dir: Path, city_tmp: Path) -> Iterator[tuple[RunningHub, RunningHub, str]]:
-    root = city_tmp / "city"
-    shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state", "ledger.pin",
-                                                                  "tokens"))
-    with fresh_database() as url:
+@pytest.fixture(scope="module")
+def replicas(demo_dir: Path) -> Iterator[tuple[RunningHub, RunningHub, str]]:
+    """Two replicas, shared by this module's tests (starting them is most of its time)."""
+    with readable_dir("zs-replicas-") as tmp, fresh_database() as url:
+        root = tmp / "city"
+        shutil.copytree(demo_dir, root, ignore=shutil.ignore_patterns("state", "ledger.pin",
+                                                                      "tokens"))
         city = load_city(root).model_copy(update={"store": StoreSettings(url=url)})
         nodes = [Node.open(city, serve=True, monitor=False) for _ in range(2)]
         hubs = [RunningHub(n, root) for n in nodes]
