@@ -5,7 +5,13 @@ Baselines, run the same way in the same process: appends against plain durable S
 inserts of the same entry bytes in the same batches (no hashing, no tree); proof
 verification against one SHA-256 of an entry.
 
-    python bench/ledger.py [--entries 1000000] [--producers 4]
+With ``--store postgresql://…`` (a server where the URL's user may create databases), the
+same appends also go to a ledger in PostgreSQL (a database made for the run and dropped
+after), against the embedded SQLite ledger's median of the same run; then its proof p95, the
+time from the sequencer process's SIGKILL to the next durable append, and the time the
+sequencer's lease takes to move to another process after its holder's SIGKILL.
+
+    python bench/ledger.py [--entries 1000000] [--in-flight 8192] [--store URL]
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ import asyncio
 import math
 import os
 import random
+import signal
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -72,6 +80,104 @@ def baseline_inserts(path: Path, bodies: list[bytes], batch: int) -> float:
     return dt
 
 
+LEASE_HOLDER = """
+import sys, time
+from zhongshu.ledger.lease import Lease
+lease = Lease(sys.argv[1])
+lease.take()
+print("held", repr(time.time()), flush=True)
+time.sleep(3600)
+"""
+
+
+def postgres(url: str, n: int, in_flight: int, sqlite_rate: float, proofs: int) -> None:
+    """The PostgreSQL section: a database of its own on ``url``'s server, dropped after."""
+    import uuid
+
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    from zhongshu.ledger.postgres import PostgresLedgerStore
+    from zhongshu.stores import postgres as pg
+    from zhongshu.stores import schema
+
+    name = f"zs_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    db_url = make_conninfo(url, dbname=name)
+    try:
+        db = pg.Database(db_url)
+        schema.upgrade(db)
+        db.close()
+        with tempfile.TemporaryDirectory(prefix="zs-ledger-bench-pg-") as tmp:
+            lg = Ledger(PostgresLedgerStore(db_url), "bench/log",
+                        note.Signer.load_or_create(Path(tmp) / "k", "bench/log", note.ED25519))
+            lg.start()
+            print(f"ledger in PostgreSQL ({pg.label_of(url)}, synchronous_commit on) — "
+                  f"{n:,} entries, {in_flight:,} in flight, sequencer process", flush=True)
+            rates, done, chunk = [], 0, max(n // 5, 1)
+            while done < n:
+                k = min(chunk, n - done)
+                dt = appends(lg, k, in_flight)
+                done += k
+                rates.append(k / dt)
+                print(f"  appends {done - k:>9,}–{done:<9,} {k / dt:>9,.0f}/s", flush=True)
+            med = statistics.median(rates)
+            print(f"  median {med:,.0f} durable appends/s (target ≥ 20,000 batched); the "
+                  f"embedded SQLite ledger in this run: {sqlite_rate:,.0f}/s → "
+                  f"PostgreSQL/SQLite {med / sqlite_rate:.2f}")
+            ckpt = lg.publish()
+            assert ckpt is not None
+            size, rng, gen = ckpt.size, random.Random(2), []
+            for _ in range(proofs):
+                i = rng.randrange(size)
+                t = time.perf_counter()
+                lg.inclusion(i, size)
+                gen.append(time.perf_counter() - t)
+            print(f"  inclusion proof at {size:,}: p50 {pct(gen, .5) * 1e3:.3f} ms, p95 "
+                  f"{pct(gen, .95) * 1e3:.3f} ms ({proofs:,} proofs; full tiles cached)")
+            proc = lg.appender.process
+            assert proc is not None and proc.pid is not None
+            # the first append after the kill fails or restarts the sequencer; count until
+            # one is durable
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.join(5)
+            t = time.perf_counter()
+
+            async def next_durable() -> int:
+                while True:
+                    try:
+                        return (await lg.record_async(_entry(0), [])).index
+                    except Exception:
+                        await asyncio.sleep(0.01)
+
+            idx = asyncio.run(next_durable())
+            print(f"  sequencer process SIGKILLed → next append durable (index {idx:,}) in "
+                  f"{(time.perf_counter() - t) * 1e3:,.0f} ms (a new sequencer process)")
+            lg.close()
+            holder = subprocess.Popen([sys.executable, "-c", LEASE_HOLDER, db_url],
+                                      stdout=subprocess.PIPE, text=True,
+                                      env={**os.environ, "PYTHONPATH": str(
+                                          Path(__file__).resolve().parent.parent)})
+            assert holder.stdout is not None and holder.stdout.readline().startswith("held")
+            from zhongshu.ledger.lease import Lease
+
+            lease = Lease(db_url)
+            assert not lease.try_take()
+            holder.send_signal(signal.SIGKILL)
+            t = time.perf_counter()
+            lease.take(timeout_s=30, poll_s=0.05)
+            print(f"  lease holder SIGKILLed → lease taken by another process in "
+                  f"{(time.perf_counter() - t) * 1e3:,.0f} ms (polling every 50 ms; the "
+                  "hub polls every checkpoint interval)")
+            lease.release()
+            holder.wait()
+            holder.stdout.close()
+    finally:
+        with psycopg.connect(url, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p * len(xs)))]
@@ -83,6 +189,10 @@ def main() -> None:
     ap.add_argument("--in-flight", type=int, default=8192,
                     help="appends waiting at once (concurrent answers)")
     ap.add_argument("--proofs", type=int, default=20_000)
+    ap.add_argument("--store", default="", help="also a ledger in PostgreSQL: a server's URL "
+                    "(postgresql://…; a database is created there for the run and dropped)")
+    ap.add_argument("--store-entries", type=int, default=200_000,
+                    help="entries appended to the PostgreSQL ledger")
     args = ap.parse_args()
     n = args.entries
     with tempfile.TemporaryDirectory(prefix="zs-ledger-bench-") as tmp:
@@ -112,6 +222,8 @@ def main() -> None:
         print(f"  median {med:,.0f} appends/s (target ≥ 50,000); plain SQLite inserts of the "
               f"same bytes in the same batches: {base_rate:,.0f}/s → ledger/plain "
               f"{med / base_rate:.2f}")
+        if args.store:
+            postgres(args.store, args.store_entries, args.in_flight, med, args.proofs)
 
         lg.store.close()
         c = sqlite3.connect(d / "ledger.db")

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zhongshu.cli_connect import connect, sources_app
+from zhongshu.cli_db import db_app
 from zhongshu.cli_federation import federation_app
 from zhongshu.cli_ledger import ledger_app
 from zhongshu.cli_traffic import traffic_app
@@ -40,6 +41,7 @@ app.add_typer(trees_app, name="trees")
 app.add_typer(traffic_app, name="traffic")
 app.add_typer(sources_app, name="sources")
 app.add_typer(federation_app, name="federation")
+app.add_typer(db_app, name="db")
 app.command("connect")(connect)
 
 # piped output is not wrapped at 80 columns (scripts should prefer --format csv/json)
@@ -262,7 +264,12 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
              help="also serve district hubs for xihu and binjiang (each its own process and "
                   "folder, DIR/districts/NAME, on ports PORT+1 and PORT+2) under the city "
                   "hub, which reads their grid events through the protocol "
-                  "(docs/federation.md)")] = False) -> None:
+                  "(docs/federation.md)")] = False,
+         store: Annotated[str | None, typer.Option(
+             "--store", help="keep the hub's state and ledger in this PostgreSQL database "
+                             "(postgresql://…): its schema is created, and [store] url "
+                             "written into the demo's city.toml", show_default=False)]
+         = None) -> None:
     """Build (or reuse) the demo city and serve it."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -297,6 +304,10 @@ def demo(city_dir: Annotated[Path, typer.Option("--dir", help="where the demo ci
                             progress=progress)
             bar.update(task, description="done", completed=1.0)
         out.print(f"Built the demo city in {city_dir}/ in {time.monotonic() - t0:.1f} s.")
+    if store:
+        from zhongshu.cli_db import use_store
+
+        use_store(city_dir, store)
     feed = None
     if live:
         from zhongshu.demo.live import Feed, declare

@@ -40,7 +40,7 @@ def _ledger(city_dir: Path, existing: bool = True) -> Any:
     from zhongshu.node import Node
 
     city = load_city(city_dir)
-    if existing and not (city.state_dir / "ledger.db").exists():
+    if existing and not city.store.url and not (city.state_dir / "ledger.db").exists():
         raise NotFound(f"{city_dir} has no ledger yet (it is created when the hub first runs)")
     ledger = Node.open(city).ledger
     if ledger is None:
@@ -156,9 +156,11 @@ def _local(city_dir: Path, log_key: str | None) -> tuple[Any, Any]:
     from zhongshu.config import load_city
     from zhongshu.ledger import note, pin
     from zhongshu.ledger.store import SqliteLedgerStore
+    from zhongshu.node import store_url
 
     city = load_city(city_dir)
-    if not (city.state_dir / "ledger.db").exists():
+    url = store_url(city)
+    if not url and not (city.state_dir / "ledger.db").exists():
         raise NotFound(f"{city_dir} has no ledger yet (it is created when the hub first runs)")
     if log_key is not None:
         pinned = note.Verifier.parse(log_key)
@@ -172,6 +174,10 @@ def _local(city_dir: Path, log_key: str | None) -> tuple[Any, Any]:
                 "and run `zhongshu ledger pin`")
         pinned = found.key
         err.print(f"note: log key pinned in {found.where}", highlight=False)
+    if url:  # the ledger in the city's PostgreSQL store ([store] url)
+        from zhongshu.ledger.postgres import PostgresLedgerStore
+
+        return PostgresLedgerStore(url), pinned
     return SqliteLedgerStore(city.state_dir / "ledger.db"), pinned
 
 

@@ -36,6 +36,9 @@ data values, secrets or source internals.
     ├── DatasetUnavailable                       dataset_unavailable 503 (schema drift)
     ├── PeerUnavailable                          peer_unavailable    503 — a peer hub cannot
     │                                                              answer (down, slow, stale)
+    ├── StoreUnavailable                         store_unavailable   503 — the hub's own store
+    │   └── StoreOutdated                        store_outdated      — its schema is older
+    │                                                                  than the code
     └── NotFound (LookupError)                   not_found           404
 """
 
@@ -266,6 +269,23 @@ class LedgerUnavailable(ZhongshuError):
     code = "ledger_unavailable"
     status = 503
     transient = True
+
+
+class StoreUnavailable(ZhongshuError):
+    """The hub's own store (PostgreSQL) cannot be reached or used; the message names it by
+    host, port and database only, never by its password."""
+
+    code = "store_unavailable"
+    status = 503
+    transient = True
+
+
+class StoreOutdated(StoreUnavailable):
+    """The store's schema is older than this hub's code: ``zhongshu db upgrade`` brings it up
+    to date (a hub never migrates it on its own)."""
+
+    code = "store_outdated"
+    transient = False
 
 
 class SecondWallUnavailable(ZhongshuError):

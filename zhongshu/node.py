@@ -10,7 +10,10 @@ but the CLI and the tests imports this module (``tests/test_layers.py`` checks i
 
 The embedded stores are SQLite files in the city's ``state/`` folder (metadata, and the
 pseudonym lookups a day's budgets count) and memory (nonces, sessions, rate counters: they
-need not outlive one process); ``Stores.memory()`` keeps everything in memory.
+need not outlive one process); ``Stores.memory()`` keeps everything in memory. One setting
+(``[store] url`` in ``city.toml``, or ``ZHONGSHU_STORE_URL``) puts every store, and the
+ledger, in one PostgreSQL database instead, shared by every replica of the hub
+(``Stores.postgres``); this module is the one place that choice is made.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from zhongshu.catalog.catalog import Catalog
 from zhongshu.config import City, load_city
+from zhongshu.errors import ConfigError
 from zhongshu.stores import LookupCounts, MetadataStore, NonceStore, RateCounters, SessionStore
 from zhongshu.stores.memory import (
     MemoryLookupCounts,
@@ -42,18 +46,81 @@ if TYPE_CHECKING:
     from zhongshu.ledger import Ledger
     from zhongshu.protocol.pgwire import Endpoint
     from zhongshu.query.service import QueryService
+    from zhongshu.stores.postgres import Database
     from zhongshu.streams.service import StreamService
+
+
+def store_url(city: City) -> str:
+    """The URL of the city's PostgreSQL store, its password read from ``[store]
+    password_secret`` when one is named; empty for the embedded SQLite files. (A secret:
+    shown nowhere — name the store by ``zhongshu.stores.postgres.label_of``.)
+
+    Raises:
+        ConfigError: the password's secret is not set.
+    """
+    settings = city.store
+    if not settings.url or not settings.password_secret:
+        return settings.url
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    from zhongshu.config import read_secret
+
+    try:
+        return make_conninfo(settings.url, password=read_secret(city.root,
+                                                                settings.password_secret))
+    except psycopg.ProgrammingError:  # its text quotes what does not parse: never shown
+        raise ConfigError("[store] url does not parse: write it as "
+                          "postgresql://user@host:port/database",
+                          path=str(city.root / "city.toml")) from None
 
 
 @dataclass
 class Stores:
-    """The hub's own state, one store per kind."""
+    """The hub's own state, one store per kind (and, for PostgreSQL, the database they
+    share, which the ledger uses too)."""
 
     metadata: MetadataStore
     nonces: NonceStore
     sessions: SessionStore
     rates: RateCounters
     lookups: LookupCounts
+    database: Database | None = None
+
+    @classmethod
+    def open(cls, city: City) -> Stores:
+        """The stores ``city`` is set up for: :meth:`postgres` when it names a store URL,
+        :meth:`embedded` otherwise.
+
+        Raises:
+            StoreUnavailable: the PostgreSQL store cannot be reached.
+            StoreOutdated: its schema is older than this code (``zhongshu db upgrade``).
+        """
+        url = store_url(city)
+        if url:
+            return cls.postgres(url, pool_size=city.store.pool_size)
+        return cls.embedded(city)
+
+    @classmethod
+    def postgres(cls, url: str, *, pool_size: int = 16) -> Stores:
+        """Every store in one PostgreSQL database, whose schema must be current (it is
+        never migrated here).
+
+        Raises:
+            StoreUnavailable: the database cannot be reached.
+            StoreOutdated: its schema is older than this code.
+        """
+        from zhongshu.stores import postgres, schema
+
+        db = postgres.Database(url, max_size=pool_size)
+        try:
+            schema.require_current(db)
+        except BaseException:
+            db.close()
+            raise
+        return cls(postgres.PostgresMetadataStore(db), postgres.PostgresNonceStore(db),
+                   postgres.PostgresSessionStore(db), postgres.PostgresRateCounters(db),
+                   postgres.PostgresLookupCounts(db), database=db)
 
     @classmethod
     def embedded(cls, city: City) -> Stores:
@@ -74,6 +141,18 @@ class Stores:
         """Close every store."""
         for store in (self.metadata, self.nonces, self.sessions, self.rates, self.lookups):
             store.close()
+        if self.database is not None:
+            self.database.close()
+
+
+def _ledger_store(stores: Stores) -> Any:
+    """The ledger's store beside ``stores``: in their PostgreSQL database (sharing its
+    connections), or None for the embedded file (``state/ledger.db``)."""
+    if stores.database is None:
+        return None
+    from zhongshu.ledger.postgres import PostgresLedgerStore
+
+    return PostgresLedgerStore(stores.database.url, pool=stores.database.pool)
 
 
 class Node:
@@ -105,7 +184,7 @@ class Node:
         """The parts of a hub for ``city`` (a loaded city, or its folder).
 
         Args:
-            stores: the stores to use (default: :meth:`Stores.embedded`).
+            stores: the stores to use (default: :meth:`Stores.open`: the city's setting).
             serve: a serving hub — the ledger's sequencer and publisher run, and the streams
                 the city declares are ingested (a command-line tool passes False: it records
                 governance changes on the ledger without serving it).
@@ -113,15 +192,17 @@ class Node:
 
         Raises:
             ConfigError: the city's configuration is invalid.
+            StoreUnavailable: the city's PostgreSQL store cannot be reached.
+            StoreOutdated: its schema is older than this code (``zhongshu db upgrade``).
         """
         if not isinstance(city, City):
             city = load_city(Path(city))
-        stores = stores or Stores.embedded(city)
+        stores = stores or Stores.open(city)
         ledger = None
         if city.ledger.enabled:
             from zhongshu.ledger import Ledger
 
-            ledger = Ledger.open(city, start=serve)
+            ledger = Ledger.open(city, start=serve, store=_ledger_store(stores))
         node = cls(city, stores, ledger, monitor=serve if monitor is None else monitor,
                    serve=serve)
         if serve:

@@ -106,6 +106,8 @@ def _restart_needed(old: City, new: City) -> list[str]:
         needed.append("streams")
     if old.ledger != new.ledger:
         needed.append("ledger")
+    if old.store != new.store:  # the stores and ledger are kept across a swap
+        needed.append("store")
     if old.hub.pg_port != new.hub.pg_port:
         needed.append("pg_port")
     return needed

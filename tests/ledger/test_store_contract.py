@@ -1,6 +1,6 @@
 """The ledger store contract: one suite, run on every implementation of ``LedgerStore``.
 
-A third store (PostgreSQL) joins by adding one entry to ``STORES``.
+The PostgreSQL store runs it on a fresh database per test (marked ``server``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.stores.pg import fresh_database
 from zhongshu.errors import LedgerInvalid
 from zhongshu.ledger import merkle, note
 from zhongshu.ledger.layout import TILE, tile_key
@@ -24,10 +25,24 @@ ORIGIN = "contract.zhongshu/log"
 Maker = Callable[[], LedgerStore]
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(params=["sqlite", "memory", pytest.param("postgres", marks=pytest.mark.server)])
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Maker]:
-    """A factory of stores of one kind; stores it makes share their data (one file)."""
-    if request.param == "sqlite":
+    """A factory of stores of one kind; stores it makes share their data (one file, one
+    database)."""
+    if request.param == "postgres":
+        from zhongshu.ledger.postgres import PostgresLedgerStore
+
+        made: list[PostgresLedgerStore] = []
+
+        def pg() -> LedgerStore:
+            made.append(PostgresLedgerStore(url))
+            return made[-1]
+
+        with fresh_database() as url:
+            yield pg
+            for s in made:
+                s.close()
+    elif request.param == "sqlite":
         yield lambda: SqliteLedgerStore(tmp_path / "ledger.db")
     else:
         shared = MemoryLedgerStore()
@@ -269,3 +284,24 @@ def test_a_store_verifies(store: LedgerStore, tmp_path: Path) -> None:
     report = verify_store(store, key.verifier)
     assert report.ok, report.problems
     assert (report.size, report.checkpoints) == (300, 2)
+
+
+def test_a_reader_sees_what_another_writer_appends_later(make: Maker) -> None:
+    """A store that read a tile while it filled (and may keep what it read) still serves
+    every hash and tile once another store on the same data appended more."""
+    writer, reader = make(), make()
+    seq = Sequencer(writer, ORIGIN)
+    _append(writer, seq, 0, 100)
+    f, nodes = _tree(100)
+    assert reader.tile(0, 0) == b"".join(nodes[(0, i)] for i in range(100))
+    assert reader.hash(0, 99) == nodes[(0, 99)]
+    with pytest.raises(LedgerInvalid):
+        reader.hash(0, 100)
+    _append(writer, seq, 100, 2 * TILE + 3)  # fills tile 0, starts a level-8 tile
+    n = 2 * TILE + 3
+    f, nodes = _tree(n)
+    assert reader.hash(0, 100) == nodes[(0, 100)] and reader.hash(0, n - 1) == nodes[(0, n - 1)]
+    assert reader.tile(0, 0) == b"".join(nodes[(0, i)] for i in range(TILE))
+    assert reader.tile(0, 2) == b"".join(nodes[(0, i)] for i in range(2 * TILE, n))
+    assert reader.tile(8, 0) == nodes[(8, 0)] + nodes[(8, 1)]
+    assert merkle.root(reader.hash, n) == f.root()

@@ -1,6 +1,7 @@
-"""One contract suite, run on every implementation of each store (SQLite and in-memory).
+"""One contract suite, run on every implementation of each store (SQLite, in-memory and
+PostgreSQL — the last on a fresh database per test, marked ``server``).
 
-A new implementation (PostgreSQL for a scaled-out hub) joins by adding one fixture parameter.
+A new implementation joins by adding one fixture parameter.
 """
 
 from __future__ import annotations
@@ -12,15 +13,22 @@ from typing import Any
 
 import pytest
 
-from zhongshu.stores import memory, sqlite
+from tests.stores.pg import fresh_database
+from zhongshu.stores import memory, postgres, sqlite
 
-KINDS = ["sqlite", "memory"]
+KINDS = ["sqlite", "memory", pytest.param("postgres", marks=pytest.mark.server)]
 
 
-def _store_fixture(sqlite_cls: type, memory_cls: type) -> Any:
+def _store_fixture(sqlite_cls: type, memory_cls: type, postgres_cls: type) -> Any:
     """A fixture giving each implementation of one store in turn, closed afterwards."""
     @pytest.fixture(params=KINDS)
     def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+        if request.param == "postgres":
+            with fresh_database() as url:
+                made = postgres_cls(url)
+                yield made
+                made.close()
+            return
         made = sqlite_cls(tmp_path / "state" / "hub.db") if request.param == "sqlite" \
             else memory_cls()
         yield made
@@ -28,10 +36,14 @@ def _store_fixture(sqlite_cls: type, memory_cls: type) -> Any:
     return store
 
 
-metadata = _store_fixture(sqlite.SqliteMetadataStore, memory.MemoryMetadataStore)
-nonces = _store_fixture(sqlite.SqliteNonceStore, memory.MemoryNonceStore)
-sessions = _store_fixture(sqlite.SqliteSessionStore, memory.MemorySessionStore)
-rates = _store_fixture(sqlite.SqliteRateCounters, memory.MemoryRateCounters)
+metadata = _store_fixture(sqlite.SqliteMetadataStore, memory.MemoryMetadataStore,
+                          postgres.PostgresMetadataStore)
+nonces = _store_fixture(sqlite.SqliteNonceStore, memory.MemoryNonceStore,
+                        postgres.PostgresNonceStore)
+sessions = _store_fixture(sqlite.SqliteSessionStore, memory.MemorySessionStore,
+                          postgres.PostgresSessionStore)
+rates = _store_fixture(sqlite.SqliteRateCounters, memory.MemoryRateCounters,
+                       postgres.PostgresRateCounters)
 
 
 # --- metadata ---------------------------------------------------------------------------------
@@ -184,7 +196,8 @@ def test_rate_counters_refusals_are_not_counted(rates: Any) -> None:
     assert rates.hit("g", 1, 60, now=60.0) is None
 
 
-lookups = _store_fixture(sqlite.SqliteLookupCounts, memory.MemoryLookupCounts)
+lookups = _store_fixture(sqlite.SqliteLookupCounts, memory.MemoryLookupCounts,
+                         postgres.PostgresLookupCounts)
 
 
 def test_lookup_counts_count_distinct_values(lookups: Any) -> None:

@@ -46,7 +46,13 @@ from zhongshu.config.schema import (
     Street,
 )
 from zhongshu.config.secrets import read_secret
-from zhongshu.config.settings import HubSettings, LedgerSettings, WitnessedLog, WitnessPeer
+from zhongshu.config.settings import (
+    HubSettings,
+    LedgerSettings,
+    StoreSettings,
+    WitnessedLog,
+    WitnessPeer,
+)
 from zhongshu.config.streams import (
     is_window_dataset,
     parse_measure,
@@ -60,7 +66,7 @@ __all__ = [
     "DatasetConfig", "District", "Exclusion", "FederationSettings", "GrantConfig",
     "HubSettings", "IdentifierKind", "LedgerSettings", "Lookup", "Mask", "MaskKind",
     "MemberFile", "MemberInfo", "MemberKind", "PairsConfig", "PeerConfig", "PeopleSettings",
-    "SourceConfig", "SourceKind", "StreamConfig", "Street",
+    "SourceConfig", "SourceKind", "StoreSettings", "StreamConfig", "Street",
     "WitnessPeer",
     "WitnessedLog", "is_window_dataset", "load_city", "parse_measure", "read_secret",
     "stream_columns", "stream_source", "stream_store",

@@ -101,6 +101,7 @@ def load_city(root: str | os.PathLike[str]) -> City:
     check_areas(cf, city_file)
     hub = env_overrides(cf.hub)
     ledger = env_overrides(cf.ledger, "ZHONGSHU_LEDGER_")
+    store = env_overrides(cf.store, "ZHONGSHU_STORE_")
     members: dict[str, MemberFile] = {}
     files: dict[str, Path] = {}
     for other in sorted((root / "members").glob("*")):
@@ -124,7 +125,7 @@ def load_city(root: str | os.PathLike[str]) -> City:
         files[mf.member.name] = path
     city = City(root=root, info=cf.city, hub=hub, districts=cf.districts, streets=cf.streets,
                 members=members,
-                member_files=files, ledger=ledger, people=cf.people,
+                member_files=files, ledger=ledger, store=store, people=cf.people,
                 federation=cf.federation)
     for check in CHECKS:
         check(city)

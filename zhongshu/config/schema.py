@@ -18,7 +18,7 @@ from zhongshu.config.federation import FederationSettings
 from zhongshu.config.grants import GrantConfig
 from zhongshu.config.people import PeopleSettings
 from zhongshu.config.secrets import SECRET_KEYS
-from zhongshu.config.settings import HubSettings, LedgerSettings
+from zhongshu.config.settings import HubSettings, LedgerSettings, StoreSettings
 
 # any installed kind (entry point group ``zhongshu.sources``); checked when the city loads
 SourceKind = str
@@ -57,6 +57,7 @@ class CityFile(Strict):
     city: CityInfo
     hub: HubSettings = HubSettings()
     ledger: LedgerSettings = LedgerSettings()
+    store: StoreSettings = StoreSettings()
     districts: list[District] = []
     streets: list[Street] = []
     people: PeopleSettings | None = None
@@ -296,6 +297,7 @@ class City(BaseModel):
     members: dict[str, MemberFile]
     streets: list[Street] = []
     ledger: LedgerSettings = LedgerSettings()
+    store: StoreSettings = StoreSettings()
     member_files: dict[str, Path]
     people: PeopleSettings | None = None  # the city's identity provider, if people sign in
     federation: FederationSettings | None = None  # this hub's peers, if it is federated

@@ -1,12 +1,13 @@
-"""Tunables of one hub (``[hub]`` and ``[ledger]`` of ``city.toml``), each overridable from
-the environment (``ZHONGSHU_<NAME>``, ``ZHONGSHU_LEDGER_<NAME>``)."""
+"""Tunables of one hub (``[hub]``, ``[ledger]`` and ``[store]`` of ``city.toml``), each
+overridable from the environment (``ZHONGSHU_<NAME>``, ``ZHONGSHU_LEDGER_<NAME>``,
+``ZHONGSHU_STORE_<NAME>``)."""
 
 from __future__ import annotations
 
 import os
 from typing import TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from zhongshu.config._base import Strict
 from zhongshu.errors import ConfigError
@@ -88,6 +89,28 @@ class LedgerSettings(Strict):
     log_key: str = Field(default="", description="this hub's log key (vkey) pinned: the hub "
                          "refuses another and `ledger verify --dir` checks against it "
                          "(default: the key recorded in ledger.pin at first start)")
+
+
+class StoreSettings(Strict):
+    """Where the hub keeps its own state and ledger: SQLite files in ``state/`` (the
+    default), or one PostgreSQL database shared by every replica of the hub."""
+
+    url: str = Field(default="", description="the hub's state and ledger in PostgreSQL, "
+                     "e.g. postgresql://hub@db.example:5432/zhongshu (empty: SQLite files "
+                     "in state/); its schema is made by `zhongshu db upgrade`")
+    password_secret: str = Field(default="", description="the secret (secrets.toml or "
+                                 "ZHONGSHU_SECRET_<NAME>) holding the store's password, so "
+                                 "that the url in city.toml holds none")
+    pool_size: int = Field(default=16, ge=1, le=100, description="connections to the store "
+                           "at most per hub process")
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql(cls, url: str) -> str:
+        if url and not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("a store url starts with postgresql:// (leave it empty for the "
+                             "embedded SQLite files)")
+        return url
 
 
 def env_overrides(settings: _S, prefix: str = "ZHONGSHU_") -> _S:

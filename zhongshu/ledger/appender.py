@@ -24,7 +24,7 @@ from zhongshu.errors import LedgerUnavailable
 from zhongshu.ledger import sequencer
 from zhongshu.ledger.entry import iso_ms, stamp
 from zhongshu.ledger.receipt import Receipt
-from zhongshu.ledger.store import LedgerStore, SqliteLedgerStore
+from zhongshu.ledger.store import LedgerStore
 
 log = logging.getLogger("zhongshu.ledger")
 __all__ = ["SEND_AT_ONCE", "Appender"]
@@ -67,16 +67,18 @@ class Appender:
         self.batches = 0  # answers it sent
 
     def start(self) -> None:
-        """Start the sequencer process, when the store is a file it can open; otherwise keep
-        appending in this process."""
-        if isinstance(self.store, SqliteLedgerStore):
-            self._spawn(self.store)
+        """Start the sequencer process, when the store is one it can open (a file, a
+        database); otherwise keep appending in this process."""
+        if sequencer.location(self.store) is not None:
+            self._spawn()
 
-    def _spawn(self, store: SqliteLedgerStore) -> None:
+    def _spawn(self) -> None:
+        where = sequencer.location(self.store)
+        assert where is not None
         mine, theirs = socket.socketpair()
-        proc = multiprocessing.get_context("spawn").Process(
+        proc = multiprocessing.get_context("spawn").Process(  # args travel by pipe, not argv
             target=sequencer.main, name="zhongshu-ledger-sequencer",
-            args=(theirs, str(store.path), self.origin, self.max_batch), daemon=True)
+            args=(theirs, where, self.origin, self.max_batch), daemon=True)
         proc.start()
         theirs.close()
         mine.setblocking(False)  # the event loop never waits on the sequencer
@@ -177,14 +179,13 @@ class Appender:
 
     def _restart(self) -> None:
         log.error("the ledger sequencer stopped; starting it again")
-        assert isinstance(self.store, SqliteLedgerStore)
         if self._loop is not None and self._conn is not None:
             self._loop.remove_reader(self._conn.fileno())
             self._loop.remove_writer(self._conn.fileno())
             self._conn.close()
         for bid in list(self._sent):
             self._fail(bid)
-        self._spawn(self.store)
+        self._spawn()
         self._dead = False
         if self._loop is not None and self._conn is not None:
             self._loop.add_reader(self._conn.fileno(), self._on_reply)

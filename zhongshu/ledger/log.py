@@ -10,6 +10,7 @@ proofs and the reads the protocol's ledger endpoints need.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -51,12 +52,13 @@ class Ledger:
         self.publisher = Publisher(store, origin, log_key, self.settings, self.witnesses)
         self.appender = Appender(store, origin, self.settings.max_batch, self.publisher.grew,
                                  lambda: self.publisher.fault)
+        self._lease: Any = None  # the sequencer's lease, on a log shared by replicas
 
     @classmethod
-    def open(cls, city: City, start: bool = True) -> Ledger:
-        """The ledger of ``city``'s hub (``state/ledger.db``, keys ``state/ledger.key`` and
-        ``state/witness.key``, created on first use); ``start`` also starts the sequencer
-        process and the checkpoint publisher.
+    def open(cls, city: City, start: bool = True, store: LedgerStore | None = None) -> Ledger:
+        """The ledger of ``city``'s hub (in ``store``, default ``state/ledger.db``; keys
+        ``state/ledger.key`` and ``state/witness.key``, created on first use); ``start``
+        also starts the sequencer process and the checkpoint publisher.
 
         A log key created here is pinned in ``ledger.pin`` beside ``city.toml``
         (:mod:`~zhongshu.ledger.pin`).
@@ -67,7 +69,7 @@ class Ledger:
         origin = origin_of(city)
         state = city.state_dir
         log_key = cls._log_signer(city)
-        ledger = cls(SqliteLedgerStore(state / "ledger.db"), origin, log_key,
+        ledger = cls(store or SqliteLedgerStore(state / "ledger.db"), origin, log_key,
                      city.ledger,
                      note.Signer.load_or_create(state / "witness.key", f"{origin}/witness",
                                                 note.COSIGNATURE_V1))
@@ -103,8 +105,39 @@ class Ledger:
             self.publisher.check()
         except LedgerInvalid as e:
             log.error("%s", e)
+        self._lead()
         self.appender.start()
         self.publisher.start()
+
+    def _lead(self) -> None:
+        """On a log shared by replicas (a store in PostgreSQL), contend for the sequencer's
+        lease: only its holder signs checkpoints (:mod:`~zhongshu.ledger.lease`)."""
+        from zhongshu.ledger.sequencer import location
+
+        where = location(self.store)
+        if where is None or where[0] != "postgresql":
+            return
+        from zhongshu.ledger.lease import Lease
+
+        lease, lock = Lease(where[1]), threading.Lock()
+        self._lease = lease
+
+        def leads() -> bool:
+            with lock:
+                try:
+                    return lease.try_take()
+                except Exception as e:  # the database is away: not leading, said once a try
+                    log.warning("the sequencer's lease cannot be checked: %s",
+                                type(e).__name__)
+                    return False
+
+        self.publisher.leads = leads
+
+    @property
+    def leading(self) -> bool:
+        """Whether this process signs the log's checkpoints (always, but for a replica that
+        does not hold the sequencer's lease)."""
+        return self.publisher.leads is None or self.publisher.leads()
 
     def unready(self) -> str | None:
         """Why this ledger cannot record and sign now (a phrase without paths, hosts or
@@ -293,3 +326,5 @@ class Ledger:
             self.store.close()
         except Exception as e:
             log.warning("last checkpoint not published: %s", e)
+        if self._lease is not None:
+            self._lease.release()

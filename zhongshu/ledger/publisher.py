@@ -6,6 +6,10 @@ witnesses. Before signing (and when the hub starts), the stored tree is checked 
 last checkpoint signed: the hub never signs anything inconsistent with its own history, and
 while it cannot sign (:attr:`Publisher.fault`) the ledger records nothing, so the hub hands out
 no receipt that no checkpoint will cover.
+
+Where several replicas share one log (PostgreSQL), only the holder of the sequencer's lease
+signs (:attr:`Publisher.leads`); the others check the stored tree against the checkpoints
+the holder signs, as before signing, and serve them.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from zhongshu.config import LedgerSettings
 from zhongshu.errors import LedgerInvalid
@@ -38,6 +43,9 @@ class Publisher:
         self.fault: str | None = None  # why the log cannot be signed now (no path, no host)
         self.covered_at: float | None = None  # when the log was last shown covered (Unix s)
         self.refusals = 0  # times this hub refused or failed to sign
+        #: whether this process may sign now (None: always; a replica: while it holds the
+        #: sequencer's lease)
+        self.leads: Callable[[], bool] | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="ledger-publisher",
@@ -77,6 +85,12 @@ class Publisher:
         """
         last = self.check()
         size = self.store.size()
+        if self.leads is not None and not self.leads():  # another replica signs
+            self.fault = None
+            if last is not None:
+                self._signed = last.size
+                self.covered_at = time.time()
+            return self.checkpoint()
         if size and (last is None or size > last.size):
             try:
                 root = merkle.root(self.store.hash, size)

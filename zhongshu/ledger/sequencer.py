@@ -139,11 +139,32 @@ def frames(buf: bytearray) -> list[bytes]:
     return out
 
 
-def main(sock: socket.socket, path: str, origin: str, max_batch: int) -> None:
+def location(store: LedgerStore) -> tuple[str, str] | None:
+    """Where another process opens ``store``: ``("sqlite", path)``, ``("postgresql", url)``,
+    or None for a store only this process holds (the in-memory one)."""
+    if isinstance(store, SqliteLedgerStore):
+        return ("sqlite", str(store.path))
+    url = getattr(store, "url", None)  # a PostgresLedgerStore (psycopg imported only then)
+    if isinstance(url, str) and type(store).__name__ == "PostgresLedgerStore":
+        return ("postgresql", url)
+    return None
+
+
+def open_at(where: tuple[str, str]) -> LedgerStore:
+    """The store at a :func:`location`."""
+    kind, at = where
+    if kind == "postgresql":
+        from zhongshu.ledger.postgres import PostgresLedgerStore
+
+        return PostgresLedgerStore(at)
+    return SqliteLedgerStore(Path(at))
+
+
+def main(sock: socket.socket, where: tuple[str, str], origin: str, max_batch: int) -> None:
     """The sequencer process: read batches, commit what has queued together (in order),
     answer each batch with its first index; stop at end of input (the hub closed the
     socket, or died)."""
-    seq = Sequencer(SqliteLedgerStore(Path(path)), origin)
+    seq = Sequencer(open_at(where), origin)
     buf = bytearray()
     while True:
         msgs: list[tuple[int, list[Body]]] = []

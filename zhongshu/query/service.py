@@ -60,6 +60,10 @@ MAX_SQL_CHARS = 100_000
 QUERY_THREADS = 32
 """Threads that plan and run queries for the protocol (``QueryService.pool``)."""
 
+GRANTS_CHECK_S = 0.25
+"""How often, at most, a query first asks the metadata store whether grants changed (one
+``max(seq)`` read): a revocation through the CLI or another replica applies within it."""
+
 # Tokenizing is linear, a few microseconds per short text: bounding it (a timer thread) would
 # cost more than it does. Longer texts are tokenized under the deadline.
 _SHORT_TEXT = 4096
@@ -186,10 +190,11 @@ class QueryService:
     # --- grants ---------------------------------------------------------------------------
 
     def refresh_grants(self, force: bool = False) -> None:
-        """Reload grants when the store says they changed (checked at most once a second):
-        a grant added or revoked by the CLI in another process applies within a second."""
+        """Reload grants when the store says they changed (checked at most every
+        ``GRANTS_CHECK_S``): a grant added or revoked by the CLI in another process, or
+        through another replica of the hub, applies within that time."""
         now = time.monotonic()
-        if not force and now - self._grants_checked < 1.0:
+        if not force and now - self._grants_checked < GRANTS_CHECK_S:
             return
         self._grants_checked = now
         version = self.store.version()
