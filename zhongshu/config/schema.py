@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from zhongshu.config._base import COLUMN, DATASET, NAME, Column, MemberKind, Strict
 from zhongshu.config.callers import CallerRule
+from zhongshu.config.entity import EntityMapping
 from zhongshu.config.grants import GrantConfig
 from zhongshu.config.people import PeopleSettings
 from zhongshu.config.secrets import SECRET_KEYS
@@ -104,6 +105,8 @@ class DatasetConfig(Strict):
     columns: list[Column]
     area_column: str | None = None
     listed: bool = True
+    entity: EntityMapping | None = Field(default=None, description="offered as an NGSI-LD "
+                                         "entity type (``zhongshu.config.entity``)")
 
     @model_validator(mode="after")
     def _check(self) -> DatasetConfig:
@@ -117,6 +120,11 @@ class DatasetConfig(Strict):
             raise ValueError("a dataset needs at least one column")
         if self.area_column and self.area_column not in names:
             raise ValueError(f"area_column `{self.area_column}` is not one of the columns")
+        if self.entity is not None:
+            missing = sorted(self.entity.columns() - set(names))
+            if missing:
+                raise ValueError(f"entity: column(s) {', '.join(f'`{c}`' for c in missing)} "
+                                 "are not columns of this dataset")
         return self
 
 
