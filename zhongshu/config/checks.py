@@ -369,7 +369,7 @@ def entity_types(city: City) -> None:
             cols = {c.name: c.type for c in d.columns}
             for attr in m.attributes:
                 a = m.attribute(attr)
-                typ = "VARCHAR" if a.values else cols[a.column]
+                typ = cols[a.column]
                 if attr in types and types[attr][0] != typ:
                     fail(f"attribute `{attr}` is {types[attr][0]} in `{types[attr][1]}` but "
                          f"{typ} here; map columns of one type", attr)
