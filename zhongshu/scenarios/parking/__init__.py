@@ -38,12 +38,10 @@ def router(hub: Hub, purpose: str, home: Path) -> APIRouter:
         except ZhongshuError as e:
             return refused(e)
 
-    @api.api_route("/ngsi-ld/v1/{rest:path}", methods=["GET", "POST"],
-                   include_in_schema=False)
+    @api.get("/ngsi-ld/v1/{rest:path}", status_code=308, response_class=RedirectResponse)
     def moved(rest: str, request: Request) -> RedirectResponse:
         """The NGSI-LD facade that lived here moved to the hub's own NGSI-LD face,
-        ``/ngsi-ld/v1/`` (answered under the caller's own grants): 308, method and body
-        kept."""
+        ``/ngsi-ld/v1/`` (answered under the caller's own grants): 308, the query kept."""
         query = f"?{request.url.query}" if request.url.query else ""
         return RedirectResponse(f"/ngsi-ld/v1/{quote(rest)}{query}", status_code=308)
 
