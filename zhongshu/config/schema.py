@@ -105,8 +105,8 @@ class DatasetConfig(Strict):
     columns: list[Column]
     area_column: str | None = None
     listed: bool = True
-    entity: EntityMapping | None = Field(default=None, description="offered as an NGSI-LD "
-                                         "entity type (``zhongshu.config.entity``)")
+    entity: EntityMapping | None = Field(default=None, description="`[datasets.entity]`: "
+                                         "offered as an NGSI-LD entity type (docs/ngsi-ld.md)")
 
     @model_validator(mode="after")
     def _check(self) -> DatasetConfig:
