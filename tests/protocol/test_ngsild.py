@@ -434,3 +434,43 @@ def test_purpose_choice_and_the_old_facade(own_hub_factory: Any, demo_dir: Path)
     r = httpx.get(f"{hub.url}/scenarios/parking/ngsi-ld/v1/entities",
                   params={"type": OSP, "limit": "2"}, headers=city, follow_redirects=True)
     assert len(_ok(r)) == 2
+
+
+@pytest.mark.parametrize(("old", "new", "words", "key"), [
+    ('id = "urn:ngsi-ld:OffStreetParking:westlake-{garage_no}"',
+     'id = "urn:ngsi-ld:OffStreetParking:qiantang-x{garage_no}"', "could make the ids", "id"),
+    ('totalSpotNumber = "total_spaces"', 'totalSpotNumber = "no_such_column"',
+     "`no_such_column` is not a column", "totalSpotNumber"),
+    ('totalSpotNumber = "total_spaces"', 'totalSpotNumber = "name"', "but VARCHAR here",
+     "totalSpotNumber"),
+    ('totalSpotNumber = "total_spaces"', 'observedAt = "total_spaces"', "not a name", None),
+    ('id = "urn:ngsi-ld:OffStreetParking:westlake-{garage_no}"',
+     'id = "OffStreetParking-{garage_no}"', "must be a URN", None),
+    ('id = "urn:ngsi-ld:OffStreetParking:westlake-{garage_no}"',
+     'id = "urn:ngsi-ld:OffStreetParking:westlake-{garage_no}{name}"', "separator", None),
+    ('vocabulary = "https://smartdatamodels.org/dataModel.Parking/"\nid = "urn:ngsi-ld:'
+     'OffStreetParking:westlake', 'vocabulary = "https://example.org/other/"\nid = "urn:'
+     'ngsi-ld:OffStreetParking:westlake', "the same", "vocabulary"),
+])
+def test_a_bad_mapping_is_a_config_error_with_file_and_line(
+        demo_dir: Path, city_tmp: Path, old: str, new: str, words: str, key: str | None
+        ) -> None:
+    from tests.conftest import copy_demo_city
+    from zhongshu.config import load_city
+    from zhongshu.errors import ConfigError
+
+    root = copy_demo_city(demo_dir, city_tmp / "city")
+    member = root / "members" / "parking-westlake.toml"
+    text = member.read_text()
+    assert old in text
+    member.write_text(text.replace(old, new))
+    with pytest.raises(ConfigError) as info:
+        load_city(root)
+    e = info.value
+    assert words in e.message and e.path == str(member), e.message
+    assert e.line is not None
+    line = member.read_text().splitlines()[e.line - 1]
+    if key is not None:
+        assert line.lstrip().startswith(key), (e.line, line)
+    else:
+        assert "[datasets.entity" in "\n".join(member.read_text().splitlines()[:e.line]), line

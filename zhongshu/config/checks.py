@@ -354,6 +354,15 @@ def entity_types(city: City) -> None:
                 raise ConfigError(f"dataset `{d.name}`: entity: {msg}", path=str(path),
                                   line=dataset_line(text, d.name, key))
 
+            cols = {c.name: c.type for c in d.columns}
+            named = [(k, k) for k in m.keys()] + [
+                (a, m.attribute(a).column) for a in m.attributes] + (
+                [("lon", m.location.lon), ("lat", m.location.lat)] if m.location else []) + (
+                [("observed_at", m.observed_at)] if m.observed_at else [])
+            for key, column in named:
+                if column not in cols:
+                    fail(f"`{column}` is not a column of this dataset (its columns: "
+                         f"{', '.join(sorted(cols))})", key if key != column else "id")
             first = offered[0][1].entity
             assert first is not None
             if m.vocabulary != first.vocabulary:
@@ -366,7 +375,6 @@ def entity_types(city: City) -> None:
                 if prefix.startswith(theirs) or theirs.startswith(prefix):
                     fail(f"id `{m.id}` could make the ids of `{other.name}` "
                          f"(`{other.entity.id}`): give each dataset its own prefix", "id")
-            cols = {c.name: c.type for c in d.columns}
             for attr in m.attributes:
                 a = m.attribute(attr)
                 typ = cols[a.column]

@@ -120,11 +120,6 @@ class DatasetConfig(Strict):
             raise ValueError("a dataset needs at least one column")
         if self.area_column and self.area_column not in names:
             raise ValueError(f"area_column `{self.area_column}` is not one of the columns")
-        if self.entity is not None:
-            missing = sorted(self.entity.columns() - set(names))
-            if missing:
-                raise ValueError(f"entity: column(s) {', '.join(f'`{c}`' for c in missing)} "
-                                 "are not columns of this dataset")
         return self
 
 
