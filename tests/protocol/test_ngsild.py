@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -474,3 +476,23 @@ def test_a_bad_mapping_is_a_config_error_with_file_and_line(
         assert line.lstrip().startswith(key), (e.line, line)
     else:
         assert "[datasets.entity" in "\n".join(member.read_text().splitlines()[:e.line]), line
+
+
+NGSILDCLIENT = Path(os.environ.get("ZHONGSHU_NGSILDCLIENT_VENV", "/tmp/zs-ngsildclient"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (NGSILDCLIENT / "bin" / "python").is_file(),
+                    reason="no ngsildclient virtualenv: make one with scripts/ngsildclient-venv")
+def test_ngsildclient_reads_the_face_unchanged(hub: RunningHub, truth: Truth) -> None:
+    probe = Path(__file__).with_name("ngsildclient_probe.py")
+    run = subprocess.run([str(NGSILDCLIENT / "bin" / "python"), str(probe), "127.0.0.1",
+                          str(hub.port), hub.token("cockpit-city"), OSP],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = json.loads(run.stdout)
+    assert got["ids"] == sorted(truth) and got["count"] == len(truth)
+    first = sorted(truth)[0]
+    assert got["first"] == {"id": first, "type": OSP,
+                            "totalSpotNumber": truth[first]["total"]}
+    assert got["types"] == [OSP, "ParkingSpot"]
