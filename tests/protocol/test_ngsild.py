@@ -350,12 +350,38 @@ def test_refusals_are_problem_details(city: httpx.Client, hub: RunningHub) -> No
     assert _problem(outsider, 403)["code"] == "forbidden"
 
 
-def test_each_request_is_one_ledger_entry(city: httpx.Client) -> None:
+def test_each_request_is_one_ledger_entry(xihu: httpx.Client, hub: RunningHub) -> None:
     indices = []
     for _ in range(3):
-        r = city.get("/entities", params={"type": OSP, "count": "true", "limit": "5"})
+        r = xihu.get("/entities", params={"type": OSP, "count": "true", "limit": "5"})
         indices.append(json.loads(r.headers["zhongshu-receipt"])["index"])
     assert indices[1] == indices[0] + 1 and indices[2] == indices[1] + 1
+    entry = httpx.get(f"{hub.url}/v1/ledger/entries/{indices[-1]}",
+                      headers={"Authorization": f"Bearer {hub.token('auditor')}"})
+    assert entry.status_code == 200, entry.text
+    text = entry.content.decode()
+    for word in ("cockpit-xihu", "district-operations", "parking_westlake.garages",
+                 "parking_qiantang.lots"):
+        assert word in text, word
+
+
+def test_value_maps_answer_and_filter_in_the_attributes_terms(city: httpx.Client,
+                                                              demo_dir: Path) -> None:
+    spots = dict(_rows(demo_dir / "data" / "city-parking.sqlite",
+                       "SELECT spot_id, occupied FROM spots"))
+    want = {f"urn:ngsi-ld:ParkingSpot:onstreet-{s}": "occupied" if o else "free"
+            for s, o in spots.items()}
+    r = city.get("/entities", params={"type": "ParkingSpot", "limit": "1000",
+                                      "options": "keyValues"})
+    got = {e["id"]: e["status"] for e in _ok(r)}
+    assert got == want and set(got.values()) == {"free", "occupied"}
+    for value in ("free", "occupied"):
+        r = city.get("/entities", params={"type": "ParkingSpot", "limit": "1000",
+                                          "q": f'status=="{value}"'})
+        assert sorted(e["id"] for e in _ok(r)) == sorted(i for i, v in want.items()
+                                                         if v == value)
+    r = city.get("/entities", params={"type": "ParkingSpot", "q": 'status=="parked"'})
+    assert _ok(r) == []
 
 
 HOSTILE = [
@@ -427,6 +453,24 @@ def test_purpose_choice_and_the_old_facade(own_hub_factory: Any, demo_dir: Path)
     ids = [e["id"] for e in _ok(r)]
     assert ids and all("westlake" in i for i in ids)
     assert r.headers["zhongshu-not-granted"] == "parking_qiantang.lots"
+    # a signed request (RFC 9421) is a caller too; a captured one cannot be replayed
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from zhongshu.client.signing import Message, sign
+    from zhongshu.policy.identity import register_key
+
+    key_id, pem = register_key(hub.service.catalog, "app-multi")
+    assert pem is not None
+    req = httpx.Request("GET", f"{hub.url}{NGSI}/entities",
+                        params={"type": OSP, "limit": "1"},
+                        headers={"Zhongshu-Purpose": "planning"})
+    msg = Message("GET", req.url.path, req.url.query.decode(), req.url.netloc.decode(), {})
+    req.headers.update(sign(msg, b"", load_pem_private_key(pem, None),  # type: ignore[arg-type]
+                            key_id))
+    with httpx.Client() as raw:
+        assert [e["id"] for e in _ok(raw.send(req))] == ids[:1]
+        again = raw.send(req)
+    assert _problem(again, 401)["code"] == "unauthenticated"
     # the parking scenario's old facade answers 308 to the hub's own face
     city = {"Authorization": f"Bearer {hub.token('cockpit-city')}"}
     r = httpx.get(f"{hub.url}/scenarios/parking/ngsi-ld/v1/entities",

@@ -456,7 +456,8 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
         if name == media.CORE:
             doc = media.core_context()
         elif name == media.CITY:
-            doc = media.city_context(face.offers(), base)
+            # public: the terms of listed datasets only (an unlisted one's names stay unseen)
+            doc = media.city_context([o for o in face.offers() if o.dataset.listed], base)
         else:
             return problem(NotFound(f"no context `{name[:100]}` here"))
         return Response(orjson.dumps(doc), media_type=media.LD,
