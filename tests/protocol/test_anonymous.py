@@ -3,7 +3,9 @@ scenarios, the app built as `zhongshu serve` builds it — answers `401 unauthen
 except the documented public ones (docs/security.md, "Who may call without credentials").
 The requests are generated from the app's own OpenAPI document (path parameters filled,
 required query parameters and bodies given), so a new route is walked the day it is added;
-routes the document leaves out must be public ones too. The list below is the only hand list.
+routes the document leaves out must be public ones too, or routes of the NGSI-LD face
+(``/ngsi-ld/v1/``, described by ETSI GS CIM 009, not by this document), which are walked
+here and must answer ``401`` as ProblemDetails. The list below is the only hand list.
 The document says the same: a public operation has ``security: []``, every other one names
 the schemes that admit it.
 """
@@ -35,7 +37,9 @@ PUBLIC = {
     ("GET", "/v1/ledger/proof/consistency"), ("GET", "/v1/ledger/tile/{level}/{rest}"),
     ("POST", "/v1/ledger/witness/add-checkpoint"), ("GET", "/v1/ledger/witness/evidence"),
     ("GET", "/demo/idp/jwks.json"),  # the demo identity provider's public keys
+    ("GET", "/ngsi-ld/v1/jsonldContexts/{name}"),  # JSON-LD contexts: standards' terms
 }
+NGSI_LD = "/ngsi-ld/v1"
 
 
 def _value(schema: dict[str, Any], doc: dict[str, Any]) -> str:
@@ -97,8 +101,12 @@ def test_every_route_but_the_public_ones_needs_credentials(own_hub_factory: Any)
 def test_routes_the_document_leaves_out_are_public_ones(own_hub_factory: Any) -> None:
     hub: RunningHub = own_hub_factory(scenarios=True)
     hidden = []
+    ngsi_ld = []
     for route in hub.app.routes:
-        if isinstance(route, Mount):
+        if isinstance(route, Route) and route.path.startswith(NGSI_LD) and \
+                ("GET", route.path) not in PUBLIC:
+            ngsi_ld += [(m, route.path) for m in sorted(route.methods or ()) if m != "HEAD"]
+        elif isinstance(route, Mount):
             hidden.append(("MOUNT", route.path))
         elif isinstance(route, APIRoute | Route) and not getattr(route, "include_in_schema",
                                                                  True):
@@ -107,3 +115,12 @@ def test_routes_the_document_leaves_out_are_public_ones(own_hub_factory: Any) ->
             for inner in route.original_router.routes:
                 assert isinstance(inner, APIRoute) and inner.include_in_schema, inner
     assert hidden and set(hidden) <= PUBLIC, set(hidden) - PUBLIC
+    assert len(ngsi_ld) > 8
+    with httpx.Client(base_url=hub.url, timeout=30) as c:
+        for method, path in ngsi_ld:
+            filled = path.replace("{entity_id}", "urn:x:1").replace(":path}", "}")
+            for name in ("type_name", "attr", "rest"):
+                filled = filled.replace("{" + name + "}", "x")
+            r = c.request(method, filled)
+            assert r.status_code == 401, (method, path, r.status_code)
+            assert r.json()["code"] == "unauthenticated" and r.json()["status"] == 401

@@ -54,6 +54,12 @@ def line_of(text: str, loc: tuple[Any, ...]) -> int | None:
             for n in range(start, len(lines)):
                 if pat.match(lines[n]):
                     return n + 1
+            # a sub-table of its own (``[datasets.entity]``)
+            sub = re.compile(r"^\s*\[\s*" + re.escape(f"{table}.{key}" if table else key) +
+                             r"\s*\]\s*(#.*)?$")
+            found = next((n for n in range(start, len(lines)) if sub.match(lines[n])), None)
+            if found is not None:
+                return found + 1
             if re.match(r"^\s*\[", lines[start] if start < len(lines) else ""):
                 return start + 1
             return None

@@ -374,6 +374,66 @@ def federation(city: City) -> None:
                               path=str(city.member_files[owner]))
 
 
+def entity_types(city: City) -> None:
+    """Datasets offered as one NGSI-LD type agree: one vocabulary, one column type per
+    attribute, and id templates none of which can make another's ids (so an id names one
+    dataset); an attribute name expands to one URI city-wide (the hub serves one context)."""
+    seen: dict[str, list[tuple[str, DatasetConfig]]] = {}
+    expansions: dict[str, tuple[str, str]] = {}
+    for name, mf in city.members.items():
+        for d in mf.datasets:
+            if d.entity is not None:
+                seen.setdefault(d.entity.type, []).append((name, d))
+    for etype, offered in seen.items():
+        types: dict[str, tuple[str, str]] = {}
+        for i, (member, d) in enumerate(offered):
+            m = d.entity
+            assert m is not None
+            path = city.member_files[member]
+            text = path.read_text(encoding="utf-8")
+
+            def fail(msg: str, key: str = "entity", path: object = path, text: str = text,
+                     d: DatasetConfig = d) -> None:
+                raise ConfigError(f"dataset `{d.name}`: entity: {msg}", path=str(path),
+                                  line=dataset_line(text, d.name, key))
+
+            cols = {c.name: c.type for c in d.columns}
+            named = [(k, k) for k in m.keys()] + [
+                (a, m.attribute(a).column) for a in m.attributes] + (
+                [("lon", m.location.lon), ("lat", m.location.lat)] if m.location else []) + (
+                [("observed_at", m.observed_at)] if m.observed_at else [])
+            for key, column in named:
+                if column not in cols:
+                    fail(f"`{column}` is not a column of this dataset (its columns: "
+                         f"{', '.join(sorted(cols))})", key if key != column else "id")
+            first = offered[0][1].entity
+            assert first is not None
+            if m.vocabulary != first.vocabulary:
+                fail(f"type `{etype}` is offered under vocabulary `{first.vocabulary}` by "
+                     f"`{offered[0][1].name}`; use the same", "vocabulary")
+            prefix = m.id.split("{", 1)[0]
+            for _, other in offered[:i]:
+                assert other.entity is not None
+                theirs = other.entity.id.split("{", 1)[0]
+                if prefix.startswith(theirs) or theirs.startswith(prefix):
+                    fail(f"id `{m.id}` could make the ids of `{other.name}` "
+                         f"(`{other.entity.id}`): give each dataset its own prefix", "id")
+            for attr in m.attributes:
+                a = m.attribute(attr)
+                typ = cols[a.column]
+                if attr in types and types[attr][0] != typ:
+                    fail(f"attribute `{attr}` is {types[attr][0]} in `{types[attr][1]}` but "
+                         f"{typ} here; map columns of one type", attr)
+                types.setdefault(attr, (typ, d.name))
+                uri = m.expand(attr)
+                if expansions.setdefault(attr, (uri, d.name))[0] != uri:
+                    fail(f"attribute `{attr}` expands to `{expansions[attr][0]}` in "
+                         f"`{expansions[attr][1]}`, to `{uri}` here; rename one", attr)
+            if expansions.setdefault(etype, (m.expand(etype), d.name))[0] != m.expand(etype):
+                fail(f"`{etype}` is also an attribute name elsewhere; rename one", "type")
+
+
 CHECKS: tuple[Callable[[City], None], ...] = (source_kinds, unique_names, grants, owner_sql,
-                                              scenario_callers, check_people, federation)
+                                              scenario_callers, check_people, federation,
+                                              entity_types)
 """Run in this order by :func:`zhongshu.config.load.load_city`; each raises ``ConfigError``."""

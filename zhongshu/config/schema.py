@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from zhongshu.config._base import COLUMN, DATASET, NAME, Column, MemberKind, Strict
 from zhongshu.config.callers import CallerRule
+from zhongshu.config.entity import EntityMapping
 from zhongshu.config.federation import FederationSettings
 from zhongshu.config.grants import GrantConfig
 from zhongshu.config.people import PeopleSettings
@@ -107,6 +108,8 @@ class DatasetConfig(Strict):
     columns: list[Column]
     area_column: str | None = None
     listed: bool = True
+    entity: EntityMapping | None = Field(default=None, description="`[datasets.entity]`: "
+                                         "offered as an NGSI-LD entity type (docs/ngsi-ld.md)")
 
     @model_validator(mode="after")
     def _check(self) -> DatasetConfig:

@@ -547,6 +547,32 @@ PEOPLE = {"issuer": "https://id.demo-city.example", "audience": "zhongshu-demo-c
                                     "they run"}]}
 
 
+PARKING_VOCABULARY = "https://smartdatamodels.org/dataModel.Parking/"
+# the datasets each owner offers as NGSI-LD entities (Smart Data Models types and attribute
+# names; ``zhongshu.config.entity``), served at /ngsi-ld/v1/ under each caller's grants
+ENTITIES: dict[str, dict[str, Any]] = {
+    "parking_westlake.garages": {
+        "type": "OffStreetParking", "vocabulary": PARKING_VOCABULARY,
+        "id": "urn:ngsi-ld:OffStreetParking:westlake-{garage_no}",
+        "location": {"lon": "lng", "lat": "lat"},
+        "attributes": {"name": "name", "totalSpotNumber": "total_spaces",
+                       "areaServed": "district"}},
+    "parking_qiantang.lots": {
+        "type": "OffStreetParking", "vocabulary": PARKING_VOCABULARY,
+        "id": "urn:ngsi-ld:OffStreetParking:qiantang-{lot_id}",
+        "location": {"lon": "x", "lat": "y"}, "observed_at": "updated_at",
+        "attributes": {"name": "lot_name", "totalSpotNumber": "capacity",
+                       "occupiedSpotNumber": {"column": "occupied", "observed": True}}},
+    "onstreet.spots": {
+        "type": "ParkingSpot", "vocabulary": PARKING_VOCABULARY,
+        "id": "urn:ngsi-ld:ParkingSpot:onstreet-{spot_id}",
+        "location": {"lon": "lon", "lat": "lat"}, "observed_at": "since",
+        "attributes": {"status": {"column": "occupied", "observed": True,
+                                  "values": {"true": "occupied", "false": "free"}},
+                       "areaServed": "district"}},
+}
+
+
 def _dataset(name: str, spec: tuple[Any, ...], engine: str) -> dict[str, Any]:
     member, table, title, area, listed, cols = spec
     out: dict[str, Any] = {"name": name, "title": title, "source": source_name(member),
@@ -563,6 +589,8 @@ def _dataset(name: str, spec: tuple[Any, ...], engine: str) -> dict[str, Any]:
         elif engine == "sqlite" and c[1] == "BOOLEAN":
             col["expr"] = f"CAST({c[0]} AS BOOLEAN)"  # SQLite keeps booleans as 0/1
         out["columns"].append(col)
+    if name in ENTITIES:
+        out["entity"] = ENTITIES[name]
     return out
 
 

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 import zhongshu
 from zhongshu.ledger import Ledger
 from zhongshu.policy.identity import Authenticator
-from zhongshu.protocol import contract
+from zhongshu.protocol import contract, ngsild
 from zhongshu.protocol.auth import Authentication
 from zhongshu.protocol.callers import ScenarioDoor
 from zhongshu.protocol.handlers import add_error_handlers
@@ -78,7 +78,7 @@ def create_app(service: QueryService, ledger: Ledger | None, *, sessions: Sessio
     app.state.metrics, app.state.authn = parts.metrics, authn  # the wire endpoint's too
     add_error_handlers(app, ledger, service)
     app.add_middleware(CountRequests, metrics=parts.metrics)
-    for routes in (probes, identity, hub, catalog, query, grants, federation):
+    for routes in (probes, identity, hub, catalog, query, grants, federation, ngsild):
         routes.add_routes(app, parts)
     if ledger is not None:
         add_ledger_routes(app, ledger, service, caller, errors)

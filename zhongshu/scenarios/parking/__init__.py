@@ -1,5 +1,6 @@
-"""Convenient parking (便捷泊车): one view of every operator's free spaces, as plain JSON and
-as NGSI-LD ``OffStreetParking`` entities, and leave-first-pay-later (a driver's stays by
+"""Convenient parking (便捷泊车): one view of every operator's free spaces as plain JSON
+(the NGSI-LD entities are the hub's own face now, ``/ngsi-ld/v1/``: the old path here
+redirects there), and leave-first-pay-later (a driver's stays by
 plate, a daily settlement per operator) — read through the hub as ``app-parking``."""
 
 from __future__ import annotations
@@ -7,14 +8,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from zhongshu.client import Hub
 from zhongshu.errors import ZhongshuError
 from zhongshu.scenarios import Scenario
-from zhongshu.scenarios.parking import ngsi, settle
+from zhongshu.scenarios.parking import settle
 from zhongshu.scenarios.parking.model import garages, load_mapping, nearest
 
 
@@ -36,33 +38,12 @@ def router(hub: Hub, purpose: str, home: Path) -> APIRouter:
         except ZhongshuError as e:
             return refused(e)
 
-    @api.get("/ngsi-ld/v1/entities")
-    def entities(type: Annotated[str, Query()],
-                 q: Annotated[str | None, Query(max_length=200)] = None,
-                 georel: Annotated[str | None, Query(max_length=100)] = None,
-                 geometry: Annotated[str | None, Query(max_length=20)] = None,
-                 coords: Annotated[str | None, Query(max_length=100)] = None,
-                 options: Annotated[str | None, Query(max_length=50)] = None,
-                 limit: Annotated[int, Query(ge=1, le=1000)] = 20,
-                 offset: Annotated[int, Query(ge=0)] = 0) -> Any:
-        """NGSI-LD entity query over the garages (``type=OffStreetParking``)."""
-        try:
-            if type != "OffStreetParking":
-                return JSONResponse([], media_type="application/ld+json")
-            chosen = ngsi.select(garages(hub, purpose, operators), q, georel, geometry, coords)
-        except ngsi.NgsiError as e:
-            return JSONResponse({"type": ngsi.BAD_REQUEST, "title": "Bad request data",
-                                 "detail": str(e)}, status_code=400,
-                                media_type="application/json")
-        except ZhongshuError as e:
-            return refused(e)
-        page = chosen[offset:offset + limit]
-        if options and "keyValues" in options.split(","):
-            body = [{**e, "@context": ngsi.CONTEXT} for e in page]
-        else:
-            body = [ngsi.normalized(e) for e in page]
-        return JSONResponse(body, media_type="application/ld+json",
-                            headers={"NGSILD-Results-Count": str(len(chosen))})
+    @api.get("/ngsi-ld/v1/{rest:path}", status_code=308, response_class=RedirectResponse)
+    def moved(rest: str, request: Request) -> RedirectResponse:
+        """The NGSI-LD facade that lived here moved to the hub's own NGSI-LD face,
+        ``/ngsi-ld/v1/`` (answered under the caller's own grants): 308, the query kept."""
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(f"/ngsi-ld/v1/{quote(rest)}{query}", status_code=308)
 
     @api.get("/nearest")
     def find_a_space(lon: Annotated[float, Query(ge=-180, le=180)],
