@@ -24,7 +24,7 @@ from zhongshu.traffic.signals.controllers import (
     Ours,
     webster_plan,
 )
-from zhongshu.traffic.signals.sim import metrics, run, yellow_between
+from zhongshu.traffic.signals.sim import metrics, run, stuck, yellow_between
 
 TRIPS = """<tripinfos>
   <tripinfo id="a" depart="0.00" departDelay="2.00" arrival="100.00" duration="100.00"
@@ -48,6 +48,10 @@ def test_metrics_equal_the_hand_computation(tmp_path: Path) -> None:
     assert m["avg_duration"] == pytest.approx((100 + 60) / 2)
     assert m["avg_waiting"] == pytest.approx((20 + 4 + 150) / 3)
     assert m["delay_index"] == pytest.approx((100 + 60) / (70 + 50))
+    # c has been on the road 280 s (< 300 s: in transit), d never entered: 1 of 4 stuck
+    assert m["stuck_on_road"] == 0
+    assert stuck(m) == {"stuck_share": 0.25, "gridlock": 1.0}
+    assert stuck(m, discarded=16) == {"stuck_share": 0.05, "gridlock": 0.0}  # 5 %: not over
 
 
 def test_yellow_between_two_greens() -> None:

@@ -2,7 +2,9 @@
 under a controller, and the metrics of published signal-control benchmarks.
 
 SUMO runs with ``--time-to-teleport -1`` (a jam stays a jam) and writes the trips of vehicles
-still on the road at the end, so gridlock is never hidden. Phases are read from the
+still on the road at the end, so gridlock is never hidden; gridlock is a failure, measured
+(:func:`stuck`, :class:`GridlockWatch`): over ``GRIDLOCK_SHARE`` of the demand never entered
+or stuck on the road. Phases are read from the
 network's own programs; a controller chooses among their green phases, and the harness puts
 ``yellow`` seconds of yellow between two different greens.
 """
@@ -119,6 +121,57 @@ class RedWatch:
                     self.longest = max(self.longest, now - since)
 
 
+GRIDLOCK_SHARE = 0.05  # of the demand never entered or stuck on the road: gridlock
+IN_TRANSIT_S = 300.0  # an unfinished trip younger than this at the end is in transit, not stuck
+STANDING_S = 180.0  # a vehicle standing this long without moving is stuck (time to gridlock)
+
+
+class GridlockWatch:
+    """When gridlock set in: every ``every`` seconds, the vehicles kept out (due but not
+    inserted: SUMO's pending vehicles) and those on the road standing for ``STANDING_S`` or
+    more, as a share of the vehicles due so far. The time to gridlock is when that share last
+    rose above ``GRIDLOCK_SHARE`` and stayed above it to the end (−1 if it is below at the
+    end: a jam that cleared is delay, not gridlock)."""
+
+    def __init__(self, ls: Any, begin: float, every: float = 10.0) -> None:
+        self.ls, self.begin, self.every = ls, begin, every
+        self.departed = 0
+        self.above_since: float | None = None
+        self.share = 0.0
+
+    def step(self, now: float) -> None:
+        """Count this step's departures; look at the jam every ``every`` seconds."""
+        ls = self.ls
+        self.departed += ls.simulation.getDepartedNumber()
+        if (now - self.begin) % self.every:
+            return
+        pending = len(ls.simulation.getPendingVehicles())
+        standing = sum(1 for v in ls.vehicle.getIDList()
+                       if ls.vehicle.getWaitingTime(v) >= STANDING_S)
+        due = self.departed + pending
+        self.share = (pending + standing) / due if due else 0.0
+        if self.share <= GRIDLOCK_SHARE:
+            self.above_since = None
+        elif self.above_since is None:
+            self.above_since = now
+
+    @property
+    def time_to_gridlock(self) -> float:
+        """Seconds from the start until gridlock set in for good; −1 for none."""
+        if self.above_since is None:
+            return -1.0
+        return self.above_since - self.begin
+
+
+def stuck(m: dict[str, float], discarded: int = 0) -> dict[str, float]:
+    """Gridlock from a run's metrics: ``stuck_share`` = (never entered + unfinished trips
+    older than ``IN_TRANSIT_S``) / the demand (every trip of the window, and those SUMO
+    discarded), and ``gridlock`` = 1 when that share is over ``GRIDLOCK_SHARE``."""
+    demand = m["finished"] + m["unfinished"] + m["never_entered"] + discarded
+    share = (m["never_entered"] + m["stuck_on_road"]) / demand if demand else 0.0
+    return {"stuck_share": share, "gridlock": float(share > GRIDLOCK_SHARE)}
+
+
 def _greens(states: list[str]) -> list[str]:
     """The green phases of a program, each once: states with a green link and no yellow or
     red-yellow (``u``, the start-up signal some countries show before green) — those are
@@ -137,9 +190,11 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
         emergency: str | None = None, priority: bool = False,
         additional: tuple[Path, ...] = ()) -> dict[str, Any]:
     """One run; its metrics (see :func:`metrics`), ``longest_red`` (:class:`RedWatch`,
-    seconds) and ``discarded``: vehicles SUMO loaded but refused to insert at all (a given
+    seconds), ``discarded``: vehicles SUMO loaded but refused to insert at all (a given
     departure speed impossible where they start) — they have no trip information, so they
-    are counted here and in no other metric.
+    are counted here and in no other metric —, gridlock (:func:`stuck`: ``stuck_share``,
+    ``gridlock``) and ``time_to_gridlock`` (:class:`GridlockWatch`, seconds from ``begin``;
+    −1 for none).
 
     ``trace(time, junction, state)`` is called every step for every controlled junction (for
     checks). ``emergency``: a vehicle of the demand whose trip is also reported (duration,
@@ -159,6 +214,7 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
         try:
             every = junctions(ls)
             watch = RedWatch(ls, every)
+            jam = GridlockWatch(ls, begin)
             control = [] if isinstance(controller, Fixed) else every
             lanes = {lane for j in control for m in j.movements for mv in m for lane in mv}
             display = Display(ls)
@@ -214,6 +270,7 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
                         display.show(j.id, j.greens[j.current])
                         del switch[j.id]
                 watch.step(t)
+                jam.step(t)
                 if trace is not None:
                     for j in control:
                         trace(t, j.id, ls.trafficlight.getRedYellowGreenState(j.id))
@@ -225,6 +282,8 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
             ls.close()
         out: dict[str, Any] = {**metrics(trips), "longest_red": watch.longest}
         out["discarded"] = discarded(str(routes), trips, begin, end)
+        out.update(stuck(out, out["discarded"]))
+        out["time_to_gridlock"] = jam.time_to_gridlock
         if emergency:
             out["emergency"] = trip_of(trips, emergency)
         return out
@@ -286,12 +345,13 @@ def metrics(tripinfo: Path) -> dict[str, float]:
       / vehicles;
     * ``avg_duration`` — mean trip duration of finished trips;
     * ``finished``, ``unfinished`` (still on the road at the end), ``never_entered``;
+      ``stuck_on_road``: the unfinished that had been on the road ``IN_TRANSIT_S`` or more;
     * ``avg_waiting`` — mean time spent halted, over trips that entered;
     * ``delay_index`` — Σ duration / Σ (duration − time loss) of finished trips (actual over
       free-flow travel time).
     """
     loss = duration = free = waiting = 0.0
-    finished = unfinished = never = 0
+    finished = unfinished = never = old = 0
     for info in ET.parse(tripinfo).getroot().iter("tripinfo"):
         tl, dd = float(info.get("timeLoss", 0)), float(info.get("departDelay", 0))
         loss += tl + dd
@@ -306,10 +366,12 @@ def metrics(tripinfo: Path) -> dict[str, float]:
             free += d - tl
         else:
             unfinished += 1
+            old += float(info.get("duration", 0)) >= IN_TRANSIT_S
     entered = finished + unfinished
     n = entered + never
     return {"avg_delay": loss / n if n else 0.0,
             "avg_duration": duration / finished if finished else 0.0,
             "finished": finished, "unfinished": unfinished, "never_entered": never,
+            "stuck_on_road": old,
             "avg_waiting": waiting / entered if entered else 0.0,
             "delay_index": duration / free if free else 0.0}
