@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from zhongshu.traffic.signals.controllers import (
+    PLAN,
     Controller,
     Fixed,
     Junction,
@@ -91,6 +92,49 @@ def junctions(ls: Any) -> list[Junction]:
                      for g in greens]
         out.append(Junction(tls, greens, movements))
     return out
+
+
+class Plans:
+    """The network's own programs, kept while the harness runs its own: for each light, its
+    program and where that program would be at any time had it run all along (a static
+    program is a fixed cycle from where it stood at the start; others — actuated — restart at
+    their first phase), so that a junction handed back to it is in step with its neighbours
+    (a plan's coordination is in its offsets)."""
+
+    def __init__(self, ls: Any, junctions: list[Junction], begin: float) -> None:
+        self.ls = ls
+        # light → (program, phase durations, phase states, static, phase at begin, its end)
+        self.own: dict[str, tuple[str, list[float], list[str], bool, int, float]] = {}
+        tl = ls.trafficlight
+        for j in junctions:
+            program = tl.getProgram(j.id)
+            logics = tl.getAllProgramLogics(j.id)
+            logic = next((lg for lg in logics if lg.programID == program), logics[0])
+            self.own[j.id] = (program, [p.duration for p in logic.phases],
+                              [p.state for p in logic.phases], logic.type == 0,
+                              tl.getPhase(j.id), tl.getNextSwitch(j.id))
+
+    def at(self, tls: str, t: float) -> tuple[int, float]:
+        """The program's phase at time ``t`` and the seconds left in it."""
+        _program, durations, _states, static, k, ends = self.own[tls]
+        if not static:
+            return 0, durations[0]
+        while ends <= t:
+            k = (k + 1) % len(durations)
+            ends += durations[k]
+        return k, ends - t
+
+    def state(self, tls: str, t: float) -> str:
+        """What the program shows at time ``t``."""
+        return self.own[tls][2][self.at(tls, t)[0]]
+
+    def resume(self, tls: str, t: float) -> None:
+        """Hand the light back to its program, where it would be now."""
+        tl = self.ls.trafficlight
+        k, left = self.at(tls, t)
+        tl.setProgram(tls, self.own[tls][0])
+        tl.setPhase(tls, k)
+        tl.setPhaseDuration(tls, left)
 
 
 class RedWatch:
@@ -217,6 +261,7 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
             jam = GridlockWatch(ls, begin)
             control = [] if isinstance(controller, Fixed) else every
             lanes = {lane for j in control for m in j.movements for mv in m for lane in mv}
+            plans = Plans(ls, control, begin)
             display = Display(ls)
             pre = Priority(ls, emergency, {j.id: j for j in every}, yellow, display,
                            adaptive=bool(control)) if emergency and priority else None
@@ -229,6 +274,7 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
             switch: dict[str, tuple[float, int]] = {}  # junction → (green at, phase)
             before: dict[str, set[str]] = {lane: set() for lane in lanes}  # at the last look
             looked = begin - step
+            arrived = 0  # since the last look
             for j in control:
                 display.prepare(j.id, [*j.greens, *(yellow_between(a, b) for a in j.greens
                                                     for b in j.greens if a != b)])
@@ -249,12 +295,23 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
                                  {la: _flow(entered[la], t) for la in lanes}
                                  if count_flow else {},
                                  {la: len(before[la] - ids[la]) for la in lanes},
-                                 t - looked)
+                                 t - looked, arrived)
+                    arrived = 0
                     before, looked = ids, t
                     for j in control:
                         if j.id in switch or j.id in held:
                             continue
                         k = controller.choose(j, seen, t)
+                        if k == PLAN:
+                            if not j.on_plan:
+                                _to_plan(ls, j, plans, display, switch, t, yellow)
+                            continue
+                        if j.on_plan:  # back from the plan, at one of its greens
+                            shown = ls.trafficlight.getRedYellowGreenState(j.id)
+                            if shown not in j.greens:
+                                continue  # the plan is between greens: wait for one
+                            j.current, j.since, j.on_plan = j.greens.index(shown), t, False
+                            display.show(j.id, shown)
                         if k is not None and k != j.current:
                             display.show(j.id, yellow_between(j.greens[j.current],
                                                               j.greens[k]))
@@ -264,17 +321,24 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
                     for tls in held:
                         switch.pop(tls, None)
                 for j in control:
+                    if j.id in held:
+                        j.on_plan = False  # priority shows its own greens
                     due = switch.get(j.id)
                     if due is not None and t >= due[0] and j.id not in held:
+                        del switch[j.id]
+                        if due[1] == PLAN:
+                            plans.resume(j.id, t)
+                            j.on_plan = True
+                            continue
                         j.current, j.since = due[1], t
                         display.show(j.id, j.greens[j.current])
-                        del switch[j.id]
                 watch.step(t)
                 jam.step(t)
                 if trace is not None:
                     for j in control:
                         trace(t, j.id, ls.trafficlight.getRedYellowGreenState(j.id))
                 ls.simulationStep()
+                arrived += ls.simulation.getArrivedNumber()
                 t = ls.simulation.getTime()
                 if ls.simulation.getMinExpectedNumber() == 0:
                     break
@@ -287,6 +351,20 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
         if emergency:
             out["emergency"] = trip_of(trips, emergency)
         return out
+
+
+def _to_plan(ls: Any, j: Junction, plans: Plans, display: Display,
+             switch: dict[str, tuple[float, int]], t: float, yellow: float) -> None:
+    """Hand ``j`` back to its own program: through yellow for the links its green has that
+    the program's state then has not (at once if there are none)."""
+    shown = ls.trafficlight.getRedYellowGreenState(j.id)
+    clearing = yellow_between(shown, plans.state(j.id, t + yellow))
+    if clearing == shown or "y" not in clearing:
+        plans.resume(j.id, t)
+        j.on_plan = True
+        return
+    display.show(j.id, clearing)
+    switch[j.id] = (t + yellow, PLAN)
 
 
 def _near(ls: Any, vehicles: set[str], length: float, reach_m: float) -> int:
