@@ -134,7 +134,8 @@ class Plans:
         k, left = self.at(tls, t)
         tl.setProgram(tls, self.own[tls][0])
         tl.setPhase(tls, k)
-        tl.setPhaseDuration(tls, left)
+        # set between two steps, a duration counts from the next one: this one is shown too
+        tl.setPhaseDuration(tls, max(0.0, left - self.ls.simulation.getDeltaT()))
 
 
 class RedWatch:
