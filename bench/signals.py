@@ -41,7 +41,7 @@ from zhongshu.traffic.signals.scenarios import (
     shipped,
     with_emergency,
 )
-from zhongshu.traffic.signals.sim import run
+from zhongshu.traffic.signals.sim import GRIDLOCK_SHARE, run
 
 SETS = {"dev": [*NETWORKS, "demo-city"], "shipped": [*CITIES, *SHIPPED]}
 Case = tuple[Path, Path, tuple[Path, ...], float, float]
@@ -116,7 +116,8 @@ def _table(title: str, names: list[str], runs: dict[tuple[str, str], list[dict[s
           "vehicles stood red, worst seed)")
     print(f"  {'scenario':<13}{'controller':<14}{'avg delay s':>12}{'± sd':>7}"
           f"{'duration s':>11}{'finished':>9}{'on road':>8}{'never in':>9}{'waiting s':>10}"
-          f"{'delay idx':>10}{'longest red':>12}{'discarded':>10}")
+          f"{'delay idx':>10}{'longest red':>12}{'discarded':>10}{'stuck %':>8}"
+          f"{'gridlock':>10}")
     mean: dict[tuple[str, str], dict[str, float]] = {}
     for name in names:
         for ctl in CONTROLLERS:
@@ -128,7 +129,8 @@ def _table(title: str, names: list[str], runs: dict[tuple[str, str], list[dict[s
             print(f"  {name:<13}{ctl:<14}{m['avg_delay']:>12.1f}{sd:>7.1f}"
                   f"{m['avg_duration']:>11.1f}{m['finished']:>9.0f}{m['unfinished']:>8.0f}"
                   f"{m['never_entered']:>9.0f}{m['avg_waiting']:>10.1f}"
-                  f"{m['delay_index']:>10.2f}{red:>12.0f}{m['discarded']:>10.0f}")
+                  f"{m['delay_index']:>10.2f}{red:>12.0f}{m['discarded']:>10.0f}"
+                  f"{100 * m['stuck_share']:>8.1f}{_gridlock(rs):>10}")
     print("  ratios of average delay (per scenario, in the order above; over the set = sum "
           "of delays / sum)")
     for ctl in CONTROLLERS:
@@ -143,6 +145,26 @@ def _table(title: str, names: list[str], runs: dict[tuple[str, str], list[dict[s
               f"(set {total / sum(mean[(n, 'fixed')]['avg_delay'] for n in names):.2f})")
     worse = [n for n in names if mean[(n, "ours")]["avg_delay"] > mean[(n, "fixed")]["avg_delay"]]
     print(f"    ours worse than fixed on: {', '.join(worse) or 'none'}")
+    d = {k: m["avg_delay"] for k, m in mean.items()}
+    lost = [n for n in names if d[(n, "max-pressure")] < d[(n, "fixed")]
+            and d[(n, "ours")] >= d[(n, "max-pressure")]]
+    print(f"    ours not better than max-pressure where max-pressure beats fixed: "
+          f"{', '.join(lost) or 'none'}")
+    locked = sorted({f"{n} ({ctl})" for (n, ctl), m in mean.items() if n in names
+                     and m["gridlock"] > 0})
+    print(f"    GRIDLOCK (over {100 * GRIDLOCK_SHARE:.0f} % of the demand never entered or "
+          f"stuck, on any seed): {', '.join(locked) or 'none'}")
+
+
+def _gridlock(rs: list[dict[str, Any]]) -> str:
+    """The gridlock flag over the seeds: how many gridlocked, and the earliest time to it
+    (minutes from the start)."""
+    locked = [r for r in rs if r["gridlock"]]
+    if not locked:
+        return "-"
+    times = [r["time_to_gridlock"] for r in locked if r["time_to_gridlock"] >= 0]
+    at = f"@{min(times) / 60:.0f}m" if times else ""
+    return f"{len(locked)}/{len(rs)}{at}"
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def test_metrics_equal_the_hand_computation(tmp_path: Path) -> None:
     assert m["avg_duration"] == pytest.approx((100 + 60) / 2)
     assert m["avg_waiting"] == pytest.approx((20 + 4 + 150) / 3)
     assert m["delay_index"] == pytest.approx((100 + 60) / (70 + 50))
-    # c has been on the road 280 s (< 300 s: in transit), d never entered: 1 of 4 stuck
+    # c stood 150 s (< 180 s: in transit), d never entered: 1 of 4 stuck
     assert m["stuck_on_road"] == 0
     assert stuck(m) == {"stuck_share": 0.25, "gridlock": 1.0}
     assert stuck(m, discarded=16) == {"stuck_share": 0.05, "gridlock": 0.0}  # 5 %: not over

@@ -167,16 +167,15 @@ class RedWatch:
 
 
 GRIDLOCK_SHARE = 0.05  # of the demand never entered or stuck on the road: gridlock
-IN_TRANSIT_S = 300.0  # an unfinished trip younger than this at the end is in transit, not stuck
-STANDING_S = 180.0  # a vehicle standing this long without moving is stuck (time to gridlock)
+STANDING_S = 180.0  # a vehicle that has stood this long (in all) is stuck, not in transit
 
 
 class GridlockWatch:
     """When gridlock set in: every ``every`` seconds, the vehicles kept out (due but not
     inserted: SUMO's pending vehicles) and those on the road standing for ``STANDING_S`` or
-    more, as a share of the vehicles due so far. The time to gridlock is when that share last
-    rose above ``GRIDLOCK_SHARE`` and stayed above it to the end (−1 if it is below at the
-    end: a jam that cleared is delay, not gridlock)."""
+    more without moving, as a share of the vehicles due so far. The time to gridlock is
+    when that share last rose above ``GRIDLOCK_SHARE`` and stayed above it to the end (−1
+    if it is below at the end: a jam that cleared is delay, not gridlock)."""
 
     def __init__(self, ls: Any, begin: float, every: float = 10.0) -> None:
         self.ls, self.begin, self.every = ls, begin, every
@@ -210,7 +209,7 @@ class GridlockWatch:
 
 def stuck(m: dict[str, float], discarded: int = 0) -> dict[str, float]:
     """Gridlock from a run's metrics: ``stuck_share`` = (never entered + unfinished trips
-    older than ``IN_TRANSIT_S``) / the demand (every trip of the window, and those SUMO
+    that stood ``STANDING_S`` or more in all) / the demand (every trip of the window, and those SUMO
     discarded), and ``gridlock`` = 1 when that share is over ``GRIDLOCK_SHARE``."""
     demand = m["finished"] + m["unfinished"] + m["never_entered"] + discarded
     share = (m["never_entered"] + m["stuck_on_road"]) / demand if demand else 0.0
@@ -424,7 +423,8 @@ def metrics(tripinfo: Path) -> dict[str, float]:
       / vehicles;
     * ``avg_duration`` — mean trip duration of finished trips;
     * ``finished``, ``unfinished`` (still on the road at the end), ``never_entered``;
-      ``stuck_on_road``: the unfinished that had been on the road ``IN_TRANSIT_S`` or more;
+      ``stuck_on_road``: the unfinished that stood ``STANDING_S`` or more in all (a trip
+      still moving at the end is in transit: a window's end cuts every long trip);
     * ``avg_waiting`` — mean time spent halted, over trips that entered;
     * ``delay_index`` — Σ duration / Σ (duration − time loss) of finished trips (actual over
       free-flow travel time).
@@ -445,7 +445,7 @@ def metrics(tripinfo: Path) -> dict[str, float]:
             free += d - tl
         else:
             unfinished += 1
-            old += float(info.get("duration", 0)) >= IN_TRANSIT_S
+            old += float(info.get("waitingTime", 0)) >= STANDING_S
     entered = finished + unfinished
     n = entered + never
     return {"avg_delay": loss / n if n else 0.0,
