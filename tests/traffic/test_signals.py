@@ -413,3 +413,64 @@ def test_a_junction_handed_back_to_its_plan_is_in_step_with_it(grid: tuple[Path,
         assert early
         late = [(t, s) for t, s in series if t >= 100 + 3 + 10]  # after a yellow and a step
         assert late and all(s == own(tls, t) for t, s in late), tls
+
+
+def _arterial(folder: Path) -> tuple[Path, Path]:
+    """Four signalised junctions 250 m apart on a two-lane street, one-lane cross streets;
+    a dominant eastbound through flow (0.25 veh/s), a light westbound one and light cross
+    traffic, for 30 minutes (netconvert's default programs)."""
+    import sumo
+
+    n, gap = 4, 250
+    nodes = ['<node id="W" x="-250" y="0"/>', f'<node id="E" x="{(n - 1) * gap + 250}" y="0"/>']
+    edges, chain = [], ["W", *(f"J{k}" for k in range(n)), "E"]
+    for k in range(n):
+        nodes.append(f'<node id="J{k}" x="{k * gap}" y="0" type="traffic_light"/>'
+                     f'<node id="N{k}" x="{k * gap}" y="200"/>'
+                     f'<node id="S{k}" x="{k * gap}" y="-200"/>')
+        for side in ("N", "S"):
+            edges.append(f'<edge id="{side}{k}in" from="{side}{k}" to="J{k}" numLanes="1"/>'
+                         f'<edge id="{side}{k}out" from="J{k}" to="{side}{k}" numLanes="1"/>')
+    for a, b in zip(chain, chain[1:], strict=False):
+        edges.append(f'<edge id="{a}{b}" from="{a}" to="{b}" numLanes="2" speed="13.9"/>'
+                     f'<edge id="{b}{a}" from="{b}" to="{a}" numLanes="2" speed="13.9"/>')
+    (folder / "a.nod.xml").write_text(f"<nodes>{''.join(nodes)}</nodes>")
+    (folder / "a.edg.xml").write_text(f"<edges>{''.join(edges)}</edges>")
+    net, rou = folder / "a.net.xml", folder / "a.rou.xml"
+    subprocess.run([str(Path(sumo.SUMO_HOME) / "bin" / "netconvert"),
+                    "-n", str(folder / "a.nod.xml"), "-e", str(folder / "a.edg.xml"),
+                    "--no-turnarounds", "true", "--tls.default-type", "static",
+                    "-o", str(net)], check=True, capture_output=True)
+    east = " ".join(a + b for a, b in zip(chain, chain[1:], strict=False))
+    west = " ".join(b + a for a, b in reversed(list(zip(chain, chain[1:], strict=False))))
+    demand = [f'<route id="east" edges="{east}"/><route id="west" edges="{west}"/>',
+              '<flow id="through" route="east" begin="0" end="1800" probability="0.25" '
+              'departLane="best" departSpeed="max"/>',
+              '<flow id="back" route="west" begin="0" end="1800" probability="0.06" '
+              'departLane="best" departSpeed="max"/>']
+    for k in range(n):
+        demand.append(f'<flow id="x{k}" from="N{k}in" to="S{k}out" begin="0" end="1800" '
+                      f'probability="0.04"/><flow id="y{k}" from="S{k}in" to="N{k}out" '
+                      f'begin="0" end="1800" probability="0.04"/>')
+    rou.write_text(f"<routes>{''.join(demand)}</routes>")
+    return net, rou
+
+
+def test_green_waves_cut_stops_and_travel_time_along_a_dominant_flow(tmp_path: Path) -> None:
+    net, rou = _arterial(tmp_path)
+
+    def along(coordinate: bool, seed: int) -> tuple[float, float]:
+        """Stops per vehicle (SUMO's waitingCount) and travel time of the through flow."""
+        trips = tmp_path / f"trips.{coordinate}.{seed}.xml"
+        run(net, rou, Ours(coordinate=coordinate), seed=seed, end=2400, trips_to=trips)
+        through = [t for t in ET.parse(trips).getroot().iter("tripinfo")
+                   if t.get("id", "").startswith("through.") and float(t.get("arrival")) >= 0]
+        assert len(through) > 300
+        return (sum(float(t.get("waitingCount")) for t in through) / len(through),
+                sum(float(t.get("duration")) for t in through) / len(through))
+
+    off = [along(False, seed) for seed in (1, 2, 3)]
+    on = [along(True, seed) for seed in (1, 2, 3)]
+    assert all(a[0] < b[0] for a, b in zip(on, off, strict=True)), (on, off)  # every seed
+    assert sum(a[0] for a in on) < 0.9 * sum(b[0] for b in off)
+    assert sum(a[1] for a in on) < sum(b[1] for b in off)

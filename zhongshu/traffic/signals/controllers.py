@@ -201,17 +201,27 @@ def _room(lane: str, lanes: Lanes) -> float:
 
 class Ours:
     """Pressure with spill-back awareness, queue look-ahead, a hold for a queue still
-    discharging, a minimum green and a maximum red (see the module's docstring)."""
+    discharging, a minimum green and a maximum red (see the module's docstring).
+
+    ``coordinate`` (``ours-wave``): green waves on arterials — a vehicle moving towards the
+    stop line of the green a junction shows counts ``LOOK_AHEAD_GREEN`` (switching away
+    would stop it: a stop, a start-up, a yellow), and so does, at ``PLATOON``, what the
+    upstream neighbours' greens release into that green (:class:`Corridors`). Fewer stops
+    and a shorter travel time along a dominant flow, paid for by the cross streets."""
 
     name = "ours"
 
-    def __init__(self) -> None:
+    def __init__(self, coordinate: bool = False) -> None:
         self.fallback = Fallback()
+        self.corridors = Corridors() if coordinate else None
 
     def choose(self, junction: Junction, lanes: Lanes, now: float) -> int | None:
+        if self.corridors is not None:
+            self.corridors.see(junction)
         if self.fallback.on_plan(junction, lanes, now):
             return PLAN
         h, v = lanes.halting, lanes.vehicles
+        coming = self.corridors.coming(junction, lanes) if self.corridors else {}
         n = len(junction.greens)
         for k in range(n):  # keep, for each phase, since when it has had waiting vehicles
             waiting = any(h.get(i, 0) > 0 for i, _ in junction.movements[k])
@@ -222,10 +232,13 @@ class Ours:
 
         def pressure(k: int) -> float:
             total = 0.0
+            wave = self.corridors is not None and k == junction.current
+            ahead = LOOK_AHEAD_GREEN if wave else LOOK_AHEAD
             for i, o in junction.movements[k]:
                 if _jammed(o, lanes):
                     continue  # the exit is full: a green here moves nobody
-                queue = h.get(i, 0) + LOOK_AHEAD * (v.get(i, 0) - h.get(i, 0))
+                queue = h.get(i, 0) + ahead * (v.get(i, 0) - h.get(i, 0)) \
+                    + (coming.get(i, 0.0) if wave else 0.0)
                 total += queue * _room(o, lanes) - h.get(o, 0)
             return total
         if now - junction.since < MIN_GREEN_S:
@@ -256,6 +269,52 @@ class Ours:
                     lanes.left.get(i, 0) >= DISCHARGING * lanes.span:
                 return True
         return False
+
+
+LOOK_AHEAD_GREEN = 1.0  # with coordination: a vehicle moving towards a green stop line
+PLATOON = 0.25  # with coordination: one an upstream green releases towards a green lane
+
+
+class Corridors:
+    """Neighbours aware of each other along corridors: a junction's incoming lane that is
+    the outgoing lane of a neighbour's movement also counts what the neighbour's green is
+    releasing into it — the vehicles near its stop line on the lanes of that green's
+    movements into this lane (shared among the lanes each of them feeds), at ``PLATOON``
+    weight each. Counted for the green a junction shows: its green lasts while the platoon
+    its upstream neighbour releases is on its way (a green wave that follows the traffic,
+    not a fixed offset)."""
+
+    def __init__(self) -> None:
+        self.junctions: dict[str, Junction] = {}
+        self.feeders: dict[str, list[tuple[Junction, str]]] | None = None
+
+    def see(self, junction: Junction) -> None:
+        """Know ``junction`` (the links between junctions are drawn once all are known)."""
+        if junction.id not in self.junctions:
+            self.junctions[junction.id] = junction
+            self.feeders = None
+
+    def coming(self, junction: Junction, lanes: Lanes) -> dict[str, float]:
+        """For each incoming lane of ``junction``: the vehicles upstream greens release
+        into it, weighted."""
+        if self.feeders is None:
+            self.feeders = {}
+            for j in self.junctions.values():
+                for i, o in dict.fromkeys(mv for m in j.movements for mv in m):
+                    self.feeders.setdefault(o, []).append((j, i))
+        out: dict[str, float] = {}
+        for i in dict.fromkeys(i for m in junction.movements for i, _ in m):
+            total = 0.0
+            for up, u in self.feeders.get(i, ()):
+                if up is junction or up.on_plan:
+                    continue
+                green = up.movements[up.current]
+                exits = {o for a, o in green if a == u}
+                if i in exits:
+                    total += lanes.vehicles.get(u, 0) / len(exits)
+            if total:
+                out[i] = PLATOON * total
+        return out
 
 
 TRIAL_S = 300.0  # one window of a comparison between the controller and the plan
@@ -346,5 +405,14 @@ class Fallback:
         self.served, self.jammed = 0, []
 
 
+class OursWave(Ours):
+    """``ours`` with green waves along corridors (``coordinate``)."""
+
+    name = "ours-wave"
+
+    def __init__(self) -> None:
+        super().__init__(coordinate=True)
+
+
 CONTROLLERS: dict[str, Any] = {"fixed": Fixed, "webster": Webster, "max-pressure": MaxPressure,
-                               "ours": Ours}
+                               "ours": Ours, "ours-wave": OursWave}

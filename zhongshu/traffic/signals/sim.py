@@ -232,7 +232,7 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
         end: float = 3600, step: float = 10, yellow: float = 3,
         trace: Callable[[float, str, str], None] | None = None,
         emergency: str | None = None, priority: bool = False,
-        additional: tuple[Path, ...] = ()) -> dict[str, Any]:
+        additional: tuple[Path, ...] = (), trips_to: Path | None = None) -> dict[str, Any]:
     """One run; its metrics (see :func:`metrics`), ``longest_red`` (:class:`RedWatch`,
     seconds), ``discarded``: vehicles SUMO loaded but refused to insert at all (a given
     departure speed impossible where they start) — they have no trip information, so they
@@ -244,7 +244,8 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
     checks). ``emergency``: a vehicle of the demand whose trip is also reported (duration,
     free-flow time, their ratio); with ``priority``, the signals ahead of it are pre-empted
     (:mod:`.priority`). ``routes``: a demand file, or several separated by commas.
-    ``additional``: SUMO additional files (traffic-light programs, vehicle types)."""
+    ``additional``: SUMO additional files (traffic-light programs, vehicle types).
+    ``trips_to``: where to keep SUMO's trip information (for checks)."""
     ls = _libsumo()
     with tempfile.TemporaryDirectory(prefix="zs-sumo-") as tmp, \
             _stderr_to(Path(tmp) / "sumo.log"):
@@ -350,6 +351,8 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
         out["time_to_gridlock"] = jam.time_to_gridlock
         if emergency:
             out["emergency"] = trip_of(trips, emergency)
+        if trips_to is not None:
+            trips_to.write_bytes(trips.read_bytes())
         return out
 
 
