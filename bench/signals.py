@@ -43,7 +43,12 @@ from zhongshu.traffic.signals.scenarios import (
 )
 from zhongshu.traffic.signals.sim import GRIDLOCK_SHARE, run
 
-SETS = {"dev": [*NETWORKS, "demo-city"], "shipped": [*CITIES, *SHIPPED]}
+# real cities, cut by scripts/signals_devset.py (never committed): in the whole bench the
+# 1-, 3- and 7-signal ones; Pasubio (8) and the joined Bologna (13) take 2–4 minutes a run
+SETS = {"dev": [*NETWORKS, "demo-city"], "shipped": [*CITIES, *SHIPPED],
+        "real": ["acosta-single", "acosta-corridor", "bologna-acosta"],
+        "real-large": ["bologna-pasubio", "bologna-joined"]}
+DEVSET = [*SETS["real"], *SETS["real-large"]]
 Case = tuple[Path, Path, tuple[Path, ...], float, float]
 
 
@@ -54,6 +59,11 @@ def scenario(name: str, workdir: Path) -> Case:
         return net, routes, (), begin, end
     if name in NETWORKS or name in CITIES:
         return (*build(name, workdir), (), 0.0, 3600.0)
+    if name in DEVSET:
+        d = workdir / "devset" / name
+        begin, end = (float(x) for x in (d / "window").read_text().split())
+        return d / "net.net.xml", d / "demand.rou.xml", (d / "vtypes.add.xml",
+                                                         d / "tls.add.xml"), begin, end
     return shipped(name, workdir / "shipped")
 
 
@@ -75,17 +85,30 @@ def _emergency(job: tuple[str, Path, str, str, bool]) -> tuple[str, str, bool, d
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--set", choices=["dev", "shipped", "all"], default="all")
+    ap.add_argument("--set", choices=[*SETS, "all"], default="all",
+                    help="all = dev, shipped and real (real where it has been cut)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--jobs", type=int, default=2, help="simulations run at once")
+    ap.add_argument("--wave", action="store_true", help="ours-wave (green waves) too")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/zhongshu-bench/signals"))
     args = ap.parse_args()
     t0 = time.perf_counter()
-    sets = ["dev", "shipped"] if args.set == "all" else [args.set]
-    names = [n for s in sets for n in SETS[s]]
+    controllers = [c for c in CONTROLLERS if args.wave or c != "ours-wave"]
+    sets = ["dev", "shipped", "real"] if args.set == "all" else [args.set]
+    missing = [n for s in sets if s.startswith("real") for n in SETS[s]
+               if not (args.workdir / "devset" / n / "window").is_file()]
+    if missing:
+        print(f"  real cities not cut, left out: {', '.join(missing)} (cut them with "
+              f"python scripts/signals_devset.py --repo CLONE_OF_DLR-TS/sumo-scenarios "
+              f"--out {args.workdir / 'devset'})")
+    chosen = {s: [n for n in SETS[s] if n not in missing] for s in sets}
+    sets = [s for s in sets if chosen[s]]
+    names = [n for s in sets for n in chosen[s]]
     for name in names:  # build every scenario once, before the pool uses them
         scenario(name, args.workdir)
-    jobs = [(n, c, s, args.workdir) for n in names for c in CONTROLLERS for s in args.seeds]
+    # the longest first, so that two at once finish together
+    jobs = sorted([(n, c, s, args.workdir) for n in names for c in controllers
+                   for s in args.seeds], key=lambda j: j[0] not in DEVSET)
     ambulance = {n: (net, with_emergency(net, routes, depart=1500))
                  for n in EMERGENCY for net, routes in [build(n, args.workdir)]}
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -93,11 +116,11 @@ def main() -> None:
         for name, ctl, _seed, m in pool.imap_unordered(_one, jobs):
             runs.setdefault((name, ctl), []).append(m)
         emergency = list(pool.imap(_emergency, [(n, *ambulance[n], c, p) for n in EMERGENCY
-                                                for c in CONTROLLERS for p in (False, True)]))
-    print(f"signals — {len(names)} scenarios × {len(CONTROLLERS)} controllers × seeds "
+                                                for c in controllers for p in (False, True)]))
+    print(f"signals — {len(names)} scenarios × {len(controllers)} controllers × seeds "
           f"{args.seeds} ({', '.join(sets)})")
     for s in sets:
-        _table(s, SETS[s], runs)
+        _table(s, chosen[s], controllers, runs)
     print("  emergency priority (an ambulance crossing the network in the rush hour; travel "
           "time / its free-flow time, everyone's average delay), seed 1:")
     for k in range(0, len(emergency), 2):
@@ -110,8 +133,8 @@ def main() -> None:
           f"{args.jobs} at once)")
 
 
-def _table(title: str, names: list[str], runs: dict[tuple[str, str], list[dict[str, Any]]]
-           ) -> None:
+def _table(title: str, names: list[str], controllers: list[str],
+           runs: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
     print(f"  {title}: mean over the seeds (longest red = the longest a lane with waiting "
           "vehicles stood red, worst seed)")
     print(f"  {'scenario':<13}{'controller':<14}{'avg delay s':>12}{'± sd':>7}"
@@ -120,7 +143,7 @@ def _table(title: str, names: list[str], runs: dict[tuple[str, str], list[dict[s
           f"{'gridlock':>10}")
     mean: dict[tuple[str, str], dict[str, float]] = {}
     for name in names:
-        for ctl in CONTROLLERS:
+        for ctl in controllers:
             rs = runs[(name, ctl)]
             m = {k: statistics.fmean(r[k] for r in rs) for k in rs[0] if k != "emergency"}
             sd = statistics.stdev(r["avg_delay"] for r in rs) if len(rs) > 1 else 0.0
@@ -133,7 +156,7 @@ def _table(title: str, names: list[str], runs: dict[tuple[str, str], list[dict[s
                   f"{100 * m['stuck_share']:>8.1f}{_gridlock(rs):>10}")
     print("  ratios of average delay (per scenario, in the order above; over the set = sum "
           "of delays / sum)")
-    for ctl in CONTROLLERS:
+    for ctl in controllers:
         to_mp = [mean[(n, ctl)]["avg_delay"] / mean[(n, "max-pressure")]["avg_delay"]
                  for n in names]
         to_fx = [mean[(n, ctl)]["avg_delay"] / mean[(n, "fixed")]["avg_delay"]
