@@ -15,8 +15,15 @@ Two sets of scenarios:
   demand (A10KW) and the small networks of SUMO's game. Looked at only once ``ours`` was built; what
   changed because of them is said in ``controllers.py``.
 
-    python bench/signals.py [--set dev|shipped|all] [--seeds 1 2 3] [--jobs 2]
-                            [--workdir /tmp/zhongshu-bench/signals]
+* ``real`` (and ``real-large``) — real cities with their own programs and calibrated
+  demand, cut from DLR-TS/sumo-scenarios by ``scripts/signals_devset.py`` into
+  ``WORKDIR/devset`` (never committed; left out, and said so, when not cut).
+
+Gridlock (over 5 % of the demand never entered or stuck on the road) is flagged per
+scenario and controller.
+
+    python bench/signals.py [--set dev|shipped|real|real-large|all] [--seeds 1 2 3]
+                            [--jobs 2] [--wave] [--workdir /tmp/zhongshu-bench/signals]
 """
 
 from __future__ import annotations

@@ -18,7 +18,11 @@ for every traffic light; the harness inserts the yellow between two greens.
   to ``MAX_GREEN_S`` while a queue it serves still discharges (≥ ``DISCHARGING``
   vehicles/s leaving a lane that has halting vehicles) — each switch costs a yellow and a
   start-up, which decides oversaturated junctions; a phase with waiting vehicles red for
-  ``MAX_RED_S`` is served next (no phase starves).
+  ``MAX_RED_S`` is served next (no phase starves) unless every exit it needs is full;
+  inflow is gated by the exit's free storage (:func:`_room`); and when the network is
+  saturated, the network's own plan takes over if it brings more vehicles home
+  (:class:`Fallback`).
+* ``ours-wave`` — ``ours`` with green waves along corridors (:class:`Corridors`).
 
   Chosen by measurement (docs/signals.md tells the whole story): on the development
   scenarios the look-ahead is what wins (0.76× max-pressure's delay with it, 1.00×
