@@ -144,7 +144,7 @@ def _table(title: str, names: list[str], controllers: list[str],
            runs: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
     print(f"  {title}: mean over the seeds (longest red = the longest a lane with waiting "
           "vehicles stood red, worst seed)")
-    print(f"  {'scenario':<13}{'controller':<14}{'avg delay s':>12}{'± sd':>7}"
+    print(f"  {'scenario':<16}{'controller':<14}{'avg delay s':>12}{'± sd':>7}"
           f"{'duration s':>11}{'finished':>9}{'on road':>8}{'never in':>9}{'waiting s':>10}"
           f"{'delay idx':>10}{'longest red':>12}{'discarded':>10}{'stuck %':>8}"
           f"{'gridlock':>10}")
@@ -156,7 +156,7 @@ def _table(title: str, names: list[str], controllers: list[str],
             sd = statistics.stdev(r["avg_delay"] for r in rs) if len(rs) > 1 else 0.0
             red = max(r["longest_red"] for r in rs)
             mean[(name, ctl)] = m
-            print(f"  {name:<13}{ctl:<14}{m['avg_delay']:>12.1f}{sd:>7.1f}"
+            print(f"  {name:<16}{ctl:<14}{m['avg_delay']:>12.1f}{sd:>7.1f}"
                   f"{m['avg_duration']:>11.1f}{m['finished']:>9.0f}{m['unfinished']:>8.0f}"
                   f"{m['never_entered']:>9.0f}{m['avg_waiting']:>10.1f}"
                   f"{m['delay_index']:>10.2f}{red:>12.0f}{m['discarded']:>10.0f}"
