@@ -296,7 +296,7 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
                                  {la: _flow(entered[la], t) for la in lanes}
                                  if count_flow else {},
                                  {la: len(before[la] - ids[la]) for la in lanes},
-                                 t - looked, arrived)
+                                 t - looked, arrived, lengths)
                     arrived = 0
                     before, looked = ids, t
                     for j in control:
