@@ -28,7 +28,7 @@ def evaluate(
         routes: Annotated[str, typer.Option(
             help="SUMO demand (.rou.xml; several separated by commas)")],
         controller: Annotated[str, typer.Option(
-            help="fixed, webster, max-pressure or ours")] = "fixed",
+            help="fixed, webster, max-pressure, ours or ours-wave")] = "fixed",
         seeds: Annotated[list[int] | None, typer.Option(
             help="SUMO seeds: --seeds 1 2 3 (or the option repeated)")] = None,
         begin: Annotated[float, typer.Option(help="first second simulated")] = 0,

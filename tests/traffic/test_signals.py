@@ -24,7 +24,7 @@ from zhongshu.traffic.signals.controllers import (
     Ours,
     webster_plan,
 )
-from zhongshu.traffic.signals.sim import metrics, run, yellow_between
+from zhongshu.traffic.signals.sim import metrics, run, stuck, yellow_between
 
 TRIPS = """<tripinfos>
   <tripinfo id="a" depart="0.00" departDelay="2.00" arrival="100.00" duration="100.00"
@@ -48,6 +48,10 @@ def test_metrics_equal_the_hand_computation(tmp_path: Path) -> None:
     assert m["avg_duration"] == pytest.approx((100 + 60) / 2)
     assert m["avg_waiting"] == pytest.approx((20 + 4 + 150) / 3)
     assert m["delay_index"] == pytest.approx((100 + 60) / (70 + 50))
+    # c stood 150 s (< 180 s: in transit), d never entered: 1 of 4 stuck
+    assert m["stuck_on_road"] == 0
+    assert stuck(m) == {"stuck_share": 0.25, "gridlock": 1.0}
+    assert stuck(m, discarded=16) == {"stuck_share": 0.05, "gridlock": 0.0}  # 5 %: not over
 
 
 def test_yellow_between_two_greens() -> None:
@@ -266,3 +270,207 @@ def test_the_demo_citys_own_grid_and_morning_run_in_sumo(tmp_path: Path) -> None
     m = run(net, rou, MaxPressure(), seed=1, begin=begin, end=end + 1800)
     assert m["finished"] + m["unfinished"] + m["never_entered"] == len(vehicles)
     assert m["finished"] > 0.8 * len(vehicles)
+
+
+def _block(folder: Path, period: float) -> tuple[Path, Path]:
+    """A one-way block of four signalised corners (100 m sides, one lane), each corner fed
+    from outside by a flow that rides three sides of the block: a loop that locks itself
+    once every side is full (each head waiting for the next full side). netconvert's
+    "incoming" layout gives each corner two greens, the block's and the feeder's."""
+    import sumo
+
+    corners = {"A": (0, 0), "B": (100, 0), "C": (100, 100), "D": (0, 100)}
+    feed = {"A": (0, -200), "B": (300, 0), "C": (100, 300), "D": (-200, 100)}
+    nxt = {"A": "B", "B": "C", "C": "D", "D": "A"}
+    nodes = [f'<node id="{k}" x="{x}" y="{y}" type="traffic_light"/>'
+             for k, (x, y) in corners.items()]
+    nodes += [f'<node id="o{k}" x="{x}" y="{y}"/><node id="x{k}" x="{x * 1.01 + 1}" '
+              f'y="{y * 1.01 + 1}"/>' for k, (x, y) in feed.items()]
+    edges = [f'<edge id="{a}{b}" from="{a}" to="{b}" numLanes="1" speed="13.9"/>'
+             for a, b in nxt.items()]
+    edges += [f'<edge id="in{k}" from="o{k}" to="{k}" numLanes="1" speed="13.9"/>'
+              f'<edge id="out{k}" from="{k}" to="x{k}" numLanes="1" speed="13.9"/>'
+              for k in corners]
+    (folder / "b.nod.xml").write_text(f"<nodes>{''.join(nodes)}</nodes>")
+    (folder / "b.edg.xml").write_text(f"<edges>{''.join(edges)}</edges>")
+    net, rou = folder / "b.net.xml", folder / "b.rou.xml"
+    subprocess.run([str(Path(sumo.SUMO_HOME) / "bin" / "netconvert"),
+                    "-n", str(folder / "b.nod.xml"), "-e", str(folder / "b.edg.xml"),
+                    "--no-turnarounds", "true", "--tls.default-type", "static",
+                    "--tls.layout", "incoming", "-o", str(net)], check=True,
+                   capture_output=True)
+    demand = []
+    for k in corners:
+        route, at = [f"in{k}"], k
+        for _ in range(3):
+            route.append(at + nxt[at])
+            at = nxt[at]
+        demand.append(f'<route id="r{k}" edges="{" ".join([*route, "out" + at])}"/>'
+                      f'<flow id="f{k}" route="r{k}" begin="0" end="1800" period="{period}"/>')
+    rou.write_text(f"<routes>{''.join(demand)}</routes>")
+    return net, rou
+
+
+def test_ours_keeps_a_block_from_locking_where_max_pressure_gridlocks(tmp_path: Path) -> None:
+    net, rou = _block(tmp_path, period=12)
+    mp = run(net, rou, MaxPressure(), seed=1, end=2400)
+    ours = run(net, rou, Ours(), seed=1, end=2400)
+    # max-pressure greens the long feeder queues into the block until every side is full
+    assert mp["gridlock"] == 1.0 and mp["stuck_share"] > 0.5, mp
+    assert 0 < mp["time_to_gridlock"] < 1800
+    # ours gates inflow by the exit's free storage: the block keeps room and drains
+    assert ours["gridlock"] == 0.0 and ours["time_to_gridlock"] == -1, ours
+    assert ours["finished"] >= 0.95 * 4 * 1800 / 12
+    assert ours["avg_delay"] < 0.2 * mp["avg_delay"]
+
+
+def test_the_fallback_runs_the_plan_only_when_saturated_and_the_plan_serves_more() -> None:
+    from zhongshu.traffic.signals.controllers import (
+        COOLDOWN_S,
+        MARGIN,
+        PLAN,
+        SETTLE_S,
+        TRIAL_S,
+        Fallback,
+    )
+
+    j = Junction("j", ["Gr", "rG"], [[("n_in", "s_out")], [("e_in", "w_out")]])
+    full = {"n_in": 0.9, "e_in": 0.9}  # both approaches full of halted cars: saturated
+    step = 10.0
+
+    def drive(fb: Fallback, minutes: float, occupancy: dict[str, float],
+              arrivals: dict[str, int], start: float) -> list[tuple[float, bool]]:
+        """Decision steps of ``minutes``; each brings the given arrivals under each mode."""
+        seen = []
+        t = start
+        while t < start + minutes * 60:
+            mode = "plan" if fb.mode == "plan" else "adaptive"
+            lanes = Lanes({"n_in": 20, "e_in": 20}, {}, occupancy, arrived=arrivals[mode],
+                          span=step)
+            seen.append((t, fb.on_plan(j, lanes, t)))
+            t += step
+        return seen
+
+    # saturated, and the plan brings home 20 % more: after one window under the controller
+    # and one trial of the plan, the plan runs
+    fb = Fallback()
+    seen = drive(fb, 40, full, {"adaptive": 10, "plan": 12}, 0)
+    assert not any(p for t, p in seen if t < TRIAL_S)           # the controller first
+    assert all(p for t, p in seen if TRIAL_S <= t < 2 * TRIAL_S)  # the plan's trial
+    assert all(p for t, p in seen if 3 * TRIAL_S <= t < 6 * TRIAL_S)  # it won: held
+    # the plan only as good (within the margin): a trial, then the controller for the
+    # cool-down, then the next trial
+    fb = Fallback()
+    seen = drive(fb, 40, full, {"adaptive": 20, "plan": int(20 * (1 + MARGIN / 2))}, 0)
+    trials = [t for t, p in seen if p]
+    assert trials[0] == TRIAL_S and trials[-1] - trials[0] < 2 * TRIAL_S + COOLDOWN_S
+    assert len(trials) * step == 2 * TRIAL_S  # 2 × 5 minutes of the plan in 40
+    # unsaturated (approaches not full): the controller, whatever the arrivals
+    fb = Fallback()
+    seen = drive(fb, 40, {"n_in": 0.2, "e_in": 0.2}, {"adaptive": 10, "plan": 20}, 0)
+    assert not any(p for _, p in seen)
+    assert SETTLE_S < TRIAL_S
+    assert Ours().choose(j, Lanes({}, {}, {}), 0) != PLAN
+
+
+def test_a_junction_handed_back_to_its_plan_is_in_step_with_it(grid: tuple[Path, Path]
+                                                               ) -> None:
+    from zhongshu.traffic.signals.controllers import PLAN
+
+    net, rou = grid
+
+    class ThenPlan:
+        """Its own green for 100 s (out of step with the program), then the plan."""
+
+        name = "then-plan"
+
+        def choose(self, junction: Junction, lanes: Lanes, now: float) -> int | None:
+            return 1 if now < 100 else PLAN
+
+    # the oracle: each program of the network file, a static cycle from time 0
+    programs = {}
+    for logic in ET.parse(net).getroot().iter("tlLogic"):
+        assert logic.get("type") == "static" and float(logic.get("offset", 0)) == 0
+        programs[logic.get("id")] = [(float(p.get("duration")), p.get("state"))
+                                     for p in logic.iter("phase")]
+
+    def own(tls: str, t: float) -> str:
+        phases = programs[tls]
+        t %= sum(d for d, _ in phases)
+        for d, state in phases:
+            if t < d:
+                return state
+            t -= d
+        raise AssertionError
+
+    states: dict[str, list[tuple[float, str]]] = {}
+    run(net, rou, ThenPlan(), seed=1, end=600,
+        trace=lambda t, j, s: states.setdefault(j, []).append((t, s)))
+    assert states
+    for tls, series in states.items():
+        early = [s for t, s in series if 20 <= t < 100]
+        assert any(s != own(tls, t) for t, s in series if 20 <= t < 100), tls  # out of step
+        assert early
+        late = [(t, s) for t, s in series if t >= 100 + 3 + 10]  # after a yellow and a step
+        assert late and all(s == own(tls, t) for t, s in late), tls
+
+
+def _arterial(folder: Path) -> tuple[Path, Path]:
+    """Four signalised junctions 250 m apart on a two-lane street, one-lane cross streets;
+    a dominant eastbound through flow (0.25 veh/s), a light westbound one and light cross
+    traffic, for 30 minutes (netconvert's default programs)."""
+    import sumo
+
+    n, gap = 4, 250
+    nodes = ['<node id="W" x="-250" y="0"/>', f'<node id="E" x="{(n - 1) * gap + 250}" y="0"/>']
+    edges, chain = [], ["W", *(f"J{k}" for k in range(n)), "E"]
+    for k in range(n):
+        nodes.append(f'<node id="J{k}" x="{k * gap}" y="0" type="traffic_light"/>'
+                     f'<node id="N{k}" x="{k * gap}" y="200"/>'
+                     f'<node id="S{k}" x="{k * gap}" y="-200"/>')
+        for side in ("N", "S"):
+            edges.append(f'<edge id="{side}{k}in" from="{side}{k}" to="J{k}" numLanes="1"/>'
+                         f'<edge id="{side}{k}out" from="J{k}" to="{side}{k}" numLanes="1"/>')
+    for a, b in zip(chain, chain[1:], strict=False):
+        edges.append(f'<edge id="{a}{b}" from="{a}" to="{b}" numLanes="2" speed="13.9"/>'
+                     f'<edge id="{b}{a}" from="{b}" to="{a}" numLanes="2" speed="13.9"/>')
+    (folder / "a.nod.xml").write_text(f"<nodes>{''.join(nodes)}</nodes>")
+    (folder / "a.edg.xml").write_text(f"<edges>{''.join(edges)}</edges>")
+    net, rou = folder / "a.net.xml", folder / "a.rou.xml"
+    subprocess.run([str(Path(sumo.SUMO_HOME) / "bin" / "netconvert"),
+                    "-n", str(folder / "a.nod.xml"), "-e", str(folder / "a.edg.xml"),
+                    "--no-turnarounds", "true", "--tls.default-type", "static",
+                    "-o", str(net)], check=True, capture_output=True)
+    east = " ".join(a + b for a, b in zip(chain, chain[1:], strict=False))
+    west = " ".join(b + a for a, b in reversed(list(zip(chain, chain[1:], strict=False))))
+    demand = [f'<route id="east" edges="{east}"/><route id="west" edges="{west}"/>',
+              '<flow id="through" route="east" begin="0" end="1800" probability="0.25" '
+              'departLane="best" departSpeed="max"/>',
+              '<flow id="back" route="west" begin="0" end="1800" probability="0.06" '
+              'departLane="best" departSpeed="max"/>']
+    for k in range(n):
+        demand.append(f'<flow id="x{k}" from="N{k}in" to="S{k}out" begin="0" end="1800" '
+                      f'probability="0.04"/><flow id="y{k}" from="S{k}in" to="N{k}out" '
+                      f'begin="0" end="1800" probability="0.04"/>')
+    rou.write_text(f"<routes>{''.join(demand)}</routes>")
+    return net, rou
+
+
+def test_green_waves_cut_stops_and_travel_time_along_a_dominant_flow(tmp_path: Path) -> None:
+    net, rou = _arterial(tmp_path)
+
+    def along(coordinate: bool, seed: int) -> tuple[float, float]:
+        """Stops per vehicle (SUMO's waitingCount) and travel time of the through flow."""
+        trips = tmp_path / f"trips.{coordinate}.{seed}.xml"
+        run(net, rou, Ours(coordinate=coordinate), seed=seed, end=2400, trips_to=trips)
+        through = [t for t in ET.parse(trips).getroot().iter("tripinfo")
+                   if t.get("id", "").startswith("through.") and float(t.get("arrival")) >= 0]
+        assert len(through) > 300
+        return (sum(float(t.get("waitingCount")) for t in through) / len(through),
+                sum(float(t.get("duration")) for t in through) / len(through))
+
+    off = [along(False, seed) for seed in (1, 2, 3)]
+    on = [along(True, seed) for seed in (1, 2, 3)]
+    assert all(a[0] < b[0] for a, b in zip(on, off, strict=True)), (on, off)  # every seed
+    assert sum(a[0] for a in on) < 0.9 * sum(b[0] for b in off)
+    assert sum(a[1] for a in on) < sum(b[1] for b in off)

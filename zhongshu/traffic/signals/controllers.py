@@ -18,7 +18,11 @@ for every traffic light; the harness inserts the yellow between two greens.
   to ``MAX_GREEN_S`` while a queue it serves still discharges (≥ ``DISCHARGING``
   vehicles/s leaving a lane that has halting vehicles) — each switch costs a yellow and a
   start-up, which decides oversaturated junctions; a phase with waiting vehicles red for
-  ``MAX_RED_S`` is served next (no phase starves).
+  ``MAX_RED_S`` is served next (no phase starves) unless every exit it needs is full;
+  inflow is gated by the exit's free storage (:func:`_room`); and when the network is
+  saturated, the network's own plan takes over if it brings more vehicles home
+  (:class:`Fallback`).
+* ``ours-wave`` — ``ours`` with green waves along corridors (:class:`Corridors`).
 
   Chosen by measurement (docs/signals.md tells the whole story): on the development
   scenarios the look-ahead is what wins (0.76× max-pressure's delay with it, 1.00×
@@ -46,6 +50,8 @@ class Lanes:
     flow: dict[str, float] = field(default_factory=dict)  # vehicles/hour entering, lately
     left: dict[str, int] = field(default_factory=dict)  # vehicles that left since the last look
     span: float = 10.0  # seconds since the last look
+    arrived: int = 0  # vehicles of the whole network that reached their destination since
+    length: dict[str, float] = field(default_factory=dict)  # metres
 
 
 @dataclass
@@ -59,11 +65,17 @@ class Junction:
     current: int = 0
     since: float = 0.0  # when the current green began
     waiting_since: dict[int, float] = field(default_factory=dict)  # phase → red since
+    on_plan: bool = False  # running the network's own program (a controller chose PLAN)
+
+
+PLAN = -1
+"""A controller's choice: run the network's own program at this junction, where it would be
+now had it run all along (the harness brings it there through yellow)."""
 
 
 class Controller(Protocol):
     """Chooses the green phase of each junction at a decision step (None: keep the
-    network's own program running)."""
+    network's own program running; ``PLAN``: go back to it)."""
 
     name: str
 
@@ -170,6 +182,9 @@ SPILLBACK = 0.55  # occupancy of an outgoing lane above which nothing more enter
 #                   lane reads about 0.67: 5 m cars, 2.5 m gaps)
 SWITCH_MARGIN = 0.0  # hysteresis, vehicles (1–2 tried: worse on every scenario)
 LOOK_AHEAD = 0.5  # weight of a vehicle still moving towards the stop line
+FULL = 0.5  # occupancy of an exit at which nothing more enters it (packed: 0.67, above)
+GATE = 0.2  # occupancy of an exit above which inflow into it is gated, down to 0 at FULL
+GATE_MIN_M = 50.0  # exits shorter than this are not gated (a few cars swing their occupancy)
 
 
 def _jammed(lane: str, lanes: Lanes) -> bool:
@@ -178,14 +193,43 @@ def _jammed(lane: str, lanes: Lanes) -> bool:
     return lanes.occupancy.get(lane, 0.0) >= SPILLBACK and lanes.halting.get(lane, 0) > 0
 
 
+def _room(lane: str, lanes: Lanes) -> float:
+    """Inflow gating: the share of a movement's queue that counts, from its exit's free
+    storage — all of it up to ``GATE`` occupancy, nothing at ``FULL``, linear between. A
+    green into a filling exit moves few and fills it to the junction box; kept below full,
+    exits keep room for the vehicles already inside the network (a block that fills from
+    outside locks itself: every lane of a loop full, each waiting for the next). Exits
+    shorter than ``GATE_MIN_M`` are left to the spill-back rule (central Ingolstadt's
+    7–23 m exits, gated, cost one seed 40 → 59 s)."""
+    if lanes.halting.get(lane, 0) == 0 or lanes.length.get(lane, GATE_MIN_M) < GATE_MIN_M:
+        return 1.0  # moving cars only, or too short to store a queue: spill-back rules
+    occ = lanes.occupancy.get(lane, 0.0)
+    return min(1.0, max(0.0, (FULL - occ) / (FULL - GATE)))
+
+
 class Ours:
     """Pressure with spill-back awareness, queue look-ahead, a hold for a queue still
-    discharging, a minimum green and a maximum red (see the module's docstring)."""
+    discharging, a minimum green and a maximum red (see the module's docstring).
+
+    ``coordinate`` (``ours-wave``): green waves on arterials — a vehicle moving towards the
+    stop line of the green a junction shows counts ``LOOK_AHEAD_GREEN`` (switching away
+    would stop it: a stop, a start-up, a yellow), and so does, at ``PLATOON``, what the
+    upstream neighbours' greens release into that green (:class:`Corridors`). Fewer stops
+    and a shorter travel time along a dominant flow, paid for by the cross streets."""
 
     name = "ours"
 
+    def __init__(self, coordinate: bool = False) -> None:
+        self.fallback = Fallback()
+        self.corridors = Corridors() if coordinate else None
+
     def choose(self, junction: Junction, lanes: Lanes, now: float) -> int | None:
+        if self.corridors is not None:
+            self.corridors.see(junction)
+        if self.fallback.on_plan(junction, lanes, now):
+            return PLAN
         h, v = lanes.halting, lanes.vehicles
+        coming = self.corridors.coming(junction, lanes) if self.corridors else {}
         n = len(junction.greens)
         for k in range(n):  # keep, for each phase, since when it has had waiting vehicles
             waiting = any(h.get(i, 0) > 0 for i, _ in junction.movements[k])
@@ -196,15 +240,22 @@ class Ours:
 
         def pressure(k: int) -> float:
             total = 0.0
+            wave = self.corridors is not None and k == junction.current
+            ahead = LOOK_AHEAD_GREEN if wave else LOOK_AHEAD
             for i, o in junction.movements[k]:
                 if _jammed(o, lanes):
                     continue  # the exit is full: a green here moves nobody
-                queue = h.get(i, 0) + LOOK_AHEAD * (v.get(i, 0) - h.get(i, 0))
-                total += queue - h.get(o, 0)
+                queue = h.get(i, 0) + ahead * (v.get(i, 0) - h.get(i, 0)) \
+                    + (coming.get(i, 0.0) if wave else 0.0)
+                total += queue * _room(o, lanes) - h.get(o, 0)
             return total
         if now - junction.since < MIN_GREEN_S:
             return junction.current
-        starving = [k for k, t in junction.waiting_since.items() if now - t >= MAX_RED_S]
+        # a phase red too long is served next — unless every exit its waiting vehicles
+        # need is full (that green would move nobody, and only push the box full)
+        starving = [k for k, t in junction.waiting_since.items() if now - t >= MAX_RED_S
+                    and any(h.get(i, 0) > 0 and _room(o, lanes) > 0
+                            for i, o in junction.movements[k])]
         if starving:
             return min(starving, key=lambda k: junction.waiting_since[k])
         best = max(range(n), key=lambda k: pressure(k))
@@ -228,5 +279,148 @@ class Ours:
         return False
 
 
+LOOK_AHEAD_GREEN = 1.0  # with coordination: a vehicle moving towards a green stop line
+PLATOON = 0.25  # with coordination: one an upstream green releases towards a green lane
+
+
+class Corridors:
+    """Neighbours aware of each other along corridors: a junction's incoming lane that is
+    the outgoing lane of a neighbour's movement also counts what the neighbour's green is
+    releasing into it — the vehicles near its stop line on the lanes of that green's
+    movements into this lane (shared among the lanes each of them feeds), at ``PLATOON``
+    weight each. Counted for the green a junction shows: its green lasts while the platoon
+    its upstream neighbour releases is on its way (a green wave that follows the traffic,
+    not a fixed offset)."""
+
+    def __init__(self) -> None:
+        self.junctions: dict[str, Junction] = {}
+        self.feeders: dict[str, list[tuple[Junction, str]]] | None = None
+
+    def see(self, junction: Junction) -> None:
+        """Know ``junction`` (the links between junctions are drawn once all are known)."""
+        if junction.id not in self.junctions:
+            self.junctions[junction.id] = junction
+            self.feeders = None
+
+    def coming(self, junction: Junction, lanes: Lanes) -> dict[str, float]:
+        """For each incoming lane of ``junction``: the vehicles upstream greens release
+        into it, weighted."""
+        if self.feeders is None:
+            self.feeders = {}
+            for j in self.junctions.values():
+                for i, o in dict.fromkeys(mv for m in j.movements for mv in m):
+                    self.feeders.setdefault(o, []).append((j, i))
+        out: dict[str, float] = {}
+        for i in dict.fromkeys(i for m in junction.movements for i, _ in m):
+            total = 0.0
+            for up, u in self.feeders.get(i, ()):
+                if up is junction or up.on_plan:
+                    continue
+                green = up.movements[up.current]
+                exits = {o for a, o in green if a == u}
+                if i in exits:
+                    total += lanes.vehicles.get(u, 0) / len(exits)
+            if total:
+                out[i] = PLATOON * total
+        return out
+
+
+TRIAL_S = 300.0  # one window of a comparison between the controller and the plan
+SETTLE_S = 60.0  # the start of a window, not measured (queues of the other mode still out)
+DISTRESS = 0.05  # share of incoming lanes full of halted vehicles: the network is saturated
+MARGIN = 0.05  # the plan must serve this much more to be run
+COOLDOWN_S = 900.0  # after the controller won, adaptive this long before the next trial
+PLAN_HOLD_S = 900.0  # after the plan won, the plan this long before the controller's retrial
+#                      (twice as long each time it wins again, up to an hour)
+
+
+class Fallback:
+    """Never worse than the plan, by measurement: when the network is saturated (on average
+    ``DISTRESS`` of the incoming lanes full of halted vehicles over a window), its
+    throughput is its capacity under the mode running, so the two modes can be compared by
+    what they serve: the vehicles that reach their destinations per second (vehicles let
+    into the network to stand in it are not served). A window of ``TRIAL_S`` under the
+    network's own programs follows one under the controller; the plan then runs
+    (``PLAN_HOLD_S``, twice that each time it wins again, up to an hour; then the controller
+    is tried again) if it brought ``MARGIN`` more vehicles per second to their
+    destinations; otherwise the controller keeps the junctions for at least
+    ``COOLDOWN_S``. Unsaturated, the controller always runs (throughput is the demand then,
+    whoever runs the lights).
+
+    One decision for the whole network: a plan's value in a city centre is its
+    coordination, which one junction alone on its plan does not have."""
+
+    def __init__(self) -> None:
+        self.incoming: set[str] = set()
+        self.now: float | None = None
+        self.mode = "adaptive"  # or "plan"
+        self.window_from = 0.0
+        self.until = TRIAL_S  # the current window's end
+        self.served = 0  # vehicles that arrived, in the window after SETTLE_S
+        self.jammed: list[float] = []  # share of incoming lanes jammed, at each look
+        self.rate: dict[str, tuple[float, float]] = {}  # mode → (vehicles/s, measured at)
+        self.next_trial = 0.0
+        self.wins = 0  # times in a row the plan won
+        self.log: list[tuple[float, str, float]] = []  # (when, mode chosen, its last rate)
+
+    def on_plan(self, junction: Junction, lanes: Lanes, now: float) -> bool:
+        """Whether ``junction`` runs the plan at ``now`` (the first call of a decision step
+        looks at the whole network)."""
+        self.incoming.update(i for m in junction.movements for i, _ in m)
+        if now != self.now:
+            if self.now is None:
+                self.window_from, self.until = now, now + TRIAL_S
+            self.now = now
+            self._look(lanes, now)
+        return self.mode == "plan"
+
+    def _look(self, lanes: Lanes, now: float) -> None:
+        if now - self.window_from >= SETTLE_S:
+            self.served += lanes.arrived
+        if self.incoming:
+            self.jammed.append(sum(_jammed(i, lanes) for i in self.incoming)
+                               / len(self.incoming))
+        if now < self.until:
+            return
+        measured = now - self.window_from - SETTLE_S
+        rate = self.served / measured if measured > 0 else 0.0
+        distress = sum(self.jammed) / len(self.jammed) >= DISTRESS if self.jammed else False
+        self.rate[self.mode] = (rate, now)
+        other = "plan" if self.mode == "adaptive" else "adaptive"
+        last = self.rate.get(other)
+        recent = last is not None and now - last[1] <= TRIAL_S + PLAN_HOLD_S + SETTLE_S
+        plan_wins = recent and last is not None and (
+            last[0] > rate * (1 + MARGIN) if other == "plan" else rate > last[0] * (1 + MARGIN))
+        if not distress:
+            nxt = "adaptive"
+        elif self.mode == "plan":
+            nxt = "adaptive"  # after a trial or a hold, the controller is tried again
+            if not plan_wins:
+                self.next_trial = now + COOLDOWN_S
+        elif plan_wins:
+            nxt = "plan"
+        else:
+            nxt = "plan" if now >= self.next_trial else "adaptive"
+        if nxt == "plan" and plan_wins and self.mode == "adaptive":
+            self.wins += 1
+        elif not plan_wins:
+            self.wins = 0
+        span = min(3600.0, PLAN_HOLD_S * 2 ** (self.wins - 1)) \
+            if nxt == "plan" and plan_wins else TRIAL_S
+        if nxt != self.mode:
+            self.log.append((now, nxt, rate))
+        self.mode, self.window_from, self.until = nxt, now, now + span
+        self.served, self.jammed = 0, []
+
+
+class OursWave(Ours):
+    """``ours`` with green waves along corridors (``coordinate``)."""
+
+    name = "ours-wave"
+
+    def __init__(self) -> None:
+        super().__init__(coordinate=True)
+
+
 CONTROLLERS: dict[str, Any] = {"fixed": Fixed, "webster": Webster, "max-pressure": MaxPressure,
-                               "ours": Ours}
+                               "ours": Ours, "ours-wave": OursWave}

@@ -2,7 +2,9 @@
 under a controller, and the metrics of published signal-control benchmarks.
 
 SUMO runs with ``--time-to-teleport -1`` (a jam stays a jam) and writes the trips of vehicles
-still on the road at the end, so gridlock is never hidden. Phases are read from the
+still on the road at the end, so gridlock is never hidden; gridlock is a failure, measured
+(:func:`stuck`, :class:`GridlockWatch`): over ``GRIDLOCK_SHARE`` of the demand never entered
+or stuck on the road. Phases are read from the
 network's own programs; a controller chooses among their green phases, and the harness puts
 ``yellow`` seconds of yellow between two different greens.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from zhongshu.traffic.signals.controllers import (
+    PLAN,
     Controller,
     Fixed,
     Junction,
@@ -91,6 +94,50 @@ def junctions(ls: Any) -> list[Junction]:
     return out
 
 
+class Plans:
+    """The network's own programs, kept while the harness runs its own: for each light, its
+    program and where that program would be at any time had it run all along (a static
+    program is a fixed cycle from where it stood at the start; others — actuated — restart at
+    their first phase), so that a junction handed back to it is in step with its neighbours
+    (a plan's coordination is in its offsets)."""
+
+    def __init__(self, ls: Any, junctions: list[Junction], begin: float) -> None:
+        self.ls = ls
+        # light → (program, phase durations, phase states, static, phase at begin, its end)
+        self.own: dict[str, tuple[str, list[float], list[str], bool, int, float]] = {}
+        tl = ls.trafficlight
+        for j in junctions:
+            program = tl.getProgram(j.id)
+            logics = tl.getAllProgramLogics(j.id)
+            logic = next((lg for lg in logics if lg.programID == program), logics[0])
+            self.own[j.id] = (program, [p.duration for p in logic.phases],
+                              [p.state for p in logic.phases], logic.type == 0,
+                              tl.getPhase(j.id), tl.getNextSwitch(j.id))
+
+    def at(self, tls: str, t: float) -> tuple[int, float]:
+        """The program's phase at time ``t`` and the seconds left in it."""
+        _program, durations, _states, static, k, ends = self.own[tls]
+        if not static:
+            return 0, durations[0]
+        while ends <= t:
+            k = (k + 1) % len(durations)
+            ends += durations[k]
+        return k, ends - t
+
+    def state(self, tls: str, t: float) -> str:
+        """What the program shows at time ``t``."""
+        return self.own[tls][2][self.at(tls, t)[0]]
+
+    def resume(self, tls: str, t: float) -> None:
+        """Hand the light back to its program, where it would be now."""
+        tl = self.ls.trafficlight
+        k, left = self.at(tls, t)
+        tl.setProgram(tls, self.own[tls][0])
+        tl.setPhase(tls, k)
+        # set between two steps, a duration counts from the next one: this one is shown too
+        tl.setPhaseDuration(tls, max(0.0, left - self.ls.simulation.getDeltaT()))
+
+
 class RedWatch:
     """Starvation, whatever the controller: the longest time a lane with halting vehicles
     stood red (none of its links green) at a signalised junction."""
@@ -119,6 +166,56 @@ class RedWatch:
                     self.longest = max(self.longest, now - since)
 
 
+GRIDLOCK_SHARE = 0.05  # of the demand never entered or stuck on the road: gridlock
+STANDING_S = 180.0  # a vehicle that has stood this long (in all) is stuck, not in transit
+
+
+class GridlockWatch:
+    """When gridlock set in: every ``every`` seconds, the vehicles kept out (due but not
+    inserted: SUMO's pending vehicles) and those on the road standing for ``STANDING_S`` or
+    more without moving, as a share of the vehicles due so far. The time to gridlock is
+    when that share last rose above ``GRIDLOCK_SHARE`` and stayed above it to the end (−1
+    if it is below at the end: a jam that cleared is delay, not gridlock)."""
+
+    def __init__(self, ls: Any, begin: float, every: float = 10.0) -> None:
+        self.ls, self.begin, self.every = ls, begin, every
+        self.departed = 0
+        self.above_since: float | None = None
+        self.share = 0.0
+
+    def step(self, now: float) -> None:
+        """Count this step's departures; look at the jam every ``every`` seconds."""
+        ls = self.ls
+        self.departed += ls.simulation.getDepartedNumber()
+        if (now - self.begin) % self.every:
+            return
+        pending = len(ls.simulation.getPendingVehicles())
+        standing = sum(1 for v in ls.vehicle.getIDList()
+                       if ls.vehicle.getWaitingTime(v) >= STANDING_S)
+        due = self.departed + pending
+        self.share = (pending + standing) / due if due else 0.0
+        if self.share <= GRIDLOCK_SHARE:
+            self.above_since = None
+        elif self.above_since is None:
+            self.above_since = now
+
+    @property
+    def time_to_gridlock(self) -> float:
+        """Seconds from the start until gridlock set in for good; −1 for none."""
+        if self.above_since is None:
+            return -1.0
+        return self.above_since - self.begin
+
+
+def stuck(m: dict[str, float], discarded: int = 0) -> dict[str, float]:
+    """Gridlock from a run's metrics: ``stuck_share`` = (never entered + unfinished trips
+    that stood ``STANDING_S`` or more in all) / the demand (every trip of the window, and those SUMO
+    discarded), and ``gridlock`` = 1 when that share is over ``GRIDLOCK_SHARE``."""
+    demand = m["finished"] + m["unfinished"] + m["never_entered"] + discarded
+    share = (m["never_entered"] + m["stuck_on_road"]) / demand if demand else 0.0
+    return {"stuck_share": share, "gridlock": float(share > GRIDLOCK_SHARE)}
+
+
 def _greens(states: list[str]) -> list[str]:
     """The green phases of a program, each once: states with a green link and no yellow or
     red-yellow (``u``, the start-up signal some countries show before green) — those are
@@ -135,17 +232,20 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
         end: float = 3600, step: float = 10, yellow: float = 3,
         trace: Callable[[float, str, str], None] | None = None,
         emergency: str | None = None, priority: bool = False,
-        additional: tuple[Path, ...] = ()) -> dict[str, Any]:
+        additional: tuple[Path, ...] = (), trips_to: Path | None = None) -> dict[str, Any]:
     """One run; its metrics (see :func:`metrics`), ``longest_red`` (:class:`RedWatch`,
-    seconds) and ``discarded``: vehicles SUMO loaded but refused to insert at all (a given
+    seconds), ``discarded``: vehicles SUMO loaded but refused to insert at all (a given
     departure speed impossible where they start) — they have no trip information, so they
-    are counted here and in no other metric.
+    are counted here and in no other metric —, gridlock (:func:`stuck`: ``stuck_share``,
+    ``gridlock``) and ``time_to_gridlock`` (:class:`GridlockWatch`, seconds from ``begin``;
+    −1 for none).
 
     ``trace(time, junction, state)`` is called every step for every controlled junction (for
     checks). ``emergency``: a vehicle of the demand whose trip is also reported (duration,
     free-flow time, their ratio); with ``priority``, the signals ahead of it are pre-empted
     (:mod:`.priority`). ``routes``: a demand file, or several separated by commas.
-    ``additional``: SUMO additional files (traffic-light programs, vehicle types)."""
+    ``additional``: SUMO additional files (traffic-light programs, vehicle types).
+    ``trips_to``: where to keep SUMO's trip information (for checks)."""
     ls = _libsumo()
     with tempfile.TemporaryDirectory(prefix="zs-sumo-") as tmp, \
             _stderr_to(Path(tmp) / "sumo.log"):
@@ -159,8 +259,10 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
         try:
             every = junctions(ls)
             watch = RedWatch(ls, every)
+            jam = GridlockWatch(ls, begin)
             control = [] if isinstance(controller, Fixed) else every
             lanes = {lane for j in control for m in j.movements for mv in m for lane in mv}
+            plans = Plans(ls, control, begin)
             display = Display(ls)
             pre = Priority(ls, emergency, {j.id: j for j in every}, yellow, display,
                            adaptive=bool(control)) if emergency and priority else None
@@ -173,6 +275,7 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
             switch: dict[str, tuple[float, int]] = {}  # junction → (green at, phase)
             before: dict[str, set[str]] = {lane: set() for lane in lanes}  # at the last look
             looked = begin - step
+            arrived = 0  # since the last look
             for j in control:
                 display.prepare(j.id, [*j.greens, *(yellow_between(a, b) for a in j.greens
                                                     for b in j.greens if a != b)])
@@ -193,12 +296,23 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
                                  {la: _flow(entered[la], t) for la in lanes}
                                  if count_flow else {},
                                  {la: len(before[la] - ids[la]) for la in lanes},
-                                 t - looked)
+                                 t - looked, arrived, lengths)
+                    arrived = 0
                     before, looked = ids, t
                     for j in control:
                         if j.id in switch or j.id in held:
                             continue
                         k = controller.choose(j, seen, t)
+                        if k == PLAN:
+                            if not j.on_plan:
+                                _to_plan(ls, j, plans, display, switch, t, yellow)
+                            continue
+                        if j.on_plan:  # back from the plan, at one of its greens
+                            shown = ls.trafficlight.getRedYellowGreenState(j.id)
+                            if shown not in j.greens:
+                                continue  # the plan is between greens: wait for one
+                            j.current, j.since, j.on_plan = j.greens.index(shown), t, False
+                            display.show(j.id, shown)
                         if k is not None and k != j.current:
                             display.show(j.id, yellow_between(j.greens[j.current],
                                                               j.greens[k]))
@@ -208,16 +322,24 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
                     for tls in held:
                         switch.pop(tls, None)
                 for j in control:
+                    if j.id in held:
+                        j.on_plan = False  # priority shows its own greens
                     due = switch.get(j.id)
                     if due is not None and t >= due[0] and j.id not in held:
+                        del switch[j.id]
+                        if due[1] == PLAN:
+                            plans.resume(j.id, t)
+                            j.on_plan = True
+                            continue
                         j.current, j.since = due[1], t
                         display.show(j.id, j.greens[j.current])
-                        del switch[j.id]
                 watch.step(t)
+                jam.step(t)
                 if trace is not None:
                     for j in control:
                         trace(t, j.id, ls.trafficlight.getRedYellowGreenState(j.id))
                 ls.simulationStep()
+                arrived += ls.simulation.getArrivedNumber()
                 t = ls.simulation.getTime()
                 if ls.simulation.getMinExpectedNumber() == 0:
                     break
@@ -225,9 +347,27 @@ def run(net: Path, routes: Path | str, controller: Controller, seed: int, begin:
             ls.close()
         out: dict[str, Any] = {**metrics(trips), "longest_red": watch.longest}
         out["discarded"] = discarded(str(routes), trips, begin, end)
+        out.update(stuck(out, out["discarded"]))
+        out["time_to_gridlock"] = jam.time_to_gridlock
         if emergency:
             out["emergency"] = trip_of(trips, emergency)
+        if trips_to is not None:
+            trips_to.write_bytes(trips.read_bytes())
         return out
+
+
+def _to_plan(ls: Any, j: Junction, plans: Plans, display: Display,
+             switch: dict[str, tuple[float, int]], t: float, yellow: float) -> None:
+    """Hand ``j`` back to its own program: through yellow for the links its green has that
+    the program's state then has not (at once if there are none)."""
+    shown = ls.trafficlight.getRedYellowGreenState(j.id)
+    clearing = yellow_between(shown, plans.state(j.id, t + yellow))
+    if clearing == shown or "y" not in clearing:
+        plans.resume(j.id, t)
+        j.on_plan = True
+        return
+    display.show(j.id, clearing)
+    switch[j.id] = (t + yellow, PLAN)
 
 
 def _near(ls: Any, vehicles: set[str], length: float, reach_m: float) -> int:
@@ -286,12 +426,14 @@ def metrics(tripinfo: Path) -> dict[str, float]:
       / vehicles;
     * ``avg_duration`` — mean trip duration of finished trips;
     * ``finished``, ``unfinished`` (still on the road at the end), ``never_entered``;
+      ``stuck_on_road``: the unfinished that stood ``STANDING_S`` or more in all (a trip
+      still moving at the end is in transit: a window's end cuts every long trip);
     * ``avg_waiting`` — mean time spent halted, over trips that entered;
     * ``delay_index`` — Σ duration / Σ (duration − time loss) of finished trips (actual over
       free-flow travel time).
     """
     loss = duration = free = waiting = 0.0
-    finished = unfinished = never = 0
+    finished = unfinished = never = old = 0
     for info in ET.parse(tripinfo).getroot().iter("tripinfo"):
         tl, dd = float(info.get("timeLoss", 0)), float(info.get("departDelay", 0))
         loss += tl + dd
@@ -306,10 +448,12 @@ def metrics(tripinfo: Path) -> dict[str, float]:
             free += d - tl
         else:
             unfinished += 1
+            old += float(info.get("waitingTime", 0)) >= STANDING_S
     entered = finished + unfinished
     n = entered + never
     return {"avg_delay": loss / n if n else 0.0,
             "avg_duration": duration / finished if finished else 0.0,
             "finished": finished, "unfinished": unfinished, "never_entered": never,
+            "stuck_on_road": old,
             "avg_waiting": waiting / entered if entered else 0.0,
             "delay_index": duration / free if free else 0.0}
