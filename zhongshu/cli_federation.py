@@ -77,13 +77,7 @@ class DistrictHub:
 
     def stop(self) -> None:
         """Stop it (SIGTERM, then SIGKILL after 10 s)."""
-        import subprocess
+        from zhongshu.cli_witness import stop_child
 
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_child(self.proc)
         self.log.close()

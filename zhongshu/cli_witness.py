@@ -114,11 +114,16 @@ class WitnessHub:
 
     def stop(self) -> None:
         """Stop the witness hub (SIGTERM, then SIGKILL after 10 s)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_child(self.proc)
         self.log.close()
+
+
+def stop_child(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a hub this command started: SIGTERM, then SIGKILL after 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
