@@ -4,14 +4,13 @@ refuses to start and names the fix, ``db upgrade`` applies the migrations once, 
 
 from __future__ import annotations
 
-import shutil
 import tomllib
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import copy_demo_city, free_port
 from tests.stores.pg import fresh_database
 from tests.test_cli import zs
 from zhongshu.stores import schema
@@ -59,7 +58,7 @@ def test_serve_refuses_an_old_schema_until_db_upgrade(tmp_path: Path) -> None:
 def test_demo_store_creates_the_schema_and_writes_the_setting(demo_dir: Path,
                                                               tmp_path: Path) -> None:
     city = tmp_path / "city"
-    shutil.copytree(demo_dir, city, ignore=shutil.ignore_patterns("state", "tokens"))
+    copy_demo_city(demo_dir, city)  # without its state and its log key's pin
     with fresh_database(migrate=False) as url:
         res = zs("demo", "--dir", str(city), "--store", _with_password(url), "--no-serve",
                  "--no-witness", "--no-live")
