@@ -11,32 +11,34 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
+from zhongshu.client import Hub
 from zhongshu.demo.tokens import read_token
+from zhongshu.errors import ZhongshuError
 
 DONE = "The demo's first acts are done"
 """The line that ends them on the console (tests wait for it before reading the ledger)."""
 READY_S = 120.0  # a first start on a loaded machine: the hub's workers take a while
 
 
-def _post(url: str, root: Path, member: str, path: str, **params: str) -> dict[str, Any]:
-    r = httpx.post(f"{url}{path}", params=params, timeout=120,
-                   headers={"Authorization": f"Bearer {read_token(root, member)}"})
-    body: dict[str, Any] = r.json()
-    if r.status_code != 200:
-        error = body.get("error", {})
-        raise RuntimeError(f"{path}: {r.status_code} {error.get('code', '')} "
-                           f"{error.get('message', '')}".strip())
-    return body
+def _hub(url: str, root: Path, member: str) -> Hub:
+    return Hub(url, read_token(root, member), timeout=120)
 
 
 def _latest_survey(url: str, root: Path) -> str | None:
-    r = httpx.get(f"{url}/scenarios/trees/surveys", timeout=120,
-                  headers={"Authorization": f"Bearer {read_token(root, 'parks')}"})
-    rows = r.json() if r.status_code == 200 else []
-    return max((s["survey"] for s in rows), default=None) if isinstance(rows, list) else None
+    with _hub(url, root, "parks") as parks:
+        rows = parks.get("/scenarios/trees/surveys").json()
+    return max((s["survey"] for s in rows), default=None)
+
+
+def _publish(url: str, root: Path, member: str, path: str, **params: str) -> dict[str, Any]:
+    """POST a scenario's publishing service as ``member`` (the query string its only input)."""
+    with _hub(url, root, member) as hub:
+        body: dict[str, Any] = hub.post(f"{path}?{urlencode(params)}", {}).json()
+    return body
 
 
 def acts(url: str, root: Path) -> list[tuple[bool, str]]:
@@ -48,18 +50,18 @@ def acts(url: str, root: Path) -> list[tuple[bool, str]]:
         if survey is None:
             lines.append((False, "trees.density: no tree survey to publish"))
         else:
-            got = _post(url, root, "parks", "/scenarios/trees/publish", survey=survey)
+            got = _publish(url, root, "parks", "/scenarios/trees/publish", survey=survey)
             lines.append((True, f"trees.density: survey {survey}, {got['districts']} "
                                  "districts (by the trees scenario, for the parks department)"))
-    except (httpx.HTTPError, RuntimeError, ValueError) as e:
+    except (httpx.HTTPError, ZhongshuError, ValueError) as e:
         lines.append((False, f"trees.density not published: {e}"))
     try:
-        got = _post(url, root, "traffic-police", "/scenarios/traffic-signals/recommend",
-                    **{"from": "recorded"})
+        got = _publish(url, root, "traffic-police", "/scenarios/traffic-signals/recommend",
+                       **{"from": "recorded"})
         lines.append((True, f"traffic_signals.recommendations: {got['intersections']} "
                             "intersections from the recorded day's busiest hour (ending "
                             f"{got['window_end']}), for the traffic police"))
-    except (httpx.HTTPError, RuntimeError, ValueError) as e:
+    except (httpx.HTTPError, ZhongshuError, ValueError) as e:
         lines.append((False, f"traffic_signals.recommendations not published: {e}"))
     return lines
 
