@@ -29,6 +29,7 @@ executes, not everywhere it plans) is killed, and replaced in the background.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import multiprocessing
 import os
@@ -38,13 +39,16 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
+from multiprocessing import popen_spawn_posix, resource_tracker, spawn, util
 from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from zhongshu.config import HubSettings, SourceConfig
+from zhongshu.config.secrets import secret_env_name
 from zhongshu.errors import QueryTimeout, SourceBusy, ZhongshuError
 from zhongshu.query.types import ColumnType
 
@@ -224,14 +228,89 @@ def _serve(conn: Connection, spec: WorkerSpec) -> None:
             timer.cancel()
 
 
+# what a worker's interpreter, DuckDB and its drivers read from the environment and which
+# holds no credential; everything else the hub has (its store URL, tokens, other sources'
+# secrets, a cloud key) never reaches a worker
+_KEPT_VARIABLES = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PYTHONPATH",
+                             "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED",
+                             "SSL_CERT_FILE", "SSL_CERT_DIR", "PGSSLMODE", "PGSSLROOTCERT",
+                             "PGSSLCERT", "PGSSLKEY", "PGSSLCRL", "PGCONNECT_TIMEOUT"})
+
+
+def worker_environment(spec: WorkerSpec, hub: dict[str, str] | None = None) -> dict[str, str]:
+    """The whole environment a worker starts with: the few variables in ``_KEPT_VARIABLES``
+    (and ``LC_*``) as the hub has them, and ``ZHONGSHU_SECRET_<NAME>`` for exactly the secrets
+    the worker's own sources name.
+
+    >>> worker_environment(WorkerSpec([], HubSettings(), b"", None, 0),
+    ...                    {"PATH": "/bin", "LC_ALL": "C", "ZHONGSHU_STORE_URL": "postgresql://u:p@h/d",
+    ...                     "ZHONGSHU_SECRET_X": "s", "AWS_SECRET_ACCESS_KEY": "k"})
+    {'PATH': '/bin', 'LC_ALL': 'C'}
+    """
+    hub = dict(os.environ) if hub is None else hub
+    wanted = {secret_env_name(c.password_secret) for c, _root, _owner in spec.sources
+              if c.password_secret}
+    return {k: v for k, v in hub.items()
+            if k in _KEPT_VARIABLES or k.startswith("LC_") or k in wanted}
+
+
+class _CleanPopen(popen_spawn_posix.Popen):
+    """multiprocessing's spawn, except that the child is started (``posix_spawn``) with the
+    environment its process names, not the hub's: the secrets travel in that environment,
+    never on a command line, and ``/proc/<pid>/environ`` of a worker holds nothing else."""
+
+    def _launch(self, process_obj: Any) -> None:
+        env: dict[str, str] = process_obj.__dict__.pop("_environment")
+        tracker = resource_tracker.getfd()
+        if tracker is None:
+            raise ZhongshuError("multiprocessing's resource tracker did not start")
+        tracker_fd = os.dup(tracker)
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        fp = io.BytesIO()
+        popen_spawn_posix.set_spawning_popen(self)  # type: ignore[attr-defined]
+        try:
+            popen_spawn_posix.reduction.dump(prep_data, fp)  # type: ignore[attr-defined]
+            popen_spawn_posix.reduction.dump(process_obj, fp)  # type: ignore[attr-defined]
+        finally:
+            popen_spawn_posix.set_spawning_popen(None)  # type: ignore[attr-defined]
+        parent_r, child_w = os.pipe()
+        child_r, parent_w = os.pipe()
+        try:
+            # ours alone (with what pickling the process handed over): inherited by this child
+            for fd in (tracker_fd, child_r, child_w, *self._fds):  # type: ignore[attr-defined]
+                os.set_inheritable(fd, True)
+            cmd = spawn.get_command_line(tracker_fd=tracker_fd, pipe_handle=child_r)
+            self.pid = os.posix_spawn(spawn.get_executable(), cmd, env)
+            self.sentinel = parent_r
+            with open(parent_w, "wb", closefd=False) as f:
+                f.write(fp.getbuffer())
+        finally:
+            close: Any = util.close_fds  # type: ignore[attr-defined]
+            self.finalizer = util.Finalize(self, close, [parent_r, parent_w])
+            for fd in (tracker_fd, child_r, child_w):
+                os.close(fd)
+
+
+class _CleanProcess(SpawnProcess):
+    """A spawned process that starts with ``environment`` as its whole environment."""
+
+    def __init__(self, environment: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._environment = environment
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        return _CleanPopen(process_obj)
+
+
 class _Process:
     """One worker process: started on construction; :meth:`wait` for it to be ready (several
     start side by side: each spends its first seconds importing)."""
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.conn, child = _CTX.Pipe()
-        self.proc = _CTX.Process(target=_serve, args=(child, spec), daemon=True,
-                                 name="zhongshu-duckdb-worker")
+        self.proc = _CleanProcess(worker_environment(spec), target=_serve, args=(child, spec),
+                                  daemon=True, name="zhongshu-duckdb-worker")
         self.proc.start()
         child.close()
         self.ready: dict[str, Any] = {}
