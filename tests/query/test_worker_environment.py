@@ -21,7 +21,7 @@ def _kernel_environment(pid: int) -> dict[str, str]:
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
 
 
-def test_a_worker_holds_none_of_the_hubs_secrets(demo_dir: Path,
+def test_a_worker_holds_none_of_the_hubs_secrets(demo_dir: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     planted = {"ZHONGSHU_STORE_URL": f"postgresql://hub:{secrets.token_hex(8)}@db/hub",
                "ZHONGSHU_SECRET_SOMEONE_ELSE": secrets.token_hex(8),
@@ -33,13 +33,22 @@ def test_a_worker_holds_none_of_the_hubs_secrets(demo_dir: Path,
     sources = [(s, str(city.root), m.member.name) for m in city.members.values()
                for s in m.sources]
     spec = worker.WorkerSpec(sources, HubSettings(), bytes(32), None, 1)
+    planted_file = tmp_path / f"planted-{secrets.token_hex(4)}"
+    planted_file.write_text("the hub's own file")
+    leaked = os.open(planted_file, os.O_RDONLY)
+    os.set_inheritable(leaked, True)  # as a C library might leave one
     pool = worker.WorkerPool(spec, 1)
     try:
         table, _ = pool.execute("SELECT 42 AS answer", [], 5.0)
         assert table.to_pylist() == [{"answer": 42}]
-        env = _kernel_environment(pool._all[0].proc.pid)
+        pid = pool._all[0].proc.pid
+        env = _kernel_environment(pid)
+        held = {os.readlink(f"/proc/{pid}/fd/{n}") for n in os.listdir(f"/proc/{pid}/fd")}
     finally:
         pool.close()
+        os.close(leaked)
+        planted_file.unlink()
+    assert str(planted_file) not in held
     for value in planted.values():
         assert value not in "\0".join(f"{k}={v}" for k, v in env.items())
     assert env.get("PATH") == os.environ["PATH"]

@@ -254,6 +254,19 @@ def worker_environment(spec: WorkerSpec, hub: dict[str, str] | None = None) -> d
             if k in _KEPT_VARIABLES or k.startswith("LC_") or k in wanted}
 
 
+def _closing_all_but(kept: set[int]) -> list[tuple[int, int]]:
+    """``posix_spawn`` actions closing, in the child, every inheritable descriptor of the hub
+    but ``kept`` (what ``close_fds`` does for :mod:`subprocess`)."""
+    actions = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in kept:
+            with contextlib.suppress(OSError):  # the listing's own descriptor, now closed
+                if os.get_inheritable(fd):
+                    actions.append((os.POSIX_SPAWN_CLOSE, fd))
+    return actions
+
+
 class _CleanPopen(popen_spawn_posix.Popen):
     """multiprocessing's spawn, except that the child is started (``posix_spawn``) with the
     environment its process names, not the hub's: the secrets travel in that environment,
@@ -280,7 +293,9 @@ class _CleanPopen(popen_spawn_posix.Popen):
             for fd in (tracker_fd, child_r, child_w, *self._fds):  # type: ignore[attr-defined]
                 os.set_inheritable(fd, True)
             cmd = spawn.get_command_line(tracker_fd=tracker_fd, pipe_handle=child_r)
-            self.pid = os.posix_spawn(spawn.get_executable(), cmd, env)
+            kept = {tracker_fd, child_r, child_w, *self._fds}  # type: ignore[attr-defined]
+            self.pid = os.posix_spawn(spawn.get_executable(), cmd, env,
+                                      file_actions=_closing_all_but(kept))
             self.sentinel = parent_r
             with open(parent_w, "wb", closefd=False) as f:
                 f.write(fp.getbuffer())
