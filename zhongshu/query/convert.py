@@ -123,9 +123,9 @@ def _is_canonical(value: Any, coerce: Callable[[Any], Any]) -> bool:
     return isinstance(value, want)
 
 
-def rows_to_arrow(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
-    """Build a table of ``schema`` from driver rows (positional, same column order)."""
-    rows = coerce_rows(rows, schema)
+def coerced_to_arrow(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
+    """Build a table of ``schema`` from driver rows (positional, same column order) already
+    coerced (:func:`coerce_rows`)."""
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
     arrays = [pa.array(values, type=f.type) for values, f in zip(columns, schema, strict=True)]
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -31,7 +31,7 @@ from zhongshu.errors import (
     SourceUnavailable,
     ZhongshuError,
 )
-from zhongshu.query.convert import coerce_rows, rows_to_arrow
+from zhongshu.query.convert import coerce_rows, coerced_to_arrow
 from zhongshu.query.health import SourceHealth
 from zhongshu.query.plan import Plan, Template
 from zhongshu.query.types import ColumnType
@@ -71,7 +71,7 @@ class Result:
     def table(self) -> pa.Table:
         if self._table is None:
             assert self._rows is not None
-            self._table = rows_to_arrow(self._rows, self.schema)
+            self._table = coerced_to_arrow(self._rows, self.schema)  # coerced by the driver's path
         return self._table
 
     @property

@@ -28,11 +28,11 @@ import secrets
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import pyarrow as pa
 from pygwire import BackendConnection, TransactionStatus
 from pygwire import messages as m
 
@@ -42,7 +42,7 @@ from zhongshu.policy.identity import Authenticator, Caller, must_sign, token_has
 from zhongshu.protocol import exchange
 from zhongshu.protocol.metrics import Metrics
 from zhongshu.protocol.pgwire import catalog as emulated
-from zhongshu.protocol.pgwire import statements
+from zhongshu.protocol.pgwire import columns, statements
 from zhongshu.protocol.pgwire import types as t
 from zhongshu.protocol.pgwire.errors import sqlstate
 from zhongshu.query.service import QueryService
@@ -100,13 +100,32 @@ class Prepared:
 @dataclass
 class Outcome:
     """What a statement answered: column names and OIDs (none: a command), rows of
-    JSON-ready values, the command tag, and the receipt."""
+    JSON-ready values, the command tag, and the receipt. An exchange's answer keeps its
+    Arrow ``table`` and its JSON ``payload`` instead of rows: its messages are built from
+    the table's columns (``pgwire.columns``), and only a column with no whole-column form
+    is read from the payload's values (decoded once, when first needed)."""
 
     names: list[str]
     oids: list[int]
     rows: list[list[Any]]
     tag: str
     receipt: ReceiptJSON | None = None
+    table: pa.Table | None = None
+    payload: bytes | None = None
+    _json: list[list[Any]] | None = field(default=None, repr=False)
+
+    @property
+    def size(self) -> int:
+        """How many rows the statement answered."""
+        return self.table.num_rows if self.table is not None else len(self.rows)
+
+    def json_rows(self) -> list[list[Any]]:
+        """The rows' JSON values: the very bytes the ledger entry hashes, decoded."""
+        if self.payload is None:
+            return self.rows
+        if self._json is None:
+            self._json = orjson.loads(self.payload)
+        return self._json
 
 
 @dataclass
@@ -436,7 +455,7 @@ class Session:
             return
         if out.names:
             self.send(self._row_description(out, [0]))
-        self._rows(out, [0], 0, len(out.rows))
+        self._rows(out, [0], 0, out.size)
         self.send(m.CommandComplete(tag=out.tag))
 
     async def _extended(self, msg: Any) -> None:
@@ -488,11 +507,10 @@ class Session:
             if out is None:
                 self.send(m.EmptyQueryResponse())
                 return
-            end = len(out.rows) if not msg.max_rows else min(len(out.rows),
-                                                            portal.sent + msg.max_rows)
+            end = out.size if not msg.max_rows else min(out.size, portal.sent + msg.max_rows)
             self._rows(out, portal.result_formats, portal.sent, end)
             portal.sent = end
-            if msg.max_rows and end < len(out.rows):
+            if msg.max_rows and end < out.size:
                 self.send(m.PortalSuspended())
             else:
                 self.send(m.CommandComplete(tag=out.tag))
@@ -531,10 +549,15 @@ class Session:
     def _rows(self, out: Outcome, formats: list[int], start: int, end: int) -> None:
         if not out.names or start >= end:
             return
-        encs: list[Callable[[Any], bytes | None]] = []
-        for i, oid in enumerate(out.oids):
-            fmt = formats[i] if len(formats) > 1 else (formats[0] if formats else 0)
-            encs.append(t.encoder(oid, fmt))
+        fmts = [formats[i] if len(formats) > 1 else (formats[0] if formats else 0)
+                for i in range(len(out.oids))]
+        if out.table is not None:
+            rows = out.json_rows
+            self._out.append(columns.data_rows(
+                out.table.slice(start, end - start), out.oids, fmts,
+                lambda i: [r[i] for r in rows()[start:end]]))
+            return
+        encs = [t.encoder(oid, fmt) for oid, fmt in zip(out.oids, fmts, strict=True)]
         # rows do not change the connection's phase: encoded without the state machine, in
         # chunks (one write each, not one per row)
         for i in range(start, end, ROWS_PER_WRITE):
@@ -709,14 +732,13 @@ class Session:
             self.running = None
         result = done.result
         ep.metrics.query("ok", result.path, time.perf_counter() - t0)
-        rows = orjson.loads(done.payload)  # the very bytes the ledger entry hashes
         self.receipt = done.receipt
         if done.receipt is not None:
             self.notice("zhongshu receipt: " + orjson.dumps(done.receipt).decode()
                         + (" (truncated at the row cap)" if result.truncated else ""))
         return Outcome([f.name for f in result.schema],
-                       [t.oid_of(f.type) for f in result.schema], rows,
-                       f"SELECT {len(rows)}", done.receipt)
+                       [t.oid_of(f.type) for f in result.schema], [],
+                       f"SELECT {result.num_rows}", done.receipt, result.table, done.payload)
 
     async def _refused(self, e: ZhongshuError, sql: str) -> WireError:
         """Record a known caller's refusal (as the HTTP protocol does) and build its error."""
