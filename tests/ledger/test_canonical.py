@@ -48,6 +48,19 @@ def test_numbers_as_rfc_8785(bits: str, text: str) -> None:
     assert canonical.number(x) == text
 
 
+_near_edges = st.sampled_from([1e-4, 1e16, 1e21, 1e-6, 1e-7]).flatmap(
+    lambda edge: st.floats(edge * 0.999, edge * 1.001))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(st.floats(allow_nan=False, allow_infinity=False), _near_edges,
+                 _near_edges.map(lambda x: -x), st.integers(-2**60, 2**60).map(float)))
+def test_every_double_is_written_as_rfc_8785(x: float) -> None:
+    """Doubles of every magnitude (and around the bounds where Python's ``repr`` and
+    ECMAScript part ways: 10⁻⁴, 10⁻⁶, 10¹⁶, 10²¹), integral ones too."""
+    assert canonical.number(x) == rfc8785.dumps(x).decode()
+
+
 def test_rfc_8785_example_object() -> None:
     value = {"numbers": [333333333.33333329, 1e30, 4.50, 2e-3, 0.000000000000000000000000001],
              "string": "\u20ac$\u000f\nA'\u0042\u0022\u005c\\\"/", "literals": [None, True, False]}

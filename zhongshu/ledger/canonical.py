@@ -42,6 +42,9 @@ def number(x: float | int) -> str:
         if abs(x) > MAX_SAFE:
             raise ValueError(f"integer {x} exceeds IEEE 754 double precision")
         return str(x)
+    if 1e-4 <= abs(x) < 1e16:  # Python's repr is ECMAScript's form here, but for "55.0"
+        r = repr(x)
+        return r[:-2] if r.endswith(".0") else r
     if not math.isfinite(x):
         raise ValueError("NaN and infinities have no JSON form")
     if x == 0:
