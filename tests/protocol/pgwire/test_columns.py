@@ -40,7 +40,8 @@ def whole(table: pa.Table, formats: list[int]) -> bytes:
 _US = st.integers(-62_135_596_800_000_000, 253_402_300_799_999_999)
 _FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
                     st.integers(-10**17, 10**17).map(float),
-                    st.sampled_from([0.0, -0.0, 55.0, 1e15, 1e16, 1e21, 5e-324, 0.1 + 0.2]))
+                    st.sampled_from([0.0, -0.0, 55.0, 1e15, 1e16, 1e21, 5e-324, 0.1 + 0.2,
+                                     2.0**63, -2.0**63, 2.0**64, -2.0**64 - 4096]))
 
 #: Arrow type → values of it (None among them: NULL)
 COLUMNS: dict[str, tuple[pa.DataType, st.SearchStrategy[Any]]] = {
@@ -99,8 +100,12 @@ def test_whole_columns_give_the_value_by_value_bytes(case: tuple[pa.Table, list[
 
 
 @pytest.mark.parametrize("fmt", [0, 1])
-def test_a_sliced_chunked_answer_gives_its_rows_bytes(fmt: int) -> None:
-    """A portal sends its rows in slices (``max_rows``) of a chunked table."""
+@pytest.mark.parametrize("binary_max", [columns.BINARY_MAX, 0])
+def test_a_sliced_chunked_answer_gives_its_rows_bytes(fmt: int, binary_max: int,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A portal sends its rows in slices (``max_rows``) of a chunked table; an answer over
+    2 GiB is laid out in Arrow's ``large_binary`` (forced here with a 0-byte bound)."""
+    monkeypatch.setattr(columns, "BINARY_MAX", binary_max)
     part = pa.table({"id": pa.array(range(5), pa.int64()),
                      "s": pa.array(["a", None, "ccc", "", "é"]),
                      "at": pa.array([dt.datetime(2026, 11, 24, 8, 0, s, s * 7)

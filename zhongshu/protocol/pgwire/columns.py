@@ -48,6 +48,7 @@ _MIN_US, _MAX_US = -62_135_596_800_000_000, 253_402_300_799_999_999
 _MIN_DAY, _MAX_DAY = -719_162, 2_932_896
 _INF = 2**63 - 1  # DuckDB's infinite timestamp in µs; PostgreSQL's is this, its -inf one less
 _FAR = 2**62  # µs: ±146,000 years, no overflow
+BINARY_MAX = 2**31  # bytes an Arrow ``binary`` array holds (beyond: ``large_binary``)
 
 
 def data_rows(table: pa.Table, oids: Sequence[int], formats: Sequence[int],
@@ -72,30 +73,39 @@ def data_rows(table: pa.Table, oids: Sequence[int], formats: Sequence[int],
 
 
 def _layout(n: int, encoded: list[Encoded]) -> bytes:
-    """The messages: ``'D'``, length, column count, then each column's length and bytes."""
+    """The messages: ``'D'``, length, column count, then each column's length and bytes —
+    joined row by row by Arrow's ``binary_join_element_wise`` (one C++ pass)."""
     sizes = [np.maximum(lens, 0) for lens, _ in encoded]
-    body = 2 + 4 * len(encoded) + (np.sum(sizes, axis=0) if sizes else 0)
-    msg = np.asarray(body + 4, dtype=np.int64)
-    starts = np.zeros(n, dtype=np.int64)
-    np.cumsum(msg[:-1] + 1, out=starts[1:])
-    out = np.empty(int(starts[-1] + msg[-1] + 1), dtype=np.uint8)
-    out[starts] = ord("D")
-    _put(out, starts + 1, msg.astype(">i4"))
-    _put(out, starts + 5, np.full(n, len(encoded), dtype=">i2"))
-    pos = starts + 7
+    body = 2 + 4 * len(encoded) + np.sum(sizes, axis=0)
+    head = np.empty((n, 7), dtype=np.uint8)
+    head[:, 0] = ord("D")
+    head[:, 1:5] = _be(body + 4, ">i4")
+    head[:, 5:7] = np.frombuffer(np.array([len(encoded)], dtype=">i2").tobytes(), np.uint8)
+    large = int(np.sum(body)) + 5 * n >= BINARY_MAX
+    kind, offset = (pa.large_binary(), np.int64) if large else (pa.binary(), np.int32)
+    parts: list[Any] = [_binary(head, kind)]
     for (lens, data), size in zip(encoded, sizes, strict=True):
-        _put(out, pos, lens.astype(">i4"))
-        pos = pos + 4
-        if data.size:
-            out[np.repeat(pos - (np.cumsum(size) - size), size) + np.arange(data.size)] = data
-        pos = pos + size
-    return out.tobytes()
+        parts.append(_binary(_be(lens, ">i4"), kind))
+        offsets = np.zeros(n + 1, dtype=offset)
+        np.cumsum(size, out=offsets[1:])
+        parts.append(pa.Array.from_buffers(kind, n, [None, pa.py_buffer(offsets),
+                                                     pa.py_buffer(data)]))
+    joined = pc.binary_join_element_wise(*parts, pa.scalar(b"", kind))
+    ends = np.frombuffer(joined.buffers()[1], dtype=offset)
+    return memoryview(joined.buffers()[2])[ends[0]:ends[n]].tobytes()
 
 
-def _put(out: np.ndarray, at: np.ndarray, fixed: np.ndarray) -> None:
-    """Write each value of ``fixed`` (big-endian, one width) at its offset in ``at``."""
-    width = fixed.dtype.itemsize
-    out[at[:, None] + np.arange(width)] = fixed.view(np.uint8).reshape(-1, width)
+def _be(values: np.ndarray, width: str) -> np.ndarray:
+    """Each value big-endian, one row of bytes each."""
+    raw = np.ascontiguousarray(values.astype(width))
+    return raw.view(np.uint8).reshape(len(values), -1)
+
+
+def _binary(rows: np.ndarray, kind: pa.DataType) -> pa.Array:
+    """Rows of bytes (one width) as an Arrow binary array of ``kind``."""
+    fixed = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(rows.shape[1]), len(rows), [None, pa.py_buffer(np.ascontiguousarray(rows))])
+    return fixed.cast(kind)
 
 
 def _column(arr: pa.Array, oid: int, fmt: int) -> Encoded | None:
@@ -125,7 +135,10 @@ def _column(arr: pa.Array, oid: int, fmt: int) -> Encoded | None:
             return _fixed(arr, since.astype(">i4"))
         if not _within(days, _MIN_DAY, _MAX_DAY):
             return None  # infinities and far years: their JSON values, one by one
-        return _texts(arr, _date_chars(ds), np.full(len(ds), 10))
+        chars = np.empty((len(ds), 10), dtype=np.uint8)
+        chars[:, 4] = chars[:, 7] = ord("-")
+        _date_into(chars, ds)
+        return _texts(arr, chars, np.full(len(ds), 10))
     if pa.types.is_timestamp(typ) and typ.tz is None and typ.unit in _US and oid == t.TIMESTAMP:
         return _timestamps(arr, _US[typ.unit], fmt)
     return None
@@ -148,10 +161,12 @@ def _timestamps(arr: pa.Array, per_unit_us: int, fmt: int) -> Encoded | None:
     seconds, micros = np.divmod(micros, 1_000_000)
     hours, seconds = np.divmod(seconds, 3600)
     minutes, seconds = np.divmod(seconds, 60)
-    n = len(us)
-    chars = np.concatenate([_date_chars(days), _chars(b" ", n), _digits(hours, 2),
-                            _chars(b":", n), _digits(minutes, 2), _chars(b":", n),
-                            _digits(seconds, 2), _chars(b".", n), _digits(micros, 6)], axis=1)
+    chars = np.empty((len(us), 26), dtype=np.uint8)
+    chars[:] = np.frombuffer(b"0000-00-00 00:00:00.000000", dtype=np.uint8)
+    _date_into(chars, days)
+    for at, part in ((11, hours), (14, minutes), (17, seconds), (20, micros // 10_000),
+                     (22, micros // 100 % 100), (24, micros % 100)):
+        chars[:, at:at + 2] = _PAIRS[part]
     return _texts(arr, chars, np.where(micros != 0, 26, 19))
 
 
@@ -167,9 +182,10 @@ def _timestamps_binary(arr: pa.Array, raw: pa.Array, per_unit_us: int) -> Encode
     return _fixed(arr, np.where(inf, _INF, np.where(ninf, -_INF - 1, us)).astype(">i8"))
 
 
-def _date_chars(days: np.ndarray) -> np.ndarray:
-    """``YYYY-MM-DD`` of days since 1970 (years 1–9999), one row of characters each: the
-    proleptic Gregorian calendar's civil date (H. Hinnant's ``civil_from_days``)."""
+def _date_into(chars: np.ndarray, days: np.ndarray) -> None:
+    """Write ``YYYY-MM-DD`` of days since 1970 (years 1–9999) into the first ten
+    characters of each row: the proleptic Gregorian calendar's civil date (H. Hinnant's
+    ``civil_from_days``)."""
     z = days + 719_468
     era = np.floor_divide(z, 146_097)
     doe = z - era * 146_097
@@ -179,20 +195,12 @@ def _date_chars(days: np.ndarray) -> np.ndarray:
     day = doy - (153 * mp + 2) // 5 + 1
     month = np.where(mp < 10, mp + 3, mp - 9)
     year = yoe + era * 400 + (month <= 2)
-    n = len(days)
-    return np.concatenate([_digits(year, 4), _chars(b"-", n), _digits(month, 2),
-                           _chars(b"-", n), _digits(day, 2)], axis=1)
+    for at, part in ((0, year // 100), (2, year % 100), (5, month), (8, day)):
+        chars[:, at:at + 2] = _PAIRS[part]
 
 
-def _digits(values: np.ndarray, width: int) -> np.ndarray:
-    """Each value's last ``width`` decimal digits, zero-padded, as ASCII columns."""
-    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
-    return ((values[:, None] // powers) % 10 + 48).astype(np.uint8)
-
-
-def _chars(c: bytes, n: int) -> np.ndarray:
-    """The characters ``c`` on each of ``n`` rows."""
-    return np.broadcast_to(np.frombuffer(c, dtype=np.uint8), (n, len(c)))
+#: "00" … "99" as ASCII pairs, looked up by value
+_PAIRS = np.array([[48 + i // 10, 48 + i % 10] for i in range(100)], dtype=np.uint8)
 
 
 def _texts(arr: pa.Array, chars: np.ndarray, widths: np.ndarray) -> Encoded:
@@ -236,12 +244,14 @@ def _floats(arr: pa.Array, oid: int, fmt: int) -> Encoded:
 
 
 def _float_text(v: float) -> bytes:
-    """The text of the JSON answer's value for a double: ECMAScript writes an integral
+    """The text of the JSON answer's value for a double. ECMAScript writes an integral
     double below 10²¹ as an integer (``55``; beyond 2⁵³ its shortest digits padded with
-    zeros), any other in its shortest form, which Python's ``repr`` gives for the parsed
-    double."""
+    zeros), which is read back as an integer when a 64-bit one holds it; any other is read
+    back as the double, whose shortest form is Python's ``repr``."""
     if v.is_integer() and -1e21 < v < 1e21:
-        return canonical.number(v).encode()
+        digits = canonical.number(v)
+        if -2**63 <= int(digits) < 2**64:
+            return digits.encode()
     return repr(v).encode()
 
 
