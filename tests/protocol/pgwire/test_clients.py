@@ -231,6 +231,63 @@ def test_asyncpg(wire_hub: WireHub) -> None:
     asyncio.run(run())
 
 
+# --- a large answer -----------------------------------------------------------------------
+
+BIG_SQL = ("SELECT passage_id, camera_id, vehicle_type, passed_at, speed_kmh "
+           "FROM traffic.passages ORDER BY passage_id LIMIT {}")
+BIG_ROWS = 1500  # over pgwire.columns.WHOLE_FROM_ROWS: encoded whole columns at a time
+
+
+def _as_json(rows: list[Any]) -> list[list[Any]]:
+    """Client rows in the HTTP answer's JSON terms (ISO times, floats as numbers)."""
+    return [[r[0], r[1], r[2], r[3].isoformat() if r[3] is not None else None,
+             None if r[4] is None else float(r[4])] for r in rows]
+
+
+def test_a_large_answer_is_the_small_answers_rows(wire_hub: WireHub) -> None:
+    """A large answer (whole-column encoding) decodes, in text (psycopg), binary (psycopg's
+    binary cursor, asyncpg) and through a portal read in slices (asyncpg's cursor), to the
+    rows the same clients decode from small answers of the same rows (value-by-value
+    encoding) and to the HTTP answer's rows."""
+    import asyncpg
+    import psycopg
+
+    from zhongshu.protocol.pgwire.columns import WHOLE_FROM_ROWS
+
+    assert BIG_ROWS >= 2 * WHOLE_FROM_ROWS
+    http = [[*r[:4], None if r[4] is None else float(r[4])]
+            for r in _http_rows(wire_hub, BIG_SQL.format(BIG_ROWS))]
+    assert len(http) == BIG_ROWS
+    piece = 100
+    with psycopg.connect(wire_hub.dsn(MEMBER, PURPOSE), autocommit=True) as conn:
+        whole = conn.execute(BIG_SQL.format(BIG_ROWS)).fetchall()
+        pieces = [r for k in range(0, BIG_ROWS, piece) for r in conn.execute(
+            BIG_SQL.format(f"{piece} OFFSET {k}")).fetchall()]
+        assert whole == pieces
+        assert _as_json(whole) == http
+        with conn.cursor(binary=True) as cur:
+            assert cur.execute(BIG_SQL.format(BIG_ROWS)).fetchall() == whole
+
+    async def run() -> None:
+        conn = await asyncpg.connect(host="127.0.0.1", port=wire_hub.pg_port, user=MEMBER,
+                                     password=wire_hub.token(MEMBER), database=PURPOSE,
+                                     ssl=False)
+        try:
+            got = [tuple(r.values()) for r in await conn.fetch(BIG_SQL.format(BIG_ROWS))]
+            assert got == whole
+            small = [tuple(r.values()) for k in range(0, BIG_ROWS, piece) for r in
+                     await conn.fetch(BIG_SQL.format(f"{piece} OFFSET {k}"))]
+            assert small == whole
+            async with conn.transaction():  # a portal read 700 rows at a time
+                sliced = [tuple(r.values()) async for r in conn.cursor(
+                    BIG_SQL.format(BIG_ROWS), prefetch=WHOLE_FROM_ROWS + 200)]
+            assert sliced == whole
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
 # --- SQLAlchemy and pandas -------------------------------------------------------------------
 
 def test_sqlalchemy_and_pandas(wire_hub: WireHub) -> None:

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import pyarrow as pa
 from pygwire import BackendConnection, TransactionStatus
 from pygwire import messages as m
 
@@ -45,7 +44,7 @@ from zhongshu.protocol.pgwire import catalog as emulated
 from zhongshu.protocol.pgwire import columns, statements
 from zhongshu.protocol.pgwire import types as t
 from zhongshu.protocol.pgwire.errors import sqlstate
-from zhongshu.query.service import QueryService
+from zhongshu.query.service import QueryService, Result
 
 log = logging.getLogger("zhongshu.pgwire")
 refusals = logging.getLogger("zhongshu.refusals")
@@ -101,23 +100,24 @@ class Prepared:
 class Outcome:
     """What a statement answered: column names and OIDs (none: a command), rows of
     JSON-ready values, the command tag, and the receipt. An exchange's answer keeps its
-    Arrow ``table`` and its JSON ``payload`` instead of rows: its messages are built from
-    the table's columns (``pgwire.columns``), and only a column with no whole-column form
-    is read from the payload's values (decoded once, when first needed)."""
+    ``result`` and its JSON ``payload`` instead of rows: a large answer's messages are built
+    from the result's Arrow columns (``pgwire.columns``), a small one's — and any column
+    with no whole-column form — from the payload's values (decoded once, when first
+    needed)."""
 
     names: list[str]
     oids: list[int]
     rows: list[list[Any]]
     tag: str
     receipt: ReceiptJSON | None = None
-    table: pa.Table | None = None
+    result: Result | None = None
     payload: bytes | None = None
     _json: list[list[Any]] | None = field(default=None, repr=False)
 
     @property
     def size(self) -> int:
         """How many rows the statement answered."""
-        return self.table.num_rows if self.table is not None else len(self.rows)
+        return self.result.num_rows if self.result is not None else len(self.rows)
 
     def json_rows(self) -> list[list[Any]]:
         """The rows' JSON values: the very bytes the ledger entry hashes, decoded."""
@@ -551,17 +551,18 @@ class Session:
             return
         fmts = [formats[i] if len(formats) > 1 else (formats[0] if formats else 0)
                 for i in range(len(out.oids))]
-        if out.table is not None:
+        if out.result is not None and end - start >= columns.WHOLE_FROM_ROWS:
             rows = out.json_rows
             self._out.append(columns.data_rows(
-                out.table.slice(start, end - start), out.oids, fmts,
+                out.result.table.slice(start, end - start), out.oids, fmts,
                 lambda i: [r[i] for r in rows()[start:end]]))
             return
         encs = [t.encoder(oid, fmt) for oid, fmt in zip(out.oids, fmts, strict=True)]
+        values = out.json_rows()
         # rows do not change the connection's phase: encoded without the state machine, in
         # chunks (one write each, not one per row)
         for i in range(start, end, ROWS_PER_WRITE):
-            self._out.append(t.data_rows(out.rows[i:min(i + ROWS_PER_WRITE, end)], encs))
+            self._out.append(t.data_rows(values[i:min(i + ROWS_PER_WRITE, end)], encs))
 
     # --- statements -------------------------------------------------------------------------
 
@@ -738,7 +739,7 @@ class Session:
                         + (" (truncated at the row cap)" if result.truncated else ""))
         return Outcome([f.name for f in result.schema],
                        [t.oid_of(f.type) for f in result.schema], [],
-                       f"SELECT {result.num_rows}", done.receipt, result.table, done.payload)
+                       f"SELECT {result.num_rows}", done.receipt, result, done.payload)
 
     async def _refused(self, e: ZhongshuError, sql: str) -> WireError:
         """Record a known caller's refusal (as the HTTP protocol does) and build its error."""
