@@ -87,7 +87,13 @@ def type_names(schema: pa.Schema) -> list[str]:
     >>> type_names(pa.schema([("a", pa.uint8()), ("s", pa.struct([("K", pa.int32())]))]))
     ['UTINYINT', 'STRUCT(K INTEGER)']
     """
-    return list(_described(schema.remove_metadata()))
+    return list(_type_names(schema))
+
+
+@lru_cache(maxsize=1024)
+def _type_names(schema: pa.Schema) -> tuple[str, ...]:
+    # keyed by the schema as it comes (one hash), not by a copy made per call
+    return _described(schema.remove_metadata())
 
 
 def columns(schema: pa.Schema, strings: frozenset[int] | set[int] = frozenset()
@@ -362,6 +368,15 @@ def _as_strings(v: Any) -> Any:
     return v
 
 
+@lru_cache(maxsize=1024)
+def _column_kinds(schema: pa.Schema) -> tuple[list[int], list[int], list[int]]:
+    """Per schema, once: the columns that may hold floats, 64-bit integers, nested values
+    (callers only read the lists)."""
+    return ([i for i, f in enumerate(schema) if _has_float(f.type)],
+            [i for i, f in enumerate(schema) if _has(f.type, _wide)],
+            [i for i, f in enumerate(schema) if _children(f.type)])
+
+
 def answer(rows: list[list[Any]], schema: pa.Schema | None = None
            ) -> tuple[bytes, frozenset[int]]:
     """The JSON ``rows`` array in RFC 8785 canonical form (one array per row, times as ISO
@@ -382,9 +397,7 @@ def answer(rows: list[list[Any]], schema: pa.Schema | None = None
         nested = [i for i in range(width)
                   if any(isinstance(r[i], (list, dict)) for r in rows)]
     else:
-        floats = [i for i, f in enumerate(schema) if _has_float(f.type)]
-        wide = [i for i, f in enumerate(schema) if _has(f.type, _wide)]
-        nested = [i for i, f in enumerate(schema) if _children(f.type)]
+        floats, wide, nested = _column_kinds(schema)
     strings = frozenset(i for i in wide if any(_too_big(r[i]) for r in rows))
     if strings:
         rows = [[_as_strings(v) if i in strings else v for i, v in enumerate(r)]
