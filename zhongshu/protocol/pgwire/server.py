@@ -553,10 +553,13 @@ class Session:
                 for i in range(len(out.oids))]
         if out.result is not None and end - start >= columns.WHOLE_FROM_ROWS:
             rows = out.json_rows
-            self._out.append(columns.data_rows(
-                out.result.table.slice(start, end - start), out.oids, fmts,
-                lambda i: [r[i] for r in rows()[start:end]]))
-            return
+            try:
+                self._out.append(columns.data_rows(
+                    out.result.table.slice(start, end - start), out.oids, fmts,
+                    lambda i: [r[i] for r in rows()[start:end]]))
+                return
+            except Exception:  # the same bytes value by value (slower), and the log says
+                log.exception("whole-column encoding failed; encoding value by value")
         encs = [t.encoder(oid, fmt) for oid, fmt in zip(out.oids, fmts, strict=True)]
         values = out.json_rows()
         # rows do not change the connection's phase: encoded without the state machine, in
