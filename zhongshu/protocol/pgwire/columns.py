@@ -46,7 +46,7 @@ _US = {"s": 1_000_000, "ms": 1_000, "us": 1}
 #: the instants of the years 1–9999 in µs since 1970 (Python's and Arrow's common range)
 _MIN_US, _MAX_US = -62_135_596_800_000_000, 253_402_300_799_999_999
 _MIN_DAY, _MAX_DAY = -719_162, 2_932_896
-_INF = 2**63 - 1  # DuckDB's infinite timestamp in µs; PostgreSQL's is this, its -inf one less
+_DUCK_INF_US, _DUCK_INF_DAY = 2**63 - 1, 2**31 - 1  # DuckDB's infinities (and their negation)
 _FAR = 2**62  # µs: ±146,000 years, no overflow
 #: rows from which an answer is encoded whole columns at a time: below, the value-by-value
 #: path is quicker (each whole column costs ~0.1 ms however short; measured on the demo's
@@ -133,9 +133,9 @@ def _column(arr: pa.Array, oid: int, fmt: int) -> Encoded | None:
     if pa.types.is_date32(typ) and oid == t.DATE:
         days = arr.cast(pa.int32())
         ds = days.fill_null(0).to_numpy().astype(np.int64)
-        if fmt == 1:  # any day; DuckDB's infinities (±(2³¹ − 1)) PostgreSQL's
-            inf, ninf = ds == 2**31 - 1, ds == -(2**31 - 1)
-            since = np.where(inf, 2**31 - 1, np.where(ninf, -2**31, ds - _EPOCH_2000_DAYS))
+        if fmt == 1:  # any day; DuckDB's infinities PostgreSQL's
+            since = np.where(ds == _DUCK_INF_DAY, t.INF_DAY, np.where(
+                ds == -_DUCK_INF_DAY, t.NINF_DAY, ds - _EPOCH_2000_DAYS))
             return _fixed(arr, since.astype(">i4"))
         if not _within(days, _MIN_DAY, _MAX_DAY):
             return None  # infinities and far years: their JSON values, one by one
@@ -175,15 +175,17 @@ def _timestamps(arr: pa.Array, per_unit_us: int, fmt: int) -> Encoded | None:
 
 
 def _timestamps_binary(arr: pa.Array, raw: pa.Array, per_unit_us: int) -> Encoded | None:
-    """µs since 2000-01-01, any year; DuckDB's infinities (±(2⁶³ − 1) µs) PostgreSQL's."""
+    """µs since 2000-01-01, any year; DuckDB's infinities (µs only) PostgreSQL's."""
     values = raw.fill_null(0).to_numpy()
-    inf = (values == _INF) if per_unit_us == 1 else np.zeros(len(values), dtype=bool)
-    ninf = (values == -_INF) if per_unit_us == 1 else inf
+    if per_unit_us == 1:
+        inf, ninf = values == _DUCK_INF_US, values == -_DUCK_INF_US
+    else:
+        inf = ninf = np.zeros(len(values), dtype=bool)
     finite = np.where(inf | ninf, 0, values)
     if finite.size and np.abs(finite).max() >= _FAR // per_unit_us:
         return None  # beyond any calendar PostgreSQL has: their JSON values, one by one
     us = finite * per_unit_us - _EPOCH_2000_S * 1_000_000
-    return _fixed(arr, np.where(inf, _INF, np.where(ninf, -_INF - 1, us)).astype(">i8"))
+    return _fixed(arr, np.where(inf, t.INF_TS, np.where(ninf, t.NINF_TS, us)).astype(">i8"))
 
 
 def _date_into(chars: np.ndarray, days: np.ndarray) -> None:
@@ -275,17 +277,17 @@ def _fixed(arr: pa.Array, values: np.ndarray) -> Encoded:
 
 def _strings(arr: pa.Array) -> Encoded:
     """A string column's lengths and bytes, straight from Arrow's buffers."""
-    if arr.null_count:
-        lens = np.where(_nulls(arr), -1, pc.binary_length(arr.fill_null(""))
-                        .to_numpy(zero_copy_only=False)).astype(np.int64)
+    nulls = _nulls(arr) if arr.null_count else None
+    if nulls is not None:
         arr = arr.fill_null("")
-    else:
-        lens = pc.binary_length(arr).to_numpy().astype(np.int64)
-    if pa.types.is_large_string(arr.type):
-        arr = arr.cast(pa.string()) if arr.nbytes < 2**31 else arr
-    offsets_buf, data_buf = arr.buffers()[1], arr.buffers()[2]
+    if pa.types.is_large_string(arr.type) and arr.nbytes < 2**31:
+        arr = arr.cast(pa.string())
     kind = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    offsets_buf, data_buf = arr.buffers()[1], arr.buffers()[2]
     offsets = np.frombuffer(offsets_buf, dtype=kind)[arr.offset:arr.offset + len(arr) + 1]
+    lens = np.diff(offsets).astype(np.int64)
+    if nulls is not None:
+        lens[nulls] = -1
     data = (np.frombuffer(data_buf, dtype=np.uint8)[offsets[0]:offsets[-1]]
             if data_buf is not None else np.empty(0, dtype=np.uint8))
     return lens, data

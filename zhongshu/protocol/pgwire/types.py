@@ -162,14 +162,15 @@ def _array_item(v: Any) -> bytes:
 _EPOCH = dt.datetime(2000, 1, 1)
 _EPOCH_TZ = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _EPOCH_DAY = dt.date(2000, 1, 1).toordinal()
-_INF_DAY, _NINF_DAY = 0x7FFFFFFF, -0x80000000
-_INF_TS, _NINF_TS = 0x7FFFFFFFFFFFFFFF, -0x8000000000000000
+#: PostgreSQL's infinite dates and timestamps in their binary forms
+INF_DAY, NINF_DAY = 0x7FFFFFFF, -0x80000000
+INF_TS, NINF_TS = 0x7FFFFFFFFFFFFFFF, -0x8000000000000000
 
 
 def _parse_ts(v: Any, tz: bool) -> int:
     if isinstance(v, str):
         if v in ("infinity", "-infinity"):
-            return _INF_TS if v == "infinity" else _NINF_TS
+            return INF_TS if v == "infinity" else NINF_TS
         v = dt.datetime.fromisoformat(_micro(v))
     if tz:
         if v.tzinfo is None:
@@ -194,7 +195,7 @@ def _micro(v: str) -> str:
 def _date(v: Any) -> bytes:
     if isinstance(v, str):
         if v in ("infinity", "-infinity"):
-            return struct.pack("!i", _INF_DAY if v == "infinity" else _NINF_DAY)
+            return struct.pack("!i", INF_DAY if v == "infinity" else NINF_DAY)
         v = dt.date.fromisoformat(v)
     return struct.pack("!i", v.toordinal() - _EPOCH_DAY)
 
