@@ -126,6 +126,9 @@ def _is_canonical(value: Any, coerce: Callable[[Any], Any]) -> bool:
 def coerced_to_arrow(rows: Sequence[Sequence[Any]], schema: pa.Schema) -> pa.Table:
     """Build a table of ``schema`` from driver rows (positional, same column order) already
     coerced (:func:`coerce_rows`)."""
-    columns = [[r[i] for r in rows] for i in range(len(schema))]  # twice zip(*rows)'s speed
+    width = len(schema)
+    if any(len(r) != width for r in rows):
+        raise ValueError(f"a row does not have the schema's {width} columns")
+    columns = [[r[i] for r in rows] for i in range(width)]  # twice zip(*rows)'s speed
     arrays = [pa.array(values, type=f.type) for values, f in zip(columns, schema, strict=True)]
     return pa.Table.from_arrays(arrays, schema=schema)
