@@ -93,6 +93,8 @@ def test_the_witness_ends_with_the_demo(demo_dir: Path, city_tmp: Path) -> None:
     root = copy_demo_city(demo_dir, city_tmp / "demo")
     hub = HubProcess(root, free_port(), "demo")
     marker = f"--dir\0{root / 'witness-hub'}\0"
-    _until("the witness started", lambda: {} if len(_processes(marker)) == 1 else None, 30)
-    hub.kill()
+    try:
+        _until("the witness started", lambda: {} if len(_processes(marker)) == 1 else None, 30)
+    finally:
+        hub.kill()  # whatever was seen: a demo left running would disturb the next tests
     _until("the witness gone", lambda: {} if not _processes(marker) else None, 15)
