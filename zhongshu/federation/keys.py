@@ -10,30 +10,28 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from zhongshu.config.keyfiles import create_once
 from zhongshu.errors import ConfigError
 
 
 def load_key(path: Path) -> Ed25519PrivateKey:
-    """The private key in ``path``, made (0600) when the file does not exist.
+    """The private key in ``path``, made (0600) when the file does not exist (by one process
+    only: :func:`~zhongshu.config.keyfiles.create_once`).
 
     Raises:
         ConfigError: the file is not an Ed25519 private key in PEM.
     """
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-        return key
+        if create_once(path, pem):
+            return key
     try:
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     except (ValueError, TypeError):

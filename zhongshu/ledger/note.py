@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import struct
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from zhongshu.config.keyfiles import key_bytes
 from zhongshu.errors import LedgerInvalid
 
 DASH = "\u2014"
@@ -96,15 +96,9 @@ class Signer:
 
     @classmethod
     def load_or_create(cls, path: Path, name: str, alg: int) -> Signer:
-        """The key kept in ``path`` (32-byte seed, mode 0600), created on first use."""
-        if path.exists():
-            seed = path.read_bytes()
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            seed = os.urandom(32)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(seed)
+        """The key kept in ``path`` (32-byte seed, mode 0600), created on first use (by one
+        process only, when several start at once: :func:`~zhongshu.config.keyfiles.key_bytes`)."""
+        seed = key_bytes(path)
         if len(seed) != 32:
             raise LedgerInvalid(f"{path.name} is not a 32-byte Ed25519 seed")
         return cls(name, alg, Ed25519PrivateKey.from_private_bytes(seed))

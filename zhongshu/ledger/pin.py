@@ -19,10 +19,10 @@ can rewrite history, which is why a verifier may bring its own with ``--log-key`
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 from zhongshu.config import City
+from zhongshu.config.keyfiles import create_once
 from zhongshu.errors import LedgerInvalid
 from zhongshu.ledger import note
 
@@ -76,12 +76,20 @@ def read(city: City) -> Pin | None:
 
 
 def record(city: City, key: note.Verifier) -> None:
-    """Write ``ledger.pin`` for a log key just created (never over an existing pin)."""
+    """Write ``ledger.pin`` for a log key just created — never over an existing pin: if
+    another process (a replica starting at the same moment) pinned first, its pin is checked
+    against ``key`` instead.
+
+    Raises:
+        LedgerInvalid: the pin found is of another key.
+    """
     path = city.root / PIN_FILE
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(_HEADER + key.vkey + "\n")
-    log.info("log key pinned in %s: %s", PIN_FILE, key.vkey)
+    if create_once(path, (_HEADER + key.vkey + "\n").encode(), 0o644):
+        log.info("log key pinned in %s: %s", PIN_FILE, key.vkey)
+        return
+    pinned = read(city)
+    if pinned is None or pinned.key.vkey != key.vkey:
+        raise LedgerInvalid(f"{PIN_FILE} pins another log key than state/ledger.key")
 
 
 def settle(city: City, key: note.Verifier, created: bool) -> None:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +25,7 @@ import sqlglot
 from sqlglot import exp
 
 from zhongshu.config import Mask
+from zhongshu.config.keyfiles import key_bytes
 
 PSEUDONYM_FN = "zs_pseudonym"
 _CHINA = timedelta(hours=8)
@@ -76,12 +75,7 @@ class PseudonymKeys:
     @classmethod
     def load(cls, path: Path) -> PseudonymKeys:
         """Keys from the hub secret in ``path``, created (0600) on first use."""
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(secrets.token_bytes(32))
-        return cls(path.read_bytes())
+        return cls(key_bytes(path))
 
     @classmethod
     def from_secret(cls, secret: bytes) -> PseudonymKeys:

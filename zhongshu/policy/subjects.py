@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zhongshu.config.keyfiles import key_bytes
 from zhongshu.errors import NotYourData
 
 if TYPE_CHECKING:
@@ -111,16 +110,7 @@ class SubjectKey:
     @classmethod
     def load(cls, path: Path) -> SubjectKey:
         """The key in ``path``, created (0600) on first use."""
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass  # another process of the hub made it first
-            else:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(secrets.token_bytes(32))
-        return cls(path.read_bytes())
+        return cls(key_bytes(path))
 
     def tag(self, kind: str, normal: str) -> str:
         """The subject tag of an identifier already in normal form (hex, 64 characters)."""
