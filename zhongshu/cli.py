@@ -772,15 +772,16 @@ def members_revoke(name: str, city_dir: DirOpt = Path("."),
                    token_id: Annotated[str | None, typer.Option(
                        "--id", help="only the token whose id (hash prefix) is this")] = None
                    ) -> None:
-    """Revoke a member's tokens (all of them, or one by id); a serving hub stops accepting
-    them within 5 seconds, and the browser sessions made from them end at once."""
+    """Revoke a member's tokens (all of them, or one by id); every hub serving this city's
+    store (each replica) refuses them, and ends the sessions made from them, within a
+    second."""
     node = _node(city_dir)
     cat = node.catalog
     if name not in cat.members:
         raise ZhongshuError(f"no member `{name}` in this city")
-    n = cat.store.revoke_tokens(name, token_id)
-    cat.store.record_change(_actor(), "token.revoke", name, {"token_id": token_id or "*",
-                                                             "count": n})
+    from zhongshu.policy.identity import revoke_tokens
+
+    n = revoke_tokens(cat, name, token_id, actor=_actor())
     out.print(f"revoked {n} token(s) of {name}")
 
 

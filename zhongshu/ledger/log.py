@@ -154,7 +154,8 @@ class Ledger:
         (witnesses whose cosignature the newest checkpoint carries), ``quorum``,
         ``finality`` (see :meth:`WitnessClient.finality
         <zhongshu.ledger.witness_client.WitnessClient.finality>`), ``refused_to_sign`` and
-        ``witnesses`` (name → last outcome)."""
+        ``witnesses`` (name → last outcome); on a log shared by replicas, ``sequencer``:
+        ``leading`` (this replica holds the lease and signs) or ``following``."""
         pub = self.publisher
         unready = self.unready()
         try:
@@ -169,7 +170,9 @@ class Ledger:
                 "cosigned": len(self.cosigners(latest)) if latest else 0,
                 "quorum": self.quorum(), "finality": self.witnesses.finality(latest),
                 "refused_to_sign": pub.refusals,
-                "witnesses": {n: o.state for n, o in sorted(self.witnesses.outcomes().items())}}
+                "witnesses": {n: o.state for n, o in sorted(self.witnesses.outcomes().items())},
+                **({} if pub.leads is None
+                   else {"sequencer": "leading" if pub.leads() else "following"})}
 
     @staticmethod
     def lost(health: dict[str, Any]) -> list[str]:

@@ -18,6 +18,9 @@ from zhongshu.policy.subjects import PersonScope
 
 TOKEN_PREFIX = "zs_"
 _CACHE_TTL_S = 5.0
+CHANGES_CHECK_S = 0.25
+"""How often the token cache asks the store whether anything changed (a token revoked
+through the CLI or another replica empties it): a revocation holds within about this."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,19 @@ def issue_token(catalog: Catalog, member: str, label: str = "",
     return token
 
 
+def revoke_tokens(catalog: Catalog, member: str, token_id: str | None = None,
+                  actor: str = "operator") -> int:
+    """Revoke ``member``'s tokens (all, or the one whose id — its hash's prefix — is
+    ``token_id``) and record the change; return how many were revoked. Browser and wire
+    sessions made from them end at their next request; every hub on this store (replicas, a
+    serving hub beside the CLI) refuses them within ``CHANGES_CHECK_S`` of the change.
+    """
+    n = catalog.store.revoke_tokens(member, token_id)
+    catalog.store.record_change(actor, "token.revoke", member, {"token_id": token_id or "*",
+                                                               "count": n})
+    return n
+
+
 def register_key(catalog: Catalog, member: str, public_key: bytes | None = None,
                  actor: str = "operator") -> tuple[str, bytes | None]:
     """Register an Ed25519 key for ``member``: the given public key, or a new pair.
@@ -106,13 +122,37 @@ def must_sign(member: Member) -> bool:
 class Authenticator:
     """Resolves bearer tokens to callers, with a short positive cache.
 
-    A token issued by another process is found on first use (cache miss → store lookup).
+    A token issued by another process is found on first use (cache miss → store lookup). The
+    cache is emptied whenever the store's change list moves (checked at most every
+    ``CHANGES_CHECK_S``), so a token revoked through :func:`revoke_tokens` — by the CLI, or
+    on another replica of the hub — is refused within that time; without a change it is
+    refused within the cache's 5 s.
     """
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._cache: dict[str, tuple[float, Caller]] = {}
         self._lock = threading.Lock()
+        self._version = catalog.store.version()
+        self._checked = time.monotonic()
+        #: moves each time the change list did: a session that checked its token at an older
+        #: generation checks it again (the wire endpoint's sessions do)
+        self.generation = 0
+
+    def changed(self) -> int:
+        """The current generation, after asking the store (at most every
+        ``CHANGES_CHECK_S``) whether its change list moved; if it did, the cache is emptied
+        and the generation moves."""
+        now = time.monotonic()
+        if now - self._checked >= CHANGES_CHECK_S:
+            self._checked = now
+            version = self.catalog.store.version()
+            if version != self._version:
+                with self._lock:
+                    self._cache.clear()
+                    self._version = version
+                    self.generation += 1
+        return self.generation
 
     def member(self, name: str) -> Caller:
         """The caller for a member authenticated another way (a request signature)."""
@@ -163,6 +203,7 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token:
             raise Unauthenticated("use `Authorization: Bearer <token>`")
         h = token_hash(token)
+        self.changed()
         now = time.monotonic()
         hit = self._cache.get(h)
         if hit and hit[0] > now:

@@ -58,7 +58,9 @@ class HealthOut(BaseModel):
     ledger: dict[str, Any] | None = Field(
         default=None, description="operators and auditors only: recording, signing, size, "
                                   "checkpoint_size, checkpoint_age_s, cosigned, quorum, "
-                                  "finality, refused_to_sign, witnesses (name → state)")
+                                  "finality, refused_to_sign, witnesses (name → state); "
+                                  'on replicas sharing one log, sequencer ("leading": '
+                                  'this replica signs, or "following")')
     second_wall: dict[str, Any] | None = Field(
         default=None, description="operators and auditors only: held, confinement (what "
                                   "confines the DuckDB workers), runs_as, problem")

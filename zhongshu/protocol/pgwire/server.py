@@ -58,7 +58,9 @@ before login, 64 KiB — an anonymous client cannot make the hub buffer more."""
 LOGIN_TIMEOUT_S = 30.0
 """Seconds a client has from connecting to being logged in."""
 LIVE_CHECK_S = 5.0
-"""How often a session re-checks that its token is still live (as the bearer cache does)."""
+"""How often a session re-checks that its token is still live when nothing changed (as the
+bearer cache does); it re-checks at once when the store's change list moved (a revocation
+through the CLI or another replica: :meth:`Authenticator.changed`)."""
 ROWS_PER_WRITE = 2000
 
 
@@ -243,6 +245,7 @@ class Session:
     _inferred: dict[str, list[int]] = field(default_factory=dict)
     _token_hash: str = ""
     _live_at: float = 0.0
+    _live_generation: int = 0
     _grants: Any = None
     _emulation: emulated.Emulation | None = None
 
@@ -362,7 +365,7 @@ class Session:
             raise failed  # the same answer as an unknown token: it says nothing of `user`
         self.who = who
         self._token_hash = token_hash(password.rstrip("\x00"))
-        self._live_at = time.monotonic()
+        self._live_at, self._live_generation = time.monotonic(), ep.authn.generation
         if must_sign(who.member):
             ep.metrics.wire("login_refused")
             receipt = await exchange.record_refusal(ep.service, ep.ledger, who, ENDPOINT,
@@ -577,7 +580,8 @@ class Session:
             WireError: ``28P01``, fatal (the session is closed).
         """
         now = time.monotonic()
-        if now - self._live_at < LIVE_CHECK_S:
+        generation = self.endpoint.authn.changed()
+        if now - self._live_at < LIVE_CHECK_S and generation == self._live_generation:
             return
         assert self.who is not None
         try:
@@ -585,7 +589,7 @@ class Session:
         except Unauthenticated:
             raise WireError("28P01", "the token this session logged in with is revoked or "
                             "expired; log in again", "unauthenticated", fatal=True) from None
-        self._live_at = now
+        self._live_at, self._live_generation = now, generation
 
     def emulation(self) -> emulated.Emulation:
         """The session's emulated catalog, rebuilt whenever the grants in force change."""
