@@ -84,13 +84,15 @@ class HubProcess:
     """``zhongshu serve`` (or another command that serves, e.g. ``demo --live``) in its own
     process, on a city folder and a port; ready once it answers."""
 
-    def __init__(self, root: Path, port: int, *command: str) -> None:
+    def __init__(self, root: Path, port: int, *command: str,
+                 env: dict[str, str] | None = None) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = root / f"serve-{port}.log"
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "zhongshu.cli", *(command or ("serve",)), "--dir", str(root),
-             "--port", str(port)], stdout=self.log, stderr=self.log, env=os.environ.copy())
+             "--port", str(port)], stdout=self.log, stderr=self.log,
+            env={**os.environ, **(env or {})})
         deadline = time.monotonic() + 90
         while True:
             try:

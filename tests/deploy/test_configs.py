@@ -1,0 +1,76 @@
+"""The shipped deployment files are accepted by the tools that run them: ``haproxy -c`` for
+``deploy/haproxy.cfg`` (with its defaults, and with addresses from the environment), and
+``systemd-analyze verify`` for the replica unit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name) or f"/usr/sbin/{name}"
+    if not os.access(path, os.X_OK):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} is not installed (.ci/run installs it)")
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+@pytest.mark.parametrize("env", [{}, {"ZHONGSHU_REPLICA_1": "10.0.0.11:8400",
+                                      "ZHONGSHU_LB_HTTP": "0.0.0.0:80"}])
+def test_haproxy_accepts_the_shipped_configuration(env: dict[str, str], tmp_path: Path
+                                                   ) -> None:
+    r = subprocess.run([_tool("haproxy"), "-c", "-f", str(DEPLOY / "haproxy.cfg")],
+                       capture_output=True, text=True, cwd=tmp_path,  # paths: beside the file
+                       env={**os.environ, **env})
+    assert r.returncode == 0 and "valid" in r.stdout, r.stdout + r.stderr
+    assert "WARNING" not in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_haproxy_refuses_a_broken_copy(tmp_path: Path) -> None:
+    """(the check above can fail: a typo in a copy of the file is caught)"""
+    shutil.copytree(DEPLOY, tmp_path / "deploy")
+    cfg = tmp_path / "deploy" / "haproxy.cfg"
+    cfg.write_text(cfg.read_text().replace("balance leastconn", "balance leastcon", 1))
+    r = subprocess.run([_tool("haproxy"), "-c", "-f", str(cfg)], capture_output=True, text=True)
+    assert r.returncode != 0
+
+
+def test_the_error_files_are_the_protocols_json_errors() -> None:
+    import json
+
+    for name in ("502", "503", "504"):
+        raw = (DEPLOY / "errors" / f"{name}.http").read_bytes()
+        head, _, body = raw.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        assert lines[0].startswith("HTTP/1.1 50")
+        headers = dict(ln.split(": ", 1) for ln in lines[1:])
+        assert headers["Content-Type"] == "application/json"
+        assert int(headers["Content-Length"]) == len(body)
+        error = json.loads(body)["error"]
+        assert error["code"] in ("replica_unavailable", "replica_timeout") and error["message"]
+
+
+def test_systemd_accepts_the_replica_unit(tmp_path: Path) -> None:
+    """The unit as shipped, with the two paths an installation sets (where the hub is
+    installed, where the replica's environment file is) pointed at this checkout."""
+    analyze = _tool("systemd-analyze")
+    unit = (DEPLOY / "systemd" / "zhongshu@.service").read_text()
+    exe = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "zhongshu"
+    if not exe.exists():
+        exe = ROOT / ".venv" / "bin" / "zhongshu"
+    unit = unit.replace("/opt/zhongshu/bin/zhongshu", str(exe)).replace(
+        "/etc/zhongshu/replica-%i.env", str(DEPLOY / "systemd" / "replica.env"))
+    for name in ("zhongshu@.service", "zhongshu@1.service"):
+        (tmp_path / name).write_text(unit)
+        r = subprocess.run([analyze, "verify", str(tmp_path / name)], capture_output=True,
+                           text=True, cwd=tmp_path)
+        assert r.returncode == 0 and not r.stderr.strip(), r.stdout + r.stderr
