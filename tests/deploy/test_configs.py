@@ -74,3 +74,37 @@ def test_systemd_accepts_the_replica_unit(tmp_path: Path) -> None:
         r = subprocess.run([analyze, "verify", str(tmp_path / name)], capture_output=True,
                            text=True, cwd=tmp_path)
         assert r.returncode == 0 and not r.stderr.strip(), r.stdout + r.stderr
+
+
+def test_with_no_replica_up_clients_get_the_protocols_503(tmp_path: Path) -> None:
+    """The shipped file run as is, its replicas' ports closed: a client is told
+    ``503 replica_unavailable`` in the protocol's JSON (the error files are found beside the
+    configuration, whatever the working folder)."""
+    import time
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    env = {"ZHONGSHU_LB_HTTP": f"127.0.0.1:{port}", "ZHONGSHU_LB_WIRE": f"127.0.0.1:{free_port()}",
+           **{f"ZHONGSHU_REPLICA_{i}": f"127.0.0.1:{free_port()}" for i in (1, 2, 3)}}
+    lb = subprocess.Popen([_tool("haproxy"), "-db", "-f", str(DEPLOY / "haproxy.cfg")],
+                          cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                r = httpx.post(f"http://127.0.0.1:{port}/v1/query", json={"sql": "SELECT 1"},
+                               timeout=10)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and lb.poll() is None
+                time.sleep(0.1)
+        assert r.status_code == 503, r.text
+        assert r.headers["content-type"] == "application/json"
+        assert r.json()["error"]["code"] == "replica_unavailable"
+    finally:
+        lb.terminate()
+        lb.wait(10)
