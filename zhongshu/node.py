@@ -219,8 +219,10 @@ class Node:
 
     @cached_property
     def streams(self) -> StreamService | None:
-        """The city's stream service (None when it declares no streams or is not served)."""
-        if not self._serve or not any(m.streams for m in self.city.members.values()):
+        """The city's stream service (None when it declares no streams, is not served, or
+        leaves them to another replica: ``[hub] ingest_streams = false``)."""
+        if not self._serve or not self.city.hub.ingest_streams or \
+                not any(m.streams for m in self.city.members.values()):
             return None
         from zhongshu.streams.service import StreamService
 

@@ -50,6 +50,11 @@ class HubSettings(Strict):
                                          "a self-signed one made in state/pg-tls.crt)")
     pg_tls_key: str = Field(default="", description="PEM key of pg_tls_cert (default: "
                                                     "state/pg-tls.key)")
+    ingest_streams: bool = Field(default=True,
+                                 description="this process subscribes to the city's declared "
+                                             "streams and folds them into its windows "
+                                             "(state/); replicas do not share streams yet: "
+                                             "with several, true on one of them only")
     unsafe_single_wall: bool = Field(default=False,
                                      description="serve even where the DuckDB workers cannot "
                                                  "be confined to their sources (no Landlock): "
