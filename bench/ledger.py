@@ -155,6 +155,7 @@ def postgres(url: str, n: int, in_flight: int, sqlite_rate: float, proofs: int) 
             print(f"  sequencer process SIGKILLed → next append durable (index {idx:,}) in "
                   f"{(time.perf_counter() - t) * 1e3:,.0f} ms (a new sequencer process)")
             lg.close()
+            replicas(db_url, Path(tmp) / "k")
             holder = subprocess.Popen([sys.executable, "-c", LEASE_HOLDER, db_url],
                                       stdout=subprocess.PIPE, text=True,
                                       env={**os.environ, "PYTHONPATH": str(
@@ -176,6 +177,38 @@ def postgres(url: str, n: int, in_flight: int, sqlite_rate: float, proofs: int) 
     finally:
         with psycopg.connect(url, autocommit=True) as con:
             con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def replicas(db_url: str, key: Path, per_writer: int = 10_000, in_flight: int = 16,
+             rounds: int = 3) -> None:
+    """One log, one writer or two (a replica's ledger each: its own sequencer process),
+    ``in_flight`` appends waiting at a time per writer, as a replica's connections would be:
+    the durable appends/s of both together, alternating, ``rounds`` times each."""
+    import threading
+
+    from zhongshu.ledger.postgres import PostgresLedgerStore
+
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    signer = note.Signer.load_or_create(key, "bench/log", note.ED25519)
+    for _ in range(rounds):
+        for writers in (1, 2):
+            ledgers = [Ledger(PostgresLedgerStore(db_url), "bench/log", signer)
+                       for _ in range(writers)]
+            for lg in ledgers:
+                lg.start()
+            threads = [threading.Thread(target=appends, args=(lg, per_writer, in_flight))
+                       for lg in ledgers]
+            t = time.perf_counter()
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            rates[writers].append(writers * per_writer / (time.perf_counter() - t))
+            for lg in ledgers:
+                lg.close()
+    one, two = statistics.median(rates[1]), statistics.median(rates[2])
+    print(f"  replicas' writers, {in_flight} appends in flight each: one {one:,.0f}/s, two "
+          f"{two:,.0f}/s in all (two/one {two / one:.2f}; medians of {rounds})", flush=True)
 
 
 def pct(xs: list[float], p: float) -> float:

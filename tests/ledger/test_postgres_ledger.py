@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,6 +67,33 @@ def _whole(store: PostgresLedgerStore) -> list[bytes]:
     return bodies
 
 
+def _stored_tiles_are_the_tree(url: str, leaves: list[bytes]) -> None:
+    """Every complete-subtree hash the database keeps, level by level, is the one computed
+    from the leaves with hashlib alone: each full tile whole in ``ledger_tiles`` (and no
+    longer in ``ledger_edge``), each tile still filling in ``ledger_edge``, in order."""
+    import psycopg
+
+    with psycopg.connect(url) as con:
+        tiles = {int(k): bytes(h) for k, h in con.execute("SELECT key, hashes FROM ledger_tiles")}
+        edge: dict[int, list[tuple[int, bytes]]] = {}
+        for k, pos, h in con.execute("SELECT key, pos, hash FROM ledger_edge ORDER BY 1, 2"):
+            edge.setdefault(int(k), []).append((int(pos), bytes(h)))
+    level, hashes, seen = 0, list(leaves), set()
+    while hashes:
+        for t in range(0, len(hashes), 256):
+            chunk, key = hashes[t:t + 256], level << 48 | t // 256
+            seen.add(key)
+            if len(chunk) == 256:
+                assert tiles.get(key) == b"".join(chunk) and key not in edge, (level, t)
+            else:
+                assert key not in tiles, (level, t)
+                assert edge.get(key) == list(enumerate(chunk)), (level, t)
+        hashes = [hashlib.sha256(b"\x01" + hashes[i] + hashes[i + 1]).digest()
+                  for i in range(0, len(hashes) - 1, 2)]
+        level += 1
+    assert set(tiles) | set(edge) <= seen  # nothing else is kept
+
+
 @pytest.fixture
 def url() -> Iterator[str]:
     with fresh_database() as u:
@@ -87,15 +115,29 @@ def test_the_lease_is_held_by_one_and_passed_on_release(url: str) -> None:
         b.release()
 
 
-def test_writers_in_many_connections_never_share_an_index(url: str) -> None:
+def test_writers_in_many_connections_never_share_an_index(url: str,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """Three writers interleaving batches of 1–7 entries past the first tiles' ends (256
+    and 512 leaves): each follows the others' entries; the tree stored is the one
+    recomputed from the entries alone, at every size."""
     stores = [PostgresLedgerStore(url) for _ in range(3)]
     firsts: list[tuple[int, int]] = []
+    followed = []
+    catch_up = Sequencer._catch_up
+
+    def counted(self: Sequencer, f: Any, tx: Any) -> Any:
+        g = catch_up(self, f, tx)
+        followed.append(g is not None)
+        return g
+
+    monkeypatch.setattr(Sequencer, "_catch_up", counted)
 
     def write(k: int) -> None:
         seq = Sequencer(stores[k], "test/log")
-        for i in range(15):
+        for i in range(60):
             first, leaves = seq.commit_bodies(
-                [(b'{"w":%d,"i":%d,"j":%d}' % (k, i, j), [], 1) for j in range(1 + i % 5)], )
+                [(b'{"w":%d,"i":%d,"j":%d}' % (k, i, j), [], 1) for j in range(1 + (i + k) % 7)])
             firsts.append((first, len(leaves)))
 
     threads = [threading.Thread(target=write, args=(k,)) for k in range(3)]
@@ -106,10 +148,50 @@ def test_writers_in_many_connections_never_share_an_index(url: str) -> None:
     try:
         spans = sorted(firsts)
         assert all(a + n == b for (a, n), (b, _) in zip(spans, spans[1:], strict=False))
-        assert len(_whole(stores[0])) == sum(n for _, n in spans) == 3 * 45
+        assert sum(followed) > 20  # the writers did follow each other's entries
+        fresh = PostgresLedgerStore(url)  # what the database holds, no writer's cache
+        try:
+            bodies = _whole(fresh)
+            assert len(bodies) == sum(n for _, n in spans) > 512
+            leaves = [hashlib.sha256(b"\x00" + b).digest() for b in bodies]
+            for n in range(1, len(bodies) + 1, 23):
+                assert merkle.root(fresh.hash, n) == _mth(leaves[:n]), n
+            _stored_tiles_are_the_tree(url, leaves)
+        finally:
+            fresh.close()
     finally:
         for s in stores:
             s.close()
+
+
+def test_an_append_returns_only_once_its_batch_is_flushed_to_disk(url: str) -> None:
+    """The append commits without waiting for the disk (so the next writer need not wait
+    for it); it returns only after a synchronous commit flushed the server's write-ahead log
+    past the batch's commit record."""
+    import psycopg
+
+    store = PostgresLedgerStore(url)
+    flush, seen = store._flush, []
+
+    def watched() -> None:  # the batch is committed here; where has the server's WAL got?
+        with psycopg.connect(url, autocommit=True) as con:
+            seen.append(con.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0])
+        flush()
+
+    store._flush = watched  # type: ignore[method-assign]
+    try:
+        seq = Sequencer(store, "test/log")
+        for i in range(20):
+            seq.commit_bodies([(b'{"i":%d}' % i, [], 1)])
+            with psycopg.connect(url, autocommit=True) as con:
+                flushed = con.execute("SELECT pg_current_wal_flush_lsn() >= %s",
+                                      (seen[-1],)).fetchone()[0]
+            assert flushed, i  # durable when commit_bodies returned
+        assert len(seen) == 20
+        with psycopg.connect(url, autocommit=True) as con:
+            assert con.execute("SELECT sum(n) FROM ledger_flushes").fetchone()[0] == 20
+    finally:
+        store.close()
 
 
 def test_a_killed_holder_hands_the_lease_on_within_5_s(url: str) -> None:

@@ -6,13 +6,19 @@ The tables (``ledger_*``, the same as the SQLite file's) are made by the store's
 transaction-level advisory lock (:data:`APPEND_LOCK`, the counterpart of SQLite's ``BEGIN
 IMMEDIATE``): a writer reads the log's size under the lock, so no index is handed out twice,
 whatever the number of replicas or sequencers; the primary key on the index would refuse it
-anyway. Each append transaction commits with ``synchronous_commit = on``: an entry is durable
-(in the server's WAL on disk, and on synchronous standbys where the server has them) once its
-batch commits. Which process is *the* sequencer is a separate lease (:mod:`.lease`).
+anyway. An append holds the lock while it writes, not while the server flushes: it commits
+asynchronously and then waits for a synchronous flush (:meth:`PostgresLedgerStore.appending`),
+so an entry is durable (in the server's WAL on disk, and on synchronous standbys where the
+server has them) before the append returns, and the replicas' flushes overlap. A writer that
+finds entries of other writers since its last batch follows them from their bodies (one
+read) rather than reading the tree's edge again. Which process is *the* sequencer is a
+separate lease (:mod:`.lease`).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import zlib
 from collections import OrderedDict
@@ -47,10 +53,24 @@ class _PostgresAppend:
     def size(self) -> int:
         return self._size
 
+    def catch_up(self, since: int, nodes: list[tuple[int, int, bytes]]) -> None:
+        """The complete subtrees that other writers' entries from ``since`` to :attr:`size`
+        completed (computed by the caller from their bodies): the writer's cache of partial
+        tiles, if it was of a log of ``since`` entries, follows them instead of being read
+        again."""
+        store = self._store
+        if store._edge_size == since and self.written == 0:
+            store._extend_edge(nodes)
+            store._edge_size = self._size
+
     def write(self, batch: Batch) -> None:
         if not batch.entries:
             return
         batch.check_follows(self._size + self.written)
+        store = self._store
+        if store._edge_size != self._size + self.written:  # others' partial tiles: re-read
+            store._edge.clear()
+            store._edge_size = self._size + self.written
         cur = self._con.cursor()
         with cur.copy("COPY ledger_entries (idx, time_ms, body) FROM STDIN") as cp:
             for row in batch.entries:
@@ -61,6 +81,7 @@ class _PostgresAppend:
                 for used in batch.datasets:
                     cp.write_row(used)
         self.written += len(batch.entries)
+        store._edge_size = self._size + self.written
 
 
 class _PostgresWitness:
@@ -121,6 +142,7 @@ class PostgresLedgerStore:
         # what readers saw of partial tiles: a committed hash never changes, so a prefix
         # read once serves every later proof (one query per tile extends it)
         self._seen: dict[int, bytes] = {}
+        self._writer = f"{socket.gethostname()}:{os.getpid()}"  # its row of ledger_flushes
 
     def _one(self, sql: str, args: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
         with self.pool.connection() as con:
@@ -131,30 +153,52 @@ class PostgresLedgerStore:
             return con.execute(sql, args).fetchall()
 
     @contextmanager
-    def _write(self, *lock: int) -> Iterator[psycopg.Connection[Any]]:
-        """One durable write transaction, holding the advisory lock ``lock`` if given."""
+    def _write(self, *lock: int, durable: bool = True) -> Iterator[psycopg.Connection[Any]]:
+        """One write transaction, holding the advisory lock ``lock`` if given; durable when
+        it commits unless ``durable`` is False (then :meth:`_flush` makes it durable)."""
         with self.pool.connection() as con, con.transaction():
-            con.execute("SET LOCAL synchronous_commit = on")
+            con.execute("SET LOCAL synchronous_commit = " + ("on" if durable else "off"))
             if lock:
                 con.execute("SELECT pg_advisory_xact_lock(%s, %s)", lock)
             yield con
+
+    def _flush(self) -> None:
+        """Return once everything this process committed so far is durable: a transaction
+        that commits synchronously flushes the server's write-ahead log up to its own commit
+        record, which lies after every commit before it (and waits for synchronous standbys
+        as far). Each process writes a row of its own, so flushes of several replicas run at
+        once and the server flushes them together."""
+        with self.pool.connection() as con, con.transaction():
+            con.execute("SET LOCAL synchronous_commit = on")
+            con.execute("INSERT INTO ledger_flushes (writer, n) VALUES (%s, 1) ON CONFLICT "
+                        "(writer) DO UPDATE SET n = ledger_flushes.n + 1", (self._writer,))
 
     # --- the log ----------------------------------------------------------------------------
 
     @contextmanager
     def appending(self) -> Iterator[_PostgresAppend]:
+        """An append transaction under :data:`APPEND_LOCK`, durable when the block ends.
+
+        The lock is held while the batch is written, not while the server flushes it to
+        disk: the transaction commits asynchronously (releasing the lock, so the next
+        writer — another replica's sequencer — appends meanwhile), then :meth:`_flush`
+        waits until it is durable. So the flushes of every replica's batches overlap, and
+        nothing returns (and no receipt is given) before its batch is durable. A batch
+        another writer appended after ours lies after it in the log and in the server's
+        write-ahead log: a crash loses a suffix of the log, never a gap."""
         try:
-            with self._write(*APPEND_LOCK) as con:
+            with self._write(*APPEND_LOCK, durable=False) as con:
                 size = self._size(con)
-                if size != self._edge_size:  # another process appended: its partial tiles
-                    self._edge.clear()
                 tx = _PostgresAppend(self, con, size)
                 yield tx
-            self._edge_size = size + tx.written
+            if tx.written:
+                self._edge_size = size + tx.written
         except BaseException:
             self._edge.clear()  # what _put_hashes cached was not committed
             self._edge_size = None
             raise
+        if tx.written:
+            self._flush()
 
     @staticmethod
     def _size(con: psycopg.Connection[Any]) -> int:
@@ -227,10 +271,14 @@ class PostgresLedgerStore:
             blob = self._written(key) or b""  # it filled up meanwhile (or does not exist)
         return blob
 
-    def _put_hashes(self, con: psycopg.Connection[Any],
-                    nodes: list[tuple[int, int, bytes]]) -> None:
-        """Store new complete-subtree hashes (inside the caller's write transaction); they
-        extend each level's last tile in order. A tile that fills up is written whole."""
+    def _extend_edge(self, nodes: list[tuple[int, int, bytes]],
+                     con: psycopg.Connection[Any] | None = None
+                     ) -> tuple[list[tuple[int, bytes]], list[tuple[int, int, bytes]], list[int]]:
+        """Extend the cache of partial tiles with new complete-subtree hashes; what to write:
+        the tiles they fill up (key, hashes), the edge rows of the others (key, position,
+        hash) and the keys of the tiles filled. A tile not in the cache is read through
+        ``con`` (without one — following other writers — it is left out: it was not
+        cached, so it is read when this writer extends it)."""
         groups: dict[int, list[tuple[int, bytes]]] = {}
         for level, idx, h in nodes:
             groups.setdefault(key_of(level, idx), []).append((position(idx), h))
@@ -240,6 +288,8 @@ class PostgresLedgerStore:
         for key, hs in groups.items():
             old = self._edge.get(key)
             if old is None:
+                if con is None:
+                    continue
                 old = b"".join(bytes(r[0]) for r in con.execute(
                     "SELECT hash FROM ledger_edge WHERE key = %s ORDER BY pos", (key,)))
             blob = old + b"".join(h for _, h in hs)
@@ -250,6 +300,13 @@ class PostgresLedgerStore:
             else:
                 edge.extend((key, pos, h) for pos, h in hs)
                 self._edge[key] = blob
+        return full, edge, done
+
+    def _put_hashes(self, con: psycopg.Connection[Any],
+                    nodes: list[tuple[int, int, bytes]]) -> None:
+        """Store new complete-subtree hashes (inside the caller's write transaction); they
+        extend each level's last tile in order. A tile that fills up is written whole."""
+        full, edge, done = self._extend_edge(nodes, con)
         cur = con.cursor()
         if full:
             cur.executemany("INSERT INTO ledger_tiles (key, hashes) VALUES (%s, %s)", full)

@@ -29,6 +29,7 @@ log = logging.getLogger("zhongshu.ledger")
 __all__ = ["VERSION", "Body", "Item", "Sequencer", "iso_ms", "main", "stamp"]
 Item = tuple[dict[str, Any], list[str]]  # an entry's fields, the datasets it names
 Body = tuple[bytes, list[str], int]  # canonical bytes, datasets named, time_ms stamped
+CATCH_UP_MAX = 4096  # entries appended by others that a writer follows from their bodies
 
 
 class Sequencer:
@@ -62,7 +63,10 @@ class Sequencer:
         """
         with self.store.appending() as tx:
             f = self._frontier
-            # another writer (the CLI recording a change) appended since: catch up
+            if f is not None and f.size != tx.size:
+                # another writer appended since (another replica's sequencer, the CLI
+                # recording a change): follow its entries, or read the tree's edge again
+                f = self._catch_up(f, tx)
             f = (merkle.Frontier.load(self.store.hash, tx.size)
                  if f is None or f.size != tx.size else merkle.Frontier(f.size, f.hashes))
             first = f.size
@@ -82,6 +86,26 @@ class Sequencer:
         self._frontier = f
         self.commits += 1
         return first, leaves
+
+    def _catch_up(self, f: merkle.Frontier, tx: Any) -> merkle.Frontier | None:
+        """The frontier at ``tx.size``, from ``f`` and the leaves of the entries appended by
+        others since (one read of their bodies, instead of one per hash of the tree's edge
+        under the append lock), the store told the subtrees they completed
+        (``tx.catch_up``, when the store keeps a cache of its own); None when the log did
+        not grow by a few entries or the store cannot follow (then the edge is read)."""
+        catch_up = getattr(tx, "catch_up", None)
+        if catch_up is None or not 0 < tx.size - f.size <= CATCH_UP_MAX:
+            return None
+        g, leaf_hash = merkle.Frontier(f.size, f.hashes), merkle.leaf_hash
+        nodes: list[tuple[int, int, bytes]] = []
+        for idx, body in self.store.entries(f.size, tx.size):
+            if idx != g.size:
+                return None
+            g.append(leaf_hash(body), nodes)
+        if g.size != tx.size:
+            return None
+        catch_up(f.size, nodes)
+        return g
 
 
 # --- the wire between the hub and the sequencer process ---------------------------------
