@@ -152,7 +152,8 @@ def _ledger_store(stores: Stores) -> Any:
         return None
     from zhongshu.ledger.postgres import PostgresLedgerStore
 
-    return PostgresLedgerStore(stores.database.url, pool=stores.database.pool)
+    return PostgresLedgerStore(stores.database.url, pool=stores.database.pool,
+                               connect=stores.database.connection)
 
 
 class Node:

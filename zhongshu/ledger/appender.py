@@ -65,6 +65,9 @@ class Appender:
         self._dead = False
         self.appended = 0  # entries the sequencer process committed
         self.batches = 0  # answers it sent
+        #: the last append failed (its store did not answer): the hub says it is unready
+        #: until an append succeeds or the store answers again (``Ledger.unready``)
+        self.failing = False
 
     def start(self) -> None:
         """Start the sequencer process, when the store is one it can open (a file, a
@@ -214,10 +217,12 @@ class Appender:
             sent = self._sent.pop(bid, [])
             self.batches += 1
             if first < 0 or count != len(sent) or len(leaves) != 32 * count:
+                self.failing = True
                 for fut in sent:
                     if not fut.done():
                         fut.set_exception(LedgerUnavailable(UNAVAILABLE))
                 continue
+            self.failing = False
             origin = self.origin
             for i, fut in enumerate(sent):
                 if not fut.done():
@@ -277,7 +282,9 @@ class Appender:
                 ((idx, leaf),) = self._local.commit([(fields, list(dict.fromkeys(datasets)))])
             except Exception as e:
                 log.error("ledger append failed: %s", e)
+                self.failing = True
                 raise LedgerUnavailable(UNAVAILABLE) from None
+        self.failing = False
         return Receipt(self.origin, idx, leaf)
 
     @property

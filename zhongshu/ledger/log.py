@@ -144,6 +144,12 @@ class Ledger:
         names), or None when it can."""
         if self.appender.closed:
             return "the ledger is closed"
+        if self.appender.failing:  # until an append succeeds, or the store answers again
+            try:
+                self.store.size()
+            except Exception:
+                return "its appends fail: the ledger's store does not answer"
+            self.appender.failing = False
         return self.publisher.fault
 
     def health(self) -> dict[str, Any]:

@@ -22,12 +22,12 @@ import socket
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from zhongshu.errors import LedgerInvalid, LedgerUnavailable
 from zhongshu.ledger.layout import FULL, HASH, key_of, offset, position, tile_key
@@ -36,6 +36,7 @@ from zhongshu.ledger.store import Batch, StoredCheckpoint, Witnessed
 __all__ = ["APPEND_LOCK", "PostgresLedgerStore"]
 
 APPEND_LOCK = (0x5A53_0010, 0)  # advisory lock (namespace, key) of one append transaction
+WAIT_S = 3.0  # seconds an append or a read of its own pool waits for a connection
 _WITNESS_LOCK = 0x5A53_0011  # with a key of the origin: one witness step at a time
 
 
@@ -118,16 +119,21 @@ class PostgresLedgerStore:
         url: the database (for a process of its own: the sequencer's); never shown.
         pool: connections to use (the hub's stores' pool); default: a small pool of its own,
             closed with the store.
+        connect: how to take one of ``pool``'s connections (the hub's stores' ``connection``,
+            which stops waiting for a server that went away); default: from the pool,
+            waiting at most ``WAIT_S``.
 
     Raises:
         LedgerUnavailable: (on opening its own pool) the database cannot be reached.
     """
 
-    def __init__(self, url: str, pool: ConnectionPool | None = None) -> None:
+    def __init__(self, url: str, pool: ConnectionPool | None = None,
+                 connect: Callable[[], AbstractContextManager[psycopg.Connection[Any]]]
+                 | None = None) -> None:
         self.url = url
         self._owned = pool is None
         if pool is None:
-            pool = ConnectionPool(url, min_size=1, max_size=4, open=False,
+            pool = ConnectionPool(url, min_size=1, max_size=4, open=False, timeout=WAIT_S,
                                   kwargs={"autocommit": True}, name="zhongshu-ledger")
             try:
                 pool.open(wait=True, timeout=10)
@@ -135,6 +141,7 @@ class PostgresLedgerStore:
                 pool.close()
                 raise LedgerUnavailable("the ledger's database cannot be reached") from None
         self.pool = pool
+        self._connect = connect or self._connection
         self._full: OrderedDict[int, bytes] = OrderedDict()  # full tiles never change
         self._full_lock = threading.Lock()
         self._edge: dict[int, bytes] = {}  # the writer's partial tiles, by key…
@@ -144,19 +151,34 @@ class PostgresLedgerStore:
         self._seen: dict[int, bytes] = {}
         self._writer = f"{socket.gethostname()}:{os.getpid()}"  # its row of ledger_flushes
 
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """One of its own pool's connections (waiting at most ``WAIT_S``: an append or a
+        read fails, and the hub answers 503, rather than wait for a server that is away).
+
+        Raises:
+            LedgerUnavailable: none could be had in time, or the server went away.
+        """
+        try:
+            with self.pool.connection() as con:
+                yield con
+        except (PoolTimeout, psycopg.OperationalError) as e:
+            raise LedgerUnavailable(f"the ledger's database does not answer "
+                                    f"({type(e).__name__})") from None
+
     def _one(self, sql: str, args: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
-        with self.pool.connection() as con:
+        with self._connect() as con:
             return con.execute(sql, args).fetchone()
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self.pool.connection() as con:
+        with self._connect() as con:
             return con.execute(sql, args).fetchall()
 
     @contextmanager
     def _write(self, *lock: int, durable: bool = True) -> Iterator[psycopg.Connection[Any]]:
         """One write transaction, holding the advisory lock ``lock`` if given; durable when
         it commits unless ``durable`` is False (then :meth:`_flush` makes it durable)."""
-        with self.pool.connection() as con, con.transaction():
+        with self._connect() as con, con.transaction():
             con.execute("SET LOCAL synchronous_commit = " + ("on" if durable else "off"))
             if lock:
                 con.execute("SELECT pg_advisory_xact_lock(%s, %s)", lock)
@@ -168,7 +190,7 @@ class PostgresLedgerStore:
         record, which lies after every commit before it (and waits for synchronous standbys
         as far). Each process writes a row of its own, so flushes of several replicas run at
         once and the server flushes them together."""
-        with self.pool.connection() as con, con.transaction():
+        with self._connect() as con, con.transaction():
             con.execute("SET LOCAL synchronous_commit = on")
             con.execute("INSERT INTO ledger_flushes (writer, n) VALUES (%s, 1) ON CONFLICT "
                         "(writer) DO UPDATE SET n = ledger_flushes.n + 1", (self._writer,))
@@ -206,7 +228,7 @@ class PostgresLedgerStore:
         return 0 if row is None or row[0] is None else int(row[0]) + 1
 
     def size(self) -> int:
-        with self.pool.connection() as con:
+        with self._connect() as con:
             return self._size(con)
 
     def _written(self, key: int) -> bytes | None:
@@ -334,7 +356,7 @@ class PostgresLedgerStore:
 
     def first_since(self, time_ms: int) -> int:
         lo, hi = 0, self.size()
-        with self.pool.connection() as con:
+        with self._connect() as con:
             while lo < hi:
                 mid = (lo + hi) // 2
                 row = con.execute("SELECT time_ms FROM ledger_entries WHERE idx = %s",

@@ -40,6 +40,8 @@ LOCK_CHANGES = 0x5A53_0001  # change numbers: changes commit in their order
 LOCK_RATE = 0x5A53_0002  # a rate counter's key
 LOCK_LOOKUPS = 0x5A53_0003  # a lookup budget's key
 _PURGE_EVERY = 256  # nonces spent between two sweeps of the expired ones
+AWAY_RETRY_S = 1.0  # once the server failed: calls fail at once for this long, then one tries
+AWAY_PROBE_S = 2.0  # how long that call waits for a connection
 
 
 def label_of(url: str) -> str:
@@ -86,6 +88,8 @@ class Database:
     def __init__(self, url: str, *, max_size: int = 8, timeout_s: float = 10.0) -> None:
         self.label = label_of(url)
         self._url = url
+        self._away_since: float | None = None  # the server stopped answering (monotonic)
+        self._retry_at = 0.0
         try:  # one connection first: a wrong address or password fails at once, saying why
             psycopg.connect(url, connect_timeout=max(1, round(timeout_s))).close()
         except psycopg.ProgrammingError:  # libpq quotes the part it cannot parse: a password
@@ -114,18 +118,44 @@ class Database:
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A connection of the pool, in autocommit mode, for the ``with`` block.
 
+        Once the server has failed to answer, callers are not made to wait for it: for
+        ``AWAY_RETRY_S`` every call fails at once, then one call tries again (waiting at most
+        ``AWAY_PROBE_S`` for a connection) — so while the store is away, a request that needs
+        it fails within a moment instead of after every pool timeout on its way.
+
         Raises:
             StoreUnavailable: no connection could be had in time, or the server went away.
         """
+        away = self._away_since
+        if away is not None:
+            if time.monotonic() < self._retry_at:
+                raise StoreUnavailable(f"the hub's store {self.label} does not answer (for "
+                                       f"{time.monotonic() - away:.0f} s)")
+            self._retry_at = time.monotonic() + AWAY_RETRY_S  # this call is the probe
         try:
-            with self.pool.connection() as con:
+            with self.pool.connection(timeout=AWAY_PROBE_S if away is not None else None
+                                      ) as con:
+                self._away_since = None
                 yield con
         except PoolTimeout:
+            self._went_away()
             raise StoreUnavailable(f"the hub's store {self.label} did not answer in "
                                    "time") from None
         except psycopg.OperationalError as e:
+            self._went_away()
             raise StoreUnavailable(f"the hub's store {self.label} failed: "
                                    f"{type(e).__name__}") from None
+
+    def _went_away(self) -> None:
+        now = time.monotonic()
+        if self._away_since is None:
+            self._away_since = now
+        self._retry_at = now + AWAY_RETRY_S
+
+    @property
+    def away(self) -> bool:
+        """Whether the server failed to answer the last call that tried it."""
+        return self._away_since is not None
 
     @contextmanager
     def transaction(self, *locks: tuple[int, int], durable: bool = True
