@@ -113,7 +113,8 @@ def cluster(demo_dir: Path) -> Iterator[Cluster]:
     with readable_dir("zs-cluster-") as tmp, fresh_database(migrate=False) as url:
         root = copy_demo_city(demo_dir, tmp / "city")
         shutil.rmtree(root / "tokens", ignore_errors=True)
-        env = {"ZHONGSHU_STORE_URL": url}
+        # as deploy/systemd/replica.env: behind the balancer every wire client is on loopback
+        env = {"ZHONGSHU_STORE_URL": url, "ZHONGSHU_PG_REQUIRE_TLS": "true"}
         up = _zs("db", "upgrade", "--dir", str(root), env=env)
         assert up.returncode == 0, up.stderr
         tokens = {}
@@ -291,8 +292,12 @@ def test_the_wire_endpoint_behind_the_balancer_reaches_a_live_replica(cluster: C
     import psycopg
 
     expect = _oracle(cluster.root)
+    login = {"host": "127.0.0.1", "port": cluster.lb_wire, "user": "cockpit-city",
+             "password": cluster.tokens["cockpit-city"], "dbname": P, "connect_timeout": 10}
     for _ in range(6):  # leastconn spreads the connections: each lands on a live replica
-        with psycopg.connect(host="127.0.0.1", port=cluster.lb_wire, user="cockpit-city",
-                             password=cluster.tokens["cockpit-city"], dbname=P,
-                             sslmode="disable", connect_timeout=10) as conn:
+        with psycopg.connect(**login, sslmode="require") as conn:
             assert [list(r) for r in conn.execute(SQL).fetchall()] == expect
+    # the balancer's connections come from loopback: a token in clear is still refused
+    with pytest.raises(psycopg.OperationalError) as e:
+        psycopg.connect(**login, sslmode="disable").close()
+    assert "needs TLS" in str(e.value)

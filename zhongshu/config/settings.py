@@ -45,6 +45,11 @@ class HubSettings(Strict):
                          description="port of the PostgreSQL wire endpoint for BI tools "
                                      "(user = member, password = token, database = purpose); "
                                      "0: not served (`zhongshu serve --pg-port N`)")
+    pg_require_tls: bool = Field(default=False,
+                                 description="the wire endpoint takes passwords over TLS only, "
+                                             "loopback included — set it on replicas behind a "
+                                             "load balancer on their machine, whose clients "
+                                             "all arrive from loopback")
     pg_tls_cert: str = Field(default="",
                              description="PEM certificate of the wire endpoint's TLS (default: "
                                          "a self-signed one made in state/pg-tls.crt)")

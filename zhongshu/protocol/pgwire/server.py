@@ -342,9 +342,10 @@ class Session:
         if not user:
             raise WireError("28000", "no user: connect as a member of this city (-U NAME)",
                             fatal=True)
-        if not self.tls and not self._loopback():
+        if not self.tls and (ep.service.settings.pg_require_tls or not self._loopback()):
             ep.metrics.wire("login_refused")
-            raise WireError("28000", "password login off loopback needs TLS: connect with "
+            where = "here" if ep.service.settings.pg_require_tls else "off loopback"
+            raise WireError("28000", f"password login {where} needs TLS: connect with "
                             "sslmode=require", "unauthenticated", fatal=True)
         self.send(m.AuthenticationCleartextPassword())
         await self.flush()
