@@ -858,8 +858,12 @@ def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
+EXIT_STORE_OUTDATED = 78
+
+
 def main() -> None:
-    """Entry point: run the CLI, turning errors into one line."""
+    """Entry point: run the CLI, turning errors into one line (exit status 1; 78 when the
+    hub's store is older than its code)."""
     try:
         rc = app(standalone_mode=False)
         sys.exit(rc if isinstance(rc, int) else 0)
@@ -869,7 +873,11 @@ def main() -> None:
         from rich.markup import escape
 
         err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        from zhongshu.errors import StoreOutdated
+
+        # a store older than the code stays so until an operator upgrades it: a status of
+        # its own (EX_CONFIG), which a supervisor need not retry (deploy/systemd)
+        sys.exit(EXIT_STORE_OUTDATED if isinstance(e, StoreOutdated) else 1)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:

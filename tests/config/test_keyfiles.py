@@ -1,5 +1,6 @@
 """Key files made on first use, by replicas starting at the same moment on one folder:
-every process reads one and the same complete key, and a log key's pin is written once."""
+every process reads one and the same complete key; a file system without hard links still
+gets one key; a short secret key is refused."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from zhongshu.config.keyfiles import create_once, key_bytes
+from zhongshu.errors import ConfigError
+from zhongshu.policy.masking import PseudonymKeys
+from zhongshu.policy.subjects import SubjectKey
 
 RACE = """
 import hashlib, sys, time
@@ -59,3 +65,28 @@ def test_create_once_keeps_the_first_file(tmp_path: Path) -> None:
     assert path.read_bytes() == b"first" and stat.S_IMODE(path.stat().st_mode) == 0o640
     assert key_bytes(path) == b"first"  # an existing file is read, whatever its length
     assert len(key_bytes(tmp_path / "new", 48)) == 48
+
+
+def test_a_file_system_without_hard_links_still_gets_one_key(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    import os
+
+    def no_links(src: object, dst: object) -> None:
+        raise PermissionError(1, "Operation not permitted")  # as on some network shares
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = tmp_path / "k"
+    assert create_once(path, b"first") and not create_once(path, b"second")
+    assert path.read_bytes() == b"first" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["k"]
+
+
+@pytest.mark.parametrize("load", [PseudonymKeys.load, SubjectKey.load])
+def test_a_short_secret_key_is_refused(load: object, tmp_path: Path) -> None:
+    """An empty or truncated pseudonym or subject key would make its digests guessable."""
+    path = tmp_path / "pseudonym.key"
+    for bad in (b"", b"x" * 16):
+        path.write_bytes(bad)
+        with pytest.raises(ConfigError, match="must hold 32 random bytes"):
+            load(path)  # type: ignore[operator]

@@ -24,6 +24,7 @@ import pytest
 from tests.conftest import RunningHub, copy_demo_city, readable_dir
 from tests.stores.pg import fresh_database
 from zhongshu.config import StoreSettings, load_city
+from zhongshu.ledger import merkle, note
 from zhongshu.node import Node
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -155,7 +156,9 @@ def test_the_hub_answers_nothing_unrecorded_while_its_store_is_away_and_recovers
         print(f"store away 8 s: {len(codes)} queries, {codes.count(503)} refused (503), "
               f"{codes.count(200)} answered; slowest {max(d for _, d in during):.1f} s")
         assert codes.count(503) >= 1 and codes[-1] == 503  # it noticed, and says so
-        assert max(d for _, d in during) < 35  # none waits past the time limit (30 s)
+        # none waits for the store: the breaker fails calls at once, the sequencer waits
+        # at most WAIT_S (3 s) for a connection, twice on the worst path
+        assert max(d for _, d in during) < 10
         assert httpx.get(f"{hub.url}/readyz").status_code == 503
         assert httpx.get(f"{hub.url}/livez").status_code == 200
 
@@ -172,11 +175,18 @@ def test_the_hub_answers_nothing_unrecorded_while_its_store_is_away_and_recovers
 
     indices = [r["index"] for r in receipts]
     assert len(set(indices)) == len(indices)
-    size = hub.wait_checkpoint(max(indices) + 1)
+    hub.wait_checkpoint(max(indices) + 1)
+    key = note.Verifier.parse(httpx.get(f"{hub.url}/v1/ledger/key").json()["log"])
+    ckpt = note.parse_checkpoint(httpx.get(f"{hub.url}/v1/ledger/checkpoint").text)
+    assert ckpt.signed_by(key) and ckpt.size > max(indices)
     with httpx.Client(base_url=hub.url) as c:
-        for r in receipts:
-            p = c.get("/v1/ledger/proof/inclusion", params={"index": r["index"], "size": size})
-            assert p.status_code == 200, p.text
+        for r in receipts:  # each receipt, before and after the outage, proved
+            p = c.get("/v1/ledger/proof/inclusion",
+                      params={"index": r["index"], "size": ckpt.size}).json()
+            assert merkle.verify_inclusion(r["index"], ckpt.size,
+                                           bytes.fromhex(r["entry_hash"]),
+                                           [bytes.fromhex(h) for h in p["hashes"]],
+                                           ckpt.root), r
     v = subprocess.run([sys.executable, "-m", "zhongshu.cli", "ledger", "verify", "--dir",
                         str(root)], capture_output=True, text=True, timeout=300,
                        env={**os.environ, "ZHONGSHU_STORE_URL": url})

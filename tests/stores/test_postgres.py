@@ -5,6 +5,7 @@ store's password."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -179,3 +180,40 @@ def test_a_label_never_holds_the_password_in_any_form() -> None:
                 "host=db port=5433 dbname=city user=hub password=hunter22",
                 "postgresql://hub@db:5433/city?password=hunter22"):
         assert postgres.label_of(url) == "postgresql://db:5433/city"
+
+
+def test_a_statements_own_failure_does_not_make_the_store_look_away() -> None:
+    """A query cancelled by a time limit, or one pooled connection ended by the server (an
+    administrator, an idle timeout), fails that call only: the next calls are served. Only a
+    server that does not take a new connection makes calls fail at once."""
+    import psycopg
+
+    from zhongshu.stores.postgres import Database
+
+    def served(db: Database) -> int:
+        ok = 0
+        for _ in range(20):
+            try:
+                with db.connection() as con:
+                    con.execute("SELECT 1")
+                ok += 1
+            except StoreUnavailable:
+                pass
+        return ok
+
+    with fresh_database() as url:
+        db = Database(url, max_size=2)
+        try:
+            with pytest.raises(StoreUnavailable), db.connection() as con:
+                con.execute("SET statement_timeout = 50")
+                con.execute("SELECT pg_sleep(1)")
+            assert not db.away and served(db) == 20
+            with db.connection() as con:
+                pid = con.info.backend_pid
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            time.sleep(0.2)
+            failed = 20 - served(db)  # the ended connection fails its own call, at most
+            assert failed <= 1 and not db.away
+        finally:
+            db.close()

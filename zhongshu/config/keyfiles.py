@@ -35,9 +35,21 @@ def create_once(path: Path, data: bytes, mode: int = 0o600) -> bool:
             os.link(tmp, path)
         except FileExistsError:
             return False
+        except OSError:  # a file system without hard links: made in place, exclusively
+            return _create_in_place(path, data, mode)
         return True
     finally:
         os.unlink(tmp)
+
+
+def _create_in_place(path: Path, data: bytes, mode: int) -> bool:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return True
 
 
 def key_bytes(path: Path, size: int = 32) -> bytes:

@@ -135,9 +135,10 @@ class Authenticator:
         self._lock = threading.Lock()
         self._version = catalog.store.version()
         self._checked = time.monotonic()
-        #: moves each time the change list did: a session that checked its token at an older
-        #: generation checks it again (the wire endpoint's sessions do)
-        self.generation = 0
+        #: the store's change number as last seen: a session that checked its token at an
+        #: older one checks it again (the wire endpoint's sessions do) — the store's, so it
+        #: holds across the Authenticators a reload makes
+        self.generation = self._version
 
     def changed(self) -> int:
         """The current generation, after asking the store (at most every
@@ -150,8 +151,7 @@ class Authenticator:
             if version != self._version:
                 with self._lock:
                     self._cache.clear()
-                    self._version = version
-                    self.generation += 1
+                    self._version = self.generation = version
         return self.generation
 
     def member(self, name: str) -> Caller:
@@ -203,7 +203,7 @@ class Authenticator:
         if scheme.lower() != "bearer" or not token:
             raise Unauthenticated("use `Authorization: Bearer <token>`")
         h = token_hash(token)
-        self.changed()
+        generation = self.changed()
         now = time.monotonic()
         hit = self._cache.get(h)
         if hit and hit[0] > now:
@@ -216,5 +216,6 @@ class Authenticator:
         with self._lock:  # a revoked token stays usable for at most the cache's 5 s
             if len(self._cache) > 100_000:
                 self._cache.clear()
-            self._cache[h] = (now + _CACHE_TTL_S, caller)
+            if generation == self.generation:  # not a lookup from before a change seen since
+                self._cache[h] = (now + _CACHE_TTL_S, caller)
         return caller

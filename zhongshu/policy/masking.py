@@ -26,6 +26,7 @@ from sqlglot import exp
 
 from zhongshu.config import Mask
 from zhongshu.config.keyfiles import key_bytes
+from zhongshu.errors import ConfigError
 
 PSEUDONYM_FN = "zs_pseudonym"
 _CHINA = timedelta(hours=8)
@@ -75,7 +76,11 @@ class PseudonymKeys:
     @classmethod
     def load(cls, path: Path) -> PseudonymKeys:
         """Keys from the hub secret in ``path``, created (0600) on first use."""
-        return cls(key_bytes(path))
+        secret = key_bytes(path)
+        if len(secret) != 32:  # a short or empty key would make its digests guessable
+            raise ConfigError(f"{path.name} must hold 32 random bytes (it holds "
+                              f"{len(secret)}); restore it from a backup", path=str(path))
+        return cls(secret)
 
     @classmethod
     def from_secret(cls, secret: bytes) -> PseudonymKeys:

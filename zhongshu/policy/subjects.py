@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zhongshu.config.keyfiles import key_bytes
-from zhongshu.errors import NotYourData
+from zhongshu.errors import ConfigError, NotYourData
 
 if TYPE_CHECKING:
     from sqlglot import exp
@@ -110,7 +110,11 @@ class SubjectKey:
     @classmethod
     def load(cls, path: Path) -> SubjectKey:
         """The key in ``path``, created (0600) on first use."""
-        return cls(key_bytes(path))
+        secret = key_bytes(path)
+        if len(secret) != 32:  # a short or empty key would make its digests guessable
+            raise ConfigError(f"{path.name} must hold 32 random bytes (it holds "
+                              f"{len(secret)}); restore it from a backup", path=str(path))
+        return cls(secret)
 
     def tag(self, kind: str, normal: str) -> str:
         """The subject tag of an identifier already in normal form (hex, 64 characters)."""

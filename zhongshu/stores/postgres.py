@@ -18,6 +18,7 @@ The URL's password never appears in a message: a database is named by :attr:`Dat
 from __future__ import annotations
 
 import json
+import threading
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -90,6 +91,8 @@ class Database:
         self._url = url
         self._away_since: float | None = None  # the server stopped answering (monotonic)
         self._retry_at = 0.0
+        self._probing = threading.Lock()  # one call at a time tries a server that was away
+        self._connect_errors = 0
         try:  # one connection first: a wrong address or password fails at once, saying why
             psycopg.connect(url, connect_timeout=max(1, round(timeout_s))).close()
         except psycopg.ProgrammingError:  # libpq quotes the part it cannot parse: a password
@@ -118,33 +121,55 @@ class Database:
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A connection of the pool, in autocommit mode, for the ``with`` block.
 
-        Once the server has failed to answer, callers are not made to wait for it: for
-        ``AWAY_RETRY_S`` every call fails at once, then one call tries again (waiting at most
-        ``AWAY_PROBE_S`` for a connection) — so while the store is away, a request that needs
-        it fails within a moment instead of after every pool timeout on its way.
+        Once the server has stopped answering — a connection broke, or none could be opened
+        — callers are not made to wait for it: for ``AWAY_RETRY_S`` every call fails at
+        once, then one call tries again (waiting at most ``AWAY_PROBE_S``), so while the
+        store is away a request fails within a moment instead of after every pool timeout
+        on its way. A statement's own error (a timeout, a deadlock, a full disk) on a
+        connection that still works is only that statement's failure.
 
         Raises:
             StoreUnavailable: no connection could be had in time, or the server went away.
         """
-        away = self._away_since
-        if away is not None:
-            if time.monotonic() < self._retry_at:
+        probe = False
+        if self._away_since is not None:
+            if time.monotonic() < self._retry_at or not self._probing.acquire(blocking=False):
                 raise StoreUnavailable(f"the hub's store {self.label} does not answer (for "
-                                       f"{time.monotonic() - away:.0f} s)")
-            self._retry_at = time.monotonic() + AWAY_RETRY_S  # this call is the probe
+                                       f"{time.monotonic() - self._away_since:.0f} s)")
+            probe = True
+        con = None
         try:
-            with self.pool.connection(timeout=AWAY_PROBE_S if away is not None else None
-                                      ) as con:
+            with self.pool.connection(timeout=AWAY_PROBE_S if probe else None) as con:
                 self._away_since = None
                 yield con
         except PoolTimeout:
-            self._went_away()
+            if probe or self._failing_to_connect():
+                self._went_away()
             raise StoreUnavailable(f"the hub's store {self.label} did not answer in "
                                    "time") from None
         except psycopg.OperationalError as e:
-            self._went_away()
+            if con is not None and (con.broken or con.closed) and not self._reachable():
+                self._went_away()  # not one stale connection: the server is away
             raise StoreUnavailable(f"the hub's store {self.label} failed: "
                                    f"{type(e).__name__}") from None
+        finally:
+            if probe:
+                self._probing.release()
+
+    def _reachable(self) -> bool:
+        """Whether a new connection opens now (within ``AWAY_PROBE_S``)."""
+        try:
+            psycopg.connect(self._url, connect_timeout=max(1, round(AWAY_PROBE_S))).close()
+        except psycopg.Error:
+            return False
+        return True
+
+    def _failing_to_connect(self) -> bool:
+        """Whether the pool failed to open a connection since last asked (a pool that is
+        merely busy has not)."""
+        errors = int(self.pool.get_stats().get("connections_errors", 0))
+        failed, self._connect_errors = errors > self._connect_errors, errors
+        return failed
 
     def _went_away(self) -> None:
         now = time.monotonic()
