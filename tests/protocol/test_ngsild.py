@@ -110,11 +110,22 @@ def test_without_a_token_every_route_is_401(hub: RunningHub) -> None:
     for method, path in (("GET", "/entities?type=OffStreetParking"), ("GET", "/types"),
                          ("GET", "/attributes"), ("POST", "/entityOperations/query"),
                          ("GET", "/entities/urn:ngsi-ld:OffStreetParking:westlake-WL001"),
-                         ("DELETE", "/entities/x"), ("GET", "/nothing")):
+                         ("DELETE", "/entities/x"), ("GET", "/nothing"),
+                         ("GET", "/entities/?type=OffStreetParking"), ("GET", "/types/")):
         for headers in ({}, {"Authorization": "Bearer zs_nope"}):
             r = httpx.request(method, hub.url + NGSI + path, headers=headers)
             assert _problem(r, 401)["code"] == "unauthenticated"
             assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_a_collection_with_a_trailing_slash_is_the_collection(city: httpx.Client) -> None:
+    """``/entities/?…`` (what the ETSI test suite sends), ``/types/``, ``/attributes/``
+    answer as without the slash; an entity's own path is unchanged."""
+    for path, params in (("/entities", {"type": OSP, "limit": "1000"}), ("/types", {}),
+                         ("/attributes", {})):
+        assert _ok(city.get(path + "/", params=params)) == _ok(city.get(path, params=params))
+    assert _ok(city.get("/entities/", params={"type": OSP, "limit": "1000"}))  # not empty
+    _problem(city.delete("/entities/"), 405)
 
 
 def test_entities_equal_the_owners_tables(city: httpx.Client, truth: Truth) -> None:

@@ -466,6 +466,12 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
     get = ["GET", "HEAD"]
     app.add_route(f"{ROOT}/jsonldContexts/{{name}}", context, methods=get,
                   include_in_schema=False)
+    # the collections also with a trailing slash, as the ETSI test suite asks for them
+    # (`/entities/?type=…`): the same answer, not a redirect a client must follow
+    for collection, handler in (("entities", get_entities), ("types", get_types),
+                                ("attributes", get_attributes)):
+        app.add_route(f"{ROOT}/{collection}/", guarded(handler), methods=get,
+                      include_in_schema=False)
     app.add_route(f"{ROOT}/entities", guarded(get_entities), methods=get,
                   include_in_schema=False)
     app.add_route(f"{ROOT}/entities/{{entity_id}}", guarded(get_entity), methods=get,
