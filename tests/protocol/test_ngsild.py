@@ -128,6 +128,25 @@ def test_a_collection_with_a_trailing_slash_is_the_collection(city: httpx.Client
     _problem(city.delete("/entities/"), 405)
 
 
+def test_lists_that_cannot_be_read_are_400_not_empty_answers(city: httpx.Client) -> None:
+    """What the ETSI suite sends as bad input (018_18, 019_03_01, 019_18_03): a malformed
+    attribute list, ids that are not URIs, ``attrs`` with ``omit`` — each a ``400``, never a
+    ``200`` that quietly matches nothing."""
+    one = "/entities/urn:ngsi-ld:OffStreetParking:westlake-WL001"
+    for bad in ("id;name", "locatedAt{name", "locatedAt{}", "name||totalSpotNumber",
+                "na me", "a=b"):
+        for key in ("pick", "omit", "attrs"):
+            _problem(city.get("/entities", params={"type": OSP, key: bad}), 400,
+                     "BadRequestData")
+        _problem(city.get(one, params={"pick": bad}), 400, "BadRequestData")
+    _problem(city.get("/entities", params={"type": OSP, "id": "notaURI,alsonot"}), 400,
+             "BadRequestData")
+    _problem(city.get("/entities", params={"type": OSP, "attrs": "name", "omit": "name"}),
+             400, "BadRequestData")
+    full = "https://smartdatamodels.org/dataModel.Parking/totalSpotNumber"
+    assert _ok(city.get(one, params={"pick": f"name,{full}"}))  # short and full names pass
+
+
 def test_entities_equal_the_owners_tables(city: httpx.Client, truth: Truth) -> None:
     r = city.get("/entities", params={"type": OSP, "limit": "1000", "options": "keyValues"})
     body = _ok(r)

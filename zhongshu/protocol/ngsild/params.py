@@ -4,6 +4,7 @@ parameter given twice is ``400`` — none is silently ignored."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -68,6 +69,35 @@ def names(text: str | None) -> tuple[str, ...] | None:
     return items
 
 
+_ATTRIBUTE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"'{}|\\^`;(),=]+")
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]+")
+
+
+def attribute_names(text: str | None) -> tuple[str, ...] | None:
+    """``attrs`` / ``pick`` / ``omit``: a comma-separated list of attribute names, short
+    (letters, digits, ``_``) or full URIs; anything else (``a;b``, ``a{b``, ``a||b``) is a
+    request that cannot be read (``400``), never a name matching nothing.
+
+    >>> attribute_names("name,https://smartdatamodels.org/dataModel.Parking/totalSpotNumber")
+    ('name', 'https://smartdatamodels.org/dataModel.Parking/totalSpotNumber')
+    """
+    items = names(text)
+    for item in items or ():
+        if not _ATTRIBUTE.fullmatch(item):
+            raise QueryError(f"`{item[:80]}` is not an attribute name (letters, digits and "
+                             "_, or a full URI)")
+    return items
+
+
+def entity_ids(text: str | None) -> tuple[str, ...] | None:
+    """``id``: a comma-separated list of entity ids, each a URI (``400`` otherwise)."""
+    items = names(text)
+    for item in items or ():
+        if not _URI.fullmatch(item):
+            raise QueryError(f"`{item[:80]}` is not a URI: entity ids are URNs")
+    return items
+
+
 def number(p: Mapping[str, str], key: str, default: int, high: int) -> int:
     text = p.get(key)
     if text is None:
@@ -115,9 +145,11 @@ def shape(p: Mapping[str, str], attrs: tuple[str, ...] | None,
         forms.add(FORMS[p["format"]])
     if len(forms) > 1:
         raise QueryError("ask for one representation: normalized, keyValues or concise")
-    pick, omit = names(p.get("pick")), names(p.get("omit"))
+    pick, omit = attribute_names(p.get("pick")), attribute_names(p.get("omit"))
     if pick is not None and (omit is not None or attrs is not None):
         raise QueryError("pick goes alone: not with omit or attrs")
+    if omit is not None and attrs is not None:
+        raise QueryError("omit goes without attrs: name what to keep or what to leave out")
     keep: frozenset[str] | None = None
     every = frozenset(resolve.values()) | {"location"}
     if attrs is not None:

@@ -231,13 +231,13 @@ def _selector(p: dict[str, str], all_offers: list[Offer]) -> dict[str, Any]:
         out["types"] = {resolve.get(t.strip(), "\0") for t in
                         p["type"].replace("|", ",").split(",")}
     if "id" in p:
-        out["ids"] = params.names(p["id"])
+        out["ids"] = params.entity_ids(p["id"])
     if "idPattern" in p:
         out["idPattern"] = p["idPattern"]
     if "q" in p:
         out["q"] = qlang.parse(p["q"])
     if "attrs" in p:
-        out["attrs"] = params.names(p["attrs"])
+        out["attrs"] = params.attribute_names(p["attrs"])
     g = geo.parse(p.get("georel"), p.get("geometry"), p.get("coordinates"),
                   p.get("geoproperty"))
     if g is not None:
@@ -284,7 +284,7 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
         if "type" in p:
             selector["types"] = {type_names(face.offers()).get(p["type"], "\0")}
         if "attrs" in p:
-            selector["attrs"] = params.names(p["attrs"])
+            selector["attrs"] = params.attribute_names(p["attrs"])
         return await face.entities(request, who, p, selector, params.Page(1, 0, False),
                                    endpoint_one=True)
 
@@ -337,7 +337,7 @@ def add_routes(app: FastAPI, parts: Parts) -> None:
             if v is not None:
                 listed = ",".join(v) if isinstance(v, list) else v
                 if key == "attrs":
-                    selector["attrs"] = params.names(listed)
+                    selector["attrs"] = params.attribute_names(listed)
                 else:
                     p[key] = listed
         g = body.get("geoQ")
