@@ -147,6 +147,18 @@ def test_lists_that_cannot_be_read_are_400_not_empty_answers(city: httpx.Client)
     assert _ok(city.get(one, params={"pick": f"name,{full}"}))  # short and full names pass
 
 
+def test_format_wins_over_options_and_unknown_forms_are_invalid_requests(
+        city: httpx.Client) -> None:
+    """(ETSI 018_15_07, 018_16): ``format`` names the representation even when ``options``
+    names another; an unknown format or option is ``400 InvalidRequest``."""
+    one = "/entities/urn:ngsi-ld:OffStreetParking:westlake-WL001"
+    assert _ok(city.get(one, params={"options": "normalized", "format": "keyValues"})) == \
+        _ok(city.get(one, params={"options": "keyValues"}))
+    for params in ({"format": "invalidFormat"}, {"options": "invalidOptions"},
+                   {"options": "keyValues,invalid"}):
+        _problem(city.get(one, params=params), 400, "InvalidRequest")
+
+
 def test_entities_equal_the_owners_tables(city: httpx.Client, truth: Truth) -> None:
     r = city.get("/entities", params={"type": OSP, "limit": "1000", "options": "keyValues"})
     body = _ok(r)

@@ -137,12 +137,12 @@ def shape(p: Mapping[str, str], attrs: tuple[str, ...] | None,
         elif o in FORMS:
             forms.add(FORMS[o])
         else:
-            raise QueryError(f"option `{o}` is not one of normalized, keyValues, "
-                             "simplified, concise, sysAttrs")
-    if "format" in p:
+            raise InvalidRequest(f"option `{o}` is not one of normalized, keyValues, "
+                                 "simplified, concise, sysAttrs")
+    if "format" in p:  # the representation asked for by name takes precedence over options
         if p["format"] not in FORMS:
-            raise QueryError("format is normalized, keyValues, simplified or concise")
-        forms.add(FORMS[p["format"]])
+            raise InvalidRequest("format is normalized, keyValues, simplified or concise")
+        forms = {FORMS[p["format"]]}
     if len(forms) > 1:
         raise QueryError("ask for one representation: normalized, keyValues or concise")
     pick, omit = attribute_names(p.get("pick")), attribute_names(p.get("omit"))
