@@ -28,8 +28,8 @@ import httpx
 import pytest
 
 from tests.conftest import HubProcess, copy_demo_city, free_port, readable_dir
+from tests.deploy.proofs import assert_all_proved
 from tests.stores.pg import fresh_database
-from zhongshu.ledger import merkle, note
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -264,23 +264,7 @@ def test_killing_replicas_under_load_loses_no_acknowledged_receipt(cluster: Clus
 
     (survivor,) = [i for i in range(3) if i not in cluster.killed]
     hub = cluster.replicas[survivor].url
-    key = note.Verifier.parse(httpx.get(f"{hub}/v1/ledger/key").json()["log"])
-    deadline = time.monotonic() + 30
-    while True:  # a checkpoint covering every answered entry, signed by the new leader
-        ckpt = note.parse_checkpoint(httpx.get(f"{hub}/v1/ledger/checkpoint").text)
-        if ckpt.size > max(indices):
-            break
-        assert time.monotonic() < deadline, "no checkpoint covers the answers"
-        time.sleep(0.2)
-    assert ckpt.signed_by(key)
-    with httpx.Client(base_url=hub, timeout=30) as c:
-        for r in out.answered:  # every acknowledged receipt, proved against it
-            p = c.get("/v1/ledger/proof/inclusion",
-                      params={"index": r["index"], "size": ckpt.size}).json()
-            assert merkle.verify_inclusion(r["index"], ckpt.size,
-                                           bytes.fromhex(r["entry_hash"]),
-                                           [bytes.fromhex(h) for h in p["hashes"]],
-                                           ckpt.root), r
+    assert_all_proved(hub, out.answered)  # by a checkpoint the new leader signed
     v = _zs("ledger", "verify", "--dir", str(cluster.root), env=cluster.env)
     assert v.returncode == 0, v.stdout + v.stderr
 

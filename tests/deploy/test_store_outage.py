@@ -22,9 +22,9 @@ import httpx
 import pytest
 
 from tests.conftest import RunningHub, copy_demo_city, readable_dir
+from tests.deploy.proofs import assert_all_proved
 from tests.stores.pg import fresh_database
 from zhongshu.config import StoreSettings, load_city
-from zhongshu.ledger import merkle, note
 from zhongshu.node import Node
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -175,18 +175,7 @@ def test_the_hub_answers_nothing_unrecorded_while_its_store_is_away_and_recovers
 
     indices = [r["index"] for r in receipts]
     assert len(set(indices)) == len(indices)
-    hub.wait_checkpoint(max(indices) + 1)
-    key = note.Verifier.parse(httpx.get(f"{hub.url}/v1/ledger/key").json()["log"])
-    ckpt = note.parse_checkpoint(httpx.get(f"{hub.url}/v1/ledger/checkpoint").text)
-    assert ckpt.signed_by(key) and ckpt.size > max(indices)
-    with httpx.Client(base_url=hub.url) as c:
-        for r in receipts:  # each receipt, before and after the outage, proved
-            p = c.get("/v1/ledger/proof/inclusion",
-                      params={"index": r["index"], "size": ckpt.size}).json()
-            assert merkle.verify_inclusion(r["index"], ckpt.size,
-                                           bytes.fromhex(r["entry_hash"]),
-                                           [bytes.fromhex(h) for h in p["hashes"]],
-                                           ckpt.root), r
+    assert_all_proved(hub.url, receipts)  # before and after the outage
     v = subprocess.run([sys.executable, "-m", "zhongshu.cli", "ledger", "verify", "--dir",
                         str(root)], capture_output=True, text=True, timeout=300,
                        env={**os.environ, "ZHONGSHU_STORE_URL": url})
