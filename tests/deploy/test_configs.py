@@ -108,3 +108,73 @@ def test_with_no_replica_up_clients_get_the_protocols_503(tmp_path: Path) -> Non
     finally:
         lb.terminate()
         lb.wait(10)
+
+
+def test_a_stopping_replica_finishes_its_open_requests_behind_the_balancer(tmp_path: Path
+                                                                         ) -> None:
+    """A replica stopping (SIGTERM: it stops listening and finishes what it is answering —
+    uvicorn's way) is marked down by the balancer's checks, and its open request still gets
+    its answer: the balancer does not cut it. A stand-in replica answers ``/slow`` after 4 s;
+    it stops listening 1 s in, so the checks fail meanwhile."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    class Replica(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            if self.path == "/slow":
+                time.sleep(4)
+            body = b'{"status": "ready"}' if self.path == "/readyz" else b'{"rows": [[42]]}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    replica = ThreadingHTTPServer(("127.0.0.1", 0), Replica)
+    replica.daemon_threads = True
+    threading.Thread(target=replica.serve_forever, daemon=True).start()
+    port = free_port()
+    env = {"ZHONGSHU_LB_HTTP": f"127.0.0.1:{port}", "ZHONGSHU_LB_WIRE": f"127.0.0.1:{free_port()}",
+           "ZHONGSHU_REPLICA_1": f"127.0.0.1:{replica.server_address[1]}",
+           **{f"ZHONGSHU_REPLICA_{i}": f"127.0.0.1:{free_port()}" for i in (2, 3)}}
+    lb = subprocess.Popen([_tool("haproxy"), "-db", "-f", str(DEPLOY / "haproxy.cfg")],
+                          cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:  # the replica marked up (two checks a second apart)
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and lb.poll() is None
+            time.sleep(0.2)
+        got: dict[str, object] = {}
+
+        def client() -> None:
+            r = httpx.get(f"http://127.0.0.1:{port}/slow", timeout=30)
+            got.update(status=r.status_code, body=r.text)
+
+        asking = threading.Thread(target=client)
+        asking.start()
+        time.sleep(1.0)
+        replica.socket.close()  # stops listening: the checks fail, it is marked down
+        asking.join(30)
+        assert got == {"status": 200, "body": '{"rows": [[42]]}'}, got
+        r = httpx.get(f"http://127.0.0.1:{port}/readyz")  # and it no longer gets requests
+        assert r.status_code == 503 and r.json()["error"]["code"] == "replica_unavailable"
+    finally:
+        lb.terminate()
+        lb.wait(10)
+        replica.server_close()
