@@ -196,6 +196,32 @@ def test_count_and_pages(city: httpx.Client, truth: Truth) -> None:
     assert len(_ok(city.get("/entities", params={"type": OSP}))) == 20  # the default limit
 
 
+def test_following_the_next_links_walks_every_entity_once(city: httpx.Client,
+                                                          truth: Truth) -> None:
+    """``Link: <…>; rel="next"`` (GS CIM 009 pagination) from the first page to the last,
+    with and without a count; ``rel="prev"`` leads back a page; the context link stays."""
+    import re
+
+    def links(r: httpx.Response) -> dict[str, str]:
+        return {rel: url for url, rel in re.findall(r'<([^>]*)>; rel="([^"]+)"',
+                                                    r.headers.get("link", ""))}
+
+    for count in ("true", "false"):
+        url: str | None = f"/entities?type={OSP}&limit=7&count={count}"
+        seen, pages = [], []
+        while url is not None:
+            r = city.get(url)
+            seen += [e["id"] for e in _ok(r)]
+            got = links(r)
+            assert "http://www.w3.org/ns/json-ld#context" in got  # the context, as before
+            pages.append(got)
+            url = got.get("next")
+        assert seen == sorted(truth), count  # every entity once, in order
+        assert "prev" not in pages[0] and all("prev" in pg for pg in pages[1:])
+    back = _ok(city.get(pages[2]["prev"]))
+    assert [e["id"] for e in back] == sorted(truth)[7:14]
+
+
 def test_cockpit_xihu_gets_only_xihus_garages(xihu: httpx.Client, truth: Truth) -> None:
     r = xihu.get("/entities", params={"type": OSP, "limit": "1000"})
     got = [e["id"] for e in _ok(r)]

@@ -156,7 +156,9 @@ class Face:
             elif isinstance(body, dict):
                 body = {**body, "@context": ctx}
         else:
-            headers = {**headers, "Link": media.link(base)}
+            link = media.link(base)
+            headers = {**headers, "Link": f"{headers['Link']}, {link}" if "Link" in headers
+                       else link}
         return Response(orjson.dumps(body), status_code=status, media_type=mtype,
                         headers=headers)
 
@@ -208,6 +210,10 @@ class Face:
                         total = int(rows[0]["n"])
         if total is not None:
             headers["NGSILD-Results-Count"] = str(total)
+        if request.method in ("GET", "HEAD") and not endpoint_one and pg.limit:
+            pages = _pages(request, pg, len(entities), total)
+            if pages:
+                headers["Link"] = pages
         if endpoint_one:
             if not entities:
                 raise NotFound(f"no entity `{selector['ids'][0]}` that you may read")
@@ -219,6 +225,22 @@ class Face:
             return self.answer(request, {"type": "FeatureCollection", "features": [
                 render.feature(e, shape.form) for e in entities]}, mtype, headers)
         return self.answer(request, entities, mtype, headers)
+
+
+def _pages(request: Request, pg: params.Page, got: int, total: int | None) -> str:
+    """The ``Link`` header's ``rel="next"`` and ``rel="prev"`` of a page of entities
+    (GS CIM 009, pagination): the same request with ``offset`` moved by ``limit``; next while
+    the page was full (and, with a count, while entities remain), prev past the first."""
+    links = []
+    more = got == pg.limit and (total is None or pg.offset + pg.limit < total)
+    if more:
+        nxt = request.url.include_query_params(offset=pg.offset + pg.limit, limit=pg.limit)
+        links.append(f'<{nxt}>; rel="next"')
+    if pg.offset > 0:
+        prv = request.url.include_query_params(offset=max(0, pg.offset - pg.limit),
+                                               limit=pg.limit)
+        links.append(f'<{prv}>; rel="prev"')
+    return ", ".join(links)
 
 
 def _selector(p: dict[str, str], all_offers: list[Offer]) -> dict[str, Any]:
