@@ -68,7 +68,6 @@ class _PostgresAppend:
         store = self._store
         if store._edge_size != self._size + self.written:  # others' partial tiles: re-read
             store._edge.clear()
-            store._edge_size = self._size + self.written
         cur = self._con.cursor()
         with cur.copy("COPY ledger_entries (idx, time_ms, body) FROM STDIN") as cp:
             for row in batch.entries:
@@ -194,10 +193,7 @@ class PostgresLedgerStore:
         try:
             with self._write(*APPEND_LOCK) as con:
                 size = self._size(con)
-                tx = _PostgresAppend(self, con, size)
-                yield tx
-            if tx.written:
-                self._edge_size = size + tx.written
+                yield _PostgresAppend(self, con, size)  # it keeps _edge_size as it writes
         except BaseException:
             self._edge.clear()  # what _put_hashes cached was not committed
             self._edge_size = None
