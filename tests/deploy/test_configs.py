@@ -11,24 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.deploy.balancer import DEPLOY, haproxy, tool
+
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name) or f"/usr/sbin/{name}"
-    if not os.access(path, os.X_OK):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{name} is not installed (.ci/run installs it)")
-        pytest.skip(f"{name} is not installed")
-    return path
 
 
 @pytest.mark.parametrize("env", [{}, {"ZHONGSHU_REPLICA_1": "10.0.0.11:8400",
                                       "ZHONGSHU_LB_HTTP": "0.0.0.0:80"}])
 def test_haproxy_accepts_the_shipped_configuration(env: dict[str, str], tmp_path: Path
                                                    ) -> None:
-    r = subprocess.run([_tool("haproxy"), "-c", "-f", str(DEPLOY / "haproxy.cfg")],
+    r = subprocess.run([tool("haproxy"), "-c", "-f", str(DEPLOY / "haproxy.cfg")],
                        capture_output=True, text=True, cwd=tmp_path,  # paths: beside the file
                        env={**os.environ, **env})
     assert r.returncode == 0 and "valid" in r.stdout, r.stdout + r.stderr
@@ -40,7 +32,7 @@ def test_haproxy_refuses_a_broken_copy(tmp_path: Path) -> None:
     shutil.copytree(DEPLOY, tmp_path / "deploy")
     cfg = tmp_path / "deploy" / "haproxy.cfg"
     cfg.write_text(cfg.read_text().replace("balance leastconn", "balance leastcon", 1))
-    r = subprocess.run([_tool("haproxy"), "-c", "-f", str(cfg)], capture_output=True, text=True)
+    r = subprocess.run([tool("haproxy"), "-c", "-f", str(cfg)], capture_output=True, text=True)
     assert r.returncode != 0
 
 
@@ -62,7 +54,7 @@ def test_the_error_files_are_the_protocols_json_errors() -> None:
 def test_systemd_accepts_the_replica_unit(tmp_path: Path) -> None:
     """The unit as shipped, with the two paths an installation sets (where the hub is
     installed, where the replica's environment file is) pointed at this checkout."""
-    analyze = _tool("systemd-analyze")
+    analyze = tool("systemd-analyze")
     unit = (DEPLOY / "systemd" / "zhongshu@.service").read_text()
     exe = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "zhongshu"
     if not exe.exists():
@@ -89,10 +81,7 @@ def test_with_no_replica_up_clients_get_the_protocols_503(tmp_path: Path) -> Non
     port = free_port()
     env = {"ZHONGSHU_LB_HTTP": f"127.0.0.1:{port}", "ZHONGSHU_LB_WIRE": f"127.0.0.1:{free_port()}",
            **{f"ZHONGSHU_REPLICA_{i}": f"127.0.0.1:{free_port()}" for i in (1, 2, 3)}}
-    lb = subprocess.Popen([_tool("haproxy"), "-db", "-f", str(DEPLOY / "haproxy.cfg")],
-                          cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-    try:
+    with haproxy(env, cwd=tmp_path) as lb:
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -105,9 +94,6 @@ def test_with_no_replica_up_clients_get_the_protocols_503(tmp_path: Path) -> Non
         assert r.status_code == 503, r.text
         assert r.headers["content-type"] == "application/json"
         assert r.json()["error"]["code"] == "replica_unavailable"
-    finally:
-        lb.terminate()
-        lb.wait(10)
 
 
 def test_a_stopping_replica_finishes_its_open_requests_behind_the_balancer(tmp_path: Path
@@ -147,34 +133,30 @@ def test_a_stopping_replica_finishes_its_open_requests_behind_the_balancer(tmp_p
     env = {"ZHONGSHU_LB_HTTP": f"127.0.0.1:{port}", "ZHONGSHU_LB_WIRE": f"127.0.0.1:{free_port()}",
            "ZHONGSHU_REPLICA_1": f"127.0.0.1:{replica.server_address[1]}",
            **{f"ZHONGSHU_REPLICA_{i}": f"127.0.0.1:{free_port()}" for i in (2, 3)}}
-    lb = subprocess.Popen([_tool("haproxy"), "-db", "-f", str(DEPLOY / "haproxy.cfg")],
-                          cwd=tmp_path, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 20
-        while True:  # the replica marked up (two checks a second apart)
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and lb.poll() is None
-            time.sleep(0.2)
-        got: dict[str, object] = {}
+        with haproxy(env, cwd=tmp_path) as lb:
+            deadline = time.monotonic() + 20
+            while True:  # the replica marked up (two checks a second apart)
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline and lb.poll() is None
+                time.sleep(0.2)
+            got: dict[str, object] = {}
 
-        def client() -> None:
-            r = httpx.get(f"http://127.0.0.1:{port}/slow", timeout=30)
-            got.update(status=r.status_code, body=r.text)
+            def client() -> None:
+                r = httpx.get(f"http://127.0.0.1:{port}/slow", timeout=30)
+                got.update(status=r.status_code, body=r.text)
 
-        asking = threading.Thread(target=client)
-        asking.start()
-        time.sleep(1.0)
-        replica.socket.close()  # stops listening: the checks fail, it is marked down
-        asking.join(30)
-        assert got == {"status": 200, "body": '{"rows": [[42]]}'}, got
-        r = httpx.get(f"http://127.0.0.1:{port}/readyz")  # and it no longer gets requests
-        assert r.status_code == 503 and r.json()["error"]["code"] == "replica_unavailable"
+            asking = threading.Thread(target=client)
+            asking.start()
+            time.sleep(1.0)
+            replica.socket.close()  # stops listening: the checks fail, it is marked down
+            asking.join(30)
+            assert got == {"status": 200, "body": '{"rows": [[42]]}'}, got
+            r = httpx.get(f"http://127.0.0.1:{port}/readyz")  # and it no longer gets requests
+            assert r.status_code == 503 and r.json()["error"]["code"] == "replica_unavailable"
     finally:
-        lb.terminate()
-        lb.wait(10)
         replica.server_close()

@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from tests.conftest import HubProcess, copy_demo_city, free_port, readable_dir
+from tests.deploy.balancer import haproxy, tool
 from tests.deploy.proofs import assert_all_proved
 from tests.stores.pg import fresh_database
 
@@ -36,15 +37,6 @@ ROOT = Path(__file__).resolve().parents[2]
 P = "city-operations"
 SQL = "SELECT district, count(*) AS n FROM traffic.checkpoints GROUP BY 1 ORDER BY 1"
 CLIENTS, QUERIES = 4, 750  # 3,000 queries in all
-
-
-def _haproxy() -> str:
-    path = shutil.which("haproxy") or "/usr/sbin/haproxy"
-    if not os.access(path, os.X_OK):
-        if os.environ.get("CI") == "true":
-            pytest.fail("haproxy is not installed (.ci/run installs Debian's package)")
-        pytest.skip("haproxy is not installed (apt-get install haproxy)")
-    return path
 
 
 def _zs(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -109,7 +101,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(demo_dir: Path) -> Iterator[Cluster]:
-    haproxy = _haproxy()
+    tool("haproxy")  # skipped (or failed in CI) before anything is built
     with readable_dir("zs-cluster-") as tmp, fresh_database(migrate=False) as url:
         root = copy_demo_city(demo_dir, tmp / "city")
         shutil.rmtree(root / "tokens", ignore_errors=True)
@@ -143,26 +135,24 @@ def cluster(demo_dir: Path) -> Iterator[Cluster]:
                   **{f"ZHONGSHU_REPLICA_{i + 1}_WIRE": f"127.0.0.1:{p}"
                      for i, p in enumerate(wire_ports)}}
         lb_log = open(tmp / "haproxy.log", "ab")
-        lb = subprocess.Popen([haproxy, "-db", "-f", str(ROOT / "deploy" / "haproxy.cfg")],
-                              env={**os.environ, **lb_env}, stdout=lb_log, stderr=lb_log)
         try:
-            assert len(started) == 3, "a replica did not start"
-            lb_url = f"http://127.0.0.1:{lb_port}"
-            deadline = time.monotonic() + 30
-            while True:  # every replica marked up (rise 2, every second)
-                try:
-                    if all(httpx.get(f"{r.url}/readyz").status_code == 200 for r in started) \
-                            and httpx.get(f"{lb_url}/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, (tmp / "haproxy.log").read_text()
-                time.sleep(0.2)
-            time.sleep(2.5)
-            yield Cluster(root, url, env, started, lb_url, lb_wire, tokens)
+            with haproxy(lb_env, log=lb_log):
+                assert len(started) == 3, "a replica did not start"
+                lb_url = f"http://127.0.0.1:{lb_port}"
+                deadline = time.monotonic() + 30
+                while True:  # every replica marked up (rise 2, every second)
+                    try:
+                        if all(httpx.get(f"{r.url}/readyz").status_code == 200
+                               for r in started) \
+                                and httpx.get(f"{lb_url}/readyz").status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    assert time.monotonic() < deadline, (tmp / "haproxy.log").read_text()
+                    time.sleep(0.2)
+                time.sleep(2.5)
+                yield Cluster(root, url, env, started, lb_url, lb_wire, tokens)
         finally:
-            lb.terminate()
-            lb.wait(10)
             lb_log.close()
             for r in started:
                 if r.proc.poll() is None:
