@@ -173,11 +173,6 @@ def _serve(node: Any, host: str, port: int, pg_port: int = 0,
     out.print(f"Hub for [bold]{service.city.info.name}[/] on http://{host}:{port}  "
               f"(cockpit: /cockpit/, protocol: /v1/openapi.json, metrics: /metrics)")
     if streams is not None:
-        if service.city.store.url:
-            err.print("[yellow]warning:[/] this hub folds the city's streams into its own "
-                      "files (state/); replicas do not share streams yet — with several "
-                      "replicas, set ZHONGSHU_INGEST_STREAMS=false (or [hub] ingest_streams = "
-                      "false) on all but one, or their windows count each message on each")
         streams.start()
     # scenarios talk to this hub over HTTP, as they would from another machine
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host

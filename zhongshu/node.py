@@ -227,7 +227,7 @@ class Node:
             return None
         from zhongshu.streams.service import StreamService
 
-        return StreamService(self.city)
+        return StreamService(self.city, store_url(self.city))
 
     @cached_property
     def query(self) -> QueryService:

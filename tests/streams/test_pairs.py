@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from zhongshu.config import PairsConfig, StreamConfig
@@ -63,9 +64,12 @@ def test_an_out_of_order_sighting_neither_pairs_nor_replaces_the_last() -> None:
 
 def test_waiting_sightings_survive_a_restart() -> None:
     p = _pairer()
-    p.pair([_rec(0, "X", "a1")])
+    p.pair([_rec(0, "X", "a1"), _rec(10, "Y", "a1")])
+    rows, horizon = p.take_changes()
+    assert sorted(orjson.loads(k) for k, _, _ in rows) == ["X", "Y"] and horizon is None
+    assert p.take_changes() == ([], None)  # taken once
     again = _pairer()
-    again.load(p.dump())
+    again.restore([(k, s) for k, _, s in rows])
     assert _trips(again.pair([_rec(90, "X", "b1")])) == [("X", "s1", 90.0)]
 
 

@@ -59,6 +59,7 @@ from zhongshu.config.streams import (
     stream_columns,
     stream_source,
     stream_store,
+    window_schema,
 )
 
 __all__ = [
@@ -69,5 +70,5 @@ __all__ = [
     "SourceConfig", "SourceKind", "StoreSettings", "StreamConfig", "Street",
     "WitnessPeer",
     "WitnessedLog", "is_window_dataset", "load_city", "parse_measure", "read_secret",
-    "stream_columns", "stream_source", "stream_store",
+    "stream_columns", "stream_source", "stream_store", "window_schema",
 ]

@@ -111,7 +111,7 @@ def load_city(root: str | os.PathLike[str]) -> City:
                               "end its name in .example to keep it as an example)",
                               path=str(other))
     for path in sorted((root / "members").glob("*.toml")):
-        mf = with_stream_datasets(parse(path, MemberFile), path)
+        mf = with_stream_datasets(parse(path, MemberFile), path, store)
         if mf.member.name != path.stem:
             text = path.read_text(encoding="utf-8")
             raise ConfigError(f"[member] name `{mf.member.name}` differs from the file's name: "

@@ -57,9 +57,10 @@ class HubSettings(Strict):
                                                     "state/pg-tls.key)")
     ingest_streams: bool = Field(default=True,
                                  description="this process subscribes to the city's declared "
-                                             "streams and folds them into its windows "
-                                             "(state/); replicas do not share streams yet: "
-                                             "with several, true on one of them only")
+                                             "streams and folds them into its windows (with "
+                                             "the state in PostgreSQL, the replicas share "
+                                             "them: one folds, the others stand by; false "
+                                             "keeps a replica out of that)")
     unsafe_single_wall: bool = Field(default=False,
                                      description="serve even where the DuckDB workers cannot "
                                                  "be confined to their sources (no Landlock): "

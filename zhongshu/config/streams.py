@@ -1,5 +1,6 @@
 """Streams served as datasets: each ``[[aggregates]]`` entry of a member becomes a dataset over
-the hub's own window store of that member (one SQLite file), read like any other source.
+the hub's own window store of that member (one SQLite file, or one schema of the hub's
+PostgreSQL store), read like any other source.
 
 The windows are filled by ``zhongshu.streams``; here is only what the configuration implies:
 the datasets, their columns, and the source that serves them.
@@ -10,9 +11,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
+
 from zhongshu.config._base import Column
 from zhongshu.config._lines import find
 from zhongshu.config.schema import DatasetConfig, MemberFile, SourceConfig
+from zhongshu.config.settings import StoreSettings
 from zhongshu.errors import ConfigError
 
 _MEASURE = re.compile(
@@ -50,6 +55,38 @@ def stream_store(member: str) -> str:
     return f"streams/{member}.sqlite"
 
 
+def window_schema(member: str) -> str:
+    """The schema of the hub's PostgreSQL store holding a member's stream aggregates (when
+    the hub's state is there: replicas share the windows).
+
+    >>> window_schema("traffic-police")
+    'zs_streams__traffic_police'
+    """
+    return "zs_streams__" + re.sub(r"[^a-z0-9_]", "_", member.lower())
+
+
+def window_source(member: str, store: StoreSettings | None) -> SourceConfig:
+    """The source serving a member's windows: its SQLite file, or — with the hub's state in
+    PostgreSQL — its schema there, read as any PostgreSQL source (with the store's user
+    and password secret)."""
+    if store is None or not store.url:
+        return SourceConfig(name=stream_source(member), kind="sqlite",
+                            path=stream_store(member))
+    try:
+        parts = conninfo_to_dict(store.url)
+    except ProgrammingError:  # its text quotes what does not parse: never shown
+        raise ConfigError("[store] url does not parse: write it as "
+                          "postgresql://user@host:port/database") from None
+    host = str(parts.get("host") or "127.0.0.1").split(",")[0]
+    return SourceConfig(name=stream_source(member), kind="postgres",
+                        host="127.0.0.1" if host.startswith("/") else host,
+                        port=int(str(parts.get("port") or 5432).split(",")[0]),
+                        database=str(parts.get("dbname") or parts.get("user") or "postgres"),
+                        schema=window_schema(member),
+                        user=str(parts["user"]) if parts.get("user") else None,
+                        password_secret=store.password_secret or None)
+
+
 def stream_columns(mf: MemberFile) -> dict[str, list[Column]]:
     """Columns of each stream of a member and of each stream's pairs, by name."""
     out: dict[str, list[Column]] = {}
@@ -60,9 +97,11 @@ def stream_columns(mf: MemberFile) -> dict[str, list[Column]]:
     return out
 
 
-def with_stream_datasets(mf: MemberFile, path: Path) -> MemberFile:
+def with_stream_datasets(mf: MemberFile, path: Path, store: StoreSettings | None = None
+                         ) -> MemberFile:
     """``mf`` plus, for its stream aggregates, the datasets and the source that serve them
-    (the hub's own SQLite file of that member's windows, read like any source)."""
+    (the hub's own store of that member's windows, read like any source:
+    :func:`window_source`)."""
     if not mf.aggregates and not mf.streams:
         return mf
     streams = stream_columns(mf)
@@ -121,6 +160,5 @@ def with_stream_datasets(mf: MemberFile, path: Path) -> MemberFile:
                 Column(name="reason", type="VARCHAR", classification="internal"),
                 Column(name="sample", type="VARCHAR", classification="sensitive",
                        description="the start of the message as received")]))
-    sources = [*mf.sources, SourceConfig(name=stream_source(owner), kind="sqlite",
-                                         path=stream_store(owner))]
+    sources = [*mf.sources, window_source(owner, store)]
     return mf.model_copy(update={"datasets": datasets, "sources": sources})

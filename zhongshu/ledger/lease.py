@@ -1,5 +1,6 @@
 """The sequencer's lease: which one of the hub's replicas is *the* sequencer of a log kept in
-PostgreSQL, held as a session-level advisory lock on a connection of its own.
+PostgreSQL, held as a session-level advisory lock on a connection of its own. (The same
+mechanism, under another lock, says which replica folds the streams: :data:`STREAMS`.)
 
 The lock lives as long as the holder's connection: a holder that exits, crashes or is
 killed loses it as soon as the server sees the connection close (at once for a process
@@ -21,9 +22,10 @@ from typing import Any
 
 import psycopg
 
-__all__ = ["KEEPALIVE", "SEQUENCER", "Lease"]
+__all__ = ["KEEPALIVE", "SEQUENCER", "STREAMS", "Lease"]
 
 SEQUENCER = (0x5A53_0020, 0)  # the advisory lock (namespace, key) of the sequencer's lease
+STREAMS = (0x5A53_0030, 0)  # that of the streams' lease: which replica folds the streams
 KEEPALIVE = {"tcp_keepalives_idle": 3, "tcp_keepalives_interval": 1,
              "tcp_keepalives_count": 3}  # the server gives up on a silent holder after ~6 s
 
@@ -102,6 +104,19 @@ class Lease:
             "AND classid = %s::bigint::oid AND objid = %s::bigint::oid AND objsubid = 2",
             (ns & 0xFFFF_FFFF, key & 0xFFFF_FFFF)).fetchone()
         return None if row is None else int(row[0])
+
+    def holds_in(self, cur: Any) -> bool:
+        """Whether this contender holds the lease, asked inside the transaction of ``cur``
+        (another connection to the same database): a fence, so that what that transaction
+        writes commits only while this contender still leads."""
+        if not self._held or self._con is None or self._con.closed:
+            return False
+        ns, key = self._lock
+        cur.execute("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+                    "pid = %s AND classid = %s::bigint::oid AND objid = %s::bigint::oid AND "
+                    "objsubid = 2", (self._con.info.backend_pid, ns & 0xFFFF_FFFF,
+                                     key & 0xFFFF_FFFF))
+        return cur.fetchone() is not None
 
     def _drop(self) -> None:
         if self._con is not None:

@@ -35,6 +35,8 @@ class Pairer:
         self.out_of_order = 0
         self._watermark = 0.0
         self._since_evict = 0
+        self._changed: set[Any] = set()  # keys whose last record changed since taken
+        self._horizon: float | None = None  # set when keys were forgotten since taken
 
     def pair(self, records: list[tuple[float, dict[str, Any]]]
              ) -> list[tuple[float, dict[str, Any]]]:
@@ -53,6 +55,7 @@ class Pairer:
                 continue
             s, d = rec.get(same), rec.get(differ)
             last[k] = (t, s, d, rec.get(tcol))
+            self._changed.add(k)
             if t > self._watermark:
                 self._watermark = t
             if prev is None or s is None or prev[1] != s or prev[2] == d or \
@@ -79,14 +82,24 @@ class Pairer:
         self._since_evict = 0
         horizon = self._watermark - self.cfg.max_gap_s
         self.last = {k: v for k, v in self.last.items() if v[0] >= horizon}
+        self._changed &= self.last.keys()
+        self._horizon = horizon
 
-    def dump(self) -> bytes:
-        """The keys still waiting for a pair, to resume after a restart."""
-        self._evict()
-        return orjson.dumps([[k, *v] for k, v in self.last.items()])
+    def take_changes(self) -> tuple[list[tuple[str, float, str]], float | None]:
+        """What changed since last taken, to keep with the batch that changed it: (key,
+        event time, state) of each key whose last record changed, and the event time before
+        which keys were forgotten (None: none were)."""
+        rows = []
+        for k in self._changed:
+            t, s, d, raw = self.last[k]
+            rows.append((orjson.dumps(k).decode(), t, orjson.dumps([t, s, d, raw]).decode()))
+        horizon, self._horizon = self._horizon, None
+        self._changed = set()
+        return rows, horizon
 
-    def load(self, state: bytes) -> None:
-        """Resume from :meth:`dump`."""
-        for k, t, s, d, raw in orjson.loads(state):
-            self.last[k] = (t, s, d, raw)
+    def restore(self, rows: list[tuple[str, str]]) -> None:
+        """Resume from the (key, state) rows kept of :meth:`take_changes`."""
+        for key, state in rows:
+            t, s, d, raw = orjson.loads(state)
+            self.last[orjson.loads(key)] = (t, s, d, raw)
             self._watermark = max(self._watermark, t)

@@ -1,5 +1,22 @@
 """The stream service: subscribers hand messages to one committer, which parses them,
-folds them into their windows and commits, then acknowledges them to the broker."""
+folds them into their windows and commits, then acknowledges them to the broker.
+
+Each message counts once: a NATS message by its stream sequence number, kept with the
+batch that folded it (the broker delivers again what was not acknowledged: after a crash,
+or when a commit outlasts the consumer's ack wait); an MQTT message delivered again (its
+DUP flag set: the broker never saw its acknowledgement) by its digest among the last ones
+committed — so two messages with the same bytes, the second one redelivered, would count
+once (a publisher's messages carry their event time and sensor: in practice never).
+
+With the hub's state in PostgreSQL the windows are there too, and replicas share the
+streams: one of them at a time — the holder of the streams' lease
+(:data:`~zhongshu.ledger.lease.STREAMS`) — subscribes and folds; the others stand by and
+take over within a second of its death, resuming its broker sessions (the same NATS durable
+consumer; the same MQTT client id, so the broker's session hands over the messages queued
+for it) and its state (watermarks, waiting pairs) from the store. One folder keeps the
+arrival order a pairs stage and the watermarks rely on; ``docs/operations.md`` says what it
+costs.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +30,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from zhongshu.config import City, Lookup, stream_columns, stream_store
+import psycopg
+
+from zhongshu.config import City, Lookup, stream_columns, stream_store, window_schema
 from zhongshu.sources import Subscriber, open_stream
 from zhongshu.streams import columnar
 from zhongshu.streams.pairs import Pairer
+from zhongshu.streams.pgwindows import LeaseLost, PostgresWindowStore
 from zhongshu.streams.records import Lookups, Reader
-from zhongshu.streams.windows import Aggregate, WindowStore
+from zhongshu.streams.windows import Aggregate, Batch, Redelivered, WindowStore
 
 log = logging.getLogger("zhongshu.streams")
 BATCH_MESSAGES = 10_000
 BATCH_WAIT_S = 0.05
-Message = tuple[str, bytes, Callable[[], None] | None, int | None]
+LEASE_POLL_S = 0.5  # how often a standing-by replica tries the streams' lease
+FLOOR_EVERY_S = 5.0  # how often acknowledged sequence numbers are forgotten
+#: a message's key: its NATS stream sequence number, or (digest, redelivered) for MQTT
+Key = int | tuple[bytes, bool] | None
+Message = tuple[str, bytes, Callable[[], None] | None, Key]
+STORE_ERRORS = (sqlite3.Error, psycopg.Error)
 
 
 @dataclass
@@ -40,9 +65,17 @@ class Counters:
 class StreamService:
     """Every declared stream of a city, ingested into its owner's window store."""
 
-    def __init__(self, city: City) -> None:
+    def __init__(self, city: City, store_url: str = "") -> None:
+        """The city's streams, their windows in its SQLite files — or, given the URL of the
+        city's PostgreSQL store (``zhongshu.node.store_url``), there, folded by the
+        replica holding the streams' lease."""
         self.city = city
-        self.stores: dict[str, WindowStore] = {}
+        self._lease: Any = None
+        if store_url:
+            from zhongshu.ledger.lease import STREAMS, Lease
+
+            self._lease = Lease(store_url, STREAMS)
+        self.stores: dict[str, WindowStore | PostgresWindowStore] = {}
         self.readers: dict[str, tuple[str, Reader]] = {}  # stream → (owner, reader)
         self.pairers: dict[str, list[Pairer]] = {}  # stream → its pairs stages
         # stream → the columns its aggregates read, for the columnar path
@@ -56,8 +89,13 @@ class StreamService:
             reads: dict[str, set[str]] = {}  # stream or pairs → the columns aggregates read
             for a in aggs:
                 reads.setdefault(a.cfg.stream, set()).update(a.needs())
-            store = self.stores[owner] = WindowStore(city.root / stream_store(owner), aggs,
-                                                     mf.streams)
+            if store_url:
+                store: WindowStore | PostgresWindowStore = PostgresWindowStore(
+                    store_url, window_schema(owner), owner, aggs, mf.streams,
+                    fence=self._fence)
+            else:
+                store = WindowStore(city.root / stream_store(owner), aggs, mf.streams)
+            self.stores[owner] = store
             for st in mf.streams:
                 self.readers[st.name] = (owner, Reader(st))
                 wanted = set(reads.get(st.name, ()))
@@ -70,11 +108,7 @@ class StreamService:
                     self._fast[st.name] = {c.name: c.type for c in st.all_columns()
                                            if c.name in wanted}
                 for pc in st.pairs:
-                    pairer = Pairer(pc, st.time_column)
-                    pending = store.take_pending(pc.name)
-                    if pending:
-                        pairer.load(pending)
-                    self.pairers.setdefault(st.name, []).append(pairer)
+                    self.pairers.setdefault(st.name, []).append(Pairer(pc, st.time_column))
         self.counters = Counters()
         self._queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._closing = False
@@ -84,6 +118,30 @@ class StreamService:
         self._last: dict[str, float] = {}  # stream → when its last message arrived (monotonic)
         self._committer = threading.Thread(target=self._run, name="stream-committer",
                                            daemon=True)
+        self._leader = threading.Thread(target=self._lead, name="stream-lease", daemon=True)
+        #: whether this process folds the streams now (always, on the embedded store)
+        self.folding = threading.Event()
+        self._floors: dict[str, int] = {}
+        self._floors_at = 0.0
+        self._state = threading.RLock()  # commits, and taking up the stored state
+        if self._lease is None:
+            self._resume()
+            self.folding.set()
+
+    def _fence(self, cur: Any) -> None:
+        if not self._lease.holds_in(cur):
+            raise LeaseLost("this replica no longer holds the streams' lease")
+
+    def _resume(self) -> None:
+        """Take up the stored state: watermarks, and the records waiting for a pair."""
+        for store in self.stores.values():
+            store.load_state()
+        for stream, pairers in self.pairers.items():
+            store = self.stores[self.readers[stream][0]]
+            for i, pairer in enumerate(pairers):
+                fresh = pairers[i] = Pairer(pairer.cfg, pairer.time_column)
+                fresh.lookups = pairer.lookups
+                fresh.restore(store.waiting(pairer.cfg.name))
 
     def load_lookups(self, query: Callable[[str, str], list[dict[str, Any]]]) -> None:
         """Fill each stream's lookups with ``query(owner, sql)`` — the owner reading its own
@@ -106,32 +164,76 @@ class StreamService:
 
     def start(self, subscribe: bool = True) -> None:
         """Start committing and (unless ``subscribe`` is false: messages are then handed to
-        :meth:`deliver` directly, e.g. by a benchmark) subscribe to every stream."""
+        :meth:`deliver` directly, e.g. by a benchmark) subscribe to every stream — at once
+        on the embedded store, else once this replica holds the streams' lease."""
         self._committer.start()
-        if not subscribe:
+        if self._lease is not None:
+            self._subscribe = subscribe
+            self._leader.start()
             return
+        if subscribe:
+            self._subscribe_all()
+
+    def _subscribe_all(self) -> None:
         for owner, mf in self.city.members.items():
             for st in mf.streams:
-                # the broker keeps a persistent session (and its subscriptions) per client
-                # id: a new topic gets a new session rather than the old topic's messages,
-                # and two hubs of a city in different folders (a test, a staging copy) do
-                # not take each other's session
-                topic = hashlib.sha256(f"{st.topic}\0{self.city.root}".encode()
-                                       ).hexdigest()[:8]
-                client_id = f"zhongshu-{self.city.info.name}-{owner}-{st.name}-{topic}"
-                sub = open_stream(st, mf, self.city.root).subscriber(client_id, self.deliver)
+                sub = open_stream(st, mf, self.city.root).subscriber(
+                    self._client_id(owner, st.name, st.topic), self.deliver)
                 sub.start()
                 self._subscribers.append(sub)
                 self._by_stream[st.name] = sub
 
+    def _client_id(self, owner: str, stream: str, topic: str) -> str:
+        """The broker session (MQTT client id, NATS durable) of one stream. The broker keeps
+        a persistent session per client id: a new topic gets a new session rather than the
+        old topic's messages. On the embedded store, two hubs of a city in different folders
+        (a test, a staging copy) do not take each other's; replicas sharing a store share
+        it — one at a time, the lease's holder."""
+        where = "" if self._lease is not None else f"\0{self.city.root}"
+        digest = hashlib.sha256(f"{topic}{where}".encode()).hexdigest()[:8]
+        return f"zhongshu-{self.city.info.name}-{owner}-{stream}-{digest}"
+
+    def _lead(self) -> None:
+        """Stand by until this replica holds the streams' lease, then fold; give up folding
+        when the lease is lost (the store was away), and stand by again."""
+        lease = self._lease
+        while not self._stop.is_set():
+            try:
+                if not self.folding.is_set():
+                    if lease.try_take():
+                        with self._state:
+                            self._resume()
+                        self.folding.set()
+                        log.info("this replica holds the streams' lease: folding the streams")
+                        if self._subscribe:
+                            self._subscribe_all()
+                elif not lease.held():
+                    self._stand_by("the streams' lease was lost")
+            except Exception as e:  # the store is away: not folding, said once a try
+                if self.folding.is_set():
+                    self._stand_by(f"the streams' lease cannot be checked: {type(e).__name__}")
+                lease.release()
+            self._stop.wait(LEASE_POLL_S)
+
+    def _stand_by(self, why: str) -> None:
+        """Stop folding: unsubscribe, and leave every message not committed to the broker
+        (it delivers them again to the next holder)."""
+        log.warning("%s; standing by", why)
+        self.folding.clear()
+        subs, self._subscribers, self._by_stream = self._subscribers, [], {}
+        for sub in subs:
+            sub.stop()
+
     def connected(self) -> bool:
-        """Whether every subscription is connected to its broker."""
+        """Whether every subscription is connected to its broker (a replica standing by, which
+        subscribes to none, is connected)."""
         return all(s.connected for s in self._subscribers)
 
     def health(self) -> dict[str, dict[str, Any]]:
         """Stream → its state for operators: ``connected`` or ``disconnected`` (``direct``
-        when messages are handed in, not subscribed), messages, records and rejected records
-        so far, and seconds since the last message (None before the first). Counts and
+        when messages are handed in, not subscribed; ``standby`` on a replica that does not
+        hold the streams' lease), messages, records and rejected records so far (by this
+        process), and seconds since the last message (None before the first). Counts and
         states only: no broker host, topic or payload."""
         now = time.monotonic()
         out: dict[str, dict[str, Any]] = {}
@@ -140,7 +242,8 @@ class StreamService:
                 sub = self._by_stream.get(st.name)
                 last = self._last.get(st.name)
                 out[st.name] = {
-                    "state": "direct" if sub is None else
+                    "state": "standby" if not self.folding.is_set() else
+                    "direct" if sub is None else
                     "connected" if sub.connected else "disconnected",
                     "messages": self.counters.messages.get(st.name, 0),
                     "records": self.counters.records.get(st.name, 0),
@@ -149,14 +252,17 @@ class StreamService:
         return out
 
     def deliver(self, stream: str, payload: bytes, ack: Callable[[], None] | None = None,
-                seq: int | None = None) -> None:
+                seq: int | None = None, *, redelivered: bool | None = None) -> None:
         """Queue one message of ``stream``; ``ack`` is called once its effect is durable.
         ``seq`` (the broker's sequence number, when it has one) makes a redelivered message
-        count once."""
-        if self._closing:
-            return  # not acknowledged: the broker delivers it again after the restart
+        count once; a broker without one says whether it delivers this one again
+        (``redelivered``: MQTT's DUP flag), which is then looked up by its digest."""
+        if self._closing or not self.folding.is_set():
+            return  # not acknowledged: the broker delivers it again to the next folder
         self._last[stream] = time.monotonic()
-        self._queue.put((stream, payload, ack, seq))
+        key: Key = seq if redelivered is None else (hashlib.blake2b(
+            payload, digest_size=16).digest(), redelivered)
+        self._queue.put((stream, payload, ack, key))
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until everything delivered so far is committed (for tests and benchmarks)."""
@@ -179,57 +285,156 @@ class StreamService:
                                                              time.monotonic())))
                 except queue.Empty:
                     break
-            for _, _, ack, _ in self._commit_safely(batch):
+            if self.folding.is_set():
+                with self._state:
+                    done = self._commit_safely(batch)
+            else:  # the lease went: only the flush markers are answered
+                done = [m for m in batch if not m[0]]
+            for _, _, ack, _ in done:
                 if ack is not None:
                     ack()
+            self._forget_acknowledged()
+
+    def _forget_acknowledged(self) -> None:
+        """Every few seconds, tell the stores how far each NATS stream is acknowledged."""
+        now = time.monotonic()
+        if now - self._floors_at < FLOOR_EVERY_S:
+            return
+        self._floors_at = now
+        for stream, sub in list(self._by_stream.items()):
+            floor = getattr(sub, "floor", 0)
+            if floor > self._floors.get(stream, 0):
+                try:
+                    self.stores[self.readers[stream][0]].forget(stream, floor)
+                    self._floors[stream] = floor
+                except (*STORE_ERRORS, LeaseLost) as e:
+                    log.warning("stream %s: acknowledged messages not forgotten yet: %s",
+                                stream, type(e).__name__)
 
     def _commit_safely(self, batch: list[Message]) -> list[Message]:
-        """Commit ``batch``; the messages committed (to acknowledge). When the store fails,
-        none (the broker delivers them again); when a message cannot be folded, the batch is
-        committed message by message and that one is kept as rejected, so one bad message
-        never stops a stream."""
+        """Commit ``batch``; the messages committed or found committed already (to
+        acknowledge). When the store fails, none (the broker delivers them again); when a
+        message cannot be folded, the batch is committed message by message and that one is
+        kept as rejected, so one bad message never stops a stream."""
         try:
             self._commit(batch)
             return batch
-        except sqlite3.Error:
-            log.exception("stream batch not committed; the broker will redeliver it")
+        except STORE_ERRORS as e:
+            log.error("stream batch not committed (%s); the broker will deliver it again",
+                      type(e).__name__)
+            self._after_failure()
+            return []
+        except LeaseLost:
+            log.warning("stream batch not committed: the streams' lease was lost")
+            self._after_failure()
             return []
         except Exception:
             log.exception("a stream batch could not be folded; committing it message by "
                           "message")
+            self._after_failure()
         done = []
         for m in batch:
             try:
                 self._commit([m])
-            except sqlite3.Error:
-                log.exception("stream message not committed; the broker will redeliver it")
+            except (*STORE_ERRORS, LeaseLost) as e:
+                log.error("stream message not committed (%s); the broker will deliver it "
+                          "again", type(e).__name__)
+                self._after_failure()
                 continue
             except Exception as e:
-                stream, payload, _, seq = m
+                self._after_failure()
+                stream, payload, _, key = m
                 owner = self.readers[stream][0]
-                self.stores[owner].commit({}, {stream: [(f"could not be folded: {e!r}"[:200],
-                                                         payload)]},
-                                          {stream: seq} if seq is not None else {})
+                try:
+                    keys = self._keys([m])
+                    self.stores[owner].commit(Batch(
+                        rejected={stream: [(f"could not be folded: {e!r}"[:200], payload)]},
+                        seqs=keys["seqs"], digests=keys["digests"]))
+                except Redelivered:
+                    pass
+                except (*STORE_ERRORS, LeaseLost):
+                    continue
                 self.counters.rejected[stream] = self.counters.rejected.get(stream, 0) + 1
             done.append(m)
         return done
 
-    def _commit(self, batch: list[Message]) -> None:
-        per_owner: dict[str, tuple[dict[str, Any], dict[str, list[Any]]]] = {}
+    def _after_failure(self) -> None:
+        """A commit failed: what the folds changed in memory (watermarks, waiting pairs) is
+        put back as stored, since the broker delivers the batch again."""
+        try:
+            self._resume()
+        except (*STORE_ERRORS, LeaseLost) as e:
+            log.warning("stream state not reloaded: %s", type(e).__name__)
+
+    @staticmethod
+    def _keys(batch: list[Message]) -> dict[str, dict[str, list[Any]]]:
+        """The keys a batch's messages are kept by: ``seqs`` and ``digests`` of a Batch."""
+        seqs: dict[str, list[int]] = {}
+        digests: dict[str, list[bytes]] = {}
+        for stream, _, _, key in batch:
+            if isinstance(key, int):
+                seqs.setdefault(stream, []).append(key)
+            elif key is not None:
+                digests.setdefault(stream, []).append(key[0])
+        return {"seqs": seqs, "digests": digests}
+
+    def _new(self, batch: list[Message]) -> list[Message]:
+        """The messages of ``batch`` not committed before (nor earlier in the batch)."""
         c = self.counters
-        positions: dict[str, dict[str, int]] = {}
-        parts: dict[str, list[columnar.Columns]] = {}  # streams on the columnar path
-        pairs: dict[str, list[tuple[float, dict[str, Any]]]] = {}
-        for stream, payload, _, seq in batch:
+        seqs: dict[str, list[int]] = {}
+        again: dict[str, list[bytes]] = {}
+        for stream, _, _, key in batch:
+            if isinstance(key, int):
+                seqs.setdefault(stream, []).append(key)
+            elif key is not None and key[1]:
+                again.setdefault(stream, []).append(key[0])
+        old: dict[str, set[Any]] = {}
+        for stream, qs in seqs.items():
+            old[stream] = self.stores[self.readers[stream][0]].seen(stream, qs)
+        for stream, ds in again.items():
+            old.setdefault(stream, set()).update(
+                self.stores[self.readers[stream][0]].seen_digests(stream, ds))
+        out, taken = [], set()
+        for m in batch:
+            stream, _, _, key = m
             if not stream:
                 continue
+            k = key if not isinstance(key, tuple) else key[0]
+            looked = isinstance(key, int) or (isinstance(key, tuple) and key[1])
+            if looked and (k in old.get(stream, ()) or (stream, k) in taken):
+                c.duplicates[stream] = c.duplicates.get(stream, 0) + 1
+                continue  # delivered again: already counted
+            if isinstance(key, int):
+                taken.add((stream, k))
+            out.append(m)
+        return out
+
+    def _commit(self, batch: list[Message]) -> None:
+        for _ in range(3):
+            try:
+                self._commit_new(self._new(batch))
+                return
+            except Redelivered as e:  # committed meanwhile by a replica that then died
+                log.info("stream %s: a message came again after its commit; counted once",
+                         e.stream)
+                self._after_failure()
+        raise LeaseLost("another replica keeps committing this stream's messages")
+
+    def _commit_new(self, batch: list[Message]) -> None:
+        per_owner: dict[str, Batch] = {}
+        c = self.counters
+        parts: dict[str, list[columnar.Columns]] = {}  # streams on the columnar path
+        pairs: dict[str, list[tuple[float, dict[str, Any]]]] = {}
+        for m in batch:
+            stream, payload, _, _ = m
             owner, reader = self.readers[stream]
-            if seq is not None:
-                if seq <= self.stores[owner].position(stream):
-                    c.duplicates[stream] = c.duplicates.get(stream, 0) + 1
-                    continue  # redelivered after a crash: already counted
-                positions.setdefault(owner, {})[stream] = seq
-            recs, rejected = per_owner.setdefault(owner, ({}, {}))
+            out = per_owner.get(owner)
+            if out is None:
+                out = per_owner[owner] = Batch()
+            keys = self._keys([m])
+            for kind in ("seqs", "digests"):
+                for st, ks in keys[kind].items():
+                    getattr(out, kind).setdefault(st, []).extend(ks)
             c.messages[stream] = c.messages.get(stream, 0) + 1
             fast = self._fast.get(stream)
             cols = None if fast is None else columnar.read(
@@ -240,7 +445,7 @@ class StreamService:
                 records = parsed.records
                 if parsed.rejected:
                     c.rejected[stream] = c.rejected.get(stream, 0) + len(parsed.rejected)
-                    rejected.setdefault(stream, []).extend(
+                    out.rejected.setdefault(stream, []).extend(
                         (reason, payload) for reason in parsed.rejected)
                 if fast is not None and records:
                     cols = columnar.Columns.from_records(records, fast)
@@ -251,27 +456,34 @@ class StreamService:
             if cols is not None:
                 parts.setdefault(stream, []).append(cols)
             else:
-                recs.setdefault(stream, []).extend(records or ())
+                out.records.setdefault(stream, []).extend(records or ())
             for pairer in self.pairers.get(stream, ()):
                 if records is None and cols is not None:
                     records = cols.records()
                 pairs.setdefault(pairer.cfg.name, []).extend(pairer.pair(records or []))
         for stream, batches in parts.items():
             merged = columnar.Columns.concat(batches)
-            per_owner[self.readers[stream][0]][0][stream] = (
+            per_owner[self.readers[stream][0]].records[stream] = (
                 merged.records() if len(merged) < columnar.SMALL else merged)
         for stream, pairers in self.pairers.items():
             for pairer in pairers:
+                waiting, horizon = pairer.take_changes()
+                if not waiting and horizon is None and not pairs.get(pairer.cfg.name):
+                    continue
+                out = per_owner.setdefault(self.readers[stream][0], Batch())
+                out.waiting[pairer.cfg.name] = waiting
+                if horizon is not None:
+                    out.horizons[pairer.cfg.name] = horizon
                 got = pairs.get(pairer.cfg.name)
                 if not got:
                     continue
                 types = self._pair_types[pairer.cfg.name]
-                per_owner[self.readers[stream][0]][0][pairer.cfg.name] = (
+                out.records[pairer.cfg.name] = (
                     columnar.Columns.from_records(got, types)
                     if len(got) >= columnar.SMALL and columnar.supported(types.values())
                     else got)
-        for owner, (recs, rejected) in per_owner.items():
-            self.stores[owner].commit(recs, rejected, positions.get(owner, {}))
+        for owner, out in per_owner.items():
+            self.stores[owner].commit(out)
         c.commits += 1
 
     def stop(self) -> None:
@@ -283,13 +495,14 @@ class StreamService:
                 self.flush()
             except TimeoutError:
                 log.warning("stream committer did not finish")
-            self._stop.set()
+        self._stop.set()
+        if self._committer.is_alive():
             self._committer.join(5)
+        if self._leader.is_alive():
+            self._leader.join(5)
         for sub in self._subscribers:
             sub.stop()
-        for stream, pairers in self.pairers.items():
-            for pairer in pairers:
-                self.stores[self.readers[stream][0]].save_pending(pairer.cfg.name,
-                                                                  pairer.dump())
+        if self._lease is not None:
+            self._lease.release()
         for store in self.stores.values():
             store.close()

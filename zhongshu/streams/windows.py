@@ -1,4 +1,6 @@
-"""Tumbling windows on event time, kept in the hub's SQLite file of the stream's owner.
+"""Tumbling windows on event time, kept in the window store of the stream's owner: the hub's
+SQLite file of that member (embedded), or a schema of the hub's PostgreSQL store
+(:mod:`zhongshu.streams.pgwindows`, when replicas share the streams).
 
 Each aggregate is one table: a row per window and group, holding the measures as served
 (count, sum, avg, min, max, last) and the partials they are merged from (sum and count of non-null
@@ -15,6 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,9 +28,46 @@ from zhongshu.config import AggregateConfig, Column, StreamConfig, parse_measure
 from zhongshu.streams import columnar
 from zhongshu.streams.columnar import Columns
 
-_SQL_TYPE = {"BIGINT": "INTEGER", "INTEGER": "INTEGER", "DOUBLE": "DOUBLE", "VARCHAR": "TEXT",
-             "TIMESTAMP": "TIMESTAMP", "BOOLEAN": "BOOLEAN"}
 REJECT_SAMPLES_PER_MINUTE = 100
+#: of each MQTT stream, the digests of this many messages committed last are kept: a message
+#: the broker delivers again (its DUP flag set) is one of them if it was committed already
+DIGESTS_KEPT = 10_000
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one store's SQL spells what the windows need."""
+
+    param: str  # a query parameter's placeholder
+    types: dict[str, str]  # a column's declared type → the store's
+    least: str  # the scalar min() and max() of two values
+    greatest: str
+
+
+SQLITE = Dialect("?", {"BIGINT": "INTEGER", "INTEGER": "INTEGER", "DOUBLE": "DOUBLE",
+                       "VARCHAR": "TEXT", "TIMESTAMP": "TIMESTAMP", "BOOLEAN": "BOOLEAN"},
+                 "min", "max")
+POSTGRES = Dialect("%s", {"BIGINT": "BIGINT", "INTEGER": "INTEGER",
+                          "DOUBLE": "DOUBLE PRECISION", "VARCHAR": "TEXT",
+                          "TIMESTAMP": "TIMESTAMP", "BOOLEAN": "BOOLEAN"}, "LEAST", "GREATEST")
+
+
+@dataclass
+class Batch:
+    """What one commit of the stream service writes, in one transaction of a window store."""
+
+    #: stream (or pairs) → its records, or the same as columns
+    records: dict[str, Any] = field(default_factory=dict)
+    #: stream → (reason, message) of each record rejected
+    rejected: dict[str, list[tuple[str, bytes]]] = field(default_factory=dict)
+    #: stream → the broker sequence numbers of its messages (NATS)
+    seqs: dict[str, list[int]] = field(default_factory=dict)
+    #: stream → the digests of its messages (MQTT, which numbers none)
+    digests: dict[str, list[bytes]] = field(default_factory=dict)
+    #: pairs → (key, event time, state) of each key whose waiting record changed
+    waiting: dict[str, list[tuple[str, float, str]]] = field(default_factory=dict)
+    #: pairs → the event time before which its waiting records are forgotten
+    horizons: dict[str, float] = field(default_factory=dict)
 
 
 def table_of(dataset: str) -> str:
@@ -64,21 +104,25 @@ class Aggregate:
         return {g for g, _ in self.groups} | {c for _, _, c in self.measures if c} | (
             {self.cfg.where} if self.cfg.where else set())
 
-    def ddl(self) -> list[str]:
+    def ddl(self, d: Dialect = SQLITE, schema: str = "") -> list[str]:
+        """The statements making its table (in ``schema``, when the store has schemas)."""
+        t = d.types
         cols = ["window_start TIMESTAMP NOT NULL", "window_end TIMESTAMP NOT NULL",
                 "gkey TEXT NOT NULL"]
-        cols += [f'"{g}" {_SQL_TYPE.get(t.upper(), "TEXT")}' for g, t in self.groups]
+        cols += [f'"{g}" {t.get(ty.upper(), "TEXT")}' for g, ty in self.groups]
         for name, fn, col in self.measures:
             if fn == "count" or col is None:  # count(*) is the only measure without a column
-                cols.append(f'"{name}" INTEGER NOT NULL DEFAULT 0')
+                cols.append(f'"{name}" {t["BIGINT"]} NOT NULL DEFAULT 0')
             elif fn == "last":
-                cols += [f'"{name}" {_SQL_TYPE.get(self.types[col].upper(), "TEXT")}',
-                         f'"{name}__t" DOUBLE']
+                cols += [f'"{name}" {t.get(self.types[col].upper(), "TEXT")}',
+                         f'"{name}__t" {t["DOUBLE"]}']
             else:
-                cols += [f'"{name}" DOUBLE', f'"{name}__s" DOUBLE', f'"{name}__n" INTEGER']
-        return [f'CREATE TABLE IF NOT EXISTS "{self.table}" ({", ".join(cols)}, '
+                cols += [f'"{name}" {t["DOUBLE"]}', f'"{name}__s" {t["DOUBLE"]}',
+                         f'"{name}__n" {t["BIGINT"]}']
+        where = f'"{schema}".' if schema else ""
+        return [f'CREATE TABLE IF NOT EXISTS {where}"{self.table}" ({", ".join(cols)}, '
                 "PRIMARY KEY (window_start, gkey))",
-                f'CREATE INDEX IF NOT EXISTS "{self.table}__end" ON "{self.table}" '
+                f'CREATE INDEX IF NOT EXISTS "{self.table}__end" ON {where}"{self.table}" '
                 "(window_end)"]
 
     def fold(self, records: Iterable[tuple[float, dict[str, Any]]]
@@ -138,43 +182,47 @@ class Aggregate:
         self.late += late
         return out
 
-    def upsert(self, c: sqlite3.Connection,
-               folded: dict[tuple[float, tuple[Any, ...]], list[Any]]) -> None:
-        """Merge folded partials into the stored windows (inside the caller's transaction)."""
+    def upsert(self, c: Any, folded: dict[tuple[float, tuple[Any, ...]], list[Any]],
+               d: Dialect = SQLITE, schema: str = "") -> None:
+        """Merge folded partials into the stored windows (inside the caller's transaction,
+        on connection ``c`` of a store speaking ``d``). Rows go in key order, so that two
+        writers of one table always lock its rows in the same order."""
         if not folded:
             return
         names = ["window_start", "window_end", "gkey"] + [g for g, _ in self.groups]
         sets = []
         for name, fn, _ in self.measures:
-            q = f'"{name}"'
+            q, old = f'"{name}"', f'w."{name}"'
             if fn == "count":
                 names.append(name)
-                sets.append(f"{q} = {q} + excluded.{q}")
+                sets.append(f"{q} = {old} + excluded.{q}")
                 continue
             if fn == "last":
-                t = f'"{name}__t"'
+                t, ot = f'"{name}__t"', f'w."{name}__t"'
                 names += [name, f"{name}__t"]
-                sets += [f"{q} = CASE WHEN {t} IS NULL OR excluded.{t} >= {t} THEN excluded.{q} "
-                         f"ELSE {q} END",
-                         f"{t} = CASE WHEN {t} IS NULL OR excluded.{t} >= {t} THEN "
-                         f"excluded.{t} ELSE {t} END"]
+                sets += [f"{q} = CASE WHEN {ot} IS NULL OR excluded.{t} >= {ot} THEN "
+                         f"excluded.{q} ELSE {old} END",
+                         f"{t} = CASE WHEN {ot} IS NULL OR excluded.{t} >= {ot} THEN "
+                         f"excluded.{t} ELSE {ot} END"]
                 continue
             s, n = f'"{name}__s"', f'"{name}__n"'
+            os_, on = f'w."{name}__s"', f'w."{name}__n"'
             names += [name, f"{name}__s", f"{name}__n"]
             if fn in ("sum", "avg"):
-                sets += [f"{s} = CASE WHEN excluded.{n} > 0 THEN coalesce({s}, 0) + "
-                         f"excluded.{s} ELSE {s} END", f"{n} = {n} + excluded.{n}"]
-                total = (f"(CASE WHEN excluded.{n} > 0 THEN coalesce({s}, 0) + excluded.{s} "
-                         f"ELSE {s} END)")
+                total = (f"(CASE WHEN excluded.{n} > 0 THEN coalesce({os_}, 0) + excluded.{s} "
+                         f"ELSE {os_} END)")
+                sets += [f"{s} = {total}", f"{n} = {on} + excluded.{n}"]
                 sets.append(f"{q} = {total}" if fn == "sum" else
-                            f"{q} = {total} / nullif({n} + excluded.{n}, 0)")
+                            f"{q} = {total} / nullif({on} + excluded.{n}, 0)")
             else:
-                pick = "min" if fn == "min" else "max"
-                sets += [f"{q} = CASE WHEN {q} IS NULL THEN excluded.{q} WHEN excluded.{q} "
-                         f"IS NULL THEN {q} ELSE {pick}({q}, excluded.{q}) END",
-                         f"{n} = {n} + excluded.{n}"]
-        sql = (f'INSERT INTO "{self.table}" ({", ".join(chr(34) + x + chr(34) for x in names)})'
-               f" VALUES ({', '.join('?' * len(names))}) ON CONFLICT (window_start, gkey) "
+                pick = d.least if fn == "min" else d.greatest
+                sets += [f"{q} = CASE WHEN {old} IS NULL THEN excluded.{q} WHEN excluded.{q} "
+                         f"IS NULL THEN {old} ELSE {pick}({old}, excluded.{q}) END",
+                         f"{n} = {on} + excluded.{n}"]
+        where = f'"{schema}".' if schema else ""
+        sql = (f'INSERT INTO {where}"{self.table}" AS w '
+               f'({", ".join(chr(34) + x + chr(34) for x in names)})'
+               f" VALUES ({', '.join([d.param] * len(names))}) ON CONFLICT (window_start, gkey) "
                f"DO UPDATE SET {', '.join(sets)}")
         rows = []
         w = self.cfg.window_s
@@ -191,11 +239,14 @@ class Aggregate:
                 else:
                     row += [val, val, n]
             rows.append(row)
+        rows.sort(key=lambda r: (r[0], r[2]))
         c.executemany(sql, rows)
 
 
 class WindowStore:
-    """The SQLite file of one member's stream aggregates and rejected messages."""
+    """The SQLite file of one member's stream aggregates and rejected messages, and what the
+    stream service needs to resume after a restart: watermarks, which messages were
+    committed, and the records of a pairs stage still waiting for their pair."""
 
     def __init__(self, path: Path, aggregates: list[Aggregate], streams: list[StreamConfig]
                  ) -> None:
@@ -205,7 +256,7 @@ class WindowStore:
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.aggregates = aggregates
         with self.lock:
             for a in aggregates:
@@ -214,81 +265,183 @@ class WindowStore:
             for st in streams:
                 self.conn.execute(f'CREATE TABLE IF NOT EXISTS "{rejected_table(st.name)}" '
                                   "(received_at TIMESTAMP, reason TEXT, sample TEXT)")
-            self.conn.execute("CREATE TABLE IF NOT EXISTS watermarks (dataset TEXT PRIMARY "
-                              "KEY, watermark DOUBLE NOT NULL, late INTEGER NOT NULL)")
-            self.conn.execute("CREATE TABLE IF NOT EXISTS positions (stream TEXT PRIMARY KEY, "
-                              "seq INTEGER NOT NULL)")
-            self.conn.execute("CREATE TABLE IF NOT EXISTS pending_pairs (pairs TEXT NOT NULL, "
-                              "state BLOB NOT NULL)")
+            for ddl in _STATE_DDL:
+                self.conn.execute(ddl)
             self._positions: dict[str, int] = dict(
                 self.conn.execute("SELECT stream, seq FROM positions"))
-            for a in aggregates:
+        self.load_state()
+        path.chmod(0o644)
+        self._sampled: dict[str, tuple[int, int]] = {}
+        self._digests_n: dict[str, int] = {}
+
+    def load_state(self) -> None:
+        """Set each aggregate's watermark and late count to the stored ones."""
+        with self.lock:
+            for a in self.aggregates:
                 row = self.conn.execute("SELECT watermark, late FROM watermarks WHERE "
                                         "dataset = ?", (a.cfg.dataset,)).fetchone()
                 if row:
                     a.watermark, a.late = row
-        path.chmod(0o644)
-        self._sampled: dict[str, tuple[int, int]] = {}
 
     def position(self, stream: str) -> int:
-        """The broker sequence number of the last message of ``stream`` committed (0)."""
+        """The broker sequence number up to which every message of ``stream`` is committed
+        and acknowledged (0)."""
         return self._positions.get(stream, 0)
 
-    def commit(self, batches: dict[str, list[tuple[float, dict[str, Any]]]],
-               rejected: dict[str, list[tuple[str, bytes]]],
-               positions: dict[str, int] | None = None) -> None:
-        """Fold each stream's records into its aggregates, keep samples of rejected
-        messages and the streams' positions — one durable transaction."""
+    def seen(self, stream: str, seqs: list[int]) -> set[int]:
+        """Those of ``seqs`` (a NATS stream's sequence numbers) already committed."""
+        floor = self.position(stream)
+        out = {q for q in seqs if q <= floor}
+        rest = [q for q in seqs if q > floor]
+        with self.lock:
+            for i in range(0, len(rest), 500):
+                part = rest[i:i + 500]
+                out.update(q for (q,) in self.conn.execute(
+                    "SELECT seq FROM seen_seqs WHERE stream = ? AND seq IN "
+                    f"({','.join('?' * len(part))})", (stream, *part)))
+        return out
+
+    def seen_digests(self, stream: str, digests: list[bytes]) -> set[bytes]:
+        """Those of ``digests`` among the last :data:`DIGESTS_KEPT` committed of ``stream``."""
+        out: set[bytes] = set()
+        with self.lock:
+            for i in range(0, len(digests), 500):
+                part = digests[i:i + 500]
+                out.update(d for (d,) in self.conn.execute(
+                    "SELECT digest FROM seen_digests WHERE stream = ? AND digest IN "
+                    f"({','.join('?' * len(part))})", (stream, *part)))
+        return out
+
+    def forget(self, stream: str, floor: int) -> None:
+        """Every message of ``stream`` up to ``floor`` is acknowledged: the broker will not
+        deliver it again, so its sequence number need not be kept."""
+        if floor <= self.position(stream):
+            return
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("INSERT OR REPLACE INTO positions VALUES (?, ?)", (stream, floor))
+            self.conn.execute("DELETE FROM seen_seqs WHERE stream = ? AND seq <= ?",
+                              (stream, floor))
+            self.conn.execute("COMMIT")
+            self._positions[stream] = floor
+
+    def commit(self, batch: Batch) -> None:
+        """Fold each stream's records into its aggregates and keep what the batch says —
+        samples of rejected messages, which messages it holds, the waiting records of pairs
+        — in one durable transaction.
+
+        Raises:
+            Redelivered: one of its NATS messages was committed already (nothing is
+                written; commit the others again).
+        """
         with self.lock:
             c = self.conn
             c.execute("BEGIN IMMEDIATE")
             try:
+                for stream, seqs in batch.seqs.items():
+                    before = c.total_changes
+                    c.executemany("INSERT OR IGNORE INTO seen_seqs VALUES (?, ?)",
+                                  [(stream, q) for q in seqs])
+                    if c.total_changes - before != len(seqs):
+                        raise Redelivered(stream)
                 for a in self.aggregates:
-                    recs = batches.get(a.cfg.stream)
+                    recs = batch.records.get(a.cfg.stream)
                     if isinstance(recs, Columns):
                         a.upsert(c, a.fold_columns(recs))
                     elif recs:
                         a.upsert(c, a.fold(recs))
-                        c.execute("INSERT OR REPLACE INTO watermarks VALUES (?, ?, ?)",
-                                  (a.cfg.dataset, a.watermark, a.late))
+                    else:
+                        continue
+                    c.execute("INSERT OR REPLACE INTO watermarks VALUES (?, ?, ?)",
+                              (a.cfg.dataset, a.watermark, a.late))
                 now = time.time()
-                for stream, items in rejected.items():
-                    keep = self._sample(stream, len(items), now)
+                for stream, items in batch.rejected.items():
+                    keep = sample_count(self._sampled, stream, len(items), now)
                     rows = [(_ts(now), reason, payload[:200].decode("utf-8", "replace"))
                             for reason, payload in items[:keep]]
                     c.executemany(f'INSERT INTO "{rejected_table(stream)}" VALUES (?, ?, ?)',
                                   rows)
-                for stream, seq in (positions or {}).items():
-                    c.execute("INSERT OR REPLACE INTO positions VALUES (?, ?)", (stream, seq))
+                for stream, digests in batch.digests.items():
+                    n = self._digest_count(stream)
+                    c.executemany("INSERT OR REPLACE INTO seen_digests VALUES (?, ?, ?)",
+                                  [(stream, n + i, d) for i, d in enumerate(digests, 1)])
+                    c.execute("DELETE FROM seen_digests WHERE stream = ? AND n <= ?",
+                              (stream, n + len(digests) - DIGESTS_KEPT))
+                for pairs, waiting in batch.waiting.items():
+                    c.executemany("INSERT OR REPLACE INTO pairs_waiting VALUES (?, ?, ?, ?)",
+                                  [(pairs, *r) for r in waiting])
+                for pairs, horizon in batch.horizons.items():
+                    c.execute("DELETE FROM pairs_waiting WHERE pairs = ? AND t < ?",
+                              (pairs, horizon))
             except BaseException:
                 c.execute("ROLLBACK")
+                self.load_state()  # the folds moved the watermarks in memory
                 raise
             c.execute("COMMIT")
-            self._positions.update(positions or {})
+            for stream, digests in batch.digests.items():
+                self._digests_n[stream] = self._digests_n[stream] + len(digests)
 
-    def save_pending(self, pairs: str, state: bytes) -> None:
-        """Keep a pairs stage's unpaired records (on a clean stop) for the next start."""
-        with self.lock:
-            self.conn.execute("DELETE FROM pending_pairs WHERE pairs = ?", (pairs,))
-            self.conn.execute("INSERT INTO pending_pairs VALUES (?, ?)", (pairs, state))
+    def _digest_count(self, stream: str) -> int:
+        if stream not in self._digests_n:
+            row = self.conn.execute("SELECT max(n) FROM seen_digests WHERE stream = ?",
+                                    (stream,)).fetchone()
+            self._digests_n[stream] = int(row[0] or 0)
+        return self._digests_n[stream]
 
-    def take_pending(self, pairs: str) -> bytes | None:
-        """The unpaired records saved by :meth:`save_pending` (then forgotten)."""
+    def waiting(self, pairs: str) -> list[tuple[str, str]]:
+        """(key, state) of each record of a pairs stage waiting for its pair; records saved
+        whole by an older hub on its last stop are taken over too."""
         with self.lock:
-            row = self.conn.execute("SELECT state FROM pending_pairs WHERE pairs = ?",
+            rows = self.conn.execute("SELECT key, state FROM pairs_waiting WHERE pairs = ?",
+                                     (pairs,)).fetchall()
+            old = self.conn.execute("SELECT state FROM pending_pairs WHERE pairs = ?",
                                     (pairs,)).fetchone()
-            self.conn.execute("DELETE FROM pending_pairs WHERE pairs = ?", (pairs,))
-        return row[0] if row else None
-
-    def _sample(self, stream: str, n: int, now: float) -> int:
-        minute = int(now // 60)
-        seen_minute, seen = self._sampled.get(stream, (minute, 0))
-        if seen_minute != minute:
-            seen = 0
-        keep = max(0, min(n, REJECT_SAMPLES_PER_MINUTE - seen))
-        self._sampled[stream] = (minute, seen + keep)
-        return keep
+            if old is not None:
+                self.conn.execute("DELETE FROM pending_pairs WHERE pairs = ?", (pairs,))
+        if old is None:
+            return rows
+        legacy = [(orjson.dumps(k).decode(), orjson.dumps(v).decode())
+                  for k, *v in orjson.loads(old[0])]
+        return legacy + rows
 
     def close(self) -> None:
         with self.lock:
             self.conn.close()
+
+
+def sample_count(sampled: dict[str, tuple[int, int]], stream: str, n: int, now: float) -> int:
+    """How many of ``n`` rejected messages of ``stream`` to keep as samples now (at most
+    :data:`REJECT_SAMPLES_PER_MINUTE` a minute); ``sampled`` counts what was kept."""
+    minute = int(now // 60)
+    seen_minute, seen = sampled.get(stream, (minute, 0))
+    if seen_minute != minute:
+        seen = 0
+    keep = max(0, min(n, REJECT_SAMPLES_PER_MINUTE - seen))
+    sampled[stream] = (minute, seen + keep)
+    return keep
+
+
+class Redelivered(Exception):
+    """A batch holds a message its store has committed already (a broker's redelivery)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.stream = stream
+
+
+_STATE_DDL = [
+    "CREATE TABLE IF NOT EXISTS watermarks (dataset TEXT PRIMARY KEY, watermark DOUBLE NOT "
+    "NULL, late INTEGER NOT NULL)",
+    # up to seq, every message of the stream is committed and acknowledged
+    "CREATE TABLE IF NOT EXISTS positions (stream TEXT PRIMARY KEY, seq INTEGER NOT NULL)",
+    # committed messages above the stream's position, which the broker may deliver again
+    "CREATE TABLE IF NOT EXISTS seen_seqs (stream TEXT NOT NULL, seq INTEGER NOT NULL, "
+    "PRIMARY KEY (stream, seq))",
+    "CREATE TABLE IF NOT EXISTS seen_digests (stream TEXT NOT NULL, n INTEGER NOT NULL, "
+    "digest BLOB NOT NULL, PRIMARY KEY (stream, n))",
+    "CREATE INDEX IF NOT EXISTS seen_digests__digest ON seen_digests (stream, digest)",
+    "CREATE TABLE IF NOT EXISTS pairs_waiting (pairs TEXT NOT NULL, key TEXT NOT NULL, "
+    "t DOUBLE NOT NULL, state TEXT NOT NULL, PRIMARY KEY (pairs, key))",
+    # what hubs before pairs_waiting saved of a pairs stage on a clean stop
+    "CREATE TABLE IF NOT EXISTS pending_pairs (pairs TEXT NOT NULL, state BLOB NOT NULL)",
+]

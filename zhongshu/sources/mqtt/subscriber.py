@@ -14,13 +14,15 @@ from paho.mqtt.reasoncodes import ReasonCode
 from zhongshu.config import StreamConfig
 
 log = logging.getLogger("zhongshu.streams.mqtt")
-Deliver = Callable[[str, bytes, Callable[[], None]], None]
+Deliver = Callable[..., None]
 SESSION_EXPIRY_S = 7 * 24 * 3600
 RECEIVE_MAXIMUM = 1000
 
 
 class MqttSubscriber:
-    """One stream's subscription; ``deliver(stream, payload, ack)`` gets every message."""
+    """One stream's subscription; ``deliver(stream, payload, ack, redelivered=dup)`` gets
+    every message, ``dup`` saying whether the broker delivers it again (it never saw its
+    acknowledgement: the stream service looks it up among those committed)."""
 
     def __init__(self, cfg: StreamConfig, client_id: str, deliver: Deliver) -> None:
         self.cfg = cfg
@@ -70,7 +72,7 @@ class MqttSubscriber:
         def ack() -> None:
             client.ack(mid, qos)
 
-        self.deliver(self.cfg.name, bytes(msg.payload), ack)
+        self.deliver(self.cfg.name, bytes(msg.payload), ack, redelivered=bool(msg.dup))
 
     def stop(self) -> None:
         """Disconnect; unacknowledged messages stay with the broker for the next start."""

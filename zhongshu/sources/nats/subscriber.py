@@ -17,18 +17,26 @@ from zhongshu.config import StreamConfig
 log = logging.getLogger("zhongshu.streams.nats")
 Deliver = Callable[..., None]
 FETCH = 1000
+ACK_WAIT_S = 10  # a message not acknowledged within this is delivered again
+FLOOR_EVERY_S = 2.0
 
 
 class NatsSubscriber:
-    """One stream's durable consumer, fetched on an event loop of its own thread."""
+    """One stream's durable consumer, fetched on an event loop of its own thread. Each
+    message is acknowledged by itself once committed (ack policy *explicit*: acknowledging
+    one never acknowledges another, still uncommitted); :attr:`floor` is the consumer's
+    acknowledgement floor (every message up to it is acknowledged), read every few
+    seconds."""
 
     def __init__(self, cfg: StreamConfig, durable: str, deliver: Deliver) -> None:
         self.cfg = cfg
         self.durable = cfg.durable or durable
         self.deliver = deliver
         self.connected = False
-        self._latest: Any = None  # newest committed message, to acknowledge
-        self._acked: Any = None
+        #: the stream sequence number up to which every message is acknowledged
+        self.floor = 0
+        self._committed: list[Any] = []  # committed messages, to acknowledge
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"nats-{cfg.name}",
                                         daemon=True)
@@ -46,7 +54,7 @@ class NatsSubscriber:
                 await self._consume()
             except Exception as e:  # broker down, stream missing: say so, try again
                 self.connected = False
-                log.warning("stream %s: %s; retrying", self.cfg.name, e)
+                log.warning("stream %s: %s %s; retrying", self.cfg.name, type(e).__name__, e)
                 await asyncio.sleep(1.0)
 
     async def _consume(self) -> None:
@@ -56,34 +64,57 @@ class NatsSubscriber:
             js = nc.jetstream()
             sub = await js.pull_subscribe(
                 self.cfg.topic, durable=self.durable,
-                config=ConsumerConfig(ack_policy=AckPolicy.ALL, ack_wait=10,
+                config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT_S,
                                       deliver_policy=DeliverPolicy.ALL,
                                       max_ack_pending=100_000))
+            info = await sub.consumer_info()
+            if info.config.ack_policy != AckPolicy.EXPLICIT:
+                log.warning("stream %s: durable consumer %s acknowledges with policy %s, made "
+                            "by an older hub; acknowledging one message then acknowledges "
+                            "those before it, committed or not. Delete the consumer (`nats "
+                            "consumer rm`) while the hub is stopped: the next start makes it "
+                            "anew, with explicit acknowledgements", self.cfg.name,
+                            self.durable, info.config.ack_policy)
             self.connected = True
+            if info.num_ack_pending:
+                # delivered to a process that died before acknowledging them: they come
+                # again once their ack wait is over, and before any newer message — so the
+                # stream is folded in its order (the windows' lateness counts on it)
+                log.info("stream %s: %d messages were delivered to a hub that did not "
+                         "acknowledge them; waiting %d s for them to come again first",
+                         self.cfg.name, info.num_ack_pending, ACK_WAIT_S)
+                await asyncio.sleep(ACK_WAIT_S)
+            asked = 0.0
+            loop = asyncio.get_running_loop()
             while not self._stop.is_set():
-                await self._ack_latest()
+                await self._acknowledge()
+                if loop.time() - asked > FLOOR_EVERY_S:
+                    asked = loop.time()
+                    info = await sub.consumer_info()
+                    self.floor = (info.ack_floor.stream_seq or 0) if info.ack_floor else 0
                 try:
                     msgs = await sub.fetch(FETCH, timeout=0.2)
-                except NatsTimeout:
+                except (TimeoutError, NatsTimeout):  # nats-py raises either
                     continue
                 for m in msgs:
                     self.deliver(self.cfg.name, m.data, self._acker(m),
                                  m.metadata.sequence.stream)
-            await self._ack_latest()
+            await self._acknowledge()
         finally:
             self.connected = False
             await nc.close()
 
     def _acker(self, msg: Any) -> Callable[[], None]:
-        def ack() -> None:
-            self._latest = msg  # acknowledged on the subscriber's loop, newest first
+        def ack() -> None:  # acknowledged on the subscriber's loop
+            with self._lock:
+                self._committed.append(msg)
         return ack
 
-    async def _ack_latest(self) -> None:
-        latest = self._latest
-        if latest is not None and latest is not self._acked:
-            await latest.ack()
-            self._acked = latest
+    async def _acknowledge(self) -> None:
+        with self._lock:
+            done, self._committed = self._committed, []
+        if done:
+            await asyncio.gather(*(m.ack() for m in done))
 
     def stop(self, timeout: float = 5.0) -> None:
         """Acknowledge what was committed, then disconnect."""
