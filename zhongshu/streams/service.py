@@ -285,11 +285,10 @@ class StreamService:
                                                              time.monotonic())))
                 except queue.Empty:
                     break
-            if self.folding.is_set():
+            done = [m for m in batch if not m[0]]  # flush markers: answered in any case
+            if self.folding.is_set():  # else the lease went: the broker delivers them again
                 with self._state:
-                    done = self._commit_safely(batch)
-            else:  # the lease went: only the flush markers are answered
-                done = [m for m in batch if not m[0]]
+                    done = [m for m in self._commit_safely(batch) if m[0]] + done
             for _, _, ack, _ in done:
                 if ack is not None:
                     ack()

@@ -1,0 +1,146 @@
+"""Both window stores — the embedded SQLite file and a schema of the hub's PostgreSQL store —
+count each message once: a NATS message delivered again (after a crash between commit and
+acknowledgement) by its sequence number, even by another process; an MQTT message delivered
+again (DUP) by its digest, while a second message with the same bytes, not redelivered, is
+counted. The windows are checked as a hub on that store serves them, against a fold written
+here. On PostgreSQL a replica that lost the streams' lease commits nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import copy_demo_city
+from tests.stores.pg import fresh_database
+from tests.streams.test_mqtt import LIVE_FLOW, _events, _oracle, _rounded, _served, stream_block
+from zhongshu.config import load_city
+from zhongshu.streams.service import StreamService
+
+S = "passages-live"
+
+
+def _city(kind: str, demo_dir: Path, city_tmp: Path, monkeypatch: pytest.MonkeyPatch
+          ) -> Iterator[tuple[Path, str]]:
+    root = copy_demo_city(demo_dir, city_tmp / "city",
+                          {"traffic-police": stream_block("mqtt", "unused/here") + LIVE_FLOW})
+    if kind == "sqlite":
+        yield root, ""
+        return
+    with fresh_database() as url:
+        monkeypatch.setenv("ZHONGSHU_STORE_URL", url)
+        yield root, url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def city(request: pytest.FixtureRequest, demo_dir: Path, city_tmp: Path,
+         monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
+    """A city with one stream, its state in SQLite files or in a fresh PostgreSQL store (the
+    URL, or "")."""
+    yield from _city(request.param, demo_dir, city_tmp, monkeypatch)
+
+
+@pytest.fixture
+def pg_city(demo_dir: Path, city_tmp: Path, monkeypatch: pytest.MonkeyPatch
+            ) -> Iterator[tuple[Path, str]]:
+    """The same city on a PostgreSQL store."""
+    yield from _city("postgresql", demo_dir, city_tmp, monkeypatch)
+
+
+def _service(root: Path, url: str) -> StreamService:
+    """A stream service handed messages directly, folding (it holds the lease, if any)."""
+    streams = StreamService(load_city(root), url)
+    streams.start(subscribe=False)
+    deadline = time.monotonic() + 10
+    while not streams.folding.is_set():
+        assert time.monotonic() < deadline, "the streams' lease was not taken"
+        time.sleep(0.05)
+    return streams
+
+
+def _payload(events: list[dict[str, Any]]) -> bytes:
+    return json.dumps(events).encode()
+
+
+def test_a_nats_message_delivered_again_counts_once(city: tuple[Path, str]) -> None:
+    root, url = city
+    events = _events(60, seed=3)
+    first = _service(root, url)
+    try:
+        first.deliver(S, _payload(events[:20]), None, seq=1)
+        first.deliver(S, _payload(events[20:40]), None, seq=2)
+        first.flush()
+        first.deliver(S, _payload(events[20:40]), None, seq=2)  # its ack was lost
+        first.flush()
+        assert first.counters.duplicates == {S: 1}
+    finally:
+        first.stop()  # as if it died before acknowledging seq 1 and 2: another takes over
+    again = _service(root, url)
+    try:
+        for seq, part in ((1, events[:20]), (2, events[20:40]), (3, events[40:])):
+            again.deliver(S, _payload(part), None, seq=seq)
+        again.deliver(S, _payload(events[40:]), None, seq=3)  # twice in one batch
+        again.flush()
+        assert again.counters.duplicates == {S: 3}
+        assert again.counters.messages == {S: 1}
+    finally:
+        again.stop()
+    assert _served(root) == _rounded(_oracle(events))
+
+
+def test_an_mqtt_message_counts_once_when_redelivered_twice_when_sent_twice(
+        city: tuple[Path, str]) -> None:
+    root, url = city
+    events = _events(30, seed=4)
+    streams = _service(root, url)
+    try:
+        streams.deliver(S, _payload(events), None, redelivered=False)
+        streams.deliver(S, _payload(events), None, redelivered=False)  # sent twice: counted
+        streams.flush()
+        streams.deliver(S, _payload(events), None, redelivered=True)  # the broker's DUP
+        streams.flush()
+        assert streams.counters.duplicates == {S: 1}
+    finally:
+        streams.stop()
+    again = _service(root, url)  # a restart remembers the digests
+    try:
+        again.deliver(S, _payload(events), None, redelivered=True)
+        again.flush()
+        assert again.counters.duplicates == {S: 1}
+    finally:
+        again.stop()
+    assert _served(root) == _rounded(_oracle(events + events))
+
+
+def test_a_replica_that_lost_the_lease_commits_nothing(pg_city: tuple[Path, str]) -> None:
+    root, url = pg_city
+    events = _events(40, seed=6)
+    a = _service(root, url)
+    b = StreamService(load_city(root), url)
+    b.start(subscribe=False)
+    try:
+        a.deliver(S, _payload(events[:20]), None, seq=1)
+        a.flush()
+        lease_pid = a._lease._con.info.backend_pid
+        with psycopg.connect(url, autocommit=True) as con:  # its connection cut: lease gone
+            con.execute("SELECT pg_terminate_backend(%s)", (lease_pid,))
+        a.deliver(S, _payload(events[20:]), None, seq=2)  # before it notices
+        a.flush()
+        assert a.counters.messages == {S: 2}  # folded in memory, and refused by the fence
+        deadline = time.monotonic() + 10
+        while not b.folding.is_set() or a.folding.is_set():
+            assert time.monotonic() < deadline, "the lease did not move to b"
+            time.sleep(0.05)
+        assert _served(root) == _rounded(_oracle(events[:20]))
+        b.deliver(S, _payload(events[20:]), None, seq=2)  # the broker's redelivery, to b
+        b.flush()
+        assert b.counters.messages == {S: 1}
+    finally:
+        a.stop()
+        b.stop()
+    assert _served(root) == _rounded(_oracle(events))
