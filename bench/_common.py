@@ -175,3 +175,25 @@ class SyncRawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+@contextmanager
+def scratch_store(server: str) -> Iterator[str]:
+    """A new database on ``server`` (a ``postgresql://`` URL) with the hub's schema
+    (``zhongshu db upgrade``), dropped afterwards."""
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    name = f"zs_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+    try:
+        subprocess.run([sys.executable, "-m", "zhongshu.cli", "db", "upgrade", "--store", url],
+                       check=True, capture_output=True)
+        yield url
+    finally:
+        with psycopg.connect(server, autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -12,7 +12,13 @@ windows by camera and vehicle type; count, avg and max speed):
 * the whole live traffic block (`zhongshu.traffic.counting`: lookups, trips paired by plate,
   9 windowed datasets) ingesting the demo city's own passages, handed in directly.
 
+With ``--store`` (a PostgreSQL server: the bench makes a database of its own there and drops
+it after), "ingest alone" and the traffic block run again with the windows in that store —
+as replicas sharing the streams keep them, folded by the one holding the streams' lease —
+against the SQLite figures of the same run.
+
     python bench/stream_ingest.py [--records 1000000] [--batch 1000] [--rate 50000]
+        [--store postgresql://postgres@127.0.0.1:5432/postgres]
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from _common import build  # type: ignore[import-not-found]
+from _common import build, scratch_store  # type: ignore[import-not-found]
 
 from zhongshu.config import load_city
 from zhongshu.demo.city import ServerSettings
@@ -122,6 +128,7 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=50_000, help="records/s for the lag run")
     ap.add_argument("--lag-seconds", type=float, default=20)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/zhongshu-bench"))
+    ap.add_argument("--store", help="also fold into a PostgreSQL store: a server URL")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="zs-stream-bench-") as tmp:
         topic = f"zhongshu-bench/{uuid.uuid4().hex[:8]}/passages"
@@ -135,16 +142,14 @@ def main() -> None:
             orjson.loads(p)
         parse_rate = args.records / (time.perf_counter() - t)
 
-        svc = StreamService(load_city(root))
-        svc.start(subscribe=False)
-        t = time.perf_counter()
-        for p in payloads:
-            svc.deliver("passages-live", p)
-        wait_records(svc, args.records)
-        direct = args.records / (time.perf_counter() - t)
-        svc.stop()
+        direct = ingest_alone(root, payloads, args.records)
         print(f"  ingest alone:   {direct:>10,.0f} records/s  (parse-only baseline "
               f"{parse_rate:,.0f}/s → {direct / parse_rate:.2f})", flush=True)
+        if args.store:
+            with scratch_store(args.store) as url:
+                pg = ingest_alone(root, payloads, args.records, url)
+            print(f"  ingest alone, PostgreSQL store: {pg:>10,.0f} records/s  "
+                  f"({pg / direct:.2f}× the SQLite file)", flush=True)
 
         svc = StreamService(load_city(root))
         svc.start()
@@ -167,14 +172,15 @@ def main() -> None:
         lags: list[float] = []
         orig = svc.deliver
 
-        def timed(stream: str, payload: bytes, ack: Any = None, seq: Any = None) -> None:
+        def timed(stream: str, payload: bytes, ack: Any = None, seq: Any = None,
+                  **keys: Any) -> None:
             sent = json.loads(payload[:payload.index(b',"r":')] + b"}")["sent"]
 
             def done() -> None:
                 lags.append(time.time() - sent)
                 if ack is not None:
                     ack()
-            orig(stream, payload, done, seq)
+            orig(stream, payload, done, seq, **keys)
 
         svc.deliver = timed  # type: ignore[method-assign]
         svc.readers["passages-live"][1].parse = _unwrap(svc.readers["passages-live"][1].parse)
@@ -200,10 +206,32 @@ def main() -> None:
         traffic = traffic_block(root, args.batch)
         print(f"  traffic block:  {traffic:>10,.0f} records/s  (demo passages; 9 datasets, "
               f"trips paired by plate; {traffic / direct:.2f}× the single aggregate)")
+        if args.store:
+            with scratch_store(args.store) as url:
+                pg = traffic_block(root, args.batch, url)
+            print(f"  traffic block, PostgreSQL store: {pg:>10,.0f} records/s  "
+                  f"({pg / traffic:.2f}× the SQLite file)")
 
 
-def traffic_block(base: Path, batch: int) -> float:
-    """Records/s of the demo's passages through the whole live traffic block."""
+def ingest_alone(root: Path, payloads: list[bytes], records: int, store: str = "") -> float:
+    """Records/s of messages handed to the stream service (windows in ``store``, or the
+    city's SQLite file)."""
+    svc = StreamService(load_city(root), store)
+    svc.start(subscribe=False)
+    while not svc.folding.is_set():  # the streams' lease, on a PostgreSQL store
+        time.sleep(0.01)
+    t = time.perf_counter()
+    for p in payloads:
+        svc.deliver("passages-live", p)
+    wait_records(svc, records)
+    rate = records / (time.perf_counter() - t)
+    svc.stop()
+    return rate
+
+
+def traffic_block(base: Path, batch: int, store: str = "") -> float:
+    """Records/s of the demo's passages through the whole live traffic block (windows in
+    ``store``, or the city's SQLite file)."""
     import os
 
     from zhongshu.node import Node
@@ -212,14 +240,19 @@ def traffic_block(base: Path, batch: int) -> float:
 
     os.environ.setdefault("ZHONGSHU_ROW_CAP", "10000000")  # the whole day, for the owner
     base.parent.chmod(0o755)
-    root = base.parent / "traffic-city"
+    root = base.parent / f"traffic-city{'-pg' if store else ''}"
     shutil.copytree(base, root, ignore=shutil.ignore_patterns("state", "streams", "ledger.pin"))
     text = (root / "members" / "traffic-police.toml").read_text()
     (root / "members" / "traffic-police.toml").write_text(
         text[:text.index("[[streams]]")] + counting.live_block("mqtt", "unused/bench"))
-    city = load_city(root)
-    svc = StreamService(city)
-    query = Node.open(city).query
+    if store:  # the hub serving the lookups reads its windows there too
+        os.environ["ZHONGSHU_STORE_URL"] = store
+    try:
+        city = load_city(root)
+        svc = StreamService(city, store)  # its window tables exist before the hub checks them
+        query = Node.open(city).query
+    finally:
+        os.environ.pop("ZHONGSHU_STORE_URL", None)
     owner = Caller(query.catalog.members["traffic-police"])
     svc.load_lookups(lambda _o, sql: query.run(owner, sql, "bench").table.to_pylist())
     rows = query.run(owner, "SELECT camera_id, plate, vehicle_type, epoch(passed_at) AS "
@@ -228,6 +261,8 @@ def traffic_block(base: Path, batch: int) -> float:
     query.close()
     payloads = [orjson.dumps(rows[i:i + batch]) for i in range(0, len(rows), batch)]
     svc.start(subscribe=False)
+    while not svc.folding.is_set():
+        time.sleep(0.01)
     t = time.perf_counter()
     for p in payloads:
         svc.deliver("passages-live", p)

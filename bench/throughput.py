@@ -41,6 +41,7 @@ from _common import (  # type: ignore[import-not-found]
     free_port,
     pct_ms,
     post,
+    scratch_store,
     serve,
 )
 
@@ -91,28 +92,6 @@ def _report(label: str, n: int, errors: int, lat: list[float], seconds: float) -
     print(f"  {label:<32} {qps:9.0f} q/s   p50 {pct_ms(lat, 50):7.2f} ms   "
           f"p99 {pct_ms(lat, 99):7.2f} ms   errors {errors}", flush=True)
     return qps
-
-
-@contextmanager
-def _store(server: str) -> Iterator[str]:
-    """A new database on ``server`` (a ``postgresql://`` URL) with the hub's schema
-    (``zhongshu db upgrade``), dropped afterwards."""
-    import uuid
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg
-
-    name = f"zs_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server, autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
-    try:
-        subprocess.run([sys.executable, "-m", "zhongshu.cli", "db", "upgrade", "--store", url],
-                       check=True, capture_output=True)
-        yield url
-    finally:
-        with psycopg.connect(server, autocommit=True) as con:
-            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _tree_pss_mib(pid: int) -> float:
@@ -231,7 +210,7 @@ def main() -> None:
             bare.wait(10)
 
     with ExitStack() as stack:
-        store = stack.enter_context(_store(args.store)) if args.store else None
+        store = stack.enter_context(scratch_store(args.store)) if args.store else None
         modes = ["off", "on"] + (["postgresql"] if store else []) + \
             ([f"{args.replicas} replicas"] if args.replicas else [])
         rates: dict[str, list[float]] = {m: [] for m in modes}
