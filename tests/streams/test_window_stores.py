@@ -8,11 +8,13 @@ here. On PostgreSQL a replica that lost the streams' lease commits nothing."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 
@@ -144,3 +146,54 @@ def test_a_replica_that_lost_the_lease_commits_nothing(pg_city: tuple[Path, str]
         a.stop()
         b.stop()
     assert _served(root) == _rounded(_oracle(events))
+
+
+def test_a_value_the_store_refuses_is_rejected_and_the_stream_goes_on(
+        city: tuple[Path, str]) -> None:
+    root, url = city
+    events = _events(20, seed=7)
+    poison = [dict(events[0], camera_id="cam-\u0000")]  # PostgreSQL's text refuses NUL
+    streams = _service(root, url)
+    try:
+        streams.deliver(S, _payload(events[:10]), None, seq=1)
+        streams.deliver(S, _payload(poison), None, seq=2)
+        streams.deliver(S, _payload(events[10:]), None, seq=3)
+        streams.flush()
+    finally:
+        streams.stop()
+    served = _served(root)
+    kept = _rounded(_oracle(events))
+    if url:  # refused by the store: set aside with its reason, the others folded
+        assert served == kept
+        assert streams.counters.rejected == {S: 1}
+    else:  # SQLite takes it: one more window, of that camera
+        assert {k: v for k, v in served.items() if k[1] != "cam-\u0000"} == kept
+
+
+def test_an_mqtt_message_and_its_redelivery_in_one_batch_count_once(
+        city: tuple[Path, str]) -> None:
+    root, url = city
+    events = _events(30, seed=8)
+    streams = _service(root, url)
+    try:
+        streams.deliver(S, _payload(events), None, redelivered=False)
+        streams.deliver(S, _payload(events), None, redelivered=True)  # a reconnect's DUP
+        streams.flush()
+        assert streams.counters.duplicates == {S: 1}
+    finally:
+        streams.stop()
+    assert _served(root) == _rounded(_oracle(events))
+
+
+def test_waiting_pairs_saved_by_an_older_hub_are_taken_over(tmp_path: Path) -> None:
+    from zhongshu.streams.windows import WindowStore
+
+    path = tmp_path / "w.sqlite"
+    with sqlite3.connect(path) as con:  # as hubs before pairs_waiting left it on a stop
+        con.execute("CREATE TABLE pending_pairs (pairs TEXT NOT NULL, state BLOB NOT NULL)")
+        con.execute("INSERT INTO pending_pairs VALUES (?, ?)",
+                    ("trips", orjson.dumps([["X", 10.0, "s1", "a1", "t"]])))
+    for _ in range(2):  # taken over once, kept after
+        store = WindowStore(path, [], [])
+        assert store.waiting("trips") == [('"X"', '[10.0,"s1","a1","t"]')]
+        store.close()

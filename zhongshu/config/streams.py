@@ -8,6 +8,7 @@ the datasets, their columns, and the source that serves them.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -59,10 +60,15 @@ def window_schema(member: str) -> str:
     """The schema of the hub's PostgreSQL store holding a member's stream aggregates (when
     the hub's state is there: replicas share the windows).
 
-    >>> window_schema("traffic-police")
+    >>> window_schema("traffic_police")
     'zs_streams__traffic_police'
+    >>> window_schema("traffic-police")  # not the same member: not the same schema
+    'zs_streams__traffic_police_3ca80b'
     """
-    return "zs_streams__" + re.sub(r"[^a-z0-9_]", "_", member.lower())
+    safe = re.sub(r"[^a-z0-9_]", "_", member.lower())
+    if safe != member:
+        safe += "_" + hashlib.sha256(member.encode()).hexdigest()[:6]
+    return "zs_streams__" + safe
 
 
 def window_source(member: str, store: StoreSettings | None) -> SourceConfig:

@@ -22,12 +22,16 @@ from typing import Any
 
 import psycopg
 
-__all__ = ["KEEPALIVE", "SEQUENCER", "STREAMS", "Lease"]
+__all__ = ["CLIENT_KEEPALIVE", "KEEPALIVE", "SEQUENCER", "STREAMS", "Lease"]
 
 SEQUENCER = (0x5A53_0020, 0)  # the advisory lock (namespace, key) of the sequencer's lease
 STREAMS = (0x5A53_0030, 0)  # that of the streams' lease: which replica folds the streams
 KEEPALIVE = {"tcp_keepalives_idle": 3, "tcp_keepalives_interval": 1,
              "tcp_keepalives_count": 3}  # the server gives up on a silent holder after ~6 s
+#: and the holder gives up on a silent server as soon (libpq's side of the same socket)
+CLIENT_KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 3,
+                                    "keepalives_interval": 1, "keepalives_count": 3,
+                                    "tcp_user_timeout": 10_000}
 
 
 class Lease:
@@ -45,7 +49,7 @@ class Lease:
     def _connection(self) -> psycopg.Connection[Any]:
         if self._con is None or self._con.closed:
             self._con = psycopg.connect(self._url, autocommit=True, connect_timeout=5,
-                                        application_name="zhongshu-lease")
+                                        application_name="zhongshu-lease", **CLIENT_KEEPALIVE)
             for name, value in KEEPALIVE.items():
                 self._con.execute(f"SET {name} = {int(value)}")
             self._held = False
@@ -109,13 +113,17 @@ class Lease:
         """Whether this contender holds the lease, asked inside the transaction of ``cur``
         (another connection to the same database): a fence, so that what that transaction
         writes commits only while this contender still leads."""
-        if not self._held or self._con is None or self._con.closed:
+        con = self._con  # the lease's own thread may drop it meanwhile
+        if not self._held or con is None or con.closed:
+            return False
+        try:
+            pid = con.info.backend_pid
+        except psycopg.Error:
             return False
         ns, key = self._lock
         cur.execute("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
                     "pid = %s AND classid = %s::bigint::oid AND objid = %s::bigint::oid AND "
-                    "objsubid = 2", (self._con.info.backend_pid, ns & 0xFFFF_FFFF,
-                                     key & 0xFFFF_FFFF))
+                    "objsubid = 2", (pid, ns & 0xFFFF_FFFF, key & 0xFFFF_FFFF))
         return cur.fetchone() is not None
 
     def _drop(self) -> None:

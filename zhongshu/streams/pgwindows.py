@@ -26,6 +26,8 @@ from typing import Any
 import psycopg
 
 from zhongshu.config import StreamConfig
+from zhongshu.errors import ConfigError
+from zhongshu.ledger.lease import CLIENT_KEEPALIVE
 from zhongshu.streams.columnar import Columns
 from zhongshu.streams.windows import (
     DIGESTS_KEPT,
@@ -33,14 +35,18 @@ from zhongshu.streams.windows import (
     Aggregate,
     Batch,
     Redelivered,
-    _ts,
     rejected_table,
-    sample_count,
+    sample_rows,
 )
 
 __all__ = ["LOCK_WINDOWS", "LeaseLost", "PostgresWindowStore"]
 
 LOCK_WINDOWS = 0x5A53_0031  # advisory lock namespace: one member's window store
+#: a commit never waits for ever: not on another's lock, not on a silent server, and the
+#: server ends a transaction whose replica went silent (its lock is then free again)
+SESSION = ("-c lock_timeout=10000 -c statement_timeout=60000 "
+           "-c idle_in_transaction_session_timeout=10000")
+MAX_NAME = 58  # bytes of a table's name (PostgreSQL keeps 63; its index adds "__end")
 
 
 class LeaseLost(Exception):
@@ -67,6 +73,11 @@ class PostgresWindowStore:
         self._sampled: dict[str, tuple[int, int]] = {}
         self._digests_n: dict[str, int] = {}
         self._stale = False  # a commit failed: the watermarks in memory moved ahead
+        for a in aggregates:
+            if len(a.table.encode()) > MAX_NAME:
+                raise ConfigError(f"aggregate `{a.cfg.dataset}`: its name is too long for a "
+                                  f"PostgreSQL table ({MAX_NAME} bytes at most with the '.'); "
+                                  "shorten it")
         q = f'"{schema}"'
         ddl = [f"CREATE SCHEMA IF NOT EXISTS {q}"]
         for a in aggregates:
@@ -95,7 +106,8 @@ class PostgresWindowStore:
     def _connection(self) -> psycopg.Connection[Any]:
         if self._con is None or self._con.closed or self._con.broken:
             self._con = psycopg.connect(self.url, autocommit=True, connect_timeout=5,
-                                        application_name="zhongshu-streams")
+                                        application_name="zhongshu-streams",
+                                        options=SESSION, **CLIENT_KEEPALIVE)
         return self._con
 
     @contextmanager
@@ -131,15 +143,19 @@ class PostgresWindowStore:
 
     def load_state(self) -> None:
         """Set each aggregate's watermark and late count, and the streams' positions, to the
-        stored ones (when this replica starts folding: another may have folded meanwhile)."""
-        with self.lock:
-            marks = dict((d, (w, n)) for d, w, n in self._rows(
-                f'SELECT dataset, watermark, late FROM "{self.schema}".watermarks', ()))
-            for a in self.aggregates:
-                a.watermark, a.late = marks.get(a.cfg.dataset, (0.0, 0))
-            self._positions = dict(self._rows(
-                f'SELECT stream, seq FROM "{self.schema}".positions', ()))
-            self._digests_n = {}
+        stored ones (when this replica starts folding: another may have folded meanwhile).
+        Read under the member's lock: a commit of the replica that led before, under way,
+        ends first (one starting now is refused by its fence)."""
+        q = f'"{self.schema}"'
+        with self.lock, self._transaction(fenced=False) as c:
+            c.execute(f"SELECT dataset, watermark, late FROM {q}.watermarks")
+            marks = {d: (w, n) for d, w, n in c.fetchall()}
+            c.execute(f"SELECT stream, seq FROM {q}.positions")
+            positions = dict(c.fetchall())
+        for a in self.aggregates:
+            a.watermark, a.late = marks.get(a.cfg.dataset, (0.0, 0))
+        self._positions = positions
+        self._digests_n = {}
 
     def position(self, stream: str) -> int:
         """The sequence number up to which every message of ``stream`` is acknowledged."""
@@ -214,9 +230,7 @@ class PostgresWindowStore:
                                       "excluded.watermark, late = excluded.late", marks)
                     now = time.time()
                     for stream, items in batch.rejected.items():
-                        keep = sample_count(self._sampled, stream, len(items), now)
-                        rows = [(_ts(now), reason, payload[:200].decode("utf-8", "replace"))
-                                for reason, payload in items[:keep]]
+                        rows = sample_rows(self._sampled, stream, items, now)
                         if rows:
                             c.executemany(f'INSERT INTO {q}."{rejected_table(stream)}" '
                                           "VALUES (%s, %s, %s)", rows)
@@ -256,11 +270,12 @@ class PostgresWindowStore:
         return self._digests_n[stream]
 
     def waiting(self, pairs: str) -> list[tuple[str, str]]:
-        """(key, state) of each record of a pairs stage waiting for its pair."""
-        with self.lock:
-            return [(k, s) for k, s in self._rows(
-                f'SELECT key, state FROM "{self.schema}".pairs_waiting WHERE pairs = %s',
-                (pairs,))]
+        """(key, state) of each record of a pairs stage waiting for its pair (read under the
+        member's lock, as :meth:`load_state`)."""
+        with self.lock, self._transaction(fenced=False) as c:
+            c.execute(f'SELECT key, state FROM "{self.schema}".pairs_waiting WHERE pairs = %s',
+                      (pairs,))
+            return [(k, s) for k, s in c.fetchall()]
 
     def close(self) -> None:
         with self.lock:

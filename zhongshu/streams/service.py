@@ -48,7 +48,8 @@ FLOOR_EVERY_S = 5.0  # how often acknowledged sequence numbers are forgotten
 #: a message's key: its NATS stream sequence number, or (digest, redelivered) for MQTT
 Key = int | tuple[bytes, bool] | None
 Message = tuple[str, bytes, Callable[[], None] | None, Key]
-STORE_ERRORS = (sqlite3.Error, psycopg.Error)
+#: the store is away (or busy): the batch is left to the broker, to come again
+OUTAGE = (sqlite3.OperationalError, psycopg.OperationalError, LeaseLost)
 
 
 @dataclass
@@ -124,6 +125,7 @@ class StreamService:
         self._floors: dict[str, int] = {}
         self._floors_at = 0.0
         self._state = threading.RLock()  # commits, and taking up the stored state
+        self._stale = False  # the state in memory is ahead of the store's: take it up again
         if self._lease is None:
             self._resume()
             self.folding.set()
@@ -134,6 +136,7 @@ class StreamService:
 
     def _resume(self) -> None:
         """Take up the stored state: watermarks, and the records waiting for a pair."""
+        self._stale = True
         for store in self.stores.values():
             store.load_state()
         for stream, pairers in self.pairers.items():
@@ -142,6 +145,7 @@ class StreamService:
                 fresh = pairers[i] = Pairer(pairer.cfg, pairer.time_column)
                 fresh.lookups = pairer.lookups
                 fresh.restore(store.waiting(pairer.cfg.name))
+        self._stale = False
 
     def load_lookups(self, query: Callable[[str, str], list[dict[str, Any]]]) -> None:
         """Fill each stream's lookups with ``query(owner, sql)`` — the owner reading its own
@@ -220,7 +224,8 @@ class StreamService:
         (it delivers them again to the next holder)."""
         log.warning("%s; standing by", why)
         self.folding.clear()
-        subs, self._subscribers, self._by_stream = self._subscribers, [], {}
+        with self._state:  # a commit under way ends first (its fence refuses it)
+            subs, self._subscribers, self._by_stream = self._subscribers, [], {}
         for sub in subs:
             sub.stop()
 
@@ -286,9 +291,14 @@ class StreamService:
                 except queue.Empty:
                     break
             done = [m for m in batch if not m[0]]  # flush markers: answered in any case
+            by_owner: dict[str, list[Message]] = {}  # one store, one transaction, each
+            for m in batch:
+                if m[0]:
+                    by_owner.setdefault(self.readers[m[0]][0], []).append(m)
             if self.folding.is_set():  # else the lease went: the broker delivers them again
                 with self._state:
-                    done = [m for m in self._commit_safely(batch) if m[0]] + done
+                    done = [m for part in by_owner.values()
+                            for m in self._commit_safely(part)] + done
             for _, _, ack, _ in done:
                 if ack is not None:
                     ack()
@@ -306,25 +316,28 @@ class StreamService:
                 try:
                     self.stores[self.readers[stream][0]].forget(stream, floor)
                     self._floors[stream] = floor
-                except (*STORE_ERRORS, LeaseLost) as e:
+                except OUTAGE as e:
                     log.warning("stream %s: acknowledged messages not forgotten yet: %s",
                                 stream, type(e).__name__)
 
     def _commit_safely(self, batch: list[Message]) -> list[Message]:
-        """Commit ``batch``; the messages committed or found committed already (to
-        acknowledge). When the store fails, none (the broker delivers them again); when a
-        message cannot be folded, the batch is committed message by message and that one is
-        kept as rejected, so one bad message never stops a stream."""
+        """Commit ``batch`` (messages of one owner's streams); the messages committed or
+        found committed already (to acknowledge). When the store is away, none (the broker
+        delivers them again); when a message cannot be folded or stored (a value the store
+        refuses), the batch is committed message by message and that one is kept as
+        rejected, so one bad message never stops a stream."""
         try:
+            if self._stale:
+                self._resume()
             self._commit(batch)
             return batch
-        except STORE_ERRORS as e:
-            log.error("stream batch not committed (%s); the broker will deliver it again",
-                      type(e).__name__)
-            self._after_failure()
-            return []
         except LeaseLost:
             log.warning("stream batch not committed: the streams' lease was lost")
+            self._after_failure()
+            return []
+        except OUTAGE as e:
+            log.error("stream batch not committed (%s); the broker will deliver it again",
+                      type(e).__name__)
             self._after_failure()
             return []
         except Exception:
@@ -334,8 +347,10 @@ class StreamService:
         done = []
         for m in batch:
             try:
+                if self._stale:
+                    self._resume()
                 self._commit([m])
-            except (*STORE_ERRORS, LeaseLost) as e:
+            except OUTAGE as e:
                 log.error("stream message not committed (%s); the broker will deliver it "
                           "again", type(e).__name__)
                 self._after_failure()
@@ -351,7 +366,9 @@ class StreamService:
                         seqs=keys["seqs"], digests=keys["digests"]))
                 except Redelivered:
                     pass
-                except (*STORE_ERRORS, LeaseLost):
+                except Exception as again:
+                    log.error("stream message neither folded nor kept as rejected (%s); "
+                              "the broker will deliver it again", type(again).__name__)
                     continue
                 self.counters.rejected[stream] = self.counters.rejected.get(stream, 0) + 1
             done.append(m)
@@ -359,11 +376,13 @@ class StreamService:
 
     def _after_failure(self) -> None:
         """A commit failed: what the folds changed in memory (watermarks, waiting pairs) is
-        put back as stored, since the broker delivers the batch again."""
+        put back as stored, since the broker delivers the batch again — now, or before the
+        next commit if the store cannot be read now."""
+        self._stale = True
         try:
             self._resume()
-        except (*STORE_ERRORS, LeaseLost) as e:
-            log.warning("stream state not reloaded: %s", type(e).__name__)
+        except OUTAGE as e:
+            log.warning("stream state not reloaded yet: %s", type(e).__name__)
 
     @staticmethod
     def _keys(batch: list[Message]) -> dict[str, dict[str, list[Any]]]:
@@ -399,11 +418,13 @@ class StreamService:
             if not stream:
                 continue
             k = key if not isinstance(key, tuple) else key[0]
+            # a sequence number is one message; a digest is looked up only when the broker
+            # says it delivers the message again (two sent with the same bytes both count)
             looked = isinstance(key, int) or (isinstance(key, tuple) and key[1])
             if looked and (k in old.get(stream, ()) or (stream, k) in taken):
                 c.duplicates[stream] = c.duplicates.get(stream, 0) + 1
                 continue  # delivered again: already counted
-            if isinstance(key, int):
+            if key is not None:
                 taken.add((stream, k))
             out.append(m)
         return out

@@ -267,6 +267,7 @@ class WindowStore:
                                   "(received_at TIMESTAMP, reason TEXT, sample TEXT)")
             for ddl in _STATE_DDL:
                 self.conn.execute(ddl)
+            self._take_over_pending()
             self._positions: dict[str, int] = dict(
                 self.conn.execute("SELECT stream, seq FROM positions"))
         self.load_state()
@@ -356,9 +357,7 @@ class WindowStore:
                               (a.cfg.dataset, a.watermark, a.late))
                 now = time.time()
                 for stream, items in batch.rejected.items():
-                    keep = sample_count(self._sampled, stream, len(items), now)
-                    rows = [(_ts(now), reason, payload[:200].decode("utf-8", "replace"))
-                            for reason, payload in items[:keep]]
+                    rows = sample_rows(self._sampled, stream, items, now)
                     c.executemany(f'INSERT INTO "{rejected_table(stream)}" VALUES (?, ?, ?)',
                                   rows)
                 for stream, digests in batch.digests.items():
@@ -388,37 +387,52 @@ class WindowStore:
             self._digests_n[stream] = int(row[0] or 0)
         return self._digests_n[stream]
 
+    def _take_over_pending(self) -> None:
+        """Move what an older hub saved of its pairs stages on its last stop (one row per
+        stage) into ``pairs_waiting`` (a row per key), in one transaction."""
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            for pairs, state in c.execute("SELECT pairs, state FROM pending_pairs").fetchall():
+                c.executemany("INSERT OR IGNORE INTO pairs_waiting VALUES (?, ?, ?, ?)",
+                              [(pairs, orjson.dumps(k).decode(), t,
+                                orjson.dumps([t, *rest]).decode())
+                               for k, t, *rest in orjson.loads(state)])
+            c.execute("DELETE FROM pending_pairs")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
     def waiting(self, pairs: str) -> list[tuple[str, str]]:
-        """(key, state) of each record of a pairs stage waiting for its pair; records saved
-        whole by an older hub on its last stop are taken over too."""
+        """(key, state) of each record of a pairs stage waiting for its pair."""
         with self.lock:
-            rows = self.conn.execute("SELECT key, state FROM pairs_waiting WHERE pairs = ?",
+            return self.conn.execute("SELECT key, state FROM pairs_waiting WHERE pairs = ?",
                                      (pairs,)).fetchall()
-            old = self.conn.execute("SELECT state FROM pending_pairs WHERE pairs = ?",
-                                    (pairs,)).fetchone()
-            if old is not None:
-                self.conn.execute("DELETE FROM pending_pairs WHERE pairs = ?", (pairs,))
-        if old is None:
-            return rows
-        legacy = [(orjson.dumps(k).decode(), orjson.dumps(v).decode())
-                  for k, *v in orjson.loads(old[0])]
-        return legacy + rows
 
     def close(self) -> None:
         with self.lock:
             self.conn.close()
 
 
-def sample_count(sampled: dict[str, tuple[int, int]], stream: str, n: int, now: float) -> int:
-    """How many of ``n`` rejected messages of ``stream`` to keep as samples now (at most
-    :data:`REJECT_SAMPLES_PER_MINUTE` a minute); ``sampled`` counts what was kept."""
+def _text(value: str) -> str:
+    """``value`` fit for any store's text column (PostgreSQL refuses NUL characters)."""
+    return value.replace("\x00", "\ufffd")
+
+
+def sample_rows(sampled: dict[str, tuple[int, int]], stream: str,
+                items: list[tuple[str, bytes]], now: float) -> list[tuple[str, str, str]]:
+    """The rows of a rejected table for the (reason, message) ``items`` of ``stream`` kept as
+    samples now (at most :data:`REJECT_SAMPLES_PER_MINUTE` a minute, counted in
+    ``sampled``): when, why, and the message's first 200 bytes."""
     minute = int(now // 60)
     seen_minute, seen = sampled.get(stream, (minute, 0))
     if seen_minute != minute:
         seen = 0
-    keep = max(0, min(n, REJECT_SAMPLES_PER_MINUTE - seen))
+    keep = max(0, min(len(items), REJECT_SAMPLES_PER_MINUTE - seen))
     sampled[stream] = (minute, seen + keep)
-    return keep
+    return [(_ts(now), _text(reason), _text(payload[:200].decode("utf-8", "replace")))
+            for reason, payload in items[:keep]]
 
 
 class Redelivered(Exception):
