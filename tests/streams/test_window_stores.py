@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ import psycopg
 import pytest
 
 from tests.conftest import copy_demo_city
-from tests.stores.pg import fresh_database
+from tests.stores.pg import ADMIN, fresh_database
 from tests.streams.test_mqtt import LIVE_FLOW, _events, _oracle, _rounded, _served, stream_block
-from zhongshu.config import load_city
+from zhongshu.config import load_city, window_schema
+from zhongshu.errors import ConfigError
 from zhongshu.streams.service import StreamService
 
 S = "passages-live"
@@ -197,3 +199,37 @@ def test_waiting_pairs_saved_by_an_older_hub_are_taken_over(tmp_path: Path) -> N
         store = WindowStore(path, [], [])
         assert store.waiting("trips") == [('"X"', '[10.0,"s1","a1","t"]')]
         store.close()
+
+
+def test_the_query_workers_read_the_windows_as_a_role_that_reads_nothing_else(
+        demo_dir: Path, city_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    role = f"zs_windows_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN, autocommit=True) as con:
+        con.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        for root, url in _city("postgresql", demo_dir, city_tmp, monkeypatch):
+            monkeypatch.setenv("ZHONGSHU_STORE_PASSWORD_SECRET", "store")
+            with pytest.raises(ConfigError, match="windows_user"):
+                load_city(root)  # a store with a password, and no role for the workers
+            monkeypatch.delenv("ZHONGSHU_STORE_PASSWORD_SECRET")
+            monkeypatch.setenv("ZHONGSHU_STORE_WINDOWS_USER", role)
+            events = _events(30, seed=9)
+            streams = _service(root, url)
+            try:
+                streams.deliver(S, _payload(events), None, seq=1)
+                streams.flush()
+            finally:
+                streams.stop()
+            assert _served(root) == _rounded(_oracle(events))  # read as the role
+            as_role = url.replace("postgresql://postgres@", f"postgresql://{role}@")
+            with psycopg.connect(as_role) as con:
+                schema = window_schema("traffic-police")
+                assert con.execute(f'SELECT count(*) FROM "{schema}".traffic__live_flow'
+                                   ).fetchone() == (len(_oracle(events)),)
+                for table in ("members", "tokens", "ledger_entries"):
+                    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                        con.execute(f"SELECT * FROM {table}")
+                    con.rollback()
+    finally:
+        with psycopg.connect(ADMIN, autocommit=True) as con:
+            con.execute(f'DROP ROLE IF EXISTS "{role}"')

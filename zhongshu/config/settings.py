@@ -114,6 +114,13 @@ class StoreSettings(Strict):
                                  "that the url in city.toml holds none")
     pool_size: int = Field(default=16, ge=1, le=100, description="connections to the store "
                            "at most per hub process")
+    windows_user: str = Field(default="", pattern=r"^([a-z_][a-z0-9_]*)?$",
+                              description="the role the query workers read the stream windows "
+                              "as (SELECT on the window schemas only, granted by the hub; "
+                              "empty: the store's user, without its password — for a store "
+                              "that trusts local connections)")
+    windows_password_secret: str = Field(default="", description="the secret holding "
+                                         "windows_user's password")
 
     @field_validator("url")
     @classmethod

@@ -73,11 +73,21 @@ def window_schema(member: str) -> str:
 
 def window_source(member: str, store: StoreSettings | None) -> SourceConfig:
     """The source serving a member's windows: its SQLite file, or — with the hub's state in
-    PostgreSQL — its schema there, read as any PostgreSQL source (with the store's user
-    and password secret)."""
+    PostgreSQL — its schema there, read as any PostgreSQL source by ``[store] windows_user``
+    (never with the store's own password: the query workers hold what their sources need).
+
+    Raises:
+        ConfigError: the store has a password and no windows user is set.
+    """
     if store is None or not store.url:
         return SourceConfig(name=stream_source(member), kind="sqlite",
                             path=stream_store(member))
+    if store.password_secret and not store.windows_user:
+        raise ConfigError("the stream windows are read from the PostgreSQL store by the query "
+                          "workers, which never get the store's own password: set [store] "
+                          "windows_user (a role the hub grants SELECT on the window schemas "
+                          "only) and windows_password_secret in city.toml "
+                          "(docs/operations.md, \"Replicas behind a load balancer\")")
     try:
         parts = conninfo_to_dict(store.url)
     except ProgrammingError:  # its text quotes what does not parse: never shown
@@ -88,9 +98,9 @@ def window_source(member: str, store: StoreSettings | None) -> SourceConfig:
                         host="127.0.0.1" if host.startswith("/") else host,
                         port=int(str(parts.get("port") or 5432).split(",")[0]),
                         database=str(parts.get("dbname") or parts.get("user") or "postgres"),
-                        schema=window_schema(member),
-                        user=str(parts["user"]) if parts.get("user") else None,
-                        password_secret=store.password_secret or None)
+                        schema=window_schema(member), user=store.windows_user or (
+                            str(parts["user"]) if parts.get("user") else None),
+                        password_secret=store.windows_password_secret or None)
 
 
 def stream_columns(mf: MemberFile) -> dict[str, list[Column]]:

@@ -60,10 +60,11 @@ def _key(text: str) -> int:
 class PostgresWindowStore:
     """One member's windows in schema ``schema`` of the PostgreSQL database at ``url``;
     ``fence(connection)`` (when given) is run inside every commit and raises
-    :class:`LeaseLost` when this replica must not commit."""
+    :class:`LeaseLost` when this replica must not commit; ``reader`` (a role) is granted
+    reading the schema, and nothing else."""
 
     def __init__(self, url: str, schema: str, owner: str, aggregates: list[Aggregate],
-                 streams: list[StreamConfig], fence: Any = None) -> None:
+                 streams: list[StreamConfig], fence: Any = None, reader: str = "") -> None:
         self.url, self.schema, self.owner = url, schema, owner
         self.aggregates = aggregates
         self.fence = fence
@@ -98,6 +99,9 @@ class PostgresWindowStore:
             f"CREATE TABLE IF NOT EXISTS {q}.pairs_waiting (pairs TEXT NOT NULL, "
             "key TEXT NOT NULL, t DOUBLE PRECISION NOT NULL, state TEXT NOT NULL, "
             "PRIMARY KEY (pairs, key))"]
+        if reader:
+            ddl += [f'GRANT USAGE ON SCHEMA {q} TO "{reader}"',
+                    f'GRANT SELECT ON ALL TABLES IN SCHEMA {q} TO "{reader}"']
         with self._transaction(fenced=False) as c:
             for stmt in ddl:
                 c.execute(stmt)

@@ -93,7 +93,7 @@ class StreamService:
             if store_url:
                 store: WindowStore | PostgresWindowStore = PostgresWindowStore(
                     store_url, window_schema(owner), owner, aggs, mf.streams,
-                    fence=self._fence)
+                    fence=self._fence, reader=city.store.windows_user)
             else:
                 store = WindowStore(city.root / stream_store(owner), aggs, mf.streams)
             self.stores[owner] = store
