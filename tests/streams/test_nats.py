@@ -13,6 +13,7 @@ from typing import Any
 
 import nats
 import pytest
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from tests.conftest import copy_demo_city, require_server
 from tests.streams.test_mqtt import (
@@ -101,3 +102,42 @@ def test_a_redelivered_message_is_counted_once(city: tuple[Path, str, str]) -> N
     finally:
         again.stop()
     assert _served(root) == _rounded(_oracle(events))
+
+
+def test_an_older_hubs_ack_all_consumer_is_replaced_after_what_it_acknowledged(
+        city: tuple[Path, str, str]) -> None:
+    root, name, subject = city
+    durable = next(st.durable for st in load_city(root).members["traffic-police"].streams)
+    events = _events(80, seed=11)
+    chunks = [events[i:i + 20] for i in range(0, 80, 20)]
+    asyncio.run(_department(name, subject, chunks))
+
+    async def older_hub() -> None:  # acknowledged (policy all) the first two, then stopped
+        nc = await nats.connect("nats://127.0.0.1:4222")
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(subject, durable=durable, config=ConsumerConfig(
+            ack_policy=AckPolicy.ALL, deliver_policy=DeliverPolicy.ALL))
+        msgs = await sub.fetch(3, timeout=5)
+        await msgs[1].ack()  # the third was delivered, never acknowledged
+        await nc.close()
+
+    asyncio.run(older_hub())
+    streams = StreamService(load_city(root))
+    streams.start()
+    try:
+        _wait(streams, 2)
+        time.sleep(0.5)  # the first two, had they come again, would arrive now
+        streams.flush()
+        assert sum(streams.counters.messages.values()) == 2
+    finally:
+        streams.stop()
+    assert _served(root) == _rounded(_oracle(events[40:]))
+
+    async def policy() -> Any:
+        nc = await nats.connect("nats://127.0.0.1:4222")
+        try:
+            return (await nc.jetstream().consumer_info(name, durable)).config.ack_policy
+        finally:
+            await nc.close()
+
+    assert asyncio.run(policy()) == AckPolicy.EXPLICIT

@@ -11,6 +11,7 @@ from typing import Any
 import nats
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from zhongshu.config import StreamConfig
 
@@ -62,19 +63,14 @@ class NatsSubscriber:
         nc = await nats.connect(url, connect_timeout=2, max_reconnect_attempts=1)
         try:
             js = nc.jetstream()
+            start = await self._migrate(js)
             sub = await js.pull_subscribe(
                 self.cfg.topic, durable=self.durable,
                 config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=ACK_WAIT_S,
-                                      deliver_policy=DeliverPolicy.ALL,
+                                      deliver_policy=DeliverPolicy.BY_START_SEQUENCE
+                                      if start else DeliverPolicy.ALL, opt_start_seq=start,
                                       max_ack_pending=100_000))
             info = await sub.consumer_info()
-            if info.config.ack_policy != AckPolicy.EXPLICIT:
-                log.warning("stream %s: durable consumer %s acknowledges with policy %s, made "
-                            "by an older hub; acknowledging one message then acknowledges "
-                            "those before it, committed or not. Delete the consumer (`nats "
-                            "consumer rm`) while the hub is stopped: the next start makes it "
-                            "anew, with explicit acknowledgements", self.cfg.name,
-                            self.durable, info.config.ack_policy)
             self.connected = True
             if info.num_ack_pending:
                 # delivered to a process that died before acknowledging them: they come
@@ -103,6 +99,26 @@ class NatsSubscriber:
         finally:
             self.connected = False
             await nc.close()
+
+    async def _migrate(self, js: Any) -> int | None:
+        """An older hub's durable consumer acknowledges with policy *all* (acknowledging one
+        message acknowledged those before it, committed or not): replace it by one with
+        explicit acknowledgements, starting right after what the old one had acknowledged;
+        the sequence number it starts at (None: nothing to replace)."""
+        try:
+            stream = await js.find_stream_name_by_subject(self.cfg.topic)
+            old = await js.consumer_info(stream, self.durable)
+        except NotFoundError:
+            return None
+        if old.config.ack_policy == AckPolicy.EXPLICIT:
+            return None
+        floor = (old.ack_floor.stream_seq or 0) if old.ack_floor else 0
+        log.warning("stream %s: durable consumer %s acknowledged with policy %s (an older "
+                    "hub's); replacing it by one with explicit acknowledgements, from stream "
+                    "sequence %d on", self.cfg.name, self.durable, old.config.ack_policy,
+                    floor + 1)
+        await js.delete_consumer(stream, self.durable)
+        return floor + 1
 
     def _acker(self, msg: Any) -> Callable[[], None]:
         def ack() -> None:  # acknowledged on the subscriber's loop
