@@ -82,17 +82,17 @@ def window_source(member: str, store: StoreSettings | None) -> SourceConfig:
     if store is None or not store.url:
         return SourceConfig(name=stream_source(member), kind="sqlite",
                             path=stream_store(member))
-    if store.password_secret and not store.windows_user:
-        raise ConfigError("the stream windows are read from the PostgreSQL store by the query "
-                          "workers, which never get the store's own password: set [store] "
-                          "windows_user (a role the hub grants SELECT on the window schemas "
-                          "only) and windows_password_secret in city.toml "
-                          "(docs/operations.md, \"Replicas behind a load balancer\")")
     try:
         parts = conninfo_to_dict(store.url)
     except ProgrammingError:  # its text quotes what does not parse: never shown
         raise ConfigError("[store] url does not parse: write it as "
                           "postgresql://user@host:port/database") from None
+    if (store.password_secret or parts.get("password")) and not store.windows_user:
+        raise ConfigError("the stream windows are read from the PostgreSQL store by the query "
+                          "workers, which never get the store's own password: set [store] "
+                          "windows_user (a role the hub grants SELECT on the window schemas "
+                          "only) and windows_password_secret in city.toml "
+                          "(docs/operations.md, \"Streams across replicas\")")
     host = str(parts.get("host") or "127.0.0.1").split(",")[0]
     return SourceConfig(name=stream_source(member), kind="postgres",
                         host="127.0.0.1" if host.startswith("/") else host,
