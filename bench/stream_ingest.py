@@ -40,6 +40,7 @@ from _common import build, scratch_store  # type: ignore[import-not-found]
 
 from zhongshu.config import load_city
 from zhongshu.demo.city import ServerSettings
+from zhongshu.node import stream_service
 from zhongshu.streams.service import StreamService
 
 STREAM = """
@@ -216,7 +217,7 @@ def main() -> None:
 def ingest_alone(root: Path, payloads: list[bytes], records: int, store: str = "") -> float:
     """Records/s of messages handed to the stream service (windows in ``store``, or the
     city's SQLite file)."""
-    svc = StreamService(load_city(root), store)
+    svc = stream_service(load_city(root), store)
     svc.start(subscribe=False)
     while not svc.folding.is_set():  # the streams' lease, on a PostgreSQL store
         time.sleep(0.01)
@@ -249,7 +250,7 @@ def traffic_block(base: Path, batch: int, store: str = "") -> float:
         os.environ["ZHONGSHU_STORE_URL"] = store
     try:
         city = load_city(root)
-        svc = StreamService(city, store)  # its window tables exist before the hub checks them
+        svc = stream_service(city, store)  # its window tables exist before the hub checks them
         query = Node.open(city).query
     finally:
         os.environ.pop("ZHONGSHU_STORE_URL", None)

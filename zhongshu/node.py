@@ -75,6 +75,23 @@ def store_url(city: City) -> str:
                           path=str(city.root / "city.toml")) from None
 
 
+def stream_service(city: City, url: str | None = None) -> StreamService:
+    """The stream service of ``city`` on its store (or on the store at ``url``): with a
+    PostgreSQL store, folding while this process holds the streams' lease there.
+
+    Raises:
+        ConfigError: the store's password secret is not set.
+    """
+    from zhongshu.streams.service import StreamService
+
+    url = store_url(city) if url is None else url
+    if not url:
+        return StreamService(city)
+    from zhongshu.ledger.lease import STREAMS, Lease
+
+    return StreamService(city, url, Lease(url, STREAMS))
+
+
 @dataclass
 class Stores:
     """The hub's own state, one store per kind (and, for PostgreSQL, the database they
@@ -225,9 +242,7 @@ class Node:
         if not self._serve or not self.city.hub.ingest_streams or \
                 not any(m.streams for m in self.city.members.values()):
             return None
-        from zhongshu.streams.service import StreamService
-
-        return StreamService(self.city, store_url(self.city))
+        return stream_service(self.city)
 
     @cached_property
     def query(self) -> QueryService:

@@ -12,9 +12,6 @@ import hashlib
 import re
 from pathlib import Path
 
-from psycopg import ProgrammingError
-from psycopg.conninfo import conninfo_to_dict
-
 from zhongshu.config._base import Column
 from zhongshu.config._lines import find
 from zhongshu.config.schema import DatasetConfig, MemberFile, SourceConfig
@@ -82,6 +79,9 @@ def window_source(member: str, store: StoreSettings | None) -> SourceConfig:
     if store is None or not store.url:
         return SourceConfig(name=stream_source(member), kind="sqlite",
                             path=stream_store(member))
+    from psycopg import ProgrammingError  # a PostgreSQL store: the server extra is installed
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
         parts = conninfo_to_dict(store.url)
     except ProgrammingError:  # its text quotes what does not parse: never shown

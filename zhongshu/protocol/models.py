@@ -70,8 +70,9 @@ class HealthOut(BaseModel):
                                   'failed), "stale" (its catalog expired) or "down: …"')
     streams: dict[str, dict[str, Any]] | None = Field(
         default=None, description="operators and auditors only, when the hub ingests streams: "
-                                  "stream → state (connected, disconnected, direct), messages, "
-                                  "records, rejected, last_message_age_s")
+                                  "stream → state (connected, disconnected, direct; standby on "
+                                  "a replica another folds for), messages, records, rejected, "
+                                  "last_message_age_s")
     config: dict[str, Any] | None = Field(
         default=None, description="operators and auditors only, when the hub follows its "
                                   "city folder: loaded_at, reloads, watching, refused (the "

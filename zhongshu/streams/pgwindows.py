@@ -27,7 +27,6 @@ import psycopg
 
 from zhongshu.config import StreamConfig
 from zhongshu.errors import ConfigError
-from zhongshu.ledger.lease import CLIENT_KEEPALIVE
 from zhongshu.streams.columnar import Columns
 from zhongshu.streams.windows import (
     DIGESTS_KEPT,
@@ -46,6 +45,10 @@ LOCK_WINDOWS = 0x5A53_0031  # advisory lock namespace: one member's window store
 #: server ends a transaction whose replica went silent (its lock is then free again)
 SESSION = ("-c lock_timeout=10000 -c statement_timeout=60000 "
            "-c idle_in_transaction_session_timeout=10000")
+#: libpq's side of the connection (as the lease's): a vanished server is given up in seconds
+CLIENT_KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 3,
+                                    "keepalives_interval": 1, "keepalives_count": 3,
+                                    "tcp_user_timeout": 10_000}
 MAX_NAME = 58  # bytes of a table's name (PostgreSQL keeps 63; its index adds "__end")
 
 

@@ -9,8 +9,8 @@ committed — so two messages with the same bytes, the second one redelivered, w
 once (a publisher's messages carry their event time and sensor: in practice never).
 
 With the hub's state in PostgreSQL the windows are there too, and replicas share the
-streams: one of them at a time — the holder of the streams' lease
-(:data:`~zhongshu.ledger.lease.STREAMS`) — subscribes and folds; the others stand by and
+streams: one of them at a time — the holder of the streams' lease (an advisory lock of
+the store, handed in by the composition root) — subscribes and folds; the others stand by and
 take over within a second of its death, resuming its broker sessions (the same NATS durable
 consumer; the same MQTT client id, so the broker's session hands over the messages queued
 for it) and its state (watermarks, waiting pairs) from the store. One folder keeps the
@@ -66,16 +66,19 @@ class Counters:
 class StreamService:
     """Every declared stream of a city, ingested into its owner's window store."""
 
-    def __init__(self, city: City, store_url: str = "") -> None:
+    def __init__(self, city: City, store_url: str = "", lease: Any = None) -> None:
         """The city's streams, their windows in its SQLite files — or, given the URL of the
-        city's PostgreSQL store (``zhongshu.node.store_url``), there, folded by the
-        replica holding the streams' lease."""
-        self.city = city
-        self._lease: Any = None
-        if store_url:
-            from zhongshu.ledger.lease import STREAMS, Lease
+        city's PostgreSQL store (``zhongshu.node.store_url``), there, folded while this
+        process holds ``lease`` (the streams' lease on that store:
+        ``zhongshu.node.stream_service`` builds both).
 
-            self._lease = Lease(store_url, STREAMS)
+        Raises:
+            ValueError: a store URL without a lease.
+        """
+        if store_url and lease is None:
+            raise ValueError("streams folded into a shared store need the streams' lease")
+        self.city = city
+        self._lease: Any = lease if store_url else None
         self.stores: dict[str, WindowStore | PostgresWindowStore] = {}
         self.readers: dict[str, tuple[str, Reader]] = {}  # stream → (owner, reader)
         self.pairers: dict[str, list[Pairer]] = {}  # stream → its pairs stages
@@ -442,7 +445,7 @@ class StreamService:
 
     def _commit_new(self, batch: list[Message]) -> None:
         per_owner: dict[str, Batch] = {}
-        c = self.counters
+        c = Counters()  # added to the service's once committed
         parts: dict[str, list[columnar.Columns]] = {}  # streams on the columnar path
         pairs: dict[str, list[tuple[float, dict[str, Any]]]] = {}
         for m in batch:
@@ -504,7 +507,12 @@ class StreamService:
                     else got)
         for owner, out in per_owner.items():
             self.stores[owner].commit(out)
-        c.commits += 1
+        total = self.counters
+        for mine, theirs in ((c.messages, total.messages), (c.records, total.records),
+                             (c.rejected, total.rejected)):
+            for stream, n in mine.items():
+                theirs[stream] = theirs.get(stream, 0) + n
+        total.commits += 1
 
     def stop(self) -> None:
         """Commit and acknowledge what was received, then stop subscribing and close the
