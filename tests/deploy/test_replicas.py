@@ -11,12 +11,9 @@ live replica within 5 s."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +27,7 @@ import pytest
 from tests.conftest import HubProcess, copy_demo_city, free_port, readable_dir
 from tests.deploy.balancer import haproxy, tool
 from tests.deploy.proofs import assert_all_proved
+from tests.deploy.store import set_up, zs
 from tests.stores.pg import fresh_database
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -38,10 +36,6 @@ P = "city-operations"
 SQL = "SELECT district, count(*) AS n FROM traffic.checkpoints GROUP BY 1 ORDER BY 1"
 CLIENTS, QUERIES = 4, 750  # 3,000 queries in all
 
-
-def _zs(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "zhongshu.cli", *args], capture_output=True,
-                          text=True, env={**os.environ, **env}, timeout=300)
 
 
 def _children(pid: int) -> list[int]:
@@ -107,13 +101,7 @@ def cluster(demo_dir: Path) -> Iterator[Cluster]:
         shutil.rmtree(root / "tokens", ignore_errors=True)
         # as deploy/systemd/replica.env: behind the balancer every wire client is on loopback
         env = {"ZHONGSHU_STORE_URL": url, "ZHONGSHU_PG_REQUIRE_TLS": "true"}
-        up = _zs("db", "upgrade", "--dir", str(root), env=env)
-        assert up.returncode == 0, up.stderr
-        tokens = {}
-        for member in ("cockpit-city", "data-bureau"):
-            t = _zs("members", "token", member, "--dir", str(root), env=env)
-            assert t.returncode == 0, t.stderr
-            tokens[member] = t.stdout.strip().splitlines()[-1]
+        tokens = set_up(root, env, ("cockpit-city", "data-bureau"))
         ports = [free_port() for _ in range(3)]
         wire_ports = [free_port() for _ in range(3)]
         replicas: list[HubProcess | None] = [None] * 3
@@ -255,7 +243,7 @@ def test_killing_replicas_under_load_loses_no_acknowledged_receipt(cluster: Clus
     (survivor,) = [i for i in range(3) if i not in cluster.killed]
     hub = cluster.replicas[survivor].url
     assert_all_proved(hub, out.answered)  # by a checkpoint the new leader signed
-    v = _zs("ledger", "verify", "--dir", str(cluster.root), env=cluster.env)
+    v = zs("ledger", "verify", "--dir", str(cluster.root), env=cluster.env)
     assert v.returncode == 0, v.stdout + v.stderr
 
 

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -28,6 +25,7 @@ import psycopg
 import pytest
 
 from tests.conftest import HubProcess, copy_demo_city, free_port, readable_dir, require_server
+from tests.deploy.store import set_up
 from tests.stores.pg import fresh_database
 from tests.streams.test_batch_live import MEASURES, _close, _keyed
 from zhongshu.config import window_schema
@@ -41,10 +39,6 @@ STREAM = "passages-live"
 PART = 100  # passages per message
 PACE_S = 0.25  # between two messages: the deaths land while it flows
 
-
-def _zs(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "zhongshu.cli", *args], capture_output=True,
-                          text=True, env={**os.environ, **env}, timeout=300)
 
 
 class Broker:
@@ -176,13 +170,7 @@ def test_two_replicas_fold_each_message_once_across_two_deaths(
         root = copy_demo_city(demo_dir, tmp / "city",
                               {"traffic-police": counting.live_block(kind, broker.topic)})
         env = {"ZHONGSHU_STORE_URL": url}
-        up = _zs("db", "upgrade", "--dir", str(root), env=env)
-        assert up.returncode == 0, up.stderr
-        tokens = {}
-        for member in ("data-bureau", "traffic-police"):
-            t = _zs("members", "token", member, "--dir", str(root), env=env)
-            assert t.returncode == 0, t.stderr
-            tokens[member] = t.stdout.strip().splitlines()[-1]
+        tokens = set_up(root, env, ("data-bureau", "traffic-police"))
         token = tokens["data-bureau"]
         replicas = [Replica(root, env, token) for _ in range(2)]
         try:

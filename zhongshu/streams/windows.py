@@ -292,24 +292,21 @@ class WindowStore:
     def seen(self, stream: str, seqs: list[int]) -> set[int]:
         """Those of ``seqs`` (a NATS stream's sequence numbers) already committed."""
         floor = self.position(stream)
-        out = {q for q in seqs if q <= floor}
-        rest = [q for q in seqs if q > floor]
-        with self.lock:
-            for i in range(0, len(rest), 500):
-                part = rest[i:i + 500]
-                out.update(q for (q,) in self.conn.execute(
-                    "SELECT seq FROM seen_seqs WHERE stream = ? AND seq IN "
-                    f"({','.join('?' * len(part))})", (stream, *part)))
-        return out
+        return {q for q in seqs if q <= floor} | self._among(
+            "seen_seqs", "seq", stream, [q for q in seqs if q > floor])
 
     def seen_digests(self, stream: str, digests: list[bytes]) -> set[bytes]:
         """Those of ``digests`` among the last :data:`DIGESTS_KEPT` committed of ``stream``."""
-        out: set[bytes] = set()
+        return self._among("seen_digests", "digest", stream, digests)
+
+    def _among(self, table: str, column: str, stream: str, values: list[Any]) -> set[Any]:
+        """Those of ``values`` that ``table`` holds in ``column`` for ``stream``."""
+        out: set[Any] = set()
         with self.lock:
-            for i in range(0, len(digests), 500):
-                part = digests[i:i + 500]
-                out.update(d for (d,) in self.conn.execute(
-                    "SELECT digest FROM seen_digests WHERE stream = ? AND digest IN "
+            for i in range(0, len(values), 500):
+                part = values[i:i + 500]
+                out.update(v for (v,) in self.conn.execute(
+                    f"SELECT {column} FROM {table} WHERE stream = ? AND {column} IN "
                     f"({','.join('?' * len(part))})", (stream, *part)))
         return out
 
