@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from tests.conftest import copy_demo_city, free_port
-from tests.stores.pg import fresh_database
+from tests.stores.pg import ADMIN, fresh_database
 from tests.test_cli import zs
 from zhongshu.stores import schema
 
@@ -60,36 +60,49 @@ def test_demo_store_creates_the_schema_and_writes_the_setting(demo_dir: Path,
                                                               tmp_path: Path) -> None:
     city = tmp_path / "city"
     copy_demo_city(demo_dir, city)  # without its state and its log key's pin
-    with fresh_database(migrate=False) as url:
-        res = zs("demo", "--dir", str(city), "--store", _with_password(url), "--no-serve",
-                 "--no-witness", "--no-live")
-        assert res.returncode == 0, res.stderr
-        assert "Creating the hub's schema" in res.stdout and "Wrote [store] url" in res.stdout
-        assert SECRET not in res.stdout + res.stderr
-        text = (city / "city.toml").read_text()
-        assert SECRET not in text
-        store = tomllib.loads(text)["store"]
-        assert store == {"url": url, "password_secret": "store"}
-        assert tomllib.loads((city / "secrets.toml").read_text())["secrets"]["store"] == SECRET
-        with psycopg.connect(url) as con:  # the demo's members and tokens are in PostgreSQL
-            members = {r[0] for r in con.execute("SELECT name FROM members")}
-            tokens = con.execute("SELECT count(*) FROM tokens").fetchone()
-        assert "cockpit-city" in members and tokens is not None and tokens[0] >= len(members)
-        # every command on the folder now finds the store: a token issued lands there too
-        res = zs("members", "token", "cockpit-city", "--dir", str(city))
-        assert res.returncode == 0, res.stderr
-        with psycopg.connect(url) as con:
-            after = con.execute("SELECT count(*) FROM tokens").fetchone()
-        assert after is not None and after[0] == tokens[0] + 1
-        res = zs("demo", "--dir", str(city), "--store", url, "--no-serve", "--no-witness",
-                 "--no-live")  # again: nothing to create
-        assert res.returncode == 0 and "up to date" in res.stdout
-        # the governance changes (tokens issued) are on the ledger in PostgreSQL, and verify
-        with psycopg.connect(url) as con:
-            entries = con.execute("SELECT count(*) FROM ledger_entries").fetchone()
-        assert entries is not None and entries[0] == after[0]
-        assert not (city / "state" / "ledger.db").exists()
-        res = zs("ledger", "verify", "--dir", str(city))  # reads the log in PostgreSQL: no
-        # hub has served it yet, so no checkpoint signs its entries
-        assert f"nothing vouches for the log's {entries[0]} entries" in res.stdout, res.stderr
-        assert res.returncode == 1 and "Traceback" not in res.stderr
+    try:
+        with fresh_database(migrate=False) as url:
+            res = zs("demo", "--dir", str(city), "--store", _with_password(url), "--no-serve",
+                     "--no-witness", "--no-live")
+            assert res.returncode == 0, res.stderr
+            assert "Creating the hub's schema" in res.stdout and "Wrote [store] url" in res.stdout
+            assert SECRET not in res.stdout + res.stderr
+            text = (city / "city.toml").read_text()
+            assert SECRET not in text
+            store = tomllib.loads(text)["store"]
+            assert store == {"url": url, "password_secret": "store",
+                             "windows_user": "postgres_windows",
+                             "windows_password_secret": "windows"}
+            held = tomllib.loads((city / "secrets.toml").read_text())["secrets"]
+            assert held["store"] == SECRET and len(held["windows"]) >= 24
+            assert held["windows"] not in res.stdout + res.stderr
+            with psycopg.connect(url) as con:  # the workers' role: it logs in, and owns nothing
+                role = con.execute("SELECT rolcanlogin, rolsuper, rolcreaterole FROM pg_roles "
+                                   "WHERE rolname = 'postgres_windows'").fetchone()
+            assert role == (True, False, False)
+            with psycopg.connect(url) as con:  # the demo's members and tokens are in PostgreSQL
+                members = {r[0] for r in con.execute("SELECT name FROM members")}
+                tokens = con.execute("SELECT count(*) FROM tokens").fetchone()
+            assert "cockpit-city" in members and tokens is not None and tokens[0] >= len(members)
+            # every command on the folder now finds the store: a token issued lands there too
+            res = zs("members", "token", "cockpit-city", "--dir", str(city))
+            assert res.returncode == 0, res.stderr
+            with psycopg.connect(url) as con:
+                after = con.execute("SELECT count(*) FROM tokens").fetchone()
+            assert after is not None and after[0] == tokens[0] + 1
+            res = zs("demo", "--dir", str(city), "--store", url, "--no-serve", "--no-witness",
+                     "--no-live")  # again: nothing to create
+            assert res.returncode == 0 and "up to date" in res.stdout
+            # the governance changes (tokens issued) are on the ledger in PostgreSQL, and verify
+            with psycopg.connect(url) as con:
+                entries = con.execute("SELECT count(*) FROM ledger_entries").fetchone()
+            assert entries is not None and entries[0] == after[0]
+            assert not (city / "state" / "ledger.db").exists()
+            res = zs("ledger", "verify", "--dir", str(city))  # reads the log in PostgreSQL: no
+            # hub has served it yet, so no checkpoint signs its entries
+            assert f"nothing vouches for the log's {entries[0]} entries" in res.stdout, res.stderr
+            assert res.returncode == 1 and "Traceback" not in res.stderr
+
+    finally:  # roles are the whole server's: the test leaves none
+        with psycopg.connect(ADMIN, autocommit=True) as con:
+            con.execute("DROP ROLE IF EXISTS postgres_windows")

@@ -115,6 +115,40 @@ def without_password(url: str) -> tuple[str, str | None]:
                        parts.fragment)), password
 
 
+def windows_role(db: Any, city_dir: Path) -> str:
+    """Make the role the query workers read the stream windows as (``[store]
+    windows_user``), its password a new secret ``windows``; its name, or "" when the store's
+    user may not make roles (then say what to ask the database's administrator for)."""
+    import secrets as random
+
+    import psycopg
+    from psycopg import sql
+
+    from zhongshu.config.secrets import stored_secret, write_secret
+
+    with db.connection() as con:
+        name = f"{con.info.user}_windows"[:63]
+        password = stored_secret(city_dir, "windows") or random.token_urlsafe(24)
+        hashed = con.pgconn.encrypt_password(password.encode(), name.encode(),
+                                             b"scram-sha-256").decode()
+        exists = con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        try:  # the password's hash only: the server's log never holds the password
+            con.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
+                sql.Identifier(name), sql.Literal(hashed)))
+        except psycopg.errors.InsufficientPrivilege:
+            out.print(f"The store's user may not make roles: ask the database's administrator "
+                      f"for one the query workers read the stream windows as (CREATE ROLE "
+                      f"{name} LOGIN PASSWORD '…'), then set [store] windows_user and "
+                      "windows_password_secret in city.toml.", highlight=False, markup=False)
+            return ""
+    if stored_secret(city_dir, "windows") is None:
+        write_secret(city_dir, "windows", password)
+    out.print(f"Made role {name} for the query workers to read the stream windows as (its "
+              "password: secret `windows`).", highlight=False, markup=False)
+    return name
+
+
 def use_store(city_dir: Path, url: str) -> None:
     """Point the city at the PostgreSQL store ``url`` (``zhongshu demo --store``): write its
     ``[store]`` table into ``city.toml`` (a password goes to ``secrets.toml`` as secret
@@ -153,6 +187,10 @@ def use_store(city_dir: Path, url: str) -> None:
             table = f"\n[store]\nurl = {toml_string(bare)}\n"
             if password is not None:
                 table += 'password_secret = "store"\n'
+                reader = windows_role(db, city_dir)
+                if reader:
+                    table += (f"windows_user = {toml_string(reader)}\n"
+                              'windows_password_secret = "windows"\n')
             replace_file(path, text.rstrip("\n") + "\n" + table)
             out.print(f"Wrote [store] url into {path} (every command on {city_dir}/ now uses "
                       "that store).", highlight=False, markup=False)
