@@ -119,6 +119,7 @@ def windows_role(db: Any, city_dir: Path) -> str:
     """Make the role the query workers read the stream windows as (``[store]
     windows_user``), its password a new secret ``windows``; its name, or "" when the store's
     user may not make roles (then say what to ask the database's administrator for)."""
+    import re
     import secrets as random
 
     import psycopg
@@ -127,11 +128,18 @@ def windows_role(db: Any, city_dir: Path) -> str:
     from zhongshu.config.secrets import stored_secret, write_secret
 
     with db.connection() as con:
-        name = f"{con.info.user}_windows"[:63]
-        password = stored_secret(city_dir, "windows") or random.token_urlsafe(24)
+        name = re.sub(r"[^a-z0-9_]", "_", f"{con.info.user}_windows".lower()).lstrip("0123456789")
+        name = name[:63]
+        held = stored_secret(city_dir, "windows")
+        password = held or random.token_urlsafe(24)
         hashed = con.pgconn.encrypt_password(password.encode(), name.encode(),
                                              b"scram-sha-256").decode()
         exists = con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+        if exists and held is None:  # not made by this city's demo: left as it is
+            out.print(f"A role {name} exists already: set [store] windows_user and "
+                      "windows_password_secret in city.toml to it (or to another role that "
+                      "may read the stream windows only).", highlight=False, markup=False)
+            return ""
         verb = "ALTER" if exists else "CREATE"
         try:  # the password's hash only: the server's log never holds the password
             con.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(

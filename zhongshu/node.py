@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from zhongshu.catalog.catalog import Catalog
 from zhongshu.config import City, load_city
+from zhongshu.config.streams import check_windows_reader
 from zhongshu.errors import ConfigError
 from zhongshu.stores import LookupCounts, MetadataStore, NonceStore, RateCounters, SessionStore
 from zhongshu.stores.memory import (
@@ -224,6 +225,7 @@ class Node:
         node = cls(city, stores, ledger, monitor=serve if monitor is None else monitor,
                    serve=serve)
         if serve:
+            check_windows_reader(city)
             _ = node.streams  # the streams' window tables exist before the catalog reads them
         return node
 

@@ -24,7 +24,7 @@ from tests.stores.pg import ADMIN, fresh_database
 from tests.streams.test_mqtt import LIVE_FLOW, _events, _oracle, _rounded, _served, stream_block
 from zhongshu.config import load_city, window_schema
 from zhongshu.errors import ConfigError
-from zhongshu.node import stream_service
+from zhongshu.node import Node, stream_service
 from zhongshu.streams.service import StreamService
 
 S = "passages-live"
@@ -210,9 +210,13 @@ def test_the_query_workers_read_the_windows_as_a_role_that_reads_nothing_else(
     try:
         for root, url in _city("postgresql", demo_dir, city_tmp, monkeypatch):
             monkeypatch.setenv("ZHONGSHU_STORE_PASSWORD_SECRET", "store")
-            with pytest.raises(ConfigError, match="windows_user"):
-                load_city(root)  # a store with a password, and no role for the workers
+            monkeypatch.setenv("ZHONGSHU_SECRET_STORE", "unused-here")
+            with pytest.raises(ConfigError, match="windows_user"):  # no role for the workers:
+                Node.open(load_city(root), serve=True)  # a serving hub refuses to start
             monkeypatch.delenv("ZHONGSHU_STORE_PASSWORD_SECRET")
+            monkeypatch.setenv("ZHONGSHU_STORE_WINDOWS_USER", "no_such_role")
+            with pytest.raises(ConfigError, match="make the role first"):
+                stream_service(load_city(root), url)
             monkeypatch.setenv("ZHONGSHU_STORE_WINDOWS_USER", role)
             events = _events(30, seed=9)
             streams = _service(root, url)

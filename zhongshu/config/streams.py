@@ -14,7 +14,7 @@ from pathlib import Path
 
 from zhongshu.config._base import Column
 from zhongshu.config._lines import find
-from zhongshu.config.schema import DatasetConfig, MemberFile, SourceConfig
+from zhongshu.config.schema import City, DatasetConfig, MemberFile, SourceConfig
 from zhongshu.config.settings import StoreSettings
 from zhongshu.errors import ConfigError
 
@@ -74,7 +74,7 @@ def window_source(member: str, store: StoreSettings | None) -> SourceConfig:
     (never with the store's own password: the query workers hold what their sources need).
 
     Raises:
-        ConfigError: the store has a password and no windows user is set.
+        ConfigError: the store's URL does not parse.
     """
     if store is None or not store.url:
         return SourceConfig(name=stream_source(member), kind="sqlite",
@@ -87,12 +87,6 @@ def window_source(member: str, store: StoreSettings | None) -> SourceConfig:
     except ProgrammingError:  # its text quotes what does not parse: never shown
         raise ConfigError("[store] url does not parse: write it as "
                           "postgresql://user@host:port/database") from None
-    if (store.password_secret or parts.get("password")) and not store.windows_user:
-        raise ConfigError("the stream windows are read from the PostgreSQL store by the query "
-                          "workers, which never get the store's own password: set [store] "
-                          "windows_user (a role the hub grants SELECT on the window schemas "
-                          "only) and windows_password_secret in city.toml "
-                          "(docs/operations.md, \"Streams across replicas\")")
     host = str(parts.get("host") or "127.0.0.1").split(",")[0]
     return SourceConfig(name=stream_source(member), kind="postgres",
                         host="127.0.0.1" if host.startswith("/") else host,
@@ -111,6 +105,29 @@ def stream_columns(mf: MemberFile) -> dict[str, list[Column]]:
         for p in st.pairs:
             out[p.name] = p.columns(st.all_columns())
     return out
+
+
+def check_windows_reader(city: City) -> None:
+    """A hub serving stream windows from a PostgreSQL store that takes passwords needs a role
+    of their own for its query workers (they never get the store's password).
+
+    Raises:
+        ConfigError: the store has a password, the city has streams, and ``[store]
+            windows_user`` is not set.
+    """
+    store = city.store
+    if not store.url or store.windows_user or not any(
+            m.aggregates for m in city.members.values()):
+        return
+    from psycopg.conninfo import conninfo_to_dict
+
+    if store.password_secret or conninfo_to_dict(store.url).get("password"):
+        raise ConfigError("the stream windows are read from the PostgreSQL store by the query "
+                          "workers, which never get the store's own password: set [store] "
+                          "windows_user (a role the hub grants SELECT on the window schemas "
+                          "only) and windows_password_secret in city.toml "
+                          "(docs/operations.md, \"Streams across replicas\")",
+                          path=str(city.root / "city.toml"))
 
 
 def with_stream_datasets(mf: MemberFile, path: Path, store: StoreSettings | None = None

@@ -105,9 +105,19 @@ class PostgresWindowStore:
         if reader:
             ddl += [f'GRANT USAGE ON SCHEMA {q} TO "{reader}"',
                     f'GRANT SELECT ON ALL TABLES IN SCHEMA {q} TO "{reader}"']
-        with self._transaction(fenced=False) as c:
-            for stmt in ddl:
-                c.execute(stmt)
+        if len(schema.encode()) > 63:
+            raise ConfigError(f"member `{owner}`: its name is too long for a PostgreSQL "
+                              "schema of its windows; shorten it")
+        try:
+            with self._transaction(fenced=False) as c:
+                for stmt in ddl:
+                    c.execute(stmt)
+        except (psycopg.errors.UndefinedObject, psycopg.errors.InsufficientPrivilege) as e:
+            self._drop()
+            raise ConfigError(f"[store] windows_user `{reader}` cannot be granted reading the "
+                              f"stream windows ({type(e).__name__}): make the role first "
+                              f"(CREATE ROLE {reader} LOGIN PASSWORD '…'), or correct "
+                              "windows_user in city.toml") from None
         self.load_state()
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -215,22 +225,24 @@ class PostgresWindowStore:
             self._stale = False
         with self.lock:
             try:
+                # folded first: the transaction then only writes (a long fold inside it would
+                # hold the member's lock, and outlast the server's idle-in-transaction limit)
+                folds = []
+                for a in self.aggregates:
+                    recs = batch.records.get(a.cfg.stream)
+                    if isinstance(recs, Columns):
+                        folds.append((a, a.fold_columns(recs)))
+                    elif recs:
+                        folds.append((a, a.fold(recs)))
+                marks = [(a.cfg.dataset, a.watermark, a.late) for a, _ in folds]
                 with self._transaction() as c:
                     for stream, seqs in batch.seqs.items():
                         n = c.execute(f"INSERT INTO {q}.seen_seqs SELECT %s, unnest(%s::bigint[]) "
                                       "ON CONFLICT DO NOTHING", (stream, seqs)).rowcount
                         if n != len(seqs):
                             raise Redelivered(stream)
-                    marks = []
-                    for a in self.aggregates:
-                        recs = batch.records.get(a.cfg.stream)
-                        if isinstance(recs, Columns):
-                            a.upsert(c, a.fold_columns(recs), POSTGRES, self.schema)
-                        elif recs:
-                            a.upsert(c, a.fold(recs), POSTGRES, self.schema)
-                        else:
-                            continue
-                        marks.append((a.cfg.dataset, a.watermark, a.late))
+                    for a, folded in folds:
+                        a.upsert(c, folded, POSTGRES, self.schema)
                     if marks:
                         c.executemany(f"INSERT INTO {q}.watermarks VALUES (%s, %s, %s) ON "
                                       "CONFLICT (dataset) DO UPDATE SET watermark = "

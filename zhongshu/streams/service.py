@@ -347,17 +347,17 @@ class StreamService:
             log.exception("a stream batch could not be folded; committing it message by "
                           "message")
             self._after_failure()
-        done = []
+        done: list[Message] = []
         for m in batch:
             try:
                 if self._stale:
                     self._resume()
                 self._commit([m])
-            except OUTAGE as e:
-                log.error("stream message not committed (%s); the broker will deliver it "
+            except OUTAGE as e:  # the rest, in order, is left to the broker too
+                log.error("stream messages not committed (%s); the broker will deliver them "
                           "again", type(e).__name__)
                 self._after_failure()
-                continue
+                return done
             except Exception as e:
                 self._after_failure()
                 stream, payload, _, key = m
@@ -368,11 +368,13 @@ class StreamService:
                         rejected={stream: [(f"could not be folded: {e!r}"[:200], payload)]},
                         seqs=keys["seqs"], digests=keys["digests"]))
                 except Redelivered:
-                    pass
-                except Exception as again:
+                    done.append(m)  # kept already, by the replica that died after it
+                    continue
+                except Exception as again:  # the rest, in order, is left to the broker too
                     log.error("stream message neither folded nor kept as rejected (%s); "
                               "the broker will deliver it again", type(again).__name__)
-                    continue
+                    self._after_failure()
+                    return done
                 self.counters.rejected[stream] = self.counters.rejected.get(stream, 0) + 1
             done.append(m)
         return done
@@ -435,6 +437,8 @@ class StreamService:
     def _commit(self, batch: list[Message]) -> None:
         for _ in range(3):
             try:
+                if self._stale:  # a reload failed: never fold on top of a refused attempt
+                    self._resume()
                 self._commit_new(self._new(batch))
                 return
             except Redelivered as e:  # committed meanwhile by a replica that then died
