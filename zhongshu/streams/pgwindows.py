@@ -76,7 +76,6 @@ class PostgresWindowStore:
         self._positions: dict[str, int] = {}
         self._sampled: dict[str, tuple[int, int]] = {}
         self._digests_n: dict[str, int] = {}
-        self._stale = False  # a commit failed: the watermarks in memory moved ahead
         for a in aggregates:
             if len(a.table.encode()) > MAX_NAME:
                 raise ConfigError(f"aggregate `{a.cfg.dataset}`: its name is too long for a "
@@ -220,9 +219,6 @@ class PostgresWindowStore:
             psycopg.Error: the store failed (nothing is written).
         """
         q = f'"{self.schema}"'
-        if self._stale:
-            self.load_state()
-            self._stale = False
         with self.lock:
             try:
                 # folded first: the transaction then only writes (a long fold inside it would
@@ -274,9 +270,8 @@ class PostgresWindowStore:
                     for pairs, horizon in batch.horizons.items():
                         c.execute(f"DELETE FROM {q}.pairs_waiting WHERE pairs = %s AND t < %s",
                                   (pairs, horizon))
-            except BaseException:
+            except BaseException:  # what the folds moved in memory, the caller takes up again
                 self._digests_n = {}
-                self._stale = True
                 raise
             for stream, digests in batch.digests.items():
                 self._digests_n[stream] += len(digests)

@@ -330,8 +330,6 @@ class StreamService:
         refuses), the batch is committed message by message and that one is kept as
         rejected, so one bad message never stops a stream."""
         try:
-            if self._stale:
-                self._resume()
             self._commit(batch)
             return batch
         except LeaseLost:
@@ -350,8 +348,6 @@ class StreamService:
         done: list[Message] = []
         for m in batch:
             try:
-                if self._stale:
-                    self._resume()
                 self._commit([m])
             except OUTAGE as e:  # the rest, in order, is left to the broker too
                 log.error("stream messages not committed (%s); the broker will deliver them "
@@ -363,10 +359,10 @@ class StreamService:
                 stream, payload, _, key = m
                 owner = self.readers[stream][0]
                 try:
-                    keys = self._keys([m])
+                    seqs, digests = self._keys([m])
                     self.stores[owner].commit(Batch(
                         rejected={stream: [(f"could not be folded: {e!r}"[:200], payload)]},
-                        seqs=keys["seqs"], digests=keys["digests"]))
+                        seqs=seqs, digests=digests))
                 except Redelivered:
                     done.append(m)  # kept already, by the replica that died after it
                     continue
@@ -390,7 +386,7 @@ class StreamService:
             log.warning("stream state not reloaded yet: %s", type(e).__name__)
 
     @staticmethod
-    def _keys(batch: list[Message]) -> dict[str, dict[str, list[Any]]]:
+    def _keys(batch: list[Message]) -> tuple[dict[str, list[int]], dict[str, list[bytes]]]:
         """The keys a batch's messages are kept by: ``seqs`` and ``digests`` of a Batch."""
         seqs: dict[str, list[int]] = {}
         digests: dict[str, list[bytes]] = {}
@@ -399,7 +395,7 @@ class StreamService:
                 seqs.setdefault(stream, []).append(key)
             elif key is not None:
                 digests.setdefault(stream, []).append(key[0])
-        return {"seqs": seqs, "digests": digests}
+        return seqs, digests
 
     def _new(self, batch: list[Message]) -> list[Message]:
         """The messages of ``batch`` not committed before (nor earlier in the batch)."""
@@ -458,10 +454,8 @@ class StreamService:
             out = per_owner.get(owner)
             if out is None:
                 out = per_owner[owner] = Batch()
-            keys = self._keys([m])
-            for kind in ("seqs", "digests"):
-                for st, ks in keys[kind].items():
-                    getattr(out, kind).setdefault(st, []).extend(ks)
+                out.seqs, out.digests = self._keys(
+                    [m for m in batch if self.readers[m[0]][0] == owner])
             c.messages[stream] = c.messages.get(stream, 0) + 1
             fast = self._fast.get(stream)
             cols = None if fast is None else columnar.read(

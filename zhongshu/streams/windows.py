@@ -331,6 +331,10 @@ class WindowStore:
         Raises:
             Redelivered: one of its NATS messages was committed already (nothing is
                 written; commit the others again).
+
+        When it raises, nothing is written, and the folds have moved the aggregates'
+        watermarks in memory: the caller takes the stored ones up again
+        (:meth:`load_state`), as the stream service does after any failed commit.
         """
         with self.lock:
             c = self.conn
@@ -369,9 +373,8 @@ class WindowStore:
                 for pairs, horizon in batch.horizons.items():
                     c.execute("DELETE FROM pairs_waiting WHERE pairs = ? AND t < ?",
                               (pairs, horizon))
-            except BaseException:
+            except BaseException:  # what the folds moved in memory, the caller takes up again
                 c.execute("ROLLBACK")
-                self.load_state()  # the folds moved the watermarks in memory
                 raise
             c.execute("COMMIT")
             for stream, digests in batch.digests.items():
