@@ -87,7 +87,7 @@ class NatsSubscriber:
                 if loop.time() - asked > FLOOR_EVERY_S:
                     asked = loop.time()
                     info = await sub.consumer_info()
-                    self.floor = (info.ack_floor.stream_seq or 0) if info.ack_floor else 0
+                    self.floor = _ack_floor(info)
                 try:
                     msgs = await sub.fetch(FETCH, timeout=0.2)
                 except (TimeoutError, NatsTimeout):  # nats-py raises either
@@ -112,7 +112,7 @@ class NatsSubscriber:
             return None
         if old.config.ack_policy == AckPolicy.EXPLICIT:
             return None
-        floor = (old.ack_floor.stream_seq or 0) if old.ack_floor else 0
+        floor = _ack_floor(old)
         log.warning("stream %s: durable consumer %s acknowledged with policy %s (an older "
                     "hub's); replacing it by one with explicit acknowledgements, from stream "
                     "sequence %d on", self.cfg.name, self.durable, old.config.ack_policy,
@@ -136,3 +136,8 @@ class NatsSubscriber:
         """Acknowledge what was committed, then disconnect."""
         self._stop.set()
         self._thread.join(timeout)
+
+
+def _ack_floor(info: Any) -> int:
+    """The stream sequence number up to which a consumer's messages are all acknowledged."""
+    return (info.ack_floor.stream_seq or 0) if info.ack_floor else 0
